@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages breakhook needs to build, test and benchmark.
+# Idempotent: packages already installed are skipped, and nothing runs apt when
+# everything is there.
+set -euo pipefail
+
+pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+      libuv1-dev node-llhttp libcurl4-openssl-dev libssl-dev libjansson-dev
+      libjwt-dev libsqlite3-dev sqlite3 libpq-dev libcmocka-dev curl wrk openssl)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,59 @@
+/*
+ * api.c: the route table and the worker-pool bridge.
+ */
+#include <stdlib.h>
+
+#include "api/api.h"
+#include "api/handlers.h"
+#include "core/log.h"
+
+typedef struct api_job {
+    uv_work_t work;
+    http_request_t *req;
+    api_work_fn fn, done;
+    void *arg;
+} api_job_t;
+
+static void job_work(uv_work_t *w)
+{
+    api_job_t *j = w->data;
+    j->fn(j->req, j->arg);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    api_job_t *j = w->data;
+    (void)status;
+    http_request_t *req = j->req;
+    api_work_fn done = j->done;
+    void *arg = j->arg;
+    free(j);
+    done(req, arg);
+}
+
+void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
+{
+    api_job_t *j = malloc(sizeof(*j));
+    if (!j) {
+        http_respond_error(req, 503, "the server is out of memory", NULL, 0);
+        return;
+    }
+    j->work.data = j;
+    j->req = req;
+    j->fn = work;
+    j->done = done;
+    j->arg = arg;
+    if (uv_queue_work(api_ctx(req)->loop, &j->work, job_work, job_done) < 0) {
+        free(j);
+        http_respond_error(req, 503, "the server is busy", NULL, 0);
+    }
+}
+
+int api_register_routes(http_router_t *r, api_ctx_t *ctx)
+{
+    const http_route_opts_t plain = { .data = ctx };
+    int rc = 0;
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/healthz", api_healthz, &plain);
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/readyz", api_readyz, &plain);
+    return rc;
+}

@@ -1,0 +1,292 @@
+/*
+ * serve.c: `breakhook serve`: opens the store, builds the router and runs the HTTP
+ * server on one libuv loop until SIGTERM or SIGINT.
+ *
+ * Shutdown: the first signal stops accepting, lets requests in progress finish
+ * and closes idle connections; if that takes longer than --shutdown-timeout the
+ * loop is stopped anyway. Store writes that were acknowledged are already
+ * committed, so nothing accepted is lost either way.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+#include "cli/demo.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "http/http.h"
+
+typedef struct serve_config {
+    const char *listen;
+    const char *store;
+    const char *log_level;
+    const char *log_format;
+    const char *log_file;
+    bool access_log;
+    int64_t max_body;
+    int64_t max_header_bytes;
+    int64_t max_connections;
+    int64_t header_timeout;
+    int64_t idle_timeout;
+    int64_t shutdown_timeout;
+    const char *port_file;
+    bool demo;
+} serve_config_t;
+
+#define OPT(name, type, field, meta, help, lo, hi) \
+    { name, type, offsetof(serve_config_t, field), meta, help, lo, hi }
+
+static const config_option_t serve_options[] = {
+    OPT("listen", CONFIG_STRING, listen, "ADDR:PORT",
+        "address to listen on (default 127.0.0.1:8080; port 0 picks a free one)", 0, 0),
+    OPT("store", CONFIG_STRING, store, "URL",
+        "sqlite:PATH (default " CLI_DEFAULT_STORE ") or postgres://...", 0, 0),
+    OPT("log-level", CONFIG_STRING, log_level, "LEVEL", "debug, info, warn, error or off (default info)",
+        0, 0),
+    OPT("log-format", CONFIG_STRING, log_format, "FORMAT", "json or logfmt (default json)", 0, 0),
+    OPT("log-file", CONFIG_STRING, log_file, "PATH",
+        "append logs to PATH instead of stderr (reopened on SIGHUP)", 0, 0),
+    OPT("access-log", CONFIG_BOOL, access_log, NULL,
+        "one log line per request (default on; --access-log=false turns it off)", 0, 0),
+    OPT("max-body", CONFIG_INT, max_body, "BYTES", "request body limit (default 1048576)", 1,
+        1LL << 30),
+    OPT("max-header-bytes", CONFIG_INT, max_header_bytes, "BYTES",
+        "request header block limit (default 16384)", 1024, 1 << 20),
+    OPT("max-connections", CONFIG_INT, max_connections, "N",
+        "open connections at most; more get 503 (default 10000)", 1, 1000000),
+    OPT("header-timeout", CONFIG_DURATION, header_timeout, "DURATION",
+        "drop a client that has not sent its request head in this time (default 10s)", 1, 0x7fffffff),
+    OPT("idle-timeout", CONFIG_DURATION, idle_timeout, "DURATION",
+        "close a keep-alive connection idle this long (default 60s)", 1, 0x7fffffff),
+    OPT("shutdown-timeout", CONFIG_DURATION, shutdown_timeout, "DURATION",
+        "on SIGTERM, wait at most this long for requests in progress (default 10s)", 1,
+        0x7fffffff),
+    OPT("port-file", CONFIG_STRING, port_file, "PATH",
+        "write the port actually bound to PATH once listening (for scripts and tests)", 0, 0),
+    OPT("demo", CONFIG_BOOL, demo, NULL,
+        "create a demo tenant and API client on first run and print how to use them", 0, 0),
+};
+#define N_SERVE_OPTIONS (sizeof(serve_options) / sizeof(serve_options[0]))
+
+typedef struct serve_state {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t shutdown_timer;
+    http_server_t *server;
+    bool stopping;
+    int64_t shutdown_timeout;
+} serve_state_t;
+
+static void print_help(void)
+{
+    printf("usage: breakhook serve [OPTIONS]\n\n"
+           "Runs the breakhook API server on the given address and store.\n"
+           "SIGTERM or SIGINT: stop accepting, finish requests in progress, exit.\n"
+           "SIGHUP: reopen the log file.\n\noptions:\n");
+    config_print_options(stdout, serve_options, N_SERVE_OPTIONS);
+}
+
+/* Splits "host:port" or "[v6]:port". */
+static int parse_listen(const char *s, char *host, size_t host_len, int *port)
+{
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return BH_EINVAL;
+        if ((size_t)(close - s - 1) >= host_len)
+            return BH_EINVAL;
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= host_len || colon == s)
+            return BH_EINVAL;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    }
+    unsigned long long p;
+    if (!slice_to_u64(slice_from_cstr(colon + 1), 65535, &p))
+        return BH_EINVAL;
+    *port = (int)p;
+    return 0;
+}
+
+static void on_server_done(void *arg)
+{
+    serve_state_t *st = arg;
+    st->server = NULL;
+    uv_stop(&st->loop);
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    serve_state_t *st = t->data;
+    log_warn("shutdown timeout: closing with requests still in progress",
+             LOG_INT("connections", st->server ? http_server_connections(st->server) : 0));
+    uv_stop(&st->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    serve_state_t *st = h->data;
+    if (signum == SIGHUP) {
+        log_reopen();
+        log_info("log file reopened");
+        return;
+    }
+    if (st->stopping) {
+        log_warn("second signal: exiting now");
+        uv_stop(&st->loop);
+        return;
+    }
+    st->stopping = true;
+    log_info("shutting down", LOG_INT("signal", signum));
+    uv_timer_start(&st->shutdown_timer, on_shutdown_timeout, (uint64_t)st->shutdown_timeout, 0);
+    http_server_shutdown(st->server, on_server_done, st);
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    char text[16];
+    int n = snprintf(text, sizeof(text), "%d\n", port);
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return BH_EINVAL;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return BH_EIO;
+    bool ok = write(fd, text, (size_t)n) == n;
+    close(fd);
+    /* rename() makes the file appear whole: a reader never sees a partial port. */
+    if (!ok || rename(tmp, path) != 0)
+        return BH_EIO;
+    return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int cli_serve(int argc, char **argv)
+{
+    serve_config_t cfg = {
+        .listen = "127.0.0.1:8080",
+        .store = CLI_DEFAULT_STORE,
+        .log_level = "info",
+        .log_format = "json",
+        .access_log = true,
+        .max_body = 1 << 20,
+        .max_header_bytes = 16 << 10,
+        .max_connections = 10000,
+        .header_timeout = 10000,
+        .idle_timeout = 60000,
+        .shutdown_timeout = 10000,
+    };
+    char err[256];
+    const char *pos[1];
+    size_t n_pos;
+    bool help;
+    if (config_parse(serve_options, N_SERVE_OPTIONS, &cfg, argc, argv, cli_getenv, pos, 0, &n_pos,
+                     &help, err, sizeof(err)))
+        return cli_fail(CLI_USAGE, "serve: %s", err);
+    if (help) {
+        print_help();
+        return CLI_OK;
+    }
+    log_level_t level;
+    log_format_t format;
+    if (log_level_parse(cfg.log_level, &level))
+        return cli_fail(CLI_USAGE, "serve: --log-level: unknown level '%s'", cfg.log_level);
+    if (log_format_parse(cfg.log_format, &format))
+        return cli_fail(CLI_USAGE, "serve: --log-format: unknown format '%s'", cfg.log_format);
+    char host[128];
+    int port;
+    if (parse_listen(cfg.listen, host, sizeof(host), &port))
+        return cli_fail(CLI_USAGE, "serve: --listen: expected ADDR:PORT, got '%s'", cfg.listen);
+    if (log_setup(level, format, cfg.log_file))
+        return cli_fail(CLI_FAIL, "serve: cannot open log file '%s'", cfg.log_file);
+
+    int code = CLI_FAIL;
+    store_t *store = NULL;
+    http_router_t *router = NULL;
+    serve_state_t st = { 0 };
+    const char *msg = NULL;
+    store_options_t sopt = { 0 };
+    int rc = store_open(cfg.store, &sopt, &store, &msg);
+    if (rc) {
+        cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "serve: --store %s: %s", cfg.store,
+                 msg ? msg : err_str(rc));
+        return rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL;
+    }
+    if (cfg.demo && demo_ensure(store, &cfg.listen, host, port) != 0) {
+        cli_fail(CLI_FAIL, "serve: could not create the demo tenant");
+        goto out_store;
+    }
+
+    uv_loop_init(&st.loop);
+    api_ctx_t ctx = { .loop = &st.loop, .store = store, .clock = clock_system(),
+                      .rand = rand_system() };
+    router = http_router_new();
+    if (!router || api_register_routes(router, &ctx)) {
+        cli_fail(CLI_FAIL, "serve: out of memory");
+        goto out_loop;
+    }
+    http_server_options_t hopt = { .access_log = cfg.access_log };
+    http_limits_default(&hopt.limits);
+    hopt.limits.max_body = (size_t)cfg.max_body;
+    hopt.limits.max_header_bytes = (size_t)cfg.max_header_bytes;
+    hopt.limits.max_connections = (int)cfg.max_connections;
+    hopt.limits.header_timeout_ms = (uint64_t)cfg.header_timeout;
+    hopt.limits.idle_timeout_ms = (uint64_t)cfg.idle_timeout;
+    if (http_server_new(&st.loop, router, &hopt, &st.server)) {
+        cli_fail(CLI_FAIL, "serve: out of memory");
+        goto out_loop;
+    }
+    if (http_server_listen(st.server, host, port)) {
+        cli_fail(CLI_FAIL, "serve: cannot listen on %s", cfg.listen);
+        goto out_loop;
+    }
+    port = http_server_port(st.server);
+    if (cfg.port_file && write_port_file(cfg.port_file, port)) {
+        cli_fail(CLI_FAIL, "serve: cannot write --port-file %s", cfg.port_file);
+        goto out_loop;
+    }
+    st.shutdown_timeout = cfg.shutdown_timeout;
+    uv_timer_init(&st.loop, &st.shutdown_timer);
+    st.shutdown_timer.data = &st;
+    uv_signal_init(&st.loop, &st.sigterm);
+    uv_signal_init(&st.loop, &st.sigint);
+    uv_signal_init(&st.loop, &st.sighup);
+    st.sigterm.data = st.sigint.data = st.sighup.data = &st;
+    uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&st.sigint, on_signal, SIGINT);
+    uv_signal_start(&st.sighup, on_signal, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_info("listening", LOG_STR("host", host), LOG_INT("port", port),
+             LOG_STR("store", cfg.store), LOG_STR("version", BREAKHOOK_VERSION));
+    uv_run(&st.loop, UV_RUN_DEFAULT);
+    log_info("stopped");
+    code = CLI_OK;
+
+out_loop:
+    /* Close whatever is left (signals, timers, connections cut by the timeout) so the
+     * loop can be closed; the process exits right after. */
+    uv_walk(&st.loop, close_walk, NULL);
+    uv_run(&st.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&st.loop);
+    http_router_free(router);
+out_store:
+    store_close(store);
+    return code;
+}

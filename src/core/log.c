@@ -1,0 +1,156 @@
+#include "core/log.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+
+static struct {
+    log_level_t level;
+    log_format_t format;
+    int fd;
+    char path[1024];
+    pthread_mutex_t lock;
+} L = { LOG_INFO, LOG_FORMAT_JSON, 2, "", PTHREAD_MUTEX_INITIALIZER };
+
+static const char *level_names[] = { "debug", "info", "warn", "error", "off" };
+
+int log_setup(log_level_t level, log_format_t format, const char *path)
+{
+    L.level = level;
+    L.format = format;
+    if (path && *path) {
+        if (strlen(path) >= sizeof(L.path))
+            return BH_EINVAL;
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (fd < 0)
+            return BH_EIO;
+        snprintf(L.path, sizeof(L.path), "%s", path);
+        L.fd = fd;
+    }
+    return 0;
+}
+
+void log_reopen(void)
+{
+    if (!L.path[0])
+        return;
+    int fd = open(L.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&L.lock);
+    int old = L.fd;
+    L.fd = fd;
+    pthread_mutex_unlock(&L.lock);
+    close(old);
+}
+
+bool log_enabled(log_level_t level)
+{
+    return level >= L.level && level != LOG_OFF;
+}
+
+int log_level_parse(const char *s, log_level_t *out)
+{
+    for (int i = 0; i <= LOG_OFF; i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (log_level_t)i;
+            return 0;
+        }
+    }
+    return BH_EINVAL;
+}
+
+int log_format_parse(const char *s, log_format_t *out)
+{
+    if (strcmp(s, "json") == 0)
+        *out = LOG_FORMAT_JSON;
+    else if (strcmp(s, "logfmt") == 0)
+        *out = LOG_FORMAT_LOGFMT;
+    else
+        return BH_EINVAL;
+    return 0;
+}
+
+/* Escapes a value for a JSON string or a quoted logfmt value; both accept \" \\ \n
+ * and \uXXXX for control bytes. Invalid UTF-8 passes through unchanged in logfmt and
+ * is replaced in JSON so every line stays parseable. */
+static void put_escaped(buf_t *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int rc = 0;
+        if (c == '"' || c == '\\') {
+            rc = buf_append_char(b, '\\');
+            rc = rc ? rc : buf_append_char(b, (char)c);
+        } else if (c < 0x20 || c == 0x7f) {
+            rc = buf_printf(b, "\\u%04x", c);
+        } else if (c >= 0x80 && L.format == LOG_FORMAT_JSON) {
+            rc = buf_append_char(b, '?');
+        } else {
+            rc = buf_append_char(b, (char)c);
+        }
+        if (rc)
+            return; /* line full: the rest is cut */
+    }
+}
+
+static void put_field(buf_t *b, bool first, const char *key, const char *s, size_t n,
+                      int64_t i)
+{
+    int rc;
+    if (L.format == LOG_FORMAT_JSON) {
+        rc = buf_printf(b, "%s\"%s\":", first ? "" : ",", key);
+        if (s) {
+            rc = rc ? rc : buf_append_char(b, '"');
+            put_escaped(b, s, n);
+            rc = rc ? rc : buf_append_char(b, '"');
+        } else {
+            rc = rc ? rc : buf_printf(b, "%lld", (long long)i);
+        }
+    } else {
+        rc = buf_printf(b, "%s%s=", first ? "" : " ", key);
+        if (s) {
+            rc = rc ? rc : buf_append_char(b, '"');
+            put_escaped(b, s, n);
+            rc = rc ? rc : buf_append_char(b, '"');
+        } else {
+            rc = rc ? rc : buf_printf(b, "%lld", (long long)i);
+        }
+    }
+    (void)rc;
+}
+
+void log_write(log_level_t level, const char *msg, const log_field_t *fields, size_t n)
+{
+    if (!log_enabled(level))
+        return;
+    char ts[32];
+    clock_format_rfc3339(clock_now_ms(clock_system()), ts);
+    buf_t b;
+    buf_init(&b, 16384);
+    if (L.format == LOG_FORMAT_JSON && buf_append_char(&b, '{'))
+        goto out;
+    put_field(&b, true, "ts", ts, strlen(ts), 0);
+    put_field(&b, false, "level", level_names[level], strlen(level_names[level]), 0);
+    put_field(&b, false, "msg", msg, strlen(msg), 0);
+    for (size_t i = 0; i < n; i++) {
+        const log_field_t *f = &fields[i];
+        size_t len = f->s && f->n == (size_t)-1 ? strlen(f->s) : f->n;
+        put_field(&b, false, f->key, f->s, len, f->i);
+    }
+    if (L.format == LOG_FORMAT_JSON && buf_append_char(&b, '}'))
+        goto out;
+    if (buf_append_char(&b, '\n'))
+        goto out;
+    pthread_mutex_lock(&L.lock);
+    ssize_t w = write(L.fd, b.p, b.len);
+    pthread_mutex_unlock(&L.lock);
+    (void)w;
+out:
+    buf_deinit(&b);
+}

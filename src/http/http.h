@@ -1,0 +1,177 @@
+/*
+ * http.h: the HTTP/1.1 server on libuv + llhttp.
+ *
+ * One server runs on one libuv loop and touches its connections only from that
+ * loop's thread. A request is parsed completely (headers and body, chunked or not)
+ * before its handler runs; the handler answers with http_respond*() exactly once,
+ * right away or later from the same loop (after work done on a worker thread).
+ * Requests pipelined on one connection are handled one at a time, so answers go
+ * out in request order.
+ *
+ * Every error the server produces itself (malformed request, limits, 404/405)
+ * carries the SPEC error body {"error":{"code","message","reasons"}}.
+ */
+#ifndef BREAKHOOK_HTTP_HTTP_H
+#define BREAKHOOK_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/slice.h"
+
+typedef struct http_server http_server_t;
+typedef struct http_conn http_conn_t;
+typedef struct http_request http_request_t;
+typedef struct http_router http_router_t;
+
+typedef struct http_limits {
+    size_t max_body;            /* default request body limit (413 past it) */
+    size_t max_header_bytes;    /* header block (431 past it) */
+    size_t max_uri;             /* request target (414 past it) */
+    int max_connections;        /* further connections get 503 and are closed */
+    uint64_t header_timeout_ms; /* a request whose head is not complete in time: dropped */
+    uint64_t idle_timeout_ms;   /* keep-alive connection with no request: closed */
+    uint64_t body_timeout_ms;   /* no body byte for this long: dropped */
+} http_limits_t;
+
+/* SPEC §1 defaults: 1 MiB body, 16 KiB head, 4096-byte URI, 10 s head, 60 s idle. */
+void http_limits_default(http_limits_t *l);
+
+#define HTTP_MAX_HEADERS 64
+#define HTTP_MAX_PARAMS 4
+
+typedef struct http_header {
+    slice_t name;
+    slice_t value;
+} http_header_t;
+
+typedef enum {
+    HTTP_M_GET = 1,
+    HTTP_M_HEAD = 2,
+    HTTP_M_POST = 4,
+    HTTP_M_PUT = 8,
+    HTTP_M_DELETE = 16,
+    HTTP_M_PATCH = 32,
+    HTTP_M_OPTIONS = 64,
+    HTTP_M_OTHER = 128,
+} http_method_t;
+
+/* A parsed request. Everything it points to lives in req->arena and is valid until
+ * the answer has been given. */
+struct http_request {
+    http_conn_t *conn;
+    http_server_t *server;
+    arena_t arena;              /* per-request memory, freed in one call */
+    http_method_t method;
+    slice_t method_name;
+    slice_t target;             /* as sent: path plus query */
+    slice_t path;
+    slice_t query;              /* after '?', without it */
+    http_header_t headers[HTTP_MAX_HEADERS];
+    size_t n_headers;
+    buf_t body;
+    struct {
+        slice_t name;
+        slice_t value;
+    } params[HTTP_MAX_PARAMS];  /* path parameters of the matched route */
+    size_t n_params;
+    const void *route_data;     /* the matched route's user data */
+    char request_id[40];
+    uint64_t start_ns;
+    void *ctx;                  /* for the handler's own use */
+    /* response side */
+    buf_t resp_headers;         /* extra header lines set by the handler */
+    int status;
+    size_t resp_bytes;
+    bool responded;
+};
+
+typedef void (*http_handler_fn)(http_request_t *req);
+
+/* ---- router ------------------------------------------------------------- */
+
+typedef struct http_route_opts {
+    size_t max_body;            /* 0: the server default */
+    bool api;                   /* API route: User-Agent required (400 without it) */
+    const void *data;           /* passed to the handler as req->route_data */
+} http_route_opts_t;
+
+http_router_t *http_router_new(void);
+void http_router_free(http_router_t *r);
+/* Adds a route. pattern is a path whose segments are literal or "{name}" (one
+ * whole segment). GET routes answer HEAD too. The router keeps pointers to pattern
+ * and opts->data: both must outlive it. */
+BH_MUST_USE int http_router_add(http_router_t *r, unsigned methods, const char *pattern,
+                                http_handler_fn fn, const http_route_opts_t *opts);
+
+typedef struct http_route http_route_t;
+typedef enum { HTTP_MATCH_OK, HTTP_MATCH_NO_PATH, HTTP_MATCH_NO_METHOD } http_match_t;
+/* Finds the route for method and path, filling req->params. On HTTP_MATCH_NO_METHOD
+ * *allowed gets the methods the path does accept. */
+http_match_t http_router_match(const http_router_t *r, http_method_t method, slice_t path,
+                               http_request_t *req, const http_route_t **route,
+                               unsigned *allowed);
+/* Writes "GET, HEAD, POST" style text for an Allow header into out. */
+void http_methods_format(unsigned methods, char *out, size_t n);
+const http_route_opts_t *http_route_opts(const http_route_t *route);
+http_handler_fn http_route_handler(const http_route_t *route);
+
+/* ---- server ------------------------------------------------------------- */
+
+typedef struct http_server_options {
+    http_limits_t limits;
+    bool access_log;            /* one log line per request */
+    const char *server_name;    /* Server header value */
+} http_server_options_t;
+
+/* Creates a server on loop using router (borrowed, must outlive it). */
+BH_MUST_USE int http_server_new(uv_loop_t *loop, const http_router_t *router,
+                                const http_server_options_t *opt, http_server_t **out);
+/* Binds and listens. host is a numeric IPv4/IPv6 address; port 0 picks a free port,
+ * which http_server_port() then tells. */
+BH_MUST_USE int http_server_listen(http_server_t *s, const char *host, int port);
+int http_server_port(const http_server_t *s);
+/* Serves an already connected stream socket (a socketpair end, for the fuzz target
+ * and tests). The server owns fd afterwards. */
+BH_MUST_USE int http_server_adopt(http_server_t *s, uv_os_sock_t fd);
+/* Stops accepting, closes idle connections, lets busy ones finish; calls done(arg)
+ * once every connection is closed. The server is freed after done. */
+void http_server_shutdown(http_server_t *s, void (*done)(void *arg), void *arg);
+size_t http_server_connections(const http_server_t *s);
+
+/* ---- request helpers ---------------------------------------------------- */
+
+/* The first header named name (case-insensitive), or SLICE_NULL with p == NULL. */
+slice_t http_request_header(const http_request_t *req, const char *name);
+/* The path parameter called name, or a NULL slice. */
+slice_t http_request_param(const http_request_t *req, const char *name);
+/* The first query parameter called name, percent-decoded into the arena. Returns
+ * false when absent; *out is then NULL. A name present without '=' gives "". */
+bool http_request_query(http_request_t *req, const char *name, const char **out);
+
+/* ---- answering (each request exactly once) ------------------------------ */
+
+/* Adds a response header line; name and value must not contain CR or LF. */
+void http_response_header(http_request_t *req, const char *name, const char *value);
+/* Sends status with body (copied) and Content-Type, then finishes the request. */
+void http_respond(http_request_t *req, int status, const char *content_type, const char *body,
+                  size_t n);
+/* Sends a JSON body (copied). */
+void http_respond_json(http_request_t *req, int status, const char *json, size_t n);
+/* Sends the SPEC error body; code is derived from status; reasons may be NULL. */
+void http_respond_error(http_request_t *req, int status, const char *message,
+                        const char *const *reasons, size_t n_reasons);
+/* The SPEC error code for a status ("BadRequest", "NotFound", ...). */
+const char *http_error_code(int status);
+const char *http_status_text(int status);
+
+/* Writes a whole SPEC error body into b. */
+BH_MUST_USE int http_error_body(buf_t *b, int status, const char *message,
+                                const char *const *reasons, size_t n_reasons);
+
+#endif

@@ -1,0 +1,338 @@
+/*
+ * store.c: the front end of the store. It parses the store URL, picks the back-end,
+ * checks every argument once for all back-ends, and forwards each call through the
+ * back-end's ops table (store_int.h).
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "store/store_int.h"
+
+/* The size of store_client_t's client_id field, for checks on bare client ids. */
+#define CLIENT_ID_CAP sizeof(((store_client_t *)0)->client_id)
+
+/* store_open's messages must outlive the call and must not race between threads that
+ * open stores at the same time, hence one buffer per thread. */
+static __thread char open_error[512];
+
+const char *store__set_open_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(open_error, sizeof(open_error), fmt, ap);
+    va_end(ap);
+    return open_error;
+}
+
+bool store__tenant_name_valid(const char *name)
+{
+    if (!name)
+        return false;
+    size_t n = 0;
+    for (const char *p = name; *p; p++, n++) {
+        char c = *p;
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (n >= STORE_NAME_MAX - 1)
+            return false;
+        if (!alnum && (c != '-' || n == 0))
+            return false;
+    }
+    return n >= 1;
+}
+
+/* True when s ends with a NUL inside a field of cap bytes, and is non-empty unless
+ * empty_ok. Struct fields that arrive here were filled by callers, so a missing NUL
+ * must be caught before any back-end runs strlen on them. */
+static bool field_ok(const char *s, size_t cap, bool empty_ok)
+{
+    if (!s)
+        return false;
+    size_t n = strnlen(s, cap);
+    return n < cap && (empty_ok || n > 0);
+}
+
+/* URL schemes are matched exactly, case included, as in the documented forms. */
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Creates the directory that will hold the database file (like `mkdir -p`), so that
+ * the default "sqlite:var/breakhook.db" works on a fresh checkout. The directories
+ * are not world-readable: the database holds token signing keys. */
+static int make_parent_dirs(const char *path, const char **err_msg)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return 0;
+    size_t n = (size_t)(slash - path);
+    char *dir = malloc(n + 1);
+    if (!dir)
+        return BH_ENOMEM;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+
+    int rc = 0;
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+            *err_msg = store__set_open_error("cannot create directory %s: %s", dir,
+                                             strerror(errno));
+            rc = BH_EIO;
+            break;
+        }
+        *p = saved;
+        if (saved == '\0')
+            break;
+    }
+    free(dir);
+    return rc;
+}
+
+/* Fills cfg from opt with the documented defaults, rejecting nonsense values. */
+static int config_from_options(const store_options_t *opt, store__config_t *cfg,
+                               const char **err_msg)
+{
+    store_options_t o = { 0 };
+    if (opt)
+        o = *opt;
+    if (o.read_connections < 0 || o.read_connections > STORE__MAX_READ_CONNECTIONS) {
+        *err_msg = store__set_open_error("read_connections must be 0..%d",
+                                         STORE__MAX_READ_CONNECTIONS);
+        return BH_EINVAL;
+    }
+    if (o.max_group < 0) {
+        *err_msg = "max_group must not be negative";
+        return BH_EINVAL;
+    }
+    cfg->clock = o.clock ? o.clock : clock_system();
+    cfg->read_connections = o.read_connections ? o.read_connections
+                                               : STORE__DEFAULT_READ_CONNECTIONS;
+    cfg->max_group = o.max_group ? o.max_group : STORE__DEFAULT_MAX_GROUP;
+    return 0;
+}
+
+int store_open(const char *url, const store_options_t *opt, store_t **out,
+               const char **err_msg)
+{
+    const char *dummy;
+    if (!err_msg)
+        err_msg = &dummy;
+    *err_msg = NULL;
+    if (!out) {
+        *err_msg = "no output handle";
+        return BH_EINVAL;
+    }
+    *out = NULL;
+    if (!url || !*url) {
+        *err_msg = "the store URL is empty";
+        return BH_EINVAL;
+    }
+
+    store__config_t cfg;
+    int rc = config_from_options(opt, &cfg, err_msg);
+    if (rc != 0)
+        return rc;
+
+    if (starts_with(url, "postgres://") || starts_with(url, "postgresql://")) {
+        *err_msg = "the PostgreSQL back-end is not built yet";
+        return BH_EINVAL;
+    }
+
+    /* "sqlite:PATH", "sqlite://PATH" (so "sqlite:///abs/path" is absolute), or a
+     * bare path. Anything else that looks like a URL is a typo, not a file name. */
+    const char *path = url;
+    if (starts_with(url, "sqlite:")) {
+        path = url + strlen("sqlite:");
+        if (starts_with(path, "//"))
+            path += 2;
+    } else if (strstr(url, "://")) {
+        *err_msg = store__set_open_error("unknown store URL scheme in \"%s\" (expected "
+                                         "sqlite:PATH or postgres://...)", url);
+        return BH_EINVAL;
+    }
+    if (!*path) {
+        *err_msg = "the sqlite store URL has no file path";
+        return BH_EINVAL;
+    }
+    if (strcmp(path, ":memory:") == 0) {
+        /* Each connection would get its own private database: the read pool would
+         * never see what the writer wrote. */
+        *err_msg = "an in-memory SQLite store is not supported; give a file path";
+        return BH_EINVAL;
+    }
+
+    rc = make_parent_dirs(path, err_msg);
+    if (rc != 0) {
+        if (!*err_msg)
+            *err_msg = err_str(rc);
+        return rc;
+    }
+    rc = sqlite__open(path, &cfg, out, err_msg);
+    if (rc != 0 && !*err_msg)
+        *err_msg = err_str(rc);
+    return rc;
+}
+
+void store__shutdown(store_t *s)
+{
+    if (s)
+        s->ops->shutdown(s);
+}
+
+void store_close(store_t *s)
+{
+    if (!s)
+        return;
+    s->ops->shutdown(s);
+    s->ops->destroy(s);
+}
+
+int store_ping(store_t *s)
+{
+    if (!s)
+        return BH_EINVAL;
+    return s->ops->ping(s);
+}
+
+int store_schema_version(store_t *s, int *out)
+{
+    if (!s || !out)
+        return BH_EINVAL;
+    return s->ops->schema_version(s, out);
+}
+
+void store_get_stats(store_t *s, store_stats_t *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof(*out));
+    if (s)
+        s->ops->get_stats(s, out);
+}
+
+int store_tenant_create(store_t *s, const char *name, store_tenant_t *out)
+{
+    if (!s || !name)
+        return BH_EINVAL;
+    if (!store__tenant_name_valid(name))
+        return BH_EINVAL;
+    return s->ops->tenant_create(s, name, out);
+}
+
+/* A malformed name answers BH_ENOTFOUND: such a tenant cannot exist, and names come
+ * from URLs where "no such tenant" is the answer the API gives. */
+int store_tenant_get(store_t *s, const char *name, store_tenant_t *out)
+{
+    if (!s || !name || !out)
+        return BH_EINVAL;
+    if (!store__tenant_name_valid(name))
+        return BH_ENOTFOUND;
+    return s->ops->tenant_get(s, name, out);
+}
+
+int store_tenant_list(store_t *s, store_tenant_t **out, size_t *n_out)
+{
+    if (!s || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->tenant_list(s, out, n_out);
+}
+
+int store_client_create(store_t *s, int64_t tenant_id, const store_client_t *c)
+{
+    if (!s || !c)
+        return BH_EINVAL;
+    if (!field_ok(c->client_id, sizeof(c->client_id), false) ||
+        !field_ok(c->name, sizeof(c->name), true) ||
+        !field_ok(c->scopes, sizeof(c->scopes), true) ||
+        !field_ok(c->secret_hash, sizeof(c->secret_hash), false) || c->created_at_ms < 0)
+        return BH_EINVAL;
+    if (tenant_id <= 0)
+        return BH_ENOTFOUND;
+    return s->ops->client_create(s, tenant_id, c);
+}
+
+/* Client ids arrive from token requests, so an overlong or empty one is simply not
+ * found rather than invalid. */
+int store_client_get(store_t *s, int64_t tenant_id, const char *client_id,
+                     store_client_t *out)
+{
+    if (!s || !client_id || !out)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || !field_ok(client_id, CLIENT_ID_CAP, false))
+        return BH_ENOTFOUND;
+    return s->ops->client_get(s, tenant_id, client_id, out);
+}
+
+int store_client_list(store_t *s, int64_t tenant_id, store_client_t **out, size_t *n_out)
+{
+    if (!s || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    if (tenant_id <= 0)
+        return 0;
+    return s->ops->client_list(s, tenant_id, out, n_out);
+}
+
+int store_client_list_revoked(store_t *s, store_client_t **out, size_t *n_out)
+{
+    if (!s || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->client_list_revoked(s, out, n_out);
+}
+
+/* now_ms must be positive: 0 means "active" in store_client_t. */
+int store_client_revoke(store_t *s, int64_t tenant_id, const char *client_id,
+                        int64_t now_ms)
+{
+    if (!s || !client_id || now_ms <= 0)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || !field_ok(client_id, CLIENT_ID_CAP, false))
+        return BH_ENOTFOUND;
+    return s->ops->client_revoke(s, tenant_id, client_id, now_ms);
+}
+
+int store_signing_key_list(store_t *s, store_signing_key_t **out, size_t *n_out)
+{
+    if (!s || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->signing_key_list(s, out, n_out);
+}
+
+/* The kid is a database key and appears in every token header: it must be set. */
+static bool signing_key_ok(const store_signing_key_t *k)
+{
+    return k && field_ok(k->kid, sizeof(k->kid), false) && k->created_at_ms >= 0;
+}
+
+int store_signing_key_add(store_t *s, const store_signing_key_t *k)
+{
+    if (!s || !signing_key_ok(k))
+        return BH_EINVAL;
+    return s->ops->signing_key_add(s, k);
+}
+
+int store_signing_key_ensure(store_t *s, const store_signing_key_t *candidate,
+                             store_signing_key_t *active)
+{
+    if (!s || !signing_key_ok(candidate) || !active)
+        return BH_EINVAL;
+    return s->ops->signing_key_ensure(s, candidate, active);
+}

@@ -1,0 +1,89 @@
+/*
+ * store_int.h: what the store front end (store.c) shares with its back-ends.
+ *
+ * store.c checks every argument once, then calls the back-end through a table of
+ * function pointers, the way Redis's ae.c calls ae_epoll.c or ae_kqueue.c. A
+ * back-end allocates its own struct with a store_t as its first member and fills
+ * in `ops`; callers of store.h never see which back-end runs. Adding PostgreSQL
+ * means one more ops table and one more branch in store_open, nothing else.
+ *
+ * Arguments reaching a back-end are already valid: non-NULL pointers, tenant names
+ * that pass store__tenant_name_valid, strings NUL-terminated inside their struct
+ * fields. Back-ends still scope every tenant query by tenant id.
+ */
+#ifndef BREAKHOOK_STORE_STORE_INT_H
+#define BREAKHOOK_STORE_STORE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store/store.h"
+
+typedef struct store__ops {
+    const char *name; /* "sqlite", "postgres": for logs */
+
+    /* Stops accepting calls (later ones get BH_ESHUTDOWN), waits for the calls in
+     * flight, drains the write queue and stops the writer. The handle stays valid.
+     * Idempotent. */
+    void (*shutdown)(store_t *s);
+    /* Frees everything; shutdown has already run. */
+    void (*destroy)(store_t *s);
+
+    int (*ping)(store_t *s);
+    int (*schema_version)(store_t *s, int *out);
+    void (*get_stats)(store_t *s, store_stats_t *out);
+
+    int (*tenant_create)(store_t *s, const char *name, store_tenant_t *out);
+    int (*tenant_get)(store_t *s, const char *name, store_tenant_t *out);
+    int (*tenant_list)(store_t *s, store_tenant_t **out, size_t *n_out);
+
+    int (*client_create)(store_t *s, int64_t tenant_id, const store_client_t *c);
+    int (*client_get)(store_t *s, int64_t tenant_id, const char *client_id,
+                      store_client_t *out);
+    int (*client_list)(store_t *s, int64_t tenant_id, store_client_t **out, size_t *n_out);
+    int (*client_list_revoked)(store_t *s, store_client_t **out, size_t *n_out);
+    int (*client_revoke)(store_t *s, int64_t tenant_id, const char *client_id,
+                         int64_t now_ms);
+
+    int (*signing_key_list)(store_t *s, store_signing_key_t **out, size_t *n_out);
+    int (*signing_key_add)(store_t *s, const store_signing_key_t *k);
+    int (*signing_key_ensure)(store_t *s, const store_signing_key_t *candidate,
+                              store_signing_key_t *active);
+} store__ops_t;
+
+/* The common head of every back-end's handle. */
+struct store {
+    const store__ops_t *ops;
+};
+
+/* Options with the defaults filled in, as every back-end receives them. */
+typedef struct store__config {
+    bh_clock_t *clock;
+    int read_connections;
+    int max_group;
+} store__config_t;
+
+#define STORE__DEFAULT_READ_CONNECTIONS 4
+#define STORE__MAX_READ_CONNECTIONS 64
+#define STORE__DEFAULT_MAX_GROUP 512
+
+/* True when name is 1..63 characters of [a-z0-9-] starting with a letter or digit. */
+bool store__tenant_name_valid(const char *name);
+
+/* Sets the thread-local message store_open hands back through err_msg, and returns
+ * it. printf-style. */
+const char *store__set_open_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Stops a store like store_close does but keeps the handle valid, so that calls
+ * made afterwards fail with BH_ESHUTDOWN instead of touching freed memory. Used by
+ * a graceful stop that still has threads holding the handle, and by tests.
+ * store_close must still be called to free it. */
+void store__shutdown(store_t *s);
+
+/* The SQLite back-end (store/sqlite/store_sqlite.c). path is a file path, never a
+ * URL; its parent directory exists. On error *err_msg points to a message from
+ * store__set_open_error. */
+BH_MUST_USE int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
+                             const char **err_msg);
+
+#endif
