@@ -13,6 +13,8 @@ static const struct {
 } commands[] = {
     { "serve", cli_serve, "run the API server and the delivery engine" },
     { "tenant", cli_tenant, "create and list tenants" },
+    { "client", cli_client, "create, list and revoke API clients of a tenant" },
+    { "key", cli_key, "rotate the access-token signing key" },
     { "version", cli_version, "print the version" },
 };
 

@@ -52,8 +52,15 @@ void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
 int api_register_routes(http_router_t *r, api_ctx_t *ctx)
 {
     const http_route_opts_t plain = { .data = ctx };
+    const http_route_opts_t api = { .data = ctx, .api = true };
+    const http_route_opts_t form = { .data = ctx, .api = true, .max_body = 16384 };
     int rc = 0;
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/healthz", api_healthz, &plain);
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/readyz", api_readyz, &plain);
+    rc = rc ? rc : http_router_add(r, HTTP_M_POST, "/tenants/{tenant}/connect/token", api_token,
+                                   &form);
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/tenants/{tenant}/.well-known/openid-configuration",
+                                   api_discovery, &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/token-info", api_token_info, &api);
     return rc;
 }

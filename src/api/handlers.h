@@ -9,5 +9,8 @@
 
 void api_healthz(http_request_t *req);
 void api_readyz(http_request_t *req);
+void api_token(http_request_t *req);
+void api_discovery(http_request_t *req);
+void api_token_info(http_request_t *req);
 
 #endif

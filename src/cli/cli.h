@@ -15,6 +15,8 @@
 
 int cli_serve(int argc, char **argv);
 int cli_tenant(int argc, char **argv);
+int cli_client(int argc, char **argv);
+int cli_key(int argc, char **argv);
 int cli_version(int argc, char **argv);
 
 /* Prints "breakhook: <msg>" on stderr and returns code. */

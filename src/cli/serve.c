@@ -36,6 +36,11 @@ typedef struct serve_config {
     int64_t shutdown_timeout;
     const char *port_file;
     bool demo;
+    const char *domain;
+    int64_t token_ttl;
+    int64_t rate_limit;
+    int64_t rate_burst;
+    int64_t revocation_refresh;
 } serve_config_t;
 
 #define OPT(name, type, field, meta, help, lo, hi) \
@@ -70,11 +75,28 @@ static const config_option_t serve_options[] = {
         "write the port actually bound to PATH once listening (for scripts and tests)", 0, 0),
     OPT("demo", CONFIG_BOOL, demo, NULL,
         "create a demo tenant and API client on first run and print how to use them", 0, 0),
+    OPT("domain", CONFIG_STRING, domain, "DOMAIN",
+        "public domain: API requests must use Host <tenant>.DOMAIN matching their token", 0, 0),
+    OPT("token-ttl", CONFIG_DURATION, token_ttl, "DURATION",
+        "lifetime of issued access tokens (default 30m)", 60000, 86400000),
+    OPT("rate-limit", CONFIG_INT, rate_limit, "N",
+        "requests per second per API client, 0 for no limit (default 100)", 0, 100000000),
+    OPT("rate-burst", CONFIG_INT, rate_burst, "N",
+        "requests a client may send at once above --rate-limit (default 200)", 1, 100000000),
+    OPT("revocation-refresh", CONFIG_DURATION, revocation_refresh, "DURATION",
+        "how often signing keys and client revocations are reloaded from the store; a revoked "
+        "client's tokens stop working within this time (default 5s)", 100, 3600000),
 };
 #define N_SERVE_OPTIONS (sizeof(serve_options) / sizeof(serve_options[0]))
 
 typedef struct serve_state {
     uv_loop_t loop;
+    uv_timer_t refresh_timer;
+    uv_work_t refresh_work;
+    bool refresh_busy;
+    store_t *store;
+    auth_keyring_t keyring;
+    auth_revoked_t revoked;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t shutdown_timer;
     http_server_t *server;
@@ -170,6 +192,60 @@ static int write_port_file(const char *path, int port)
     return 0;
 }
 
+/* Loads the signing keys and the revoked clients into memory. Blocks: runs at start
+ * and then on a worker thread. */
+static int load_auth_state(store_t *store, auth_keyring_t *k, auth_revoked_t *r)
+{
+    store_signing_key_t *keys = NULL;
+    store_client_t *revoked = NULL;
+    size_t nk = 0, nr = 0;
+    int rc = store_signing_key_list(store, &keys, &nk);
+    if (!rc && nk)
+        auth_keyring_set(k, keys, nk);
+    free(keys);
+    if (!rc)
+        rc = store_client_list_revoked(store, &revoked, &nr);
+    if (!rc)
+        rc = auth_revoked_set(r, revoked, nr);
+    free(revoked);
+    return rc;
+}
+
+static void refresh_work(uv_work_t *w)
+{
+    serve_state_t *st = w->data;
+    if (load_auth_state(st->store, &st->keyring, &st->revoked))
+        log_warn("could not reload signing keys and revocations; keeping the previous ones");
+}
+
+static void refresh_done(uv_work_t *w, int status)
+{
+    serve_state_t *st = w->data;
+    (void)status;
+    st->refresh_busy = false;
+}
+
+static void on_refresh(uv_timer_t *t)
+{
+    serve_state_t *st = t->data;
+    if (st->refresh_busy || st->stopping)
+        return;
+    st->refresh_busy = true;
+    st->refresh_work.data = st;
+    if (uv_queue_work(&st->loop, &st->refresh_work, refresh_work, refresh_done) < 0)
+        st->refresh_busy = false;
+}
+
+/* First start: make sure a signing key exists (any node may create it; the store
+ * keeps exactly one active), then load keys and revocations. */
+static int init_auth_state(serve_state_t *st)
+{
+    store_signing_key_t candidate, active;
+    int rc = auth_signing_key_new(rand_system(), clock_now_ms(clock_system()), &candidate);
+    rc = rc ? rc : store_signing_key_ensure(st->store, &candidate, &active);
+    return rc ? rc : load_auth_state(st->store, &st->keyring, &st->revoked);
+}
+
 static void close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -191,6 +267,10 @@ int cli_serve(int argc, char **argv)
         .header_timeout = 10000,
         .idle_timeout = 60000,
         .shutdown_timeout = 10000,
+        .token_ttl = 1800000,
+        .rate_limit = 100,
+        .rate_burst = 200,
+        .revocation_refresh = 5000,
     };
     char err[256];
     const char *pos[1];
@@ -219,6 +299,7 @@ int cli_serve(int argc, char **argv)
     int code = CLI_FAIL;
     store_t *store = NULL;
     http_router_t *router = NULL;
+    auth_ratelimit_t *ratelimit = NULL;
     serve_state_t st = { 0 };
     const char *msg = NULL;
     store_options_t sopt = { 0 };
@@ -228,16 +309,27 @@ int cli_serve(int argc, char **argv)
                  msg ? msg : err_str(rc));
         return rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL;
     }
-    if (cfg.demo && demo_ensure(store, &cfg.listen, host, port) != 0) {
+    st.store = store;
+    auth_keyring_init(&st.keyring);
+    auth_revoked_init(&st.revoked);
+    if (init_auth_state(&st)) {
+        cli_fail(CLI_FAIL, "serve: could not load the token signing keys from the store");
+        goto out_auth;
+    }
+    demo_t demo = { 0 };
+    if (cfg.demo && demo_ensure(store, &demo) != 0) {
         cli_fail(CLI_FAIL, "serve: could not create the demo tenant");
-        goto out_store;
+        goto out_auth;
     }
 
     uv_loop_init(&st.loop);
+    ratelimit = auth_ratelimit_new((double)cfg.rate_limit, (double)cfg.rate_burst);
     api_ctx_t ctx = { .loop = &st.loop, .store = store, .clock = clock_system(),
-                      .rand = rand_system() };
+                      .rand = rand_system(), .keyring = &st.keyring, .revoked = &st.revoked,
+                      .ratelimit = ratelimit, .domain = cfg.domain && *cfg.domain ? cfg.domain : NULL,
+                      .token_ttl_s = cfg.token_ttl / 1000 };
     router = http_router_new();
-    if (!router || api_register_routes(router, &ctx)) {
+    if (!router || !ratelimit || api_register_routes(router, &ctx)) {
         cli_fail(CLI_FAIL, "serve: out of memory");
         goto out_loop;
     }
@@ -262,6 +354,12 @@ int cli_serve(int argc, char **argv)
         goto out_loop;
     }
     st.shutdown_timeout = cfg.shutdown_timeout;
+    uv_timer_init(&st.loop, &st.refresh_timer);
+    st.refresh_timer.data = &st;
+    uv_timer_start(&st.refresh_timer, on_refresh, (uint64_t)cfg.revocation_refresh,
+                   (uint64_t)cfg.revocation_refresh);
+    if (cfg.demo)
+        demo_print(&demo, host, port, ctx.domain);
     uv_timer_init(&st.loop, &st.shutdown_timer);
     st.shutdown_timer.data = &st;
     uv_signal_init(&st.loop, &st.sigterm);
@@ -286,7 +384,10 @@ out_loop:
     uv_run(&st.loop, UV_RUN_DEFAULT);
     uv_loop_close(&st.loop);
     http_router_free(router);
-out_store:
+    auth_ratelimit_free(ratelimit);
+out_auth:
+    auth_keyring_deinit(&st.keyring);
+    auth_revoked_deinit(&st.revoked);
     store_close(store);
     return code;
 }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# breakhook benchmark: bounded in time, 127.0.0.1 only, prints a table and writes
+# bench/results/latest.json. Usage: bench/run.sh [--smoke]
+#   --smoke   a few seconds per figure (what CI runs; never asserts speed)
+# Environment: DURATION (seconds per wrk run, default 10; smoke 2), CONNECTIONS (64).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+DURATION=${DURATION:-$([ $SMOKE = 1 ] && echo 2 || echo 10)}
+CONNECTIONS=${CONNECTIONS:-64}
+BIN=${BIN:-build/release/breakhook}
+[ -x "$BIN" ] || { echo "bench: $BIN missing: run 'make build' first" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench: wrk missing: run scripts/install-deps.sh" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/breakhook-bench.XXXXXX)
+SERVER_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+STORE="sqlite:$WORK/bench.db"
+"$BIN" tenant create bench --store "$STORE" >/dev/null
+CLIENT_JSON=$("$BIN" client create --tenant bench --name bench --json --store "$STORE" \
+  --scopes "connector-protimeapi-breaks.read connector-protimeapi-breaks.write connector-protimeapi-people.write connector-protimeapi-break-definitions.write connector-protimeapi-break-definitions.read connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write")
+CLIENT_ID=$(echo "$CLIENT_JSON" | sed 's/.*"clientId":"\([^"]*\)".*/\1/')
+CLIENT_SECRET=$(echo "$CLIENT_JSON" | sed 's/.*"clientSecret":"\([^"]*\)".*/\1/')
+
+# One loop thread serves HTTP; the access log is off so the figure is the server's,
+# not the log writer's (the access-log cost is measured separately below).
+start_server() {
+  rm -f "$WORK/port"
+  "$BIN" serve --listen 127.0.0.1:0 --port-file "$WORK/port" --store "$STORE" \
+    --rate-limit 0 --log-level warn "$@" 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+  PORT=$(cat "$WORK/port")
+}
+stop_server() {
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+# wrk_rps URL [extra wrk args...] -> requests/s
+wrk_rps() {
+  local url=$1; shift
+  timeout $((DURATION + 30)) wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@" "$url" \
+    | awk '/Requests\/sec/ {print $2}'
+}
+
+RESULTS=()
+record() { # name value unit
+  printf '%-48s %14s %s\n' "$1" "$2" "$3"
+  RESULTS+=("{\"name\":\"$1\",\"value\":$2,\"unit\":\"$3\"}")
+}
+
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p') | $(nproc) cores | $(free -g | awk '/Mem:/ {print $2}') GiB | $(uname -r)"
+echo "build: $("$BIN" version) release, wrk -t1 -c$CONNECTIONS -d${DURATION}s"
+printf '%-48s %14s %s\n' figure value unit
+
+start_server --access-log=false
+record "healthz keep-alive" "$(wrk_rps "http://127.0.0.1:$PORT/healthz")" "req/s"
+TOKEN=$(curl -s -A bench -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
+  "http://127.0.0.1:$PORT/tenants/bench/connect/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+record "token-info authenticated (JWT check)" \
+  "$(wrk_rps "http://127.0.0.1:$PORT/connector/protimeapi/api/v1/token-info" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")" "req/s"
+record "token-info unauthenticated (401 answer)" \
+  "$(wrk_rps "http://127.0.0.1:$PORT/connector/protimeapi/api/v1/token-info" -H "User-Agent: bench")" "req/s"
+stop_server
+
+start_server --access-log=true --log-level info --log-file "$WORK/access.log"
+record "healthz keep-alive, access log to a file" "$(wrk_rps "http://127.0.0.1:$PORT/healthz")" "req/s"
+stop_server
+
+mkdir -p bench/results
+{
+  printf '{"machine":{"cpu":"%s","cores":%s,"memGiB":%s,"kernel":"%s"},"build":"release","smoke":%s,"results":[' \
+    "$(lscpu | sed -n 's/^Model name: *//p')" "$(nproc)" "$(free -g | awk '/Mem:/ {print $2}')" "$(uname -r)" \
+    "$([ $SMOKE = 1 ] && echo true || echo false)"
+  (IFS=,; printf '%s' "${RESULTS[*]}")
+  printf ']}\n'
+} > bench/results/latest.json
+echo "wrote bench/results/latest.json"

@@ -1,0 +1,105 @@
+/*
+ * ratelimit.c: one token bucket per client, in an open-addressing hash table.
+ *
+ * Used on the loop thread only, so no locking. The table holds at most
+ * RL_MAX_ENTRIES clients; when full, buckets idle long enough to be full again
+ * are reused, so memory stays bounded whatever the number of clients.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+
+#define RL_MAX_ENTRIES 4096
+
+typedef struct rl_entry {
+    char key[96];
+    double tokens;
+    int64_t last_ms;
+} rl_entry_t;
+
+struct auth_ratelimit {
+    double rate, burst;
+    rl_entry_t *entries;
+    size_t cap;
+};
+
+auth_ratelimit_t *auth_ratelimit_new(double rate_per_s, double burst)
+{
+    auth_ratelimit_t *rl = calloc(1, sizeof(*rl));
+    if (!rl)
+        return NULL;
+    rl->rate = rate_per_s;
+    rl->burst = burst < 1 ? 1 : burst;
+    rl->cap = RL_MAX_ENTRIES;
+    rl->entries = calloc(rl->cap, sizeof(rl_entry_t));
+    if (!rl->entries) {
+        free(rl);
+        return NULL;
+    }
+    return rl;
+}
+
+void auth_ratelimit_free(auth_ratelimit_t *rl)
+{
+    if (!rl)
+        return;
+    free(rl->entries);
+    free(rl);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void refill(auth_ratelimit_t *rl, rl_entry_t *e, int64_t now_ms)
+{
+    if (now_ms > e->last_ms) {
+        e->tokens = fmin(rl->burst, e->tokens + (double)(now_ms - e->last_ms) * rl->rate / 1000.0);
+        e->last_ms = now_ms;
+    }
+}
+
+int64_t auth_ratelimit_take(auth_ratelimit_t *rl, const char *key, int64_t now_ms)
+{
+    if (!rl || rl->rate <= 0)
+        return 0;
+    size_t mask = rl->cap - 1, i = hash_str(key) & mask;
+    rl_entry_t *e = NULL, *reusable = NULL;
+    for (size_t probe = 0; probe < 32; probe++, i = (i + 1) & mask) {
+        rl_entry_t *c = &rl->entries[i];
+        if (!c->key[0] || !strcmp(c->key, key)) {
+            e = c;
+            break;
+        }
+        refill(rl, c, now_ms);
+        if (!reusable && c->tokens >= rl->burst)
+            reusable = c;
+    }
+    if (!e)
+        e = reusable;
+    if (!e)
+        return 0; /* table saturated with active clients: fail open rather than block all */
+    if (strcmp(e->key, key) != 0) {
+        size_t n = strlen(key);
+        if (n >= sizeof(e->key))
+            n = sizeof(e->key) - 1;
+        memcpy(e->key, key, n);
+        e->key[n] = '\0';
+        e->tokens = rl->burst;
+        e->last_ms = now_ms;
+    }
+    refill(rl, e, now_ms);
+    if (e->tokens >= 1.0) {
+        e->tokens -= 1.0;
+        return 0;
+    }
+    double wait_s = (1.0 - e->tokens) / rl->rate;
+    int64_t w = (int64_t)ceil(wait_s);
+    return w < 1 ? 1 : w;
+}
