@@ -112,7 +112,8 @@ int clock_parse_rfc3339(const char *s, int64_t *ms_out)
         p++;
     } else if (*p == '+' || *p == '-') {
         int oh, om;
-        if (strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) || digits(p + 4, 2, &om))
+        if (strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) || digits(p + 4, 2, &om) ||
+            oh > 23 || om > 59)
             return BH_EINVAL;
         offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
         p += 6;

@@ -171,6 +171,9 @@ int config_parse(const config_option_t *opts, size_t n_opts, void *target, int a
         }
         char source[96];
         snprintf(source, sizeof(source), "--%s", o->name);
+        /* The first use of a repeatable flag replaces the default list. */
+        if (!seen[o - opts] && o->type == CONFIG_STRING_LIST)
+            ((config_list_t *)((char *)target + o->offset))->n = 0;
         int rc = set_value(o, target, value, false, source, err, err_len);
         if (rc)
             return rc;

@@ -21,17 +21,26 @@ static const char *level_names[] = { "debug", "info", "warn", "error", "off" };
 
 int log_setup(log_level_t level, log_format_t format, const char *path)
 {
-    L.level = level;
-    L.format = format;
+    int fd = 2;
     if (path && *path) {
         if (strlen(path) >= sizeof(L.path))
             return BH_EINVAL;
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (fd < 0)
             return BH_EIO;
-        snprintf(L.path, sizeof(L.path), "%s", path);
-        L.fd = fd;
     }
+    pthread_mutex_lock(&L.lock);
+    int old = L.fd;
+    L.level = level;
+    L.format = format;
+    L.fd = fd;
+    if (fd != 2)
+        snprintf(L.path, sizeof(L.path), "%s", path);
+    else
+        L.path[0] = '\0';
+    pthread_mutex_unlock(&L.lock);
+    if (old != 2)
+        close(old);
     return 0;
 }
 
@@ -79,9 +88,17 @@ int log_format_parse(const char *s, log_format_t *out)
 /* Escapes a value for a JSON string or a quoted logfmt value; both accept \" \\ \n
  * and \uXXXX for control bytes. Invalid UTF-8 passes through unchanged in logfmt and
  * is replaced in JSON so every line stays parseable. */
+#define LOG_LINE_MAX 16384
+#define LOG_VALUE_ROOM (LOG_LINE_MAX - 256) /* what values may fill; the rest closes the line */
+
 static void put_escaped(buf_t *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        if (b->len >= LOG_VALUE_ROOM) {
+            if (buf_append_str(b, "...")) {
+            }
+            return; /* the value is cut, the line stays whole */
+        }
         unsigned char c = (unsigned char)s[i];
         int rc = 0;
         if (c == '"' || c == '\\') {
@@ -132,7 +149,7 @@ void log_write(log_level_t level, const char *msg, const log_field_t *fields, si
     char ts[32];
     clock_format_rfc3339(clock_now_ms(clock_system()), ts);
     buf_t b;
-    buf_init(&b, 16384);
+    buf_init(&b, LOG_LINE_MAX);
     if (L.format == LOG_FORMAT_JSON && buf_append_char(&b, '{'))
         goto out;
     put_field(&b, true, "ts", ts, strlen(ts), 0);

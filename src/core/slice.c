@@ -9,7 +9,7 @@ bool slice_to_u64(slice_t s, unsigned long long max, unsigned long long *out)
         unsigned d = (unsigned char)s.p[i] - '0';
         if (d > 9)
             return false;
-        if (v > (max - d) / 10)
+        if (d > max || v > (max - d) / 10)
             return false;
         v = v * 10 + d;
     }

@@ -3,6 +3,7 @@
  * shared by the server (its own errors) and every handler.
  */
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/http.h"
@@ -53,6 +54,24 @@ const char *http_error_code(int status)
     return status >= 500 ? "InternalServerError" : "BadRequest";
 }
 
+/* A JSON string of s; bytes that are not valid UTF-8 become '?', so an error message
+ * that quotes client input (a decoded %FF) still yields a valid error body. */
+static json_t *safe_string(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        copy[i] = (unsigned char)s[i] >= 0x80 ? '?' : s[i];
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
 int http_error_body(buf_t *b, int status, const char *message, const char *const *reasons,
                     size_t n_reasons)
 {
@@ -63,10 +82,10 @@ int http_error_body(buf_t *b, int status, const char *message, const char *const
     if (!err || !root || !arr)
         goto out;
     if (json_object_set_new(err, "code", json_string(http_error_code(status))) ||
-        json_object_set_new(err, "message", json_string(message ? message : http_status_text(status))))
+        json_object_set_new(err, "message", safe_string(message ? message : http_status_text(status))))
         goto out;
     for (size_t i = 0; i < n_reasons; i++)
-        if (json_array_append_new(arr, json_string(reasons[i])))
+        if (json_array_append_new(arr, safe_string(reasons[i])))
             goto out;
     if (json_object_set(err, "reasons", arr) || json_object_set(root, "error", err))
         goto out;
@@ -91,7 +110,9 @@ int http__format_head(buf_t *b, const http__head_t *h)
                         h->request_id);
     if (!rc && h->content_type)
         rc = buf_printf(b, "Content-Type: %s\r\n", h->content_type);
-    if (!rc && h->send_length)
+    if (!rc && h->chunked)
+        rc = buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+    else if (!rc && h->send_length)
         rc = buf_printf(b, "Content-Length: %zu\r\n", h->content_length);
     if (!rc && h->extra.n)
         rc = buf_append(b, h->extra.p, h->extra.n);
