@@ -6,6 +6,7 @@
  * are reused, so memory stays bounded whatever the number of clients.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,10 +66,14 @@ static void refill(auth_ratelimit_t *rl, rl_entry_t *e, int64_t now_ms)
     }
 }
 
-int64_t auth_ratelimit_take(auth_ratelimit_t *rl, const char *key, int64_t now_ms)
+int64_t auth_ratelimit_take(auth_ratelimit_t *rl, const char *key_in, int64_t now_ms)
 {
     if (!rl || rl->rate <= 0)
         return 0;
+    /* Buckets store at most 95 bytes of a key: cut it once, here, so lookups and
+     * stores agree. */
+    char key[sizeof(((rl_entry_t *)0)->key)];
+    snprintf(key, sizeof(key), "%s", key_in);
     size_t mask = rl->cap - 1, i = hash_str(key) & mask;
     rl_entry_t *e = NULL, *reusable = NULL;
     for (size_t probe = 0; probe < 32; probe++, i = (i + 1) & mask) {
@@ -86,11 +91,7 @@ int64_t auth_ratelimit_take(auth_ratelimit_t *rl, const char *key, int64_t now_m
     if (!e)
         return 0; /* table saturated with active clients: fail open rather than block all */
     if (strcmp(e->key, key) != 0) {
-        size_t n = strlen(key);
-        if (n >= sizeof(e->key))
-            n = sizeof(e->key) - 1;
-        memcpy(e->key, key, n);
-        e->key[n] = '\0';
+        memcpy(e->key, key, sizeof(e->key));
         e->tokens = rl->burst;
         e->last_ms = now_ms;
     }

@@ -127,8 +127,10 @@ int auth_scopes_normalize(const char *in, char *out, size_t n, const char **bad,
     if (!each_item(in, true, add_normalized, &a)) {
         if (a.overflow)
             return BH_ETOOBIG;
-        *bad = a.bad.p;
-        *bad_len = a.bad.n;
+        if (bad) {
+            *bad = a.bad.p;
+            *bad_len = a.bad.n;
+        }
         return BH_EINVAL;
     }
     return 0;

@@ -71,6 +71,9 @@ bool auth_secret_verify(const char *secret, size_t secret_len, const char *hash)
     if (!slice_to_u64(slice_make(p, (size_t)(d1 - p)), 10000000, &iter) || iter < 1000)
         return false;
     unsigned char salt[SALT_LEN + 4], want[HASH_LEN + 4], got[HASH_LEN];
+    /* Check the segment's length before decoding into the fixed buffer. */
+    if ((size_t)(d2 - d1 - 1) > 24)
+        return false;
     long sl = base64_decode(d1 + 1, (size_t)(d2 - d1 - 1), salt, true);
     size_t hl_in = strlen(d2 + 1);
     if (sl != SALT_LEN || hl_in > 44)

@@ -37,7 +37,8 @@ void auth_keyring_set(auth_keyring_t *k, const store_signing_key_t *keys, size_t
     if (n > AUTH_KEYRING_MAX)
         n = AUTH_KEYRING_MAX;
     pthread_mutex_lock(&k->lock);
-    memcpy(k->keys, keys, n * sizeof(*keys));
+    if (n)
+        memcpy(k->keys, keys, n * sizeof(*keys));
     k->n = n;
     pthread_mutex_unlock(&k->lock);
 }
@@ -146,6 +147,30 @@ static bool copy_claim(jwt_t *jwt, const char *name, char *out, size_t n)
     return true;
 }
 
+/* The integer claims, each required to be a JSON integer. libjwt's
+ * jwt_get_grant_int cannot tell a missing or non-integer claim from 0 reliably
+ * (it resets errno on success), so the claims are read from their JSON. */
+static bool int_claims(jwt_t *jwt, auth_claims_t *out)
+{
+    char *text = jwt_get_grants_json(jwt, NULL);
+    if (!text)
+        return false;
+    json_error_t err;
+    json_t *g = json_loads(text, 0, &err);
+    free(text);
+    bool ok = json_is_object(g);
+    const char *names[] = { "tid", "iat", "nbf", "exp" };
+    int64_t *dst[] = { &out->tenant_id, &out->iat, &out->nbf, &out->exp };
+    for (size_t i = 0; ok && i < 4; i++) {
+        json_t *v = json_object_get(g, names[i]);
+        ok = json_is_integer(v);
+        if (ok)
+            *dst[i] = (int64_t)json_integer_value(v);
+    }
+    json_decref(g);
+    return ok;
+}
+
 auth_token_status_t auth_token_verify(auth_keyring_t *k, const char *token, size_t len,
                                       int64_t now_ms, int64_t max_ttl_s, auth_claims_t *out)
 {
@@ -173,12 +198,7 @@ auth_token_status_t auth_token_verify(auth_keyring_t *k, const char *token, size
         st = AUTH_TOKEN_BAD_ALG;
         goto out;
     }
-    errno = 0;
-    out->tenant_id = jwt_get_grant_int(jwt, "tid");
-    out->iat = jwt_get_grant_int(jwt, "iat");
-    out->nbf = jwt_get_grant_int(jwt, "nbf");
-    out->exp = jwt_get_grant_int(jwt, "exp");
-    if (errno || !copy_claim(jwt, "tnt", out->tenant, sizeof(out->tenant)) ||
+    if (!int_claims(jwt, out) || !copy_claim(jwt, "tnt", out->tenant, sizeof(out->tenant)) ||
         !copy_claim(jwt, "sub", out->client_id, sizeof(out->client_id)) ||
         !copy_claim(jwt, "scope", out->scope, sizeof(out->scope)) ||
         !copy_claim(jwt, "jti", out->jti, sizeof(out->jti)) || out->tenant_id <= 0) {
