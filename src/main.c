@@ -14,6 +14,7 @@ static const struct {
     { "serve", cli_serve, "run the API server and the delivery engine" },
     { "tenant", cli_tenant, "create and list tenants" },
     { "client", cli_client, "create, list and revoke API clients of a tenant" },
+    { "import", cli_import, "load people, break definitions or breaks from NDJSON or CSV" },
     { "key", cli_key, "rotate the access-token signing key" },
     { "version", cli_version, "print the version" },
 };
@@ -29,10 +30,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
+    if (argc < 2)
+        return cli_fail(CLI_USAGE, "missing command (try 'breakhook --help')");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return CLI_OK;

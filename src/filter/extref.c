@@ -80,7 +80,7 @@ static void found(const scan_t *s, char *out, size_t cap)
         return;
     }
     quote(s->p + s->i, 1, q);
-    snprintf(out, cap, "'%s'", q);
+    snprintf(out, cap, "'%.16s'", q);
 }
 
 #define FOUND_BUF 24

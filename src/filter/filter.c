@@ -466,7 +466,7 @@ static int parse_condition(parser_t *ps, int depth, filter_node_t **out)
         return perr(ps, BH_EINVAL, ps->tok.pos,
                     "expected a field name or '(' at position %zu, found %s", ps->tok.pos, found);
     }
-    filter_node_t *node;
+    filter_node_t *node = NULL;
     rc = new_node(ps, FILTER_NODE_COND, ps->tok.pos, &node);
     if (rc)
         return rc;
@@ -517,7 +517,7 @@ static int parse_chain(parser_t *ps, int depth, filter_node_kind_t kind, filter_
         *out = first;
         return 0;
     }
-    filter_node_t *node;
+    filter_node_t *node = NULL;
     rc = new_node(ps, kind, ps->tok.pos, &node);
     if (rc)
         return rc;

@@ -28,6 +28,7 @@ typedef struct http_server http_server_t;
 typedef struct http_conn http_conn_t;
 typedef struct http_request http_request_t;
 typedef struct http_router http_router_t;
+typedef void (*http_body_fn)(http_request_t *req);
 
 typedef struct http_limits {
     size_t max_body;            /* default request body limit (413 past it) */
@@ -84,11 +85,15 @@ struct http_request {
     char request_id[40];
     uint64_t start_ns;
     void *ctx;                  /* for the handler's own use */
+    /* Streaming routes only (see http_route_opts_t.stream_window). */
+    http_body_fn on_body;       /* set by the handler: body bytes are waiting in body */
+    bool body_complete;         /* the whole body has been received */
     /* response side */
     buf_t resp_headers;         /* extra header lines set by the handler */
     int status;
     size_t resp_bytes;
     bool responded;
+    bool resp_started;          /* http_respond_begin was called */
 };
 
 typedef void (*http_handler_fn)(http_request_t *req);
@@ -99,6 +104,14 @@ typedef struct http_route_opts {
     size_t max_body;            /* 0: the server default */
     bool api;                   /* API route: User-Agent required (400 without it) */
     const void *data;           /* passed to the handler as req->route_data */
+    /* Non-zero: the body is streamed. The handler runs when the head is complete and
+     * sets req->on_body; the server then buffers at most this many bytes (plus one
+     * read) in req->body, stops reading, and calls on_body. The handler consumes
+     * what it can (buf_consume) and calls http_request_more() for the next part.
+     * The last call has req->body_complete set; the handler answers after it (or
+     * earlier, which ends the connection after the answer). max_body still bounds
+     * the total. */
+    size_t stream_window;
 } http_route_opts_t;
 
 http_router_t *http_router_new(void);
@@ -154,7 +167,19 @@ slice_t http_request_param(const http_request_t *req, const char *name);
  * false when absent; *out is then NULL. A name present without '=' gives "". */
 bool http_request_query(http_request_t *req, const char *name, const char **out);
 
+/* Streaming routes: asks for more body after on_body consumed what it could. May be
+ * called from on_body itself or later from the same loop. */
+void http_request_more(http_request_t *req);
+
 /* ---- answering (each request exactly once) ------------------------------ */
+
+/* A streamed answer: the head (Transfer-Encoding: chunked; for an HTTP/1.0 client
+ * the body ends with the connection), then any number of chunks, then the end,
+ * which finishes the request like http_respond. May start before a streamed
+ * request body is complete. */
+void http_respond_begin(http_request_t *req, int status, const char *content_type);
+void http_respond_chunk(http_request_t *req, const char *p, size_t n);
+void http_respond_end(http_request_t *req);
 
 /* Adds a response header line; name and value must not contain CR or LF. */
 void http_response_header(http_request_t *req, const char *name, const char *value);

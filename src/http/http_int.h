@@ -18,6 +18,7 @@ typedef struct http__head {
     bool send_length;          /* false for 1xx and 204 */
     bool keep_alive;
     bool http10;               /* the client spoke HTTP/1.0 */
+    bool chunked;              /* Transfer-Encoding: chunked instead of Content-Length */
     slice_t extra;             /* header lines, each ending in CRLF */
 } http__head_t;
 

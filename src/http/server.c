@@ -67,6 +67,11 @@ struct http_conn {
     const char *fatal_msg;
     bool keep_alive;
     bool in_dispatch;         /* inside dispatch(): the loop in conn_feed resumes */
+    bool streaming;           /* the route streams its body to the handler */
+    bool stream_started;      /* the handler has been called for the head */
+    bool stream_waiting;      /* on_body owns the buffered body; parsing paused */
+    bool stream_in_cb;        /* inside on_body: http_request_more only flags */
+    bool stream_more;         /* http_request_more was called during on_body */
     bool closing;
     bool close_after_write;
     int open_handles;
@@ -108,6 +113,7 @@ void http_limits_default(http_limits_t *l)
 static void conn_close(http_conn_t *c);
 static void conn_resume(http_conn_t *c);
 static void send_error_and_close(http_conn_t *c, int status, const char *msg);
+static void stream_deliver(http_conn_t *c);
 static void maybe_server_done(http_server_t *s);
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -185,9 +191,14 @@ static int on_message_begin(llhttp_t *p)
     c->deferred_status = 0;
     c->deferred_msg = NULL;
     c->body_seen = 0;
+    c->streaming = c->stream_started = c->stream_waiting = c->stream_more = false;
+    req->on_body = NULL;
+    req->body_complete = false;
     arena_reset(&req->arena);
     buf_reset(&req->body);
     buf_reset(&req->resp_headers);
+    req->method_name = SLICE_NULL;
+    req->target = req->path = req->query = SLICE_NULL;
     req->n_headers = 0;
     req->n_params = 0;
     req->route_data = NULL;
@@ -195,6 +206,7 @@ static int on_message_begin(llhttp_t *p)
     req->status = 0;
     req->resp_bytes = 0;
     req->responded = false;
+    req->resp_started = false;
     req->request_id[0] = '\0';
     req->start_ns = uv_hrtime();
     c->head.max = c->server->opt.limits.max_header_bytes;
@@ -260,6 +272,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 static int on_header_value_complete(llhttp_t *p)
 {
     http_conn_t *c = conn_of(p);
+    if (c->n_hdrs == 0 || c->hdrs[c->n_hdrs - 1].name_len == 0) {
+        c->fatal_status = 400;
+        c->fatal_msg = "malformed request: empty header name";
+        return -1;
+    }
     hdr_off_t *h = &c->hdrs[c->n_hdrs - 1];
     if (h->val_off == (size_t)-1) {
         h->val_off = c->head.len; /* empty value */
@@ -310,6 +327,28 @@ static int on_headers_complete(llhttp_t *p)
     }
     req->n_headers = c->n_hdrs;
     assign_request_id(c);
+    if (p->http_major != 1 || p->http_minor > 1) {
+        c->fatal_status = 400;
+        c->fatal_msg = "malformed request: only HTTP/1.0 and HTTP/1.1 are supported";
+        return -1;
+    }
+    /* RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host. */
+    size_t hosts = 0;
+    for (size_t i = 0; i < req->n_headers; i++)
+        hosts += slice_eq_nocase(req->headers[i].name, "host");
+    if (hosts > 1 || (hosts == 0 && p->http_minor == 1)) {
+        c->fatal_status = 400;
+        c->fatal_msg = hosts ? "malformed request: more than one Host header"
+                             : "malformed request: the Host header is required";
+        return -1;
+    }
+    /* Absolute-form (RFC 9112 §3.2.2): route on the path; the authority is ignored. */
+    if (slice_starts_with(req->target, "http://") || slice_starts_with(req->target, "https://")) {
+        const char *auth = memchr(req->target.p, ':', req->target.n) + 3;
+        size_t rest = req->target.n - (size_t)(auth - req->target.p);
+        const char *slash = memchr(auth, '/', rest);
+        req->target = slash ? slice_make(slash, rest - (size_t)(slash - auth)) : SLICE_LIT("/");
+    }
     split_target(req);
 
     c->max_body = s->opt.limits.max_body;
@@ -357,6 +396,13 @@ static int on_headers_complete(llhttp_t *p)
     }
     c->state = CONN_BODY;
     set_timer(c, s->opt.limits.body_timeout_ms);
+    if (m == HTTP_MATCH_OK && !c->deferred_status && http_route_opts(c->route)->stream_window) {
+        size_t window = http_route_opts(c->route)->stream_window;
+        c->streaming = true;
+        /* Room for the window plus one whole read, so on_body never has to split. */
+        req->body.max = window + READ_BUF_SIZE;
+        return HPE_PAUSED; /* conn_feed calls the handler outside the parser */
+    }
     return 0;
 }
 
@@ -369,8 +415,20 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
         return -1;
     }
     c->body_seen += n;
-    if (c->deferred_status)
-        return 0; /* the body is read and dropped: the answer is an error anyway */
+    if (c->deferred_status || c->req.responded)
+        return 0; /* the body is read and dropped: the answer is already decided */
+    if (c->streaming) {
+        if (buf_append(&c->req.body, at, n)) {
+            c->fatal_status = 500;
+            c->fatal_msg = "out of memory";
+            return -1;
+        }
+        if (c->req.body.len >= http_route_opts(c->route)->stream_window) {
+            c->stream_waiting = true;
+            return HPE_PAUSED;
+        }
+        return 0;
+    }
     c->req.body.max = c->max_body;
     if (buf_append(&c->req.body, at, n)) {
         c->fatal_status = 500;
@@ -383,8 +441,11 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 static int on_message_complete(llhttp_t *p)
 {
     http_conn_t *c = conn_of(p);
-    c->keep_alive = llhttp_should_keep_alive(p) && !c->server->shutting_down;
+    /* We speak no other protocol: an Upgrade or CONNECT request is answered and the
+     * connection then closes. */
+    c->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->server->shutting_down;
     c->state = CONN_HANDLING;
+    c->req.body_complete = true;
     return HPE_PAUSED;
 }
 
@@ -435,13 +496,15 @@ static void log_access(http_conn_t *c)
     uint64_t us = (uv_hrtime() - req->start_ns) / 1000;
     log_info("request", LOG_STR("rid", req->request_id),
              LOG_STRN("method", req->method_name.p, req->method_name.n),
-             LOG_STRN("path", req->path.p, req->path.n), LOG_INT("status", req->status),
+             LOG_STRN("path", req->path.p ? req->path.p : "-", req->path.p ? req->path.n : 1),
+             LOG_INT("status", req->status),
              LOG_INT("bytes", req->resp_bytes), LOG_INT("us", us), LOG_STR("peer", c->peer));
 }
 
 /* Writes head+body in one buffer and one uv_write. */
+/* stream: only the head of an answer whose body follows in chunks. */
 static void write_response(http_conn_t *c, int status, const char *content_type,
-                           const char *body, size_t n)
+                           const char *body, size_t n, bool stream)
 {
     http_server_t *s = c->server;
     http_request_t *req = &c->req;
@@ -459,6 +522,14 @@ static void write_response(http_conn_t *c, int status, const char *content_type,
         .http10 = c->parser.http_major == 1 && c->parser.http_minor == 0,
         .extra = buf_slice(&req->resp_headers),
     };
+    if (stream) {
+        h.content_type = content_type;
+        h.send_length = false;
+        /* HTTP/1.0 has no chunked encoding: the body ends when the connection does. */
+        h.chunked = !h.http10;
+        if (h.http10)
+            c->keep_alive = h.keep_alive = false;
+    }
     /* The head buffer lives on the stack; when the extra headers do not fit, fall back
      * to the heap, bounded at 64 KiB. */
     buf_t big;
@@ -487,7 +558,7 @@ static void write_response(http_conn_t *c, int status, const char *content_type,
     buf_deinit(&big);
     wr->conn = c;
     wr->len = total;
-    wr->close_after = !h.keep_alive;
+    wr->close_after = !h.keep_alive && !stream;
     req->status = status;
     req->resp_bytes = total;
     uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
@@ -542,15 +613,88 @@ static void respond(http_request_t *req, int status, const char *content_type, c
                     size_t n)
 {
     http_conn_t *c = req->conn;
-    if (req->responded) {
+    if (req->responded || req->resp_started) {
         log_error("handler answered twice", LOG_STR("rid", req->request_id));
+        if (req->resp_started)
+            http_respond_end(req);
         return;
     }
     req->responded = true;
+    if (c->state == CONN_BODY || c->stream_waiting) {
+        /* Answered before the body was read (a streaming handler refusing early):
+         * the rest of the body is not worth reading, so the connection ends. */
+        c->close_after_write = true;
+        c->stream_waiting = false;
+    }
     if (!c->closing)
-        write_response(c, status, content_type, body, n);
+        write_response(c, status, content_type, body, n, false);
     else
         req->status = status;
+    finish_request(c);
+}
+
+void http_respond_begin(http_request_t *req, int status, const char *content_type)
+{
+    http_conn_t *c = req->conn;
+    if (req->responded || req->resp_started)
+        return;
+    req->resp_started = true;
+    if (!c->closing)
+        write_response(c, status, content_type, NULL, 0, true);
+}
+
+void http_respond_chunk(http_request_t *req, const char *p, size_t n)
+{
+    http_conn_t *c = req->conn;
+    if (!req->resp_started || req->responded || c->closing || n == 0 ||
+        req->method == HTTP_M_HEAD)
+        return;
+    bool http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;
+    char size[24];
+    int sl = http10 ? 0 : snprintf(size, sizeof(size), "%zx\r\n", n);
+    write_req_t *wr = malloc(sizeof(*wr) + (size_t)sl + n + 2);
+    if (!wr) {
+        conn_close(c);
+        return;
+    }
+    memcpy(wr->data, size, (size_t)sl);
+    memcpy(wr->data + sl, p, n);
+    size_t total = (size_t)sl + n;
+    if (!http10) {
+        memcpy(wr->data + total, "\r\n", 2);
+        total += 2;
+    }
+    wr->conn = c;
+    wr->len = total;
+    wr->close_after = false;
+    req->resp_bytes += total;
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
+    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+        free(wr);
+        conn_close(c);
+    }
+}
+
+void http_respond_end(http_request_t *req)
+{
+    http_conn_t *c = req->conn;
+    if (!req->resp_started || req->responded)
+        return;
+    req->responded = true;
+    if (c->state == CONN_BODY || c->stream_waiting) {
+        c->close_after_write = true;
+        c->stream_waiting = false;
+    }
+    if (!c->closing) {
+        bool http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;
+        bool close_after = !c->keep_alive || c->close_after_write || http10;
+        if (http10)
+            write_raw(c, "", 0, true);
+        else if (req->method == HTTP_M_HEAD)
+            write_raw(c, "", 0, close_after);
+        else
+            write_raw(c, "0\r\n\r\n", 5, close_after);
+    }
     finish_request(c);
 }
 
@@ -614,6 +758,45 @@ static void send_error_and_close(http_conn_t *c, int status, const char *msg)
 
 /* ---- dispatch --------------------------------------------------------- */
 
+/* Hands buffered body bytes (or the end of the body) to a streaming handler. */
+static void stream_deliver(http_conn_t *c)
+{
+    http_request_t *req = &c->req;
+    if (req->responded)
+        return;
+    if (!req->on_body) {
+        /* The handler did not set on_body: it is done with the body. */
+        if (req->body_complete) {
+            log_error("streaming handler left the request unanswered",
+                      LOG_STR("rid", req->request_id));
+            http_respond_error(req, 500, "the request was not answered", NULL, 0);
+        }
+        c->stream_waiting = false;
+        return;
+    }
+    c->stream_in_cb = true;
+    c->stream_more = false;
+    req->on_body(req);
+    c->stream_in_cb = false;
+    if (c->stream_more)
+        c->stream_waiting = false;
+}
+
+void http_request_more(http_request_t *req)
+{
+    http_conn_t *c = req->conn;
+    if (c->stream_in_cb) {
+        c->stream_more = true;
+        return;
+    }
+    if (!c->stream_waiting || c->closing || req->responded)
+        return;
+    c->stream_waiting = false;
+    llhttp_resume(&c->parser);
+    set_timer(c, c->server->opt.limits.body_timeout_ms);
+    conn_resume(c);
+}
+
 static void dispatch(http_conn_t *c)
 {
     http_request_t *req = &c->req;
@@ -626,6 +809,8 @@ static void dispatch(http_conn_t *c)
             http_response_header(req, "Allow", allow);
         }
         http_respond_error(req, c->deferred_status, c->deferred_msg, NULL, 0);
+    } else if (c->streaming) {
+        stream_deliver(c);
     } else {
         http_route_handler(c->route)(req);
     }
@@ -641,11 +826,34 @@ static size_t conn_feed(http_conn_t *c, const char *p, size_t n)
         llhttp_errno_t err = llhttp_execute(&c->parser, p + used, n - used);
         if (err == HPE_OK)
             return n;
+        if (err == HPE_PAUSED_UPGRADE && c->state != CONN_HANDLING) {
+            /* What follows an upgrade request is not HTTP; it was answered already. */
+            conn_close(c);
+            return n;
+        }
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
             const char *pos = llhttp_get_error_pos(&c->parser);
             used = pos ? (size_t)(pos - p) : n;
             if (err == HPE_PAUSED_UPGRADE)
-                c->keep_alive = false; /* we speak no other protocol */
+                c->keep_alive = false;
+            if (c->streaming && c->state == CONN_BODY) {
+                if (!c->stream_started) {
+                    /* The head of a streaming request: the handler sets up. */
+                    c->stream_started = true;
+                    c->in_dispatch = true;
+                    http_route_handler(c->route)(&c->req);
+                    c->in_dispatch = false;
+                } else {
+                    uv_timer_stop(&c->timer);
+                    stream_deliver(c);
+                    if (c->stream_waiting)
+                        return used; /* the handler asks for more later */
+                }
+                if (c->closing || c->close_after_write)
+                    return used;
+                llhttp_resume(&c->parser);
+                continue;
+            }
             dispatch(c);
             if (c->state == CONN_HANDLING)
                 return used; /* answer pending: the rest waits */
@@ -666,12 +874,13 @@ static size_t conn_feed(http_conn_t *c, const char *p, size_t n)
 /* Continues with pipelined bytes after an asynchronous answer, then reads again. */
 static void conn_resume(http_conn_t *c)
 {
-    while (c->pending.len > 0 && c->state != CONN_HANDLING && !c->closing &&
-           !c->close_after_write) {
+    while (c->pending.len > 0 && c->state != CONN_HANDLING && !c->stream_waiting &&
+           !c->closing && !c->close_after_write) {
         size_t used = conn_feed(c, c->pending.p, c->pending.len);
         buf_consume(&c->pending, used);
     }
-    if (c->state != CONN_HANDLING && !c->closing && !c->close_after_write) {
+    if (c->state != CONN_HANDLING && !c->stream_waiting && !c->closing &&
+        !c->close_after_write) {
         int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         if (rc < 0 && rc != UV_EALREADY)
             conn_close(c);
@@ -713,7 +922,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     }
     if (nread == 0)
         return;
-    if (c->state == CONN_HANDLING) {
+    if (c->state == CONN_HANDLING || c->stream_waiting) {
         /* Bytes that arrive while a request waits for its answer are kept for later. */
         uv_read_stop(st);
         if (buf_append(&c->pending, b->base, (size_t)nread))
@@ -723,7 +932,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     if (c->state == CONN_BODY)
         set_timer(c, s->opt.limits.body_timeout_ms);
     size_t used = conn_feed(c, b->base, (size_t)nread);
-    if (c->state == CONN_HANDLING && !c->closing && !c->close_after_write) {
+    if ((c->state == CONN_HANDLING || c->stream_waiting) && !c->closing &&
+        !c->close_after_write) {
         /* The handler answers later: stop reading until it has, keeping what is
          * left of this read for then. */
         uv_read_stop(st);
@@ -963,10 +1173,13 @@ void http_server_shutdown(http_server_t *s, void (*done)(void *arg), void *arg)
     s->done_arg = arg;
     for (http_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == CONN_IDLE)
+        /* A connection whose request has not reached a handler has no work in flight
+         * and nothing was acknowledged to it: it can go now. The others are answered,
+         * then closed. */
+        if (c->state != CONN_HANDLING && !c->stream_waiting)
             conn_close(c);
         else
-            c->close_after_write = true; /* answered, then closed */
+            c->close_after_write = true;
     }
     if (s->listening)
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
@@ -994,9 +1207,11 @@ slice_t http_request_param(const http_request_t *req, const char *name)
 
 bool http_request_query(http_request_t *req, const char *name, const char **out)
 {
+    *out = NULL;
+    if (!req->query.p)
+        return false;
     const char *p = req->query.p, *end = req->query.p + req->query.n;
     size_t name_len = strlen(name);
-    *out = NULL;
     while (p && p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp ? amp : end;
