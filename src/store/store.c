@@ -336,3 +336,245 @@ int store_signing_key_ensure(store_t *s, const store_signing_key_t *candidate,
         return BH_EINVAL;
     return s->ops->signing_key_ensure(s, candidate, active);
 }
+
+/* ---- breaks data ------------------------------------------------------------------ */
+
+/* A person's references reach the back-end as SQL text and UNIQUE keys: each name and
+ * value must be a non-empty string inside its field, and names strictly ascending
+ * (the order model_person_parse produces), which also makes them unique. */
+static bool person_ok(const model_person_t *p)
+{
+    if (p->id < 1 || p->n_refs > MODEL_REFS_MAX)
+        return false;
+    for (size_t i = 0; i < p->n_refs; i++) {
+        const model_ref_t *r = &p->refs[i];
+        if (!field_ok(r->name, sizeof(r->name), false) ||
+            !field_ok(r->value, sizeof(r->value), false))
+            return false;
+        if (i > 0 && strcmp(p->refs[i - 1].name, r->name) >= 0)
+            return false;
+    }
+    return true;
+}
+
+static bool text_ok(const model_text_t *t)
+{
+    if (!field_ok(t->def, sizeof(t->def), true) || t->n_tr > MODEL_TRANSLATIONS_MAX)
+        return false;
+    for (size_t i = 0; i < t->n_tr; i++)
+        if (!field_ok(t->tr[i].lang, sizeof(t->tr[i].lang), false) ||
+            !field_ok(t->tr[i].text, sizeof(t->tr[i].text), true))
+            return false;
+    return true;
+}
+
+static bool definition_ok(const model_definition_t *d)
+{
+    return d->id >= 1 && text_ok(&d->name) && text_ok(&d->friendly_name);
+}
+
+/* Writes: a caller bug (NULL, malformed record) is BH_EINVAL; a tenant that cannot
+ * exist is BH_ENOTFOUND, as the back-end answers for one that does not. */
+static int write_prologue(store_t *s, int64_t tenant_id, const void *rec,
+                          store_write_result_t *res)
+{
+    if (!s || !rec || !res)
+        return BH_EINVAL;
+    memset(res, 0, sizeof(*res));
+    if (tenant_id <= 0) {
+        res->rc = BH_ENOTFOUND;
+        return BH_ENOTFOUND;
+    }
+    return 0;
+}
+
+int store_person_put(store_t *s, int64_t tenant_id, const model_person_t *p,
+                     store_write_result_t *res)
+{
+    int rc = write_prologue(s, tenant_id, p, res);
+    if (rc != 0)
+        return rc;
+    if (!person_ok(p))
+        return BH_EINVAL;
+    return s->ops->person_put(s, tenant_id, p, res);
+}
+
+/* An id below 1 names no record: the delete's own outcome is BH_ENOTFOUND. */
+int store_person_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res)
+{
+    int rc = write_prologue(s, tenant_id, &id, res);
+    if (rc != 0)
+        return rc;
+    if (id < 1) {
+        res->rc = BH_ENOTFOUND;
+        return 0;
+    }
+    return s->ops->person_delete(s, tenant_id, id, res);
+}
+
+int store_definition_put(store_t *s, int64_t tenant_id, const model_definition_t *d,
+                         store_write_result_t *res)
+{
+    int rc = write_prologue(s, tenant_id, d, res);
+    if (rc != 0)
+        return rc;
+    if (!definition_ok(d))
+        return BH_EINVAL;
+    return s->ops->definition_put(s, tenant_id, d, res);
+}
+
+int store_definition_delete(store_t *s, int64_t tenant_id, int64_t id,
+                            store_write_result_t *res)
+{
+    int rc = write_prologue(s, tenant_id, &id, res);
+    if (rc != 0)
+        return rc;
+    if (id < 1) {
+        res->rc = BH_ENOTFOUND;
+        return 0;
+    }
+    return s->ops->definition_delete(s, tenant_id, id, res);
+}
+
+int store_break_put(store_t *s, int64_t tenant_id, const model_break_t *b,
+                    store_write_result_t *res)
+{
+    int rc = write_prologue(s, tenant_id, b, res);
+    if (rc != 0)
+        return rc;
+    if (b->id < 1)
+        return BH_EINVAL;
+    return s->ops->break_put(s, tenant_id, b, res);
+}
+
+int store_break_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res)
+{
+    int rc = write_prologue(s, tenant_id, &id, res);
+    if (rc != 0)
+        return rc;
+    if (id < 1) {
+        res->rc = BH_ENOTFOUND;
+        return 0;
+    }
+    return s->ops->break_delete(s, tenant_id, id, res);
+}
+
+/* Ids below 1 never come out of model_batch_line_parse, so one here is a caller bug
+ * and refuses the whole call rather than one line. */
+int store_breaks_apply(store_t *s, int64_t tenant_id, store_break_op_t *ops, size_t n)
+{
+    if (!s || (!ops && n > 0) || n > STORE_BATCH_MAX)
+        return BH_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        memset(&ops[i].res, 0, sizeof(ops[i].res));
+        if (ops[i].rec.id < 1)
+            return BH_EINVAL;
+    }
+    if (n == 0)
+        return 0;
+    if (tenant_id <= 0)
+        return BH_ENOTFOUND;
+    return s->ops->breaks_apply(s, tenant_id, ops, n);
+}
+
+int store_person_get(store_t *s, int64_t tenant_id, int64_t id, model_person_t *out)
+{
+    if (!s || !out)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || id < 1)
+        return BH_ENOTFOUND;
+    return s->ops->person_get(s, tenant_id, id, out);
+}
+
+int store_people_get_many(store_t *s, int64_t tenant_id, const int64_t *ids, size_t n,
+                          model_person_t **out, size_t *n_out)
+{
+    if (!s || (!ids && n > 0) || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    if (tenant_id <= 0 || n == 0)
+        return 0;
+    return s->ops->people_get_many(s, tenant_id, ids, n, out, n_out);
+}
+
+int store_definition_get(store_t *s, int64_t tenant_id, int64_t id, model_definition_t *out)
+{
+    if (!s || !out)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || id < 1)
+        return BH_ENOTFOUND;
+    return s->ops->definition_get(s, tenant_id, id, out);
+}
+
+int store_definitions_list(store_t *s, int64_t tenant_id, int64_t after_id, size_t limit,
+                           model_definition_t **out, size_t *n_out)
+{
+    if (!s || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    if (tenant_id <= 0 || limit == 0)
+        return 0;
+    return s->ops->definitions_list(s, tenant_id, after_id, limit, out, n_out);
+}
+
+int store_break_get(store_t *s, int64_t tenant_id, int64_t id, model_break_t *out)
+{
+    if (!s || !out)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || id < 1)
+        return BH_ENOTFOUND;
+    return s->ops->break_get(s, tenant_id, id, out);
+}
+
+/* An empty date range or an empty person set matches nothing: answered here, so the
+ * back-end never has to build an empty IN list. */
+int store_breaks_list(store_t *s, int64_t tenant_id, const store_breaks_query_t *q,
+                      model_break_t **out, size_t *n_out)
+{
+    if (!s || !q || !out || !n_out || (!q->persons && q->n_persons > 0))
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    if (tenant_id <= 0 || q->limit == 0 || q->date_from > q->date_to ||
+        (q->persons && q->n_persons == 0))
+        return 0;
+    if (q->has_after && q->after_date > q->date_to)
+        return 0;
+    return s->ops->breaks_list(s, tenant_id, q, out, n_out);
+}
+
+int store_changes_after(store_t *s, int64_t tenant_id, store_collection_t coll,
+                        uint64_t after, size_t limit, store_change_t **out, size_t *n_out)
+{
+    if (!s || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    if (coll != STORE_COLL_PEOPLE && coll != STORE_COLL_DEFINITIONS &&
+        coll != STORE_COLL_BREAKS)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || limit == 0 || after >= (uint64_t)INT64_MAX)
+        return 0;
+    return s->ops->changes_after(s, tenant_id, coll, after, limit, out, n_out);
+}
+
+void store_changes_free(store_change_t *c, size_t n)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(c[i].body);
+    free(c);
+}
+
+int store_tenant_version(store_t *s, int64_t tenant_id, uint64_t *out)
+{
+    if (!s || !out)
+        return BH_EINVAL;
+    *out = 0;
+    if (tenant_id <= 0)
+        return BH_ENOTFOUND;
+    return s->ops->tenant_version(s, tenant_id, out);
+}

@@ -27,6 +27,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "model/model.h"
 
 typedef struct store store_t;
 
@@ -115,5 +116,126 @@ BH_MUST_USE int store_signing_key_add(store_t *s, const store_signing_key_t *k);
  * way *active receives the active key. Safe when several nodes race. */
 BH_MUST_USE int store_signing_key_ensure(store_t *s, const store_signing_key_t *candidate,
                                          store_signing_key_t *active);
+
+/* ---- breaks data (tenant-scoped) ------------------------------------------ *
+ *
+ * Every committed change (insert, update, delete) of a person, break definition
+ * or break gets the tenant's next changeVersion and a row in the tenant's change
+ * log, in the same transaction as the change: version order is commit order,
+ * because one writer commits. A write that changes nothing gets no version and
+ * no change-log row. The change log holds the canonical JSON of the record at
+ * that version (or its tombstone), so delta and webhooks can replay it.
+ */
+
+typedef enum {
+    STORE_COLL_PEOPLE = 1,
+    STORE_COLL_DEFINITIONS = 2,
+    STORE_COLL_BREAKS = 3,
+} store_collection_t;
+
+typedef enum {
+    STORE_CHANGE_UPSERT = 0,  /* delta/webhook changeType "InsertOrUpdate" */
+    STORE_CHANGE_DELETE = 1,  /* "Delete" */
+} store_change_type_t;
+
+typedef enum {
+    STORE_OUT_NONE = 0,
+    STORE_OUT_CREATED,        /* PUT: 201 */
+    STORE_OUT_REPLACED,       /* PUT: 200 */
+    STORE_OUT_UNCHANGED,      /* PUT: 200, no new version */
+    STORE_OUT_DELETED,        /* DELETE: 204 */
+} store_outcome_t;
+
+/* The result of one write. rc: 0; BH_ENOTFOUND (delete of a missing record);
+ * BH_EINVAL (a reference to a missing person or definition: reason names the
+ * field); BH_ECONFLICT (delete of a referenced record, or an external reference
+ * value already used by another person: reason says which). */
+typedef struct store_write_result {
+    int rc;
+    store_outcome_t outcome;
+    uint64_t version;         /* the new changeVersion; 0 when unchanged */
+    model_break_t stored;     /* breaks: the record as stored (computed duration) */
+    size_t fanout;            /* definitions: breaks that got a new version */
+    char reason[192];
+} store_write_result_t;
+
+/* Each call is one write job (one savepoint in a group commit). The returned int is
+ * 0 when the job ran (its own outcome is in *res), or BH_EIO/BH_ESHUTDOWN. */
+BH_MUST_USE int store_person_put(store_t *s, int64_t tenant_id, const model_person_t *p,
+                                 store_write_result_t *res);
+BH_MUST_USE int store_person_delete(store_t *s, int64_t tenant_id, int64_t id,
+                                    store_write_result_t *res);
+/* Changing a definition recomputes, in the same transaction, every break whose
+ * duration the server computed from it; each break that changes gets its own
+ * version and change-log row (res->fanout counts them). */
+BH_MUST_USE int store_definition_put(store_t *s, int64_t tenant_id,
+                                     const model_definition_t *d, store_write_result_t *res);
+BH_MUST_USE int store_definition_delete(store_t *s, int64_t tenant_id, int64_t id,
+                                        store_write_result_t *res);
+BH_MUST_USE int store_break_put(store_t *s, int64_t tenant_id, const model_break_t *b,
+                                store_write_result_t *res);
+BH_MUST_USE int store_break_delete(store_t *s, int64_t tenant_id, int64_t id,
+                                   store_write_result_t *res);
+
+/* A $batch line: an upsert of rec, or a delete of rec.id. */
+typedef struct store_break_op {
+    bool del;
+    model_break_t rec;
+    store_write_result_t res;  /* filled by store_breaks_apply */
+} store_break_op_t;
+
+/* Applies ops in order, in one transaction (callers bound n: $batch sends chunks
+ * of at most STORE_BATCH_MAX). Each op is applied or refused on its own: a refused
+ * op (its res.rc) writes nothing and leaves the others applied. Returns 0 when the
+ * transaction committed; otherwise no op applied and every res.rc is the error. */
+#define STORE_BATCH_MAX 2000
+BH_MUST_USE int store_breaks_apply(store_t *s, int64_t tenant_id, store_break_op_t *ops,
+                                   size_t n);
+
+BH_MUST_USE int store_person_get(store_t *s, int64_t tenant_id, int64_t id,
+                                 model_person_t *out);
+/* The people with the given ids (missing ones are skipped), for embedding
+ * external references. *out is malloc'd. */
+BH_MUST_USE int store_people_get_many(store_t *s, int64_t tenant_id, const int64_t *ids,
+                                      size_t n, model_person_t **out, size_t *n_out);
+BH_MUST_USE int store_definition_get(store_t *s, int64_t tenant_id, int64_t id,
+                                     model_definition_t *out);
+/* Definitions with id > after_id, by id, at most limit. */
+BH_MUST_USE int store_definitions_list(store_t *s, int64_t tenant_id, int64_t after_id,
+                                       size_t limit, model_definition_t **out, size_t *n_out);
+BH_MUST_USE int store_break_get(store_t *s, int64_t tenant_id, int64_t id, model_break_t *out);
+
+typedef struct store_breaks_query {
+    int32_t date_from, date_to;   /* inclusive, days since epoch */
+    const int64_t *persons;       /* NULL: every person */
+    size_t n_persons;
+    bool has_after;               /* keyset: only (date, id) > (after_date, after_id) */
+    int32_t after_date;
+    int64_t after_id;
+    size_t limit;
+} store_breaks_query_t;
+
+/* Breaks matching q, sorted by date then id. */
+BH_MUST_USE int store_breaks_list(store_t *s, int64_t tenant_id, const store_breaks_query_t *q,
+                                  model_break_t **out, size_t *n_out);
+
+typedef struct store_change {
+    uint64_t version;
+    store_collection_t collection;
+    store_change_type_t type;
+    int64_t record_id;
+    int32_t date;             /* breaks: the break's date (also for deletes) */
+    int64_t committed_at_ms;
+    char *body;               /* canonical JSON of the record, or the tombstone */
+} store_change_t;
+
+/* Changes of one collection with version > after, in version order, at most limit. */
+BH_MUST_USE int store_changes_after(store_t *s, int64_t tenant_id, store_collection_t coll,
+                                    uint64_t after, size_t limit, store_change_t **out,
+                                    size_t *n_out);
+/* Frees an array from store_changes_after (and the bodies). */
+void store_changes_free(store_change_t *c, size_t n);
+/* The tenant's last assigned changeVersion (0 before the first change). */
+BH_MUST_USE int store_tenant_version(store_t *s, int64_t tenant_id, uint64_t *out);
 
 #endif

@@ -49,6 +49,33 @@ typedef struct store__ops {
     int (*signing_key_add)(store_t *s, const store_signing_key_t *k);
     int (*signing_key_ensure)(store_t *s, const store_signing_key_t *candidate,
                               store_signing_key_t *active);
+
+    /* Breaks data. The front end has reset *res (and every op's res) to zero, and
+     * checked that ids are >= 1 and every string sits NUL-terminated in its field. */
+    int (*person_put)(store_t *s, int64_t tenant_id, const model_person_t *p,
+                      store_write_result_t *res);
+    int (*person_delete)(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res);
+    int (*definition_put)(store_t *s, int64_t tenant_id, const model_definition_t *d,
+                          store_write_result_t *res);
+    int (*definition_delete)(store_t *s, int64_t tenant_id, int64_t id,
+                             store_write_result_t *res);
+    int (*break_put)(store_t *s, int64_t tenant_id, const model_break_t *b,
+                     store_write_result_t *res);
+    int (*break_delete)(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res);
+    int (*breaks_apply)(store_t *s, int64_t tenant_id, store_break_op_t *ops, size_t n);
+
+    int (*person_get)(store_t *s, int64_t tenant_id, int64_t id, model_person_t *out);
+    int (*people_get_many)(store_t *s, int64_t tenant_id, const int64_t *ids, size_t n,
+                           model_person_t **out, size_t *n_out);
+    int (*definition_get)(store_t *s, int64_t tenant_id, int64_t id, model_definition_t *out);
+    int (*definitions_list)(store_t *s, int64_t tenant_id, int64_t after_id, size_t limit,
+                            model_definition_t **out, size_t *n_out);
+    int (*break_get)(store_t *s, int64_t tenant_id, int64_t id, model_break_t *out);
+    int (*breaks_list)(store_t *s, int64_t tenant_id, const store_breaks_query_t *q,
+                       model_break_t **out, size_t *n_out);
+    int (*changes_after)(store_t *s, int64_t tenant_id, store_collection_t coll,
+                         uint64_t after, size_t limit, store_change_t **out, size_t *n_out);
+    int (*tenant_version)(store_t *s, int64_t tenant_id, uint64_t *out);
 } store__ops_t;
 
 /* The common head of every back-end's handle. */
