@@ -49,11 +49,44 @@ void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
     }
 }
 
+/* One route per path: the method picks the handler. */
+static void api_person_route(http_request_t *req)
+{
+    if (req->method == HTTP_M_PUT)
+        api_person_put(req);
+    else if (req->method == HTTP_M_DELETE)
+        api_person_delete(req);
+    else
+        api_person_get(req);
+}
+
+static void api_definition_route(http_request_t *req)
+{
+    if (req->method == HTTP_M_PUT)
+        api_definition_put(req);
+    else if (req->method == HTTP_M_DELETE)
+        api_definition_delete(req);
+    else
+        api_definition_get(req);
+}
+
+static void api_break_route(http_request_t *req)
+{
+    if (req->method == HTTP_M_PUT)
+        api_break_put(req);
+    else if (req->method == HTTP_M_DELETE)
+        api_break_delete(req);
+    else
+        api_break_get(req);
+}
+
 int api_register_routes(http_router_t *r, api_ctx_t *ctx)
 {
     const http_route_opts_t plain = { .data = ctx };
     const http_route_opts_t api = { .data = ctx, .api = true };
     const http_route_opts_t form = { .data = ctx, .api = true, .max_body = 16384 };
+    const http_route_opts_t batch = { .data = ctx, .api = true, .max_body = API_BATCH_MAX_BODY,
+                                      .stream_window = API_BATCH_WINDOW };
     int rc = 0;
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/healthz", api_healthz, &plain);
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/readyz", api_readyz, &plain);
@@ -62,5 +95,17 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/tenants/{tenant}/.well-known/openid-configuration",
                                    api_discovery, &api);
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/token-info", api_token_info, &api);
+
+    rc = rc ? rc : http_router_add(r, HTTP_M_PUT | HTTP_M_GET | HTTP_M_DELETE,
+                                   API_BASE "/people/{id}", api_person_route, &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/break-definitions",
+                                   api_definitions_list, &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_PUT | HTTP_M_GET | HTTP_M_DELETE,
+                                   API_BASE "/break-definitions/{id}", api_definition_route, &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_POST, API_BASE "/breaks/$batch", api_breaks_batch,
+                                   &batch);
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/breaks", api_breaks_list, &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_PUT | HTTP_M_GET | HTTP_M_DELETE,
+                                   API_BASE "/breaks/{id}", api_break_route, &api);
     return rc;
 }

@@ -52,6 +52,67 @@ const auth_claims_t *api_authorize(http_request_t *req, const char *scope);
 int api_auth_decide(api_ctx_t *ctx, const http_request_t *req, const char *scope,
                     auth_claims_t *claims, const char **reason, int64_t *retry_after_s);
 
+/* ---- helpers shared by the resource handlers (common.c) ---------------- */
+
+/* The {id} path parameter as a positive integer (<= 2^53), or 0. */
+int64_t api_path_id(const http_request_t *req);
+/* Checks that the body is JSON (Content-Type application/json); answers 415 and
+ * returns false otherwise. */
+bool api_require_json(http_request_t *req);
+/* Answers b's content as JSON with status. */
+void api_respond_buf(http_request_t *req, int status, const buf_t *b);
+/* Answers a store failure (BH_EIO and friends) as 503/500 with a reason. */
+void api_respond_store_error(http_request_t *req, int rc);
+/* Answers 400 with every reason of errs. */
+void api_respond_invalid(http_request_t *req, const model_errors_t *errs);
+/* Answers a store_write_result_t of a PUT or DELETE whose rc is not 0: 404, 400 or
+ * 409 with its reason. */
+void api_respond_write_error(http_request_t *req, const store_write_result_t *res);
+/* Sets Location to API_BASE + collection + "/" + id. */
+void api_set_location(http_request_t *req, const char *collection, int64_t id);
+/* pageSize query parameter: default 1000, 1..10000; answers 400 and returns 0 when bad. */
+size_t api_page_size(http_request_t *req);
+
+/* ---- one-record resources (resource.c) ----------------------------------- */
+
+/* What differs between PUT/GET/DELETE of people, break definitions and breaks;
+ * resource.c does the rest (auth, ids, content type, worker jobs, status codes). */
+typedef struct api_resource {
+    const char *collection;   /* path segment: "people" */
+    const char *read_scope, *write_scope;
+    const char *not_found;    /* "no such person" */
+    size_t rec_size;
+    int (*parse)(const char *json, size_t n, int64_t path_id, void *out, model_errors_t *errs);
+    int (*put)(store_t *s, int64_t tenant_id, const void *rec, store_write_result_t *res);
+    int (*get)(store_t *s, int64_t tenant_id, int64_t id, void *out);
+    int (*del)(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res);
+    /* Encodes rec; runs on the worker, so it may read the store (embedding). */
+    int (*encode)(http_request_t *req, store_t *s, int64_t tenant_id, const void *rec, buf_t *b);
+} api_resource_t;
+
+void api_resource_put(http_request_t *req, const api_resource_t *r);
+void api_resource_get(http_request_t *req, const api_resource_t *r);
+void api_resource_delete(http_request_t *req, const api_resource_t *r);
+
+/* ---- paging (paging.c) ---------------------------------------------------- */
+
+/* Where a page ends, sealed into the continuationToken of nextLink. The token is
+ * bound to the collection and to the query (hash of filter and externalReferences),
+ * valid for API_PAGE_TOKEN_TTL_S; anything else is a 409. */
+#define API_PAGE_TOKEN_TTL_S 86400
+
+typedef struct api_cursor {
+    int64_t a, b;             /* keyset position, meaning per collection */
+} api_cursor_t;
+
+/* Reads continuationToken if present: returns 1 with *cur filled, 0 when absent, or
+ * answers 409 and returns -1. */
+int api_cursor_read(http_request_t *req, const char *collection, api_cursor_t *cur);
+/* Appends ,"nextLink":"<path>?<query without continuationToken>&continuationToken=…"
+ * to b. */
+BH_MUST_USE int api_next_link(http_request_t *req, const char *collection,
+                              const api_cursor_t *cur, buf_t *b);
+
 /* The api_ctx_t a route was registered with. */
 static inline api_ctx_t *api_ctx(const http_request_t *req)
 {

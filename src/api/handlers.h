@@ -13,4 +13,22 @@ void api_token(http_request_t *req);
 void api_discovery(http_request_t *req);
 void api_token_info(http_request_t *req);
 
+void api_person_put(http_request_t *req);
+void api_person_get(http_request_t *req);
+void api_person_delete(http_request_t *req);
+
+void api_definition_put(http_request_t *req);
+void api_definition_get(http_request_t *req);
+void api_definition_delete(http_request_t *req);
+void api_definitions_list(http_request_t *req);
+
+void api_break_put(http_request_t *req);
+void api_break_get(http_request_t *req);
+void api_break_delete(http_request_t *req);
+void api_breaks_list(http_request_t *req);
+void api_breaks_batch(http_request_t *req);
+
+#define API_BATCH_WINDOW (1 << 20)    /* body bytes handed to $batch at a time */
+#define API_BATCH_MAX_BODY (64 << 20) /* SPEC §1: batch bodies up to 64 MiB */
+
 #endif

@@ -140,6 +140,19 @@ auth_token_status_t auth_token_verify(auth_keyring_t *k, const char *token, size
 /* A short English reason for a status, for the 401 body. */
 const char *auth_token_status_str(auth_token_status_t s);
 
+/* ---- sealed opaque tokens (continuation and delta tokens) --------------- */
+
+/* Seals payload (any bytes, at most 1024) into an opaque, URL-safe, tamper-proof
+ * token "payload.kid.mac" (base64url), authenticated with a key derived from the
+ * newest signing key. The string is malloc'd. */
+BH_MUST_USE int auth_seal(auth_keyring_t *k, const char *purpose, const void *payload, size_t n,
+                          char **token_out);
+/* Checks a sealed token made for purpose; copies the payload into out (up to cap
+ * bytes) and its length into *n_out. BH_EINVAL for anything tampered, malformed,
+ * made for another purpose, or sealed with a key no longer in the keyring. */
+BH_MUST_USE int auth_unseal(auth_keyring_t *k, const char *purpose, const char *token,
+                            size_t len, void *out, size_t cap, size_t *n_out);
+
 /* ---- revocations -------------------------------------------------------- */
 
 /* The set of revoked (tenant, client) pairs, reloaded from the store periodically

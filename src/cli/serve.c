@@ -147,12 +147,16 @@ static void on_server_done(void *arg)
     uv_stop(&st->loop);
 }
 
+/* Requests still running after --shutdown-timeout may have store work in flight on
+ * worker threads, so their memory cannot be torn down safely: the process exits at
+ * once. Nothing is lost: every acknowledged write is committed (synchronous=FULL),
+ * and what was not acknowledged was not accepted. */
 static void on_shutdown_timeout(uv_timer_t *t)
 {
     serve_state_t *st = t->data;
-    log_warn("shutdown timeout: closing with requests still in progress",
+    log_warn("shutdown timeout: exiting with requests still in progress",
              LOG_INT("connections", st->server ? http_server_connections(st->server) : 0));
-    uv_stop(&st->loop);
+    _exit(CLI_OK);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -165,8 +169,7 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     if (st->stopping) {
         log_warn("second signal: exiting now");
-        uv_stop(&st->loop);
-        return;
+        _exit(CLI_OK);
     }
     st->stopping = true;
     log_info("shutting down", LOG_INT("signal", signum));

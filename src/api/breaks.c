@@ -1,0 +1,265 @@
+/*
+ * breaks.c: breaks (SPEC §3.1): PUT, GET, DELETE by id, and the list
+ * GET /breaks?filter=date ge '…' and date le '…' [and person in (…)] with keyset
+ * paging and externalReferences embedding (SPEC §1, §5).
+ *
+ * Embedding: the person references asked for with
+ * externalReferences=(people,NAME)… are read from the store on the worker, for all
+ * persons of a page at once, and written into each break's person object in the
+ * order asked. A name the person has no value for is left out of the map.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/handlers.h"
+#include "core/date.h"
+#include "filter/extref.h"
+#include "filter/filter.h"
+
+/* The externalReferences parameter of a request: absent (n = 0, asked = false), or
+ * parsed; answers 400 and returns false when malformed. */
+static bool read_extrefs(http_request_t *req, extref_list_t *out, bool *asked)
+{
+    const char *v;
+    *asked = false;
+    out->items = NULL;
+    out->n = 0;
+    if (!http_request_query(req, "externalReferences", &v))
+        return true;
+    char err[EXTREF_ERR_MAX];
+    if (extref_parse(v, strlen(v), &req->arena, out, err, sizeof(err))) {
+        const char *reasons[] = { err };
+        http_respond_error(req, 400, "invalid externalReferences", reasons, 1);
+        return false;
+    }
+    *asked = true;
+    return true;
+}
+
+static int cmp_person(const void *a, const void *b)
+{
+    int64_t x = ((const model_person_t *)a)->id, y = ((const model_person_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Encodes breaks as a comma-separated list of objects, embedding the asked
+ * references. Runs on the worker. */
+static int encode_breaks(store_t *s, int64_t tenant_id, const model_break_t *bs, size_t n,
+                         const extref_list_t *refs, bool asked, buf_t *b)
+{
+    model_person_t *people = NULL;
+    size_t n_people = 0;
+    int rc = 0;
+    if (asked && n > 0) {
+        int64_t *ids = malloc(n * sizeof(*ids));
+        if (!ids)
+            return BH_ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            ids[k++] = bs[i].person_id;
+        qsort(ids, k, sizeof(*ids), cmp_id);
+        size_t u = 0;
+        for (size_t i = 0; i < k; i++)
+            if (u == 0 || ids[u - 1] != ids[i])
+                ids[u++] = ids[i];
+        rc = store_people_get_many(s, tenant_id, ids, u, &people, &n_people);
+        free(ids);
+        if (rc)
+            return rc;
+        qsort(people, n_people, sizeof(*people), cmp_person);
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        model_ref_t embed_refs[EXTREF_MAX_PAIRS];
+        model_embed_t embed = { .refs = embed_refs, .n = 0, .asked = asked };
+        if (asked) {
+            model_person_t key = { .id = bs[i].person_id };
+            const model_person_t *p = bsearch(&key, people, n_people, sizeof(*people), cmp_person);
+            for (size_t r = 0; p && r < refs->n && embed.n < EXTREF_MAX_PAIRS; r++)
+                for (size_t q = 0; q < p->n_refs; q++)
+                    if (!strcmp(p->refs[q].name, refs->items[r].name))
+                        embed_refs[embed.n++] = p->refs[q];
+        }
+        if (i)
+            rc = buf_append_char(b, ',');
+        rc = rc ? rc : model_break_json(b, &bs[i], &embed);
+    }
+    free(people);
+    return rc;
+}
+
+/* ---- one break -------------------------------------------------------- */
+
+/* The asked references travel from the loop to the encoder through req->ctx. */
+typedef struct embed_ask {
+    extref_list_t refs;
+    bool asked;
+} embed_ask_t;
+
+static int parse(const char *json, size_t n, int64_t path_id, void *out, model_errors_t *errs)
+{
+    return model_break_parse(json, n, path_id, out, errs);
+}
+
+static int put(store_t *s, int64_t tenant_id, const void *rec, store_write_result_t *res)
+{
+    return store_break_put(s, tenant_id, rec, res);
+}
+
+static int get(store_t *s, int64_t tenant_id, int64_t id, void *out)
+{
+    return store_break_get(s, tenant_id, id, out);
+}
+
+static int encode(http_request_t *req, store_t *s, int64_t tenant_id, const void *rec, buf_t *b)
+{
+    const embed_ask_t *ask = req->ctx;
+    static const embed_ask_t none = { { NULL, 0 }, false };
+    if (!ask)
+        ask = &none;
+    return encode_breaks(s, tenant_id, rec, 1, &ask->refs, ask->asked, b);
+}
+
+static const api_resource_t breaks = {
+    .collection = "breaks",
+    .read_scope = SCOPE_BREAKS_READ,
+    .write_scope = SCOPE_BREAKS_WRITE,
+    .not_found = "no such break",
+    .rec_size = sizeof(model_break_t),
+    .parse = parse,
+    .put = put,
+    .get = get,
+    .del = store_break_delete,
+    .encode = encode,
+};
+
+void api_break_put(http_request_t *req)
+{
+    api_resource_put(req, &breaks);
+}
+
+void api_break_get(http_request_t *req)
+{
+    embed_ask_t *ask = arena_alloc(&req->arena, sizeof(*ask));
+    if (!ask) {
+        http_respond_error(req, 503, "out of memory", NULL, 0);
+        return;
+    }
+    if (!read_extrefs(req, &ask->refs, &ask->asked))
+        return;
+    req->ctx = ask;
+    api_resource_get(req, &breaks);
+}
+
+void api_break_delete(http_request_t *req)
+{
+    api_resource_delete(req, &breaks);
+}
+
+/* ---- the list --------------------------------------------------------- */
+
+typedef struct list_job {
+    int64_t tenant_id;
+    store_breaks_query_t q;
+    embed_ask_t ask;
+    int rc;
+    buf_t out;
+} list_job_t;
+
+static void list_work(http_request_t *req, void *arg)
+{
+    list_job_t *j = arg;
+    store_t *s = api_ctx(req)->store;
+    model_break_t *bs = NULL;
+    size_t n = 0, limit = j->q.limit;
+    j->q.limit = limit + 1; /* one more tells whether there is a next page */
+    j->rc = store_breaks_list(s, j->tenant_id, &j->q, &bs, &n);
+    if (j->rc)
+        return;
+    bool more = n > limit;
+    if (more)
+        n = limit;
+    int rc = buf_append_str(&j->out, "{\"value\":[");
+    rc = rc ? rc : encode_breaks(s, j->tenant_id, bs, n, &j->ask.refs, j->ask.asked, &j->out);
+    rc = rc ? rc : buf_append_char(&j->out, ']');
+    if (!rc && more) {
+        api_cursor_t next = { .a = bs[n - 1].date, .b = bs[n - 1].id };
+        rc = api_next_link(req, "breaks", &next, &j->out);
+    }
+    rc = rc ? rc : buf_append_char(&j->out, '}');
+    free(bs);
+    j->rc = rc;
+}
+
+static void list_done(http_request_t *req, void *arg)
+{
+    list_job_t *j = arg;
+    if (j->rc)
+        api_respond_store_error(req, j->rc);
+    else
+        api_respond_buf(req, 200, &j->out);
+    buf_deinit(&j->out);
+}
+
+void api_breaks_list(http_request_t *req)
+{
+    const auth_claims_t *c = api_authorize(req, SCOPE_BREAKS_READ);
+    if (!c)
+        return;
+    api_ctx_t *ctx = api_ctx(req);
+    list_job_t *j = arena_alloc(&req->arena, sizeof(*j));
+    if (!j) {
+        http_respond_error(req, 503, "out of memory", NULL, 0);
+        return;
+    }
+    memset(j, 0, sizeof(*j));
+    j->tenant_id = c->tenant_id;
+    const char *expr, *delta;
+    if (http_request_query(req, "delta", &delta)) {
+        const char *reasons[] = { "delta: delta queries are not available on this server yet" };
+        http_respond_error(req, 400, "unsupported query parameter", reasons, 1);
+        return;
+    }
+    if (!http_request_query(req, "filter", &expr)) {
+        const char *reasons[] = {
+            "filter: a date range is required, e.g. filter=date ge '2024-01-01' and date le "
+            "'2024-01-31'"
+        };
+        http_respond_error(req, 400, "missing filter", reasons, 1);
+        return;
+    }
+    filter_breaks_t f;
+    char err[FILTER_ERR_MAX];
+    int32_t today = date_from_ms(clock_now_ms(ctx->clock));
+    if (filter_breaks_compile(expr, strlen(expr), false, today, &req->arena, &f, err,
+                              sizeof(err))) {
+        const char *reasons[] = { err };
+        http_respond_error(req, 400, "invalid filter", reasons, 1);
+        return;
+    }
+    if (!read_extrefs(req, &j->ask.refs, &j->ask.asked))
+        return;
+    if (!(j->q.limit = api_page_size(req)))
+        return;
+    api_cursor_t cur;
+    int have = api_cursor_read(req, "breaks", &cur);
+    if (have < 0)
+        return;
+    j->q.date_from = f.date_from;
+    j->q.date_to = f.date_to;
+    j->q.persons = f.persons;
+    j->q.n_persons = f.n_persons;
+    if (have) {
+        j->q.has_after = true;
+        j->q.after_date = (int32_t)cur.a;
+        j->q.after_id = cur.b;
+    }
+    buf_init(&j->out, 256 << 20);
+    api_run(req, list_work, list_done, j);
+}
