@@ -26,6 +26,7 @@ typedef struct api_ctx {
     auth_keyring_t *keyring;
     auth_revoked_t *revoked;
     auth_ratelimit_t *ratelimit;
+    auth_token_cache_t *token_cache; /* loop thread only; NULL: no caching */
     const char *domain;       /* when set, Host must be <tenant>.<domain> */
     int64_t token_ttl_s;      /* lifetime of issued access tokens */
     int pbkdf2_iterations;    /* unused at verification: the hash names its own cost */

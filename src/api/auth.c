@@ -48,8 +48,8 @@ int api_auth_decide(api_ctx_t *ctx, const http_request_t *req, const char *scope
         return 401;
     }
     int64_t now = clock_now_ms(ctx->clock);
-    auth_token_status_t st =
-        auth_token_verify(ctx->keyring, token.p, token.n, now, ctx->token_ttl_s, claims);
+    auth_token_status_t st = auth_token_cache_verify(ctx->token_cache, ctx->keyring, token.p,
+                                                     token.n, now, ctx->token_ttl_s, claims);
     if (st != AUTH_TOKEN_OK) {
         *reason = auth_token_status_str(st);
         return 401;

@@ -140,6 +140,21 @@ auth_token_status_t auth_token_verify(auth_keyring_t *k, const char *token, size
 /* A short English reason for a status, for the 401 body. */
 const char *auth_token_status_str(auth_token_status_t s);
 
+/* ---- verified-token cache (one loop thread only) ------------------------- */
+
+/* Remembers the claims of tokens that verified, so a client that sends the same
+ * token on every request pays for HMAC and JSON parsing once. An entry is used only
+ * for the exact same token bytes and only while the token's time claims are still
+ * valid at `now`; revocation is not cached (callers check it every time). */
+typedef struct auth_token_cache auth_token_cache_t;
+
+auth_token_cache_t *auth_token_cache_new(void);
+void auth_token_cache_free(auth_token_cache_t *c);
+/* auth_token_verify through the cache. c may be NULL (no caching). */
+auth_token_status_t auth_token_cache_verify(auth_token_cache_t *c, auth_keyring_t *k,
+                                            const char *token, size_t len, int64_t now_ms,
+                                            int64_t max_ttl_s, auth_claims_t *out);
+
 /* ---- sealed opaque tokens (continuation and delta tokens) --------------- */
 
 /* Seals payload (any bytes, at most 1024) into an opaque, URL-safe, tamper-proof

@@ -303,6 +303,7 @@ int cli_serve(int argc, char **argv)
     store_t *store = NULL;
     http_router_t *router = NULL;
     auth_ratelimit_t *ratelimit = NULL;
+    auth_token_cache_t *token_cache = NULL;
     serve_state_t st = { 0 };
     const char *msg = NULL;
     store_options_t sopt = { 0 };
@@ -327,12 +328,13 @@ int cli_serve(int argc, char **argv)
 
     uv_loop_init(&st.loop);
     ratelimit = auth_ratelimit_new((double)cfg.rate_limit, (double)cfg.rate_burst);
+    token_cache = auth_token_cache_new();
     api_ctx_t ctx = { .loop = &st.loop, .store = store, .clock = clock_system(),
                       .rand = rand_system(), .keyring = &st.keyring, .revoked = &st.revoked,
-                      .ratelimit = ratelimit, .domain = cfg.domain && *cfg.domain ? cfg.domain : NULL,
+                      .ratelimit = ratelimit, .token_cache = token_cache, .domain = cfg.domain && *cfg.domain ? cfg.domain : NULL,
                       .token_ttl_s = cfg.token_ttl / 1000 };
     router = http_router_new();
-    if (!router || !ratelimit || api_register_routes(router, &ctx)) {
+    if (!router || !ratelimit || !token_cache || api_register_routes(router, &ctx)) {
         cli_fail(CLI_FAIL, "serve: out of memory");
         goto out_loop;
     }
@@ -388,6 +390,7 @@ out_loop:
     uv_loop_close(&st.loop);
     http_router_free(router);
     auth_ratelimit_free(ratelimit);
+    auth_token_cache_free(token_cache);
 out_auth:
     auth_keyring_deinit(&st.keyring);
     auth_revoked_deinit(&st.revoked);

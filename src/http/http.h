@@ -88,6 +88,8 @@ struct http_request {
     /* Streaming routes only (see http_route_opts_t.stream_window). */
     http_body_fn on_body;       /* set by the handler: body bytes are waiting in body */
     bool body_complete;         /* the whole body has been received */
+    bool aborted;               /* the client went away: end the request with
+                                   http_respond_end (or any answer) once idle */
     /* response side */
     buf_t resp_headers;         /* extra header lines set by the handler */
     int status;

@@ -194,6 +194,7 @@ static int on_message_begin(llhttp_t *p)
     c->streaming = c->stream_started = c->stream_waiting = c->stream_more = false;
     req->on_body = NULL;
     req->body_complete = false;
+    req->aborted = false;
     arena_reset(&req->arena);
     buf_reset(&req->body);
     buf_reset(&req->resp_headers);
@@ -678,7 +679,9 @@ void http_respond_chunk(http_request_t *req, const char *p, size_t n)
 void http_respond_end(http_request_t *req)
 {
     http_conn_t *c = req->conn;
-    if (!req->resp_started || req->responded)
+    if (req->responded)
+        return;
+    if (!req->resp_started && !c->closing)
         return;
     req->responded = true;
     if (c->state == CONN_BODY || c->stream_waiting) {
@@ -967,6 +970,18 @@ static void on_handle_closed(uv_handle_t *h)
     http_conn_t *c = h->data;
     if (--c->open_handles > 0)
         return;
+    if (c->streaming && c->stream_started && !c->req.responded) {
+        /* A streaming handler holds the request (maybe with work on a worker): tell
+         * it the client is gone; it ends the request, which frees the connection. */
+        c->req.aborted = true;
+        c->req.body_complete = true;
+        c->stream_waiting = false;
+        if (c->req.on_body)
+            c->req.on_body(&c->req);
+        else
+            http_respond_end(&c->req);
+        return;
+    }
     /* A handler still holding the request frees the connection when it answers. */
     if (c->state == CONN_HANDLING && !c->req.responded)
         return;

@@ -188,7 +188,7 @@ typedef struct store_break_op {
  * of at most STORE_BATCH_MAX). Each op is applied or refused on its own: a refused
  * op (its res.rc) writes nothing and leaves the others applied. Returns 0 when the
  * transaction committed; otherwise no op applied and every res.rc is the error. */
-#define STORE_BATCH_MAX 2000
+#define STORE_BATCH_MAX 8000
 BH_MUST_USE int store_breaks_apply(store_t *s, int64_t tenant_id, store_break_op_t *ops,
                                    size_t n);
 

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -275,6 +276,16 @@ typedef struct sqlite__store {
     bool writer_started;
     sqlite__conn_t wconn;
 
+    /* The checkpointer: copies the WAL back into the database file on its own
+     * thread and connection, so the writer never pauses for it. ckpt_lock guards
+     * the two flags; the writer's WAL hook sets ckpt_wanted. */
+    pthread_t checkpointer;
+    bool ckpt_started;
+    sqlite__conn_t cconn;
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_cond;
+    bool ckpt_wanted, ckpt_stop;
+
     /* The read pool: readers is the array, free_readers the idle ones. */
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
@@ -396,6 +407,9 @@ static int pragma(sqlite__conn_t *c, const char *sql, const char *want, const ch
 /* Opens one connection and applies the settings every connection needs. The
  * read-write one also switches the database to WAL (a persistent setting) and
  * requests full durability. */
+/* WAL pages after which the checkpointer is woken (about 16 MiB). */
+#define SQLITE__CHECKPOINT_PAGES 4000
+
 static int conn_open(sqlite__conn_t *c, const char *path, bool writer, const char **err_msg)
 {
     int flags = SQLITE_OPEN_NOMUTEX |
@@ -413,7 +427,10 @@ static int conn_open(sqlite__conn_t *c, const char *path, bool writer, const cha
 
     int rc = 0;
     if (writer) {
-        rc = pragma(c, "PRAGMA journal_mode=WAL", "wal", err_msg);
+        /* Only takes effect on a new, empty database (before WAL is on). */
+        rc = pragma(c, "PRAGMA page_size=8192", NULL, err_msg);
+        if (rc == 0)
+            rc = pragma(c, "PRAGMA journal_mode=WAL", "wal", err_msg);
         if (rc == 0)
             rc = pragma(c, "PRAGMA synchronous=FULL", NULL, err_msg);
         /* 32 MiB of page cache for the writer (SQLite's default is 2 MiB): a $batch
@@ -421,6 +438,10 @@ static int conn_open(sqlite__conn_t *c, const char *path, bool writer, const cha
          * pread. */
         if (rc == 0)
             rc = pragma(c, "PRAGMA cache_size=-32768", NULL, err_msg);
+        /* Checkpoints run on the checkpointer thread, not inside the writer's
+         * commits (measured: a third of $batch time went to auto-checkpoints). */
+        if (rc == 0)
+            rc = pragma(c, "PRAGMA wal_autocheckpoint=0", NULL, err_msg);
     }
     if (rc == 0)
         rc = pragma(c, "PRAGMA foreign_keys=ON", NULL, err_msg);
@@ -2472,6 +2493,48 @@ static int sq_tenant_version(store_t *base, int64_t tenant_id, uint64_t *out)
 
 /* See the lifetime notes at the top of the file. Only the first call joins the
  * writer; later calls find it stopped and return at once. */
+/* Called by SQLite in the writer after each commit with the WAL's size in pages. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    sqlite__store_t *s = arg;
+    (void)db, (void)name;
+    if (pages >= SQLITE__CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->ckpt_wanted = true;
+        pthread_cond_signal(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_lock);
+    }
+    return SQLITE_OK;
+}
+
+/* PASSIVE checkpoints never block the writer or readers; they copy what they can.
+ * Also runs every second, so a quiet database's WAL is folded back soon. */
+static void *checkpointer_main(void *arg)
+{
+    sqlite__store_t *s = arg;
+    pthread_mutex_lock(&s->ckpt_lock);
+    while (!s->ckpt_stop) {
+        if (!s->ckpt_wanted) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&s->ckpt_cond, &s->ckpt_lock, &until);
+            if (s->ckpt_stop)
+                break;
+        }
+        s->ckpt_wanted = false;
+        pthread_mutex_unlock(&s->ckpt_lock);
+        int log_pages = 0, done_pages = 0;
+        int src = sqlite3_wal_checkpoint_v2(s->cconn.db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                            &log_pages, &done_pages);
+        if (src != SQLITE_OK && src != SQLITE_BUSY)
+            log_warn("store: checkpoint failed", LOG_STR("error", sqlite3_errmsg(s->cconn.db)));
+        pthread_mutex_lock(&s->ckpt_lock);
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    return NULL;
+}
+
 static void sq_shutdown(store_t *base)
 {
     sqlite__store_t *s = from_base(base);
@@ -2485,6 +2548,13 @@ static void sq_shutdown(store_t *base)
     pthread_mutex_unlock(&s->lock);
     if (join)
         pthread_join(s->writer, NULL);
+    pthread_mutex_lock(&s->ckpt_lock);
+    bool join_ckpt = s->ckpt_started && !s->ckpt_stop;
+    s->ckpt_stop = true;
+    pthread_cond_signal(&s->ckpt_cond);
+    pthread_mutex_unlock(&s->ckpt_lock);
+    if (join_ckpt)
+        pthread_join(s->checkpointer, NULL);
 }
 
 /* Frees a store at any stage of sqlite__open: connections that never opened have a
@@ -2496,7 +2566,10 @@ static void sq_destroy(store_t *base)
     for (int i = 0; s->readers && i < s->n_readers; i++)
         conn_close(&s->readers[i]);
     free(s->readers);
+    conn_close(&s->cconn);
     conn_close(&s->wconn);
+    pthread_cond_destroy(&s->ckpt_cond);
+    pthread_mutex_destroy(&s->ckpt_lock);
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->done_cond);
@@ -2575,6 +2648,8 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
     pthread_cond_init(&s->done_cond, NULL);
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
+    pthread_mutex_init(&s->ckpt_lock, NULL);
+    pthread_cond_init(&s->ckpt_cond, NULL);
 
     /* The writer first: it creates the schema and turns WAL on, which read-only
      * connections cannot do. */
@@ -2599,6 +2674,13 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
         s->free_readers = &s->readers[i];
     }
 
+    /* The checkpointer's connection before any thread starts, so a failure here
+     * has nothing to stop. */
+    rc = conn_open(&s->cconn, path, true, err_msg);
+    if (rc != 0)
+        goto out_destroy;
+    sqlite3_wal_hook(s->wconn.db, wal_hook, s);
+
     int prc = pthread_create(&s->writer, NULL, writer_main, s);
     if (prc != 0) {
         *err_msg = store__set_open_error("cannot start the store writer thread: %s",
@@ -2607,6 +2689,15 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
         goto out_destroy;
     }
     s->writer_started = true;
+    prc = pthread_create(&s->checkpointer, NULL, checkpointer_main, s);
+    if (prc != 0) {
+        *err_msg = store__set_open_error("cannot start the store checkpointer thread: %s",
+                                         strerror(prc));
+        rc = BH_EIO;
+        sq_shutdown(&s->base);
+        goto out_destroy;
+    }
+    s->ckpt_started = true;
     *out = &s->base;
     return 0;
 
