@@ -122,6 +122,14 @@ static bool route_matches_path(const http_route_t *rt, const slice_t *segs, size
     return true;
 }
 
+static size_t literal_segments(const http_route_t *rt)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < rt->n_segs; i++)
+        n += !rt->is_param[i];
+    return n;
+}
+
 http_match_t http_router_match(const http_router_t *r, http_method_t method, slice_t path,
                                http_request_t *req, const http_route_t **route,
                                unsigned *allowed)
@@ -131,9 +139,23 @@ http_match_t http_router_match(const http_router_t *r, http_method_t method, sli
     unsigned allow = 0;
     if (n < 0)
         return HTTP_MATCH_NO_PATH;
+    /* The most specific patterns that match the path decide (most literal segments):
+     * /breaks/$batch belongs to its own route, not to /breaks/{id}, whatever the
+     * method. */
+    size_t best = 0;
+    bool any = false;
     for (size_t i = 0; i < r->n; i++) {
         const http_route_t *rt = &r->routes[i];
         if (!route_matches_path(rt, segs, (size_t)n, NULL))
+            continue;
+        size_t lit = literal_segments(rt);
+        if (!any || lit > best)
+            best = lit;
+        any = true;
+    }
+    for (size_t i = 0; any && i < r->n; i++) {
+        const http_route_t *rt = &r->routes[i];
+        if (literal_segments(rt) != best || !route_matches_path(rt, segs, (size_t)n, NULL))
             continue;
         if (rt->methods & method) {
             route_matches_path(rt, segs, (size_t)n, req);

@@ -402,7 +402,10 @@ static int on_headers_complete(llhttp_t *p)
         c->streaming = true;
         /* Room for the window plus one whole read, so on_body never has to split. */
         req->body.max = window + READ_BUF_SIZE;
-        return HPE_PAUSED; /* conn_feed calls the handler outside the parser */
+        /* With a body, the handler is set up now, outside the parser (conn_feed). An
+         * empty body completes in this same parse; dispatch sets the handler up then. */
+        if ((p->flags & F_CHUNKED) || p->content_length > 0)
+            return HPE_PAUSED;
     }
     return 0;
 }
@@ -813,6 +816,10 @@ static void dispatch(http_conn_t *c)
         }
         http_respond_error(req, c->deferred_status, c->deferred_msg, NULL, 0);
     } else if (c->streaming) {
+        if (!c->stream_started) {
+            c->stream_started = true;
+            http_route_handler(c->route)(req);
+        }
         stream_deliver(c);
     } else {
         http_route_handler(c->route)(req);
