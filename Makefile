@@ -9,7 +9,7 @@ LISTEN     ?= 127.0.0.1:8080
 STORE      ?= sqlite:var/breakhook.db
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build run test test-debug test-asan test-tsan fuzz check-src bench clean
+.PHONY: all deps build run test test-debug test-asan test-tsan fuzz check-src bench bench-smoke clean
 
 all: build
 
@@ -51,6 +51,9 @@ check-src:
 
 bench: build
 	./bench/run.sh
+
+bench-smoke: test-debug
+	BIN=$(BUILD)/debug/breakhook ./bench/run.sh --smoke
 
 clean:
 	rm -rf $(BUILD)

@@ -12,6 +12,7 @@ DURATION=${DURATION:-$([ $SMOKE = 1 ] && echo 2 || echo 10)}
 CONNECTIONS=${CONNECTIONS:-64}
 BIN=${BIN:-build/release/breakhook}
 [ -x "$BIN" ] || { echo "bench: $BIN missing: run 'make build' first" >&2; exit 1; }
+BUILD_KIND=$(basename "$(dirname "$BIN")")
 command -v wrk >/dev/null || { echo "bench: wrk missing: run scripts/install-deps.sh" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/breakhook-bench.XXXXXX)
@@ -57,7 +58,7 @@ record() { # name value unit
 }
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') | $(nproc) cores | $(free -g | awk '/Mem:/ {print $2}') GiB | $(uname -r)"
-echo "build: $("$BIN" version) release, wrk -t1 -c$CONNECTIONS -d${DURATION}s"
+echo "build: $("$BIN" version) $BUILD_KIND, wrk -t1 -c$CONNECTIONS -d${DURATION}s"
 printf '%-48s %14s %s\n' figure value unit
 
 start_server --access-log=false
@@ -68,6 +69,49 @@ record "token-info authenticated (JWT check)" \
   "$(wrk_rps "http://127.0.0.1:$PORT/connector/protimeapi/api/v1/token-info" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")" "req/s"
 record "token-info unauthenticated (401 answer)" \
   "$(wrk_rps "http://127.0.0.1:$PORT/connector/protimeapi/api/v1/token-info" -H "User-Agent: bench")" "req/s"
+
+# ---- breaks data: $batch upserts, then reads ----------------------------------
+API="http://127.0.0.1:$PORT/connector/protimeapi/api/v1"
+AUTH=(-A bench -H "Authorization: Bearer $TOKEN")
+curl -s "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/break-definitions/1" \
+  -d '{"id":1,"name":{"default":"Lunch"},"friendlyName":{"default":"Lunch"},"paidDurationInMinutes":0,"minimumDurationInMinutes":30,"maximumDurationInMinutes":60,"ifNotClockedDurationInMinutes":30,"hasToBeTakenUninterrupted":true}' >/dev/null
+for p in $(seq 1 100); do
+  curl -s "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/people/$p" -d "{\"id\":$p}" >/dev/null
+done
+BATCH_FILES=$([ $SMOKE = 1 ] && echo 2 || echo 40)
+LINES=10000
+# Each file: LINES upserts of distinct breaks over one month of 2026, 100 people.
+awk -v files="$BATCH_FILES" -v lines="$LINES" -v dir="$WORK" 'BEGIN {
+  for (f = 0; f < files; f++) {
+    out = dir "/batch" f ".ndjson"
+    for (i = 0; i < lines; i++) {
+      id = f * lines + i + 1
+      printf "{\"op\":\"upsert\",\"data\":{\"id\":%d,\"person\":{\"id\":%d},\"breakDefinition\":{\"id\":1},\"date\":\"2026-03-%02d\",\"clockedDurationInMinutes\":%d,\"startTimeInMinutes\":720,\"endTimeInMinutes\":840,\"isBreakTaken\":true}}\n", id, id % 100 + 1, id % 28 + 1, id % 90 > out
+    }
+    close(out)
+  }
+}'
+t0=$(date +%s.%N)
+for f in $(seq 0 $((BATCH_FILES - 1))); do
+  curl -s "${AUTH[@]}" -H 'Content-Type: application/x-ndjson' --data-binary @"$WORK/batch$f.ndjson" \
+    "$API/breaks/\$batch" | tail -n 1 | grep -q "\"created\":$LINES" || { echo "bench: batch $f failed" >&2; exit 1; }
+done
+t1=$(date +%s.%N)
+record "\$batch upserts (new breaks, durable)" "$(awk -v n=$((BATCH_FILES * LINES)) -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')" "upserts/s"
+NBREAKS=$((BATCH_FILES * LINES))
+# A page of 1000 (the default page size) from the first day, with a token.
+PAGE_URL="$API/breaks?filter=date%20ge%20'2026-03-01'%20and%20date%20le%20'2026-03-31'"
+PAGE_RPS=$(wrk_rps "$PAGE_URL" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")
+record "GET /breaks 1000-item pages" "$PAGE_RPS" "pages/s"
+record "GET /breaks breaks served" "$(awk -v r="$PAGE_RPS" 'BEGIN {printf "%.0f", r * 1000}')" "breaks/s"
+cat > "$WORK/byid.lua" <<LUA
+local n = $NBREAKS
+request = function()
+  return wrk.format("GET", "/connector/protimeapi/api/v1/breaks/" .. math.random(1, n))
+end
+LUA
+record "GET /breaks/{id} (random ids, with token)" \
+  "$(wrk_rps "http://127.0.0.1:$PORT" -s "$WORK/byid.lua" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")" "req/s"
 stop_server
 
 start_server --access-log=true --log-level info --log-file "$WORK/access.log"
@@ -76,9 +120,9 @@ stop_server
 
 mkdir -p bench/results
 {
-  printf '{"machine":{"cpu":"%s","cores":%s,"memGiB":%s,"kernel":"%s"},"build":"release","smoke":%s,"results":[' \
+  printf '{"machine":{"cpu":"%s","cores":%s,"memGiB":%s,"kernel":"%s"},"build":"%s","smoke":%s,"results":[' \
     "$(lscpu | sed -n 's/^Model name: *//p')" "$(nproc)" "$(free -g | awk '/Mem:/ {print $2}')" "$(uname -r)" \
-    "$([ $SMOKE = 1 ] && echo true || echo false)"
+    "$BUILD_KIND" "$([ $SMOKE = 1 ] && echo true || echo false)"
   (IFS=,; printf '%s' "${RESULTS[*]}")
   printf ']}\n'
 } > bench/results/latest.json
