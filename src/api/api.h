@@ -57,6 +57,9 @@ int api_auth_decide(api_ctx_t *ctx, const http_request_t *req, const char *scope
 
 /* The {id} path parameter as a positive integer (<= 2^53), or 0. */
 int64_t api_path_id(const http_request_t *req);
+/* True when the request's Content-Type is exactly this media type (compared
+ * case-insensitively, parameters such as charset ignored, RFC 9110 §8.3.1). */
+bool api_media_type_is(const http_request_t *req, const char *type);
 /* Checks that the body is JSON (Content-Type application/json); answers 415 and
  * returns false otherwise. */
 bool api_require_json(http_request_t *req);

@@ -458,9 +458,8 @@ void api_breaks_batch(http_request_t *req)
     const auth_claims_t *c = api_authorize(req, SCOPE_BREAKS_WRITE);
     if (!c)
         return;
-    slice_t ct = http_request_header(req, "content-type");
-    if (!ct.p || !(slice_starts_with(ct, "application/x-ndjson") ||
-                   slice_starts_with(ct, "application/jsonl"))) {
+    if (!api_media_type_is(req, "application/x-ndjson") &&
+        !api_media_type_is(req, "application/jsonl")) {
         const char *reasons[] = { "Content-Type must be application/x-ndjson" };
         http_respond_error(req, 415, "unsupported media type", reasons, 1);
         return;

@@ -18,18 +18,21 @@ int64_t api_path_id(const http_request_t *req)
     return (int64_t)v;
 }
 
-bool api_require_json(http_request_t *req)
+bool api_media_type_is(const http_request_t *req, const char *type)
 {
     slice_t ct = http_request_header(req, "content-type");
-    if (ct.p) {
-        slice_t base = ct;
-        const char *semi = memchr(ct.p, ';', ct.n);
-        if (semi)
-            base.n = (size_t)(semi - ct.p);
-        base = slice_trim(base);
-        if (slice_eq_nocase(base, "application/json"))
-            return true;
-    }
+    if (!ct.p)
+        return false;
+    const char *semi = memchr(ct.p, ';', ct.n);
+    if (semi)
+        ct.n = (size_t)(semi - ct.p);
+    return slice_eq_nocase(slice_trim(ct), type);
+}
+
+bool api_require_json(http_request_t *req)
+{
+    if (api_media_type_is(req, "application/json"))
+        return true;
     const char *reasons[] = { "Content-Type must be application/json" };
     http_respond_error(req, 415, "unsupported media type", reasons, 1);
     return false;

@@ -38,9 +38,9 @@ static void oauth_error(http_request_t *req, int status, const char *error, cons
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     http_response_header(req, "Cache-Control", "no-store");
-    if (status == 401)
-        http_response_header(req, "WWW-Authenticate",
-                             basic ? "Basic realm=\"breakhook\"" : "Bearer");
+    /* RFC 6749 §5.2: a challenge for the scheme the client authenticated with. */
+    if (status == 401 && basic)
+        http_response_header(req, "WWW-Authenticate", "Basic realm=\"breakhook\"");
     if (!s) {
         http_respond_error(req, 500, "out of memory", NULL, 0);
         return;
@@ -152,7 +152,6 @@ void api_token(http_request_t *req)
 {
     api_ctx_t *ctx = api_ctx(req);
     slice_t tenant = http_request_param(req, "tenant");
-    slice_t ctype = http_request_header(req, "content-type");
     slice_t authz = http_request_header(req, "authorization");
     token_job_t *j = arena_alloc(&req->arena, sizeof(*j));
     auth_form_t *form = arena_alloc(&req->arena, sizeof(*form));
@@ -166,7 +165,7 @@ void api_token(http_request_t *req)
         oauth_error(req, 400, "invalid_request", "the Host does not belong to this tenant", false);
         return;
     }
-    if (!ctype.p || !slice_starts_with(ctype, "application/x-www-form-urlencoded")) {
+    if (!api_media_type_is(req, "application/x-www-form-urlencoded")) {
         oauth_error(req, 400, "invalid_request",
                     "the body must be application/x-www-form-urlencoded", false);
         return;
@@ -226,6 +225,7 @@ void api_token(http_request_t *req)
             oauth_error(req, 400, "invalid_scope", d ? d : "the scope parameter is invalid", false);
             return;
         }
+        j->scope = arena_strndup(&req->arena, norm, strlen(norm));
     }
     j->tenant_name = arena_strndup(&req->arena, tenant.p, tenant.n);
     if (!j->tenant_name) {

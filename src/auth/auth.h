@@ -94,7 +94,7 @@ BH_MUST_USE int auth_bearer_parse(slice_t header, slice_t *token);
 
 /* ---- signing keys and tokens -------------------------------------------- */
 
-#define AUTH_KEYRING_MAX 16
+#define AUTH_KEYRING_MAX 64
 
 typedef struct auth_keyring {
     pthread_mutex_t lock;
@@ -104,7 +104,12 @@ typedef struct auth_keyring {
 
 void auth_keyring_init(auth_keyring_t *k);
 void auth_keyring_deinit(auth_keyring_t *k);
-/* Replaces the keys (newest first, as store_signing_key_list returns them). */
+/* Keeps, in place and in order, the keys that can still matter at now_ms: the
+ * active ones and those retired less than keep_ms ago (what they signed may still
+ * be valid). Returns how many remain. */
+size_t auth_keys_prune(store_signing_key_t *keys, size_t n, int64_t now_ms, int64_t keep_ms);
+/* Replaces the keys (newest first, as store_signing_key_list returns them); past
+ * AUTH_KEYRING_MAX the oldest are dropped, so prune first. */
 void auth_keyring_set(auth_keyring_t *k, const store_signing_key_t *keys, size_t n);
 /* A fresh signing key with a random kid and secret. */
 BH_MUST_USE int auth_signing_key_new(bh_rand_t *r, int64_t now_ms, store_signing_key_t *out);

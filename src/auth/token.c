@@ -43,6 +43,15 @@ void auth_keyring_set(auth_keyring_t *k, const store_signing_key_t *keys, size_t
     pthread_mutex_unlock(&k->lock);
 }
 
+size_t auth_keys_prune(store_signing_key_t *keys, size_t n, int64_t now_ms, int64_t keep_ms)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!keys[i].retired_at_ms || now_ms - keys[i].retired_at_ms < keep_ms)
+            keys[k++] = keys[i];
+    return k;
+}
+
 int auth_signing_key_new(bh_rand_t *r, int64_t now_ms, store_signing_key_t *out)
 {
     unsigned char id[12];
@@ -128,8 +137,10 @@ static bool find_key(auth_keyring_t *k, const char *kid, int64_t now_ms, int64_t
         const store_signing_key_t *key = &k->keys[i];
         if (strcmp(key->kid, kid) != 0)
             continue;
-        /* A retired key still verifies the tokens it signed until they have expired. */
-        if (key->retired_at_ms && now_ms > key->retired_at_ms + max_ttl_s * 1000)
+        /* A retired key still verifies the tokens it signed until they have expired;
+         * the hour of grace covers nodes that signed with it until their next key
+         * refresh (exp is still checked below, so no token lives longer). */
+        if (key->retired_at_ms && now_ms > key->retired_at_ms + (max_ttl_s + 3600) * 1000)
             break;
         *out = *key;
         found = true;
