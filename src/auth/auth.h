@@ -95,6 +95,9 @@ BH_MUST_USE int auth_bearer_parse(slice_t header, slice_t *token);
 /* ---- signing keys and tokens -------------------------------------------- */
 
 #define AUTH_KEYRING_MAX 64
+/* How long past retired_at + max_ttl a retired key still verifies: nodes may sign
+ * with it until they reload their keys (at most --revocation-refresh, <= 1 h). */
+#define AUTH_KEY_GRACE_S 3600
 
 typedef struct auth_keyring {
     pthread_mutex_t lock;

@@ -140,7 +140,8 @@ static bool find_key(auth_keyring_t *k, const char *kid, int64_t now_ms, int64_t
         /* A retired key still verifies the tokens it signed until they have expired;
          * the hour of grace covers nodes that signed with it until their next key
          * refresh (exp is still checked below, so no token lives longer). */
-        if (key->retired_at_ms && now_ms > key->retired_at_ms + (max_ttl_s + 3600) * 1000)
+        if (key->retired_at_ms &&
+            now_ms > key->retired_at_ms + (max_ttl_s + AUTH_KEY_GRACE_S) * 1000)
             break;
         *out = *key;
         found = true;

@@ -670,15 +670,32 @@ static void test_retired_key_until_max_ttl(void **state)
     set_ring(&f->ring, keys, 2);
     EXPECT_ST(verify_at(f, t, NOW_MS), AUTH_TOKEN_OK);
     EXPECT_ST(verify_at(f, t, retired), AUTH_TOKEN_OK);
-    EXPECT_ST(verify_at(f, t, retired + TTL_S * 1000 - 1), AUTH_TOKEN_OK);
-    EXPECT_ST(verify_at(f, t, retired + TTL_S * 1000), AUTH_TOKEN_OK);
-    EXPECT_ST(verify_at(f, t, retired + TTL_S * 1000 + 1), AUTH_TOKEN_UNKNOWN_KEY);
-    EXPECT_ST(verify_at(f, t, retired + TTL_S * 1000 * 10), AUTH_TOKEN_UNKNOWN_KEY);
+    /* Valid until retired + max_ttl + the grace for nodes that signed with it late. */
+    const int64_t end = retired + (TTL_S + AUTH_KEY_GRACE_S) * 1000;
+    EXPECT_ST(verify_at(f, t, end - 1), AUTH_TOKEN_OK);
+    EXPECT_ST(verify_at(f, t, end), AUTH_TOKEN_OK);
+    EXPECT_ST(verify_at(f, t, end + 1), AUTH_TOKEN_UNKNOWN_KEY);
+    EXPECT_ST(verify_at(f, t, retired + TTL_S * 1000 * 10 + AUTH_KEY_GRACE_S * 1000),
+              AUTH_TOKEN_UNKNOWN_KEY);
     /* max_ttl_s is the caller's: a longer one keeps the key longer. */
-    EXPECT_ST(auth_token_verify(&f->ring, t, strlen(t), retired + TTL_S * 1000 + 1, TTL_S * 2,
-                                &f->out),
+    EXPECT_ST(auth_token_verify(&f->ring, t, strlen(t), end + 1, TTL_S * 2, &f->out),
               AUTH_TOKEN_OK);
     free(t);
+}
+
+static void test_keys_prune(void **state)
+{
+    (void)state;
+    store_signing_key_t keys[4];
+    make_key(&keys[0], "active", 1, 0);
+    make_key(&keys[1], "recent", 2, NOW_MS - 1000);
+    make_key(&keys[2], "edge", 3, NOW_MS - 9999);
+    make_key(&keys[3], "old", 4, NOW_MS - 10000);
+    size_t n = auth_keys_prune(keys, 4, NOW_MS, 10000);
+    assert_int_equal(n, 3);
+    assert_string_equal(keys[0].kid, "active");
+    assert_string_equal(keys[1].kid, "recent");
+    assert_string_equal(keys[2].kid, "edge");
 }
 
 static void test_rotation(void **state)
@@ -1187,6 +1204,7 @@ int main(void)
         T(test_missing_and_unknown_kid),
         T(test_wrong_key_same_kid),
         T(test_retired_key_until_max_ttl),
+        T(test_keys_prune),
         T(test_rotation),
         T(test_missing_claims),
         T(test_missing_time_claims),
