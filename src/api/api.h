@@ -117,6 +117,20 @@ int api_cursor_read(http_request_t *req, const char *collection, api_cursor_t *c
 BH_MUST_USE int api_next_link(http_request_t *req, const char *collection,
                               const api_cursor_t *cur, buf_t *b);
 
+/* A list answer built on a worker: {"value":[…],"nextLink":"…"}. Embed it first in
+ * a job struct; api_list_done answers from it and frees the text. */
+typedef struct api_list {
+    int rc;
+    buf_t out;
+} api_list_t;
+
+/* Closes the value array and appends nextLink when next is given (a next page
+ * exists) and the closing brace. */
+BH_MUST_USE int api_list_close(http_request_t *req, const char *collection,
+                               const api_cursor_t *next, buf_t *out);
+/* An api_work_fn for done: answers 200 with the list, or the store error. */
+void api_list_done(http_request_t *req, void *arg);
+
 /* The api_ctx_t a route was registered with. */
 static inline api_ctx_t *api_ctx(const http_request_t *req)
 {

@@ -165,11 +165,10 @@ void api_break_delete(http_request_t *req)
 /* ---- the list --------------------------------------------------------- */
 
 typedef struct list_job {
+    api_list_t list; /* first: api_list_done answers from it */
     int64_t tenant_id;
     store_breaks_query_t q;
     embed_ask_t ask;
-    int rc;
-    buf_t out;
 } list_job_t;
 
 static void list_work(http_request_t *req, void *arg)
@@ -179,32 +178,19 @@ static void list_work(http_request_t *req, void *arg)
     model_break_t *bs = NULL;
     size_t n = 0, limit = j->q.limit;
     j->q.limit = limit + 1; /* one more tells whether there is a next page */
-    j->rc = store_breaks_list(s, j->tenant_id, &j->q, &bs, &n);
-    if (j->rc)
+    buf_t *out = &j->list.out;
+    j->list.rc = store_breaks_list(s, j->tenant_id, &j->q, &bs, &n);
+    if (j->list.rc)
         return;
     bool more = n > limit;
     if (more)
         n = limit;
-    int rc = buf_append_str(&j->out, "{\"value\":[");
-    rc = rc ? rc : encode_breaks(s, j->tenant_id, bs, n, &j->ask.refs, j->ask.asked, &j->out);
-    rc = rc ? rc : buf_append_char(&j->out, ']');
-    if (!rc && more) {
-        api_cursor_t next = { .a = bs[n - 1].date, .b = bs[n - 1].id };
-        rc = api_next_link(req, "breaks", &next, &j->out);
-    }
-    rc = rc ? rc : buf_append_char(&j->out, '}');
+    api_cursor_t next = { .a = more ? bs[n - 1].date : 0, .b = more ? bs[n - 1].id : 0 };
+    int rc = buf_append_str(out, "{\"value\":[");
+    rc = rc ? rc : encode_breaks(s, j->tenant_id, bs, n, &j->ask.refs, j->ask.asked, out);
+    rc = rc ? rc : api_list_close(req, "breaks", more ? &next : NULL, out);
     free(bs);
-    j->rc = rc;
-}
-
-static void list_done(http_request_t *req, void *arg)
-{
-    list_job_t *j = arg;
-    if (j->rc)
-        api_respond_store_error(req, j->rc);
-    else
-        api_respond_buf(req, 200, &j->out);
-    buf_deinit(&j->out);
+    j->list.rc = rc;
 }
 
 void api_breaks_list(http_request_t *req)
@@ -260,6 +246,6 @@ void api_breaks_list(http_request_t *req)
         j->q.after_date = (int32_t)cur.a;
         j->q.after_id = cur.b;
     }
-    buf_init(&j->out, 256 << 20);
-    api_run(req, list_work, list_done, j);
+    buf_init(&j->list.out, 256 << 20);
+    api_run(req, list_work, api_list_done, j);
 }

@@ -60,11 +60,10 @@ void api_definition_delete(http_request_t *req)
 }
 
 typedef struct list_job {
+    api_list_t list; /* first: api_list_done answers from it */
     int64_t tenant_id;
     api_cursor_t cur;
     size_t limit;
-    int rc;
-    buf_t out;
 } list_job_t;
 
 static void list_work(http_request_t *req, void *arg)
@@ -73,37 +72,24 @@ static void list_work(http_request_t *req, void *arg)
     model_definition_t *defs = NULL;
     size_t n = 0;
     /* One more than a page tells whether a next page exists. */
-    j->rc = store_definitions_list(api_ctx(req)->store, j->tenant_id, j->cur.a, j->limit + 1,
-                                   &defs, &n);
-    if (j->rc)
+    buf_t *out = &j->list.out;
+    j->list.rc = store_definitions_list(api_ctx(req)->store, j->tenant_id, j->cur.a,
+                                        j->limit + 1, &defs, &n);
+    if (j->list.rc)
         return;
     bool more = n > j->limit;
     if (more)
         n = j->limit;
-    int rc = buf_append_str(&j->out, "{\"value\":[");
+    api_cursor_t next = { .a = more ? defs[n - 1].id : 0, .b = 0 };
+    int rc = buf_append_str(out, "{\"value\":[");
     for (size_t i = 0; i < n && !rc; i++) {
         if (i)
-            rc = buf_append_char(&j->out, ',');
-        rc = rc ? rc : model_definition_json(&j->out, &defs[i]);
+            rc = buf_append_char(out, ',');
+        rc = rc ? rc : model_definition_json(out, &defs[i]);
     }
-    rc = rc ? rc : buf_append_char(&j->out, ']');
-    if (!rc && more) {
-        api_cursor_t next = { .a = defs[n - 1].id, .b = 0 };
-        rc = api_next_link(req, "break-definitions", &next, &j->out);
-    }
-    rc = rc ? rc : buf_append_char(&j->out, '}');
+    rc = rc ? rc : api_list_close(req, "break-definitions", more ? &next : NULL, out);
     free(defs);
-    j->rc = rc;
-}
-
-static void list_done(http_request_t *req, void *arg)
-{
-    list_job_t *j = arg;
-    if (j->rc)
-        api_respond_store_error(req, j->rc);
-    else
-        api_respond_buf(req, 200, &j->out);
-    buf_deinit(&j->out);
+    j->list.rc = rc;
 }
 
 void api_definitions_list(http_request_t *req)
@@ -128,6 +114,6 @@ void api_definitions_list(http_request_t *req)
         return;
     if (api_cursor_read(req, "break-definitions", &j->cur) < 0)
         return;
-    buf_init(&j->out, 64 << 20);
-    api_run(req, list_work, list_done, j);
+    buf_init(&j->list.out, 64 << 20);
+    api_run(req, list_work, api_list_done, j);
 }

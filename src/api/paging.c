@@ -36,6 +36,25 @@ static uint64_t query_hash(http_request_t *req)
     return h;
 }
 
+int api_list_close(http_request_t *req, const char *collection, const api_cursor_t *next,
+                   buf_t *out)
+{
+    int rc = buf_append_char(out, ']');
+    if (!rc && next)
+        rc = api_next_link(req, collection, next, out);
+    return rc ? rc : buf_append_char(out, '}');
+}
+
+void api_list_done(http_request_t *req, void *arg)
+{
+    api_list_t *l = arg;
+    if (l->rc)
+        api_respond_store_error(req, l->rc);
+    else
+        api_respond_buf(req, 200, &l->out);
+    buf_deinit(&l->out);
+}
+
 int api_cursor_read(http_request_t *req, const char *collection, api_cursor_t *cur)
 {
     const char *tok;

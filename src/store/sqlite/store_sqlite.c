@@ -964,19 +964,25 @@ static int sq_tenant_get(store_t *base, const char *name, store_tenant_t *out)
     return rc;
 }
 
-static int sq_tenant_list(store_t *base, store_tenant_t **out, size_t *n_out)
+/* Every row of a statement without parameters, on a pooled read connection. */
+static int read_all(store_t *base, int id, row_fn decode, size_t elem_size, void **out,
+                    size_t *n_out)
 {
     sqlite__store_t *s = from_base(base);
     sqlite__conn_t *c;
     int rc = reader_take(s, &c);
     if (rc != 0)
         return rc;
-    sqlite3_stmt *st = stmt_get(c, ST_TENANT_LIST, &rc);
+    sqlite3_stmt *st = stmt_get(c, id, &rc);
     if (st)
-        rc = query_all(c, st, ST_TENANT_LIST, decode_tenant, sizeof(**out), (void **)out,
-                       n_out);
+        rc = query_all(c, st, id, decode, elem_size, out, n_out);
     reader_put(s, c);
     return rc;
+}
+
+static int sq_tenant_list(store_t *base, store_tenant_t **out, size_t *n_out)
+{
+    return read_all(base, ST_TENANT_LIST, decode_tenant, sizeof(**out), (void **)out, n_out);
 }
 
 /* ---- clients ---------------------------------------------------------------------- */
@@ -1057,17 +1063,8 @@ static int sq_client_list(store_t *base, int64_t tenant_id, store_client_t **out
 
 static int sq_client_list_revoked(store_t *base, store_client_t **out, size_t *n_out)
 {
-    sqlite__store_t *s = from_base(base);
-    sqlite__conn_t *c;
-    int rc = reader_take(s, &c);
-    if (rc != 0)
-        return rc;
-    sqlite3_stmt *st = stmt_get(c, ST_CLIENT_LIST_REVOKED, &rc);
-    if (st)
-        rc = query_all(c, st, ST_CLIENT_LIST_REVOKED, decode_client, sizeof(**out), (void **)out,
-                       n_out);
-    reader_put(s, c);
-    return rc;
+    return read_all(base, ST_CLIENT_LIST_REVOKED, decode_client, sizeof(**out), (void **)out,
+                    n_out);
 }
 
 typedef struct {
@@ -1120,17 +1117,7 @@ static int sq_client_revoke(store_t *base, int64_t tenant_id, const char *client
 
 static int sq_signing_key_list(store_t *base, store_signing_key_t **out, size_t *n_out)
 {
-    sqlite__store_t *s = from_base(base);
-    sqlite__conn_t *c;
-    int rc = reader_take(s, &c);
-    if (rc != 0)
-        return rc;
-    sqlite3_stmt *st = stmt_get(c, ST_KEY_LIST, &rc);
-    if (st)
-        rc = query_all(c, st, ST_KEY_LIST, decode_signing_key, sizeof(**out), (void **)out,
-                       n_out);
-    reader_put(s, c);
-    return rc;
+    return read_all(base, ST_KEY_LIST, decode_signing_key, sizeof(**out), (void **)out, n_out);
 }
 
 /* Inserts k as the active key (retired_at_ms NULL). */
