@@ -578,3 +578,99 @@ int store_tenant_version(store_t *s, int64_t tenant_id, uint64_t *out)
         return BH_ENOTFOUND;
     return s->ops->tenant_version(s, tenant_id, out);
 }
+
+/* ---- webhooks --------------------------------------------------------------------- */
+
+/* A webhook id is a UUID in text form: exactly STORE_WEBHOOK_ID_LEN characters. Ids
+ * arrive from URLs, so one of another length is simply not found. */
+static bool webhook_id_ok(const char *id)
+{
+    return id && strnlen(id, STORE_WEBHOOK_ID_LEN + 1) == STORE_WEBHOOK_ID_LEN;
+}
+
+/* The fields store_webhook_create stores; the status and delivery fields are the
+ * store's and ignored. A webhook without a key could not sign, so the key blob has
+ * 1..STORE_KEY_BLOB_MAX bytes. */
+static bool webhook_ok(const store_webhook_t *w)
+{
+    return strnlen(w->id, sizeof(w->id)) == STORE_WEBHOOK_ID_LEN &&
+           (w->collection == STORE_COLL_BREAKS || w->collection == STORE_COLL_DEFINITIONS) &&
+           field_ok(w->destination_url, sizeof(w->destination_url), false) &&
+           field_ok(w->ext_refs, sizeof(w->ext_refs), true) && w->key_blob_len >= 1 &&
+           w->key_blob_len <= STORE_KEY_BLOB_MAX && w->created_at_ms >= 0 &&
+           w->valid_until_ms > w->created_at_ms;
+}
+
+int store_webhook_create(store_t *s, int64_t tenant_id, store_webhook_t *w,
+                         size_t max_enabled)
+{
+    if (!s || !w || !webhook_ok(w))
+        return BH_EINVAL;
+    if (tenant_id <= 0)
+        return BH_ENOTFOUND;
+    return s->ops->webhook_create(s, tenant_id, w, max_enabled);
+}
+
+int store_webhook_get(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out)
+{
+    if (!s || !id || !out)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || !webhook_id_ok(id))
+        return BH_ENOTFOUND;
+    return s->ops->webhook_get(s, tenant_id, id, out);
+}
+
+/* after_id comes from the caller's own continuation token, so one longer than an id
+ * is a caller bug. No webhook has the people collection: that filter lists nothing. */
+int store_webhooks_list(store_t *s, int64_t tenant_id, const store_webhook_query_t *q,
+                        store_webhook_t **out, size_t *n_out)
+{
+    if (!s || !q || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    if (q->status != -1 && q->status != STORE_WH_ENABLED && q->status != STORE_WH_DISABLED)
+        return BH_EINVAL;
+    if (q->collection != 0 && q->collection != STORE_COLL_PEOPLE &&
+        q->collection != STORE_COLL_DEFINITIONS && q->collection != STORE_COLL_BREAKS)
+        return BH_EINVAL;
+    if (q->after_id && strnlen(q->after_id, STORE_WEBHOOK_ID_LEN + 1) > STORE_WEBHOOK_ID_LEN)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || q->limit == 0 || q->collection == STORE_COLL_PEOPLE)
+        return 0;
+    return s->ops->webhooks_list(s, tenant_id, q, out, n_out);
+}
+
+/* now_ms must be positive: 0 means "enabled" in disabled_at_ms. */
+int store_webhook_disable(store_t *s, int64_t tenant_id, const char *id,
+                          store_webhook_reason_t reason, int64_t now_ms)
+{
+    if (!s || !id || now_ms <= 0)
+        return BH_EINVAL;
+    if (reason != STORE_WH_EXPIRED && reason != STORE_WH_RETRIES_EXHAUSTED &&
+        reason != STORE_WH_DESTINATION_GONE && reason != STORE_WH_DELETED)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || !webhook_id_ok(id))
+        return BH_ENOTFOUND;
+    return s->ops->webhook_disable(s, tenant_id, id, reason, now_ms);
+}
+
+int store_webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out)
+{
+    if (!s || !n_out || now_ms <= 0)
+        return BH_EINVAL;
+    *n_out = 0;
+    return s->ops->webhooks_expire(s, now_ms, n_out);
+}
+
+int store_webhook_pending(store_t *s, int64_t tenant_id, const char *id, int64_t now_ms,
+                          uint64_t *count, uint64_t *oldest)
+{
+    if (!s || !id || !count || !oldest)
+        return BH_EINVAL;
+    *count = 0;
+    *oldest = 0;
+    if (tenant_id <= 0 || !webhook_id_ok(id))
+        return BH_ENOTFOUND;
+    return s->ops->webhook_pending(s, tenant_id, id, now_ms, count, oldest);
+}

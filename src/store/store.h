@@ -238,4 +238,111 @@ void store_changes_free(store_change_t *c, size_t n);
 /* The tenant's last assigned changeVersion (0 before the first change). */
 BH_MUST_USE int store_tenant_version(store_t *s, int64_t tenant_id, uint64_t *out);
 
+/* ---- webhooks (tenant-scoped) ---------------------------------------------- *
+ *
+ * The outbox is the change log itself. A webhook has a version window: it gets
+ * every change of its collection with
+ *
+ *     from_version < version  and  (until_version == 0 or version <= until_version)
+ *     and committed_at_ms < valid_until_ms
+ *
+ * from_version is the tenant's last changeVersion when the webhook was created and
+ * until_version the tenant's last changeVersion when it was disabled (deleted,
+ * retries exhausted, destination gone), both read inside the single writer's
+ * transaction. Since versions are assigned in commit order by that writer, "the
+ * webhook was Enabled when the change committed" is exactly "the change's version
+ * is inside the window and it committed before validUntil": each committed change
+ * is one pending event for each such webhook, never missed, never doubled, at no
+ * cost per webhook when data is written. The delivery engine (next issue) walks
+ * the window in version order.
+ */
+
+typedef enum {
+    STORE_WH_ENABLED = 0,
+    STORE_WH_DISABLED = 1,
+} store_webhook_status_t;
+
+typedef enum {
+    STORE_WH_REASON_NONE = 0,
+    STORE_WH_EXPIRED = 1,
+    STORE_WH_RETRIES_EXHAUSTED = 2,
+    STORE_WH_DESTINATION_GONE = 3,
+    STORE_WH_DELETED = 4,
+} store_webhook_reason_t;
+
+#define STORE_WEBHOOK_ID_LEN 36    /* a UUID in text form */
+#define STORE_URL_MAX 2048
+#define STORE_KEY_BLOB_MAX 128
+
+typedef struct store_webhook {
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    int64_t tenant_id;
+    store_collection_t collection;       /* STORE_COLL_BREAKS or STORE_COLL_DEFINITIONS */
+    char destination_url[STORE_URL_MAX + 1];
+    char ext_refs[1024];                 /* JSON array of reference names, "[]" when none */
+    unsigned char key_blob[STORE_KEY_BLOB_MAX]; /* the signing key as the API sealed it */
+    size_t key_blob_len;
+    int64_t created_at_ms;
+    int64_t valid_until_ms;
+    store_webhook_status_t status;
+    store_webhook_reason_t reason;
+    int64_t disabled_at_ms;              /* 0 while enabled */
+    uint64_t from_version;               /* set by store_webhook_create */
+    uint64_t until_version;              /* 0 while enabled */
+    /* delivery health, kept by the delivery engine */
+    uint64_t last_delivered_version;
+    int64_t last_success_at_ms;
+    int64_t last_failure_at_ms;
+} store_webhook_t;
+
+/* Creates w (id, collection, destination, ext_refs, key blob, created_at_ms and
+ * valid_until_ms given by the caller) as Enabled with from_version = the tenant's
+ * last changeVersion, read in the writer's transaction (written back into *w).
+ * BH_ECONFLICT when the tenant already has max_enabled Enabled webhooks (expired
+ * ones are not counted, whether or not the sweep has marked them yet: now_ms is
+ * w->created_at_ms); BH_EEXIST for a duplicate id; BH_ENOTFOUND for a missing
+ * tenant. BH_EINVAL unless: id has STORE_WEBHOOK_ID_LEN characters, collection is
+ * breaks or definitions, destination_url is non-empty (NUL inside its field),
+ * 1 <= key_blob_len <= STORE_KEY_BLOB_MAX, 0 <= created_at_ms < valid_until_ms. */
+BH_MUST_USE int store_webhook_create(store_t *s, int64_t tenant_id, store_webhook_t *w,
+                                     size_t max_enabled);
+/* Reads, here and in store_webhooks_list, show what a client sees: a webhook still
+ * Enabled in the table but past valid_until comes back Disabled/Expired with
+ * disabled_at_ms = valid_until_ms (until_version stays 0 until the sweep marks it).
+ * store_webhook_get judges expiry by the store's clock (store_options_t.clock). An id
+ * that is not STORE_WEBHOOK_ID_LEN characters, like another tenant's, is
+ * BH_ENOTFOUND. */
+BH_MUST_USE int store_webhook_get(store_t *s, int64_t tenant_id, const char *id,
+                                  store_webhook_t *out);
+
+typedef struct store_webhook_query {
+    int status;                 /* -1: any; else store_webhook_status_t */
+    store_collection_t collection; /* 0: any */
+    const char *after_id;       /* keyset: ids > after_id; NULL: from the start */
+    size_t limit;
+    int64_t now_ms;             /* an Enabled webhook past valid_until counts as Disabled */
+} store_webhook_query_t;
+
+/* Webhooks ordered by id. Soft-deleted webhooks are included (Disabled/Deleted). */
+BH_MUST_USE int store_webhooks_list(store_t *s, int64_t tenant_id, const store_webhook_query_t *q,
+                                    store_webhook_t **out, size_t *n_out);
+/* Disables an Enabled webhook for reason at now_ms, setting until_version to the
+ * tenant's last changeVersion in the writer's transaction. A webhook that is
+ * already Disabled keeps its first reason (returns 0). BH_ENOTFOUND when missing.
+ * A webhook still Enabled in the table but past valid_until at now_ms expired first:
+ * it becomes Disabled/Expired with disabled_at_ms = valid_until_ms, as the sweep
+ * would have marked it, whatever reason is given. reason is not NONE; now_ms > 0. */
+BH_MUST_USE int store_webhook_disable(store_t *s, int64_t tenant_id, const char *id,
+                                      store_webhook_reason_t reason, int64_t now_ms);
+/* Marks every Enabled webhook of every tenant with valid_until_ms <= now_ms as
+ * Disabled/Expired (until_version as in store_webhook_disable). *n_out: how many. */
+BH_MUST_USE int store_webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out);
+
+/* The pending events of a webhook: the changes of its window not yet delivered
+ * (version > last_delivered_version), their number and the oldest version (0 when
+ * none). A Disabled webhook has none: nothing more will be delivered; neither has
+ * one past valid_until at now_ms. BH_ENOTFOUND when missing. */
+BH_MUST_USE int store_webhook_pending(store_t *s, int64_t tenant_id, const char *id,
+                                      int64_t now_ms, uint64_t *count, uint64_t *oldest);
+
 #endif

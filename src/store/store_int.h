@@ -76,6 +76,21 @@ typedef struct store__ops {
     int (*changes_after)(store_t *s, int64_t tenant_id, store_collection_t coll,
                          uint64_t after, size_t limit, store_change_t **out, size_t *n_out);
     int (*tenant_version)(store_t *s, int64_t tenant_id, uint64_t *out);
+
+    /* Webhooks. The front end has checked every field create stores (NUL inside
+     * its field, collection, key size, validity after creation), that ids are 36
+     * characters, reasons are not NONE and times are positive; *n_out and the
+     * pending outputs are zeroed. */
+    int (*webhook_create)(store_t *s, int64_t tenant_id, store_webhook_t *w,
+                          size_t max_enabled);
+    int (*webhook_get)(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out);
+    int (*webhooks_list)(store_t *s, int64_t tenant_id, const store_webhook_query_t *q,
+                         store_webhook_t **out, size_t *n_out);
+    int (*webhook_disable)(store_t *s, int64_t tenant_id, const char *id,
+                           store_webhook_reason_t reason, int64_t now_ms);
+    int (*webhooks_expire)(store_t *s, int64_t now_ms, size_t *n_out);
+    int (*webhook_pending)(store_t *s, int64_t tenant_id, const char *id, int64_t now_ms,
+                           uint64_t *count, uint64_t *oldest);
 } store__ops_t;
 
 /* The common head of every back-end's handle. */

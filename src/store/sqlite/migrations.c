@@ -127,6 +127,55 @@ const char *const sqlite__migrations[] = {
     ") WITHOUT ROWID;\n"
     /* Delta and webhook lanes read one collection after a version. */
     "CREATE INDEX changes_by_collection ON changes (tenant_id, collection, version);\n",
+
+    /* 3: webhooks. The outbox is the change log itself (store.h): a webhook is a
+     * version window over its collection's changes, so a write costs nothing per
+     * webhook. from_version and until_version are tenants.last_version read by the
+     * writer when the webhook was created and disabled; until_version is NULL while
+     * Enabled, so a webhook disabled before the tenant's first change has the empty
+     * window (0, 0] rather than an unbounded one. Statuses, reasons and collections
+     * are the store.h enum values. last_delivered_version is 0 until the first
+     * delivery; the other "not yet" times are NULL.
+     *
+     * status stays Enabled in the row until something disables it; a webhook past
+     * valid_until_ms is Disabled/Expired to every reader whether or not the sweep
+     * (store_webhooks_expire) has written that yet. */
+    "CREATE TABLE webhooks (\n"
+    "  tenant_id              INTEGER NOT NULL REFERENCES tenants(id),\n"
+    "  id                     TEXT    NOT NULL CHECK (length(id) = 36),\n"
+    "  collection             INTEGER NOT NULL,\n"
+    "  destination_url        TEXT    NOT NULL,\n"
+    "  ext_refs               TEXT    NOT NULL,\n"
+    "  key_blob               BLOB    NOT NULL,\n"
+    "  created_at_ms          INTEGER NOT NULL,\n"
+    "  valid_until_ms         INTEGER NOT NULL,\n"
+    "  status                 INTEGER NOT NULL,\n"
+    "  reason                 INTEGER NOT NULL,\n"
+    "  disabled_at_ms         INTEGER,\n"
+    "  from_version           INTEGER NOT NULL,\n"
+    "  until_version          INTEGER,\n"
+    "  last_delivered_version INTEGER NOT NULL DEFAULT 0,\n"
+    "  last_success_at_ms     INTEGER,\n"
+    "  last_failure_at_ms     INTEGER,\n"
+    "  PRIMARY KEY (tenant_id, id)\n"
+    ") WITHOUT ROWID;\n"
+    /* GET /webhooks with a status filter: a keyset range in id order within one
+     * status (Disabled merges two such ranges, see ST_WH_LIST_DISABLED), and the
+     * cap check's count of Enabled, unexpired webhooks, answered from the index
+     * alone (valid_until_ms is in it). Without a status filter the list walks the
+     * primary key. */
+    "CREATE INDEX webhooks_by_status ON webhooks (tenant_id, status, id, valid_until_ms);\n"
+    /* The expiry sweep over every tenant: only Enabled webhooks, by validity end. */
+    "CREATE INDEX webhooks_expiry ON webhooks (valid_until_ms) WHERE status = 0;\n"
+    /* A webhook's pending events are a range of changes_by_collection filtered on
+     * committed_at_ms < valid_until_ms. With committed_at_ms in the index entry the
+     * count reads the index alone instead of looking up every change row (measured
+     * 3.6x faster over a backlog of 270,000 changes, for 1.5 % more file). Same
+     * name, same leading columns: the statements that say INDEXED BY
+     * changes_by_collection keep their plans. */
+    "DROP INDEX changes_by_collection;\n"
+    "CREATE INDEX changes_by_collection ON changes\n"
+    "  (tenant_id, collection, version, committed_at_ms);\n",
 };
 
 const size_t sqlite__n_migrations = sizeof(sqlite__migrations) / sizeof(sqlite__migrations[0]);

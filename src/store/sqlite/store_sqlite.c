@@ -102,6 +102,17 @@ enum {
     ST_BREAKS_LIST,
     ST_BREAKS_LIST_FEW,
     ST_BREAKS_LIST_MANY,
+    /* webhooks */
+    ST_WH_ENABLED_COUNT,
+    ST_WH_INSERT,
+    ST_WH_GET,
+    ST_WH_LIST,
+    ST_WH_LIST_ENABLED,
+    ST_WH_LIST_DISABLED,
+    ST_WH_DISABLE,
+    ST_WH_EXISTS,
+    ST_WH_EXPIRE,
+    ST_WH_PENDING,
     ST__COUNT
 };
 
@@ -119,6 +130,17 @@ enum {
 #define PERSON_SELECT "SELECT p.id, p.version, r.name, r.value FROM people p" \
                       " LEFT JOIN person_refs r ON r.tenant_id = p.tenant_id" \
                       " AND r.person_id = p.id"
+/* The column list row_webhook decodes, in its order. */
+#define WH_COLS "id, tenant_id, collection, destination_url, ext_refs, key_blob," \
+                " created_at_ms, valid_until_ms, status, reason, disabled_at_ms," \
+                " from_version, until_version, last_delivered_version," \
+                " last_success_at_ms, last_failure_at_ms"
+/* The keyset and collection filter every webhook list shares: ?2 the last id of
+ * the previous page ('' from the start), ?3 the collection (0: any). */
+#define WH_PAGE " AND id > ?2 AND (?3 = 0 OR collection = ?3)"
+/* The webhooks of tenant ?1 in webhooks_by_status order within one status. */
+#define WH_BY_STATUS "SELECT " WH_COLS " FROM webhooks INDEXED BY webhooks_by_status" \
+                     " WHERE tenant_id = ?1 AND status = "
 
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -231,6 +253,59 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_BREAKS_LIST_MANY] = "SELECT " BREAK_COLS " FROM breaks INDEXED BY breaks_by_date"
                             " WHERE tenant_id = ?1 AND person_id IN (SELECT value FROM"
                             " json_each(?6)) AND" BREAKS_KEYSET " ORDER BY date, id LIMIT ?5",
+    /* The cap check: Enabled webhooks not past valid_until at ?2, counted in
+     * webhooks_by_status alone. */
+    [ST_WH_ENABLED_COUNT] = "SELECT COUNT(*) FROM webhooks INDEXED BY webhooks_by_status"
+                            " WHERE tenant_id = ?1 AND status = 0 AND valid_until_ms > ?2",
+    [ST_WH_INSERT] = "INSERT INTO webhooks (tenant_id, id, collection, destination_url,"
+                     " ext_refs, key_blob, created_at_ms, valid_until_ms, status, reason,"
+                     " from_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9)",
+    [ST_WH_GET] = "SELECT " WH_COLS " FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
+    /* Lists, ?4 the page size and ?5 the time that decides expiry. Any status: the
+     * primary key in id order. Enabled: one range of webhooks_by_status, expired
+     * ones filtered out on the index entry. Disabled: the Disabled range merged in
+     * id order with the expired part of the Enabled range; both arms come sorted
+     * from the index, so SQLite merges them (MERGE (UNION ALL)) and stops at the
+     * LIMIT without sorting. */
+    [ST_WH_LIST] = "SELECT " WH_COLS " FROM webhooks WHERE tenant_id = ?1" WH_PAGE
+                   " ORDER BY id LIMIT ?4",
+    [ST_WH_LIST_ENABLED] = WH_BY_STATUS "0 AND valid_until_ms > ?5" WH_PAGE
+                           " ORDER BY id LIMIT ?4",
+    [ST_WH_LIST_DISABLED] = WH_BY_STATUS "1" WH_PAGE
+                            " UNION ALL " WH_BY_STATUS "0 AND valid_until_ms <= ?5" WH_PAGE
+                            " ORDER BY id LIMIT ?4",
+    /* Only an Enabled webhook changes, so the first reason stays. One that is
+     * already past valid_until at ?4 expired before it was disabled: it gets what
+     * the sweep would have written (Expired, disabled at valid_until). */
+    [ST_WH_DISABLE] = "UPDATE webhooks SET status = 1,"
+                      " reason = CASE WHEN valid_until_ms <= ?4 THEN 1 ELSE ?3 END,"
+                      " disabled_at_ms = CASE WHEN valid_until_ms <= ?4 THEN valid_until_ms"
+                      " ELSE ?4 END,"
+                      " until_version = (SELECT last_version FROM tenants WHERE id = ?1)"
+                      " WHERE tenant_id = ?1 AND id = ?2 AND status = 0",
+    [ST_WH_EXISTS] = "SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
+    [ST_WH_EXPIRE] = "UPDATE webhooks INDEXED BY webhooks_expiry SET status = 1, reason = 1,"
+                     " disabled_at_ms = valid_until_ms, until_version = (SELECT last_version"
+                     " FROM tenants t WHERE t.id = webhooks.tenant_id)"
+                     " WHERE status = 0 AND valid_until_ms <= ?1",
+    /*
+     * A webhook's pending events, with its status and validity, in one statement
+     * (one snapshot): the window's changes not yet delivered are one range of
+     * changes_by_collection, counted from the index alone (committed_at_ms is in
+     * it since migration 3). The range is empty unless the webhook is Enabled and
+     * not expired at ?3: an upper bound of 0 makes SQLite's seek find nothing at
+     * once, where a plain ON-clause test on w would still walk the range. Being
+     * an aggregate, the statement answers one row even for a missing webhook
+     * (status NULL).
+     */
+    [ST_WH_PENDING] = "SELECT w.status, w.valid_until_ms, COUNT(c.version), MIN(c.version)"
+                      " FROM webhooks w LEFT JOIN changes c INDEXED BY changes_by_collection"
+                      " ON c.tenant_id = w.tenant_id AND c.collection = w.collection"
+                      " AND c.version > max(w.from_version, w.last_delivered_version)"
+                      " AND c.version <= CASE WHEN w.status = 0 AND w.valid_until_ms > ?3"
+                      " THEN ifnull(w.until_version, 9223372036854775807) ELSE 0 END"
+                      " AND c.committed_at_ms < w.valid_until_ms"
+                      " WHERE w.tenant_id = ?1 AND w.id = ?2",
 };
 
 /* One connection with its statement cache. A connection is used by one thread at a
@@ -2476,6 +2551,288 @@ static int sq_tenant_version(store_t *base, int64_t tenant_id, uint64_t *out)
     return rc;
 }
 
+/* ---- webhooks ------------------------------------------------------------------------ */
+
+/* A webhook from WH_COLS. NULL columns ("not yet") read as 0. */
+static int row_webhook(sqlite3_stmt *st, store_webhook_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->tenant_id = sqlite3_column_int64(st, 1);
+    w->collection = (store_collection_t)sqlite3_column_int(st, 2);
+    w->created_at_ms = sqlite3_column_int64(st, 6);
+    w->valid_until_ms = sqlite3_column_int64(st, 7);
+    w->status = (store_webhook_status_t)sqlite3_column_int(st, 8);
+    w->reason = (store_webhook_reason_t)sqlite3_column_int(st, 9);
+    w->disabled_at_ms = sqlite3_column_int64(st, 10);
+    w->from_version = (uint64_t)sqlite3_column_int64(st, 11);
+    w->until_version = (uint64_t)sqlite3_column_int64(st, 12);
+    w->last_delivered_version = (uint64_t)sqlite3_column_int64(st, 13);
+    w->last_success_at_ms = sqlite3_column_int64(st, 14);
+    w->last_failure_at_ms = sqlite3_column_int64(st, 15);
+    int rc = col_text(st, 0, w->id, sizeof(w->id));
+    if (rc == 0)
+        rc = col_text(st, 3, w->destination_url, sizeof(w->destination_url));
+    if (rc == 0)
+        rc = col_text(st, 4, w->ext_refs, sizeof(w->ext_refs));
+    if (rc != 0)
+        return rc;
+    const void *key = sqlite3_column_blob(st, 5);
+    int len = sqlite3_column_bytes(st, 5);
+    if ((!key && len > 0) || len < 0 || (size_t)len > sizeof(w->key_blob)) {
+        log_error("store: stored webhook key has the wrong size", LOG_INT("length", len));
+        return BH_EIO;
+    }
+    if (len > 0)
+        memcpy(w->key_blob, key, (size_t)len);
+    w->key_blob_len = (size_t)len;
+    return 0;
+}
+
+static int decode_webhook(sqlite3_stmt *st, void *out)
+{
+    return row_webhook(st, out);
+}
+
+/* What a reader sees: an Enabled webhook past valid_until at now_ms is Disabled/
+ * Expired since valid_until, exactly as the sweep will write it (until_version
+ * stays 0 until then; the window's committed_at_ms bound already closes it). */
+static void webhook_as_of(store_webhook_t *w, int64_t now_ms)
+{
+    if (w->status == STORE_WH_ENABLED && w->valid_until_ms <= now_ms) {
+        w->status = STORE_WH_DISABLED;
+        w->reason = STORE_WH_EXPIRED;
+        w->disabled_at_ms = w->valid_until_ms;
+    }
+}
+
+typedef struct {
+    int64_t tenant_id;
+    const store_webhook_t *w;
+    size_t max_enabled;
+    uint64_t from_version; /* out */
+} webhook_create_arg_t;
+
+/*
+ * The cap check, the read of the tenant's version and the insert in one job: the
+ * writer runs jobs one at a time, so no other create slips in between the count
+ * and the insert, and from_version is the version of the last change committed
+ * before the webhook exists, so every later change is in its window.
+ */
+static int job_webhook_create(sqlite__conn_t *c, void *arg)
+{
+    webhook_create_arg_t *a = arg;
+    const store_webhook_t *w = a->w;
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_VERSION_GET, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->tenant_id);
+    int64_t version = 0;
+    bool found;
+    rc = step_int(c, st, ST_VERSION_GET, &version, &found);
+    if (rc == 0 && !found)
+        rc = BH_ENOTFOUND;
+    if (rc != 0)
+        return rc;
+
+    st = stmt_tenant_id(c, ST_WH_ENABLED_COUNT, a->tenant_id, w->created_at_ms, &rc);
+    if (!st)
+        return rc;
+    int64_t enabled = 0;
+    rc = step_int(c, st, ST_WH_ENABLED_COUNT, &enabled, &found);
+    if (rc != 0)
+        return rc;
+    if ((uint64_t)enabled >= (uint64_t)a->max_enabled)
+        return BH_ECONFLICT;
+
+    st = stmt_get(c, ST_WH_INSERT, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->tenant_id);
+    sqlite3_bind_text(st, 2, w->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, (int)w->collection);
+    sqlite3_bind_text(st, 4, w->destination_url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, w->ext_refs, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, w->key_blob, (int)w->key_blob_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, w->created_at_ms);
+    sqlite3_bind_int64(st, 8, w->valid_until_ms);
+    sqlite3_bind_int64(st, 9, version);
+    rc = step_done(c, st, ST_WH_INSERT);
+    if (rc == 0)
+        a->from_version = (uint64_t)version;
+    return rc;
+}
+
+/* *w gets the row as stored (Enabled, from_version) once the job committed. */
+static int sq_webhook_create(store_t *base, int64_t tenant_id, store_webhook_t *w,
+                             size_t max_enabled)
+{
+    webhook_create_arg_t a = { tenant_id, w, max_enabled, 0 };
+    int rc = submit(from_base(base), job_webhook_create, &a);
+    if (rc != 0)
+        return rc;
+    w->tenant_id = tenant_id;
+    w->status = STORE_WH_ENABLED;
+    w->reason = STORE_WH_REASON_NONE;
+    w->disabled_at_ms = 0;
+    w->from_version = a.from_version;
+    w->until_version = 0;
+    w->last_delivered_version = 0;
+    w->last_success_at_ms = 0;
+    w->last_failure_at_ms = 0;
+    return 0;
+}
+
+/* Expiry is judged by the store's clock: a GET has no other time to go by. */
+static int sq_webhook_get(store_t *base, int64_t tenant_id, const char *id,
+                          store_webhook_t *out)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_GET, &rc);
+    if (st) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        rc = query_one(c, st, ST_WH_GET, decode_webhook, out);
+    }
+    reader_put(s, c);
+    if (rc == 0)
+        webhook_as_of(out, clock_now_ms(s->cfg.clock));
+    return rc;
+}
+
+static int sq_webhooks_list(store_t *base, int64_t tenant_id, const store_webhook_query_t *q,
+                            store_webhook_t **out, size_t *n_out)
+{
+    sqlite__store_t *s = from_base(base);
+    int id = q->status == STORE_WH_ENABLED    ? ST_WH_LIST_ENABLED
+             : q->status == STORE_WH_DISABLED ? ST_WH_LIST_DISABLED
+                                              : ST_WH_LIST;
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = stmt_get(c, id, &rc);
+    if (st) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, q->after_id ? q->after_id : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, (int)q->collection);
+        sqlite3_bind_int64(st, 4, limit_arg(q->limit));
+        if (id != ST_WH_LIST)
+            sqlite3_bind_int64(st, 5, q->now_ms);
+        rc = query_all(c, st, id, decode_webhook, sizeof(**out), (void **)out, n_out);
+    }
+    reader_put(s, c);
+    for (size_t i = 0; rc == 0 && i < *n_out; i++)
+        webhook_as_of(&(*out)[i], q->now_ms);
+    return rc;
+}
+
+typedef struct {
+    int64_t tenant_id;
+    const char *id;
+    store_webhook_reason_t reason;
+    int64_t now_ms;
+} webhook_disable_arg_t;
+
+/* Like job_client_revoke: when the update changed nothing, the webhook is either
+ * already Disabled (success, first reason kept) or absent. */
+static int job_webhook_disable(sqlite__conn_t *c, void *arg)
+{
+    webhook_disable_arg_t *a = arg;
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_DISABLE, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->tenant_id);
+    sqlite3_bind_text(st, 2, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, (int)a->reason);
+    sqlite3_bind_int64(st, 4, a->now_ms);
+    rc = step_done(c, st, ST_WH_DISABLE);
+    if (rc != 0 || sqlite3_changes(c->db) > 0)
+        return rc;
+
+    st = stmt_get(c, ST_WH_EXISTS, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->tenant_id);
+    sqlite3_bind_text(st, 2, a->id, -1, SQLITE_STATIC);
+    int64_t one = 0;
+    bool found;
+    rc = step_int(c, st, ST_WH_EXISTS, &one, &found);
+    if (rc == 0 && !found)
+        rc = BH_ENOTFOUND;
+    return rc;
+}
+
+static int sq_webhook_disable(store_t *base, int64_t tenant_id, const char *id,
+                              store_webhook_reason_t reason, int64_t now_ms)
+{
+    webhook_disable_arg_t a = { tenant_id, id, reason, now_ms };
+    return submit(from_base(base), job_webhook_disable, &a);
+}
+
+typedef struct {
+    int64_t now_ms;
+    size_t n; /* out */
+} webhooks_expire_arg_t;
+
+/* One UPDATE over every tenant through the partial index of Enabled webhooks. */
+static int job_webhooks_expire(sqlite__conn_t *c, void *arg)
+{
+    webhooks_expire_arg_t *a = arg;
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_EXPIRE, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->now_ms);
+    rc = step_done(c, st, ST_WH_EXPIRE);
+    if (rc == 0)
+        a->n = (size_t)sqlite3_changes64(c->db);
+    return rc;
+}
+
+static int sq_webhooks_expire(store_t *base, int64_t now_ms, size_t *n_out)
+{
+    webhooks_expire_arg_t a = { now_ms, 0 };
+    int rc = submit(from_base(base), job_webhooks_expire, &a);
+    if (rc == 0)
+        *n_out = a.n;
+    return rc;
+}
+
+static int sq_webhook_pending(store_t *base, int64_t tenant_id, const char *id,
+                              int64_t now_ms, uint64_t *count, uint64_t *oldest)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_PENDING, &rc);
+    if (st) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now_ms);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL) {
+            rc = BH_ENOTFOUND;
+        } else if (src == SQLITE_ROW) {
+            *count = (uint64_t)sqlite3_column_int64(st, 2);
+            *oldest = (uint64_t)sqlite3_column_int64(st, 3); /* NULL (none) reads as 0 */
+        } else {
+            rc = map_error(c->db, src == SQLITE_DONE ? SQLITE_ERROR : src,
+                           stmt_sql[ST_WH_PENDING]);
+        }
+        stmt_done(st);
+    }
+    reader_put(s, c);
+    return rc;
+}
+
 /* ---- lifetime --------------------------------------------------------------------- */
 
 /* See the lifetime notes at the top of the file. Only the first call joins the
@@ -2598,6 +2955,12 @@ static const store__ops_t sqlite_ops = {
     .breaks_list = sq_breaks_list,
     .changes_after = sq_changes_after,
     .tenant_version = sq_tenant_version,
+    .webhook_create = sq_webhook_create,
+    .webhook_get = sq_webhook_get,
+    .webhooks_list = sq_webhooks_list,
+    .webhook_disable = sq_webhook_disable,
+    .webhooks_expire = sq_webhooks_expire,
+    .webhook_pending = sq_webhook_pending,
 };
 
 /* Creates the database file readable by its owner only before SQLite opens it: it
