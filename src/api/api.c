@@ -80,6 +80,22 @@ static void api_break_route(http_request_t *req)
         api_break_get(req);
 }
 
+static void api_webhooks_route(http_request_t *req)
+{
+    if (req->method == HTTP_M_POST)
+        api_webhook_create(req);
+    else
+        api_webhooks_list(req);
+}
+
+static void api_webhook_route(http_request_t *req)
+{
+    if (req->method == HTTP_M_DELETE)
+        api_webhook_delete(req);
+    else
+        api_webhook_get(req);
+}
+
 int api_register_routes(http_router_t *r, api_ctx_t *ctx)
 {
     const http_route_opts_t plain = { .data = ctx };
@@ -107,5 +123,9 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/breaks", api_breaks_list, &api);
     rc = rc ? rc : http_router_add(r, HTTP_M_PUT | HTTP_M_GET | HTTP_M_DELETE,
                                    API_BASE "/breaks/{id}", api_break_route, &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_POST | HTTP_M_GET, API_BASE "/webhooks",
+                                   api_webhooks_route, &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET | HTTP_M_DELETE, API_BASE "/webhooks/{id}",
+                                   api_webhook_route, &api);
     return rc;
 }

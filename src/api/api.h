@@ -11,6 +11,8 @@
 #include <uv.h>
 
 #include "auth/auth.h"
+#include "client/destination.h"
+#include "core/crypto.h"
 #include "core/clock.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -27,6 +29,11 @@ typedef struct api_ctx {
     auth_revoked_t *revoked;
     auth_ratelimit_t *ratelimit;
     auth_token_cache_t *token_cache; /* loop thread only; NULL: no caching */
+    const crypto_master_t *master;   /* seals webhook keys at rest */
+    const dest_allow_t *allow;       /* --allow-destination CIDRs */
+    bool allow_http;                 /* --allow-http-destinations */
+    int64_t webhook_validity_ms;     /* --webhook-validity */
+    size_t max_webhooks;             /* --max-webhooks (Enabled, per tenant) */
     const char *domain;       /* when set, Host must be <tenant>.<domain> */
     int64_t token_ttl_s;      /* lifetime of issued access tokens */
     int pbkdf2_iterations;    /* unused at verification: the hash names its own cost */
@@ -112,6 +119,9 @@ typedef struct api_cursor {
 /* Reads continuationToken if present: returns 1 with *cur filled, 0 when absent, or
  * answers 409 and returns -1. */
 int api_cursor_read(http_request_t *req, const char *collection, api_cursor_t *cur);
+/* A webhook id (a UUID: 128 bits) as a keyset position, and back. */
+void api_cursor_from_id(const char *uuid, api_cursor_t *cur);
+void api_cursor_to_id(const api_cursor_t *cur, char out[37]);
 /* Appends ,"nextLink":"<path>?<query without continuationToken>&continuationToken=…"
  * to b. */
 BH_MUST_USE int api_next_link(http_request_t *req, const char *collection,

@@ -55,6 +55,34 @@ void api_list_done(http_request_t *req, void *arg)
     buf_deinit(&l->out);
 }
 
+void api_cursor_from_id(const char *uuid, api_cursor_t *cur)
+{
+    uint64_t half[2] = { 0, 0 };
+    size_t k = 0;
+    for (const char *p = uuid; *p && k < 32; p++) {
+        int v = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (v < 0)
+            continue; /* the dashes */
+        half[k / 16] = half[k / 16] << 4 | (uint64_t)v;
+        k++;
+    }
+    cur->a = (int64_t)half[0];
+    cur->b = (int64_t)half[1];
+}
+
+void api_cursor_to_id(const api_cursor_t *cur, char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t half[2] = { (uint64_t)cur->a, (uint64_t)cur->b };
+    size_t o = 0;
+    for (size_t k = 0; k < 32; k++) {
+        if (k == 8 || k == 12 || k == 16 || k == 20)
+            out[o++] = '-';
+        out[o++] = hex[(half[k / 16] >> (4 * (15 - k % 16))) & 15];
+    }
+    out[o] = '\0';
+}
+
 int api_cursor_read(http_request_t *req, const char *collection, api_cursor_t *cur)
 {
     const char *tok;

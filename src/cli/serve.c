@@ -41,6 +41,10 @@ typedef struct serve_config {
     int64_t rate_limit;
     int64_t rate_burst;
     int64_t revocation_refresh;
+    bool allow_http_destinations;
+    config_list_t allow_destination;
+    int64_t webhook_validity;
+    int64_t max_webhooks;
 } serve_config_t;
 
 #define OPT(name, type, field, meta, help, lo, hi) \
@@ -86,6 +90,15 @@ static const config_option_t serve_options[] = {
     OPT("revocation-refresh", CONFIG_DURATION, revocation_refresh, "DURATION",
         "how often signing keys and client revocations are reloaded from the store; a revoked "
         "client's tokens stop working within this time (default 5s)", 100, 3600000),
+    OPT("allow-http-destinations", CONFIG_BOOL, allow_http_destinations, NULL,
+        "accept plain http:// webhook destinations (default: https only)", 0, 0),
+    OPT("allow-destination", CONFIG_STRING_LIST, allow_destination, "CIDR",
+        "allow webhook destinations in this range even if loopback/private/...; repeatable", 0,
+        0),
+    OPT("webhook-validity", CONFIG_DURATION, webhook_validity, "DURATION",
+        "a webhook expires this long after its creation (default 30d)", 1000, 3650LL * 86400000),
+    OPT("max-webhooks", CONFIG_INT, max_webhooks, "N",
+        "enabled webhooks per tenant at most; more get 409 (default 100)", 1, 100000),
 };
 #define N_SERVE_OPTIONS (sizeof(serve_options) / sizeof(serve_options[0]))
 
@@ -94,6 +107,9 @@ typedef struct serve_state {
     uv_timer_t refresh_timer;
     uv_work_t refresh_work;
     bool refresh_busy;
+    uv_timer_t expiry_timer;
+    uv_work_t expiry_work;
+    bool expiry_busy;
     store_t *store;
     auth_keyring_t keyring;
     auth_revoked_t revoked;
@@ -252,6 +268,37 @@ static void on_refresh(uv_timer_t *t)
         st->refresh_busy = false;
 }
 
+/* Webhooks past validUntil are marked Disabled/Expired in the store once a second.
+ * Reads already show them expired at the exact moment; the sweep makes it durable
+ * and stops them counting against --max-webhooks. */
+static void expiry_work(uv_work_t *w)
+{
+    serve_state_t *st = w->data;
+    size_t n = 0;
+    if (store_webhooks_expire(st->store, clock_now_ms(clock_system()), &n))
+        log_warn("webhook expiry sweep failed");
+    else if (n)
+        log_info("webhooks expired", LOG_INT("count", n));
+}
+
+static void expiry_done(uv_work_t *w, int status)
+{
+    serve_state_t *st = w->data;
+    (void)status;
+    st->expiry_busy = false;
+}
+
+static void on_expiry_sweep(uv_timer_t *t)
+{
+    serve_state_t *st = t->data;
+    if (st->expiry_busy || st->stopping)
+        return;
+    st->expiry_busy = true;
+    st->expiry_work.data = st;
+    if (uv_queue_work(&st->loop, &st->expiry_work, expiry_work, expiry_done) < 0)
+        st->expiry_busy = false;
+}
+
 /* First start: make sure a signing key exists (any node may create it; the store
  * keeps exactly one active), then load keys and revocations. */
 static int init_auth_state(serve_state_t *st)
@@ -287,6 +334,8 @@ int cli_serve(int argc, char **argv)
         .rate_limit = 100,
         .rate_burst = 200,
         .revocation_refresh = 5000,
+        .webhook_validity = 30LL * 86400000,
+        .max_webhooks = 100,
     };
     char err[256];
     const char *pos[1];
@@ -326,6 +375,23 @@ int cli_serve(int argc, char **argv)
                  msg ? msg : err_str(rc));
         return rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL;
     }
+    /* The master key comes only from the environment: a flag would show in ps. */
+    crypto_master_t master;
+    if (crypto_master_parse(getenv("BREAKHOOK_MASTER_KEY"), &master)) {
+        cli_fail(CLI_USAGE, "serve: BREAKHOOK_MASTER_KEY must be 64 hex digits or base64 of 32 bytes");
+        store_close(store);
+        return CLI_USAGE;
+    }
+    dest_allow_t allow;
+    dest_allow_init(&allow);
+    for (size_t i = 0; i < cfg.allow_destination.n; i++) {
+        char why[160];
+        if (dest_allow_add(&allow, cfg.allow_destination.items[i], why, sizeof(why))) {
+            cli_fail(CLI_USAGE, "serve: --allow-destination: %s", why);
+            store_close(store);
+            return CLI_USAGE;
+        }
+    }
     st.store = store;
     st.token_ttl_ms = cfg.token_ttl;
     auth_keyring_init(&st.keyring);
@@ -346,7 +412,10 @@ int cli_serve(int argc, char **argv)
     api_ctx_t ctx = { .loop = &st.loop, .store = store, .clock = clock_system(),
                       .rand = rand_system(), .keyring = &st.keyring, .revoked = &st.revoked,
                       .ratelimit = ratelimit, .token_cache = token_cache, .domain = cfg.domain && *cfg.domain ? cfg.domain : NULL,
-                      .token_ttl_s = cfg.token_ttl / 1000 };
+                      .token_ttl_s = cfg.token_ttl / 1000, .master = &master,
+                      .allow = &allow, .allow_http = cfg.allow_http_destinations,
+                      .webhook_validity_ms = cfg.webhook_validity,
+                      .max_webhooks = (size_t)cfg.max_webhooks };
     router = http_router_new();
     if (!router || !ratelimit || !token_cache || api_register_routes(router, &ctx)) {
         cli_fail(CLI_FAIL, "serve: out of memory");
@@ -377,6 +446,11 @@ int cli_serve(int argc, char **argv)
     st.refresh_timer.data = &st;
     uv_timer_start(&st.refresh_timer, on_refresh, (uint64_t)cfg.revocation_refresh,
                    (uint64_t)cfg.revocation_refresh);
+    uv_timer_init(&st.loop, &st.expiry_timer);
+    st.expiry_timer.data = &st;
+    uv_timer_start(&st.expiry_timer, on_expiry_sweep, 1000, 1000);
+    if (!master.set)
+        log_warn("BREAKHOOK_MASTER_KEY is not set: webhook keys are stored unencrypted");
     if (cfg.demo)
         demo_print(&demo, host, port, ctx.domain);
     uv_timer_init(&st.loop, &st.shutdown_timer);
