@@ -196,7 +196,8 @@ static bool is_protime_collection(const char *name)
 /* Reads and checks the body; answers 400 and returns false when it is wrong. */
 static bool read_create_body(http_request_t *req, create_job_t *j, const char **url_out)
 {
-    const char *reasons[8];
+    /* At most 6 unknown properties are named, plus 3 other reasons. */
+    const char *reasons[10];
     size_t n = 0;
     json_error_t err;
     json_t *o = json_loadb(buf_cstr(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &err);
@@ -303,6 +304,10 @@ void api_webhook_create(http_request_t *req)
     const char *read_scope =
         j->w.collection == STORE_COLL_BREAKS ? SCOPE_BREAKS_READ : SCOPE_BREAK_DEFINITIONS_READ;
     if (!auth_scopes_contain(c->scope, read_scope)) {
+        char *h = arena_printf(&req->arena, "Bearer error=\"insufficient_scope\", scope=\"%s\"",
+                               read_scope);
+        if (h)
+            http_response_header(req, "WWW-Authenticate", h);
         char *r = arena_printf(&req->arena, "required scope: %s", read_scope);
         const char *reasons[] = { r ? r : read_scope };
         http_respond_error(req, 403, "the access token cannot read this collection", reasons, 1);
@@ -514,4 +519,152 @@ void api_webhooks_list(http_request_t *req)
     }
     buf_init(&j->list.out, 16 << 20);
     api_run(req, list_work, api_list_done, j);
+}
+
+/* ---- GET /webhooks/{id}/deliveries --------------------------------------- */
+
+typedef struct deliveries_job {
+    api_list_t list; /* first: api_list_done answers from it */
+    int64_t tenant_id;
+    const char *id;
+    store_attempt_query_t q;
+} deliveries_job_t;
+
+static const char *attempt_status_name(store_attempt_status_t s)
+{
+    return s == STORE_ATTEMPT_DELIVERED ? "Delivered" : s == STORE_ATTEMPT_FAILED ? "Failed"
+                                                                                  : "GaveUp";
+}
+
+static json_t *attempt_json(const store_attempt_t *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "eventId", json_string(a->event_id));
+    json_object_set_new(o, "recordId", json_integer(a->record_id));
+    json_object_set_new(o, "changeVersion", version_json(a->version));
+    json_object_set_new(o, "changeType",
+                        json_string(a->change_type == STORE_CHANGE_DELETE ? "Delete"
+                                                                          : "InsertOrUpdate"));
+    json_object_set_new(o, "attempt", json_integer(a->attempt));
+    json_object_set_new(o, "status", json_string(attempt_status_name(a->status)));
+    json_object_set_new(o, "attemptedAt", time_json(a->attempted_at_ms));
+    json_object_set_new(o, "durationMs", json_integer(a->duration_ms));
+    json_object_set_new(o, "httpStatus", a->http_status ? json_integer(a->http_status) : json_null());
+    json_object_set_new(o, "error", a->error[0] ? json_string(a->error) : json_null());
+    json_object_set_new(o, "nextAttemptAt", time_json(a->next_attempt_at_ms));
+    /* The answer body as received; invalid UTF-8 is replaced so the JSON stays valid. */
+    json_t *ex = json_string(a->excerpt);
+    if (!ex) {
+        char copy[STORE_EXCERPT_MAX + 1];
+        size_t n = strlen(a->excerpt);
+        for (size_t i = 0; i <= n; i++)
+            copy[i] = (unsigned char)a->excerpt[i] >= 0x80 ? '?' : a->excerpt[i];
+        ex = json_string(copy);
+    }
+    json_object_set_new(o, "responseBody", ex ? ex : json_null());
+    return o;
+}
+
+static void deliveries_work(http_request_t *req, void *arg)
+{
+    deliveries_job_t *j = arg;
+    store_attempt_t *as = NULL;
+    int64_t *seqs = NULL;
+    size_t n = 0, limit = j->q.limit;
+    j->q.limit = limit + 1;
+    j->list.rc = store_attempts_list(api_ctx(req)->store, j->tenant_id, j->id, &j->q, &as, &seqs,
+                                     &n);
+    if (j->list.rc)
+        return;
+    bool more = n > limit;
+    if (more)
+        n = limit;
+    buf_t *out = &j->list.out;
+    int rc = buf_append_str(out, "{\"value\":[");
+    for (size_t i = 0; i < n && !rc; i++) {
+        json_t *o = attempt_json(&as[i]);
+        char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        rc = text ? 0 : BH_ENOMEM;
+        if (!rc && i)
+            rc = buf_append_char(out, ',');
+        if (!rc)
+            rc = buf_append_str(out, text);
+        free(text);
+    }
+    api_cursor_t next = { more ? seqs[n - 1] : 0, 0 };
+    rc = rc ? rc : api_list_close(req, "deliveries", more ? &next : NULL, out);
+    free(as);
+    free(seqs);
+    j->list.rc = rc;
+}
+
+static void deliveries_done(http_request_t *req, void *arg)
+{
+    deliveries_job_t *j = arg;
+    if (j->list.rc == BH_ENOTFOUND) {
+        buf_deinit(&j->list.out);
+        http_respond_error(req, 404, "no such webhook", NULL, 0);
+        return;
+    }
+    api_list_done(req, arg);
+}
+
+void api_webhook_deliveries(http_request_t *req)
+{
+    const auth_claims_t *c = api_authorize(req, SCOPE_WEBHOOKS_READ);
+    if (!c)
+        return;
+    deliveries_job_t *j = arena_alloc(&req->arena, sizeof(*j));
+    slice_t id = http_request_param(req, "id");
+    if (!j || !(j->id = arena_strndup(&req->arena, id.p, id.n))) {
+        http_respond_error(req, 503, "out of memory", NULL, 0);
+        return;
+    }
+    memset(&j->list, 0, sizeof(j->list));
+    memset(&j->q, 0, sizeof(j->q));
+    j->tenant_id = c->tenant_id;
+    j->q.status = -1;
+    if (id.n != STORE_WEBHOOK_ID_LEN) {
+        http_respond_error(req, 404, "no such webhook", NULL, 0);
+        return;
+    }
+    const char *expr;
+    if (http_request_query(req, "filter", &expr)) {
+        /* status eq 'Delivered' | 'Failed' | 'GaveUp' */
+        static const char *const statuses[] = { "Delivered", "Failed", "GaveUp", NULL };
+        static const filter_field_t fields[] = {
+            { "status", FILTER_T_STRING, FILTER_SINGLE, statuses },
+        };
+        const filter_node_t *root = NULL;
+        filter_error_t ferr;
+        filter_query_t q;
+        char err[FILTER_ERR_MAX];
+        if (filter_parse(expr, strlen(expr), &req->arena, &root, &ferr)) {
+            const char *reasons[] = { ferr.msg };
+            http_respond_error(req, 400, "invalid filter", reasons, 1);
+            return;
+        }
+        if (filter_compile(root, fields, 1, &req->arena, &q, err, sizeof(err))) {
+            const char *reasons[] = { err };
+            http_respond_error(req, 400, "invalid filter", reasons, 1);
+            return;
+        }
+        if (q.conds[0].present && q.conds[0].n_strs) {
+            slice_t v = q.conds[0].strs[0];
+            j->q.status = slice_eq_cstr(v, "Delivered") ? STORE_ATTEMPT_DELIVERED
+                          : slice_eq_cstr(v, "Failed")  ? STORE_ATTEMPT_FAILED
+                                                        : STORE_ATTEMPT_GAVE_UP;
+        }
+    }
+    if (!(j->q.limit = api_page_size(req)))
+        return;
+    api_cursor_t cur;
+    int have = api_cursor_read(req, "deliveries", &cur);
+    if (have < 0)
+        return;
+    if (have)
+        j->q.before_seq = cur.a;
+    buf_init(&j->list.out, 64 << 20);
+    api_run(req, deliveries_work, deliveries_done, j);
 }

@@ -279,7 +279,8 @@ typedef struct store_webhook {
     int64_t tenant_id;
     store_collection_t collection;       /* STORE_COLL_BREAKS or STORE_COLL_DEFINITIONS */
     char destination_url[STORE_URL_MAX + 1];
-    char ext_refs[1024];                 /* JSON array of reference names, "[]" when none */
+    char ext_refs[2304];                 /* JSON array of {collection,name}, "[]" when none:
+                                            16 names of 64 bytes fit */
     unsigned char key_blob[STORE_KEY_BLOB_MAX]; /* the signing key as the API sealed it */
     size_t key_blob_len;
     int64_t created_at_ms;
@@ -344,5 +345,97 @@ BH_MUST_USE int store_webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out)
  * one past valid_until at now_ms. BH_ENOTFOUND when missing. */
 BH_MUST_USE int store_webhook_pending(store_t *s, int64_t tenant_id, const char *id,
                                       int64_t now_ms, uint64_t *count, uint64_t *oldest);
+
+/* ---- delivery state (the delivery engine) -------------------------------- *
+ *
+ * What survives a crash: per webhook, a watermark (last_delivered_version: every
+ * event at or below it is delivered or replaced by a newer one of its record) and,
+ * above it, the newest acknowledged version of each record. After a restart the
+ * engine rescans each window from the watermark and skips, per record, what was
+ * acknowledged: every committed change is sent at least once, and a record's older
+ * state is never sent after a newer one was acknowledged.
+ */
+
+/* Every Enabled webhook of every tenant not past valid_until at now_ms (the engine
+ * serves all tenants). *out is malloc'd. */
+BH_MUST_USE int store_webhooks_active(store_t *s, int64_t now_ms, store_webhook_t **out,
+                                      size_t *n_out);
+
+typedef struct store_acked {
+    int64_t record_id;
+    uint64_t version;
+} store_acked_t;
+
+/* The acknowledged record versions above the webhook's watermark, by record id.
+ * BH_ENOTFOUND when the webhook does not exist in the tenant. */
+BH_MUST_USE int store_delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
+                                     store_acked_t **out, size_t *n_out);
+
+typedef enum {
+    STORE_ATTEMPT_DELIVERED = 0,  /* 2xx */
+    STORE_ATTEMPT_FAILED = 1,     /* will be retried */
+    STORE_ATTEMPT_GAVE_UP = 2,    /* last retry failed, or 410 */
+} store_attempt_status_t;
+
+#define STORE_EXCERPT_MAX 4096
+
+/* One delivery attempt, for the debugging log (GET /webhooks/{id}/deliveries). */
+typedef struct store_attempt {
+    int64_t tenant_id;
+    char webhook_id[STORE_WEBHOOK_ID_LEN + 1];
+    char event_id[64];
+    int64_t record_id;
+    uint64_t version;
+    store_change_type_t change_type;
+    int attempt;                  /* 1 for the first try */
+    int64_t attempted_at_ms;
+    int64_t duration_ms;
+    int http_status;              /* 0 when no answer */
+    char error[128];              /* "" when an answer came */
+    int64_t next_attempt_at_ms;   /* 0 when none */
+    store_attempt_status_t status;
+    char excerpt[STORE_EXCERPT_MAX + 1]; /* first bytes of the answer body */
+} store_attempt_t;
+
+/* What the engine commits in one transaction (group of results). */
+typedef struct store_delivery_batch {
+    const store_attempt_t *attempts;   /* appended to the attempt log */
+    size_t n_attempts;
+    const struct store_ack {
+        int64_t tenant_id;
+        const char *webhook_id;
+        int64_t record_id;
+        uint64_t version;             /* acknowledged (2xx) */
+    } *acks;
+    size_t n_acks;
+    const struct store_watermark {
+        int64_t tenant_id;
+        const char *webhook_id;
+        uint64_t version;             /* new last_delivered_version (only raised) */
+        int64_t last_success_at_ms;   /* 0: unchanged */
+        int64_t last_failure_at_ms;   /* 0: unchanged */
+    } *marks;
+    size_t n_marks;
+} store_delivery_batch_t;
+
+/* Commits a batch in one writer job: attempts appended, acks upserted (a record's
+ * acked version only rises), watermarks raised, acks at or below a raised watermark
+ * dropped. */
+BH_MUST_USE int store_delivery_commit(store_t *s, const store_delivery_batch_t *b);
+
+typedef struct store_attempt_query {
+    int status;                   /* -1 any; else store_attempt_status_t */
+    int64_t before_seq;           /* keyset, newest first: 0 = from the newest */
+    size_t limit;
+} store_attempt_query_t;
+
+/* The attempt log of one webhook, newest first (readable after soft delete). Each
+ * row's seq (for paging) comes back in seq_out[i] (*seq_out is malloc'd like *out).
+ * BH_ENOTFOUND when the webhook does not exist in the tenant, whatever q->limit. */
+BH_MUST_USE int store_attempts_list(store_t *s, int64_t tenant_id, const char *webhook_id,
+                                    const store_attempt_query_t *q, store_attempt_t **out,
+                                    int64_t **seq_out, size_t *n_out);
+/* Deletes attempts older than before_ms, in bounded chunks; *n_out how many. */
+BH_MUST_USE int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out);
 
 #endif
