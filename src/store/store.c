@@ -674,3 +674,113 @@ int store_webhook_pending(store_t *s, int64_t tenant_id, const char *id, int64_t
         return BH_ENOTFOUND;
     return s->ops->webhook_pending(s, tenant_id, id, now_ms, count, oldest);
 }
+
+/* ---- delivery state --------------------------------------------------------------- */
+
+int store_webhooks_active(store_t *s, int64_t now_ms, store_webhook_t **out, size_t *n_out)
+{
+    if (!s || !out || !n_out || now_ms <= 0)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->webhooks_active(s, now_ms, out, n_out);
+}
+
+int store_delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
+                         store_acked_t **out, size_t *n_out)
+{
+    if (!s || !webhook_id || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    if (tenant_id <= 0 || !webhook_id_ok(webhook_id))
+        return BH_ENOTFOUND;
+    return s->ops->delivery_acked(s, tenant_id, webhook_id, out, n_out);
+}
+
+/* Versions are changeVersions (>= 1) stored as SQLite integers. */
+static bool version_ok(uint64_t v)
+{
+    return v >= 1 && v <= (uint64_t)INT64_MAX;
+}
+
+/* Every field of an attempt the log keeps. The engine fills them, so a bad one is a
+ * caller bug: it refuses the whole batch. A record id of 0 is accepted: the log line
+ * of an attempt whose record lane is already gone may not know it. */
+static bool attempt_ok(const store_attempt_t *a)
+{
+    return a->tenant_id >= 1 && webhook_id_ok(a->webhook_id) &&
+           field_ok(a->event_id, sizeof(a->event_id), false) && a->record_id >= 0 &&
+           version_ok(a->version) &&
+           (a->change_type == STORE_CHANGE_UPSERT || a->change_type == STORE_CHANGE_DELETE) &&
+           a->attempt >= 1 && a->attempted_at_ms >= 0 && a->duration_ms >= 0 &&
+           a->http_status >= 0 && a->http_status <= 999 &&
+           field_ok(a->error, sizeof(a->error), true) && a->next_attempt_at_ms >= 0 &&
+           (a->status == STORE_ATTEMPT_DELIVERED || a->status == STORE_ATTEMPT_FAILED ||
+            a->status == STORE_ATTEMPT_GAVE_UP) &&
+           field_ok(a->excerpt, sizeof(a->excerpt), true);
+}
+
+/* webhook_id_ok reads at most 37 bytes of a bare id: it must be NUL-terminated. */
+static bool ack_ok(const struct store_ack *k)
+{
+    return k->tenant_id >= 1 && webhook_id_ok(k->webhook_id) && k->record_id >= 1 &&
+           version_ok(k->version);
+}
+
+/* A watermark of 0 raises nothing (the times may still rise). */
+static bool mark_ok(const struct store_watermark *m)
+{
+    return m->tenant_id >= 1 && webhook_id_ok(m->webhook_id) &&
+           m->version <= (uint64_t)INT64_MAX && m->last_success_at_ms >= 0 &&
+           m->last_failure_at_ms >= 0;
+}
+
+int store_delivery_commit(store_t *s, const store_delivery_batch_t *b)
+{
+    if (!s || !b || (!b->attempts && b->n_attempts > 0) || (!b->acks && b->n_acks > 0) ||
+        (!b->marks && b->n_marks > 0))
+        return BH_EINVAL;
+    for (size_t i = 0; i < b->n_attempts; i++)
+        if (!attempt_ok(&b->attempts[i]))
+            return BH_EINVAL;
+    for (size_t i = 0; i < b->n_acks; i++)
+        if (!ack_ok(&b->acks[i]))
+            return BH_EINVAL;
+    for (size_t i = 0; i < b->n_marks; i++)
+        if (!mark_ok(&b->marks[i]))
+            return BH_EINVAL;
+    if (b->n_attempts == 0 && b->n_acks == 0 && b->n_marks == 0)
+        return 0;
+    return s->ops->delivery_commit(s, b);
+}
+
+/* The webhook id comes from a URL: a malformed one, like another tenant's, is not
+ * found. The back-end answers BH_ENOTFOUND for a missing webhook even when limit is
+ * 0, so that the existence answer never depends on the page size. */
+int store_attempts_list(store_t *s, int64_t tenant_id, const char *webhook_id,
+                        const store_attempt_query_t *q, store_attempt_t **out,
+                        int64_t **seq_out, size_t *n_out)
+{
+    if (!s || !webhook_id || !q || !out || !seq_out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *seq_out = NULL;
+    *n_out = 0;
+    if (q->status != -1 && q->status != STORE_ATTEMPT_DELIVERED &&
+        q->status != STORE_ATTEMPT_FAILED && q->status != STORE_ATTEMPT_GAVE_UP)
+        return BH_EINVAL;
+    if (q->before_seq < 0)
+        return BH_EINVAL;
+    if (tenant_id <= 0 || !webhook_id_ok(webhook_id))
+        return BH_ENOTFOUND;
+    return s->ops->attempts_list(s, tenant_id, webhook_id, q, out, seq_out, n_out);
+}
+
+int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out)
+{
+    if (!s || !n_out || before_ms <= 0)
+        return BH_EINVAL;
+    *n_out = 0;
+    return s->ops->attempts_prune(s, before_ms, n_out);
+}

@@ -91,6 +91,20 @@ typedef struct store__ops {
     int (*webhooks_expire)(store_t *s, int64_t now_ms, size_t *n_out);
     int (*webhook_pending)(store_t *s, int64_t tenant_id, const char *id, int64_t now_ms,
                            uint64_t *count, uint64_t *oldest);
+
+    /* Delivery state. The front end has checked every attempt, ack and watermark of
+     * a batch (tenant ids >= 1, webhook ids of 36 characters, strings NUL-terminated
+     * in their fields, enums in range, versions and times that fit an int64) and
+     * that the batch is not empty; query statuses are -1 or an attempt status,
+     * before_seq >= 0, times positive; outputs are zeroed. */
+    int (*webhooks_active)(store_t *s, int64_t now_ms, store_webhook_t **out, size_t *n_out);
+    int (*delivery_acked)(store_t *s, int64_t tenant_id, const char *webhook_id,
+                          store_acked_t **out, size_t *n_out);
+    int (*delivery_commit)(store_t *s, const store_delivery_batch_t *b);
+    int (*attempts_list)(store_t *s, int64_t tenant_id, const char *webhook_id,
+                         const store_attempt_query_t *q, store_attempt_t **out,
+                         int64_t **seq_out, size_t *n_out);
+    int (*attempts_prune)(store_t *s, int64_t before_ms, size_t *n_out);
 } store__ops_t;
 
 /* The common head of every back-end's handle. */

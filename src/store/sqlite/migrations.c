@@ -176,6 +176,54 @@ const char *const sqlite__migrations[] = {
     "DROP INDEX changes_by_collection;\n"
     "CREATE INDEX changes_by_collection ON changes\n"
     "  (tenant_id, collection, version, committed_at_ms);\n",
+
+    /* 4: delivery state (store.h, "delivery state"). delivery_acks holds, per webhook,
+     * the newest acknowledged version of each record above the webhook's watermark
+     * (webhooks.last_delivered_version); the writer drops the rows at or below it
+     * whenever it raises the watermark, so the table stays as small as what is in
+     * flight or out of order. Clustered on its key: a webhook's acks are one range.
+     *
+     * delivery_attempts is the debugging log (GET /webhooks/{id}/deliveries), kept
+     * after a webhook is disabled or deleted and pruned by age. seq is the rowid;
+     * AUTOINCREMENT keeps it from being reused after a prune empties the table, so a
+     * client's paging cursor (before_seq) never lands among newer rows. No foreign
+     * key to webhooks: the log is keyed by (tenant_id, webhook_id) like the webhook,
+     * and readers check the webhook exists in the tenant. "Not yet"/"none" values
+     * (no HTTP status, no error, no next attempt) are NULL, shown as 0 or "". */
+    "CREATE TABLE delivery_acks (\n"
+    "  tenant_id  INTEGER NOT NULL,\n"
+    "  webhook_id TEXT    NOT NULL,\n"
+    "  record_id  INTEGER NOT NULL,\n"
+    "  version    INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (tenant_id, webhook_id, record_id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE delivery_attempts (\n"
+    "  seq                INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  tenant_id          INTEGER NOT NULL,\n"
+    "  webhook_id         TEXT    NOT NULL,\n"
+    "  event_id           TEXT    NOT NULL,\n"
+    "  record_id          INTEGER NOT NULL,\n"
+    "  version            INTEGER NOT NULL,\n"
+    "  change_type        INTEGER NOT NULL,\n"
+    "  attempt            INTEGER NOT NULL,\n"
+    "  attempted_at_ms    INTEGER NOT NULL,\n"
+    "  duration_ms        INTEGER NOT NULL,\n"
+    "  http_status        INTEGER,\n"
+    "  error              TEXT,\n"
+    "  next_attempt_at_ms INTEGER,\n"
+    "  status             INTEGER NOT NULL,\n"
+    "  excerpt            TEXT    NOT NULL\n"
+    ");\n"
+    /* One webhook's log, newest first: with a status filter one range of this index
+     * in seq order; without one, the three status ranges merged in seq order
+     * (MERGE (UNION ALL), no sort, stops at the LIMIT; see ST_ATTEMPTS_LIST). Either
+     * way a page costs its own rows, however many attempts of other statuses the
+     * webhook has, which an index on (tenant_id, webhook_id, seq) with status as a
+     * filter would walk past. */
+    "CREATE INDEX delivery_attempts_by_webhook ON delivery_attempts\n"
+    "  (tenant_id, webhook_id, status, seq);\n"
+    /* The retention prune over every tenant, oldest first. */
+    "CREATE INDEX delivery_attempts_by_time ON delivery_attempts (attempted_at_ms);\n",
 };
 
 const size_t sqlite__n_migrations = sizeof(sqlite__migrations) / sizeof(sqlite__migrations[0]);

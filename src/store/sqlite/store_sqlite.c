@@ -113,6 +113,16 @@ enum {
     ST_WH_EXISTS,
     ST_WH_EXPIRE,
     ST_WH_PENDING,
+    /* delivery state */
+    ST_WH_ACTIVE,
+    ST_ACKED,
+    ST_ATTEMPT_INSERT,
+    ST_ACK_UPSERT,
+    ST_MARK_RAISE,
+    ST_ACKS_DROP,
+    ST_ATTEMPTS_LIST,
+    ST_ATTEMPTS_LIST_STATUS,
+    ST_ATTEMPTS_PRUNE,
     ST__COUNT
 };
 
@@ -141,6 +151,15 @@ enum {
 /* The webhooks of tenant ?1 in webhooks_by_status order within one status. */
 #define WH_BY_STATUS "SELECT " WH_COLS " FROM webhooks INDEXED BY webhooks_by_status" \
                      " WHERE tenant_id = ?1 AND status = "
+/* The column list row_attempt decodes, in its order. */
+#define ATTEMPT_COLS "seq, tenant_id, webhook_id, event_id, record_id, version, change_type," \
+                     " attempt, attempted_at_ms, duration_ms, http_status, error," \
+                     " next_attempt_at_ms, status, excerpt"
+/* One webhook's attempts of one status older than ?3, newest first from
+ * delivery_attempts_by_webhook. */
+#define ATTEMPTS_BY_STATUS "SELECT " ATTEMPT_COLS " FROM delivery_attempts" \
+                           " INDEXED BY delivery_attempts_by_webhook WHERE tenant_id = ?1" \
+                           " AND webhook_id = ?2 AND seq < ?3 AND status = "
 
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -306,7 +325,63 @@ static const char *const stmt_sql[ST__COUNT] = {
                       " THEN ifnull(w.until_version, 9223372036854775807) ELSE 0 END"
                       " AND c.committed_at_ms < w.valid_until_ms"
                       " WHERE w.tenant_id = ?1 AND w.id = ?2",
+    /* The delivery engine's list over every tenant: the partial index of Enabled
+     * webhooks, from validity end ?1 on; the few rows are sorted afterwards. */
+    [ST_WH_ACTIVE] = "SELECT " WH_COLS " FROM webhooks INDEXED BY webhooks_expiry"
+                     " WHERE status = 0 AND valid_until_ms > ?1 ORDER BY tenant_id, id",
+    /* A webhook's acks above its watermark, in one snapshot with the watermark: one
+     * range of the acks' primary key. Always one row per existing webhook (record
+     * NULL when it has no acks); none for a missing one. */
+    [ST_ACKED] = "SELECT a.record_id, a.version FROM webhooks w"
+                 " LEFT JOIN delivery_acks a ON a.tenant_id = w.tenant_id"
+                 " AND a.webhook_id = w.id AND a.version > w.last_delivered_version"
+                 " WHERE w.tenant_id = ?1 AND w.id = ?2 ORDER BY a.record_id",
+    [ST_ATTEMPT_INSERT] = "INSERT INTO delivery_attempts (tenant_id, webhook_id, event_id,"
+                          " record_id, version, change_type, attempt, attempted_at_ms,"
+                          " duration_ms, http_status, error, next_attempt_at_ms, status,"
+                          " excerpt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+                          " ?12, ?13, ?14)",
+    /* An ack is kept only for a webhook of the tenant and only above its watermark
+     * (at or below it, it would be dropped at once); a record's acked version only
+     * rises, and an ack that does not raise it writes nothing. The SELECT's WHERE
+     * also settles the parsing ambiguity of INSERT ... SELECT ... ON CONFLICT. */
+    [ST_ACK_UPSERT] = "INSERT INTO delivery_acks (tenant_id, webhook_id, record_id, version)"
+                      " SELECT ?1, ?2, ?3, ?4 FROM webhooks WHERE tenant_id = ?1 AND id = ?2"
+                      " AND last_delivered_version < ?4"
+                      " ON CONFLICT (tenant_id, webhook_id, record_id)"
+                      " DO UPDATE SET version = excluded.version"
+                      " WHERE excluded.version > delivery_acks.version",
+    /* Watermark and health times only rise (0 = unchanged); a mark that raises
+     * nothing leaves the row alone. None of these columns is indexed. */
+    [ST_MARK_RAISE] = "UPDATE webhooks SET"
+                      " last_delivered_version = max(last_delivered_version, ?3),"
+                      " last_success_at_ms = CASE WHEN ?4 > ifnull(last_success_at_ms, 0)"
+                      " THEN ?4 ELSE last_success_at_ms END,"
+                      " last_failure_at_ms = CASE WHEN ?5 > ifnull(last_failure_at_ms, 0)"
+                      " THEN ?5 ELSE last_failure_at_ms END"
+                      " WHERE tenant_id = ?1 AND id = ?2 AND (?3 > last_delivered_version"
+                      " OR ?4 > ifnull(last_success_at_ms, 0)"
+                      " OR ?5 > ifnull(last_failure_at_ms, 0))",
+    [ST_ACKS_DROP] = "DELETE FROM delivery_acks WHERE tenant_id = ?1 AND webhook_id = ?2"
+                     " AND version <= ?3",
+    /* The log of webhook (?1, ?2) before seq ?3, newest first, ?4 rows. Without a
+     * status filter: the three status ranges of delivery_attempts_by_webhook, each
+     * sorted by seq, merged (MERGE (UNION ALL)) and stopped at the LIMIT, no sort;
+     * with one (?5): one range. */
+    [ST_ATTEMPTS_LIST] = ATTEMPTS_BY_STATUS "0 UNION ALL " ATTEMPTS_BY_STATUS "1"
+                         " UNION ALL " ATTEMPTS_BY_STATUS "2 ORDER BY seq DESC LIMIT ?4",
+    [ST_ATTEMPTS_LIST_STATUS] = ATTEMPTS_BY_STATUS "?5 ORDER BY seq DESC LIMIT ?4",
+    /* At most ?2 attempts older than ?1, found oldest first by time, deleted by
+     * rowid. */
+    [ST_ATTEMPTS_PRUNE] = "DELETE FROM delivery_attempts WHERE seq IN (SELECT seq"
+                          " FROM delivery_attempts INDEXED BY delivery_attempts_by_time"
+                          " WHERE attempted_at_ms < ?1 ORDER BY attempted_at_ms LIMIT ?2)",
 };
+
+/* ST_ATTEMPTS_LIST spells out every status. */
+_Static_assert(STORE_ATTEMPT_DELIVERED == 0 && STORE_ATTEMPT_FAILED == 1 &&
+                   STORE_ATTEMPT_GAVE_UP == 2,
+               "ST_ATTEMPTS_LIST merges the ranges of statuses 0, 1 and 2");
 
 /* One connection with its statement cache. A connection is used by one thread at a
  * time (the writer, or whoever took it from the read pool), so it is opened with
@@ -2833,6 +2908,339 @@ static int sq_webhook_pending(store_t *base, int64_t tenant_id, const char *id,
     return rc;
 }
 
+/* ---- delivery state --------------------------------------------------------------- */
+
+/* Delivery batches with more rows than this run solo (a transaction of their own,
+ * no savepoint: see run_group); smaller ones share a group commit. */
+#define DELIVERY_SOLO_ROWS 256
+/* Attempts one prune job deletes; the writer serves other jobs between chunks. */
+#define PRUNE_CHUNK 5000
+
+static int sq_webhooks_active(store_t *base, int64_t now_ms, store_webhook_t **out,
+                              size_t *n_out)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_ACTIVE, &rc);
+    if (st) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        rc = query_all(c, st, ST_WH_ACTIVE, decode_webhook, sizeof(**out), (void **)out,
+                       n_out);
+    }
+    reader_put(s, c);
+    return rc;
+}
+
+/* Not query_all: the first row tells whether the webhook exists, and its NULL
+ * record (no acks) is not an element. */
+static int sq_delivery_acked(store_t *base, int64_t tenant_id, const char *webhook_id,
+                             store_acked_t **out, size_t *n_out)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = stmt_get(c, ST_ACKED, &rc);
+    store_acked_t *arr = NULL;
+    size_t n = 0, cap = 0;
+    bool found = false;
+    if (st) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
+        for (;;) {
+            int src = sqlite3_step(st);
+            if (src == SQLITE_DONE)
+                break;
+            if (src != SQLITE_ROW) {
+                rc = map_error(c->db, src, stmt_sql[ST_ACKED]);
+                break;
+            }
+            found = true;
+            if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                store_acked_t *narr = realloc(arr, ncap * sizeof(*arr));
+                if (!narr) {
+                    rc = BH_ENOMEM;
+                    break;
+                }
+                arr = narr;
+                cap = ncap;
+            }
+            arr[n].record_id = sqlite3_column_int64(st, 0);
+            arr[n].version = (uint64_t)sqlite3_column_int64(st, 1);
+            n++;
+        }
+        stmt_done(st);
+    }
+    reader_put(s, c);
+    if (rc == 0 && !found)
+        rc = BH_ENOTFOUND;
+    if (rc != 0) {
+        free(arr);
+        return rc;
+    }
+    *out = arr;
+    *n_out = n;
+    return 0;
+}
+
+/* Binds v to parameter i, or NULL when it is 0 ("none"). */
+static void bind_int64_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int attempt_insert(sqlite__conn_t *c, sqlite3_stmt *st, const store_attempt_t *a)
+{
+    sqlite3_bind_int64(st, 1, a->tenant_id);
+    sqlite3_bind_text(st, 2, a->webhook_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, a->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, a->record_id);
+    sqlite3_bind_int64(st, 5, (int64_t)a->version);
+    sqlite3_bind_int(st, 6, (int)a->change_type);
+    sqlite3_bind_int(st, 7, a->attempt);
+    sqlite3_bind_int64(st, 8, a->attempted_at_ms);
+    sqlite3_bind_int64(st, 9, a->duration_ms);
+    bind_int64_or_null(st, 10, a->http_status);
+    if (a->error[0])
+        sqlite3_bind_text(st, 11, a->error, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 11);
+    bind_int64_or_null(st, 12, a->next_attempt_at_ms);
+    sqlite3_bind_int(st, 13, (int)a->status);
+    sqlite3_bind_text(st, 14, a->excerpt, -1, SQLITE_STATIC);
+    return step_done(c, st, ST_ATTEMPT_INSERT);
+}
+
+static int ack_upsert(sqlite__conn_t *c, sqlite3_stmt *st, const struct store_ack *k)
+{
+    sqlite3_bind_int64(st, 1, k->tenant_id);
+    sqlite3_bind_text(st, 2, k->webhook_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, k->record_id);
+    sqlite3_bind_int64(st, 4, (int64_t)k->version);
+    return step_done(c, st, ST_ACK_UPSERT);
+}
+
+/* Raises one webhook's watermark and times, then drops its acks at or below the
+ * mark. When the update changed nothing (nothing rose, or no such webhook in the
+ * tenant) there is nothing to drop: a watermark that did not rise had its acks
+ * dropped when it last rose. */
+static int mark_raise(sqlite__conn_t *c, sqlite3_stmt *raise, sqlite3_stmt *drop,
+                      const struct store_watermark *m)
+{
+    sqlite3_bind_int64(raise, 1, m->tenant_id);
+    sqlite3_bind_text(raise, 2, m->webhook_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(raise, 3, (int64_t)m->version);
+    sqlite3_bind_int64(raise, 4, m->last_success_at_ms);
+    sqlite3_bind_int64(raise, 5, m->last_failure_at_ms);
+    int rc = step_done(c, raise, ST_MARK_RAISE);
+    if (rc != 0 || sqlite3_changes(c->db) == 0 || m->version == 0)
+        return rc;
+    sqlite3_bind_int64(drop, 1, m->tenant_id);
+    sqlite3_bind_text(drop, 2, m->webhook_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(drop, 3, (int64_t)m->version);
+    return step_done(c, drop, ST_ACKS_DROP);
+}
+
+/*
+ * One batch of results in one job: attempts appended, then acks upserted (each
+ * against the watermark before this batch), then watermarks raised, each followed
+ * by the drop of its webhook's acks at or below it, so an ack of this batch that a
+ * mark of this batch covers is gone at commit. Every statement is prepared once per
+ * connection and only rebound per row.
+ */
+typedef struct {
+    const store_delivery_batch_t *b;
+} delivery_commit_arg_t;
+
+static int job_delivery_commit(sqlite__conn_t *c, void *arg)
+{
+    const store_delivery_batch_t *b = ((delivery_commit_arg_t *)arg)->b;
+    int rc = 0;
+    sqlite3_stmt *ins = b->n_attempts ? stmt_get(c, ST_ATTEMPT_INSERT, &rc) : NULL;
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < b->n_attempts; i++)
+        rc = attempt_insert(c, ins, &b->attempts[i]);
+
+    sqlite3_stmt *ack = rc == 0 && b->n_acks ? stmt_get(c, ST_ACK_UPSERT, &rc) : NULL;
+    for (size_t i = 0; rc == 0 && i < b->n_acks; i++)
+        rc = ack_upsert(c, ack, &b->acks[i]);
+
+    if (rc != 0 || b->n_marks == 0)
+        return rc;
+    sqlite3_stmt *raise = stmt_get(c, ST_MARK_RAISE, &rc);
+    sqlite3_stmt *drop = raise ? stmt_get(c, ST_ACKS_DROP, &rc) : NULL;
+    for (size_t i = 0; rc == 0 && i < b->n_marks; i++)
+        rc = mark_raise(c, raise, drop, &b->marks[i]);
+    return rc;
+}
+
+static int sq_delivery_commit(store_t *base, const store_delivery_batch_t *b)
+{
+    delivery_commit_arg_t a = { b };
+    size_t rows = b->n_attempts + b->n_acks + b->n_marks;
+    return submit_job(from_base(base), job_delivery_commit, &a, rows > DELIVERY_SOLO_ROWS);
+}
+
+/* An attempt from ATTEMPT_COLS (seq is column 0). NULL columns read as 0 or "". */
+static int row_attempt(sqlite3_stmt *st, store_attempt_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->tenant_id = sqlite3_column_int64(st, 1);
+    a->record_id = sqlite3_column_int64(st, 4);
+    a->version = (uint64_t)sqlite3_column_int64(st, 5);
+    a->change_type = (store_change_type_t)sqlite3_column_int(st, 6);
+    a->attempt = sqlite3_column_int(st, 7);
+    a->attempted_at_ms = sqlite3_column_int64(st, 8);
+    a->duration_ms = sqlite3_column_int64(st, 9);
+    a->http_status = sqlite3_column_int(st, 10);
+    a->next_attempt_at_ms = sqlite3_column_int64(st, 12);
+    a->status = (store_attempt_status_t)sqlite3_column_int(st, 13);
+    int rc = col_text(st, 2, a->webhook_id, sizeof(a->webhook_id));
+    if (rc == 0)
+        rc = col_text(st, 3, a->event_id, sizeof(a->event_id));
+    if (rc == 0)
+        rc = col_text(st, 11, a->error, sizeof(a->error));
+    if (rc == 0)
+        rc = col_text(st, 14, a->excerpt, sizeof(a->excerpt));
+    return rc;
+}
+
+/* Reads the page of attempts st selects into two parallel malloc'd arrays. */
+static int query_attempts(sqlite__conn_t *c, sqlite3_stmt *st, int id, size_t limit,
+                          store_attempt_t **out, int64_t **seq_out, size_t *n_out)
+{
+    store_attempt_t *arr = NULL;
+    int64_t *seqs = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = map_error(c->db, src, stmt_sql[id]);
+            break;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            if (ncap > limit)
+                ncap = limit > n ? limit : n + 1;
+            store_attempt_t *narr = realloc(arr, ncap * sizeof(*arr));
+            if (!narr) {
+                rc = BH_ENOMEM;
+                break;
+            }
+            arr = narr;
+            int64_t *nseqs = realloc(seqs, ncap * sizeof(*seqs));
+            if (!nseqs) {
+                rc = BH_ENOMEM;
+                break;
+            }
+            seqs = nseqs;
+            cap = ncap;
+        }
+        seqs[n] = sqlite3_column_int64(st, 0);
+        rc = row_attempt(st, &arr[n]);
+        if (rc != 0)
+            break;
+        n++;
+    }
+    stmt_done(st);
+    if (rc != 0) {
+        free(arr);
+        free(seqs);
+        return rc;
+    }
+    *out = arr;
+    *seq_out = seqs;
+    *n_out = n;
+    return 0;
+}
+
+/* Webhooks are never removed (a delete is a soft one), so the existence check and
+ * the page need not share a snapshot. */
+static int sq_attempts_list(store_t *base, int64_t tenant_id, const char *webhook_id,
+                            const store_attempt_query_t *q, store_attempt_t **out,
+                            int64_t **seq_out, size_t *n_out)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_EXISTS, &rc);
+    if (st) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
+        int64_t one = 0;
+        bool found;
+        rc = step_int(c, st, ST_WH_EXISTS, &one, &found);
+        if (rc == 0 && !found)
+            rc = BH_ENOTFOUND;
+    }
+    int id = q->status == -1 ? ST_ATTEMPTS_LIST : ST_ATTEMPTS_LIST_STATUS;
+    st = rc == 0 && q->limit > 0 ? stmt_get(c, id, &rc) : NULL;
+    if (st) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, q->before_seq ? q->before_seq : INT64_MAX);
+        sqlite3_bind_int64(st, 4, limit_arg(q->limit));
+        if (id == ST_ATTEMPTS_LIST_STATUS)
+            sqlite3_bind_int(st, 5, q->status);
+        rc = query_attempts(c, st, id, q->limit, out, seq_out, n_out);
+    }
+    reader_put(s, c);
+    return rc;
+}
+
+typedef struct {
+    int64_t before_ms;
+    size_t n; /* out: deleted by this chunk */
+} attempts_prune_arg_t;
+
+static int job_attempts_prune(sqlite__conn_t *c, void *arg)
+{
+    attempts_prune_arg_t *a = arg;
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_ATTEMPTS_PRUNE, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->before_ms);
+    sqlite3_bind_int64(st, 2, PRUNE_CHUNK);
+    rc = step_done(c, st, ST_ATTEMPTS_PRUNE);
+    if (rc == 0)
+        a->n = (size_t)sqlite3_changes64(c->db);
+    return rc;
+}
+
+/* Chunk after chunk, each a solo job of its own, until one comes back short: a
+ * week of attempts never holds the writer in one long transaction. *n_out counts
+ * what committed, also when a later chunk fails. */
+static int sq_attempts_prune(store_t *base, int64_t before_ms, size_t *n_out)
+{
+    sqlite__store_t *s = from_base(base);
+    for (;;) {
+        attempts_prune_arg_t a = { before_ms, 0 };
+        int rc = submit_job(s, job_attempts_prune, &a, true);
+        if (rc != 0)
+            return rc;
+        *n_out += a.n;
+        if (a.n < PRUNE_CHUNK)
+            return 0;
+    }
+}
+
 /* ---- lifetime --------------------------------------------------------------------- */
 
 /* See the lifetime notes at the top of the file. Only the first call joins the
@@ -2961,6 +3369,11 @@ static const store__ops_t sqlite_ops = {
     .webhook_disable = sq_webhook_disable,
     .webhooks_expire = sq_webhooks_expire,
     .webhook_pending = sq_webhook_pending,
+    .webhooks_active = sq_webhooks_active,
+    .delivery_acked = sq_delivery_acked,
+    .delivery_commit = sq_delivery_commit,
+    .attempts_list = sq_attempts_list,
+    .attempts_prune = sq_attempts_prune,
 };
 
 /* Creates the database file readable by its owner only before SQLite opens it: it
