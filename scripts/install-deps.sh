@@ -8,6 +8,14 @@ pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
       libuv1-dev node-llhttp libcurl4-openssl-dev libssl-dev libjansson-dev
       libjwt-dev libsqlite3-dev sqlite3 libpq-dev libcmocka-dev curl wrk openssl)
 
+# tests/integration/test_sign_interop.c checks our signatures with the Standard
+# Webhooks library for Node.js, so node and npm must be there. Only added when one is
+# missing: a node installed another way (NodeSource's nodejs bundles npm) conflicts
+# with Debian's npm package, and its node serves the test just as well.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

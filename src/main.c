@@ -16,6 +16,8 @@ static const struct {
     { "client", cli_client, "create, list and revoke API clients of a tenant" },
     { "import", cli_import, "load people, break definitions or breaks from NDJSON or CSV" },
     { "key", cli_key, "rotate the access-token signing key" },
+    { "sink", cli_sink, "a reference webhook consumer: verify, de-duplicate, record" },
+    { "verify", cli_verify, "verify the signature of one captured delivery" },
     { "version", cli_version, "print the version" },
 };
 

@@ -19,6 +19,8 @@ int cli_client(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_key(int argc, char **argv);
 int cli_version(int argc, char **argv);
+int cli_sink(int argc, char **argv);
+int cli_verify(int argc, char **argv);
 
 /* Prints "breakhook: <msg>" on stderr and returns code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
