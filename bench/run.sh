@@ -112,6 +112,65 @@ end
 LUA
 record "GET /breaks/{id} (random ids, with token)" \
   "$(wrk_rps "http://127.0.0.1:$PORT" -s "$WORK/byid.lua" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")" "req/s"
+
+# ---- end-to-end deliveries ---------------------------------------------------
+SINK=${SINK:-$(dirname "$BIN")/bench_sink}
+if [ -x "$SINK" ]; then
+  "$SINK" "$WORK/sink.port" & SINK_PID=$!
+  for _ in $(seq 100); do [ -s "$WORK/sink.port" ] && break; sleep 0.05; done
+  SPORT=$(cat "$WORK/sink.port")
+  # Ceiling: a plain load generator POSTing a delivery-sized signed body to the same sink.
+  BODY=$(head -c 300 /dev/zero | tr '\0' x)
+  cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"changeType":"InsertOrUpdate","data":{"pad":"$BODY"}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["webhook-id"] = "evt_00000000000000000001_abcdefgh"
+wrk.headers["webhook-timestamp"] = "1800000000"
+wrk.headers["webhook-signature"] = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+LUA
+  CEIL=$(wrk_rps "http://127.0.0.1:$SPORT/hook" -s "$WORK/post.lua")
+  record "ceiling: wrk POSTs to the sink" "$CEIL" "req/s"
+  stop_server
+  start_server --access-log=false --allow-http-destinations --allow-destination 127.0.0.1/32
+  API="http://127.0.0.1:$PORT/connector/protimeapi/api/v1"
+  TOKEN=$(curl -s -A bench -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
+    "http://127.0.0.1:$PORT/tenants/bench/connect/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  AUTH=(-A bench -H "Authorization: Bearer $TOKEN")
+  curl -s "${AUTH[@]}" -H 'Content-Type: application/json' -X POST "$API/webhooks" \
+    -d "{\"destinationUrl\":\"http://127.0.0.1:$SPORT/hook\",\"collectionName\":\"breaks\"}" >/dev/null
+  sleep 1.5 # the engine picks up new webhooks once a second
+  E2E_FILES=$([ $SMOKE = 1 ] && echo 2 || echo 10)
+  awk -v files="$E2E_FILES" -v lines="$LINES" -v dir="$WORK" 'BEGIN {
+    for (f = 0; f < files; f++) {
+      out = dir "/e2e" f ".ndjson"
+      for (i = 0; i < lines; i++) {
+        id = 5000000 + f * lines + i + 1
+        printf "{\"op\":\"upsert\",\"data\":{\"id\":%d,\"person\":{\"id\":%d},\"breakDefinition\":{\"id\":1},\"date\":\"2026-04-%02d\",\"clockedDurationInMinutes\":%d,\"startTimeInMinutes\":720,\"endTimeInMinutes\":840,\"isBreakTaken\":true}}\n", id, id % 100 + 1, id % 28 + 1, id % 90 > out
+      }
+      close(out)
+    }
+  }'
+  N=$((E2E_FILES * LINES))
+  BEFORE=$(curl -s "http://127.0.0.1:$SPORT/stats" | sed 's/.*"deliveries":\([0-9]*\).*/\1/')
+  t0=$(date +%s.%N)
+  for f in $(seq 0 $((E2E_FILES - 1))); do
+    curl -s "${AUTH[@]}" -H 'Content-Type: application/x-ndjson' --data-binary @"$WORK/e2e$f.ndjson" \
+      "$API/breaks/\$batch" >/dev/null
+  done
+  DEADLINE=$(( $(date +%s) + 120 ))
+  while :; do
+    GOT=$(curl -s "http://127.0.0.1:$SPORT/stats" | sed 's/.*"deliveries":\([0-9]*\).*/\1/')
+    [ $((GOT - BEFORE)) -ge "$N" ] && break
+    [ "$(date +%s)" -ge "$DEADLINE" ] && { echo "bench: only $((GOT - BEFORE)) of $N delivered" >&2; break; }
+    sleep 0.05
+  done
+  t1=$(date +%s.%N)
+  E2E=$(awk -v n=$((GOT - BEFORE)) -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')
+  record "end-to-end: \$batch write -> signed POST -> 2xx (1 webhook)" "$E2E" "events/s"
+  record "end-to-end as a ratio of the ceiling" "$(awk -v a="$E2E" -v b="$CEIL" 'BEGIN {printf "%.2f", a / b}')" "ratio"
+  kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
+fi
 stop_server
 
 start_server --access-log=true --log-level info --log-file "$WORK/access.log"

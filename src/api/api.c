@@ -127,5 +127,7 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
                                    api_webhooks_route, &api);
     rc = rc ? rc : http_router_add(r, HTTP_M_GET | HTTP_M_DELETE, API_BASE "/webhooks/{id}",
                                    api_webhook_route, &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/webhooks/{id}/deliveries",
+                                   api_webhook_deliveries, &api);
     return rc;
 }

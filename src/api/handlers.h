@@ -32,6 +32,7 @@ void api_webhook_create(http_request_t *req);
 void api_webhooks_list(http_request_t *req);
 void api_webhook_get(http_request_t *req);
 void api_webhook_delete(http_request_t *req);
+void api_webhook_deliveries(http_request_t *req);
 
 #define API_BATCH_WINDOW (1 << 20)    /* body bytes handed to $batch at a time */
 #define API_BATCH_MAX_BODY (64 << 20) /* SPEC §1: batch bodies up to 64 MiB */

@@ -1,0 +1,376 @@
+/*
+ * http_client.c: libcurl multi-socket on a libuv loop.
+ *
+ * curl tells us which sockets to watch (socket_cb) and when to call it back
+ * (timer_cb); libuv watches them (uv_poll_t per socket, one uv_timer_t) and hands
+ * readiness back with curl_multi_socket_action. Finished transfers are collected
+ * with curl_multi_info_read and reported through each request's done callback.
+ *
+ * The connect hook (opensocket_cb) sees the address curl is about to connect to,
+ * after DNS: that is where the destination rules are enforced for real.
+ */
+#include "client/http_client.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+
+#define BODY_READ_CAP (1 << 20) /* answers beyond this are cut off: the attempt fails */
+
+struct hc {
+    uv_loop_t *loop;
+    CURLM *multi;
+    CURLSH *share;
+    uv_timer_t timer;
+    hc_options_t opt;
+    size_t in_flight;
+    hc_request_t *flying;         /* in-flight requests, to abort them on hc_free */
+    bool closing;
+};
+
+/* Per watched socket. */
+typedef struct hc_sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    hc_t *c;
+} hc_sock_t;
+
+static void check_done(hc_t *c);
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    hc_sock_t *s = p->data;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running = 0;
+    curl_multi_socket_action(s->c->multi, s->fd, flags, &running);
+    check_done(s->c);
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
+{
+    hc_t *c = userp;
+    hc_sock_t *s = sockp;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+            curl_multi_assign(c->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s)
+            return -1;
+        s->fd = fd;
+        s->c = c;
+        if (uv_poll_init_socket(c->loop, &s->poll, fd) < 0) {
+            free(s);
+            return -1;
+        }
+        s->poll.data = s;
+        curl_multi_assign(c->multi, fd, s);
+    }
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&s->poll, events, on_poll);
+    return 0;
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    hc_t *c = t->data;
+    int running = 0;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+    hc_t *c = userp;
+    (void)m;
+    if (timeout_ms < 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* The destination rule on the address actually connected to. */
+static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
+                                   struct curl_sockaddr *address)
+{
+    hc_request_t *r = clientp;
+    (void)purpose;
+    char why[DEST_WHY_MAX];
+    if (dest_check_addr(r->client->opt.allow, &address->addr, why, sizeof(why))) {
+        snprintf(r->res.error, sizeof(r->res.error), "address refused: %.140s", why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
+}
+
+static size_t write_cb(char *p, size_t size, size_t n, void *userp)
+{
+    hc_request_t *r = userp;
+    size_t len = size * n;
+    if (r->res.excerpt_len < HC_EXCERPT_MAX) {
+        size_t take = HC_EXCERPT_MAX - r->res.excerpt_len;
+        if (take > len)
+            take = len;
+        memcpy(r->res.excerpt + r->res.excerpt_len, p, take);
+        r->res.excerpt_len += take;
+        r->res.excerpt[r->res.excerpt_len] = '\0';
+    }
+    r->body_seen += len;
+    if (r->body_seen > BODY_READ_CAP) {
+        snprintf(r->res.error, sizeof(r->res.error), "answer body larger than %d bytes",
+                 BODY_READ_CAP);
+        return 0; /* stops the transfer */
+    }
+    return len;
+}
+
+static size_t header_cb(char *p, size_t size, size_t n, void *userp)
+{
+    hc_request_t *r = userp;
+    size_t len = size * n;
+    static const char name[] = "retry-after:";
+    if (len > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+        long long v = 0;
+        size_t i = sizeof(name) - 1;
+        while (i < len && (p[i] == ' ' || p[i] == '\t'))
+            i++;
+        size_t start = i;
+        while (i < len && p[i] >= '0' && p[i] <= '9' && v < 100000000)
+            v = v * 10 + (p[i++] - '0');
+        /* Only delay-seconds; an HTTP date is treated as absent. */
+        r->res.retry_after_s = i > start ? v : -1;
+    }
+    return len;
+}
+
+static void finish(hc_t *c, hc_request_t *r, CURLcode code)
+{
+    CURL *e = r->easy;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    r->res.http_status = code == CURLE_OK ? (int)status : 0;
+    if (code != CURLE_OK && !r->res.error[0]) {
+        const char *what = code == CURLE_OPERATION_TIMEDOUT ? "timeout"
+                           : code == CURLE_COULDNT_CONNECT  ? "connection refused"
+                           : code == CURLE_COULDNT_RESOLVE_HOST ? "name not resolved"
+                           : code == CURLE_SSL_CONNECT_ERROR || code == CURLE_PEER_FAILED_VERIFICATION
+                               ? "TLS"
+                           : code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR ||
+                                   code == CURLE_GOT_NOTHING
+                               ? "connection reset"
+                               : "transfer failed";
+        snprintf(r->res.error, sizeof(r->res.error), "%s: %.100s", what, curl_easy_strerror(code));
+    }
+    if (code == CURLE_OK)
+        r->res.error[0] = '\0';
+    r->res.duration_ms = (int64_t)((uv_hrtime() - r->start_ns) / 1000000);
+    curl_multi_remove_handle(c->multi, e);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(r->hlist);
+    r->easy = NULL;
+    r->hlist = NULL;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        c->flying = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    c->in_flight--;
+    r->done(r, &r->res);
+}
+
+static void check_done(hc_t *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        hc_request_t *r = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        finish(c, r, m->data.result);
+    }
+}
+
+static void global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int hc_new(uv_loop_t *loop, const hc_options_t *opt, hc_t **out)
+{
+    static uv_once_t once = UV_ONCE_INIT;
+    uv_once(&once, global_init);
+    hc_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return BH_ENOMEM;
+    c->loop = loop;
+    c->opt = *opt;
+    c->multi = curl_multi_init();
+    c->share = curl_share_init();
+    if (!c->multi || !c->share) {
+        hc_free(c);
+        return BH_ENOMEM;
+    }
+    /* One loop thread uses the share: no lock callbacks are needed. */
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)(opt->max_host_connections ? opt->max_host_connections : 16));
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    *out = c;
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    hc_t *c = h->data;
+    free(c);
+}
+
+void hc_free(hc_t *c)
+{
+    if (!c)
+        return;
+    c->closing = true;
+    if (c->multi) {
+        /* Abort what is in flight; each request still hears about it. */
+        while (c->flying) {
+            hc_request_t *r = c->flying;
+            snprintf(r->res.error, sizeof(r->res.error), "aborted: the engine is stopping");
+            finish(c, r, CURLE_ABORTED_BY_CALLBACK);
+        }
+        curl_multi_cleanup(c->multi);
+    }
+    if (c->share)
+        curl_share_cleanup(c->share);
+    if (c->loop) {
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+        return;
+    }
+    free(c);
+}
+
+size_t hc_in_flight(const hc_t *c)
+{
+    return c->in_flight;
+}
+
+/* RFC 6761: names under .invalid never resolve; asking a resolver would only send
+ * a query off this machine. */
+static bool invalid_tld(const char *url)
+{
+    const char *host = strstr(url, "://");
+    if (!host)
+        return false;
+    host += 3;
+    size_t n = strcspn(host, ":/?#");
+    static const char tld[] = ".invalid";
+    size_t t = sizeof(tld) - 1;
+    if (n > 0 && host[n - 1] == '.')
+        n--;
+    return n >= t && strncasecmp(host + n - t, tld, t) == 0;
+}
+
+int hc_send(hc_t *c, hc_request_t *r)
+{
+    if (c->closing)
+        return BH_ESHUTDOWN;
+    if (invalid_tld(r->url)) {
+        memset(&r->res, 0, sizeof(r->res));
+        r->res.retry_after_s = -1;
+        return BH_ENOTFOUND;
+    }
+    CURL *e = curl_easy_init();
+    if (!e)
+        return BH_ENOMEM;
+    memset(&r->res, 0, sizeof(r->res));
+    r->res.retry_after_s = -1;
+    r->client = c;
+    r->body_seen = 0;
+    /* No "Expect: 100-continue" round trip: curl 7.88 adds it above 1 KiB. */
+    r->hlist = curl_slist_append(NULL, "Expect:");
+    if (!r->hlist) {
+        curl_easy_cleanup(e);
+        return BH_ENOMEM;
+    }
+    for (size_t i = 0; r->headers && r->headers[i]; i++) {
+        struct curl_slist *l = curl_slist_append(r->hlist, r->headers[i]);
+        if (!l) {
+            curl_slist_free_all(r->hlist);
+            curl_easy_cleanup(e);
+            return BH_ENOMEM;
+        }
+        r->hlist = l;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+    curl_easy_setopt(e, CURLOPT_SHARE, c->share);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hlist);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, c->opt.allow_http ? "https,http" : "https");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    if (c->opt.user_agent)
+        curl_easy_setopt(e, CURLOPT_USERAGENT, c->opt.user_agent);
+    if (c->opt.ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->opt.ca_file);
+    r->easy = e;
+    r->start_ns = uv_hrtime();
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        curl_slist_free_all(r->hlist);
+        curl_easy_cleanup(e);
+        r->easy = NULL;
+        return BH_EIO;
+    }
+    c->in_flight++;
+    r->prev = NULL;
+    r->next = c->flying;
+    if (c->flying)
+        c->flying->prev = r;
+    c->flying = r;
+    return 0;
+}

@@ -1,0 +1,73 @@
+/*
+ * http_client.h: outbound HTTP POSTs with libcurl's multi-socket interface,
+ * driven by a libuv loop (the delivery engine's).
+ *
+ * One client per loop; every call on the loop's thread. Connections are kept
+ * alive and reused per destination, TLS sessions and DNS answers are shared
+ * between requests, redirects are never followed, the answer body is read up to a
+ * cap, and the address each connection actually goes to is checked against the
+ * destination rules (dest_check_addr) before it is used: a name that resolves to
+ * a refused address at delivery time (DNS rebinding) fails the attempt.
+ */
+#ifndef BREAKHOOK_CLIENT_HTTP_CLIENT_H
+#define BREAKHOOK_CLIENT_HTTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "client/destination.h"
+#include "core/err.h"
+
+#define HC_EXCERPT_MAX 4096
+
+typedef struct hc hc_t;
+typedef struct hc_request hc_request_t;
+
+typedef struct hc_result {
+    int http_status;          /* 0 when no answer arrived */
+    char error[160];          /* "" when an answer arrived; else what went wrong */
+    char excerpt[HC_EXCERPT_MAX + 1]; /* the first bytes of the answer body */
+    size_t excerpt_len;
+    int64_t duration_ms;
+    int64_t retry_after_s;    /* Retry-After in seconds, -1 when absent or unparsable */
+} hc_result_t;
+
+struct hc_request {
+    /* set by the caller; borrowed until done runs */
+    const char *url;
+    const char *const *headers;   /* "Name: value", NULL-terminated */
+    const char *body;
+    size_t body_len;
+    int64_t timeout_ms;
+    int64_t connect_timeout_ms;
+    void (*done)(hc_request_t *r, const hc_result_t *res);
+    void *data;
+    /* private */
+    void *easy;
+    hc_t *client;
+    uint64_t start_ns;
+    hc_result_t res;
+    size_t body_seen;
+    struct curl_slist *hlist;
+    hc_request_t *prev, *next;    /* the client's in-flight list */
+};
+
+typedef struct hc_options {
+    const dest_allow_t *allow;    /* destination rules for connected addresses */
+    bool allow_http;              /* http:// as well as https:// */
+    const char *ca_file;          /* extra CA bundle (private CAs); NULL: system CAs */
+    const char *user_agent;
+    size_t max_host_connections;  /* per host:port */
+} hc_options_t;
+
+BH_MUST_USE int hc_new(uv_loop_t *loop, const hc_options_t *opt, hc_t **out);
+/* Aborts transfers in progress (their done callbacks run with an error), then frees. */
+void hc_free(hc_t *c);
+/* Starts a POST; done runs later on the loop (never from inside hc_send).
+ * BH_ENOTFOUND at once for a host under .invalid (never resolves, RFC 6761). */
+BH_MUST_USE int hc_send(hc_t *c, hc_request_t *r);
+size_t hc_in_flight(const hc_t *c);
+
+#endif

@@ -1,0 +1,1213 @@
+/*
+ * engine.c: lanes, scheduling, retries, the circuit breaker and batched commits.
+ *
+ * Everything here runs on the engine thread's loop except the jobs handed to the
+ * worker pool (store reads and commits), whose results come back to the loop.
+ *
+ *   refresh (every refresh_ms)  store_webhooks_active -> add new webhooks, drop gone
+ *   scan (on wake / poll)       store_changes_after -> lanes (coalescing)
+ *   dispatch (tick)             ready lanes -> signed POST (per-destination cap,
+ *                               breaker) -> hc_send
+ *   done                        2xx: ack; 410: disable; else retry later or give up
+ *   flush (tick)                attempts, acks, watermarks -> store_delivery_commit
+ */
+#define _GNU_SOURCE /* vasprintf */
+#include "delivery/engine.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "client/http_client.h"
+#include "core/buf.h"
+#include "core/imap.h"
+#include "core/log.h"
+#include "delivery/sign.h"
+#include "model/model.h"
+
+#define TICK_MS 20
+#define SCAN_BATCH 500
+#define FLUSH_MS 100
+#define FLUSH_MAX 2000
+#define BREAKER_PAUSE_MAX_MS (5 * 60 * 1000)
+
+typedef struct event {
+    uint64_t version;
+    store_change_type_t type;
+    char *body;                /* the delivery body: {"changeType":…,"data":…} */
+    size_t len;
+} event_t;
+
+typedef struct wh wh_t;
+typedef struct dest dest_t;
+
+typedef struct lane {
+    wh_t *wh;
+    int64_t record_id;
+    event_t *inflight;
+    event_t *waiting;
+    int failures;              /* consecutive failed attempts of this lane */
+    int64_t next_at_ms;        /* no attempt before this (retry delay) */
+    bool queued;               /* in the webhook's ready list */
+    struct lane *next_ready;
+} lane_t;
+
+struct dest {
+    char key[280];             /* scheme://host:port */
+    size_t inflight;
+    int consecutive_failures;
+    int64_t open_until_ms;     /* breaker open (paused) until then */
+    int64_t pause_ms;
+    bool probing;              /* half-open: one request decides */
+    dest_t *next;
+};
+
+typedef struct attempt {
+    hc_request_t req;          /* first: the request's data points here */
+    wh_t *wh;                  /* kept alive while it has attempts in flight */
+    lane_t *lane;
+    event_t *ev;
+    char *headers[6];
+    int number;
+    int64_t started_ms;
+} attempt_t;
+
+struct wh {
+    store_webhook_t row;
+    unsigned char key[CRYPTO_WEBHOOK_KEY_LEN];
+    dest_t *dest;
+    imap_t lanes;              /* record id -> lane_t* */
+    imap_t acked;              /* record id -> acked version (cast), above the watermark */
+    lane_t *ready_head, *ready_tail;
+    uint64_t scan_cursor;      /* changes up to here are in lanes or skipped */
+    uint64_t watermark;        /* last persisted last_delivered_version */
+    bool scanning, more, dirty, dead, seen;
+    int64_t last_success_ms, last_failure_ms;
+    bool touched;              /* has results to commit */
+    json_t *ext_refs;          /* names to embed, or NULL */
+    size_t in_flight;
+    size_t n_delayed;          /* lanes waiting for a retry time (wake_due looks then) */
+    wh_t *next;
+};
+
+struct engine {
+    engine_options_t o;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake_async, stop_async;
+    uv_timer_t tick;
+    hc_t *http;
+    wh_t *whs;
+    dest_t *dests;
+    bool stopping, refreshing, flushing;
+    bool dispatching, dispatch_again; /* dispatch is not re-entered, it loops instead */
+    int64_t last_refresh_ms, last_poll_ms, last_flush_ms;
+    /* results waiting to be committed */
+    store_attempt_t *attempts;
+    size_t n_attempts, cap_attempts;
+    struct store_ack *acks;
+    size_t n_acks, cap_acks;
+    pthread_mutex_t stats_lock;
+    engine_stats_t stats;
+    uv_sem_t started;
+    int start_rc;
+};
+
+static void dispatch(engine_t *e);
+static void scan(engine_t *e, wh_t *w);
+
+void engine_options_default(engine_options_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    retry_policy_default(&o->retry);
+    o->timeout_ms = 10000;
+    o->connect_timeout_ms = 5000;
+    o->max_inflight_per_dest = 16;
+    o->max_lanes_per_webhook = 20000;
+    o->poll_ms = 250;
+    o->refresh_ms = 1000;
+    o->breaker_threshold = 10;
+    o->breaker_pause_ms = 5000;
+}
+
+static int64_t now_ms(engine_t *e)
+{
+    return clock_now_ms(e->o.clock);
+}
+
+static void event_free(event_t *ev)
+{
+    if (!ev)
+        return;
+    free(ev->body);
+    free(ev);
+}
+
+/* ---- destinations and the breaker ---------------------------------------- */
+
+static dest_t *dest_get(engine_t *e, const char *url)
+{
+    char key[280];
+    dest_url_t u;
+    char why[DEST_WHY_MAX];
+    if (dest_url_parse(url, strlen(url), true, &u, why, sizeof(why)) == 0)
+        snprintf(key, sizeof(key), "%s://%.200s:%d", u.scheme, u.host, u.port);
+    else
+        snprintf(key, sizeof(key), "%.270s", url);
+    for (dest_t *d = e->dests; d; d = d->next)
+        if (!strcmp(d->key, key))
+            return d;
+    dest_t *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    snprintf(d->key, sizeof(d->key), "%s", key);
+    d->pause_ms = e->o.breaker_pause_ms;
+    d->next = e->dests;
+    e->dests = d;
+    return d;
+}
+
+/* May an attempt start toward d now? Closed: up to the in-flight cap. Open: no,
+ * until the pause ends; then one probe at a time (half-open). */
+static bool dest_admits(engine_t *e, dest_t *d)
+{
+    if (d->inflight >= e->o.max_inflight_per_dest)
+        return false;
+    if (d->open_until_ms == 0)
+        return true;
+    if (now_ms(e) < d->open_until_ms || d->probing)
+        return false;
+    d->probing = true;
+    return true;
+}
+
+static void dest_result(engine_t *e, dest_t *d, bool ok)
+{
+    if (ok) {
+        if (d->open_until_ms)
+            log_info("destination resumed", LOG_STR("destination", d->key));
+        d->consecutive_failures = 0;
+        d->open_until_ms = 0;
+        d->probing = false;
+        d->pause_ms = e->o.breaker_pause_ms;
+        return;
+    }
+    d->consecutive_failures++;
+    if (d->probing || (d->open_until_ms == 0 && d->consecutive_failures >= e->o.breaker_threshold)) {
+        if (d->probing && d->pause_ms < BREAKER_PAUSE_MAX_MS)
+            d->pause_ms = d->pause_ms * 2 > BREAKER_PAUSE_MAX_MS ? BREAKER_PAUSE_MAX_MS
+                                                                  : d->pause_ms * 2;
+        d->probing = false;
+        d->open_until_ms = now_ms(e) + d->pause_ms;
+        log_warn("destination paused", LOG_STR("destination", d->key),
+                 LOG_INT("failures", d->consecutive_failures), LOG_INT("pause_ms", d->pause_ms));
+    }
+}
+
+/* ---- lanes --------------------------------------------------------------- */
+
+static void ready_push(wh_t *w, lane_t *l)
+{
+    if (l->queued)
+        return;
+    l->queued = true;
+    l->next_ready = NULL;
+    if (w->ready_tail)
+        w->ready_tail->next_ready = l;
+    else
+        w->ready_head = l;
+    w->ready_tail = l;
+}
+
+static lane_t *ready_pop(wh_t *w)
+{
+    lane_t *l = w->ready_head;
+    if (!l)
+        return NULL;
+    w->ready_head = l->next_ready;
+    if (!w->ready_head)
+        w->ready_tail = NULL;
+    l->queued = false;
+    return l;
+}
+
+static void lane_free(lane_t *l)
+{
+    event_free(l->waiting);
+    /* An in-flight event belongs to its attempt until the attempt ends. */
+    free(l);
+}
+
+/* Adds a change to its record's lane: a waiting event is replaced by the newer one
+ * (coalescing; a Delete, being newer, replaces anything waiting). */
+static void lane_add(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
+{
+    lane_t *l = imap_get(&w->lanes, record_id);
+    if (!l) {
+        l = calloc(1, sizeof(*l));
+        if (!l || imap_put(&w->lanes, record_id, l)) {
+            free(l);
+            event_free(ev);
+            w->more = true; /* read it again later */
+            return;
+        }
+        l->wh = w;
+        l->record_id = record_id;
+    }
+    if (l->waiting && l->waiting->version >= ev->version) {
+        event_free(ev);
+        return;
+    }
+    event_free(l->waiting);
+    l->waiting = ev;
+    if (!l->inflight && now_ms(e) >= l->next_at_ms)
+        ready_push(w, l);
+}
+
+/* The lowest version still owed to the destination, minus one: every event at or
+ * below it was delivered or replaced by a newer one of its record. */
+static void min_pending(int64_t key, void *value, void *arg)
+{
+    lane_t *l = value;
+    uint64_t *m = arg;
+    (void)key;
+    uint64_t v = l->inflight ? l->inflight->version : l->waiting ? l->waiting->version : 0;
+    if (v && v - 1 < *m)
+        *m = v - 1;
+}
+
+static uint64_t wh_watermark(wh_t *w)
+{
+    uint64_t m = w->scan_cursor;
+    imap_each(&w->lanes, min_pending, &m);
+    return m;
+}
+
+static void free_lane_cb(int64_t key, void *value, void *arg)
+{
+    (void)key, (void)arg;
+    lane_t *l = value;
+    if (l->inflight) {
+        /* The attempt still owns its event and points to the lane: detach. */
+        l->wh = NULL;
+        return;
+    }
+    lane_free(l);
+}
+
+static void wh_drop_lanes(wh_t *w)
+{
+    imap_each(&w->lanes, free_lane_cb, NULL);
+    imap_deinit(&w->lanes);
+    imap_init(&w->lanes);
+    w->ready_head = w->ready_tail = NULL;
+}
+
+static void wh_free(wh_t *w)
+{
+    wh_drop_lanes(w);
+    imap_deinit(&w->acked);
+    json_decref(w->ext_refs);
+    OPENSSL_cleanse(w->key, sizeof(w->key));
+    free(w);
+}
+
+/* ---- results to commit --------------------------------------------------- */
+
+static void record_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_result_t *res,
+                           store_attempt_status_t status, int64_t next_at_ms)
+{
+    if (e->n_attempts == e->cap_attempts) {
+        size_t cap = e->cap_attempts ? e->cap_attempts * 2 : 256;
+        store_attempt_t *p = realloc(e->attempts, cap * sizeof(*p));
+        if (!p)
+            return; /* the log loses a line; delivery state is unaffected */
+        e->attempts = p;
+        e->cap_attempts = cap;
+    }
+    store_attempt_t *t = &e->attempts[e->n_attempts++];
+    memset(t, 0, sizeof(*t));
+    t->tenant_id = w->row.tenant_id;
+    snprintf(t->webhook_id, sizeof(t->webhook_id), "%s", w->row.id);
+    char v[MODEL_VERSION_LEN + 1];
+    model_version_format(a->ev->version, v);
+    snprintf(t->event_id, sizeof(t->event_id), "evt_%s_%.8s", v, w->row.id);
+    t->record_id = a->lane ? a->lane->record_id : 0;
+    t->version = a->ev->version;
+    t->change_type = a->ev->type;
+    t->attempt = a->number;
+    t->attempted_at_ms = a->started_ms;
+    t->duration_ms = res->duration_ms;
+    t->http_status = res->http_status;
+    snprintf(t->error, sizeof(t->error), "%.127s", res->error);
+    t->next_attempt_at_ms = next_at_ms;
+    t->status = status;
+    memcpy(t->excerpt, res->excerpt, res->excerpt_len);
+    t->excerpt[res->excerpt_len] = '\0';
+    w->touched = true;
+}
+
+static void record_ack(engine_t *e, wh_t *w, int64_t record_id, uint64_t version)
+{
+    if (e->n_acks == e->cap_acks) {
+        size_t cap = e->cap_acks ? e->cap_acks * 2 : 256;
+        struct store_ack *p = realloc(e->acks, cap * sizeof(*p));
+        if (!p)
+            return; /* a restart may send this record again: at least once still holds */
+        e->acks = p;
+        e->cap_acks = cap;
+    }
+    e->acks[e->n_acks++] = (struct store_ack){ w->row.tenant_id, w->row.id, record_id, version };
+    w->touched = true;
+}
+
+typedef struct flush_job {
+    uv_work_t work;
+    engine_t *e;
+    store_attempt_t *attempts;
+    size_t n_attempts;
+    struct store_ack *acks;
+    size_t n_acks;
+    struct store_watermark *marks;
+    size_t n_marks;
+    int rc;
+} flush_job_t;
+
+static void flush_work(uv_work_t *w)
+{
+    flush_job_t *j = w->data;
+    store_delivery_batch_t b = { j->attempts, j->n_attempts, j->acks, j->n_acks, j->marks,
+                                 j->n_marks };
+    j->rc = store_delivery_commit(j->e->o.store, &b);
+}
+
+static void flush_free(flush_job_t *j)
+{
+    free(j->attempts);
+    free(j->acks);
+    free(j->marks);
+    free(j);
+}
+
+static void flush_done(uv_work_t *w, int status)
+{
+    flush_job_t *j = w->data;
+    (void)status;
+    if (j->rc)
+        log_error("delivery results not committed; those events will be sent again",
+                  LOG_STR("error", err_str(j->rc)));
+    j->e->flushing = false;
+    flush_free(j);
+}
+
+/* Moves pending results into a job. Returns NULL when there is nothing. */
+static flush_job_t *flush_take(engine_t *e)
+{
+    size_t n_marks = 0;
+    for (wh_t *w = e->whs; w; w = w->next)
+        n_marks += w->touched;
+    if (!e->n_attempts && !e->n_acks && !n_marks)
+        return NULL;
+    flush_job_t *j = calloc(1, sizeof(*j));
+    struct store_watermark *marks = n_marks ? calloc(n_marks, sizeof(*marks)) : NULL;
+    if (!j || (n_marks && !marks)) {
+        free(j);
+        free(marks);
+        return NULL;
+    }
+    size_t k = 0;
+    for (wh_t *w = e->whs; w; w = w->next) {
+        if (!w->touched)
+            continue;
+        uint64_t wm = wh_watermark(w);
+        if (wm < w->watermark)
+            wm = w->watermark;
+        w->watermark = wm;
+        marks[k++] = (struct store_watermark){ w->row.tenant_id, w->row.id, wm,
+                                               w->last_success_ms, w->last_failure_ms };
+        w->touched = false;
+    }
+    j->e = e;
+    j->work.data = j;
+    j->attempts = e->attempts;
+    j->n_attempts = e->n_attempts;
+    j->acks = e->acks;
+    j->n_acks = e->n_acks;
+    j->marks = marks;
+    j->n_marks = k;
+    e->attempts = NULL;
+    e->n_attempts = e->cap_attempts = 0;
+    e->acks = NULL;
+    e->n_acks = e->cap_acks = 0;
+    return j;
+}
+
+static void flush(engine_t *e)
+{
+    if (e->flushing)
+        return;
+    flush_job_t *j = flush_take(e);
+    if (!j)
+        return;
+    e->flushing = true;
+    if (uv_queue_work(&e->loop, &j->work, flush_work, flush_done) < 0) {
+        e->flushing = false;
+        flush_free(j);
+    }
+    e->last_flush_ms = now_ms(e);
+}
+
+/* ---- disabling ------------------------------------------------------------ */
+
+typedef struct disable_job {
+    uv_work_t work;
+    store_t *store;
+    int64_t tenant_id;
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    store_webhook_reason_t reason;
+    int64_t now_ms;
+} disable_job_t;
+
+static void disable_work(uv_work_t *w)
+{
+    disable_job_t *j = w->data;
+    if (store_webhook_disable(j->store, j->tenant_id, j->id, j->reason, j->now_ms))
+        log_error("could not disable webhook", LOG_STR("webhook", j->id));
+}
+
+static void disable_done(uv_work_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+}
+
+/* The webhook gets nothing more: its lanes go, the store records why. */
+static void wh_disable(engine_t *e, wh_t *w, store_webhook_reason_t reason, const char *why)
+{
+    if (w->dead)
+        return;
+    w->dead = true;
+    log_warn("webhook disabled", LOG_STR("webhook", w->row.id), LOG_STR("reason", why));
+    wh_drop_lanes(w);
+    disable_job_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->work.data = j;
+    j->store = e->o.store;
+    j->tenant_id = w->row.tenant_id;
+    snprintf(j->id, sizeof(j->id), "%s", w->row.id);
+    j->reason = reason;
+    j->now_ms = now_ms(e);
+    if (uv_queue_work(&e->loop, &j->work, disable_work, disable_done) < 0)
+        free(j);
+}
+
+/* ---- attempts -------------------------------------------------------------- */
+
+static void stat_add(engine_t *e, uint64_t *field)
+{
+    pthread_mutex_lock(&e->stats_lock);
+    (*field)++;
+    pthread_mutex_unlock(&e->stats_lock);
+}
+
+static void attempt_free(attempt_t *a)
+{
+    for (size_t i = 0; i < sizeof(a->headers) / sizeof(a->headers[0]); i++)
+        free(a->headers[i]);
+    free(a);
+}
+
+static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
+{
+    attempt_t *a = (attempt_t *)r;
+    lane_t *l = a->lane;
+    engine_t *e = r->data;
+    wh_t *w = a->wh;
+    event_t *ev = a->ev;
+    bool ok = res->http_status >= 200 && res->http_status < 300;
+    stat_add(e, &e->stats.attempts);
+    w->in_flight--;
+    w->dest->inflight--;
+    if (w->dest->probing && !e->stopping && (l->wh == NULL || w->dead))
+        w->dest->probing = false;
+    l->inflight = NULL;
+    if (l->wh == NULL || w->dead) {
+        /* The webhook was disabled or went away while this was in flight; its lanes
+         * were dropped and this one was left to us. */
+        if (!ok)
+            w->last_failure_ms = now_ms(e);
+        lane_free(l);
+        event_free(ev);
+        attempt_free(a);
+        return;
+    }
+    int64_t now = now_ms(e);
+    if (e->stopping) {
+        /* Aborted by the stop: not acknowledged, so sent again after a restart. */
+        event_free(ev);
+        attempt_free(a);
+        return;
+    }
+    dest_result(e, w->dest, ok || res->http_status == 410);
+    if (ok) {
+        stat_add(e, &e->stats.delivered);
+        record_attempt(e, w, a, res, STORE_ATTEMPT_DELIVERED, 0);
+        record_ack(e, w, l->record_id, ev->version);
+        w->last_success_ms = now;
+        l->failures = 0;
+        l->next_at_ms = 0;
+        event_free(ev);
+        if (l->waiting) {
+            ready_push(w, l);
+        } else {
+            imap_del(&w->lanes, l->record_id);
+            lane_free(l);
+        }
+    } else if (res->http_status == 410) {
+        stat_add(e, &e->stats.gave_up);
+        record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
+        w->last_failure_ms = now;
+        event_free(ev);
+        wh_disable(e, w, STORE_WH_DESTINATION_GONE, "the destination answered 410 Gone");
+    } else {
+        l->failures++;
+        int64_t ra = (res->http_status == 429 || res->http_status == 503) ? res->retry_after_s : -1;
+        int64_t delay = retry_next_delay_ms(&e->o.retry, l->failures, ra, e->o.rand);
+        w->last_failure_ms = now;
+        if (delay < 0) {
+            stat_add(e, &e->stats.gave_up);
+            record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
+            event_free(ev);
+            wh_disable(e, w, STORE_WH_RETRIES_EXHAUSTED, "the last retry failed");
+        } else {
+            stat_add(e, &e->stats.failed);
+            l->next_at_ms = now + delay;
+            w->n_delayed++;
+            record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, l->next_at_ms);
+            /* Retry the newest state: a newer waiting change replaces this one. */
+            if (l->waiting)
+                event_free(ev);
+            else
+                l->waiting = ev;
+        }
+    }
+    attempt_free(a);
+    if (e->n_attempts >= FLUSH_MAX)
+        flush(e);
+    /* A slot toward this destination is free: use it now, not at the next tick. */
+    dispatch(e);
+}
+
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
+{
+    attempt_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return BH_ENOMEM;
+    event_t *ev = l->waiting;
+    int64_t ts = now_ms(e) / 1000;
+    char v[MODEL_VERSION_LEN + 1], id[64], sig[SIGN_V1_LEN + 1];
+    model_version_format(ev->version, v);
+    snprintf(id, sizeof(id), "evt_%s_%.8s", v, w->row.id);
+    if (sign_v1(w->key, sizeof(w->key), id, ts, ev->body, ev->len, sig)) {
+        free(a);
+        return BH_EINTERNAL;
+    }
+    a->headers[0] = dup_printf("Content-Type: application/json");
+    a->headers[1] = dup_printf("webhook-id: %s", id);
+    a->headers[2] = dup_printf("webhook-timestamp: %lld", (long long)ts);
+    a->headers[3] = dup_printf("webhook-signature: %s", sig);
+    a->headers[4] = NULL;
+    for (int i = 0; i < 4; i++)
+        if (!a->headers[i]) {
+            attempt_free(a);
+            return BH_ENOMEM;
+        }
+    a->wh = w;
+    a->lane = l;
+    a->ev = ev;
+    a->number = l->failures + 1;
+    a->started_ms = now_ms(e);
+    a->req.url = w->row.destination_url;
+    a->req.headers = (const char *const *)a->headers;
+    a->req.body = ev->body;
+    a->req.body_len = ev->len;
+    a->req.timeout_ms = e->o.timeout_ms;
+    a->req.connect_timeout_ms = e->o.connect_timeout_ms;
+    a->req.done = on_attempt_done;
+    a->req.data = e;
+    l->waiting = NULL;
+    l->inflight = ev;
+    int rc = hc_send(e->http, &a->req);
+    if (rc) {
+        w->in_flight++;
+        w->dest->inflight++;
+        /* Not sent: the same path as a failed attempt, so it is logged and retried. */
+        hc_result_t res;
+        memset(&res, 0, sizeof(res));
+        res.retry_after_s = -1;
+        snprintf(res.error, sizeof(res.error), "%s",
+                 rc == BH_ENOTFOUND ? "name not resolved (.invalid never resolves)"
+                                    : "could not start the request");
+        on_attempt_done(&a->req, &res);
+        return 0;
+    }
+    w->in_flight++;
+    w->dest->inflight++;
+    return 0;
+}
+
+/* Lanes whose retry time has come go back to the ready list. */
+typedef struct due_arg {
+    int64_t now;
+    size_t still_delayed;
+} due_arg_t;
+
+static void wake_due(int64_t key, void *value, void *arg)
+{
+    lane_t *l = value;
+    due_arg_t *d = arg;
+    (void)key;
+    if (l->inflight || !l->waiting || l->queued || !l->next_at_ms)
+        return;
+    if (l->next_at_ms <= d->now)
+        ready_push(l->wh, l);
+    else
+        d->still_delayed++;
+}
+
+static void dispatch_once(engine_t *e)
+{
+    int64_t now = now_ms(e);
+    for (wh_t *w = e->whs; w; w = w->next) {
+        if (w->dead)
+            continue;
+        if (now >= w->row.valid_until_ms) {
+            /* Expired: nothing more is sent (the store's sweep records it). */
+            w->dead = true;
+            wh_drop_lanes(w);
+            continue;
+        }
+        if (w->n_delayed) {
+            due_arg_t d = { now, 0 };
+            imap_each(&w->lanes, wake_due, &d);
+            w->n_delayed = d.still_delayed;
+        }
+        while (w->ready_head && dest_admits(e, w->dest)) {
+            lane_t *l = ready_pop(w);
+            if (l->inflight || !l->waiting)
+                continue;
+            if (l->next_at_ms > now)
+                continue; /* wake_due brings it back */
+            if (start_attempt(e, w, l)) {
+                if (w->dest->probing)
+                    w->dest->probing = false;
+                break;
+            }
+        }
+    }
+}
+
+/* Starts every attempt that may start now. Re-entrant calls (an attempt that ends
+ * at once calls back) only ask for one more pass. */
+static void dispatch(engine_t *e)
+{
+    if (e->dispatching) {
+        e->dispatch_again = true;
+        return;
+    }
+    e->dispatching = true;
+    do {
+        e->dispatch_again = false;
+        dispatch_once(e);
+    } while (e->dispatch_again && !e->stopping);
+    e->dispatching = false;
+}
+
+/* ---- scanning the change log ----------------------------------------------- */
+
+typedef struct scan_job {
+    uv_work_t work;
+    engine_t *e;
+    wh_t *w;
+    store_webhook_t row;      /* a copy: the worker does not touch w */
+    json_t *ext_refs;         /* borrowed; read-only on the worker */
+    uint64_t after;
+    store_change_t *changes;
+    size_t n;
+    char **bodies;            /* delivery bodies, one per change */
+    int rc;
+} scan_job_t;
+
+/* The person's references the webhook asked for, embedded into a break's data. */
+static char *embed_refs(const char *body, const json_t *names, const model_person_t *p)
+{
+    model_break_t b;
+    model_errors_t errs;
+    if (model_break_parse(body, strlen(body), 0, &b, &errs))
+        return NULL;
+    json_error_t jerr;
+    json_t *o = json_loads(body, 0, &jerr);
+    const char *v = json_string_value(json_object_get(o, "changeVersion"));
+    if (!v || model_version_parse(v, strlen(v), &b.version)) {
+        json_decref(o);
+        return NULL;
+    }
+    json_decref(o);
+    b.calculated_given = true; /* keep the stored value as it is */
+    model_ref_t refs[16];
+    model_embed_t em = { refs, 0, true };
+    size_t i;
+    json_t *item;
+    json_array_foreach(names, i, item)
+    {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        for (size_t k = 0; p && name && k < p->n_refs && em.n < 16; k++)
+            if (!strcmp(p->refs[k].name, name))
+                refs[em.n++] = p->refs[k];
+    }
+    buf_t out;
+    buf_init(&out, 1 << 20);
+    if (model_break_json(&out, &b, &em)) {
+        buf_deinit(&out);
+        return NULL;
+    }
+    return out.p;
+}
+
+static void scan_work(uv_work_t *wk)
+{
+    scan_job_t *j = wk->data;
+    store_t *s = j->e->o.store;
+    j->rc = store_changes_after(s, j->row.tenant_id, j->row.collection, j->after, SCAN_BATCH,
+                                &j->changes, &j->n);
+    if (j->rc || !j->n)
+        return;
+    j->bodies = calloc(j->n, sizeof(char *));
+    if (!j->bodies) {
+        j->rc = BH_ENOMEM;
+        return;
+    }
+    model_person_t *people = NULL;
+    size_t n_people = 0;
+    bool embed = j->ext_refs && json_array_size(j->ext_refs) > 0;
+    if (embed) {
+        int64_t *ids = calloc(j->n, sizeof(*ids));
+        size_t k = 0;
+        for (size_t i = 0; ids && i < j->n; i++) {
+            if (j->changes[i].type != STORE_CHANGE_UPSERT)
+                continue;
+            json_error_t err;
+            json_t *o = json_loads(j->changes[i].body, 0, &err);
+            json_t *pid = json_object_get(json_object_get(o, "person"), "id");
+            if (json_is_integer(pid))
+                ids[k++] = (int64_t)json_integer_value(pid);
+            json_decref(o);
+        }
+        if (ids && k && store_people_get_many(s, j->row.tenant_id, ids, k, &people, &n_people))
+            n_people = 0;
+        free(ids);
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        const store_change_t *c = &j->changes[i];
+        char *data = NULL;
+        if (embed && c->type == STORE_CHANGE_UPSERT) {
+            json_error_t err;
+            json_t *o = json_loads(c->body, 0, &err);
+            json_t *pid = json_object_get(json_object_get(o, "person"), "id");
+            const model_person_t *p = NULL;
+            for (size_t k = 0; json_is_integer(pid) && k < n_people; k++)
+                if (people[k].id == (int64_t)json_integer_value(pid))
+                    p = &people[k];
+            json_decref(o);
+            data = embed_refs(c->body, j->ext_refs, p);
+        }
+        j->bodies[i] = dup_printf("{\"changeType\":\"%s\",\"data\":%s}",
+                                  c->type == STORE_CHANGE_DELETE ? "Delete" : "InsertOrUpdate",
+                                  data ? data : c->body);
+        free(data);
+    }
+    free(people);
+}
+
+static void scan_done(uv_work_t *wk, int status)
+{
+    scan_job_t *j = wk->data;
+    engine_t *e = j->e;
+    wh_t *w = j->w;
+    (void)status;
+    w->scanning = false;
+    if (j->rc) {
+        log_warn("change-log scan failed", LOG_STR("webhook", w->row.id),
+                 LOG_STR("error", err_str(j->rc)));
+    } else if (!w->dead && !e->stopping) {
+        uint64_t until = w->row.until_version;
+        for (size_t i = 0; i < j->n; i++) {
+            const store_change_t *c = &j->changes[i];
+            w->scan_cursor = c->version;
+            if ((until && c->version > until) || c->committed_at_ms >= w->row.valid_until_ms)
+                continue; /* outside the window */
+            uintptr_t acked = (uintptr_t)imap_get(&w->acked, c->record_id);
+            if (acked && c->version <= (uint64_t)acked)
+                continue; /* acknowledged before a restart */
+            if (!j->bodies[i])
+                continue;
+            event_t *ev = malloc(sizeof(*ev));
+            if (!ev)
+                continue;
+            ev->version = c->version;
+            ev->type = c->type;
+            ev->body = j->bodies[i];
+            ev->len = strlen(ev->body);
+            j->bodies[i] = NULL;
+            lane_add(e, w, c->record_id, ev);
+        }
+        w->more = j->n == SCAN_BATCH;
+        if (j->n)
+            w->touched = true; /* the watermark may rise past skipped changes */
+    }
+    for (size_t i = 0; j->bodies && i < j->n; i++)
+        free(j->bodies[i]);
+    free(j->bodies);
+    store_changes_free(j->changes, j->n);
+    json_decref(j->ext_refs);
+    free(j);
+    if (!e->stopping) {
+        dispatch(e);
+        if (w->more && !w->dead)
+            scan(e, w); /* keep reading while there is room */
+    }
+}
+
+static void scan(engine_t *e, wh_t *w)
+{
+    if (w->scanning || w->dead || w->lanes.n >= e->o.max_lanes_per_webhook)
+        return;
+    scan_job_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->work.data = j;
+    j->e = e;
+    j->w = w;
+    j->row = w->row;
+    j->ext_refs = w->ext_refs ? json_deep_copy(w->ext_refs) : NULL;
+    j->after = w->scan_cursor;
+    w->scanning = true;
+    w->dirty = false;
+    if (uv_queue_work(&e->loop, &j->work, scan_work, scan_done) < 0) {
+        w->scanning = false;
+        json_decref(j->ext_refs);
+        free(j);
+    }
+}
+
+/* ---- the list of webhooks ---------------------------------------------------- */
+
+typedef struct refresh_job {
+    uv_work_t work;
+    engine_t *e;
+    char (*known)[STORE_WEBHOOK_ID_LEN + 1]; /* ids the engine has, at queue time */
+    size_t n_known;
+    store_webhook_t *rows;
+    size_t n;
+    store_acked_t **acked;     /* per row, for webhooks new to the engine */
+    size_t *n_acked;
+    bool *is_new;
+    int rc;
+} refresh_job_t;
+
+static wh_t *wh_find(engine_t *e, const char *id)
+{
+    for (wh_t *w = e->whs; w; w = w->next)
+        if (!strcmp(w->row.id, id))
+            return w;
+    return NULL;
+}
+
+static void refresh_work(uv_work_t *wk)
+{
+    refresh_job_t *j = wk->data;
+    store_t *s = j->e->o.store;
+    j->rc = store_webhooks_active(s, now_ms(j->e), &j->rows, &j->n);
+    if (j->rc || !j->n)
+        return;
+    j->acked = calloc(j->n, sizeof(*j->acked));
+    j->n_acked = calloc(j->n, sizeof(*j->n_acked));
+    j->is_new = calloc(j->n, sizeof(*j->is_new));
+    if (!j->acked || !j->n_acked || !j->is_new) {
+        j->rc = BH_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        j->is_new[i] = true;
+        for (size_t k = 0; k < j->n_known; k++)
+            if (!strcmp(j->known[k], j->rows[i].id))
+                j->is_new[i] = false;
+        if (!j->is_new[i])
+            continue;
+        if (store_delivery_acked(s, j->rows[i].tenant_id, j->rows[i].id, &j->acked[i],
+                                 &j->n_acked[i]))
+            j->n_acked[i] = 0;
+    }
+}
+
+static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t *acked,
+                   size_t n_acked)
+{
+    wh_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return;
+    w->row = *row;
+    int rc = crypto_key_open(e->o.master, row->tenant_id, row->id, row->key_blob,
+                             row->key_blob_len, w->key);
+    if (rc) {
+        log_error(rc == BH_EINVAL ? "webhook key is encrypted and BREAKHOOK_MASTER_KEY is not set"
+                                  : "webhook key does not open with this BREAKHOOK_MASTER_KEY",
+                  LOG_STR("webhook", row->id));
+        free(w);
+        return;
+    }
+    w->dest = dest_get(e, row->destination_url);
+    if (!w->dest) {
+        free(w);
+        return;
+    }
+    imap_init(&w->lanes);
+    imap_init(&w->acked);
+    for (size_t i = 0; i < n_acked; i++)
+        if (imap_put(&w->acked, acked[i].record_id, (void *)(uintptr_t)acked[i].version))
+            break;
+    w->watermark = row->last_delivered_version > row->from_version ? row->last_delivered_version
+                                                                    : row->from_version;
+    w->scan_cursor = w->watermark;
+    json_error_t err;
+    w->ext_refs = json_loads(row->ext_refs[0] ? row->ext_refs : "[]", 0, &err);
+    w->dirty = true;
+    w->seen = true;
+    w->next = e->whs;
+    e->whs = w;
+}
+
+static void refresh_done(uv_work_t *wk, int status)
+{
+    refresh_job_t *j = wk->data;
+    engine_t *e = j->e;
+    (void)status;
+    e->refreshing = false;
+    if (!j->rc && !e->stopping) {
+        for (wh_t *w = e->whs; w; w = w->next)
+            w->seen = false;
+        for (size_t i = 0; i < j->n; i++) {
+            wh_t *w = wh_find(e, j->rows[i].id);
+            if (w) {
+                w->seen = true;
+                w->row.valid_until_ms = j->rows[i].valid_until_ms;
+            } else if (j->is_new && j->is_new[i]) {
+                wh_add(e, &j->rows[i], j->acked ? j->acked[i] : NULL,
+                       j->n_acked ? j->n_acked[i] : 0);
+            }
+        }
+        /* Deleted, disabled or expired since: delivery stops. */
+        for (wh_t **pp = &e->whs; *pp;) {
+            wh_t *w = *pp;
+            if (!w->seen && !w->touched && w->in_flight == 0) {
+                *pp = w->next;
+                wh_free(w);
+                continue;
+            }
+            if (!w->seen && !w->dead) {
+                w->dead = true;
+                wh_drop_lanes(w);
+            }
+            pp = &w->next;
+        }
+    }
+    for (size_t i = 0; j->acked && i < j->n; i++)
+        free(j->acked[i]);
+    free(j->acked);
+    free(j->n_acked);
+    free(j->is_new);
+    free(j->known);
+    free(j->rows);
+    free(j);
+}
+
+static void refresh(engine_t *e)
+{
+    if (e->refreshing)
+        return;
+    refresh_job_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->work.data = j;
+    j->e = e;
+    /* Which rows are new is decided on the worker against this snapshot of ids. */
+    size_t n = 0;
+    for (wh_t *w = e->whs; w; w = w->next)
+        n++;
+    j->known = n ? calloc(n, sizeof(*j->known)) : NULL;
+    if (n && !j->known) {
+        free(j);
+        return;
+    }
+    for (wh_t *w = e->whs; w; w = w->next)
+        memcpy(j->known[j->n_known++], w->row.id, sizeof(w->row.id));
+    e->refreshing = true;
+    e->last_refresh_ms = now_ms(e);
+    if (uv_queue_work(&e->loop, &j->work, refresh_work, refresh_done) < 0) {
+        e->refreshing = false;
+        free(j->known);
+        free(j);
+    }
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static void on_tick(uv_timer_t *t)
+{
+    engine_t *e = t->data;
+    if (e->stopping)
+        return;
+    int64_t now = now_ms(e);
+    if (now - e->last_refresh_ms >= e->o.refresh_ms)
+        refresh(e);
+    bool poll = now - e->last_poll_ms >= e->o.poll_ms;
+    if (poll)
+        e->last_poll_ms = now;
+    for (wh_t *w = e->whs; w; w = w->next)
+        if (!w->dead && (w->dirty || w->more || poll))
+            scan(e, w);
+    dispatch(e);
+    if (now - e->last_flush_ms >= FLUSH_MS)
+        flush(e);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    engine_t *e = a->data;
+    for (wh_t *w = e->whs; w; w = w->next)
+        w->dirty = true;
+    on_tick(&e->tick);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_stop(uv_async_t *a)
+{
+    engine_t *e = a->data;
+    e->stopping = true;
+    uv_timer_stop(&e->tick);
+    hc_free(e->http); /* aborts in-flight attempts: they are not acknowledged */
+    e->http = NULL;
+    uv_close((uv_handle_t *)&e->tick, close_cb);
+    uv_close((uv_handle_t *)&e->wake_async, close_cb);
+    uv_close((uv_handle_t *)&e->stop_async, close_cb);
+}
+
+static void engine_main(void *arg)
+{
+    engine_t *e = arg;
+    uv_loop_init(&e->loop);
+    hc_options_t ho = { .allow = e->o.allow, .allow_http = e->o.allow_http,
+                        .ca_file = e->o.ca_file, .user_agent = "breakhook/" BREAKHOOK_VERSION,
+                        .max_host_connections = e->o.max_inflight_per_dest };
+    e->start_rc = hc_new(&e->loop, &ho, &e->http);
+    uv_async_init(&e->loop, &e->wake_async, on_wake);
+    uv_async_init(&e->loop, &e->stop_async, on_stop);
+    uv_timer_init(&e->loop, &e->tick);
+    e->wake_async.data = e->stop_async.data = e->tick.data = e;
+    uv_sem_post(&e->started);
+    if (e->start_rc == 0) {
+        uv_timer_start(&e->tick, on_tick, 0, TICK_MS);
+        uv_run(&e->loop, UV_RUN_DEFAULT);
+    }
+    /* Whatever was acknowledged before the stop is committed now, synchronously. */
+    flush_job_t *j = flush_take(e);
+    if (j) {
+        flush_work(&j->work);
+        flush_free(j);
+    }
+    uv_run(&e->loop, UV_RUN_DEFAULT); /* drain jobs still coming back */
+    uv_loop_close(&e->loop);
+}
+
+int engine_start(const engine_options_t *o, engine_t **out)
+{
+    engine_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return BH_ENOMEM;
+    e->o = *o;
+    pthread_mutex_init(&e->stats_lock, NULL);
+    uv_sem_init(&e->started, 0);
+    if (uv_thread_create(&e->thread, engine_main, e) < 0) {
+        uv_sem_destroy(&e->started);
+        free(e);
+        return BH_EIO;
+    }
+    uv_sem_wait(&e->started);
+    if (e->start_rc) {
+        uv_async_send(&e->stop_async);
+        uv_thread_join(&e->thread);
+        int rc = e->start_rc;
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void engine_wake(engine_t *e)
+{
+    if (e)
+        uv_async_send(&e->wake_async);
+}
+
+void engine_stop(engine_t *e)
+{
+    if (!e)
+        return;
+    uv_async_send(&e->stop_async);
+    uv_thread_join(&e->thread);
+    for (wh_t *w = e->whs; w;) {
+        wh_t *next = w->next;
+        wh_free(w);
+        w = next;
+    }
+    for (dest_t *d = e->dests; d;) {
+        dest_t *next = d->next;
+        free(d);
+        d = next;
+    }
+    free(e->attempts);
+    free(e->acks);
+    uv_sem_destroy(&e->started);
+    pthread_mutex_destroy(&e->stats_lock);
+    free(e);
+}
+
+void engine_get_stats(engine_t *e, engine_stats_t *out)
+{
+    pthread_mutex_lock(&e->stats_lock);
+    *out = e->stats;
+    pthread_mutex_unlock(&e->stats_lock);
+}

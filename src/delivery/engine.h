@@ -1,0 +1,67 @@
+/*
+ * engine.h: the delivery engine (SPEC §7.2, §7.3).
+ *
+ * One thread with its own libuv loop. It walks every Enabled webhook's window of
+ * the change log in version order, keeps one lane per record (at most one event of
+ * a record in flight; a newer change replaces the waiting one), signs each POST
+ * with the webhook's key (Standard Webhooks), sends it with libcurl on the same
+ * loop, retries on the SPEC schedule, disables a webhook on 410 or when retries
+ * are exhausted, pauses a destination that fails everything (circuit breaker) and
+ * caps requests in flight per destination. Results are committed to the store in
+ * batches; see store.h "delivery state" for what survives a crash.
+ *
+ * Memory is bounded by max_lanes_per_webhook, not by the backlog: what does not fit
+ * stays in the change log on disk and is read when lanes drain.
+ */
+#ifndef BREAKHOOK_DELIVERY_ENGINE_H
+#define BREAKHOOK_DELIVERY_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client/destination.h"
+#include "core/clock.h"
+#include "core/crypto.h"
+#include "delivery/retry.h"
+#include "store/store.h"
+
+typedef struct engine engine_t;
+
+typedef struct engine_options {
+    store_t *store;
+    bh_clock_t *clock;
+    bh_rand_t *rand;
+    const crypto_master_t *master;
+    const dest_allow_t *allow;
+    bool allow_http;
+    const char *ca_file;
+    retry_policy_t retry;
+    int64_t timeout_ms;              /* whole attempt; SPEC: 10 s */
+    int64_t connect_timeout_ms;      /* SPEC: 5 s */
+    size_t max_inflight_per_dest;    /* SPEC: 16 */
+    size_t max_lanes_per_webhook;    /* records with pending events held in memory */
+    int64_t poll_ms;                 /* look for new changes at least this often */
+    int64_t refresh_ms;              /* reload the list of webhooks this often */
+    int breaker_threshold;           /* consecutive failures that pause a destination */
+    int64_t breaker_pause_ms;        /* first pause; doubles while probes fail, max 5 min */
+} engine_options_t;
+
+/* Fills the SPEC defaults (store, clock, rand, master, allow left NULL). */
+void engine_options_default(engine_options_t *o);
+
+/* Starts the engine thread. The options and what they point to must outlive it. */
+BH_MUST_USE int engine_start(const engine_options_t *o, engine_t **out);
+/* New changes were committed: look now instead of at the next poll. Any thread. */
+void engine_wake(engine_t *e);
+/* Stops starting attempts, aborts those in flight (they are sent again after a
+ * restart: at least once), commits what it knows, joins the thread, frees e.
+ * NULL is a no-op. */
+void engine_stop(engine_t *e);
+
+typedef struct engine_stats {
+    uint64_t attempts, delivered, failed, gave_up;
+} engine_stats_t;
+void engine_get_stats(engine_t *e, engine_stats_t *out);
+
+#endif
