@@ -132,7 +132,8 @@ LUA
   CEIL=$(wrk_rps "http://127.0.0.1:$SPORT/hook" -s "$WORK/post.lua")
   record "ceiling: wrk POSTs to the sink" "$CEIL" "req/s"
   stop_server
-  start_server --access-log=false --allow-http-destinations --allow-destination 127.0.0.1/32
+  start_server --access-log=false --allow-http-destinations --allow-destination 127.0.0.1/32 \
+    --max-inflight-per-destination ${E2E_INFLIGHT:-16}
   API="http://127.0.0.1:$PORT/connector/protimeapi/api/v1"
   TOKEN=$(curl -s -A bench -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
     "http://127.0.0.1:$PORT/tenants/bench/connect/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
