@@ -140,6 +140,13 @@ static int64_t now_ms(engine_t *e)
     return clock_now_ms(e->o.clock);
 }
 
+/* Intervals (poll, refresh, flush) follow the monotonic clock, so a wall-clock
+ * step does not stall them. */
+static int64_t mono_ms(engine_t *e)
+{
+    return clock_mono_ms(e->o.clock);
+}
+
 static void event_free(event_t *ev)
 {
     if (!ev)
@@ -308,6 +315,20 @@ static void wh_drop_lanes(wh_t *w)
     w->ready_head = w->ready_tail = NULL;
 }
 
+/* The webhook gets nothing more. Its watermark is settled first, from the lanes that
+ * are still pending (what was delivered until now counts, nothing after). */
+static void wh_kill(wh_t *w)
+{
+    if (w->dead)
+        return;
+    uint64_t wm = wh_watermark(w);
+    if (wm > w->watermark)
+        w->watermark = wm;
+    w->touched = true;
+    w->dead = true;
+    wh_drop_lanes(w);
+}
+
 static void wh_free(wh_t *w)
 {
     wh_drop_lanes(w);
@@ -369,6 +390,9 @@ static void record_ack(engine_t *e, wh_t *w, int64_t record_id, uint64_t version
 typedef struct flush_job {
     uv_work_t work;
     engine_t *e;
+    /* Webhook ids the acks and marks point to, owned by the job: a webhook may be
+     * freed on the loop while the job runs on a worker. */
+    char (*ids)[STORE_WEBHOOK_ID_LEN + 1];
     store_attempt_t *attempts;
     size_t n_attempts;
     struct store_ack *acks;
@@ -388,6 +412,7 @@ static void flush_work(uv_work_t *w)
 
 static void flush_free(flush_job_t *j)
 {
+    free(j->ids);
     free(j->attempts);
     free(j->acks);
     free(j->marks);
@@ -424,13 +449,29 @@ static flush_job_t *flush_take(engine_t *e)
     for (wh_t *w = e->whs; w; w = w->next) {
         if (!w->touched)
             continue;
-        uint64_t wm = wh_watermark(w);
+        /* A webhook whose lanes were dropped undelivered (disabled, expired) keeps
+         * the watermark it had: it must never claim events it did not deliver. */
+        uint64_t wm = w->dead ? w->watermark : wh_watermark(w);
         if (wm < w->watermark)
             wm = w->watermark;
         w->watermark = wm;
         marks[k++] = (struct store_watermark){ w->row.tenant_id, w->row.id, wm,
                                                w->last_success_ms, w->last_failure_ms };
         w->touched = false;
+    }
+    j->ids = calloc(e->n_acks + k + 1, sizeof(*j->ids));
+    if (!j->ids) {
+        free(j);
+        free(marks);
+        return NULL;
+    }
+    for (size_t i = 0; i < e->n_acks; i++) {
+        memcpy(j->ids[i], e->acks[i].webhook_id, STORE_WEBHOOK_ID_LEN + 1);
+        e->acks[i].webhook_id = j->ids[i];
+    }
+    for (size_t i = 0; i < k; i++) {
+        memcpy(j->ids[e->n_acks + i], marks[i].webhook_id, STORE_WEBHOOK_ID_LEN + 1);
+        marks[i].webhook_id = j->ids[e->n_acks + i];
     }
     j->e = e;
     j->work.data = j;
@@ -459,7 +500,7 @@ static void flush(engine_t *e)
         e->flushing = false;
         flush_free(j);
     }
-    e->last_flush_ms = now_ms(e);
+    e->last_flush_ms = mono_ms(e);
 }
 
 /* ---- disabling ------------------------------------------------------------ */
@@ -491,9 +532,8 @@ static void wh_disable(engine_t *e, wh_t *w, store_webhook_reason_t reason, cons
 {
     if (w->dead)
         return;
-    w->dead = true;
     log_warn("webhook disabled", LOG_STR("webhook", w->row.id), LOG_STR("reason", why));
-    wh_drop_lanes(w);
+    wh_kill(w);
     disable_job_t *j = calloc(1, sizeof(*j));
     if (!j)
         return;
@@ -523,6 +563,16 @@ static void attempt_free(attempt_t *a)
     free(a);
 }
 
+/* An event that was not delivered goes back to its lane (unless a newer state of the
+ * record is already waiting), so the watermark stays below it. */
+static void keep_pending(lane_t *l, event_t *ev)
+{
+    if (l->waiting)
+        event_free(ev);
+    else
+        l->waiting = ev;
+}
+
 static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
 {
     attempt_t *a = (attempt_t *)r;
@@ -549,8 +599,9 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
     }
     int64_t now = now_ms(e);
     if (e->stopping) {
-        /* Aborted by the stop: not acknowledged, so sent again after a restart. */
-        event_free(ev);
+        /* Aborted by the stop: not acknowledged, so it stays pending (and holds the
+         * watermark below it) and is sent again after a restart. */
+        keep_pending(l, ev);
         attempt_free(a);
         return;
     }
@@ -573,7 +624,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         stat_add(e, &e->stats.gave_up);
         record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
         w->last_failure_ms = now;
-        event_free(ev);
+        keep_pending(l, ev); /* undelivered: it must hold the watermark below it */
         wh_disable(e, w, STORE_WH_DESTINATION_GONE, "the destination answered 410 Gone");
     } else {
         l->failures++;
@@ -583,7 +634,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         if (delay < 0) {
             stat_add(e, &e->stats.gave_up);
             record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
-            event_free(ev);
+            keep_pending(l, ev);
             wh_disable(e, w, STORE_WH_RETRIES_EXHAUSTED, "the last retry failed");
         } else {
             stat_add(e, &e->stats.failed);
@@ -591,10 +642,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
             w->n_delayed++;
             record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, l->next_at_ms);
             /* Retry the newest state: a newer waiting change replaces this one. */
-            if (l->waiting)
-                event_free(ev);
-            else
-                l->waiting = ev;
+            keep_pending(l, ev);
         }
     }
     attempt_free(a);
@@ -701,8 +749,7 @@ static void dispatch_once(engine_t *e)
             continue;
         if (now >= w->row.valid_until_ms) {
             /* Expired: nothing more is sent (the store's sweep records it). */
-            w->dead = true;
-            wh_drop_lanes(w);
+            wh_kill(w);
             continue;
         }
         if (w->n_delayed) {
@@ -1027,15 +1074,13 @@ static void refresh_done(uv_work_t *wk, int status)
         /* Deleted, disabled or expired since: delivery stops. */
         for (wh_t **pp = &e->whs; *pp;) {
             wh_t *w = *pp;
-            if (!w->seen && !w->touched && w->in_flight == 0) {
+            if (!w->seen && !w->touched && w->in_flight == 0 && !w->scanning) {
                 *pp = w->next;
                 wh_free(w);
                 continue;
             }
-            if (!w->seen && !w->dead) {
-                w->dead = true;
-                wh_drop_lanes(w);
-            }
+            if (!w->seen && !w->dead)
+                wh_kill(w);
             pp = &w->next;
         }
     }
@@ -1070,7 +1115,7 @@ static void refresh(engine_t *e)
     for (wh_t *w = e->whs; w; w = w->next)
         memcpy(j->known[j->n_known++], w->row.id, sizeof(w->row.id));
     e->refreshing = true;
-    e->last_refresh_ms = now_ms(e);
+    e->last_refresh_ms = mono_ms(e);
     if (uv_queue_work(&e->loop, &j->work, refresh_work, refresh_done) < 0) {
         e->refreshing = false;
         free(j->known);
@@ -1085,7 +1130,7 @@ static void on_tick(uv_timer_t *t)
     engine_t *e = t->data;
     if (e->stopping)
         return;
-    int64_t now = now_ms(e);
+    int64_t now = mono_ms(e);
     if (now - e->last_refresh_ms >= e->o.refresh_ms)
         refresh(e);
     bool poll = now - e->last_poll_ms >= e->o.poll_ms;

@@ -19,9 +19,8 @@ int64_t retry_next_delay_ms(const retry_policy_t *p, int failures, int64_t retry
     double f = 1.0 + RETRY_JITTER * (2.0 * rand_unit(r) - 1.0);
     int64_t delay = (int64_t)((double)base * f);
     if (retry_after_s >= 0) {
-        int64_t ra = retry_after_s * 1000;
-        if (ra > RETRY_AFTER_MAX_MS)
-            ra = RETRY_AFTER_MAX_MS;
+        int64_t ra = retry_after_s > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS
+                                                                : retry_after_s * 1000;
         if (ra > delay)
             delay = ra;
     }
