@@ -83,6 +83,12 @@ struct wh {
     dest_t *dest;
     imap_t lanes;              /* record id -> lane_t* */
     imap_t acked;              /* record id -> acked version (cast), above the watermark */
+    /* Recovery after a restart: for changes up to recovery_head (the log's head when
+     * the webhook was loaded) only each record's newest version is sent. Acks of the
+     * last moments before a crash may be lost; without this, a record's older state
+     * could follow a newer one the consumer had already acknowledged. */
+    imap_t latest;             /* record id -> newest version <= recovery_head */
+    uint64_t recovery_head;
     lane_t *ready_head, *ready_tail;
     uint64_t scan_cursor;      /* changes up to here are in lanes or skipped */
     uint64_t watermark;        /* last persisted last_delivered_version */
@@ -145,6 +151,20 @@ static int64_t now_ms(engine_t *e)
 static int64_t mono_ms(engine_t *e)
 {
     return clock_mono_ms(e->o.clock);
+}
+
+/* The webhook-id header: unique per webhook and change, the same on every retry and
+ * after a restart. */
+static void event_id(const wh_t *w, uint64_t version, char out[64])
+{
+    char v[MODEL_VERSION_LEN + 1], hex[33];
+    model_version_format(version, v);
+    size_t k = 0;
+    for (const char *p = w->row.id; *p && k < 32; p++)
+        if (*p != '-')
+            hex[k++] = *p;
+    hex[k] = '\0';
+    snprintf(out, 64, "evt_%s_%s", v, hex);
 }
 
 static void event_free(event_t *ev)
@@ -333,6 +353,7 @@ static void wh_free(wh_t *w)
 {
     wh_drop_lanes(w);
     imap_deinit(&w->acked);
+    imap_deinit(&w->latest);
     json_decref(w->ext_refs);
     OPENSSL_cleanse(w->key, sizeof(w->key));
     free(w);
@@ -355,9 +376,7 @@ static void record_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_re
     memset(t, 0, sizeof(*t));
     t->tenant_id = w->row.tenant_id;
     snprintf(t->webhook_id, sizeof(t->webhook_id), "%s", w->row.id);
-    char v[MODEL_VERSION_LEN + 1];
-    model_version_format(a->ev->version, v);
-    snprintf(t->event_id, sizeof(t->event_id), "evt_%s_%.8s", v, w->row.id);
+    event_id(w, a->ev->version, t->event_id);
     t->record_id = a->lane ? a->lane->record_id : 0;
     t->version = a->ev->version;
     t->change_type = a->ev->type;
@@ -671,9 +690,8 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
         return BH_ENOMEM;
     event_t *ev = l->waiting;
     int64_t ts = now_ms(e) / 1000;
-    char v[MODEL_VERSION_LEN + 1], id[64], sig[SIGN_V1_LEN + 1];
-    model_version_format(ev->version, v);
-    snprintf(id, sizeof(id), "evt_%s_%.8s", v, w->row.id);
+    char id[64], sig[SIGN_V1_LEN + 1];
+    event_id(w, ev->version, id);
     if (sign_v1(w->key, sizeof(w->key), id, ts, ev->body, ev->len, sig)) {
         free(a);
         return BH_EINTERNAL;
@@ -914,6 +932,11 @@ static void scan_done(uv_work_t *wk, int status)
             uintptr_t acked = (uintptr_t)imap_get(&w->acked, c->record_id);
             if (acked && c->version <= (uint64_t)acked)
                 continue; /* acknowledged before a restart */
+            if (c->version <= w->recovery_head) {
+                uintptr_t newest = (uintptr_t)imap_get(&w->latest, c->record_id);
+                if (newest && c->version < (uint64_t)newest)
+                    continue; /* a newer state of the record follows: send only that */
+            }
             if (!j->bodies[i])
                 continue;
             event_t *ev = malloc(sizeof(*ev));
@@ -927,6 +950,10 @@ static void scan_done(uv_work_t *wk, int status)
             lane_add(e, w, c->record_id, ev);
         }
         w->more = j->n == SCAN_BATCH;
+        if (w->scan_cursor >= w->recovery_head && w->latest.n) {
+            imap_deinit(&w->latest); /* past the recovery range: not needed any more */
+            imap_init(&w->latest);
+        }
         if (j->n)
             w->touched = true; /* the watermark may rise past skipped changes */
     }
@@ -967,9 +994,16 @@ static void scan(engine_t *e, wh_t *w)
 
 /* ---- the list of webhooks ---------------------------------------------------- */
 
+typedef struct latest_list {
+    store_acked_t *v;          /* record id, newest version */
+    size_t n, cap;
+    uint64_t head;
+} latest_list_t;
+
 typedef struct refresh_job {
     uv_work_t work;
     engine_t *e;
+    latest_list_t *latest;     /* per row, for webhooks new to the engine */
     char (*known)[STORE_WEBHOOK_ID_LEN + 1]; /* ids the engine has, at queue time */
     size_t n_known;
     store_webhook_t *rows;
@@ -988,6 +1022,38 @@ static wh_t *wh_find(engine_t *e, const char *id)
     return NULL;
 }
 
+/* Each record's newest version in the webhook's window above its watermark, read in
+ * pages (on the worker). A record whose change was never delivered is fine too: it
+ * gets its newest state, as coalescing would have done. */
+static void load_latest(store_t *s, const store_webhook_t *row, latest_list_t *out)
+{
+    uint64_t after = row->last_delivered_version > row->from_version ? row->last_delivered_version
+                                                                     : row->from_version;
+    imap_t m;
+    imap_init(&m);
+    for (;;) {
+        store_change_t *c = NULL;
+        size_t n = 0;
+        if (store_changes_after(s, row->tenant_id, row->collection, after, 5000, &c, &n))
+            break;
+        for (size_t i = 0; i < n; i++) {
+            uintptr_t cur = (uintptr_t)imap_get(&m, c[i].record_id);
+            if (c[i].version > cur && imap_put(&m, c[i].record_id, (void *)(uintptr_t)c[i].version))
+                break;
+            after = c[i].version;
+        }
+        store_changes_free(c, n);
+        if (n < 5000)
+            break;
+    }
+    out->head = after;
+    out->v = m.n ? malloc(m.n * sizeof(*out->v)) : NULL;
+    for (size_t b = 0; out->v && b < m.n_buckets; b++)
+        for (imap_node_t *nd = m.buckets[b]; nd; nd = nd->next)
+            out->v[out->n++] = (store_acked_t){ nd->key, (uint64_t)(uintptr_t)nd->value };
+    imap_deinit(&m);
+}
+
 static void refresh_work(uv_work_t *wk)
 {
     refresh_job_t *j = wk->data;
@@ -998,7 +1064,8 @@ static void refresh_work(uv_work_t *wk)
     j->acked = calloc(j->n, sizeof(*j->acked));
     j->n_acked = calloc(j->n, sizeof(*j->n_acked));
     j->is_new = calloc(j->n, sizeof(*j->is_new));
-    if (!j->acked || !j->n_acked || !j->is_new) {
+    j->latest = calloc(j->n, sizeof(*j->latest));
+    if (!j->acked || !j->n_acked || !j->is_new || !j->latest) {
         j->rc = BH_ENOMEM;
         return;
     }
@@ -1012,11 +1079,12 @@ static void refresh_work(uv_work_t *wk)
         if (store_delivery_acked(s, j->rows[i].tenant_id, j->rows[i].id, &j->acked[i],
                                  &j->n_acked[i]))
             j->n_acked[i] = 0;
+        load_latest(s, &j->rows[i], &j->latest[i]);
     }
 }
 
 static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t *acked,
-                   size_t n_acked)
+                   size_t n_acked, const latest_list_t *latest)
 {
     wh_t *w = calloc(1, sizeof(*w));
     if (!w)
@@ -1038,6 +1106,11 @@ static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t 
     }
     imap_init(&w->lanes);
     imap_init(&w->acked);
+    imap_init(&w->latest);
+    for (size_t i = 0; latest && i < latest->n; i++)
+        if (imap_put(&w->latest, latest->v[i].record_id, (void *)(uintptr_t)latest->v[i].version))
+            break;
+    w->recovery_head = latest ? latest->head : 0;
     for (size_t i = 0; i < n_acked; i++)
         if (imap_put(&w->acked, acked[i].record_id, (void *)(uintptr_t)acked[i].version))
             break;
@@ -1068,7 +1141,7 @@ static void refresh_done(uv_work_t *wk, int status)
                 w->row.valid_until_ms = j->rows[i].valid_until_ms;
             } else if (j->is_new && j->is_new[i]) {
                 wh_add(e, &j->rows[i], j->acked ? j->acked[i] : NULL,
-                       j->n_acked ? j->n_acked[i] : 0);
+                       j->n_acked ? j->n_acked[i] : 0, j->latest ? &j->latest[i] : NULL);
             }
         }
         /* Deleted, disabled or expired since: delivery stops. */
@@ -1086,6 +1159,9 @@ static void refresh_done(uv_work_t *wk, int status)
     }
     for (size_t i = 0; j->acked && i < j->n; i++)
         free(j->acked[i]);
+    for (size_t i = 0; j->latest && i < j->n; i++)
+        free(j->latest[i].v);
+    free(j->latest);
     free(j->acked);
     free(j->n_acked);
     free(j->is_new);

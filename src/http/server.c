@@ -74,6 +74,8 @@ struct http_conn {
     bool stream_more;         /* http_request_more was called during on_body */
     bool closing;
     bool close_after_write;
+    bool lingering;           /* answered and half-closed; unread input is drained */
+    size_t lingered;
     int open_handles;
     char peer[64];
 };
@@ -145,6 +147,7 @@ static http_method_t method_of(llhttp_t *p)
 }
 
 static void set_timer(http_conn_t *c, uint64_t ms);
+static void on_timeout(uv_timer_t *t);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
 static void write_raw(http_conn_t *c, const char *p, size_t n, bool close_after);
@@ -463,14 +466,46 @@ typedef struct write_req {
     char data[];
 } write_req_t;
 
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (1 << 20)
+
+static void on_linger_shutdown(uv_shutdown_t *req, int status)
+{
+    http_conn_t *c = req->data;
+    (void)status;
+    if (c->closing)
+        return;
+    c->lingering = true;
+    uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0 && rc != UV_EALREADY)
+        conn_close(c);
+}
+
+/* Closing right after an error answer while the client is still sending (a body we
+ * refused, a URI past the limit) makes the kernel reset the connection, and the
+ * client may lose the answer. So: send FIN, read and drop what still comes (bounded
+ * in time and bytes), then close — nginx's lingering close. */
+static void conn_linger(http_conn_t *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_linger_shutdown) < 0)
+        conn_close(c);
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     write_req_t *wr = (write_req_t *)w;
     http_conn_t *c = wr->conn;
     bool close_after = wr->close_after;
     free(wr);
-    if (status < 0 || close_after)
+    if (status < 0)
         conn_close(c);
+    else if (close_after)
+        conn_linger(c);
 }
 
 /* Queues n bytes (copied) on the connection; closes it afterwards when asked. */
@@ -922,6 +957,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     http_server_t *s = c->server;
     if (b->base == s->read_buf)
         s->read_buf_busy = false;
+    if (c->lingering) {
+        if (nread < 0 || (c->lingered += (size_t)nread) > LINGER_MAX_BYTES)
+            conn_close(c);
+        return;
+    }
     if (nread < 0) {
         if (nread == UV_EOF && c->state == CONN_BODY) {
             /* A body delimited by the end of the stream is complete now. */
@@ -955,6 +995,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 static void on_timeout(uv_timer_t *t)
 {
     http_conn_t *c = t->data;
+    if (c->lingering) {
+        conn_close(c);
+        return;
+    }
     if (c->state == CONN_HEAD || c->state == CONN_BODY) {
         log_info("request timed out", LOG_STR("peer", c->peer),
                  LOG_STR("phase", c->state == CONN_HEAD ? "head" : "body"));
@@ -968,7 +1012,7 @@ static void on_timeout(uv_timer_t *t)
 
 static void set_timer(http_conn_t *c, uint64_t ms)
 {
-    if (!c->closing)
+    if (!c->closing && !c->lingering)
         uv_timer_start(&c->timer, on_timeout, ms, 0);
 }
 
@@ -1198,7 +1242,7 @@ void http_server_shutdown(http_server_t *s, void (*done)(void *arg), void *arg)
         /* A connection whose request has not reached a handler has no work in flight
          * and nothing was acknowledged to it: it can go now. The others are answered,
          * then closed. */
-        if (c->state != CONN_HANDLING && !c->stream_waiting)
+        if ((c->state != CONN_HANDLING && !c->stream_waiting) || c->lingering)
             conn_close(c);
         else
             c->close_after_write = true;
