@@ -316,6 +316,10 @@ static void expiry_work(uv_work_t *w)
             log_warn("attempt log pruning failed");
         else if (n)
             log_info("delivery attempts pruned", LOG_INT("count", n));
+        if (store_changes_prune(st->store, now - st->retention_ms, &n))
+            log_warn("change log pruning failed");
+        else if (n)
+            log_info("delivered changes pruned", LOG_INT("count", n));
     }
 }
 

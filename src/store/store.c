@@ -777,6 +777,14 @@ int store_attempts_list(store_t *s, int64_t tenant_id, const char *webhook_id,
     return s->ops->attempts_list(s, tenant_id, webhook_id, q, out, seq_out, n_out);
 }
 
+int store_changes_prune(store_t *s, int64_t before_ms, size_t *n_out)
+{
+    if (!s || !n_out || before_ms <= 0)
+        return BH_EINVAL;
+    *n_out = 0;
+    return s->ops->changes_prune(s, before_ms, n_out);
+}
+
 int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out)
 {
     if (!s || !n_out || before_ms <= 0)

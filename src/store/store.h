@@ -435,6 +435,10 @@ typedef struct store_attempt_query {
 BH_MUST_USE int store_attempts_list(store_t *s, int64_t tenant_id, const char *webhook_id,
                                     const store_attempt_query_t *q, store_attempt_t **out,
                                     int64_t **seq_out, size_t *n_out);
+/* Deletes change-log rows committed before before_ms that every Enabled webhook of
+ * their tenant has already passed (at or below its watermark): a delivered event is
+ * pruned, a pending one never is. In bounded chunks; *n_out how many. */
+BH_MUST_USE int store_changes_prune(store_t *s, int64_t before_ms, size_t *n_out);
 /* Deletes attempts older than before_ms, in bounded chunks; *n_out how many. */
 BH_MUST_USE int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out);
 

@@ -123,6 +123,8 @@ enum {
     ST_ATTEMPTS_LIST,
     ST_ATTEMPTS_LIST_STATUS,
     ST_ATTEMPTS_PRUNE,
+    ST_CHANGES_CUTOFF,
+    ST_CHANGES_PRUNE,
     ST__COUNT
 };
 
@@ -373,6 +375,16 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_ATTEMPTS_LIST_STATUS] = ATTEMPTS_BY_STATUS "?5 ORDER BY seq DESC LIMIT ?4",
     /* At most ?2 attempts older than ?1, found oldest first by time, deleted by
      * rowid. */
+    /* Per tenant: the newest version committed before ?2, capped by the lowest
+     * watermark of its Enabled webhooks (what they have not passed stays). */
+    [ST_CHANGES_CUTOFF] = "SELECT t.id, MIN(COALESCE((SELECT MAX(c.version) FROM changes c"
+                          " WHERE c.tenant_id = t.id AND c.committed_at_ms < ?1), 0),"
+                          " COALESCE((SELECT MIN(MAX(w.from_version, w.last_delivered_version))"
+                          " FROM webhooks w WHERE w.tenant_id = t.id AND w.status = 0),"
+                          " 9223372036854775807)) FROM tenants t",
+    [ST_CHANGES_PRUNE] = "DELETE FROM changes WHERE tenant_id = ?1 AND version IN (SELECT version"
+                         " FROM changes WHERE tenant_id = ?1 AND version <= ?2 ORDER BY version"
+                         " LIMIT ?3)",
     [ST_ATTEMPTS_PRUNE] = "DELETE FROM delivery_attempts WHERE seq IN (SELECT seq"
                           " FROM delivery_attempts INDEXED BY delivery_attempts_by_time"
                           " WHERE attempted_at_ms < ?1 ORDER BY attempted_at_ms LIMIT ?2)",
@@ -3241,6 +3253,82 @@ static int sq_attempts_prune(store_t *base, int64_t before_ms, size_t *n_out)
     }
 }
 
+/* ---- change-log pruning ----------------------------------------------------------- */
+
+typedef struct {
+    int64_t tenant_id;
+    int64_t upto;
+    size_t n; /* out: deleted by this chunk */
+} changes_prune_arg_t;
+
+static int job_changes_prune(sqlite__conn_t *c, void *arg)
+{
+    changes_prune_arg_t *a = arg;
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_CHANGES_PRUNE, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->tenant_id);
+    sqlite3_bind_int64(st, 2, a->upto);
+    sqlite3_bind_int64(st, 3, PRUNE_CHUNK);
+    rc = step_done(c, st, ST_CHANGES_PRUNE);
+    if (rc == 0)
+        a->n = (size_t)sqlite3_changes64(c->db);
+    return rc;
+}
+
+/* The cut-off of each tenant is read on a read connection (the scan by time does not
+ * hold the writer); the deletes go by version range in chunks, each its own job. */
+static int sq_changes_prune(store_t *base, int64_t before_ms, size_t *n_out)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    int64_t (*cut)[2] = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_CHANGES_CUTOFF, &rc);
+    if (st) {
+        sqlite3_bind_int64(st, 1, before_ms);
+        int src;
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                int64_t(*p)[2] = realloc(cut, ncap * sizeof(*cut));
+                if (!p) {
+                    rc = BH_ENOMEM;
+                    break;
+                }
+                cut = p;
+                cap = ncap;
+            }
+            cut[n][0] = sqlite3_column_int64(st, 0);
+            cut[n][1] = sqlite3_column_int64(st, 1);
+            n++;
+        }
+        if (!rc && src != SQLITE_DONE && src != SQLITE_ROW)
+            rc = map_error(c->db, src, stmt_sql[ST_CHANGES_CUTOFF]);
+        stmt_done(st);
+    }
+    reader_put(s, c);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (cut[i][1] <= 0)
+            continue;
+        for (;;) {
+            changes_prune_arg_t a = { cut[i][0], cut[i][1], 0 };
+            rc = submit_job(s, job_changes_prune, &a, true);
+            if (rc != 0)
+                break;
+            *n_out += a.n;
+            if (a.n < PRUNE_CHUNK)
+                break;
+        }
+    }
+    free(cut);
+    return rc;
+}
+
 /* ---- lifetime --------------------------------------------------------------------- */
 
 /* See the lifetime notes at the top of the file. Only the first call joins the
@@ -3374,6 +3462,7 @@ static const store__ops_t sqlite_ops = {
     .delivery_commit = sq_delivery_commit,
     .attempts_list = sq_attempts_list,
     .attempts_prune = sq_attempts_prune,
+    .changes_prune = sq_changes_prune,
 };
 
 /* Creates the database file readable by its owner only before SQLite opens it: it
