@@ -125,7 +125,8 @@ static const config_option_t serve_options[] = {
         "records with pending events held in memory per webhook; the rest waits on disk "
         "(default 20000)", 16, 10000000),
     OPT("retention", CONFIG_DURATION, retention, "DURATION",
-        "delivery attempt logs are kept this long (default 7d)", 60000, 3650LL * 86400000),
+        "delivery attempt logs and delivered changes are kept this long (default 7d)", 60000,
+        3650LL * 86400000),
 };
 #define N_SERVE_OPTIONS (sizeof(serve_options) / sizeof(serve_options[0]))
 
