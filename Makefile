@@ -24,8 +24,9 @@ run: build
 	./$(BUILD)/release/breakhook serve --demo --listen $(LISTEN) --store $(STORE)
 
 # The full suite: source checks, debug build + all tests, the same under
-# ASan+UBSan, and a short fuzzing run of every fuzz target.
-test: deps check-src test-debug test-asan fuzz
+# ASan+UBSan, a short fuzzing run of every fuzz target, and the benchmark script in
+# smoke mode (proves it works on this machine; it asserts no speed).
+test: deps check-src test-debug test-asan fuzz bench-smoke
 
 test-debug:
 	cmake --preset debug >/dev/null
