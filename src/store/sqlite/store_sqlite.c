@@ -3216,66 +3216,56 @@ static int sq_attempts_list(store_t *base, int64_t tenant_id, const char *webhoo
     return rc;
 }
 
+/* One chunk of a prune: a DELETE statement whose parameters are (?1, ?2) = (a, b)
+ * or (?1, ?2) = (a, limit) — see prune_bind — deleting at most PRUNE_CHUNK rows. */
 typedef struct {
-    int64_t before_ms;
-    size_t n; /* out: deleted by this chunk */
-} attempts_prune_arg_t;
+    int stmt;
+    int64_t a, b;  /* b < 0: the statement takes (a, limit) */
+    size_t n;      /* out: deleted by this chunk */
+} prune_arg_t;
 
-static int job_attempts_prune(sqlite__conn_t *c, void *arg)
+static int job_prune(sqlite__conn_t *c, void *arg)
 {
-    attempts_prune_arg_t *a = arg;
+    prune_arg_t *p = arg;
     int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_ATTEMPTS_PRUNE, &rc);
+    sqlite3_stmt *st = stmt_get(c, p->stmt, &rc);
     if (!st)
         return rc;
-    sqlite3_bind_int64(st, 1, a->before_ms);
-    sqlite3_bind_int64(st, 2, PRUNE_CHUNK);
-    rc = step_done(c, st, ST_ATTEMPTS_PRUNE);
+    sqlite3_bind_int64(st, 1, p->a);
+    if (p->b < 0) {
+        sqlite3_bind_int64(st, 2, PRUNE_CHUNK);
+    } else {
+        sqlite3_bind_int64(st, 2, p->b);
+        sqlite3_bind_int64(st, 3, PRUNE_CHUNK);
+    }
+    rc = step_done(c, st, p->stmt);
     if (rc == 0)
-        a->n = (size_t)sqlite3_changes64(c->db);
+        p->n = (size_t)sqlite3_changes64(c->db);
     return rc;
 }
 
 /* Chunk after chunk, each a solo job of its own, until one comes back short: a
- * week of attempts never holds the writer in one long transaction. *n_out counts
- * what committed, also when a later chunk fails. */
-static int sq_attempts_prune(store_t *base, int64_t before_ms, size_t *n_out)
+ * week of rows never holds the writer in one long transaction. *n_out counts what
+ * committed, also when a later chunk fails. */
+static int prune_chunks(sqlite__store_t *s, int stmt, int64_t a, int64_t b, size_t *n_out)
 {
-    sqlite__store_t *s = from_base(base);
     for (;;) {
-        attempts_prune_arg_t a = { before_ms, 0 };
-        int rc = submit_job(s, job_attempts_prune, &a, true);
+        prune_arg_t p = { stmt, a, b, 0 };
+        int rc = submit_job(s, job_prune, &p, true);
         if (rc != 0)
             return rc;
-        *n_out += a.n;
-        if (a.n < PRUNE_CHUNK)
+        *n_out += p.n;
+        if (p.n < PRUNE_CHUNK)
             return 0;
     }
 }
 
-/* ---- change-log pruning ----------------------------------------------------------- */
-
-typedef struct {
-    int64_t tenant_id;
-    int64_t upto;
-    size_t n; /* out: deleted by this chunk */
-} changes_prune_arg_t;
-
-static int job_changes_prune(sqlite__conn_t *c, void *arg)
+static int sq_attempts_prune(store_t *base, int64_t before_ms, size_t *n_out)
 {
-    changes_prune_arg_t *a = arg;
-    int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_CHANGES_PRUNE, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, a->tenant_id);
-    sqlite3_bind_int64(st, 2, a->upto);
-    sqlite3_bind_int64(st, 3, PRUNE_CHUNK);
-    rc = step_done(c, st, ST_CHANGES_PRUNE);
-    if (rc == 0)
-        a->n = (size_t)sqlite3_changes64(c->db);
-    return rc;
+    return prune_chunks(from_base(base), ST_ATTEMPTS_PRUNE, before_ms, -1, n_out);
 }
+
+/* ---- change-log pruning ----------------------------------------------------------- */
 
 /* The cut-off of each tenant is read on a read connection (the scan by time does not
  * hold the writer); the deletes go by version range in chunks, each its own job. */
@@ -3312,19 +3302,9 @@ static int sq_changes_prune(store_t *base, int64_t before_ms, size_t *n_out)
         stmt_done(st);
     }
     reader_put(s, c);
-    for (size_t i = 0; i < n && !rc; i++) {
-        if (cut[i][1] <= 0)
-            continue;
-        for (;;) {
-            changes_prune_arg_t a = { cut[i][0], cut[i][1], 0 };
-            rc = submit_job(s, job_changes_prune, &a, true);
-            if (rc != 0)
-                break;
-            *n_out += a.n;
-            if (a.n < PRUNE_CHUNK)
-                break;
-        }
-    }
+    for (size_t i = 0; i < n && !rc; i++)
+        if (cut[i][1] > 0)
+            rc = prune_chunks(s, ST_CHANGES_PRUNE, cut[i][0], cut[i][1], n_out);
     free(cut);
     return rc;
 }
