@@ -116,6 +116,10 @@ struct engine {
     /* results waiting to be committed */
     store_attempt_t *attempts;
     size_t n_attempts, cap_attempts;
+    /* The array the last flush job gave back: two arrays take turns, so a busy
+     * engine does not map and unmap megabytes ten times a second. */
+    store_attempt_t *spare;
+    size_t cap_spare;
     struct store_ack *acks;
     size_t n_acks, cap_acks;
     pthread_mutex_t stats_lock;
@@ -372,8 +376,8 @@ static void record_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_re
         e->attempts = p;
         e->cap_attempts = cap;
     }
+    /* Every field is set below; no memset of the 4 KiB excerpt per attempt. */
     store_attempt_t *t = &e->attempts[e->n_attempts++];
-    memset(t, 0, sizeof(*t));
     t->tenant_id = w->row.tenant_id;
     snprintf(t->webhook_id, sizeof(t->webhook_id), "%s", w->row.id);
     event_id(w, a->ev->version, t->event_id);
@@ -409,6 +413,7 @@ static void record_ack(engine_t *e, wh_t *w, int64_t record_id, uint64_t version
 typedef struct flush_job {
     uv_work_t work;
     engine_t *e;
+    size_t cap_attempts;
     /* Webhook ids the acks and marks point to, owned by the job: a webhook may be
      * freed on the loop while the job runs on a worker. */
     char (*ids)[STORE_WEBHOOK_ID_LEN + 1];
@@ -446,6 +451,11 @@ static void flush_done(uv_work_t *w, int status)
         log_error("delivery results not committed; those events will be sent again",
                   LOG_STR("error", err_str(j->rc)));
     j->e->flushing = false;
+    if (!j->e->spare && j->attempts) {
+        j->e->spare = j->attempts;
+        j->e->cap_spare = j->cap_attempts;
+        j->attempts = NULL;
+    }
     flush_free(j);
 }
 
@@ -510,12 +520,16 @@ static flush_job_t *flush_take(engine_t *e)
     j->work.data = j;
     j->attempts = e->attempts;
     j->n_attempts = e->n_attempts;
+    j->cap_attempts = e->cap_attempts;
     j->acks = e->acks;
     j->n_acks = e->n_acks;
     j->marks = marks;
     j->n_marks = k;
-    e->attempts = NULL;
-    e->n_attempts = e->cap_attempts = 0;
+    e->attempts = e->spare;
+    e->cap_attempts = e->spare ? e->cap_spare : 0;
+    e->n_attempts = 0;
+    e->spare = NULL;
+    e->cap_spare = 0;
     e->acks = NULL;
     e->n_acks = e->cap_acks = 0;
     return j;
@@ -1334,6 +1348,7 @@ void engine_stop(engine_t *e)
         d = next;
     }
     free(e->attempts);
+    free(e->spare);
     free(e->acks);
     uv_sem_destroy(&e->started);
     pthread_mutex_destroy(&e->stats_lock);
