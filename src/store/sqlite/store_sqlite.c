@@ -1126,9 +1126,10 @@ static int sq_tenant_get(store_t *base, const char *name, store_tenant_t *out)
     return rc;
 }
 
-/* Every row of a statement without parameters, on a pooled read connection. */
-static int read_all(store_t *base, int id, row_fn decode, size_t elem_size, void **out,
-                    size_t *n_out)
+/* Every row of a statement with no parameter, or with one integer ?1 (param not
+ * NULL), on a pooled read connection. */
+static int read_all(store_t *base, int id, const int64_t *param, row_fn decode,
+                    size_t elem_size, void **out, size_t *n_out)
 {
     sqlite__store_t *s = from_base(base);
     sqlite__conn_t *c;
@@ -1136,15 +1137,19 @@ static int read_all(store_t *base, int id, row_fn decode, size_t elem_size, void
     if (rc != 0)
         return rc;
     sqlite3_stmt *st = stmt_get(c, id, &rc);
-    if (st)
+    if (st) {
+        if (param)
+            sqlite3_bind_int64(st, 1, *param);
         rc = query_all(c, st, id, decode, elem_size, out, n_out);
+    }
     reader_put(s, c);
     return rc;
 }
 
 static int sq_tenant_list(store_t *base, store_tenant_t **out, size_t *n_out)
 {
-    return read_all(base, ST_TENANT_LIST, decode_tenant, sizeof(**out), (void **)out, n_out);
+    return read_all(base, ST_TENANT_LIST, NULL, decode_tenant, sizeof(**out), (void **)out,
+                    n_out);
 }
 
 /* ---- clients ---------------------------------------------------------------------- */
@@ -1208,25 +1213,14 @@ static int sq_client_get(store_t *base, int64_t tenant_id, const char *client_id
 static int sq_client_list(store_t *base, int64_t tenant_id, store_client_t **out,
                           size_t *n_out)
 {
-    sqlite__store_t *s = from_base(base);
-    sqlite__conn_t *c;
-    int rc = reader_take(s, &c);
-    if (rc != 0)
-        return rc;
-    sqlite3_stmt *st = stmt_get(c, ST_CLIENT_LIST, &rc);
-    if (st) {
-        sqlite3_bind_int64(st, 1, tenant_id);
-        rc = query_all(c, st, ST_CLIENT_LIST, decode_client, sizeof(**out), (void **)out,
-                       n_out);
-    }
-    reader_put(s, c);
-    return rc;
+    return read_all(base, ST_CLIENT_LIST, &tenant_id, decode_client, sizeof(**out),
+                    (void **)out, n_out);
 }
 
 static int sq_client_list_revoked(store_t *base, store_client_t **out, size_t *n_out)
 {
-    return read_all(base, ST_CLIENT_LIST_REVOKED, decode_client, sizeof(**out), (void **)out,
-                    n_out);
+    return read_all(base, ST_CLIENT_LIST_REVOKED, NULL, decode_client, sizeof(**out),
+                    (void **)out, n_out);
 }
 
 typedef struct {
@@ -1279,7 +1273,8 @@ static int sq_client_revoke(store_t *base, int64_t tenant_id, const char *client
 
 static int sq_signing_key_list(store_t *base, store_signing_key_t **out, size_t *n_out)
 {
-    return read_all(base, ST_KEY_LIST, decode_signing_key, sizeof(**out), (void **)out, n_out);
+    return read_all(base, ST_KEY_LIST, NULL, decode_signing_key, sizeof(**out), (void **)out,
+                    n_out);
 }
 
 /* Inserts k as the active key (retired_at_ms NULL). */
@@ -2931,19 +2926,8 @@ static int sq_webhook_pending(store_t *base, int64_t tenant_id, const char *id,
 static int sq_webhooks_active(store_t *base, int64_t now_ms, store_webhook_t **out,
                               size_t *n_out)
 {
-    sqlite__store_t *s = from_base(base);
-    sqlite__conn_t *c;
-    int rc = reader_take(s, &c);
-    if (rc != 0)
-        return rc;
-    sqlite3_stmt *st = stmt_get(c, ST_WH_ACTIVE, &rc);
-    if (st) {
-        sqlite3_bind_int64(st, 1, now_ms);
-        rc = query_all(c, st, ST_WH_ACTIVE, decode_webhook, sizeof(**out), (void **)out,
-                       n_out);
-    }
-    reader_put(s, c);
-    return rc;
+    return read_all(base, ST_WH_ACTIVE, &now_ms, decode_webhook, sizeof(**out), (void **)out,
+                    n_out);
 }
 
 /* Not query_all: the first row tells whether the webhook exists, and its NULL
