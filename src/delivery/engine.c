@@ -1276,6 +1276,8 @@ static void on_stop(uv_async_t *a)
 static void engine_main(void *arg)
 {
     engine_t *e = arg;
+    /* Named so that top, perf and gdb show which thread is which. */
+    pthread_setname_np(pthread_self(), "bh-delivery");
     uv_loop_init(&e->loop);
     hc_options_t ho = { .allow = e->o.allow, .allow_http = e->o.allow_http,
                         .ca_file = e->o.ca_file, .user_agent = "breakhook/" BREAKHOOK_VERSION,

@@ -24,6 +24,7 @@
  * the write queue, since every queued job belongs to a waiting call), then stops
  * and joins the writer.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -792,6 +793,7 @@ static void run_group(sqlite__store_t *s, sqlite__job_t *group, uint64_t *applie
 static void *writer_main(void *arg)
 {
     sqlite__store_t *s = arg;
+    pthread_setname_np(pthread_self(), "bh-store-writer");
     pthread_mutex_lock(&s->lock);
     for (;;) {
         while (!s->head && !s->stop)
@@ -3316,6 +3318,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 static void *checkpointer_main(void *arg)
 {
     sqlite__store_t *s = arg;
+    pthread_setname_np(pthread_self(), "bh-checkpoint");
     pthread_mutex_lock(&s->ckpt_lock);
     while (!s->ckpt_stop) {
         if (!s->ckpt_wanted) {
