@@ -190,4 +190,9 @@ void it_assert_error(const it_response_t *r, int status, const char *code);
  * decrefs). */
 json_t *it_assert_json(const it_response_t *r, int status);
 
+/* A malloc'd printf; fails the test when out of memory. */
+char *it_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+/* Percent-encodes everything but RFC 3986's unreserved characters (malloc'd). */
+char *it_urlenc(const char *s);
+
 #endif

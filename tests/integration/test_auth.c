@@ -116,18 +116,6 @@ static it_server_t *start(void **state, int idx, const char *const *args)
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -351,23 +339,23 @@ static void request(int port, const char *method, const char *target, const char
 static void token_post(int port, const char *tenant, const char *headers, const char *body,
                        it_response_t *r)
 {
-    char *target = fmt("/tenants/%s/connect/token", tenant);
+    char *target = it_fmt("/tenants/%s/connect/token", tenant);
     request(port, "POST", target, headers, body, r);
     free(target);
 }
 
 static char *form_creds(const client_t *c, const char *extra)
 {
-    return fmt("grant_type=client_credentials&client_id=%s&client_secret=%s%s", c->id, c->secret,
+    return it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s%s", c->id, c->secret,
                extra ? extra : "");
 }
 
 /* "Authorization: Basic ...\r\n" for id:secret. */
 static char *basic_header(const char *id, const char *secret)
 {
-    char *pair = fmt("%s:%s", id, secret);
+    char *pair = it_fmt("%s:%s", id, secret);
     char *b = b64_encode(pair, strlen(pair), false);
-    char *h = fmt("Authorization: Basic %s\r\n", b);
+    char *h = it_fmt("Authorization: Basic %s\r\n", b);
     free(pair);
     free(b);
     return h;
@@ -431,13 +419,13 @@ static char *assert_token_ok(const it_response_t *r, const char *want_scope, lon
 /* Gets a token for c (form credentials), optionally for a scope and with a Host. */
 static char *get_token_host(int port, const client_t *c, const char *scope, const char *host)
 {
-    char *extra = scope ? fmt("&scope=%s", scope) : NULL;
+    char *extra = scope ? it_fmt("&scope=%s", scope) : NULL;
     /* a form body encodes spaces as '+' */
     for (char *p = extra; p && *p; p++)
         if (*p == ' ')
             *p = '+';
     char *body = form_creds(c, extra);
-    char *headers = host ? fmt(FORM_CT "Host: %s\r\n", host) : fmt(FORM_CT);
+    char *headers = host ? it_fmt(FORM_CT "Host: %s\r\n", host) : it_fmt(FORM_CT);
     it_response_t r;
     token_post(port, c->tenant, headers, body, &r);
     char *tok = assert_token_ok(&r, scope, 1800);
@@ -491,11 +479,11 @@ static char *token_with_kid(int port, const client_t *c, const char *kid, unsign
 static void api_host(int port, const char *method, const char *target, const char *token,
                      const char *host, const char *body, it_response_t *r)
 {
-    char *headers = fmt("%s%s%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
+    char *headers = it_fmt("%s%s%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
                         token ? "\r\n" : "", host ? "Host: " : "", host ? host : "",
                         host ? "\r\n" : "");
     if (body) {
-        char *h2 = fmt("%s" JSON_CT, headers);
+        char *h2 = it_fmt("%s" JSON_CT, headers);
         free(headers);
         headers = h2;
     }
@@ -589,7 +577,7 @@ static void test_token_endpoint(void **state)
 
     /* HTTP Basic: 200. */
     char *basic = basic_header(c.id, c.secret);
-    char *h = fmt(FORM_CT "%s", basic);
+    char *h = it_fmt(FORM_CT "%s", basic);
     token_post(port, "acme", h, "grant_type=client_credentials", &r);
     tok = assert_token_ok(&r, SC_BREAKS_R " " SC_PEOPLE_R, 1800);
     it_response_free(&r);
@@ -617,7 +605,7 @@ static void test_token_endpoint(void **state)
 
     /* Wrong secret with Basic: 401 with a Basic challenge. */
     basic = basic_header(c.id, bad.secret);
-    h = fmt(FORM_CT "%s", basic);
+    h = it_fmt(FORM_CT "%s", basic);
     token_post(port, "acme", h, "grant_type=client_credentials", &r);
     assert_oauth_error(&r, 401, "invalid_client");
     const char *w = it_response_header(&r, "www-authenticate");
@@ -664,12 +652,12 @@ static void test_token_endpoint(void **state)
     free(wrong_body);
 
     /* Missing grant_type, and a grant other than client_credentials. */
-    body = fmt("client_id=%s&client_secret=%s", c.id, c.secret);
+    body = it_fmt("client_id=%s&client_secret=%s", c.id, c.secret);
     token_post(port, "acme", FORM_CT, body, &r);
     assert_oauth_error(&r, 400, "invalid_request");
     it_response_free(&r);
     free(body);
-    body = fmt("grant_type=password&client_id=%s&client_secret=%s&username=u&password=p", c.id,
+    body = it_fmt("grant_type=password&client_id=%s&client_secret=%s&username=u&password=p", c.id,
                c.secret);
     token_post(port, "acme", FORM_CT, body, &r);
     assert_oauth_error(&r, 400, "unsupported_grant_type");
@@ -696,7 +684,7 @@ static void test_token_endpoint(void **state)
     free(body);
 
     /* Not form-encoded: a JSON body, and no Content-Type at all. */
-    char *json = fmt("{\"grant_type\":\"client_credentials\",\"client_id\":\"%s\","
+    char *json = it_fmt("{\"grant_type\":\"client_credentials\",\"client_id\":\"%s\","
                      "\"client_secret\":\"%s\"}", c.id, c.secret);
     token_post(port, "acme", JSON_CT, json, &r);
     assert_oauth_error(&r, 400, "invalid_request");
@@ -723,7 +711,7 @@ static void test_token_endpoint(void **state)
 
     /* No User-Agent: 400 with the SPEC error body, even with good credentials. */
     body = form_creds(&c, NULL);
-    char *raw = fmt("POST /tenants/acme/connect/token HTTP/1.1\r\nHost: 127.0.0.1\r\n" FORM_CT
+    char *raw = it_fmt("POST /tenants/acme/connect/token HTTP/1.1\r\nHost: 127.0.0.1\r\n" FORM_CT
                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                     strlen(body), body);
     it_conn_t conn;
@@ -839,7 +827,7 @@ static char *with_payload(const char *token, const char *header_json, json_t *pa
     size_t sn = 0;
     if (keep_signature)
         jwt_segment(token, 2, &sp, &sn);
-    char *t = fmt("%s.%s.%.*s", hb, pb, (int)sn, sp);
+    char *t = it_fmt("%s.%s.%.*s", hb, pb, (int)sn, sp);
     free(pj);
     free(pb);
     free(hb);
@@ -908,7 +896,7 @@ static void test_token_info(void **state)
     it_response_free(&r);
 
     /* Another scheme, garbage, a JWT-looking garbage. */
-    char *h = fmt("Authorization: Basic %s\r\n", "dXNlcjpwYXNz");
+    char *h = it_fmt("Authorization: Basic %s\r\n", "dXNlcjpwYXNz");
     request(port, "GET", TOKEN_INFO, h, NULL, &r);
     it_assert_error(&r, 401, "Unauthorized");
     assert_true(starts_with(it_response_header(&r, "www-authenticate"), "Bearer"));
@@ -944,14 +932,14 @@ static void test_token_info(void **state)
     size_t n1;
     jwt_segment(tok, 1, &p1, &n1);
     char *hb = b64_encode("{\"alg\":\"none\",\"typ\":\"JWT\"}", 26, true);
-    t2 = fmt("%s.%.*s.", hb, (int)n1, p1);
+    t2 = it_fmt("%s.%.*s.", hb, (int)n1, p1);
     expect_token_info_401(port, t2, NULL, "alg none");
     free(t2);
     free(hb);
     char *kid = jwt_kid(tok);
-    char *hj = fmt("{\"alg\":\"none\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
+    char *hj = it_fmt("{\"alg\":\"none\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
     hb = b64_encode(hj, strlen(hj), true);
-    t2 = fmt("%s.%.*s.", hb, (int)n1, p1);
+    t2 = it_fmt("%s.%.*s.", hb, (int)n1, p1);
     expect_token_info_401(port, t2, NULL, "alg none with the real kid");
     free(t2);
     free(hb);
@@ -1010,7 +998,7 @@ static void expect_403(int port, const char *method, const char *target, const c
     const char *w = it_response_header(&r, "www-authenticate");
     if (!starts_with(w, "Bearer") || !strstr(w, "error=\"insufficient_scope\""))
         fail_msg("%s %s: 403 with WWW-Authenticate '%s'", method, target, w ? w : "(none)");
-    char *want = fmt("scope=\"%s\"", scope);
+    char *want = it_fmt("scope=\"%s\"", scope);
     if (!strstr(w, want))
         fail_msg("%s %s: the challenge '%s' does not name %s", method, target, w, scope);
     free(want);
@@ -1200,7 +1188,7 @@ static void test_rate_limit(void **state)
     it_conn_t conn;
     if (it_connect(&conn, port) != 0)
         fail_msg("connect: %s", it_last_error());
-    char *h = fmt("Authorization: Bearer %s\r\n", t1);
+    char *h = it_fmt("Authorization: Bearer %s\r\n", t1);
     int ok = 0, limited = 0;
     long long wait_s = 0;
     uint64_t t0 = it_now_ms();
@@ -1241,7 +1229,7 @@ static void test_rate_limit(void **state)
     enum { N = 4 };
     it_conn_t cs[N];
     char *body = form_creds(&c1, NULL);
-    char *raw = fmt("POST /tenants/acme/connect/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    char *raw = it_fmt("POST /tenants/acme/connect/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     "User-Agent: breakhook-it/1\r\n" FORM_CT "Content-Length: %zu\r\n\r\n%s",
                     strlen(body), body);
     for (int i = 0; i < N; i++)
@@ -1473,7 +1461,7 @@ static void test_tenant_isolation(void **state)
             NULL, &r); /* a bad token first: the batch route is protected too */
     assert_401(&r, true);
     it_response_free(&r);
-    char *h = fmt("Content-Type: application/x-ndjson\r\nAuthorization: Bearer %s\r\n", tb);
+    char *h = it_fmt("Content-Type: application/x-ndjson\r\nAuthorization: Bearer %s\r\n", tb);
     request(port, "POST", API "/breaks/$batch", h, batch, &r);
     free(h);
     if (r.status != 200)

@@ -82,41 +82,6 @@ static int teardown(void **state)
     return rc;
 }
 
-/* malloc'd printf. */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
-/* Percent-encodes everything but the unreserved characters (malloc'd). */
-static char *urlenc(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    char *out = malloc(3 * n + 1);
-    assert_non_null(out);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* Runs the CLI; requires exit 0; returns its stdout (malloc'd). */
 static char *cli(const fixture_t *f, const char *const *args)
 {
@@ -198,8 +163,8 @@ static fixture_t *boot(void **state)
     const char *secret = json_string_value(json_object_get(c, "clientSecret"));
     assert_non_null(id);
     assert_non_null(secret);
-    char *eid = urlenc(id), *esec = urlenc(secret);
-    char *form = fmt("grant_type=client_credentials&client_id=%s&client_secret=%s", eid, esec);
+    char *eid = it_urlenc(id), *esec = it_urlenc(secret);
+    char *form = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s", eid, esec);
     free(eid);
     free(esec);
     json_decref(c);
@@ -232,12 +197,12 @@ static char *person_body(int64_t id, const char *emp, const char *badge, const c
     if (hrmid)
         o += (size_t)snprintf(refs + o, sizeof(refs) - o, "%s\"HRMID\":\"%s\"", o ? "," : "",
                               hrmid);
-    return fmt("{\"id\":%lld,\"externalReferences\":{%s}}", (long long)id, refs);
+    return it_fmt("{\"id\":%lld,\"externalReferences\":{%s}}", (long long)id, refs);
 }
 
 static char *def_body(int64_t id, const char *name, int minimum, int maximum, int if_not)
 {
-    return fmt("{\"id\":%lld,\"name\":{\"default\":\"%s\",\"translations\":{\"nl\":\"%s-nl\"}},"
+    return it_fmt("{\"id\":%lld,\"name\":{\"default\":\"%s\",\"translations\":{\"nl\":\"%s-nl\"}},"
                "\"friendlyName\":{\"default\":\"%s break\"},\"paidDurationInMinutes\":15,"
                "\"minimumDurationInMinutes\":%d,\"maximumDurationInMinutes\":%d,"
                "\"ifNotClockedDurationInMinutes\":%d,\"hasToBeTakenUninterrupted\":true}",
@@ -251,7 +216,7 @@ static char *break_body(int64_t id, int64_t person, int64_t def, const char *dat
     char c[64] = "";
     if (calc >= 0)
         snprintf(c, sizeof(c), "\"calculatedDurationInMinutes\":%d,", calc);
-    return fmt("{\"id\":%lld,\"person\":{\"id\":%lld},\"breakDefinition\":{\"id\":%lld},"
+    return it_fmt("{\"id\":%lld,\"person\":{\"id\":%lld},\"breakDefinition\":{\"id\":%lld},"
                "\"date\":\"%s\",%s\"clockedDurationInMinutes\":%d,\"startTimeInMinutes\":%d,"
                "\"endTimeInMinutes\":%d,\"isBreakTaken\":%s}",
                (long long)id, (long long)person, (long long)def, date, c, clocked, start, end,
@@ -480,8 +445,8 @@ static void day_2024(int k, char out[11])
 
 static char *breaks_url(const char *filter, const char *extra)
 {
-    char *e = urlenc(filter);
-    char *u = fmt(BASE "/breaks?filter=%s%s%s", e, extra ? "&" : "", extra ? extra : "");
+    char *e = it_urlenc(filter);
+    char *u = it_fmt(BASE "/breaks?filter=%s%s%s", e, extra ? "&" : "", extra ? extra : "");
     free(e);
     return u;
 }
@@ -768,8 +733,8 @@ static void test_definitions(void **state)
         assert_int_equal(seen[i], 1);
 
     /* A filter is not accepted on definitions. */
-    char *e = urlenc("id eq 1");
-    char *u = fmt(BASE "/break-definitions?filter=%s", e);
+    char *e = it_urlenc("id eq 1");
+    char *u = it_fmt(BASE "/break-definitions?filter=%s", e);
     call(f, "GET", u, &r);
     EXPECT_ERROR(&r, 400, "BadRequest", "filter");
     it_response_free(&r);
@@ -1125,9 +1090,9 @@ static void test_break_roundtrip_and_extrefs(void **state)
     put_ok(f, BASE "/breaks/2", b, 201);
     free(b);
 
-    char *q = urlenc("(people,@employee-number)(people,HRMID)");
-    char *u1 = fmt(BASE "/breaks/1?externalReferences=%s", q);
-    char *u2 = fmt(BASE "/breaks/2?externalReferences=%s", q);
+    char *q = it_urlenc("(people,@employee-number)(people,HRMID)");
+    char *u1 = it_fmt(BASE "/breaks/1?externalReferences=%s", q);
+    char *u2 = it_fmt(BASE "/breaks/2?externalReferences=%s", q);
     json_t *j1 = get_json(f, u1, 200);
     json_t *refs = json_object_get(json_object_get(j1, "person"), "externalReferences");
     if (!json_is_object(refs))
@@ -1147,8 +1112,8 @@ static void test_break_roundtrip_and_extrefs(void **state)
     free(u2);
 
     /* Only what is asked: (people,@badge-number) on break 2. */
-    char *qb = urlenc("(people,@badge-number)");
-    u2 = fmt(BASE "/breaks/2?externalReferences=%s", qb);
+    char *qb = it_urlenc("(people,@badge-number)");
+    u2 = it_fmt(BASE "/breaks/2?externalReferences=%s", qb);
     free(qb);
     j2 = get_json(f, u2, 200);
     refs = json_object_get(json_object_get(j2, "person"), "externalReferences");
@@ -1199,7 +1164,7 @@ static void test_break_roundtrip_and_extrefs(void **state)
 
     /* On the list too. */
     char *lu = breaks_url("date ge '2024-02-01' and date le '2024-02-29'", NULL);
-    char *lu2 = fmt("%s&externalReferences=%s", lu, q);
+    char *lu2 = it_fmt("%s&externalReferences=%s", lu, q);
     json_t *l = get_json(f, lu2, 200);
     json_t *v = json_object_get(l, "value");
     assert_int_equal(json_array_size(v), 2);
@@ -1216,8 +1181,8 @@ static void test_break_roundtrip_and_extrefs(void **state)
         "(people,@nope)", "(breaks,HRMID)", "(people,HRMID", "people,HRMID", "", "(people,)",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char *e = urlenc(bad[i]);
-        char *u = fmt(BASE "/breaks/1?externalReferences=%s", e);
+        char *e = it_urlenc(bad[i]);
+        char *u = it_fmt(BASE "/breaks/1?externalReferences=%s", e);
         it_response_t r;
         call(f, "GET", u, &r);
         if (r.status != 400)
@@ -1412,21 +1377,21 @@ static void test_breaks_list(void **state)
         assert_non_null(t2);
         size_t at = k == 0 ? tn / 2 : k == 1 ? 2 : tn - 6;
         t2[at] = t2[at] == 'A' ? 'B' : 'A';
-        char *tu = fmt("%s&continuationToken=%s", u, t2);
+        char *tu = it_fmt("%s&continuationToken=%s", u, t2);
         expect_list_error(f, tu, 409, "Conflict", "continuationToken", NULL);
         free(tu);
         free(t2);
     }
-    char *tu = fmt("%s&continuationToken=%s", u, "bm90LWEtdG9rZW4");
+    char *tu = it_fmt("%s&continuationToken=%s", u, "bm90LWEtdG9rZW4");
     expect_list_error(f, tu, 409, "Conflict", "continuationToken", NULL);
     free(tu);
     char *other = breaks_url(JAN_2024 " and person eq 1", "pageSize=3");
-    tu = fmt("%s&continuationToken=%s", other, tok);
+    tu = it_fmt("%s&continuationToken=%s", other, tok);
     expect_list_error(f, tu, 409, "Conflict", "continuationToken", NULL);
     free(tu);
     free(other);
     other = breaks_url("date ge '2024-01-01' and date le '2024-02-28'", "pageSize=3");
-    tu = fmt("%s&continuationToken=%s", other, tok);
+    tu = it_fmt("%s&continuationToken=%s", other, tok);
     expect_list_error(f, tu, 409, "Conflict", "continuationToken", NULL);
     free(tu);
     free(other);
@@ -1436,7 +1401,7 @@ static void test_breaks_list(void **state)
     const char *dlink = json_string_value(json_object_get(dl, "nextLink"));
     assert_non_null(dlink);
     char *dtok = token_of(dlink);
-    tu = fmt("%s&continuationToken=%s", u, dtok);
+    tu = it_fmt("%s&continuationToken=%s", u, dtok);
     expect_list_error(f, tu, 409, "Conflict", "continuationToken", NULL);
     free(tu);
     free(dtok);
@@ -1845,7 +1810,7 @@ static void test_batch(void **state)
     char *u1b = break_body(1, 1, 1, "2024-04-02", -1, 40, 0, 60, true);
     char *nop = break_body(3, 999, 1, "2024-04-04", -1, 10, 0, 60, true);
     char *baddate = break_body(4, 1, 1, "2024-02-30", -1, 10, 0, 60, true);
-    char *body = fmt("{\"op\":\"upsert\",\"data\":%s}\n" /* 1: 201 */
+    char *body = it_fmt("{\"op\":\"upsert\",\"data\":%s}\n" /* 1: 201 */
                      "\n"                               /* 2: blank */
                      "{\"op\":\"upsert\",\"data\":%s}\r\n" /* 3: 201 (CRLF) */
                      "{\"op\":\"upsert\",\"data\":{\"id\":\n" /* 4: not JSON */

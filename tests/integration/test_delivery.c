@@ -73,41 +73,6 @@
 
 /* ---- small utilities --------------------------------------------------------------- */
 
-/* malloc'd printf. */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
-/* Percent-encodes everything but the unreserved characters (malloc'd). */
-static char *urlenc(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    char *out = malloc(3 * n + 1);
-    assert_non_null(out);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* A changeVersion (20 upper-case hex digits) as a number; 0 when it is not one. */
 static uint64_t version_num(const char *s)
 {
@@ -993,7 +958,7 @@ static void call(srv_t *s, bool auth, const char *method, const char *target, co
                  const char *body, size_t len, it_response_t *r)
 {
     conn_ensure(s);
-    char *headers = fmt("%s%s%s%s", auth ? s->auth : "", ctype ? "Content-Type: " : "",
+    char *headers = it_fmt("%s%s%s%s", auth ? s->auth : "", ctype ? "Content-Type: " : "",
                         ctype ? ctype : "", ctype ? "\r\n" : "");
     int rc = it_conn_request(&s->conn, method, target, headers, body, len, r);
     free(headers);
@@ -1030,8 +995,8 @@ static json_t *api(srv_t *s, const char *method, const char *target, const char 
 
 static void get_token(fixture_t *f, srv_t *s)
 {
-    char *eid = urlenc(f->client_id), *esec = urlenc(f->client_secret);
-    char *form = fmt("grant_type=client_credentials&client_id=%s&client_secret=%s", eid, esec);
+    char *eid = it_urlenc(f->client_id), *esec = it_urlenc(f->client_secret);
+    char *form = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s", eid, esec);
     free(eid);
     free(esec);
     it_response_t r;
@@ -1127,7 +1092,7 @@ static void seed(srv_t *s, int n_people)
     for (int i = 1; i <= n_people; i++) {
         char path[96];
         snprintf(path, sizeof(path), BASE "/people/%d", i);
-        char *b = fmt("{\"id\":%d,\"externalReferences\":{\"@employee-number\":\"E-%d\","
+        char *b = it_fmt("{\"id\":%d,\"externalReferences\":{\"@employee-number\":\"E-%d\","
                       "\"HRMID\":\"H-%d\"}}",
                       i, i, i);
         json_decref(api(s, "PUT", path, b, 0));
@@ -1139,7 +1104,7 @@ static void seed(srv_t *s, int n_people)
  * state, so a write with a new pair is a new change. */
 static char *break_body(int64_t id, int64_t person, int clocked, int start)
 {
-    return fmt("{\"id\":%lld,\"person\":{\"id\":%lld},\"breakDefinition\":{\"id\":1},"
+    return it_fmt("{\"id\":%lld,\"person\":{\"id\":%lld},\"breakDefinition\":{\"id\":1},"
                "\"date\":\"2024-03-01\",\"clockedDurationInMinutes\":%d,"
                "\"startTimeInMinutes\":%d,\"endTimeInMinutes\":%d,\"isBreakTaken\":true}",
                (long long)id, (long long)person, clocked, start, start + 120);
@@ -1215,13 +1180,13 @@ static void webhook_create(srv_t *s, consumer_t *c, const char *ext_refs, webhoo
              c->port);
     char *target;
     if (ext_refs) {
-        char *e = urlenc(ext_refs);
-        target = fmt(BASE "/webhooks?externalReferences=%s", e);
+        char *e = it_urlenc(ext_refs);
+        target = it_fmt(BASE "/webhooks?externalReferences=%s", e);
         free(e);
     } else {
-        target = fmt(BASE "/webhooks");
+        target = it_fmt(BASE "/webhooks");
     }
-    char *body = fmt("{\"destinationUrl\":\"%s\",\"collectionName\":\"breaks\"}", out->url);
+    char *body = it_fmt("{\"destinationUrl\":\"%s\",\"collectionName\":\"breaks\"}", out->url);
     json_t *j = api(s, "POST", target, body, 201);
     free(target);
     free(body);
@@ -1236,7 +1201,7 @@ static void webhook_create(srv_t *s, consumer_t *c, const char *ext_refs, webhoo
 
 static json_t *webhook_get(srv_t *s, const webhook_t *w)
 {
-    char *t = fmt(BASE "/webhooks/%s", w->id);
+    char *t = it_fmt(BASE "/webhooks/%s", w->id);
     json_t *j = api(s, "GET", t, NULL, 200);
     free(t);
     return j;
@@ -1246,7 +1211,7 @@ static json_t *webhook_get(srv_t *s, const webhook_t *w)
 static json_t *attempt_log(srv_t *s, const webhook_t *w)
 {
     json_t *all = json_array();
-    char *target = fmt(BASE "/webhooks/%s/deliveries?pageSize=10000", w->id);
+    char *target = it_fmt(BASE "/webhooks/%s/deliveries?pageSize=10000", w->id);
     for (int page = 0; target && page < 100; page++) {
         json_t *j = api(s, "GET", target, NULL, 200);
         free(target);
@@ -1257,7 +1222,7 @@ static json_t *attempt_log(srv_t *s, const webhook_t *w)
         json_array_extend(all, v);
         const char *next = json_string_value(json_object_get(j, "nextLink"));
         if (next)
-            target = fmt("%s", next);
+            target = it_fmt("%s", next);
         json_decref(j);
     }
     free(target);
@@ -1428,9 +1393,9 @@ static void test_delivery_contents(void **state)
     const char *refs = "(people,@employee-number)(people,HRMID)";
     webhook_create(s, ca, refs, &wa);
     webhook_create(s, cb, NULL, &wb);
-    char *eref = urlenc(refs);
-    char *get_plain = fmt(BASE "/breaks/100");
-    char *get_refs = fmt(BASE "/breaks/100?externalReferences=%s", eref);
+    char *eref = it_urlenc(refs);
+    char *get_plain = it_fmt(BASE "/breaks/100");
+    char *get_refs = it_fmt(BASE "/breaks/100?externalReferences=%s", eref);
     free(eref);
 
     /* Version 1, then version 2 once version 1 is in: each must arrive as GET shows it. */

@@ -170,19 +170,6 @@ static char *repeat(char ch, size_t n)
     return p;
 }
 
-/* malloc'd printf. */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static bool plain_id(const char *s)
 {
     if (!s || !*s || strlen(s) > 64)
@@ -498,7 +485,7 @@ static void test_uri_limit(void **state)
     it_response_t r;
     /* A request target of exactly 4096 bytes is served. */
     char *pad = repeat('a', 4096 - strlen("/healthz?pad="));
-    char *target = fmt("/healthz?pad=%s", pad);
+    char *target = it_fmt("/healthz?pad=%s", pad);
     assert_int_equal(strlen(target), 4096);
     conn_open(&c, s->port);
     request(&c, "GET", target, NULL, NULL, 0, &r);
@@ -506,7 +493,7 @@ static void test_uri_limit(void **state)
     it_response_free(&r);
     it_conn_close(&c);
     /* One byte more is 414, and the connection ends. */
-    char *longer = fmt("%sa", target);
+    char *longer = it_fmt("%sa", target);
     conn_open(&c, s->port);
     request(&c, "GET", longer, NULL, NULL, 0, &r);
     it_assert_error(&r, 414, "UriTooLong");
@@ -538,7 +525,7 @@ static void test_header_block_limit_default(void **state)
     it_response_t r;
     /* 15 000 bytes of headers: under the 16 KiB default. */
     char *v = repeat('h', 15000);
-    char *h = fmt("X-Big: %s\r\n", v);
+    char *h = it_fmt("X-Big: %s\r\n", v);
     conn_open(&c, s->port);
     request(&c, "GET", "/healthz", h, NULL, 0, &r);
     assert_health_ok(&r);
@@ -548,7 +535,7 @@ static void test_header_block_limit_default(void **state)
     free(v);
     /* One 17 000-byte header: 431. */
     v = repeat('h', 17000);
-    h = fmt("X-Big: %s\r\n", v);
+    h = it_fmt("X-Big: %s\r\n", v);
     conn_open(&c, s->port);
     request(&c, "GET", "/healthz", h, NULL, 0, &r);
     it_assert_error(&r, 431, "RequestHeaderFieldsTooLarge");
@@ -562,7 +549,7 @@ static void test_header_block_limit_default(void **state)
     char *lines = NULL;
     size_t used = 0;
     for (int i = 0; i < 40; i++) {
-        char *l = fmt("X-H%d: %s\r\n", i, line);
+        char *l = it_fmt("X-H%d: %s\r\n", i, line);
         size_t ln = strlen(l);
         lines = realloc(lines, used + ln + 1);
         assert_non_null(lines);
@@ -588,7 +575,7 @@ static void test_header_block_limit_lowered(void **state)
     it_conn_t c;
     it_response_t r;
     char *v = repeat('h', 1000);
-    char *h = fmt("X-Big: %s\r\n", v);
+    char *h = it_fmt("X-Big: %s\r\n", v);
     conn_open(&c, s->port);
     request(&c, "GET", "/healthz", h, NULL, 0, &r);
     assert_health_ok(&r);
@@ -598,7 +585,7 @@ static void test_header_block_limit_lowered(void **state)
     free(v);
 
     v = repeat('h', 3000);
-    h = fmt("X-Big: %s\r\n", v);
+    h = it_fmt("X-Big: %s\r\n", v);
     conn_open(&c, s->port);
     request(&c, "GET", "/healthz", h, NULL, 0, &r);
     it_assert_error(&r, 431, "RequestHeaderFieldsTooLarge");
@@ -610,7 +597,7 @@ static void test_header_block_limit_lowered(void **state)
 
     /* Six 400-byte headers: each fine, together over 2048. */
     v = repeat('k', 400);
-    h = fmt("A: %s\r\nB: %s\r\nC: %s\r\nD: %s\r\nE: %s\r\nF: %s\r\n", v, v, v, v, v, v);
+    h = it_fmt("A: %s\r\nB: %s\r\nC: %s\r\nD: %s\r\nE: %s\r\nF: %s\r\n", v, v, v, v, v, v);
     conn_open(&c, s->port);
     request(&c, "GET", "/healthz", h, NULL, 0, &r);
     it_assert_error(&r, 431, "RequestHeaderFieldsTooLarge");
@@ -650,7 +637,7 @@ static void test_body_limit(void **state)
     /* A chunked body that grows past the limit: 413 and closed. */
     conn_open(&c, s->port);
     send_str(&c, "GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
-    char *chunk = fmt("258\r\n%.600s\r\n", body); /* 0x258 = 600 */
+    char *chunk = it_fmt("258\r\n%.600s\r\n", body); /* 0x258 = 600 */
     send_str(&c, chunk);
     send_str(&c, chunk);
     read_resp(&c, &r, false);
@@ -1107,7 +1094,7 @@ static void test_request_id(void **state)
     static const char *const sane[] = { "abc-123", "req_42.A", "0b8f6a3c-5d1e-4e7b-9a2f-3c4d5e6f7a8b",
                                         "0123456789abcdef0123456789abcdef" };
     for (size_t i = 0; i < sizeof(sane) / sizeof(sane[0]); i++) {
-        char *h = fmt("X-Request-Id: %s\r\n", sane[i]);
+        char *h = it_fmt("X-Request-Id: %s\r\n", sane[i]);
         request(&c, "GET", i % 2 ? "/nope" : "/healthz", h, NULL, 0, &r);
         assert_int_equal(r.status, i % 2 ? 404 : 200);
         assert_int_equal(it_response_header_count(&r, "x-request-id"), 1);
@@ -1119,7 +1106,7 @@ static void test_request_id(void **state)
     char *too_long = repeat('a', 200);
     const char *const insane[] = { "has space", "semi;colon", "slash/x", "quote\"x", "%41", too_long };
     for (size_t i = 0; i < sizeof(insane) / sizeof(insane[0]); i++) {
-        char *h = fmt("X-Request-Id: %s\r\n", insane[i]);
+        char *h = it_fmt("X-Request-Id: %s\r\n", insane[i]);
         request(&c, "GET", "/healthz", h, NULL, 0, &r);
         assert_health_ok(&r);
         const char *id = it_response_header(&r, "x-request-id");
@@ -1223,7 +1210,7 @@ static void test_access_log(void **state)
     it_response_t r;
     conn_open(&c, s->port);
     for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
-        char *h = fmt("X-Request-Id: %s\r\n", reqs[i].rid);
+        char *h = it_fmt("X-Request-Id: %s\r\n", reqs[i].rid);
         request(&c, reqs[i].method, reqs[i].path, h, strcmp(reqs[i].method, "POST") ? NULL : "",
                 0, &r);
         assert_int_equal(r.status, reqs[i].status);
@@ -1296,7 +1283,7 @@ static void test_access_log_after_error_on_reused_connection(void **state)
     it_conn_t c;
     it_response_t r;
     char *pad = repeat('a', 300);
-    char *batch = fmt("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: first\r\n\r\n"
+    char *batch = it_fmt("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: first\r\n\r\n"
                       "GET /%s HTTP/1.1\r\nX-Request-Id: second\r\nBad\001: x\r\n\r\n",
                       pad);
     conn_open(&c, s->port);

@@ -111,41 +111,6 @@ static int teardown(void **state)
     return rc;
 }
 
-/* malloc'd printf. */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
-/* Percent-encodes everything but the unreserved characters (malloc'd). */
-static char *urlenc(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    char *out = malloc(3 * n + 1);
-    assert_non_null(out);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* Wall-clock milliseconds (what validUntil is written in). */
 static int64_t wall_ms(void)
 {
@@ -187,7 +152,7 @@ static void call(srv_t *s, const char *auth, const char *method, const char *tar
                  const char *ctype, const char *body, size_t len, it_response_t *r)
 {
     conn_ensure(s);
-    char *headers = fmt("%s%s%s%s", auth ? auth : "", ctype ? "Content-Type: " : "",
+    char *headers = it_fmt("%s%s%s%s", auth ? auth : "", ctype ? "Content-Type: " : "",
                         ctype ? ctype : "", ctype ? "\r\n" : "");
     int rc = it_conn_request(&s->conn, method, target, headers, body, len, r);
     free(headers);
@@ -232,14 +197,14 @@ static void make_client(srv_t *s, const char *tenant, bool create_tenant, const 
 static char *token_header(srv_t *s, const char *tenant, const char *id, const char *secret,
                           const char *scope)
 {
-    char *eid = urlenc(id), *esec = urlenc(secret);
-    char *esc = scope ? urlenc(scope) : NULL;
-    char *form = fmt("grant_type=client_credentials&client_id=%s&client_secret=%s%s%s", eid,
+    char *eid = it_urlenc(id), *esec = it_urlenc(secret);
+    char *esc = scope ? it_urlenc(scope) : NULL;
+    char *form = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s%s%s", eid,
                      esec, esc ? "&scope=" : "", esc ? esc : "");
     free(eid);
     free(esec);
     free(esc);
-    char *target = fmt("/tenants/%s/connect/token", tenant);
+    char *target = it_fmt("/tenants/%s/connect/token", tenant);
     it_response_t r;
     call(s, NULL, "POST", target, "application/x-www-form-urlencoded", form, strlen(form), &r);
     free(target);
@@ -247,7 +212,7 @@ static char *token_header(srv_t *s, const char *tenant, const char *id, const ch
     json_t *t = it_assert_json(&r, 200);
     const char *tok = json_string_value(json_object_get(t, "access_token"));
     assert_non_null(tok);
-    char *h = fmt("Authorization: Bearer %s\r\n", tok);
+    char *h = it_fmt("Authorization: Bearer %s\r\n", tok);
     json_decref(t);
     it_response_free(&r);
     return h;
@@ -481,7 +446,7 @@ static char *wh_body(const char *url, const char *coll)
 static void wh_post_raw(srv_t *s, const char *auth, const char *query, const char *ctype,
                         const char *body, it_response_t *r)
 {
-    char *target = fmt(WH "%s%s", query ? "?" : "", query ? query : "");
+    char *target = it_fmt(WH "%s%s", query ? "?" : "", query ? query : "");
     call(s, auth, "POST", target, ctype, body, body ? strlen(body) : 0, r);
     free(target);
 }
@@ -507,7 +472,7 @@ static json_t *wh_create_as(srv_t *s, const char *auth, const char *url, const c
     json_t *j = it_assert_json(&r, 201);
     const char *id = jstr(j, "id");
     assert_uuid4(id);
-    char *loc = fmt(WH "/%s", id);
+    char *loc = it_fmt(WH "/%s", id);
     const char *got = it_response_header(&r, "location");
     if (!got || strcmp(got, loc) != 0)
         fail_msg("Location is '%s', expected '%s'", got ? got : "(none)", loc);
@@ -554,7 +519,7 @@ static void wh_new(srv_t *s, const char *url, const char *coll, char out[37])
 /* GET /webhooks/{id}; requires status; returns the body (an error body for errors). */
 static json_t *wh_get_as(srv_t *s, const char *auth, const char *id, int status)
 {
-    char *target = fmt(WH "/%s", id);
+    char *target = it_fmt(WH "/%s", id);
     it_response_t r;
     call(s, auth, "GET", target, NULL, NULL, 0, &r);
     free(target);
@@ -577,7 +542,7 @@ static json_t *wh_get(srv_t *s, const char *id)
 
 static void wh_delete_as(srv_t *s, const char *auth, const char *id, int status)
 {
-    char *target = fmt(WH "/%s", id);
+    char *target = it_fmt(WH "/%s", id);
     it_response_t r;
     call(s, auth, "DELETE", target, NULL, NULL, 0, &r);
     free(target);
@@ -660,7 +625,7 @@ static json_t *wh_list_as(srv_t *s, const char *auth, const char *query, size_t 
                           size_t *pages_out)
 {
     json_t *all = json_array();
-    char *next = fmt(WH "%s%s", query ? "?" : "", query ? query : "");
+    char *next = it_fmt(WH "%s%s", query ? "?" : "", query ? query : "");
     size_t pages = 0;
     while (next) {
         it_response_t r;
@@ -711,8 +676,8 @@ static json_t *wh_list(srv_t *s, const char *filter)
 {
     char *q = NULL;
     if (filter) {
-        char *e = urlenc(filter);
-        q = fmt("filter=%s", e);
+        char *e = it_urlenc(filter);
+        q = it_fmt("filter=%s", e);
         free(e);
     }
     json_t *a = wh_list_as(s, s->auth, q, 0, NULL);
@@ -775,8 +740,8 @@ static void put_ok(srv_t *s, const char *auth, const char *target, const char *b
 static void put_person(srv_t *s, const char *auth, int id, const char *emp, int status,
                        char ver[21])
 {
-    char *t = fmt(BASE "/people/%d", id);
-    char *b = fmt("{\"id\":%d,\"externalReferences\":{\"@employee-number\":\"%s\"}}", id, emp);
+    char *t = it_fmt(BASE "/people/%d", id);
+    char *b = it_fmt("{\"id\":%d,\"externalReferences\":{\"@employee-number\":\"%s\"}}", id, emp);
     put_ok(s, auth, t, b, status, ver);
     free(t);
     free(b);
@@ -785,8 +750,8 @@ static void put_person(srv_t *s, const char *auth, int id, const char *emp, int 
 static void put_def(srv_t *s, const char *auth, int id, const char *name, int minimum, int maximum,
                     int if_not, int status, char ver[21])
 {
-    char *t = fmt(BASE "/break-definitions/%d", id);
-    char *b = fmt("{\"id\":%d,\"name\":{\"default\":\"%s\"},\"friendlyName\":{\"default\":\"%s\"},"
+    char *t = it_fmt(BASE "/break-definitions/%d", id);
+    char *b = it_fmt("{\"id\":%d,\"name\":{\"default\":\"%s\"},\"friendlyName\":{\"default\":\"%s\"},"
                   "\"paidDurationInMinutes\":0,\"minimumDurationInMinutes\":%d,"
                   "\"maximumDurationInMinutes\":%d,\"ifNotClockedDurationInMinutes\":%d,"
                   "\"hasToBeTakenUninterrupted\":true}",
@@ -802,7 +767,7 @@ static char *break_json(int id, int person, int def, int day, int calc, int cloc
     char c[64] = "";
     if (calc >= 0)
         snprintf(c, sizeof(c), "\"calculatedDurationInMinutes\":%d,", calc);
-    return fmt("{\"id\":%d,\"person\":{\"id\":%d},\"breakDefinition\":{\"id\":%d},"
+    return it_fmt("{\"id\":%d,\"person\":{\"id\":%d},\"breakDefinition\":{\"id\":%d},"
                "\"date\":\"2024-05-%02d\",%s\"clockedDurationInMinutes\":%d,"
                "\"startTimeInMinutes\":720,\"endTimeInMinutes\":840,\"isBreakTaken\":true}",
                id, person, def, day % 28 + 1, c, clocked);
@@ -811,7 +776,7 @@ static char *break_json(int id, int person, int def, int day, int calc, int cloc
 static void put_break(srv_t *s, const char *auth, int id, int person, int def, int calc,
                       int clocked, int status, char ver[21])
 {
-    char *t = fmt(BASE "/breaks/%d", id);
+    char *t = it_fmt(BASE "/breaks/%d", id);
     char *b = break_json(id, person, def, id, calc, clocked);
     put_ok(s, auth, t, b, status, ver);
     free(t);
@@ -821,7 +786,7 @@ static void put_break(srv_t *s, const char *auth, int id, int person, int def, i
 /* The changeVersion of a break as GET shows it. */
 static void break_version(srv_t *s, int id, char out[21])
 {
-    char *t = fmt(BASE "/breaks/%d", id);
+    char *t = it_fmt(BASE "/breaks/%d", id);
     it_response_t r;
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     free(t);
@@ -860,8 +825,8 @@ static void test_create(void **state)
 {
     srv_t *s = boot(state);
     const char *url = "https://hooks.example.invalid/protime/breaks?x=1";
-    char *q = urlenc("(people,@employee-number)");
-    char *query = fmt("externalReferences=%s", q);
+    char *q = it_urlenc("(people,@employee-number)");
+    char *query = it_fmt("externalReferences=%s", q);
     free(q);
 
     int64_t before = wall_ms();
@@ -876,7 +841,7 @@ static void test_create(void **state)
                  cc ? cc : "(none)");
     const char *id = jstr(a, "id");
     assert_uuid4(id);
-    char *loc = fmt(WH "/%s", id);
+    char *loc = it_fmt(WH "/%s", id);
     const char *got = it_response_header(&r, "location");
     if (!got || strcmp(got, loc) != 0)
         fail_msg("Location is '%s', expected '%s'", got ? got : "(none)", loc);
@@ -935,8 +900,8 @@ static void test_create(void **state)
     assert_int_equal(json_array_size(refs), 0);
 
     /* Two references, a custom one included, in order. */
-    q = urlenc("(people,@employee-number)(people,HRMID)");
-    query = fmt("externalReferences=%s", q);
+    q = it_urlenc("(people,@employee-number)(people,HRMID)");
+    query = it_fmt("externalReferences=%s", q);
     free(q);
     json_t *c = wh_create(s, "https://hooks.example.invalid/3", "breaks", query);
     free(query);
@@ -1021,7 +986,7 @@ static void test_scopes(void **state)
     json_decref(wd);
 
     /* Reading needs webhooks.read: get and list. */
-    char *target = fmt(WH "/%s", idb);
+    char *target = it_fmt(WH "/%s", idb);
     const char *const no_read[] = { t_write_breaks, t_write, t_data };
     for (size_t i = 0; i < 3; i++) {
         call(s, no_read[i], "GET", target, NULL, NULL, 0, &r);
@@ -1087,7 +1052,7 @@ static void test_body_validation(void **state)
 
     /* Missing fields. */
     bad_body(s, NULL, "{\"collectionName\":\"breaks\"}", "destinationUrl");
-    char *b = fmt("{%s}", u);
+    char *b = it_fmt("{%s}", u);
     bad_body(s, NULL, b, "collectionName");
     free(b);
     bad_body(s, NULL, "{}", "destinationUrl");
@@ -1100,15 +1065,15 @@ static void test_body_validation(void **state)
              "{\"destinationUrl\":[\"https://hooks.example.invalid/x\"],\"collectionName\":"
              "\"breaks\"}",
              "destinationUrl");
-    b = fmt("{%s,\"collectionName\":true}", u);
+    b = it_fmt("{%s,\"collectionName\":true}", u);
     bad_body(s, NULL, b, "collectionName");
     free(b);
-    b = fmt("{%s,\"collectionName\":[\"breaks\"]}", u);
+    b = it_fmt("{%s,\"collectionName\":[\"breaks\"]}", u);
     bad_body(s, NULL, b, "collectionName");
     free(b);
 
     /* Unknown property, named. */
-    b = fmt("{%s,\"collectionName\":\"breaks\",\"secret\":\"x\"}", u);
+    b = it_fmt("{%s,\"collectionName\":\"breaks\",\"secret\":\"x\"}", u);
     bad_body(s, NULL, b, "secret");
     free(b);
 
@@ -1117,49 +1082,49 @@ static void test_body_validation(void **state)
     bad_body(s, NULL, "not json", NULL);
     bad_body(s, NULL, "[]", NULL);
     bad_body(s, NULL, "\"breaks\"", NULL);
-    b = fmt("{%s,%s,\"collectionName\":\"breaks\"}", u, u);
+    b = it_fmt("{%s,%s,\"collectionName\":\"breaks\"}", u, u);
     bad_body(s, NULL, b, NULL);
     free(b);
     bad_body(s, NULL, "", NULL);
 
     /* Collections: another Protime one, an unknown one, a wrong case. */
-    b = fmt("{%s,\"collectionName\":\"clockings\"}", u);
+    b = it_fmt("{%s,\"collectionName\":\"clockings\"}", u);
     bad_body(s, NULL, b, "not supported by this server");
     free(b);
-    b = fmt("{%s,\"collectionName\":\"people\"}", u);
+    b = it_fmt("{%s,\"collectionName\":\"people\"}", u);
     bad_body(s, NULL, b, "not supported by this server");
     free(b);
-    b = fmt("{%s,\"collectionName\":\"widgets\"}", u);
+    b = it_fmt("{%s,\"collectionName\":\"widgets\"}", u);
     bad_body(s, NULL, b, "unknown collection");
     free(b);
-    b = fmt("{%s,\"collectionName\":\"Breaks\"}", u);
+    b = it_fmt("{%s,\"collectionName\":\"Breaks\"}", u);
     bad_body(s, NULL, b, "collectionName");
     free(b);
-    b = fmt("{%s,\"collectionName\":\"\"}", u);
+    b = it_fmt("{%s,\"collectionName\":\"\"}", u);
     bad_body(s, NULL, b, "collectionName");
     free(b);
 
     /* resumeAfter is not available yet. */
-    b = fmt("{%s,\"collectionName\":\"breaks\",\"resumeAfter\":\"00000000000000000001\"}", u);
+    b = it_fmt("{%s,\"collectionName\":\"breaks\",\"resumeAfter\":\"00000000000000000001\"}", u);
     bad_body(s, NULL, b, "resumeAfter");
     free(b);
 
     /* externalReferences: none for break-definitions; unknown names and collections. */
-    b = fmt("{%s,\"collectionName\":\"break-definitions\"}", u);
-    char *q = urlenc("(people,@employee-number)");
-    char *query = fmt("externalReferences=%s", q);
+    b = it_fmt("{%s,\"collectionName\":\"break-definitions\"}", u);
+    char *q = it_urlenc("(people,@employee-number)");
+    char *query = it_fmt("externalReferences=%s", q);
     free(q);
     bad_body(s, query, b, "externalReferences");
     free(query);
     free(b);
-    b = fmt("{%s,\"collectionName\":\"breaks\"}", u);
-    q = urlenc("(people,@no-such-reference)");
-    query = fmt("externalReferences=%s", q);
+    b = it_fmt("{%s,\"collectionName\":\"breaks\"}", u);
+    q = it_urlenc("(people,@no-such-reference)");
+    query = it_fmt("externalReferences=%s", q);
     free(q);
     bad_body(s, query, b, NULL);
     free(query);
-    q = urlenc("(clockings,@employee-number)");
-    query = fmt("externalReferences=%s", q);
+    q = it_urlenc("(clockings,@employee-number)");
+    query = it_fmt("externalReferences=%s", q);
     free(q);
     bad_body(s, query, b, NULL);
     free(query);
@@ -1366,8 +1331,8 @@ static void test_destinations_allow_list(void **state)
 
 static void bad_filter(srv_t *s, const char *filter)
 {
-    char *e = urlenc(filter);
-    char *t = fmt(WH "?filter=%s", e);
+    char *e = it_urlenc(filter);
+    char *t = it_fmt(WH "?filter=%s", e);
     free(e);
     it_response_t r;
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
@@ -1441,8 +1406,8 @@ static void test_list(void **state)
             fail_msg("the list is not in id order at %zu", i);
     json_decref(l);
     /* Paging with a filter: 4 enabled in 2 pages. */
-    char *e = urlenc("status eq 'Enabled'");
-    char *q = fmt("filter=%s&pageSize=2", e);
+    char *e = it_urlenc("status eq 'Enabled'");
+    char *q = it_fmt("filter=%s&pageSize=2", e);
     free(e);
     l = wh_list_as(s, s->auth, q, 2, &pages);
     assert_int_equal(json_array_size(l), 4);
@@ -1450,7 +1415,7 @@ static void test_list(void **state)
     json_decref(l);
 
     /* The first page's token, tampered with: 409; used for another query: 409. */
-    char *t = fmt(WH "?%s", q);
+    char *t = it_fmt(WH "?%s", q);
     it_response_t r;
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     free(t);
@@ -1466,17 +1431,17 @@ static void test_list(void **state)
     char *bad = strdup(tok);
     assert_non_null(bad);
     bad[tl / 2] = bad[tl / 2] == 'A' ? 'B' : 'A';
-    t = fmt(WH "?%s&continuationToken=%s", q, bad);
+    t = it_fmt(WH "?%s&continuationToken=%s", q, bad);
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(t);
-    t = fmt(WH "?%s&continuationToken=%s", q, "garbage");
+    t = it_fmt(WH "?%s&continuationToken=%s", q, "garbage");
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(t);
-    t = fmt(WH "?pageSize=2&continuationToken=%s", tok);
+    t = it_fmt(WH "?pageSize=2&continuationToken=%s", tok);
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
@@ -1797,7 +1762,7 @@ static void test_outbox(void **state)
 
     char hooks[K_HOOKS][37], wd[37], wx[37], w4[37];
     for (int k = 0; k < K_HOOKS; k++) {
-        char *u = fmt("https://hook%d.example.invalid/breaks", k);
+        char *u = it_fmt("https://hook%d.example.invalid/breaks", k);
         wh_new(s, u, "breaks", hooks[k]);
         free(u);
     }
@@ -1908,7 +1873,7 @@ static void test_outbox(void **state)
     n = versions_after(&bv, "", oldest);
     assert_int_equal(n, 11 + 13 + fan1);
     for (int k = 0; k < K_HOOKS; k++) {
-        char *what = fmt("breaks webhook %d after all writes", k);
+        char *what = it_fmt("breaks webhook %d after all writes", k);
         expect_pending(s, hooks[k], n, oldest, what);
         free(what);
     }
@@ -2021,7 +1986,7 @@ static void keys_case(void **state, bool master)
 
     /* While it runs (the WAL not yet checkpointed): with a master key the key bytes
      * are in neither file. */
-    char *wal = fmt("%s-wal", s->s.db_path);
+    char *wal = it_fmt("%s-wal", s->s.db_path);
     for (int i = 0; master && i < 2; i++)
         if (file_contains(s->s.db_path, k[i], 32) || file_contains(wal, k[i], 32))
             fail_msg("with a master key, key %d's bytes are in the running server's store",
@@ -2121,10 +2086,10 @@ static void test_extrefs_at_the_limit(void **state)
         o += (size_t)snprintf(param + o, sizeof(param) - o, "(people,%s)", name);
     }
     assert_true(o < sizeof(param));
-    char *e = urlenc(param);
-    char *q = fmt("externalReferences=%s", e);
+    char *e = it_urlenc(param);
+    char *q = it_fmt("externalReferences=%s", e);
     free(e);
-    char *t = fmt(BASE "/breaks/1?%s", q);
+    char *t = it_fmt(BASE "/breaks/1?%s", q);
     it_response_t r;
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     free(t);
