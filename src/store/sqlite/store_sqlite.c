@@ -3253,44 +3253,31 @@ static int sq_attempts_prune(store_t *base, int64_t before_ms, size_t *n_out)
 
 /* ---- change-log pruning ----------------------------------------------------------- */
 
+/* A tenant and the version its change log may be pruned up to. */
+typedef struct {
+    int64_t tenant_id, upto;
+} prune_cut_t;
+
+static int decode_cut(sqlite3_stmt *st, void *out)
+{
+    prune_cut_t *c = out;
+    c->tenant_id = sqlite3_column_int64(st, 0);
+    c->upto = sqlite3_column_int64(st, 1);
+    return 0;
+}
+
 /* The cut-off of each tenant is read on a read connection (the scan by time does not
  * hold the writer); the deletes go by version range in chunks, each its own job. */
 static int sq_changes_prune(store_t *base, int64_t before_ms, size_t *n_out)
 {
-    sqlite__store_t *s = from_base(base);
-    sqlite__conn_t *c;
-    int rc = reader_take(s, &c);
-    if (rc != 0)
-        return rc;
-    int64_t (*cut)[2] = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_CHANGES_CUTOFF, &rc);
-    if (st) {
-        sqlite3_bind_int64(st, 1, before_ms);
-        int src;
-        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-            if (n == cap) {
-                size_t ncap = cap ? cap * 2 : 16;
-                int64_t(*p)[2] = realloc(cut, ncap * sizeof(*cut));
-                if (!p) {
-                    rc = BH_ENOMEM;
-                    break;
-                }
-                cut = p;
-                cap = ncap;
-            }
-            cut[n][0] = sqlite3_column_int64(st, 0);
-            cut[n][1] = sqlite3_column_int64(st, 1);
-            n++;
-        }
-        if (!rc && src != SQLITE_DONE && src != SQLITE_ROW)
-            rc = map_error(c->db, src, stmt_sql[ST_CHANGES_CUTOFF]);
-        stmt_done(st);
-    }
-    reader_put(s, c);
+    prune_cut_t *cut = NULL;
+    size_t n = 0;
+    int rc = read_all(base, ST_CHANGES_CUTOFF, &before_ms, decode_cut, sizeof(*cut),
+                      (void **)&cut, &n);
     for (size_t i = 0; i < n && !rc; i++)
-        if (cut[i][1] > 0)
-            rc = prune_chunks(s, ST_CHANGES_PRUNE, cut[i][0], cut[i][1], n_out);
+        if (cut[i].upto > 0)
+            rc = prune_chunks(from_base(base), ST_CHANGES_PRUNE, cut[i].tenant_id, cut[i].upto,
+                              n_out);
     free(cut);
     return rc;
 }
