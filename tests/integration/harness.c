@@ -1168,3 +1168,29 @@ char *it_urlenc(const char *s)
     out[o] = '\0';
     return out;
 }
+
+char *it_cli_ok(const char *dir, const char *const *args)
+{
+    it_run_result_t r;
+    it_run_opts_t o = { .cwd = dir, .timeout_ms = 30000 };
+    if (it_run(args, &o, &r) != 0)
+        fail_msg("could not run breakhook %s: %s", args[0], it_last_error());
+    if (r.status != 0) {
+        fprintf(stderr, "exit %d\n--- stdout\n%s--- stderr\n%s---\n", r.status, r.out, r.err);
+        it_run_result_free(&r);
+        fail_msg("breakhook %s %s failed", args[0], args[1]);
+    }
+    char *out = r.out;
+    r.out = NULL;
+    it_run_result_free(&r);
+    return out;
+}
+
+void it_conn_ensure(it_conn_t *c, int port)
+{
+    if (c->fd >= 0 && !c->eof)
+        return;
+    it_conn_close(c);
+    if (it_connect(c, port) != 0)
+        fail_msg("connect: %s", it_last_error());
+}

@@ -195,4 +195,10 @@ char *it_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 /* Percent-encodes everything but RFC 3986's unreserved characters (malloc'd). */
 char *it_urlenc(const char *s);
 
+/* Runs the CLI with args in dir; fails the test unless it exits 0; returns its stdout
+ * (malloc'd). */
+char *it_cli_ok(const char *dir, const char *const *args);
+/* Reconnects c to port when it is closed or the server closed it. */
+void it_conn_ensure(it_conn_t *c, int port);
+
 #endif

@@ -85,28 +85,12 @@ static int teardown(void **state)
 /* Runs the CLI; requires exit 0; returns its stdout (malloc'd). */
 static char *cli(const fixture_t *f, const char *const *args)
 {
-    it_run_result_t r;
-    it_run_opts_t o = { .cwd = f->srv.dir, .timeout_ms = 30000 };
-    if (it_run(args, &o, &r) != 0)
-        fail_msg("could not run breakhook %s: %s", args[0], it_last_error());
-    if (r.status != 0) {
-        fprintf(stderr, "exit %d\n--- stdout\n%s--- stderr\n%s---\n", r.status, r.out, r.err);
-        it_run_result_free(&r);
-        fail_msg("breakhook %s %s failed", args[0], args[1]);
-    }
-    char *out = r.out;
-    r.out = NULL;
-    it_run_result_free(&r);
-    return out;
+    return it_cli_ok(f->srv.dir, args);
 }
 
 static void conn_ensure(fixture_t *f)
 {
-    if (f->conn.fd >= 0 && !f->conn.eof)
-        return;
-    it_conn_close(&f->conn);
-    if (it_connect(&f->conn, f->srv.port) != 0)
-        fail_msg("connect: %s", it_last_error());
+    it_conn_ensure(&f->conn, f->srv.port);
 }
 
 /* One request on the fixture's keep-alive connection, with the bearer token (unless

@@ -929,28 +929,12 @@ static consumer_t *consumer_add(fixture_t *f, rule_t rule, SSL_CTX *ctx)
 /* Runs the CLI against s's store; requires exit 0; returns its stdout (malloc'd). */
 static char *cli(const srv_t *s, const char *const *args)
 {
-    it_run_result_t r;
-    it_run_opts_t o = { .cwd = s->s.dir, .timeout_ms = 30000 };
-    if (it_run(args, &o, &r) != 0)
-        fail_msg("could not run breakhook %s: %s", args[0], it_last_error());
-    if (r.status != 0) {
-        fprintf(stderr, "exit %d\n--- stdout\n%s--- stderr\n%s---\n", r.status, r.out, r.err);
-        it_run_result_free(&r);
-        fail_msg("breakhook %s %s failed", args[0], args[1]);
-    }
-    char *out = r.out;
-    r.out = NULL;
-    it_run_result_free(&r);
-    return out;
+    return it_cli_ok(s->s.dir, args);
 }
 
 static void conn_ensure(srv_t *s)
 {
-    if (s->conn.fd >= 0 && !s->conn.eof)
-        return;
-    it_conn_close(&s->conn);
-    if (it_connect(&s->conn, s->s.port) != 0)
-        fail_msg("connect to breakhook: %s", it_last_error());
+    it_conn_ensure(&s->conn, s->s.port);
 }
 
 /* One request on s's keep-alive connection; auth: send the bearer token. */
