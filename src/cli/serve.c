@@ -54,6 +54,10 @@ typedef struct serve_config {
     int64_t max_inflight_per_destination;
     int64_t max_pending_in_memory;
     int64_t retention;
+    int64_t delivery_threads;
+    int64_t breaker_threshold;
+    int64_t breaker_pause;
+    bool coalesce;
 } serve_config_t;
 
 #define OPT(name, type, field, meta, help, lo, hi) \
@@ -122,8 +126,20 @@ static const config_option_t serve_options[] = {
     OPT("max-inflight-per-destination", CONFIG_INT, max_inflight_per_destination, "N",
         "deliveries in flight to one host:port at most (default 16)", 1, 10000),
     OPT("max-pending-in-memory", CONFIG_INT, max_pending_in_memory, "N",
-        "records with pending events held in memory per webhook; the rest waits on disk "
-        "(default 20000)", 16, 10000000),
+        "records (with --coalesce=false: events) pending in memory per webhook; the rest "
+        "waits on disk (default 20000)", 16, 10000000),
+    OPT("delivery-threads", CONFIG_INT, delivery_threads, "N",
+        "threads that send deliveries, beside the engine's own; 0 sends on the engine's thread "
+        "(default: one per CPU, at most 4)", 0, 16),
+    OPT("breaker-threshold", CONFIG_INT, breaker_threshold, "N",
+        "consecutive failed deliveries that pause a destination (circuit breaker; default 10)", 1,
+        1000000),
+    OPT("breaker-pause", CONFIG_DURATION, breaker_pause, "DURATION",
+        "first pause of a failing destination; doubles while its probe fails, up to 5m "
+        "(default 5s)", 100, 300000),
+    OPT("coalesce", CONFIG_BOOL, coalesce, NULL,
+        "a newer change of a record replaces its waiting event (default on; --coalesce=false "
+        "delivers every change)", 0, 0),
     OPT("retention", CONFIG_DURATION, retention, "DURATION",
         "delivery attempt logs and delivered changes are kept this long (default 7d)", 60000,
         3650LL * 86400000),
@@ -385,6 +401,10 @@ int cli_serve(int argc, char **argv)
         .max_inflight_per_destination = 16,
         .max_pending_in_memory = 20000,
         .retention = 7LL * 86400000,
+        .delivery_threads = -1,
+        .breaker_threshold = 10,
+        .breaker_pause = 5000,
+        .coalesce = true,
     };
     char err[256];
     const char *pos[1];
@@ -420,6 +440,14 @@ int cli_serve(int argc, char **argv)
     eopt.max_inflight_per_dest = (size_t)cfg.max_inflight_per_destination;
     eopt.max_lanes_per_webhook = (size_t)cfg.max_pending_in_memory;
     eopt.allow_http = cfg.allow_http_destinations;
+    eopt.breaker_threshold = (int)cfg.breaker_threshold;
+    eopt.breaker_pause_ms = cfg.breaker_pause;
+    eopt.coalesce = cfg.coalesce;
+    if (cfg.delivery_threads < 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.delivery_threads = cpus < 1 ? 1 : cpus > 4 ? 4 : cpus;
+    }
+    eopt.send_threads = (unsigned)cfg.delivery_threads;
     if (log_setup(level, format, cfg.log_file))
         return cli_fail(CLI_FAIL, "serve: cannot open log file '%s'", cfg.log_file);
 

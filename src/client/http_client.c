@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -35,13 +36,19 @@ struct hc {
      * showed up as malloc/free churn in the delivery profile. */
     CURL *pool[256];
     size_t n_pool;
+    /* Watchers by socket, kept from one request to the next on a kept-alive
+     * connection (see socket_cb); a watcher goes when curl closes its socket. */
+    struct hc_sock **socks;
+    size_t n_socks;
 };
 
-/* Per watched socket. */
+/* Per socket curl opened. */
 typedef struct hc_sock {
     uv_poll_t poll;
     curl_socket_t fd;
     hc_t *c;
+    int events;                   /* what the poll handle watches; 0: stopped */
+    bool parked;                  /* curl does not watch it: an idle kept-alive connection */
 } hc_sock_t;
 
 static void check_done(hc_t *c);
@@ -49,6 +56,14 @@ static void check_done(hc_t *c);
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     hc_sock_t *s = p->data;
+    if (s->parked) {
+        /* An idle connection became readable: the peer closed it or sent something
+         * unasked. Stop watching (a level-triggered watch would fire again and
+         * again); curl finds it dead when it next considers reusing it. */
+        uv_poll_stop(&s->poll);
+        s->events = 0;
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -66,39 +81,83 @@ static void on_sock_closed(uv_handle_t *h)
     free(h->data);
 }
 
+static hc_sock_t *sock_get(hc_t *c, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < c->n_socks ? c->socks[fd] : NULL;
+}
+
+static hc_sock_t *sock_new(hc_t *c, curl_socket_t fd)
+{
+    if (fd < 0)
+        return NULL;
+    if ((size_t)fd >= c->n_socks) {
+        size_t n = c->n_socks ? c->n_socks : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        hc_sock_t **p = realloc(c->socks, n * sizeof(*p));
+        if (!p)
+            return NULL;
+        memset(p + c->n_socks, 0, (n - c->n_socks) * sizeof(*p));
+        c->socks = p;
+        c->n_socks = n;
+    }
+    hc_sock_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->fd = fd;
+    s->c = c;
+    if (uv_poll_init_socket(c->loop, &s->poll, fd) < 0) {
+        free(s);
+        return NULL;
+    }
+    s->poll.data = s;
+    c->socks[fd] = s;
+    return s;
+}
+
+static void sock_close(hc_t *c, hc_sock_t *s)
+{
+    c->socks[s->fd] = NULL;
+    uv_close((uv_handle_t *)&s->poll, on_sock_closed); /* stops watching, synchronously */
+}
+
+/* curl says what to watch. When a transfer ends, curl stops watching its kept-alive
+ * connection (REMOVE) and watches it again for the next request on it. Stopping
+ * and starting the poll handle each time cost two epoll_ctl calls per request;
+ * instead the watcher stays as it is, "parked", until curl wants it again or the
+ * connection closes. */
 static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
 {
     hc_t *c = userp;
-    hc_sock_t *s = sockp;
-    (void)e;
+    (void)e, (void)sockp;
+    hc_sock_t *s = sock_get(c, fd);
     if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, on_sock_closed);
-            curl_multi_assign(c->multi, fd, NULL);
-        }
+        if (s)
+            s->parked = true;
         return 0;
     }
-    if (!s) {
-        s = calloc(1, sizeof(*s));
-        if (!s)
-            return -1;
-        s->fd = fd;
-        s->c = c;
-        if (uv_poll_init_socket(c->loop, &s->poll, fd) < 0) {
-            free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        curl_multi_assign(c->multi, fd, s);
-    }
+    if (!s && !(s = sock_new(c, fd)))
+        return -1;
+    s->parked = false;
     int events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&s->poll, events, on_poll);
+    if (events != s->events) {
+        uv_poll_start(&s->poll, events, on_poll);
+        s->events = events;
+    }
     return 0;
+}
+
+static int closesocket_cb(void *clientp, curl_socket_t fd)
+{
+    hc_t *c = clientp;
+    hc_sock_t *s = sock_get(c, fd);
+    if (s)
+        sock_close(c, s);
+    return close(fd);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -197,8 +256,7 @@ static void finish(hc_t *c, hc_request_t *r, CURLcode code)
     r->res.duration_ms = (int64_t)((uv_hrtime() - r->start_ns) / 1000000);
     curl_multi_remove_handle(c->multi, e);
     if (!c->closing && c->n_pool < sizeof(c->pool) / sizeof(c->pool[0])) {
-        curl_easy_reset(e);
-        c->pool[c->n_pool++] = e;
+        c->pool[c->n_pool++] = e; /* its options stay: easy_new set the fixed ones */
     } else {
         curl_easy_cleanup(e);
     }
@@ -255,8 +313,12 @@ int hc_new(uv_loop_t *loop, const hc_options_t *opt, hc_t **out)
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                      (long)(opt->max_host_connections ? opt->max_host_connections : 16));
+    long per_host = (long)(opt->max_host_connections ? opt->max_host_connections : 16);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
+    /* Idle connections kept for reuse. curl's default follows the number of
+     * transfers added at the moment, so a dip in load closed connections that the
+     * next burst had to open again (seen as connect/close in the delivery profile). */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, per_host * 8 > 256 ? per_host * 8 : 256);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     *out = c;
@@ -285,6 +347,13 @@ void hc_free(hc_t *c)
     }
     while (c->n_pool)
         curl_easy_cleanup(c->pool[--c->n_pool]);
+    /* Sockets curl closed went with closesocket_cb; any left are only watchers. */
+    for (size_t i = 0; i < c->n_socks; i++)
+        if (c->socks[i])
+            sock_close(c, c->socks[i]);
+    free(c->socks);
+    c->socks = NULL;
+    c->n_socks = 0;
     if (c->share)
         curl_share_cleanup(c->share);
     if (c->loop) {
@@ -301,7 +370,7 @@ size_t hc_in_flight(const hc_t *c)
 
 /* RFC 6761: names under .invalid never resolve; asking a resolver would only send
  * a query off this machine. */
-static bool invalid_tld(const char *url)
+bool hc_never_resolves(const char *url)
 {
     const char *host = strstr(url, "://");
     if (!host)
@@ -315,16 +384,43 @@ static bool invalid_tld(const char *url)
     return n >= t && strncasecmp(host + n - t, tld, t) == 0;
 }
 
+/* A new easy handle with the options every request shares. Handles go back to the
+ * pool with them; hc_send sets only what differs per request. */
+static CURL *easy_new(hc_t *c)
+{
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_SHARE, c->share);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, c->opt.allow_http ? "https,http" : "https");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* Never through a proxy (and so no proxy environment lookups per request). */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    if (c->opt.user_agent)
+        curl_easy_setopt(e, CURLOPT_USERAGENT, c->opt.user_agent);
+    if (c->opt.ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->opt.ca_file);
+    return e;
+}
+
 int hc_send(hc_t *c, hc_request_t *r)
 {
     if (c->closing)
         return BH_ESHUTDOWN;
-    if (invalid_tld(r->url)) {
+    if (hc_never_resolves(r->url)) {
         memset(&r->res, 0, sizeof(r->res));
         r->res.retry_after_s = -1;
         return BH_ENOTFOUND;
     }
-    CURL *e = c->n_pool ? c->pool[--c->n_pool] : curl_easy_init();
+    CURL *e = c->n_pool ? c->pool[--c->n_pool] : easy_new(c);
     if (!e)
         return BH_ENOMEM;
     memset(&r->res, 0, sizeof(r->res));
@@ -348,29 +444,14 @@ int hc_send(hc_t *c, hc_request_t *r)
     }
     curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-    curl_easy_setopt(e, CURLOPT_SHARE, c->share);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hlist);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, c->opt.allow_http ? "https,http" : "https");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    /* Never through a proxy (and so no proxy environment lookups per request). */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    if (c->opt.user_agent)
-        curl_easy_setopt(e, CURLOPT_USERAGENT, c->opt.user_agent);
-    if (c->opt.ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->opt.ca_file);
     r->easy = e;
     r->start_ns = uv_hrtime();
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {

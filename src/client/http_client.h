@@ -52,6 +52,11 @@ struct hc_request {
     size_t body_seen;
     struct curl_slist *hlist;
     hc_request_t *prev, *next;    /* the client's in-flight list */
+    /* private to hc_pool: the caller's callback and the queues between threads */
+    void (*pool_done)(hc_request_t *r, const hc_result_t *res);
+    void *pool_data;
+    unsigned pool_slot;
+    hc_request_t *qnext;
 };
 
 typedef struct hc_options {
@@ -69,5 +74,7 @@ void hc_free(hc_t *c);
  * BH_ENOTFOUND at once for a host under .invalid (never resolves, RFC 6761). */
 BH_MUST_USE int hc_send(hc_t *c, hc_request_t *r);
 size_t hc_in_flight(const hc_t *c);
+/* True for a URL whose host is under .invalid (RFC 6761): it is never looked up. */
+bool hc_never_resolves(const char *url);
 
 #endif

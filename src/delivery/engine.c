@@ -23,7 +23,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "client/http_client.h"
+#include "client/hc_pool.h"
 #include "core/buf.h"
 #include "core/imap.h"
 #include "core/log.h"
@@ -41,6 +41,7 @@ typedef struct event {
     store_change_type_t type;
     char *body;                /* the delivery body: {"changeType":…,"data":…} */
     size_t len;
+    struct event *next;        /* the lane's queue (longer than one without coalescing) */
 } event_t;
 
 typedef struct wh wh_t;
@@ -50,7 +51,8 @@ typedef struct lane {
     wh_t *wh;
     int64_t record_id;
     event_t *inflight;
-    event_t *waiting;
+    event_t *waiting;          /* oldest first; at most one when coalescing */
+    event_t *waiting_tail;
     int failures;              /* consecutive failed attempts of this lane */
     int64_t next_at_ms;        /* no attempt before this (retry delay) */
     bool queued;               /* in the webhook's ready list */
@@ -72,7 +74,8 @@ typedef struct attempt {
     wh_t *wh;                  /* kept alive while it has attempts in flight */
     lane_t *lane;
     event_t *ev;
-    char *headers[6];
+    const char *headers[5];
+    char hbuf[64 + 80 + 48 + SIGN_V1_LEN + 32]; /* the header lines headers[] point into */
     int number;
     int64_t started_ms;
 } attempt_t;
@@ -98,6 +101,7 @@ struct wh {
     json_t *ext_refs;          /* names to embed, or NULL */
     size_t in_flight;
     size_t n_delayed;          /* lanes waiting for a retry time (wake_due looks then) */
+    size_t n_waiting;          /* events waiting in lanes (bounds memory without coalescing) */
     wh_t *next;
 };
 
@@ -107,7 +111,7 @@ struct engine {
     uv_loop_t loop;
     uv_async_t wake_async, stop_async;
     uv_timer_t tick;
-    hc_t *http;
+    hc_pool_t *http;
     wh_t *whs;
     dest_t *dests;
     bool stopping, refreshing, flushing;
@@ -143,6 +147,7 @@ void engine_options_default(engine_options_t *o)
     o->refresh_ms = 1000;
     o->breaker_threshold = 10;
     o->breaker_pause_ms = 5000;
+    o->coalesce = true;
 }
 
 static int64_t now_ms(engine_t *e)
@@ -269,13 +274,50 @@ static lane_t *ready_pop(wh_t *w)
 
 static void lane_free(lane_t *l)
 {
-    event_free(l->waiting);
+    for (event_t *ev = l->waiting, *next; ev; ev = next) {
+        next = ev->next;
+        event_free(ev);
+    }
     /* An in-flight event belongs to its attempt until the attempt ends. */
     free(l);
 }
 
-/* Adds a change to its record's lane: a waiting event is replaced by the newer one
- * (coalescing; a Delete, being newer, replaces anything waiting). */
+/* The lane's queue. With coalescing it holds at most one event. */
+static void waiting_push_back(wh_t *w, lane_t *l, event_t *ev)
+{
+    ev->next = NULL;
+    if (l->waiting_tail)
+        l->waiting_tail->next = ev;
+    else
+        l->waiting = ev;
+    l->waiting_tail = ev;
+    w->n_waiting++;
+}
+
+static void waiting_push_front(wh_t *w, lane_t *l, event_t *ev)
+{
+    ev->next = l->waiting;
+    l->waiting = ev;
+    if (!l->waiting_tail)
+        l->waiting_tail = ev;
+    w->n_waiting++;
+}
+
+static event_t *waiting_pop(wh_t *w, lane_t *l)
+{
+    event_t *ev = l->waiting;
+    if (!ev)
+        return NULL;
+    l->waiting = ev->next;
+    if (!l->waiting)
+        l->waiting_tail = NULL;
+    ev->next = NULL;
+    w->n_waiting--;
+    return ev;
+}
+
+/* Adds a change to its record's lane. Coalescing: a waiting event is replaced by the
+ * newer one (a Delete, being newer, replaces anything waiting). Without: queued. */
 static void lane_add(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
 {
     lane_t *l = imap_get(&w->lanes, record_id);
@@ -290,12 +332,13 @@ static void lane_add(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
         l->wh = w;
         l->record_id = record_id;
     }
-    if (l->waiting && l->waiting->version >= ev->version) {
+    if (l->waiting_tail && l->waiting_tail->version >= ev->version) {
         event_free(ev);
         return;
     }
-    event_free(l->waiting);
-    l->waiting = ev;
+    if (e->o.coalesce)
+        event_free(waiting_pop(w, l));
+    waiting_push_back(w, l, ev);
     if (!l->inflight && now_ms(e) >= l->next_at_ms)
         ready_push(w, l);
 }
@@ -337,6 +380,7 @@ static void wh_drop_lanes(wh_t *w)
     imap_deinit(&w->lanes);
     imap_init(&w->lanes);
     w->ready_head = w->ready_tail = NULL;
+    w->n_waiting = 0;
 }
 
 /* The webhook gets nothing more. Its watermark is settled first, from the lanes that
@@ -605,19 +649,18 @@ static void stat_add(engine_t *e, uint64_t *field)
 
 static void attempt_free(attempt_t *a)
 {
-    for (size_t i = 0; i < sizeof(a->headers) / sizeof(a->headers[0]); i++)
-        free(a->headers[i]);
     free(a);
 }
 
-/* An event that was not delivered goes back to its lane (unless a newer state of the
- * record is already waiting), so the watermark stays below it. */
-static void keep_pending(lane_t *l, event_t *ev)
+/* An event that was not delivered goes back to the front of its lane (unless
+ * coalescing and a newer state of the record is already waiting), so the watermark
+ * stays below it. */
+static void keep_pending(engine_t *e, wh_t *w, lane_t *l, event_t *ev)
 {
-    if (l->waiting)
+    if (e->o.coalesce && l->waiting)
         event_free(ev);
     else
-        l->waiting = ev;
+        waiting_push_front(w, l, ev);
 }
 
 static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
@@ -648,7 +691,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
     if (e->stopping) {
         /* Aborted by the stop: not acknowledged, so it stays pending (and holds the
          * watermark below it) and is sent again after a restart. */
-        keep_pending(l, ev);
+        keep_pending(e, w, l, ev);
         attempt_free(a);
         return;
     }
@@ -671,7 +714,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         stat_add(e, &e->stats.gave_up);
         record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
         w->last_failure_ms = now;
-        keep_pending(l, ev); /* undelivered: it must hold the watermark below it */
+        keep_pending(e, w, l, ev); /* undelivered: it must hold the watermark below it */
         wh_disable(e, w, STORE_WH_DESTINATION_GONE, "the destination answered 410 Gone");
     } else {
         l->failures++;
@@ -681,7 +724,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         if (delay < 0) {
             stat_add(e, &e->stats.gave_up);
             record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
-            keep_pending(l, ev);
+            keep_pending(e, w, l, ev);
             wh_disable(e, w, STORE_WH_RETRIES_EXHAUSTED, "the last retry failed");
         } else {
             stat_add(e, &e->stats.failed);
@@ -689,7 +732,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
             w->n_delayed++;
             record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, l->next_at_ms);
             /* Retry the newest state: a newer waiting change replaces this one. */
-            keep_pending(l, ev);
+            keep_pending(e, w, l, ev);
         }
     }
     attempt_free(a);
@@ -724,32 +767,34 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
         free(a);
         return BH_EINTERNAL;
     }
-    a->headers[0] = dup_printf("Content-Type: application/json");
-    a->headers[1] = dup_printf("webhook-id: %s", id);
-    a->headers[2] = dup_printf("webhook-timestamp: %lld", (long long)ts);
-    a->headers[3] = dup_printf("webhook-signature: %s", sig);
+    /* Four NUL-separated lines in one buffer: no allocation per header. */
+    int n = snprintf(a->hbuf, sizeof(a->hbuf),
+                     "Content-Type: application/json%cwebhook-id: %s%cwebhook-timestamp: %lld%c"
+                     "webhook-signature: %s",
+                     0, id, 0, (long long)ts, 0, sig);
+    if (n < 0 || (size_t)n >= sizeof(a->hbuf)) {
+        attempt_free(a);
+        return BH_EINTERNAL;
+    }
+    const char *line = a->hbuf;
+    for (int i = 0; i < 4; i++, line += strlen(line) + 1)
+        a->headers[i] = line;
     a->headers[4] = NULL;
-    for (int i = 0; i < 4; i++)
-        if (!a->headers[i]) {
-            attempt_free(a);
-            return BH_ENOMEM;
-        }
     a->wh = w;
     a->lane = l;
     a->ev = ev;
     a->number = l->failures + 1;
     a->started_ms = now_ms(e);
     a->req.url = w->row.destination_url;
-    a->req.headers = (const char *const *)a->headers;
+    a->req.headers = a->headers;
     a->req.body = ev->body;
     a->req.body_len = ev->len;
     a->req.timeout_ms = e->o.timeout_ms;
     a->req.connect_timeout_ms = e->o.connect_timeout_ms;
     a->req.done = on_attempt_done;
     a->req.data = e;
-    l->waiting = NULL;
-    l->inflight = ev;
-    int rc = hc_send(e->http, &a->req);
+    l->inflight = waiting_pop(w, l);
+    int rc = hc_pool_send(e->http, &a->req);
     if (rc) {
         w->in_flight++;
         w->dest->inflight++;
@@ -1000,7 +1045,8 @@ static void scan_done(uv_work_t *wk, int status)
 
 static void scan(engine_t *e, wh_t *w)
 {
-    if (w->scanning || w->dead || w->lanes.n >= e->o.max_lanes_per_webhook)
+    if (w->scanning || w->dead || w->lanes.n >= e->o.max_lanes_per_webhook ||
+        w->n_waiting >= e->o.max_lanes_per_webhook)
         return;
     scan_job_t *j = calloc(1, sizeof(*j));
     if (!j)
@@ -1266,7 +1312,7 @@ static void on_stop(uv_async_t *a)
     engine_t *e = a->data;
     e->stopping = true;
     uv_timer_stop(&e->tick);
-    hc_free(e->http); /* aborts in-flight attempts: they are not acknowledged */
+    hc_pool_free(e->http); /* aborts in-flight attempts: they are not acknowledged */
     e->http = NULL;
     uv_close((uv_handle_t *)&e->tick, close_cb);
     uv_close((uv_handle_t *)&e->wake_async, close_cb);
@@ -1282,7 +1328,7 @@ static void engine_main(void *arg)
     hc_options_t ho = { .allow = e->o.allow, .allow_http = e->o.allow_http,
                         .ca_file = e->o.ca_file, .user_agent = "breakhook/" BREAKHOOK_VERSION,
                         .max_host_connections = e->o.max_inflight_per_dest };
-    e->start_rc = hc_new(&e->loop, &ho, &e->http);
+    e->start_rc = hc_pool_new(&e->loop, &ho, e->o.send_threads, &e->http);
     uv_async_init(&e->loop, &e->wake_async, on_wake);
     uv_async_init(&e->loop, &e->stop_async, on_stop);
     uv_timer_init(&e->loop, &e->tick);

@@ -45,6 +45,9 @@ typedef struct engine_options {
     int64_t refresh_ms;              /* reload the list of webhooks this often */
     int breaker_threshold;           /* consecutive failures that pause a destination */
     int64_t breaker_pause_ms;        /* first pause; doubles while probes fail, max 5 min */
+    unsigned send_threads;           /* transport threads (hc_pool); 0: transfers on the
+                                      * engine's own thread */
+    bool coalesce;                   /* a newer change replaces a waiting one (SPEC: on) */
 } engine_options_t;
 
 /* Fills the SPEC defaults (store, clock, rand, master, allow left NULL). */

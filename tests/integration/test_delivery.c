@@ -2469,24 +2469,30 @@ static void test_ssrf_checked_at_connect(void **state)
 
 /* ---- the circuit breaker ------------------------------------------------------------------------- */
 
-static void test_breaker_pauses_failing_destination(void **state)
+/* A consumer that answers 500 to everything, a server started with `flags` and a
+ * retry schedule of 30 × 100 ms, one webhook, and twenty records written at once.
+ * Returns once the first attempt arrived. */
+static consumer_t *breaker_setup(fixture_t *f, const char *const *flags, srv_t **out_s,
+                                 webhook_t *w)
 {
-    fixture_t *f = *state;
     rule_t rule = RULE_OK;
     rule.fail_first = -1;
     rule.fail_status = 500;
     consumer_t *c = consumer_add(f, rule, NULL);
-    char sched[400] = "100ms";
+    char *sched = fx_calloc(f, 1, 400);
+    snprintf(sched, 400, "100ms");
     for (int i = 1; i < 30; i++) {
         size_t l = strlen(sched);
-        snprintf(sched + l, sizeof(sched) - l, ",100ms");
+        snprintf(sched + l, 400 - l, ",100ms");
     }
-    const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", sched, NULL };
+    const char *extra[16] = { LOOPBACK_OK, "--retry-schedule", sched };
+    size_t k = 3;
+    for (size_t i = 0; flags && flags[i] && k < 15; i++)
+        extra[k++] = flags[i];
+    extra[k] = NULL;
     srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
-    /* Twenty records at once, all failing. */
+    webhook_create(s, c, NULL, w);
     char *body = fx_calloc(f, 20, 300);
     size_t len = 0;
     for (int id = 1; id <= 20; id++) {
@@ -2498,6 +2504,16 @@ static void test_breaker_pauses_failing_destination(void **state)
     size_t one = 1;
     if (!consumer_wait(c, pred_deliveries_at_least, &one, 10000))
         fail_msg("nothing was attempted");
+    *out_s = s;
+    return c;
+}
+
+static void test_breaker_pauses_failing_destination(void **state)
+{
+    fixture_t *f = *state;
+    srv_t *s;
+    webhook_t w;
+    consumer_t *c = breaker_setup(f, NULL, &s, &w);
     /* t0: the earliest arrival (deliveries are listed in the order the consumer's
      * threads recorded them, which may differ by a millisecond from arrival order). */
     size_t n;
@@ -2533,6 +2549,50 @@ static void test_breaker_pauses_failing_destination(void **state)
         fail_msg("a failing destination was not paused: %zu / %zu / %zu attempts (expected >= 10, "
                  "then none, then one probe):%s",
                  burst, quiet, probe, late);
+    json_t *j = webhook_get(s, &w);
+    if (strcmp(jstr_or(j, "status", ""), "Enabled") != 0)
+        fail_msg("the breaker disabled the webhook");
+    json_decref(j);
+}
+
+/* --breaker-threshold 4 --breaker-pause 1s, one request in flight at a time: exactly
+ * four attempts, a pause of 1 s, one probe, a pause of 2 s (doubled), one probe. */
+static void test_breaker_flags(void **state)
+{
+    fixture_t *f = *state;
+    const char *const flags[] = { "--breaker-threshold", "4", "--breaker-pause", "1s",
+                                  "--max-inflight-per-destination", "1", NULL };
+    srv_t *s;
+    webhook_t w;
+    consumer_t *c = breaker_setup(f, flags, &s, &w);
+    size_t n;
+    delivery_t *d = consumer_snapshot(c, &n);
+    uint64_t t0 = d[0].at_ms;
+    free(d);
+    it_sleep_ms((unsigned)(t0 + 4300 - it_now_ms()));
+    d = consumer_snapshot(c, &n);
+    /* Windows (ms after the first attempt) and the attempts each must hold. */
+    static const struct {
+        uint64_t from, to;
+        size_t want;
+    } win[] = { { 0, 700, 4 }, { 700, 900, 0 }, { 900, 1500, 1 }, { 1500, 2800, 0 },
+                { 2800, 3600, 1 }, { 3600, 4300, 0 } };
+    size_t got[6] = { 0 };
+    char seen[512] = "";
+    size_t sl = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t = d[i].at_ms - t0;
+        for (size_t k = 0; k < 6; k++)
+            got[k] += t >= win[k].from && t < win[k].to;
+        if (sl < sizeof(seen) - 40)
+            sl += (size_t)snprintf(seen + sl, sizeof(seen) - sl, " +%llu", (unsigned long long)t);
+    }
+    free(d);
+    for (size_t k = 0; k < 6; k++)
+        if (got[k] != win[k].want)
+            fail_msg("%zu attempt(s) %llu-%llu ms after the first, want %zu (attempts at:%s ms)",
+                     got[k], (unsigned long long)win[k].from, (unsigned long long)win[k].to,
+                     win[k].want, seen);
     json_t *j = webhook_get(s, &w);
     if (strcmp(jstr_or(j, "status", ""), "Enabled") != 0)
         fail_msg("the breaker disabled the webhook");
@@ -2602,6 +2662,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill9_never_older_after_newer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ssrf_checked_at_connect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_breaker_pauses_failing_destination, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_breaker_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };

@@ -24,6 +24,10 @@
  * always) then 204, or hang (read the request, never answer). It records each
  * request's webhook-id and the changeVersion and id of its body.
  *
+ * Coalescing (on, and off with --coalesce=false) is checked on one record whose
+ * first change waits for a retry while newer ones arrive; three tests run again with
+ * the transfers on two transport threads (setup_threads).
+ *
  * Regressions these tests caught and keep covered (marked "was a bug"): the
  * watermark claimed an undelivered event after RetriesExhausted, expiry and stop;
  * the wh_t was freed while a scan job or a flush batch still pointed to it. Those
@@ -458,6 +462,17 @@ static int setup(void **state)
     f->eo.timeout_ms = 10000;
     f->eo.connect_timeout_ms = 2000;
     return 0;
+}
+
+/* The same fixture with two transport threads (hc_pool) instead of transfers on the
+ * engine's own thread, as `breakhook serve` runs it on a machine with two CPUs. */
+static int setup_threads(void **state)
+{
+    int rc = setup(state);
+    fx_t *f = *state;
+    if (f)
+        f->eo.send_threads = 2;
+    return rc;
 }
 
 static int teardown(void **state)
@@ -1071,6 +1086,67 @@ static void test_stop(void **state)
     assert_int_equal(consumer_count(&f->cons), 3);
 }
 
+/* Record 7's first change fails (500 once), then three newer changes of it are
+ * written while it waits for its retry. Returns the four versions. */
+static void four_versions_one_waiting(fx_t *f, uint64_t v[4])
+{
+    consumer_program(&f->cons, 500, 1, -1, false);
+    make_webhook(f, 30 * DAY);
+    start_engine(f);
+    v[0] = put_break(f, 7, 10);
+    expect_requests(f, 1, WAIT_MS, "attempt 1");
+    expect_outcomes(f, 1, "attempt 1");
+    for (int i = 1; i < 4; i++)
+        v[i] = put_break(f, 7, 10 + i);
+    /* Let the engine scan them into the lane before the retry time comes. */
+    sleep_ms(200);
+    store_attempt_t log[2];
+    assert_int_equal(expect_log(f, 1, log, 2), 1);
+    clock_to(f, log[0].next_attempt_at_ms);
+}
+
+/* SPEC §7.3 coalescing: the retry sends the newest state only (the failed change
+ * and the two in between are replaced by it). */
+static void test_coalescing(void **state)
+{
+    fx_t *f = *state;
+    uint64_t v[4];
+    four_versions_one_waiting(f, v);
+    expect_requests(f, 2, WAIT_MS, "the retry");
+    expect_quiet(f, 300, "after the retry");
+    assert_int_equal(consumer_count(&f->cons), 2);
+    assert_int_equal(consumer_get(&f->cons, 1).version, v[3]);
+}
+
+/* --coalesce=false: every change is delivered, in order, the failed one first. */
+static void test_no_coalescing(void **state)
+{
+    fx_t *f = *state;
+    f->eo.coalesce = false;
+    uint64_t v[4];
+    four_versions_one_waiting(f, v);
+    expect_requests(f, 5, WAIT_MS, "the retry and the three newer changes");
+    expect_quiet(f, 300, "after them");
+    assert_int_equal(consumer_count(&f->cons), 5);
+    for (int i = 0; i < 4; i++) {
+        received_t r = consumer_get(&f->cons, 1 + i);
+        if (r.version != v[i] || r.record_id != 7)
+            fail_msg("delivery %d after the failure: record %lld version %llu, want record 7 "
+                     "version %llu",
+                     i + 1, (long long)r.record_id, (unsigned long long)r.version,
+                     (unsigned long long)v[i]);
+    }
+    /* All four delivered: the watermark reaches the newest. */
+    int64_t end = real_ms() + WAIT_MS;
+    store_webhook_t w = get_webhook(f);
+    while (w.last_delivered_version != v[3] && real_ms() < end) {
+        clock_fake_advance(&f->clock, FLUSH_NUDGE_MS);
+        sleep_ms(50);
+        w = get_webhook(f);
+    }
+    assert_int_equal(w.last_delivered_version, v[3]);
+}
+
 /* Keeps the store's single writer busy: one $batch transaction of STORE_BATCH_MAX
  * break upserts, run on its own thread. */
 typedef struct busy_writer {
@@ -1189,6 +1265,13 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_exhausted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_coalescing, setup, teardown),
+        /* The same paths with the transfers on two transport threads. */
+        { "test_success_after_failures_threads", test_success_after_failures, setup_threads,
+          teardown, NULL },
+        { "test_stop_threads", test_stop, setup_threads, teardown, NULL },
+        { "test_no_coalescing_threads", test_no_coalescing, setup_threads, teardown, NULL },
         cmocka_unit_test_setup_teardown(test_deleted_with_results_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
     };

@@ -1,0 +1,269 @@
+/*
+ * hc_pool.c: transport threads for outbound POSTs (see hc_pool.h).
+ *
+ * Hand-over both ways is a mutex-protected singly linked list plus a uv_async_t:
+ *
+ *   owner loop  hc_pool_send -> transport inbox -> wake (async)
+ *   transport   on_wake: hc_send each; when done: pool done list -> done_async
+ *   owner loop  on_done_async: the caller's done callback
+ *
+ * A request belongs to exactly one thread at a time: the owner until it is queued,
+ * the transport until it is queued back, the owner again after. uv_async_send
+ * coalesces wake-ups, so a busy pool pays for one hand-over per batch, not per
+ * request.
+ */
+#define _GNU_SOURCE /* pthread_setname_np */
+#include "client/hc_pool.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct transport {
+    hc_pool_t *pool;
+    unsigned slot;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    hc_t *hc;
+    uv_sem_t started;
+    int start_rc;
+    pthread_mutex_t lock;       /* guards inbox and stop */
+    hc_request_t *in_head, *in_tail;
+    bool stop;
+    size_t in_flight;           /* owner's count: sent minus done */
+} transport_t;
+
+struct hc_pool {
+    uv_loop_t *loop;
+    hc_options_t opt;
+    hc_t *direct;               /* 0 threads: one client on the owner's loop */
+    transport_t *t;
+    unsigned n;
+    uv_async_t done_async;
+    pthread_mutex_t lock;       /* guards the done list */
+    hc_request_t *done_head, *done_tail;
+};
+
+static void list_push(hc_request_t **head, hc_request_t **tail, hc_request_t *r)
+{
+    r->qnext = NULL;
+    if (*tail)
+        (*tail)->qnext = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
+/* ---- transport thread ---------------------------------------------------------- */
+
+/* The request's transfer is over (on the transport's thread): hand it back. */
+static void transport_done(hc_request_t *r, const hc_result_t *res)
+{
+    (void)res; /* it is r->res: hc passes the request's own result */
+    hc_pool_t *p = r->data;
+    pthread_mutex_lock(&p->lock);
+    list_push(&p->done_head, &p->done_tail, r);
+    pthread_mutex_unlock(&p->lock);
+    uv_async_send(&p->done_async);
+}
+
+static void fail_request(hc_request_t *r, const char *why)
+{
+    memset(&r->res, 0, sizeof(r->res));
+    r->res.retry_after_s = -1;
+    snprintf(r->res.error, sizeof(r->res.error), "%s", why);
+    transport_done(r, &r->res);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_wake(uv_async_t *a)
+{
+    transport_t *t = a->data;
+    pthread_mutex_lock(&t->lock);
+    hc_request_t *r = t->in_head;
+    t->in_head = t->in_tail = NULL;
+    bool stop = t->stop;
+    pthread_mutex_unlock(&t->lock);
+    while (r) {
+        hc_request_t *next = r->qnext;
+        if (stop)
+            fail_request(r, "aborted: the engine is stopping");
+        else if (hc_send(t->hc, r))
+            fail_request(r, "could not start the request");
+        r = next;
+    }
+    if (stop && t->hc) {
+        hc_free(t->hc); /* aborts what is in flight: each comes back through transport_done */
+        t->hc = NULL;
+        uv_close((uv_handle_t *)&t->wake, on_closed);
+    }
+}
+
+static void transport_main(void *arg)
+{
+    transport_t *t = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "bh-send-%u", t->slot);
+    pthread_setname_np(pthread_self(), name);
+    t->start_rc = uv_loop_init(&t->loop) < 0 ? BH_EIO : 0;
+    if (!t->start_rc)
+        t->start_rc = hc_new(&t->loop, &t->pool->opt, &t->hc);
+    if (!t->start_rc && uv_async_init(&t->loop, &t->wake, on_wake) < 0) {
+        hc_free(t->hc);
+        t->hc = NULL;
+        t->start_rc = BH_EIO;
+    }
+    t->wake.data = t;
+    uv_sem_post(&t->started);
+    if (!t->start_rc)
+        uv_run(&t->loop, UV_RUN_DEFAULT);
+    uv_run(&t->loop, UV_RUN_DEFAULT); /* close callbacks */
+    uv_loop_close(&t->loop);
+}
+
+/* ---- owner loop ------------------------------------------------------------------ */
+
+static void on_done_async(uv_async_t *a)
+{
+    hc_pool_t *p = a->data;
+    pthread_mutex_lock(&p->lock);
+    hc_request_t *r = p->done_head;
+    p->done_head = p->done_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+    while (r) {
+        hc_request_t *next = r->qnext;
+        p->t[r->pool_slot].in_flight--;
+        r->done = r->pool_done;
+        r->data = r->pool_data;
+        r->done(r, &r->res);
+        r = next;
+    }
+}
+
+static void stop_threads(hc_pool_t *p, unsigned started)
+{
+    for (unsigned i = 0; i < started; i++) {
+        transport_t *t = &p->t[i];
+        pthread_mutex_lock(&t->lock);
+        t->stop = true;
+        pthread_mutex_unlock(&t->lock);
+        if (!t->start_rc)
+            uv_async_send(&t->wake);
+    }
+    for (unsigned i = 0; i < started; i++) {
+        uv_thread_join(&p->t[i].thread);
+        uv_sem_destroy(&p->t[i].started);
+        pthread_mutex_destroy(&p->t[i].lock);
+    }
+}
+
+static void pool_free_mem(uv_handle_t *h)
+{
+    hc_pool_t *p = h->data;
+    pthread_mutex_destroy(&p->lock);
+    free(p->t);
+    free(p);
+}
+
+int hc_pool_new(uv_loop_t *loop, const hc_options_t *opt, unsigned threads, hc_pool_t **out)
+{
+    if (threads > HC_POOL_MAX_THREADS)
+        return BH_EINVAL;
+    hc_pool_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        return BH_ENOMEM;
+    p->loop = loop;
+    p->opt = *opt;
+    if (threads == 0) {
+        int rc = hc_new(loop, opt, &p->direct);
+        if (rc) {
+            free(p);
+            return rc;
+        }
+        *out = p;
+        return 0;
+    }
+    p->t = calloc(threads, sizeof(*p->t));
+    if (!p->t || uv_async_init(loop, &p->done_async, on_done_async) < 0) {
+        free(p->t);
+        free(p);
+        return BH_ENOMEM;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    p->done_async.data = p;
+    unsigned started = 0;
+    int rc = 0;
+    for (; started < threads; started++) {
+        transport_t *t = &p->t[started];
+        t->pool = p;
+        t->slot = started;
+        pthread_mutex_init(&t->lock, NULL);
+        uv_sem_init(&t->started, 0);
+        if (uv_thread_create(&t->thread, transport_main, t) < 0) {
+            uv_sem_destroy(&t->started);
+            pthread_mutex_destroy(&t->lock);
+            rc = BH_EIO;
+            break;
+        }
+        uv_sem_wait(&t->started);
+        if (t->start_rc) {
+            rc = t->start_rc;
+            started++;
+            break;
+        }
+    }
+    if (rc) {
+        stop_threads(p, started);
+        uv_close((uv_handle_t *)&p->done_async, pool_free_mem);
+        return rc;
+    }
+    p->n = threads;
+    *out = p;
+    return 0;
+}
+
+int hc_pool_send(hc_pool_t *p, hc_request_t *r)
+{
+    if (p->direct)
+        return hc_send(p->direct, r);
+    if (hc_never_resolves(r->url)) {
+        memset(&r->res, 0, sizeof(r->res));
+        r->res.retry_after_s = -1;
+        return BH_ENOTFOUND;
+    }
+    transport_t *t = &p->t[0];
+    for (unsigned i = 1; i < p->n; i++)
+        if (p->t[i].in_flight < t->in_flight)
+            t = &p->t[i];
+    r->pool_done = r->done;
+    r->pool_data = r->data;
+    r->pool_slot = t->slot;
+    r->done = transport_done;
+    r->data = p;
+    t->in_flight++;
+    pthread_mutex_lock(&t->lock);
+    list_push(&t->in_head, &t->in_tail, r);
+    pthread_mutex_unlock(&t->lock);
+    uv_async_send(&t->wake);
+    return 0;
+}
+
+void hc_pool_free(hc_pool_t *p)
+{
+    if (!p)
+        return;
+    if (p->direct) {
+        hc_free(p->direct);
+        free(p);
+        return;
+    }
+    stop_threads(p, p->n);
+    on_done_async(&p->done_async); /* the aborted ones, on this thread, now */
+    uv_close((uv_handle_t *)&p->done_async, pool_free_mem);
+}
