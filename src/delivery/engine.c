@@ -92,6 +92,10 @@ struct wh {
      * could follow a newer one the consumer had already acknowledged. */
     imap_t latest;             /* record id -> newest version <= recovery_head */
     uint64_t recovery_head;
+    /* Records that were waiting for a retry when the engine stopped: their lanes
+     * resume the retry count and time (record id -> index + 1 into retry_v). */
+    imap_t retrying;
+    store_retrying_t *retry_v;
     lane_t *ready_head, *ready_tail;
     uint64_t scan_cursor;      /* changes up to here are in lanes or skipped */
     uint64_t watermark;        /* last persisted last_delivered_version */
@@ -331,6 +335,14 @@ static void lane_add(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
         }
         l->wh = w;
         l->record_id = record_id;
+        uintptr_t k = (uintptr_t)imap_get(&w->retrying, record_id);
+        if (k) {
+            l->failures = w->retry_v[k - 1].attempt;
+            l->next_at_ms = w->retry_v[k - 1].next_attempt_at_ms;
+            if (l->next_at_ms > now_ms(e))
+                w->n_delayed++;
+            imap_del(&w->retrying, record_id);
+        }
     }
     if (l->waiting_tail && l->waiting_tail->version >= ev->version) {
         event_free(ev);
@@ -402,6 +414,8 @@ static void wh_free(wh_t *w)
     wh_drop_lanes(w);
     imap_deinit(&w->acked);
     imap_deinit(&w->latest);
+    imap_deinit(&w->retrying);
+    free(w->retry_v);
     json_decref(w->ext_refs);
     OPENSSL_cleanse(w->key, sizeof(w->key));
     free(w);
@@ -1023,9 +1037,12 @@ static void scan_done(uv_work_t *wk, int status)
             lane_add(e, w, c->record_id, ev);
         }
         w->more = j->n == SCAN_BATCH;
-        if (w->scan_cursor >= w->recovery_head && w->latest.n) {
-            imap_deinit(&w->latest); /* past the recovery range: not needed any more */
+        if (w->scan_cursor >= w->recovery_head && (w->latest.n || w->retrying.n)) {
+            /* past the recovery range: not needed any more */
+            imap_deinit(&w->latest);
             imap_init(&w->latest);
+            imap_deinit(&w->retrying);
+            imap_init(&w->retrying);
         }
         if (j->n)
             w->touched = true; /* the watermark may rise past skipped changes */
@@ -1084,6 +1101,8 @@ typedef struct refresh_job {
     size_t n;
     store_acked_t **acked;     /* per row, for webhooks new to the engine */
     size_t *n_acked;
+    store_retrying_t **retrying; /* per row, for webhooks new to the engine */
+    size_t *n_retrying;
     bool *is_new;
     int rc;
 } refresh_job_t;
@@ -1139,7 +1158,9 @@ static void refresh_work(uv_work_t *wk)
     j->n_acked = calloc(j->n, sizeof(*j->n_acked));
     j->is_new = calloc(j->n, sizeof(*j->is_new));
     j->latest = calloc(j->n, sizeof(*j->latest));
-    if (!j->acked || !j->n_acked || !j->is_new || !j->latest) {
+    j->retrying = calloc(j->n, sizeof(*j->retrying));
+    j->n_retrying = calloc(j->n, sizeof(*j->n_retrying));
+    if (!j->acked || !j->n_acked || !j->is_new || !j->latest || !j->retrying || !j->n_retrying) {
         j->rc = BH_ENOMEM;
         return;
     }
@@ -1153,16 +1174,23 @@ static void refresh_work(uv_work_t *wk)
         if (store_delivery_acked(s, j->rows[i].tenant_id, j->rows[i].id, &j->acked[i],
                                  &j->n_acked[i]))
             j->n_acked[i] = 0;
+        if (store_delivery_retrying(s, j->rows[i].tenant_id, j->rows[i].id, &j->retrying[i],
+                                    &j->n_retrying[i]))
+            j->n_retrying[i] = 0;
         load_latest(s, &j->rows[i], &j->latest[i]);
     }
 }
 
 static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t *acked,
-                   size_t n_acked, const latest_list_t *latest)
+                   size_t n_acked, const latest_list_t *latest, store_retrying_t *retrying,
+                   size_t n_retrying)
 {
+    /* retrying is ours from here on, kept or freed. */
     wh_t *w = calloc(1, sizeof(*w));
-    if (!w)
+    if (!w) {
+        free(retrying);
         return;
+    }
     w->row = *row;
     int rc = crypto_key_open(e->o.master, row->tenant_id, row->id, row->key_blob,
                              row->key_blob_len, w->key);
@@ -1170,23 +1198,30 @@ static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t 
         log_error(rc == BH_EINVAL ? "webhook key is encrypted and BREAKHOOK_MASTER_KEY is not set"
                                   : "webhook key does not open with this BREAKHOOK_MASTER_KEY",
                   LOG_STR("webhook", row->id));
+        free(retrying);
         free(w);
         return;
     }
     w->dest = dest_get(e, row->destination_url);
     if (!w->dest) {
+        free(retrying);
         free(w);
         return;
     }
     imap_init(&w->lanes);
     imap_init(&w->acked);
     imap_init(&w->latest);
+    imap_init(&w->retrying);
     for (size_t i = 0; latest && i < latest->n; i++)
         if (imap_put(&w->latest, latest->v[i].record_id, (void *)(uintptr_t)latest->v[i].version))
             break;
     w->recovery_head = latest ? latest->head : 0;
     for (size_t i = 0; i < n_acked; i++)
         if (imap_put(&w->acked, acked[i].record_id, (void *)(uintptr_t)acked[i].version))
+            break;
+    w->retry_v = retrying;
+    for (size_t i = 0; i < n_retrying; i++)
+        if (imap_put(&w->retrying, retrying[i].record_id, (void *)(i + 1)))
             break;
     w->watermark = row->last_delivered_version > row->from_version ? row->last_delivered_version
                                                                     : row->from_version;
@@ -1215,7 +1250,10 @@ static void refresh_done(uv_work_t *wk, int status)
                 w->row.valid_until_ms = j->rows[i].valid_until_ms;
             } else if (j->is_new && j->is_new[i]) {
                 wh_add(e, &j->rows[i], j->acked ? j->acked[i] : NULL,
-                       j->n_acked ? j->n_acked[i] : 0, j->latest ? &j->latest[i] : NULL);
+                       j->n_acked ? j->n_acked[i] : 0, j->latest ? &j->latest[i] : NULL,
+                       j->retrying ? j->retrying[i] : NULL, j->n_retrying ? j->n_retrying[i] : 0);
+                if (j->retrying)
+                    j->retrying[i] = NULL; /* wh_add took it */
             }
         }
         /* Deleted, disabled or expired since: delivery stops. */
@@ -1235,6 +1273,10 @@ static void refresh_done(uv_work_t *wk, int status)
         free(j->acked[i]);
     for (size_t i = 0; j->latest && i < j->n; i++)
         free(j->latest[i].v);
+    for (size_t i = 0; j->retrying && i < j->n; i++)
+        free(j->retrying[i]);
+    free(j->retrying);
+    free(j->n_retrying);
     free(j->latest);
     free(j->acked);
     free(j->n_acked);

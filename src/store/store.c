@@ -686,6 +686,18 @@ int store_webhooks_active(store_t *s, int64_t now_ms, store_webhook_t **out, siz
     return s->ops->webhooks_active(s, now_ms, out, n_out);
 }
 
+int store_delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_id,
+                            store_retrying_t **out, size_t *n_out)
+{
+    if (!s || !webhook_id || !out || !n_out)
+        return BH_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    if (tenant_id <= 0 || !webhook_id_ok(webhook_id))
+        return BH_ENOTFOUND;
+    return s->ops->delivery_retrying(s, tenant_id, webhook_id, out, n_out);
+}
+
 int store_delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
                          store_acked_t **out, size_t *n_out)
 {

@@ -371,6 +371,22 @@ typedef struct store_acked {
 BH_MUST_USE int store_delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
                                      store_acked_t **out, size_t *n_out);
 
+/* A record whose newest attempt above the watermark failed and waits for a retry: the
+ * engine resumes its retry count and time after a restart instead of starting over
+ * (so a destination that keeps failing still reaches RetriesExhausted). */
+typedef struct store_retrying {
+    int64_t record_id;
+    uint64_t version;             /* of the failed attempt */
+    int attempt;                  /* its number: the failures so far */
+    int64_t next_attempt_at_ms;
+} store_retrying_t;
+
+/* The records of the webhook whose newest failed attempt above the watermark is not
+ * followed by an acknowledgement of that version or a newer one, by record id.
+ * BH_ENOTFOUND when the webhook does not exist in the tenant. */
+BH_MUST_USE int store_delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_id,
+                                        store_retrying_t **out, size_t *n_out);
+
 typedef enum {
     STORE_ATTEMPT_DELIVERED = 0,  /* 2xx */
     STORE_ATTEMPT_FAILED = 1,     /* will be retried */

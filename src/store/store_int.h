@@ -100,6 +100,8 @@ typedef struct store__ops {
     int (*webhooks_active)(store_t *s, int64_t now_ms, store_webhook_t **out, size_t *n_out);
     int (*delivery_acked)(store_t *s, int64_t tenant_id, const char *webhook_id,
                           store_acked_t **out, size_t *n_out);
+    int (*delivery_retrying)(store_t *s, int64_t tenant_id, const char *webhook_id,
+                             store_retrying_t **out, size_t *n_out);
     int (*delivery_commit)(store_t *s, const store_delivery_batch_t *b);
     int (*attempts_list)(store_t *s, int64_t tenant_id, const char *webhook_id,
                          const store_attempt_query_t *q, store_attempt_t **out,

@@ -635,9 +635,8 @@ static size_t read_log(fx_t *f, store_attempt_t *out, size_t cap)
 
 /* Waits until the attempt log holds n rows; once the engine settled them, the fake
  * clock is nudged by the flush interval now and then so that it commits them. */
-static size_t expect_log(fx_t *f, size_t n, store_attempt_t *out, size_t cap)
+static size_t expect_log_rows(fx_t *f, size_t n, store_attempt_t *out, size_t cap)
 {
-    expect_outcomes(f, n, "attempt log");
     int64_t end = real_ms() + WAIT_MS, next_nudge = real_ms();
     for (;;) {
         if (real_ms() >= next_nudge) {
@@ -652,6 +651,13 @@ static size_t expect_log(fx_t *f, size_t n, store_attempt_t *out, size_t cap)
                      n);
         sleep_ms(10);
     }
+}
+
+/* The same, once this engine has settled n attempts (its counters start at 0). */
+static size_t expect_log(fx_t *f, size_t n, store_attempt_t *out, size_t cap)
+{
+    expect_outcomes(f, n, "attempt log");
+    return expect_log_rows(f, n, out, cap);
 }
 
 static void expect_delay_in_band(const store_attempt_t *a, int64_t step)
@@ -1086,6 +1092,37 @@ static void test_stop(void **state)
     assert_int_equal(consumer_count(&f->cons), 3);
 }
 
+/* A restart resumes a failing record's retries: the next attempt is number 3, at the
+ * time attempt 2 set, not a new attempt 1 at once (which would let a destination that
+ * keeps failing escape RetriesExhausted as long as the process restarts often). */
+static void test_retries_survive_restart(void **state)
+{
+    fx_t *f = *state;
+    consumer_program(&f->cons, 500, -1, -1, false);
+    make_webhook(f, 30 * DAY);
+    start_engine(f);
+    uint64_t v = put_break(f, 7, 10);
+    store_attempt_t log[4];
+    expect_requests(f, 1, WAIT_MS, "attempt 1");
+    assert_int_equal(expect_log(f, 1, log, 4), 1);
+    clock_to(f, log[0].next_attempt_at_ms);
+    expect_requests(f, 2, WAIT_MS, "attempt 2");
+    assert_int_equal(expect_log(f, 2, log, 4), 2);
+    assert_int_equal(log[1].attempt, 2);
+
+    engine_stop(f->e);
+    f->e = NULL;
+    start_engine(f);
+    engine_wake(f->e);
+    expect_quiet(f, 400, "right after the restart (attempt 3 is due at attempt 2's nextAttemptAt)");
+    clock_to(f, log[1].next_attempt_at_ms);
+    expect_requests(f, 3, WAIT_MS, "attempt 3 after the restart");
+    assert_int_equal(expect_log_rows(f, 3, log, 4), 3);
+    assert_int_equal(log[2].attempt, 3);
+    assert_int_equal(log[2].version, v);
+    expect_delay_in_band(&log[2], 2 * MIN); /* the third step of the schedule */
+}
+
 /* Record 7's first change fails (500 once), then three newer changes of it are
  * written while it waits for its retry. Returns the four versions. */
 static void four_versions_one_waiting(fx_t *f, uint64_t v[4])
@@ -1265,6 +1302,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_exhausted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retries_survive_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_coalescing, setup, teardown),
         /* The same paths with the transfers on two transport threads. */

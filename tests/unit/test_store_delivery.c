@@ -677,6 +677,65 @@ static void test_acks_watermark(void **state)
 
 /* ---- tenancy and soft delete ----------------------------------------------------- */
 
+/* One attempt of webhook 1 for (record, version) with status and attempt number. */
+static store_attempt_t retry_row(fixture_t *f, int64_t record, uint64_t version,
+                                 store_attempt_status_t status, int attempt)
+{
+    store_attempt_t a;
+    mk_attempt(&a, f->ta, 1, 0);
+    a.record_id = record;
+    a.version = version;
+    a.status = status;
+    a.attempt = attempt;
+    a.next_attempt_at_ms = status == STORE_ATTEMPT_FAILED ? T0_MS + attempt * 60000 : 0;
+    return a;
+}
+
+/* store_delivery_retrying: per record, the newest Failed attempt above the watermark
+ * (what a restart resumes); nothing for records whose newest attempt is not a failure,
+ * nor at or below the watermark; BH_ENOTFOUND for a missing webhook. */
+static void test_retrying(void **state)
+{
+    fixture_t *f = *state;
+    create(f, f->ta, 1, DAY_MS);
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    wh_id(id, 1);
+    store_retrying_t *r = NULL;
+    size_t n = 99;
+    assert_int_equal(store_delivery_retrying(f->s, f->ta, id, &r, &n), 0);
+    assert_int_equal(n, 0);
+    free(r);
+
+    store_attempt_t a[] = {
+        retry_row(f, 10, 100, STORE_ATTEMPT_FAILED, 1),    /* record 10: failing, ... */
+        retry_row(f, 10, 100, STORE_ATTEMPT_FAILED, 2),    /* ... twice now */
+        retry_row(f, 11, 101, STORE_ATTEMPT_FAILED, 1),    /* record 11: failed, ... */
+        retry_row(f, 11, 101, STORE_ATTEMPT_DELIVERED, 2), /* ... then delivered */
+        retry_row(f, 12, 50, STORE_ATTEMPT_FAILED, 4),     /* record 12: below the mark */
+        retry_row(f, 13, 103, STORE_ATTEMPT_GAVE_UP, 3),   /* record 13: not a retry */
+    };
+    assert_int_equal(commit_attempts(f, a, sizeof(a) / sizeof(a[0])), 0);
+    /* The engine commits an ack with each delivery (record 11); record 10 has an ack
+     * of an older version, which does not end its retries. */
+    struct store_ack k[] = { { f->ta, id, 11, 101 }, { f->ta, id, 10, 90 } };
+    assert_int_equal(commit_acks(f, k, 2), 0);
+    assert_int_equal(commit_mark(f, f->ta, id, 60, 0, 0), 0);
+    assert_int_equal(store_delivery_retrying(f->s, f->ta, id, &r, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].record_id, 10);
+    assert_int_equal(r[0].version, 100);
+    assert_int_equal(r[0].attempt, 2);
+    assert_int_equal(r[0].next_attempt_at_ms, T0_MS + 2 * 60000);
+    free(r);
+
+    /* The other tenant, or an unknown id: not found. */
+    r = NULL;
+    assert_int_equal(store_delivery_retrying(f->s, f->tb, id, &r, &n), BH_ENOTFOUND);
+    assert_null(r);
+    wh_id(id, 2);
+    assert_int_equal(store_delivery_retrying(f->s, f->ta, id, &r, &n), BH_ENOTFOUND);
+}
+
 static void test_tenant_isolation(void **state)
 {
     fixture_t *f = *state;
@@ -1043,6 +1102,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_attempts_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks_watermark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retrying, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_listable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),

@@ -117,6 +117,8 @@ enum {
     /* delivery state */
     ST_WH_ACTIVE,
     ST_ACKED,
+    ST_WH_ID_EXISTS,
+    ST_RETRYING,
     ST_ATTEMPT_INSERT,
     ST_ACK_UPSERT,
     ST_MARK_RAISE,
@@ -339,6 +341,22 @@ static const char *const stmt_sql[ST__COUNT] = {
                  " LEFT JOIN delivery_acks a ON a.tenant_id = w.tenant_id"
                  " AND a.webhook_id = w.id AND a.version > w.last_delivered_version"
                  " WHERE w.tenant_id = ?1 AND w.id = ?2 ORDER BY a.record_id",
+    [ST_WH_ID_EXISTS] = "SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
+    /* Per record, the newest Failed attempt above the watermark (the Failed range of
+     * delivery_attempts_by_webhook; with MAX(seq), SQLite takes the bare columns from
+     * that row), unless an ack of that version or a newer one says it is over: only
+     * failures are read, however many deliveries succeeded since. */
+    [ST_RETRYING] = "SELECT r.record_id, r.version, r.attempt, r.next_at FROM"
+                    " (SELECT a.record_id, a.version, a.attempt,"
+                    " a.next_attempt_at_ms AS next_at, MAX(a.seq)"
+                    " FROM webhooks w JOIN delivery_attempts a"
+                    " INDEXED BY delivery_attempts_by_webhook ON a.tenant_id = w.tenant_id"
+                    " AND a.webhook_id = w.id AND a.status = 1"
+                    " AND a.version > w.last_delivered_version"
+                    " WHERE w.tenant_id = ?1 AND w.id = ?2 GROUP BY a.record_id) r"
+                    " WHERE NOT EXISTS (SELECT 1 FROM delivery_acks k WHERE k.tenant_id = ?1"
+                    " AND k.webhook_id = ?2 AND k.record_id = r.record_id"
+                    " AND k.version >= r.version)",
     [ST_ATTEMPT_INSERT] = "INSERT INTO delivery_attempts (tenant_id, webhook_id, event_id,"
                           " record_id, version, change_type, attempt, attempted_at_ms,"
                           " duration_ms, http_status, error, next_attempt_at_ms, status,"
@@ -2932,6 +2950,46 @@ static int sq_webhooks_active(store_t *base, int64_t now_ms, store_webhook_t **o
                     n_out);
 }
 
+static int decode_retrying(sqlite3_stmt *st, void *out)
+{
+    store_retrying_t *r = out;
+    r->record_id = sqlite3_column_int64(st, 0);
+    r->version = (uint64_t)sqlite3_column_int64(st, 1);
+    r->attempt = sqlite3_column_int(st, 2);
+    r->next_attempt_at_ms = sqlite3_column_int64(st, 3);
+    return 0;
+}
+
+static int sq_delivery_retrying(store_t *base, int64_t tenant_id, const char *webhook_id,
+                                store_retrying_t **out, size_t *n_out)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    /* Two statements, two snapshots: a webhook deleted in between reads as having no
+     * failed records, which is what the engine would do with it anyway. */
+    sqlite3_stmt *st = stmt_get(c, ST_WH_ID_EXISTS, &rc);
+    if (st) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            rc = BH_ENOTFOUND;
+        else if (src != SQLITE_ROW)
+            rc = map_error(c->db, src, stmt_sql[ST_WH_ID_EXISTS]);
+        stmt_done(st);
+    }
+    if (rc == 0 && (st = stmt_get(c, ST_RETRYING, &rc)) != NULL) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
+        rc = query_all(c, st, ST_RETRYING, decode_retrying, sizeof(**out), (void **)out, n_out);
+    }
+    reader_put(s, c);
+    return rc;
+}
+
 /* Not query_all: the first row tells whether the webhook exists, and its NULL
  * record (no acks) is not an element. */
 static int sq_delivery_acked(store_t *base, int64_t tenant_id, const char *webhook_id,
@@ -3413,6 +3471,7 @@ static const store__ops_t sqlite_ops = {
     .webhook_pending = sq_webhook_pending,
     .webhooks_active = sq_webhooks_active,
     .delivery_acked = sq_delivery_acked,
+    .delivery_retrying = sq_delivery_retrying,
     .delivery_commit = sq_delivery_commit,
     .attempts_list = sq_attempts_list,
     .attempts_prune = sq_attempts_prune,
