@@ -71,8 +71,7 @@ static void transport_done(hc_request_t *r, const hc_result_t *res)
 
 static void fail_request(hc_request_t *r, const char *why)
 {
-    memset(&r->res, 0, sizeof(r->res));
-    r->res.retry_after_s = -1;
+    hc_result_reset(&r->res);
     snprintf(r->res.error, sizeof(r->res.error), "%s", why);
     transport_done(r, &r->res);
 }
@@ -233,8 +232,7 @@ int hc_pool_send(hc_pool_t *p, hc_request_t *r)
     if (p->direct)
         return hc_send(p->direct, r);
     if (hc_never_resolves(r->url)) {
-        memset(&r->res, 0, sizeof(r->res));
-        r->res.retry_after_s = -1;
+        hc_result_reset(&r->res);
         return BH_ENOTFOUND;
     }
     transport_t *t = &p->t[0];

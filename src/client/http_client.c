@@ -12,6 +12,7 @@
 #include "client/http_client.h"
 
 #include <curl/curl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +292,25 @@ static void global_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+void hc_result_reset(hc_result_t *res)
+{
+    res->http_status = 0;
+    res->error[0] = '\0';
+    res->excerpt[0] = '\0';
+    res->excerpt_len = 0;
+    res->duration_ms = 0;
+    res->retry_after_s = -1;
+}
+
+void hc_request_init(hc_request_t *r)
+{
+    hc_result_t *res = &r->res;
+    size_t at = offsetof(hc_request_t, res), after = at + sizeof(*res);
+    memset(r, 0, at);
+    memset((char *)r + after, 0, sizeof(*r) - after);
+    hc_result_reset(res);
+}
+
 int hc_new(uv_loop_t *loop, const hc_options_t *opt, hc_t **out)
 {
     static uv_once_t once = UV_ONCE_INIT;
@@ -416,15 +436,13 @@ int hc_send(hc_t *c, hc_request_t *r)
     if (c->closing)
         return BH_ESHUTDOWN;
     if (hc_never_resolves(r->url)) {
-        memset(&r->res, 0, sizeof(r->res));
-        r->res.retry_after_s = -1;
+        hc_result_reset(&r->res);
         return BH_ENOTFOUND;
     }
     CURL *e = c->n_pool ? c->pool[--c->n_pool] : easy_new(c);
     if (!e)
         return BH_ENOMEM;
-    memset(&r->res, 0, sizeof(r->res));
-    r->res.retry_after_s = -1;
+    hc_result_reset(&r->res);
     r->client = c;
     r->body_seen = 0;
     /* No "Expect: 100-continue" round trip: curl 7.88 adds it above 1 KiB. */

@@ -67,6 +67,12 @@ typedef struct hc_options {
     size_t max_host_connections;  /* per host:port */
 } hc_options_t;
 
+/* Clears a result for a new request: every field but the excerpt's bytes (4 KiB
+ * that excerpt_len says are unused), so starting a request does not zero them. */
+void hc_result_reset(hc_result_t *res);
+/* Zeroes a request before the caller fills it, the same way (no 4 KiB memset). */
+void hc_request_init(hc_request_t *r);
+
 BH_MUST_USE int hc_new(uv_loop_t *loop, const hc_options_t *opt, hc_t **out);
 /* Aborts transfers in progress (their done callbacks run with an error), then frees. */
 void hc_free(hc_t *c);
