@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # breakhook benchmark: bounded in time, 127.0.0.1 only, prints a table and writes
 # bench/results/latest.json. Usage: bench/run.sh [--smoke]
-#   --smoke   a few seconds per figure (what CI runs; never asserts speed)
-# Environment: DURATION (seconds per wrk run, default 10; smoke 2), CONNECTIONS (64).
+#   --smoke   every section with tiny counts, a few seconds each (what CI runs on the
+#             debug binary; it proves the script works and never asserts a speed)
+# Environment: BIN (default build/release/breakhook; bench_sink and bench_load are
+# taken from the same directory), DURATION (seconds per wrk run, default 10; smoke 2),
+# CONNECTIONS (64), E2E_INFLIGHT (--max-inflight-per-destination, 16),
+# SECTIONS (only these, e.g. "breaks latency"; names as in the run_section lines at
+# the end), BENCH_KEEP=1 (keep the work directory: store, logs, send/receipt files).
+#
+# Every section starts its own server (and sinks) and stops them; a section that
+# cannot measure a figure prints a note, records nothing for it and the run goes on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,38 +18,220 @@ SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 DURATION=${DURATION:-$([ $SMOKE = 1 ] && echo 2 || echo 10)}
 CONNECTIONS=${CONNECTIONS:-64}
+E2E_INFLIGHT=${E2E_INFLIGHT:-16}
 BIN=${BIN:-build/release/breakhook}
 [ -x "$BIN" ] || { echo "bench: $BIN missing: run 'make build' first" >&2; exit 1; }
-BUILD_KIND=$(basename "$(dirname "$BIN")")
+BIN_DIR=$(dirname "$BIN")
+SINK=${SINK:-$BIN_DIR/bench_sink}
+LOAD=${LOAD:-$BIN_DIR/bench_load}
 command -v wrk >/dev/null || { echo "bench: wrk missing: run scripts/install-deps.sh" >&2; exit 1; }
 
+# Sizes. The full run stays under 10 minutes on 2 cores; smoke takes seconds.
+if [ $SMOKE = 1 ]; then
+  BATCH_FILES=2        # $batch files of LINES new breaks
+  E2E_FILES=2          # end-to-end, 1 webhook: files of LINES new breaks
+  E2E100_WRITES=50     # end-to-end, 100 webhooks: writes (x100 deliveries)
+  LAT_SECONDS=1.5      # latency at a fixed rate: seconds of paced writes
+  ISO_SECONDS=1.5      # isolation: seconds of paced writes per phase
+  BACKLOG_RECORDS=2000 # backlog: records, each written BACKLOG_VERSIONS times
+  BACKLOG_FILE_RECORDS=2000
+  WAIT_MAX=60          # the longest wait for deliveries in any one step (s)
+else
+  BATCH_FILES=40
+  E2E_FILES=10
+  E2E100_WRITES=3000
+  LAT_SECONDS=12
+  ISO_SECONDS=10
+  BACKLOG_RECORDS=100000
+  BACKLOG_FILE_RECORDS=10000
+  WAIT_MAX=240
+fi
+LINES=10000
+LAT_RATE=1000
+BACKLOG_VERSIONS=10
+# Retries a second apart, so a destination that comes back is retried within seconds.
+RETRY_1S=$(printf '1s%.0s,' $(seq 30)); RETRY_1S=${RETRY_1S%,}
+
 WORK=$(mktemp -d /tmp/breakhook-bench.XXXXXX)
+STORE="sqlite:$WORK/bench.db"
 SERVER_PID=""
+SINK_PIDS=()
+WEBHOOK_IDS=()
+RESULTS=()
+NOTES=()
+TIMINGS=()
+NEXT_ID=20000000 # ids of breaks written by bench_load, each used once
+CEIL=""
+
+# ---- helpers --------------------------------------------------------------
+
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-  rm -rf "$WORK"
+  for p in "${SINK_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-STORE="sqlite:$WORK/bench.db"
-"$BIN" tenant create bench --store "$STORE" >/dev/null
-CLIENT_JSON=$("$BIN" client create --tenant bench --name bench --json --store "$STORE" \
-  --scopes "connector-protimeapi-breaks.read connector-protimeapi-breaks.write connector-protimeapi-people.write connector-protimeapi-break-definitions.write connector-protimeapi-break-definitions.read connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write")
-CLIENT_ID=$(echo "$CLIENT_JSON" | sed 's/.*"clientId":"\([^"]*\)".*/\1/')
-CLIENT_SECRET=$(echo "$CLIENT_JSON" | sed 's/.*"clientSecret":"\([^"]*\)".*/\1/')
+now_ms() { date +%s%3N; }
 
-# One loop thread serves HTTP; the access log is off so the figure is the server's,
-# not the log writer's (the access-log cost is measured separately below).
+# note TEXT: printed in the table and kept in the JSON.
+note() {
+  printf '  note: %s\n' "$*"
+  NOTES+=("$*")
+}
+
+# record NAME VALUE UNIT: a figure. A value that is not a number is not recorded.
+record() {
+  if ! [[ "$2" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then
+    note "$1: not measured"
+    return 0
+  fi
+  printf '%-58s %14s %s\n' "$1" "$2" "$3"
+  RESULTS+=("{\"name\":\"$(json_esc "$1")\",\"value\":$2,\"unit\":\"$3\"}")
+}
+
+json_esc() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+
+# calc EXPR [VAR=VALUE...]: awk arithmetic, e.g. calc 'a / b' a=1 b=3 -> 0.333
+calc() {
+  local expr=$1; shift
+  local args=()
+  for kv in "$@"; do args+=(-v "$kv"); done
+  awk "${args[@]}" "BEGIN { print ($expr) }"
+}
+
+# run_section NAME TITLE FUNCTION [ARGS...]: runs one section (unless SECTIONS names
+# others); whatever it fails to measure is a note, then its server and sinks are
+# stopped whatever happened.
+run_section() {
+  local name=$1 title=$2; shift 2
+  [ -z "${SECTIONS:-}" ] || [[ " $SECTIONS " == *" $name "* ]] || return 0
+  local t0=$SECONDS
+  echo "-- $title"
+  if ! "$@"; then note "$title: stopped early (figures above it in this section stand)"; fi
+  [ -n "$SERVER_PID" ] && { webhooks_delete; stop_server; }
+  for p in "${SINK_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  SINK_PIDS=()
+  TIMINGS+=("$title: $((SECONDS - t0)) s")
+}
+
+# flag_supported FLAG: does this breakhook's `serve` know FLAG?
+flag_supported() { "$BIN" serve --help 2>/dev/null | grep -q -- "$1"; }
+
+# start_server [serve options...]: one HTTP loop thread, no rate limit, warnings only;
+# sets SERVER_PID, PORT, API, TOKEN and AUTH (a fresh token for the bench client).
 start_server() {
   rm -f "$WORK/port"
   "$BIN" serve --listen 127.0.0.1:0 --port-file "$WORK/port" --store "$STORE" \
     --rate-limit 0 --log-level warn "$@" 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+  if ! [ -s "$WORK/port" ]; then
+    note "the server did not start with: $*: $(tail -n 2 "$WORK/server.log" | tr '\n' ' ')"
+    kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""
+    return 1
+  fi
   PORT=$(cat "$WORK/port")
+  API="http://127.0.0.1:$PORT/connector/protimeapi/api/v1"
+  TOKEN=$(curl -s -A bench -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
+    "http://127.0.0.1:$PORT/tenants/bench/connect/token" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  [ -n "$TOKEN" ] || { note "no access token from the server"; return 1; }
+  AUTH=(-A bench -H "Authorization: Bearer $TOKEN")
 }
 stop_server() {
-  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+  kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+# The server with the delivery engine allowed to reach the sinks on 127.0.0.1.
+start_delivery_server() {
+  start_server --access-log=false --allow-http-destinations --allow-destination 127.0.0.1/32 \
+    --max-inflight-per-destination "$E2E_INFLIGHT" "$@"
+}
+
+# webhook_create URL: a webhook on breaks; its id is kept for webhooks_delete.
+webhook_create() {
+  local ans id
+  ans=$(curl -s "${AUTH[@]}" -H 'Content-Type: application/json' -X POST "$API/webhooks" \
+    -d "{\"destinationUrl\":\"$1\",\"collectionName\":\"breaks\"}")
+  id=$(printf '%s' "$ans" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
+  [ -n "$id" ] || { note "webhook not created: $(printf '%s' "$ans" | head -c 200)"; return 1; }
+  WEBHOOK_IDS+=("$id")
+}
+# Deletes every webhook made in this section, so the next server does not deliver
+# their leftovers.
+webhooks_delete() {
+  for id in "${WEBHOOK_IDS[@]}"; do
+    curl -s -o /dev/null "${AUTH[@]}" -X DELETE "$API/webhooks/$id" || true
+  done
+  WEBHOOK_IDS=()
+}
+# The engine picks up new webhooks once a second.
+wait_engine_pickup() { sleep 1.5; }
+
+# sink_start NAME [bench_sink options...]: sets SINK_PID and SINK_PORT.
+sink_start() {
+  local name=$1; shift
+  rm -f "$WORK/$name.port"
+  "$SINK" "$@" "$WORK/$name.port" 2>>"$WORK/$name.err" &
+  SINK_PID=$!
+  SINK_PIDS+=("$SINK_PID")
+  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
+  [ -s "$WORK/$name.port" ] || { note "bench_sink $* did not start: $(cat "$WORK/$name.err")"; return 1; }
+  SINK_PORT=$(cat "$WORK/$name.port")
+}
+sink_stop() {
+  local keep=()
+  kill "$1" 2>/dev/null; wait "$1" 2>/dev/null || true
+  for p in "${SINK_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  SINK_PIDS=("${keep[@]}")
+}
+# sink_stats PORT -> "deliveries first_ms last_ms"
+sink_stats() {
+  curl -s "http://127.0.0.1:$1/stats" |
+    sed -n 's/.*"deliveries":\([0-9]*\),"first_ms":\([0-9]*\),"last_ms":\([0-9]*\).*/\1 \2 \3/p'
+}
+sink_count() { sink_stats "$1" | cut -d' ' -f1; }
+sink_flush() { curl -s -o /dev/null "http://127.0.0.1:$1/flush"; }
+
+# wait_deliveries PORT TARGET MAX_S IDLE_S: polls the sink until it has counted TARGET
+# deliveries; gives up after MAX_S, or once deliveries have started and then not grown
+# for IDLE_S. Sets GOT. Returns 0 only when TARGET was reached.
+wait_deliveries() {
+  local port=$1 target=$2 deadline=$((SECONDS + $3)) idle_s=$4
+  local last=-1 last_change=$SECONDS
+  while :; do
+    GOT=$(sink_count "$port"); GOT=${GOT:-0}
+    [ "$GOT" -ge "$target" ] && return 0
+    if [ "$GOT" != "$last" ]; then last=$GOT; last_change=$SECONDS; fi
+    [ "$GOT" -gt 0 ] && [ $((SECONDS - last_change)) -ge "$idle_s" ] && return 1
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.1
+  done
+}
+
+# gen_breaks FILE FIRST_ID RECORDS VERSIONS MONTH BASE: NDJSON $batch upserts of
+# RECORDS breaks from FIRST_ID, 100 people, one month. VERSIONS > 1 writes each record
+# that many times on consecutive lines with clockedDurationInMinutes BASE, BASE+1, …,
+# so every line is a real change.
+gen_breaks() {
+  awk -v out="$1" -v first="$2" -v n="$3" -v versions="$4" -v month="$5" -v base="$6" 'BEGIN {
+    for (i = 0; i < n; i++) {
+      id = first + i
+      for (v = 0; v < versions; v++) {
+        clocked = versions == 1 ? id % 90 : base + v
+        printf "{\"op\":\"upsert\",\"data\":{\"id\":%d,\"person\":{\"id\":%d},\"breakDefinition\":{\"id\":1},\"date\":\"%s-%02d\",\"clockedDurationInMinutes\":%d,\"startTimeInMinutes\":720,\"endTimeInMinutes\":840,\"isBreakTaken\":true}}\n", id, id % 100 + 1, month, id % 28 + 1, clocked > out
+      }
+    }
+    close(out)
+  }'
+}
+
+# post_batch FILE: POSTs FILE to $batch; prints the summary object's fields as
+# "created replaced unchanged failed" (nothing if there was no summary).
+post_batch() {
+  curl -s "${AUTH[@]}" -H 'Content-Type: application/x-ndjson' --data-binary @"$1" \
+    "$API/breaks/\$batch" | tail -n 1 |
+    sed -n 's/.*"created":\([0-9]*\),"replaced":\([0-9]*\),"unchanged":\([0-9]*\),.*"failed":\([0-9]*\).*/\1 \2 \3 \4/p'
 }
 
 # wrk_rps URL [extra wrk args...] -> requests/s
@@ -51,139 +241,382 @@ wrk_rps() {
     | awk '/Requests\/sec/ {print $2}'
 }
 
-RESULTS=()
-record() { # name value unit
-  printf '%-48s %14s %s\n' "$1" "$2" "$3"
-  RESULTS+=("{\"name\":\"$1\",\"value\":$2,\"unit\":\"$3\"}")
+# proc_mib PID FIELD: VmRSS/VmHWM of a process in MiB.
+proc_mib() { awk -v f="$2:" '$1 == f {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+store_mib() { du -cb "$WORK"/bench.db* | awk 'END {printf "%.1f", $1 / 1048576}'; }
+
+# paced_writes NAME SECONDS: bench_load writes LAT_RATE breaks a second (fresh ids,
+# each once) with PUT over keep-alive; their send times go to $WORK/NAME.sent. Sets
+# LOAD_SUMMARY (bench_load's key=value line) and LOAD_OK.
+paced_writes() {
+  local name=$1 count
+  count=$(calc 'int(r * s)' r="$LAT_RATE" s="$2")
+  LOAD_SUMMARY=$(BENCH_TOKEN=$TOKEN timeout $(( ${2%.*} + 60 )) "$LOAD" --url "$API/breaks/" \
+    --rate "$LAT_RATE" --count "$count" --first-id "$NEXT_ID" --out "$WORK/$name.sent" \
+    2>"$WORK/$name.load.err") || true
+  NEXT_ID=$((NEXT_ID + count))
+  LOAD_OK=$(load_field ok)
+  [ -s "$WORK/$name.load.err" ] && note "bench_load: $(head -c 300 "$WORK/$name.load.err")"
+  [ -n "$LOAD_OK" ] && [ "$LOAD_OK" -gt 0 ] || { note "bench_load wrote nothing"; return 1; }
+  # The load must not fall behind silently: a slow writer would measure less load.
+  if [ "$(calc 'rate < 0.95 * want || late > 0.01 * sent' rate="$(load_field rate)" \
+        want="$LAT_RATE" late="$(load_field late)" sent="$(load_field sent)")" = 1 ]; then
+    note "$name: the writer fell behind its schedule: $LOAD_SUMMARY"
+  fi
+}
+load_field() { printf '%s\n' "$LOAD_SUMMARY" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# latency_percentiles NAME RECORD_FILE COPIES: joins $WORK/NAME.sent (id, sent µs,
+# answer µs) with the sink's record file (id, receipt µs). Every write should arrive
+# COPIES times (once per webhook). A delivery that never came counts as slower than
+# any that did, so a percentile that falls on one is not measured. Sets P50 P99
+# P999 of receipt - sent (empty when not measured), LOW_P99 (the p99 of receipt -
+# write answered) and LAT_MISSING.
+#
+# The SPEC's latency is from the commit, which the client cannot see: it lies
+# between the write being sent and its answer arriving. So per delivery
+# receipt - answered <= receipt - commit <= receipt - sent, and the same holds for
+# every percentile: the first is a lower bound (negative when the delivery beat the
+# write's own answer), the second the figure reported as "write sent -> received".
+latency_percentiles() {
+  local sent=$WORK/$1.sent rec=$2 copies=$3 expected n
+  expected=$(( $(wc -l <"$sent") * copies ))
+  awk 'NR == FNR {s[$1] = $2; a[$1] = $3; next}
+    ($1 in s) {printf "%.3f %.3f\n", ($2 - s[$1]) / 1000, ($2 - s[$1] - a[$1]) / 1000}' \
+    "$sent" "$rec" >"$WORK/$1.lat"
+  n=$(wc -l <"$WORK/$1.lat")
+  LAT_MISSING=$((expected - n))
+  [ "$LAT_MISSING" -gt 0 ] && note "$1: $LAT_MISSING of $expected deliveries did not arrive"
+  [ "$LAT_MISSING" -lt 0 ] && note "$1: $((-LAT_MISSING)) deliveries more than writes x webhooks (repeats)"
+  local pct='function q(p,   k) { k = int(p * total + 0.999999); if (k < 1) k = 1; return k <= NR ? v[k] : "-" }
+    {v[NR] = $1} END {print q(0.5), q(0.99), q(0.999)}'
+  read -r P50 P99 P999 < <(cut -d' ' -f1 "$WORK/$1.lat" | sort -n | awk -v total="$expected" "$pct")
+  read -r _ LOW_P99 _ < <(cut -d' ' -f2 "$WORK/$1.lat" | sort -g | awk -v total="$expected" "$pct")
+  [ "$P50" = - ] && P50=""; [ "$P99" = - ] && P99=""; [ "$P999" = - ] && P999=""
+  [ "$LOW_P99" = - ] && LOW_P99=""
+  return 0
 }
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p') | $(nproc) cores | $(free -g | awk '/Mem:/ {print $2}') GiB | $(uname -r)"
-echo "build: $("$BIN" version) $BUILD_KIND, wrk -t1 -c$CONNECTIONS -d${DURATION}s"
-printf '%-48s %14s %s\n' figure value unit
+# A break definition and 100 people: every section writes breaks for them.
+seed_data() {
+  start_server --access-log=false || return 1
+  curl -s -o /dev/null "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/break-definitions/1" \
+    -d '{"id":1,"name":{"default":"Lunch"},"friendlyName":{"default":"Lunch"},"paidDurationInMinutes":0,"minimumDurationInMinutes":30,"maximumDurationInMinutes":60,"ifNotClockedDurationInMinutes":30,"hasToBeTakenUninterrupted":true}'
+  for p in $(seq 1 100); do
+    curl -s -o /dev/null "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/people/$p" -d "{\"id\":$p}"
+  done
+  stop_server
+}
 
-start_server --access-log=false
-record "healthz keep-alive" "$(wrk_rps "http://127.0.0.1:$PORT/healthz")" "req/s"
-TOKEN=$(curl -s -A bench -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
-  "http://127.0.0.1:$PORT/tenants/bench/connect/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-record "token-info authenticated (JWT check)" \
-  "$(wrk_rps "http://127.0.0.1:$PORT/connector/protimeapi/api/v1/token-info" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")" "req/s"
-record "token-info unauthenticated (401 answer)" \
-  "$(wrk_rps "http://127.0.0.1:$PORT/connector/protimeapi/api/v1/token-info" -H "User-Agent: bench")" "req/s"
+# ---- sections ---------------------------------------------------------------
 
-# ---- breaks data: $batch upserts, then reads ----------------------------------
-API="http://127.0.0.1:$PORT/connector/protimeapi/api/v1"
-AUTH=(-A bench -H "Authorization: Bearer $TOKEN")
-curl -s "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/break-definitions/1" \
-  -d '{"id":1,"name":{"default":"Lunch"},"friendlyName":{"default":"Lunch"},"paidDurationInMinutes":0,"minimumDurationInMinutes":30,"maximumDurationInMinutes":60,"ifNotClockedDurationInMinutes":30,"hasToBeTakenUninterrupted":true}' >/dev/null
-for p in $(seq 1 100); do
-  curl -s "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/people/$p" -d "{\"id\":$p}" >/dev/null
-done
-BATCH_FILES=$([ $SMOKE = 1 ] && echo 2 || echo 40)
-LINES=10000
-# Each file: LINES upserts of distinct breaks over one month of 2026, 100 people.
-awk -v files="$BATCH_FILES" -v lines="$LINES" -v dir="$WORK" 'BEGIN {
-  for (f = 0; f < files; f++) {
-    out = dir "/batch" f ".ndjson"
-    for (i = 0; i < lines; i++) {
-      id = f * lines + i + 1
-      printf "{\"op\":\"upsert\",\"data\":{\"id\":%d,\"person\":{\"id\":%d},\"breakDefinition\":{\"id\":1},\"date\":\"2026-03-%02d\",\"clockedDurationInMinutes\":%d,\"startTimeInMinutes\":720,\"endTimeInMinutes\":840,\"isBreakTaken\":true}}\n", id, id % 100 + 1, id % 28 + 1, id % 90 > out
-    }
-    close(out)
-  }
-}'
-t0=$(date +%s.%N)
-for f in $(seq 0 $((BATCH_FILES - 1))); do
-  curl -s "${AUTH[@]}" -H 'Content-Type: application/x-ndjson' --data-binary @"$WORK/batch$f.ndjson" \
-    "$API/breaks/\$batch" | tail -n 1 | grep -q "\"created\":$LINES" || { echo "bench: batch $f failed" >&2; exit 1; }
-done
-t1=$(date +%s.%N)
-record "\$batch upserts (new breaks, durable)" "$(awk -v n=$((BATCH_FILES * LINES)) -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')" "upserts/s"
-NBREAKS=$((BATCH_FILES * LINES))
-# A page of 1000 (the default page size) from the first day, with a token.
-PAGE_URL="$API/breaks?filter=date%20ge%20'2026-03-01'%20and%20date%20le%20'2026-03-31'"
-PAGE_RPS=$(wrk_rps "$PAGE_URL" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")
-record "GET /breaks 1000-item pages" "$PAGE_RPS" "pages/s"
-record "GET /breaks breaks served" "$(awk -v r="$PAGE_RPS" 'BEGIN {printf "%.0f", r * 1000}')" "breaks/s"
-cat > "$WORK/byid.lua" <<LUA
-local n = $NBREAKS
+# HTTP and authentication without the store.
+sec_http() {
+  start_server --access-log=false || return 1
+  record "healthz keep-alive" "$(wrk_rps "http://127.0.0.1:$PORT/healthz")" "req/s"
+  record "token-info authenticated (JWT check)" \
+    "$(wrk_rps "$API/token-info" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")" "req/s"
+  record "token-info unauthenticated (401 answer)" \
+    "$(wrk_rps "$API/token-info" -H "User-Agent: bench")" "req/s"
+}
+
+# Breaks data: $batch upserts of new breaks, then reads.
+sec_breaks() {
+  start_server --access-log=false || return 1
+  # Each file: LINES upserts of distinct breaks over one month of 2026, 100 people.
+  for f in $(seq 0 $((BATCH_FILES - 1))); do
+    gen_breaks "$WORK/batch$f.ndjson" $((f * LINES + 1)) "$LINES" 1 2026-03 0
+  done
+  local t0 t1 s
+  t0=$(date +%s.%N)
+  for f in $(seq 0 $((BATCH_FILES - 1))); do
+    s=$(post_batch "$WORK/batch$f.ndjson")
+    [ "${s%% *}" = "$LINES" ] || { note "\$batch file $f: summary '$s', not $LINES created"; return 1; }
+  done
+  t1=$(date +%s.%N)
+  rm -f "$WORK"/batch*.ndjson
+  record "\$batch upserts (new breaks, durable)" \
+    "$(calc 'sprintf("%.0f", n / (b - a))' n=$((BATCH_FILES * LINES)) a="$t0" b="$t1")" "upserts/s"
+  local nbreaks=$((BATCH_FILES * LINES)) page_rps
+  # A page of 1000 (the default page size) from the first day, with a token.
+  page_rps=$(wrk_rps "$API/breaks?filter=date%20ge%20'2026-03-01'%20and%20date%20le%20'2026-03-31'" \
+    -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")
+  record "GET /breaks 1000-item pages" "$page_rps" "pages/s"
+  record "GET /breaks breaks served" "$(calc 'sprintf("%.0f", r * 1000)' r="$page_rps")" "breaks/s"
+  cat >"$WORK/byid.lua" <<LUA
+local n = $nbreaks
 request = function()
   return wrk.format("GET", "/connector/protimeapi/api/v1/breaks/" .. math.random(1, n))
 end
 LUA
-record "GET /breaks/{id} (random ids, with token)" \
-  "$(wrk_rps "http://127.0.0.1:$PORT" -s "$WORK/byid.lua" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")" "req/s"
+  record "GET /breaks/{id} (random ids, with token)" \
+    "$(wrk_rps "http://127.0.0.1:$PORT" -s "$WORK/byid.lua" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")" "req/s"
+}
 
-# ---- end-to-end deliveries ---------------------------------------------------
-SINK=${SINK:-$(dirname "$BIN")/bench_sink}
-if [ -x "$SINK" ]; then
-  "$SINK" "$WORK/sink.port" & SINK_PID=$!
-  for _ in $(seq 100); do [ -s "$WORK/sink.port" ] && break; sleep 0.05; done
-  SPORT=$(cat "$WORK/sink.port")
-  # Ceiling: a plain load generator POSTing a delivery-sized signed body to the same sink.
-  BODY=$(head -c 300 /dev/zero | tr '\0' x)
-  cat > "$WORK/post.lua" <<LUA
+# The ceiling: a plain load generator POSTing a delivery-sized signed body to the sink.
+sec_ceiling() {
+  sink_start ceiling || return 1
+  local body
+  body=$(head -c 300 /dev/zero | tr '\0' x)
+  cat >"$WORK/post.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '{"changeType":"InsertOrUpdate","data":{"pad":"$BODY"}}'
+wrk.body = '{"changeType":"InsertOrUpdate","data":{"pad":"$body"}}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["webhook-id"] = "evt_00000000000000000001_abcdefgh"
 wrk.headers["webhook-timestamp"] = "1800000000"
 wrk.headers["webhook-signature"] = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 LUA
-  CEIL=$(wrk_rps "http://127.0.0.1:$SPORT/hook" -s "$WORK/post.lua")
+  CEIL=$(wrk_rps "http://127.0.0.1:$SINK_PORT/hook" -s "$WORK/post.lua")
   record "ceiling: wrk POSTs to the sink" "$CEIL" "req/s"
-  stop_server
-  start_server --access-log=false --allow-http-destinations --allow-destination 127.0.0.1/32 \
-    --max-inflight-per-destination ${E2E_INFLIGHT:-16}
-  API="http://127.0.0.1:$PORT/connector/protimeapi/api/v1"
-  TOKEN=$(curl -s -A bench -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
-    "http://127.0.0.1:$PORT/tenants/bench/connect/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-  AUTH=(-A bench -H "Authorization: Bearer $TOKEN")
-  curl -s "${AUTH[@]}" -H 'Content-Type: application/json' -X POST "$API/webhooks" \
-    -d "{\"destinationUrl\":\"http://127.0.0.1:$SPORT/hook\",\"collectionName\":\"breaks\"}" >/dev/null
-  sleep 1.5 # the engine picks up new webhooks once a second
-  E2E_FILES=$([ $SMOKE = 1 ] && echo 2 || echo 10)
-  awk -v files="$E2E_FILES" -v lines="$LINES" -v dir="$WORK" 'BEGIN {
-    for (f = 0; f < files; f++) {
-      out = dir "/e2e" f ".ndjson"
-      for (i = 0; i < lines; i++) {
-        id = 5000000 + f * lines + i + 1
-        printf "{\"op\":\"upsert\",\"data\":{\"id\":%d,\"person\":{\"id\":%d},\"breakDefinition\":{\"id\":1},\"date\":\"2026-04-%02d\",\"clockedDurationInMinutes\":%d,\"startTimeInMinutes\":720,\"endTimeInMinutes\":840,\"isBreakTaken\":true}}\n", id, id % 100 + 1, id % 28 + 1, id % 90 > out
-      }
-      close(out)
-    }
-  }'
-  N=$((E2E_FILES * LINES))
-  BEFORE=$(curl -s "http://127.0.0.1:$SPORT/stats" | sed 's/.*"deliveries":\([0-9]*\).*/\1/')
-  t0=$(date +%s.%N)
+}
+
+# end_to_end NAME WEBHOOKS FILES...: WEBHOOKS webhooks on breaks all pointing to one
+# sink, then the files through $batch; measures from the first write until the sink
+# has counted every delivery (lines x WEBHOOKS), so writes and deliveries run at the
+# same time, on the same cores as the sink. Sets E2E (events/s) on success.
+end_to_end() {
+  local name=$1 webhooks=$2; shift 2
+  E2E=""
+  sink_start "$name" || return 1
+  local sport=$SINK_PORT lines=0 t0 first last
+  start_delivery_server --max-webhooks $((webhooks + 10)) || return 1
+  if [ "$webhooks" = 1 ]; then
+    webhook_create "http://127.0.0.1:$sport/hook" || return 1
+  else
+    for i in $(seq 1 "$webhooks"); do webhook_create "http://127.0.0.1:$sport/hook/$i" || return 1; done
+  fi
+  wait_engine_pickup
+  for f in "$@"; do lines=$((lines + $(wc -l <"$f"))); done
+  local n=$((lines * webhooks))
+  t0=$(now_ms)
+  for f in "$@"; do post_batch "$f" >/dev/null; done
+  if ! wait_deliveries "$sport" "$n" 120 15; then
+    note "$name: only $GOT of $n deliveries within the wait; no figure"
+    return 1
+  fi
+  read -r _ first last < <(sink_stats "$sport")
+  E2E=$(calc 'sprintf("%.0f", n * 1000 / (b - a))' n="$GOT" a="$t0" b="$last")
+}
+
+sec_e2e_one() {
   for f in $(seq 0 $((E2E_FILES - 1))); do
-    curl -s "${AUTH[@]}" -H 'Content-Type: application/x-ndjson' --data-binary @"$WORK/e2e$f.ndjson" \
-      "$API/breaks/\$batch" >/dev/null
+    gen_breaks "$WORK/e2e1-$f.ndjson" $((5000000 + f * LINES + 1)) "$LINES" 1 2026-04 0
   done
-  DEADLINE=$(( $(date +%s) + 120 ))
-  while :; do
-    GOT=$(curl -s "http://127.0.0.1:$SPORT/stats" | sed 's/.*"deliveries":\([0-9]*\).*/\1/')
-    [ $((GOT - BEFORE)) -ge "$N" ] && break
-    [ "$(date +%s)" -ge "$DEADLINE" ] && { echo "bench: only $((GOT - BEFORE)) of $N delivered" >&2; break; }
-    sleep 0.05
+  end_to_end e2e1 1 "$WORK"/e2e1-*.ndjson || return 1
+  record "end-to-end: \$batch write -> signed POST -> 2xx (1 webhook)" "$E2E" "events/s"
+  [ -n "$CEIL" ] && record "end-to-end as a ratio of the ceiling" "$(calc 'sprintf("%.2f", a / b)' a="$E2E" b="$CEIL")" "ratio"
+  return 0
+}
+
+# 100 webhooks on breaks, all to one sink (distinct paths, one destination host:port,
+# so they share its in-flight cap): each write is 100 deliveries.
+sec_e2e_hundred() {
+  gen_breaks "$WORK/e2e100.ndjson" 6000001 "$E2E100_WRITES" 1 2026-04 0
+  end_to_end e2e100 100 "$WORK/e2e100.ndjson" || return 1
+  record "end-to-end: 100 webhooks, $E2E100_WRITES writes x 100" "$E2E" "events/s"
+  [ -n "$CEIL" ] && record "end-to-end, 100 webhooks, as a ratio of the ceiling" "$(calc 'sprintf("%.2f", a / b)' a="$E2E" b="$CEIL")" "ratio"
+  return 0
+}
+
+# Latency at a fixed 1,000 events/s: one PUT /breaks/{id} a millisecond, each id
+# once, one webhook. Latency is the sink's receipt time minus the time the write
+# request was sent, so it includes the write's own durable commit: an upper bound
+# of the SPEC's commit -> receipt (see latency_percentiles for the lower bound).
+sec_latency() {
+  [ -x "$LOAD" ] || { note "latency: $LOAD missing; skipped"; return 0; }
+  sink_start lat --record "$WORK/lat.rec" || return 1
+  local sport=$SINK_PORT
+  start_delivery_server || return 1
+  webhook_create "http://127.0.0.1:$sport/hook" || return 1
+  wait_engine_pickup
+  paced_writes lat "$LAT_SECONDS" || return 1
+  wait_deliveries "$sport" "$LOAD_OK" 30 3 || true
+  sink_flush "$sport"
+  latency_percentiles lat "$WORK/lat.rec" 1
+  record "latency at 1,000 writes/s: achieved write rate" "$(load_field rate)" "writes/s"
+  record "latency at 1,000 writes/s: write answered, p99" "$(load_field answer_p99_ms)" "ms"
+  record "latency write sent -> sink received, p50" "$P50" "ms"
+  record "latency write sent -> sink received, p99" "$P99" "ms"
+  record "latency write sent -> sink received, p99.9" "$P999" "ms"
+  record "latency write answered -> sink received, p99 (lower bound)" "$LOW_P99" "ms"
+}
+
+# Isolation: four healthy webhooks to sink A, 1,000 writes/s, p99 of their
+# deliveries; then a fifth webhook to sink B, which accepts connections and reads
+# but never answers (--delivery-timeout 2s, so it times out again and again), and
+# the same measurement for A's webhooks again.
+sec_isolation() {
+  [ -x "$LOAD" ] || { note "isolation: $LOAD missing; skipped"; return 0; }
+  sink_start isoA --record "$WORK/iso.rec" || return 1
+  local aport=$SINK_PORT p99_alone
+  sink_start isoB --hang || return 1
+  local bport=$SINK_PORT bpid=$SINK_PID
+  start_delivery_server --delivery-timeout 2s || return 1
+  for i in 1 2 3 4; do webhook_create "http://127.0.0.1:$aport/hook/$i" || return 1; done
+  wait_engine_pickup
+  paced_writes iso_alone "$ISO_SECONDS" || return 1
+  wait_deliveries "$aport" $((LOAD_OK * 4)) 30 3 || true
+  sink_flush "$aport"
+  latency_percentiles iso_alone "$WORK/iso.rec" 4
+  p99_alone=$P99
+  record "isolation: 4 healthy webhooks alone, p99" "$P99" "ms"
+  local before
+  before=$(sink_count "$aport")
+  webhook_create "http://127.0.0.1:$bport/hook" || return 1
+  wait_engine_pickup
+  paced_writes iso_hang "$ISO_SECONDS" || return 1
+  wait_deliveries "$aport" $((before + LOAD_OK * 4)) 30 3 || true
+  sink_flush "$aport"
+  latency_percentiles iso_hang "$WORK/iso.rec" 4
+  record "isolation: the same with a 5th webhook that hangs, p99" "$P99" "ms"
+  [ -n "$p99_alone" ] && [ -n "$P99" ] &&
+    record "isolation: p99 with the hung destination / alone" "$(calc 'sprintf("%.2f", b / a)' a="$p99_alone" b="$P99")" "ratio"
+  sink_stop "$bpid"
+  [ -s "$WORK/isoB.err" ] && note "hung destination: $(tail -n 1 "$WORK/isoB.err")"
+  return 0
+}
+
+# Backlog: a webhook to a destination that is down (a port nothing listens on),
+# then BACKLOG_RECORDS x BACKLOG_VERSIONS pending events through $batch (each
+# record's versions on consecutive lines); the server's memory once all are
+# committed; then the sink comes up on that port and the drain is timed.
+# MODE on: coalescing (the default); off: --coalesce=false (every version delivered).
+sec_backlog() {
+  local mode=$1 label="backlog, coalescing $1"
+  local flags=(--access-log=false --allow-http-destinations --allow-destination 127.0.0.1/32
+    --max-inflight-per-destination "$E2E_INFLIGHT" --retry-schedule "$RETRY_1S")
+  if [ "$mode" = off ]; then
+    flag_supported --coalesce ||
+      { note "$label: skipped: this breakhook has no --coalesce option yet"; return 0; }
+    flags+=(--coalesce=false)
+  fi
+  if flag_supported --breaker-pause; then
+    flags+=(--breaker-pause 500ms)
+  else
+    note "$label: this breakhook has no --breaker-pause option yet: a destination that is down is paused 5 s, doubling while probes fail, so the drain starts late"
+  fi
+  # Generated first: the shorter the destination is down, the shorter the breaker's
+  # pause (it doubles while probes fail) when it comes back.
+  local files=$((BACKLOG_RECORDS / BACKLOG_FILE_RECORDS)) base
+  local events=$((BACKLOG_RECORDS * BACKLOG_VERSIONS))
+  # Each run writes values the previous one did not, so every line is a change.
+  base=$([ "$mode" = on ] && echo 20 || echo 40)
+  for f in $(seq 0 $((files - 1))); do
+    gen_breaks "$WORK/backlog$f.ndjson" $((10000001 + f * BACKLOG_FILE_RECORDS)) \
+      "$BACKLOG_FILE_RECORDS" "$BACKLOG_VERSIONS" 2026-06 "$base"
+  done
+  # A free port, then nothing listening on it: the destination is down.
+  sink_start "backlog-$mode-probe" || return 1
+  local dport=$SINK_PORT
+  sink_stop "$SINK_PID"
+  start_server "${flags[@]}" || return 1
+  webhook_create "http://127.0.0.1:$dport/hook" || return 1
+  wait_engine_pickup
+  local mib0 t0 t1 s applied=0
+  mib0=$(store_mib)
+  t0=$(date +%s.%N)
+  for f in $(seq 0 $((files - 1))); do
+    s=$(post_batch "$WORK/backlog$f.ndjson")
+    read -r c r u x <<<"${s:-0 0 0 1}"
+    [ "$x" = 0 ] && [ "$u" = 0 ] || { note "$label: \$batch file $f: summary '$s'"; return 1; }
+    applied=$((applied + c + r))
   done
   t1=$(date +%s.%N)
-  E2E=$(awk -v n=$((GOT - BEFORE)) -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')
-  record "end-to-end: \$batch write -> signed POST -> 2xx (1 webhook)" "$E2E" "events/s"
-  record "end-to-end as a ratio of the ceiling" "$(awk -v a="$E2E" -v b="$CEIL" 'BEGIN {printf "%.2f", a / b}')" "ratio"
-  kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
-fi
-stop_server
+  rm -f "$WORK"/backlog*.ndjson
+  [ "$applied" = "$events" ] || { note "$label: $applied of $events writes applied"; return 1; }
+  record "$label: \$batch, $events changes while down" \
+    "$(calc 'sprintf("%.0f", n / (b - a))' n="$events" a="$t0" b="$t1")" "upserts/s"
+  sleep 1 # let the engine notice what was committed
+  record "$label: server RSS with $events events pending" "$(proc_mib "$SERVER_PID" VmRSS)" "MiB"
+  record "$label: server peak RSS (VmHWM)" "$(proc_mib "$SERVER_PID" VmHWM)" "MiB"
+  record "$label: store growth on disk" "$(calc 'sprintf("%.1f", b - a)' a="$mib0" b="$(store_mib)")" "MiB"
+  # The destination comes back on the same port.
+  local start first last got distinct
+  start=$(now_ms)
+  sink_start "backlog-$mode" --port "$dport" --record "$WORK/backlog-$mode.rec" || return 1
+  # Coalesced, each record's newest state is one delivery; without, every event is.
+  local expect=$([ "$mode" = on ] && echo "$BACKLOG_RECORDS" || echo "$events")
+  wait_deliveries "$dport" "$expect" "$WAIT_MAX" 3 && sleep 1 # and any stragglers
+  read -r got first last < <(sink_stats "$dport")
+  sink_flush "$dport"
+  distinct=$(cut -d' ' -f1 "$WORK/backlog-$mode.rec" | sort -u | wc -l)
+  [ "${got:-0}" -gt 0 ] || { note "$label: nothing delivered within ${WAIT_MAX} s"; return 1; }
+  record "$label: deliveries" "$got" "deliveries"
+  record "$label: sink start -> first delivery" "$(calc 'sprintf("%.2f", (b - a) / 1000)' a="$start" b="$first")" "s"
+  # A drain that did not finish has no end time and no rate.
+  if [ "$distinct" -lt "$BACKLOG_RECORDS" ] || { [ "$mode" = off ] && [ "$got" -lt "$events" ]; }; then
+    note "$label: the drain did not finish: $got deliveries, $distinct of $BACKLOG_RECORDS records; no drain figures"
+    return 1
+  fi
+  record "$label: sink start -> last delivery" "$(calc 'sprintf("%.2f", (b - a) / 1000)' a="$start" b="$last")" "s"
+  # Rates over the drain itself (first to last delivery), not over the wait for the
+  # breaker's next probe, which "sink start -> first delivery" shows.
+  local span=$((last - first > 0 ? last - first : 1))
+  record "$label: drain, deliveries/s" "$(calc 'sprintf("%.0f", n * 1000 / s)' n="$got" s="$span")" "deliveries/s"
+  record "$label: drain, events covered/s" "$(calc 'sprintf("%.0f", n * 1000 / s)' n="$events" s="$span")" "events/s"
+}
 
-start_server --access-log=true --log-level info --log-file "$WORK/access.log"
-record "healthz keep-alive, access log to a file" "$(wrk_rps "http://127.0.0.1:$PORT/healthz")" "req/s"
-stop_server
+sec_access_log() {
+  start_server --access-log=true --log-level info --log-file "$WORK/access.log" || return 1
+  record "healthz keep-alive, access log to a file" "$(wrk_rps "http://127.0.0.1:$PORT/healthz")" "req/s"
+  rm -f "$WORK/access.log"
+}
+
+# ---- main -------------------------------------------------------------------
+
+CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+CORES=$(nproc)
+MEM_GIB=$(free -g | awk '/Mem:/ {print $2}')
+KERNEL=$(uname -r)
+OS=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown}" || echo unknown)
+BUILD_DIR=$(basename "$BIN_DIR")
+BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BIN_DIR/CMakeCache.txt" 2>/dev/null || true)
+BUILD_TYPE=${BUILD_TYPE:-unknown}
+CC_PATH=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$BIN_DIR/CMakeCache.txt" 2>/dev/null || true)
+COMPILER=$("${CC_PATH:-cc}" --version 2>/dev/null | head -n 1 || echo unknown)
+VERSION=$("$BIN" version)
+START=$SECONDS
+
+"$BIN" tenant create bench --store "$STORE" >/dev/null 2>"$WORK/cli.log" ||
+  { cat "$WORK/cli.log" >&2; exit 1; }
+CLIENT_JSON=$("$BIN" client create --tenant bench --name bench --json --store "$STORE" \
+  --scopes "connector-protimeapi-breaks.read connector-protimeapi-breaks.write connector-protimeapi-people.write connector-protimeapi-break-definitions.write connector-protimeapi-break-definitions.read connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write")
+CLIENT_ID=$(echo "$CLIENT_JSON" | sed 's/.*"clientId":"\([^"]*\)".*/\1/')
+CLIENT_SECRET=$(echo "$CLIENT_JSON" | sed 's/.*"clientSecret":"\([^"]*\)".*/\1/')
+
+echo "machine: $CPU | $CORES cores | $MEM_GIB GiB | Linux $KERNEL | $OS"
+echo "build: $VERSION, $BUILD_TYPE ($BIN_DIR), $COMPILER; wrk -t1 -c$CONNECTIONS -d${DURATION}s$([ $SMOKE = 1 ] && echo '; SMOKE run: tiny counts, the figures mean nothing')"
+printf '%-58s %14s %s\n' figure value unit
+
+seed_data || { echo "bench: the server does not start" >&2; exit 1; }
+run_section http "HTTP and tokens" sec_http
+run_section breaks "breaks data" sec_breaks
+if [ -x "$SINK" ]; then
+  run_section ceiling "delivery ceiling" sec_ceiling
+  run_section e2e1 "end-to-end, 1 webhook" sec_e2e_one
+  run_section e2e100 "end-to-end, 100 webhooks" sec_e2e_hundred
+  run_section latency "latency at 1,000 writes/s" sec_latency
+  run_section isolation "isolation from a hung destination" sec_isolation
+  run_section backlog-on "backlog, coalescing on" sec_backlog on
+  run_section backlog-off "backlog, coalescing off" sec_backlog off
+else
+  note "$SINK missing: no delivery figures"
+fi
+run_section access-log "access log" sec_access_log
+
+echo "time per section: $(IFS=';'; echo "${TIMINGS[*]}" | sed 's/;/; /g'); total $((SECONDS - START)) s"
 
 mkdir -p bench/results
 {
-  printf '{"machine":{"cpu":"%s","cores":%s,"memGiB":%s,"kernel":"%s"},"build":"%s","smoke":%s,"results":[' \
-    "$(lscpu | sed -n 's/^Model name: *//p')" "$(nproc)" "$(free -g | awk '/Mem:/ {print $2}')" "$(uname -r)" \
-    "$BUILD_KIND" "$([ $SMOKE = 1 ] && echo true || echo false)"
+  printf '{"machine":{"cpu":"%s","cores":%s,"memGiB":%s,"kernel":"%s","os":"%s"},' \
+    "$(json_esc "$CPU")" "$CORES" "$MEM_GIB" "$(json_esc "$KERNEL")" "$(json_esc "$OS")"
+  printf '"build":"%s","buildType":"%s","compiler":"%s","version":"%s","date":"%s","smoke":%s,"seconds":%s,"results":[' \
+    "$(json_esc "$BUILD_DIR")" "$(json_esc "$BUILD_TYPE")" "$(json_esc "$COMPILER")" "$(json_esc "$VERSION")" \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$([ $SMOKE = 1 ] && echo true || echo false)" "$((SECONDS - START))"
   (IFS=,; printf '%s' "${RESULTS[*]}")
+  printf '],"notes":['
+  sep=""
+  for n in "${NOTES[@]}"; do printf '%s"%s"' "$sep" "$(json_esc "$n")"; sep=","; done
   printf ']}\n'
-} > bench/results/latest.json
+} >bench/results/latest.json
 echo "wrote bench/results/latest.json"
