@@ -55,6 +55,7 @@ typedef struct lane {
     int failures;              /* consecutive failed attempts of this lane */
     int64_t next_at_ms;        /* no attempt before this (retry delay) */
     bool queued;               /* in the webhook's ready list */
+    size_t delayed_ix;         /* index + 1 in the webhook's delayed list; 0: not in it */
     struct lane *next_ready;
 } lane_t;
 
@@ -104,7 +105,12 @@ struct wh {
     bool touched;              /* has results to commit */
     json_t *ext_refs;          /* names to embed, or NULL */
     size_t in_flight;
-    size_t n_delayed;          /* lanes waiting for a retry time (wake_due looks then) */
+    /* Lanes waiting for a retry time, and the earliest of those times: wake_due looks
+     * at these only, and only once that time has come (walking every lane on every
+     * dispatch cost a hung destination's neighbours their latency). */
+    lane_t **delayed;
+    size_t n_delayed, cap_delayed;
+    int64_t next_due_ms;
     size_t n_waiting;          /* events waiting in lanes (bounds memory without coalescing) */
     wh_t *next;
 };
@@ -276,6 +282,39 @@ static lane_t *ready_pop(wh_t *w)
     return l;
 }
 
+static void delayed_remove(wh_t *w, lane_t *l)
+{
+    if (!l->delayed_ix)
+        return;
+    size_t i = l->delayed_ix - 1;
+    lane_t *last = w->delayed[--w->n_delayed];
+    w->delayed[i] = last;
+    last->delayed_ix = i + 1;
+    l->delayed_ix = 0;
+}
+
+/* The lane waits until l->next_at_ms. On failure to grow the list it is simply
+ * readied now: an early retry, never a lost one. */
+static void delayed_add(wh_t *w, lane_t *l)
+{
+    if (l->next_at_ms < w->next_due_ms)
+        w->next_due_ms = l->next_at_ms;
+    if (l->delayed_ix)
+        return;
+    if (w->n_delayed == w->cap_delayed) {
+        size_t cap = w->cap_delayed ? w->cap_delayed * 2 : 64;
+        lane_t **p = realloc(w->delayed, cap * sizeof(*p));
+        if (!p) {
+            l->next_at_ms = 0;
+            return;
+        }
+        w->delayed = p;
+        w->cap_delayed = cap;
+    }
+    w->delayed[w->n_delayed++] = l;
+    l->delayed_ix = w->n_delayed;
+}
+
 static void lane_free(lane_t *l)
 {
     for (event_t *ev = l->waiting, *next; ev; ev = next) {
@@ -340,7 +379,7 @@ static void lane_add(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
             l->failures = w->retry_v[k - 1].attempt;
             l->next_at_ms = w->retry_v[k - 1].next_attempt_at_ms;
             if (l->next_at_ms > now_ms(e))
-                w->n_delayed++;
+                delayed_add(w, l);
             imap_del(&w->retrying, record_id);
         }
     }
@@ -388,6 +427,10 @@ static void free_lane_cb(int64_t key, void *value, void *arg)
 
 static void wh_drop_lanes(wh_t *w)
 {
+    for (size_t i = 0; i < w->n_delayed; i++)
+        w->delayed[i]->delayed_ix = 0;
+    w->n_delayed = 0;
+    w->next_due_ms = INT64_MAX;
     imap_each(&w->lanes, free_lane_cb, NULL);
     imap_deinit(&w->lanes);
     imap_init(&w->lanes);
@@ -416,6 +459,7 @@ static void wh_free(wh_t *w)
     imap_deinit(&w->latest);
     imap_deinit(&w->retrying);
     free(w->retry_v);
+    free(w->delayed);
     json_decref(w->ext_refs);
     OPENSSL_cleanse(w->key, sizeof(w->key));
     free(w);
@@ -722,6 +766,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
             ready_push(w, l);
         } else {
             imap_del(&w->lanes, l->record_id);
+            delayed_remove(w, l);
             lane_free(l);
         }
     } else if (res->http_status == 410) {
@@ -743,7 +788,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         } else {
             stat_add(e, &e->stats.failed);
             l->next_at_ms = now + delay;
-            w->n_delayed++;
+            delayed_add(w, l);
             record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, l->next_at_ms);
             /* Retry the newest state: a newer waiting change replaces this one. */
             keep_pending(e, w, l, ev);
@@ -800,6 +845,7 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
     a->req.done = on_attempt_done;
     a->req.data = e;
     l->inflight = waiting_pop(w, l);
+    delayed_remove(w, l);
     int rc = hc_pool_send(e->http, &a->req);
     if (rc) {
         w->in_flight++;
@@ -819,22 +865,24 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
 }
 
 /* Lanes whose retry time has come go back to the ready list. */
-typedef struct due_arg {
-    int64_t now;
-    size_t still_delayed;
-} due_arg_t;
-
-static void wake_due(int64_t key, void *value, void *arg)
+static void wake_due(wh_t *w, int64_t now)
 {
-    lane_t *l = value;
-    due_arg_t *d = arg;
-    (void)key;
-    if (l->inflight || !l->waiting || l->queued || !l->next_at_ms)
+    if (now < w->next_due_ms)
         return;
-    if (l->next_at_ms <= d->now)
-        ready_push(l->wh, l);
-    else
-        d->still_delayed++;
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < w->n_delayed;) {
+        lane_t *l = w->delayed[i];
+        if (l->next_at_ms > now) {
+            if (l->next_at_ms < next)
+                next = l->next_at_ms;
+            i++;
+            continue;
+        }
+        delayed_remove(w, l); /* the last one moves to i */
+        if (!l->inflight && l->waiting)
+            ready_push(w, l);
+    }
+    w->next_due_ms = next;
 }
 
 static void dispatch_once(engine_t *e)
@@ -848,11 +896,7 @@ static void dispatch_once(engine_t *e)
             wh_kill(w);
             continue;
         }
-        if (w->n_delayed) {
-            due_arg_t d = { now, 0 };
-            imap_each(&w->lanes, wake_due, &d);
-            w->n_delayed = d.still_delayed;
-        }
+        wake_due(w, now);
         while (w->ready_head && dest_admits(e, w->dest)) {
             lane_t *l = ready_pop(w);
             if (l->inflight || !l->waiting)
@@ -1218,6 +1262,7 @@ static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t 
     imap_init(&w->acked);
     imap_init(&w->latest);
     imap_init(&w->retrying);
+    w->next_due_ms = INT64_MAX;
     for (size_t i = 0; latest && i < latest->n; i++)
         if (imap_put(&w->latest, latest->v[i].record_id, (void *)(uintptr_t)latest->v[i].version))
             break;
