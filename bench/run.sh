@@ -60,6 +60,7 @@ WEBHOOK_IDS=()
 RESULTS=()
 NOTES=()
 TIMINGS=()
+STOPPED=0
 NEXT_ID=20000000 # ids of breaks written by bench_load, each used once
 CEIL=""
 
@@ -108,7 +109,10 @@ run_section() {
   [ -z "${SECTIONS:-}" ] || [[ " $SECTIONS " == *" $name "* ]] || return 0
   local t0=$SECONDS
   echo "-- $title"
-  if ! "$@"; then note "$title: stopped early (figures above it in this section stand)"; fi
+  if ! "$@"; then
+    note "$title: stopped early (figures above it in this section stand)"
+    STOPPED=$((STOPPED + 1))
+  fi
   [ -n "$SERVER_PID" ] && { webhooks_delete; stop_server; }
   for p in "${SINK_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   SINK_PIDS=()
@@ -618,6 +622,7 @@ if [ -x "$SINK" ]; then
   run_section backlog-off "backlog, coalescing off" sec_backlog off
 else
   note "$SINK missing: no delivery figures"
+  STOPPED=$((STOPPED + 1))
 fi
 run_section access-log "access log" sec_access_log
 
@@ -637,3 +642,10 @@ mkdir -p bench/results
   printf ']}\n'
 } >bench/results/latest.json
 echo "wrote bench/results/latest.json"
+# The smoke run asserts no speed, but it does prove every section runs: one that
+# stopped early (a server or sink that did not start, deliveries that never came)
+# fails it, so `make test` notices a broken benchmark.
+if [ "$SMOKE" = 1 ] && [ "$STOPPED" -gt 0 ]; then
+  echo "bench: $STOPPED section(s) stopped early (see the notes above)" >&2
+  exit 1
+fi
