@@ -15,6 +15,7 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "client/hc_pool.h"
 
+#include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,10 @@ typedef struct transport {
 struct hc_pool {
     uv_loop_t *loop;
     hc_options_t opt;
+    /* One libcurl share for every transport: a TLS session made by one thread is
+     * resumed by the others' connections to the same destination. */
+    CURLSH *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
     hc_t *direct;               /* 0 threads: one client on the owner's loop */
     transport_t *t;
     unsigned n;
@@ -162,9 +167,51 @@ static void stop_threads(hc_pool_t *p, unsigned started)
     }
 }
 
+static void share_lock(CURL *e, curl_lock_data data, curl_lock_access access, void *userp)
+{
+    hc_pool_t *p = userp;
+    (void)e, (void)access;
+    pthread_mutex_lock(&p->share_locks[data]);
+}
+
+static void share_unlock(CURL *e, curl_lock_data data, void *userp)
+{
+    hc_pool_t *p = userp;
+    (void)e;
+    pthread_mutex_unlock(&p->share_locks[data]);
+}
+
+static int share_new(hc_pool_t *p)
+{
+    p->share = curl_share_init();
+    if (!p->share)
+        return BH_ENOMEM;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&p->share_locks[i], NULL);
+    curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(p->share, CURLSHOPT_USERDATA, p);
+    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    p->opt.share = p->share;
+    return 0;
+}
+
+/* Once the threads and their handles are gone. */
+static void share_free(hc_pool_t *p)
+{
+    if (!p->share)
+        return;
+    curl_share_cleanup(p->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&p->share_locks[i]);
+    p->share = NULL;
+}
+
 static void pool_free_mem(uv_handle_t *h)
 {
     hc_pool_t *p = h->data;
+    share_free(p);
     pthread_mutex_destroy(&p->lock);
     free(p->t);
     free(p);
@@ -189,7 +236,8 @@ int hc_pool_new(uv_loop_t *loop, const hc_options_t *opt, unsigned threads, hc_p
         return 0;
     }
     p->t = calloc(threads, sizeof(*p->t));
-    if (!p->t || uv_async_init(loop, &p->done_async, on_done_async) < 0) {
+    if (!p->t || share_new(p) || uv_async_init(loop, &p->done_async, on_done_async) < 0) {
+        share_free(p);
         free(p->t);
         free(p);
         return BH_ENOMEM;

@@ -28,6 +28,7 @@ struct hc {
     uv_loop_t *loop;
     CURLM *multi;
     CURLSH *share;
+    bool own_share;
     uv_timer_t timer;
     hc_options_t opt;
     size_t in_flight;
@@ -321,14 +322,17 @@ int hc_new(uv_loop_t *loop, const hc_options_t *opt, hc_t **out)
     c->loop = loop;
     c->opt = *opt;
     c->multi = curl_multi_init();
-    c->share = curl_share_init();
+    c->own_share = opt->share == NULL;
+    c->share = c->own_share ? curl_share_init() : opt->share;
     if (!c->multi || !c->share) {
         hc_free(c);
         return BH_ENOMEM;
     }
-    /* One loop thread uses the share: no lock callbacks are needed. */
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    if (c->own_share) {
+        /* One loop thread uses it: no lock callbacks are needed. */
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    }
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -374,7 +378,7 @@ void hc_free(hc_t *c)
     free(c->socks);
     c->socks = NULL;
     c->n_socks = 0;
-    if (c->share)
+    if (c->share && c->own_share)
         curl_share_cleanup(c->share);
     if (c->loop) {
         uv_close((uv_handle_t *)&c->timer, on_timer_closed);

@@ -65,6 +65,10 @@ typedef struct hc_options {
     const char *ca_file;          /* extra CA bundle (private CAs); NULL: system CAs */
     const char *user_agent;
     size_t max_host_connections;  /* per host:port */
+    /* A libcurl share (CURLSH *) for TLS sessions and DNS answers, made thread-safe
+     * by its owner and outliving the client (hc_pool's, shared by its threads);
+     * NULL: the client makes its own. */
+    void *share;
 } hc_options_t;
 
 /* Clears a result for a new request: every field but the excerpt's bytes (4 KiB

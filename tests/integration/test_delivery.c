@@ -152,6 +152,7 @@ typedef struct ssl_api {
     __typeof__(&SSL_pending) p_SSL_pending;
     __typeof__(&SSL_get_error) p_SSL_get_error;
     __typeof__(&SSL_shutdown) p_SSL_shutdown;
+    __typeof__(&SSL_session_reused) p_SSL_session_reused;
 } ssl_api_t;
 
 static ssl_api_t S;
@@ -185,6 +186,7 @@ static bool ssl_load(void)
     SYM(SSL_pending);
     SYM(SSL_get_error);
     SYM(SSL_shutdown);
+    SYM(SSL_session_reused);
 #undef SYM
     S.h = h;
     return true;
@@ -198,7 +200,8 @@ typedef enum { ACT_ANSWER, ACT_HANG, ACT_RESET } act_t;
  * (only_record 0: every record) and it is among the first fail_first deliveries of that
  * record at this consumer (fail_first < 0: every one); a failing delivery gets
  * fail_act (ACT_ANSWER: fail_status, with Retry-After when retry_after >= 0), any other
- * one 200. delay_ms: wait this long before every answer. */
+ * one 200. delay_ms: wait this long before every answer. close_each: answer with
+ * "Connection: close" and close, so every delivery needs a new connection. */
 typedef struct rule {
     int64_t only_record;
     int fail_first;
@@ -208,9 +211,10 @@ typedef struct rule {
     int delay_ms;
     int64_t slow_from, slow_to; /* records in [slow_from, slow_to] wait slow_ms instead */
     int slow_ms;
+    bool close_each;
 } rule_t;
 
-#define RULE_OK ((rule_t){ 0, 0, ACT_ANSWER, 0, -1, 0, 0, 0, 0 })
+#define RULE_OK ((rule_t){ 0, 0, ACT_ANSWER, 0, -1, 0, 0, 0, 0, false })
 
 typedef struct delivery {
     uint64_t at_ms;        /* arrival, monotonic (it_now_ms) */
@@ -274,6 +278,7 @@ struct consumer {
     uint64_t arrived_max[MAX_REC];
     int inflight_all, inflight_max;
     size_t connections, tls_failures, malformed, bad_signatures;
+    size_t tls_resumed;          /* TLS handshakes that resumed an earlier session */
     cconn_t *conns;
 };
 
@@ -503,13 +508,15 @@ static bool consumer_handle(cconn_t *cc, const char *head, const char *body, siz
     snprintf(text, sizeof(text), d.failed_on_purpose ? "failing on purpose %d" : "ok %d", d.nth);
     if (d.failed_on_purpose && r.retry_after >= 0)
         snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", r.retry_after);
+    if (r.close_each)
+        snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "Connection: close\r\n");
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 %d Test\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
                      status, strlen(text), extra, text);
     /* Recorded before it is sent: once sent, the record's next event may arrive on
      * another connection at once. */
     consumer_answered(c, idx, status);
-    return cc_write(cc, resp, (size_t)n);
+    return cc_write(cc, resp, (size_t)n) && !r.close_each;
 }
 
 static void *conn_main(void *arg)
@@ -539,6 +546,11 @@ static void *conn_main(void *arg)
             pthread_cond_broadcast(&c->cv);
             pthread_mutex_unlock(&c->mu);
             goto out;
+        }
+        if (S.p_SSL_session_reused(cc->ssl)) {
+            pthread_mutex_lock(&c->mu);
+            c->tls_resumed++;
+            pthread_mutex_unlock(&c->mu);
         }
     }
     size_t cap = 1 << 16, len = 0;
@@ -2087,6 +2099,37 @@ static void test_https(void **state)
            conns);
     if (fails)
         fail_msg("%zu TLS handshakes failed with the CA trusted", fails);
+
+    /* TLS sessions are shared by the transport threads: a consumer that closes every
+     * connection sees one full handshake, then resumed sessions, also on the second
+     * transport (record 3 goes there while record 1 holds the first one's only
+     * request: the pool picks the thread with the fewest requests in flight). */
+    rule_t closing = RULE_OK;
+    closing.close_each = true;
+    closing.slow_from = closing.slow_to = 1;
+    closing.slow_ms = 1500;
+    consumer_t *cr = consumer_add(f, closing, tls_ctx(f));
+    const char *const extra3[] = { "--allow-destination", "127.0.0.1/32", "--ca-file", ca,
+                                   "--delivery-threads", "2", NULL };
+    srv_t *s3 = boot(f, extra3, NULL);
+    seed(s3, 1);
+    webhook_t w3;
+    webhook_create(s3, cr, NULL, &w3);
+    expect_acked(cr, 2, put_break(s3, 2, 1, 10, 0), 10000);
+    uint64_t v1 = put_break(s3, 1, 1, 10, 0);
+    it_sleep_ms(300); /* record 1 is in flight, held by the consumer */
+    uint64_t v3 = put_break(s3, 3, 1, 10, 0);
+    expect_acked(cr, 3, v3, 10000);
+    expect_acked(cr, 1, v1, 10000);
+    pthread_mutex_lock(&cr->mu);
+    size_t hs = cr->connections, resumed = cr->tls_resumed;
+    pthread_mutex_unlock(&cr->mu);
+    printf("  https, one connection per delivery, two transports: %zu handshakes, %zu resumed\n",
+           hs, resumed);
+    if (hs != 3 || resumed != 2)
+        fail_msg("%zu TLS handshakes of which %zu resumed a session; want 3 and 2 (one full "
+                 "handshake, then sessions shared between the transport threads)",
+                 hs, resumed);
 
     /* Without --ca-file the test CA is not trusted: a TLS error, nothing delivered. */
     const char *const extra2[] = { "--allow-destination", "127.0.0.1/32", "--retry-schedule",
