@@ -112,6 +112,13 @@ struct wh {
     size_t n_delayed, cap_delayed;
     int64_t next_due_ms;
     size_t n_waiting;          /* events waiting in lanes (bounds memory without coalescing) */
+    /* The lowest version pending in any lane (UINT64_MAX: none), kept while lanes are
+     * only added (a new change's version is above everything already in lanes) and
+     * recomputed by walking the lanes only after one's lowest version rose or a lane
+     * went: a destination that accepts nothing no longer costs a walk of its up to
+     * --max-pending-in-memory lanes at every flush. */
+    uint64_t min_v;
+    bool min_known;
     wh_t *next;
 };
 
@@ -387,29 +394,39 @@ static void lane_add(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
         event_free(ev);
         return;
     }
-    if (e->o.coalesce)
+    if (e->o.coalesce && l->waiting) {
         event_free(waiting_pop(w, l));
+        w->min_known = false; /* this lane's lowest version may have risen */
+    }
+    if (w->min_known && ev->version < w->min_v)
+        w->min_v = ev->version;
     waiting_push_back(w, l, ev);
     if (!l->inflight && now_ms(e) >= l->next_at_ms)
         ready_push(w, l);
 }
 
-/* The lowest version still owed to the destination, minus one: every event at or
- * below it was delivered or replaced by a newer one of its record. */
 static void min_pending(int64_t key, void *value, void *arg)
 {
     lane_t *l = value;
     uint64_t *m = arg;
     (void)key;
     uint64_t v = l->inflight ? l->inflight->version : l->waiting ? l->waiting->version : 0;
-    if (v && v - 1 < *m)
-        *m = v - 1;
+    if (v && v < *m)
+        *m = v;
 }
 
+/* The lowest version still owed to the destination, minus one: every event at or
+ * below it was delivered or replaced by a newer one of its record. */
 static uint64_t wh_watermark(wh_t *w)
 {
+    if (!w->min_known) {
+        w->min_v = UINT64_MAX;
+        imap_each(&w->lanes, min_pending, &w->min_v);
+        w->min_known = true;
+    }
     uint64_t m = w->scan_cursor;
-    imap_each(&w->lanes, min_pending, &m);
+    if (w->min_v != UINT64_MAX && w->min_v - 1 < m)
+        m = w->min_v - 1;
     return m;
 }
 
@@ -436,6 +453,7 @@ static void wh_drop_lanes(wh_t *w)
     imap_init(&w->lanes);
     w->ready_head = w->ready_tail = NULL;
     w->n_waiting = 0;
+    w->min_known = false;
 }
 
 /* The webhook gets nothing more. Its watermark is settled first, from the lanes that
@@ -715,10 +733,12 @@ static void attempt_free(attempt_t *a)
  * stays below it. */
 static void keep_pending(engine_t *e, wh_t *w, lane_t *l, event_t *ev)
 {
-    if (e->o.coalesce && l->waiting)
+    if (e->o.coalesce && l->waiting) {
         event_free(ev);
-    else
+        w->min_known = false; /* the lane's lowest version rose to the waiting one */
+    } else {
         waiting_push_front(w, l, ev);
+    }
 }
 
 static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
@@ -755,6 +775,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
     }
     dest_result(e, w->dest, ok || res->http_status == 410);
     if (ok) {
+        w->min_known = false; /* the lane's lowest version rose, or the lane goes */
         stat_add(e, &e->stats.delivered);
         record_attempt(e, w, a, res, STORE_ATTEMPT_DELIVERED, 0);
         record_ack(e, w, l->record_id, ev->version);
