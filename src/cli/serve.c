@@ -375,17 +375,8 @@ static void close_walk(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-/* libuv's worker pool (process-wide, sized once at its first use) runs the API's
- * store jobs and the delivery engine's scans and commits. A write holds its worker
- * until the group commit that includes it is durable, so with libuv's default of 4
- * a commit stall (an fsync or checkpoint of tens of milliseconds) filled the pool
- * and the engine's next scan queued behind the waiting writes: the deliveries of
- * every webhook came late together (bench/README.md, isolation). 16 keeps room. */
-#define WORKER_THREADS "16"
-
 int cli_serve(int argc, char **argv)
 {
-    setenv("UV_THREADPOOL_SIZE", WORKER_THREADS, 0); /* an operator's value wins */
     serve_config_t cfg = {
         .listen = "127.0.0.1:8080",
         .store = CLI_DEFAULT_STORE,
