@@ -117,7 +117,6 @@ enum {
     /* delivery state */
     ST_WH_ACTIVE,
     ST_ACKED,
-    ST_WH_ID_EXISTS,
     ST_RETRYING,
     ST_ATTEMPT_INSERT,
     ST_ACK_UPSERT,
@@ -341,7 +340,6 @@ static const char *const stmt_sql[ST__COUNT] = {
                  " LEFT JOIN delivery_acks a ON a.tenant_id = w.tenant_id"
                  " AND a.webhook_id = w.id AND a.version > w.last_delivered_version"
                  " WHERE w.tenant_id = ?1 AND w.id = ?2 ORDER BY a.record_id",
-    [ST_WH_ID_EXISTS] = "SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
     /* Per record, the newest Failed attempt above the watermark (the Failed range of
      * delivery_attempts_by_webhook; with MAX(seq), SQLite takes the bare columns from
      * that row), unless an ack of that version or a newer one says it is over: only
@@ -2833,6 +2831,22 @@ static int sq_webhooks_list(store_t *base, int64_t tenant_id, const store_webhoo
     return rc;
 }
 
+/* 0 when webhook `id` exists in the tenant (in any status), else BH_ENOTFOUND or
+ * the error. */
+static int webhook_exists(sqlite__conn_t *c, int64_t tenant_id, const char *id)
+{
+    int rc;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_EXISTS, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, tenant_id);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    int64_t one = 0;
+    bool found;
+    rc = step_int(c, st, ST_WH_EXISTS, &one, &found);
+    return rc == 0 && !found ? BH_ENOTFOUND : rc;
+}
+
 typedef struct {
     int64_t tenant_id;
     const char *id;
@@ -2857,17 +2871,7 @@ static int job_webhook_disable(sqlite__conn_t *c, void *arg)
     if (rc != 0 || sqlite3_changes(c->db) > 0)
         return rc;
 
-    st = stmt_get(c, ST_WH_EXISTS, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, a->tenant_id);
-    sqlite3_bind_text(st, 2, a->id, -1, SQLITE_STATIC);
-    int64_t one = 0;
-    bool found;
-    rc = step_int(c, st, ST_WH_EXISTS, &one, &found);
-    if (rc == 0 && !found)
-        rc = BH_ENOTFOUND;
-    return rc;
+    return webhook_exists(c, a->tenant_id, a->id);
 }
 
 static int sq_webhook_disable(store_t *base, int64_t tenant_id, const char *id,
@@ -2968,19 +2972,10 @@ static int sq_delivery_retrying(store_t *base, int64_t tenant_id, const char *we
     int rc = reader_take(s, &c);
     if (rc != 0)
         return rc;
-    /* Two statements, two snapshots: a webhook deleted in between reads as having no
-     * failed records, which is what the engine would do with it anyway. */
-    sqlite3_stmt *st = stmt_get(c, ST_WH_ID_EXISTS, &rc);
-    if (st) {
-        sqlite3_bind_int64(st, 1, tenant_id);
-        sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE)
-            rc = BH_ENOTFOUND;
-        else if (src != SQLITE_ROW)
-            rc = map_error(c->db, src, stmt_sql[ST_WH_ID_EXISTS]);
-        stmt_done(st);
-    }
+    /* Webhooks are never removed (a delete is a soft one): the check and the rows need
+     * not share a snapshot. */
+    rc = webhook_exists(c, tenant_id, webhook_id);
+    sqlite3_stmt *st;
     if (rc == 0 && (st = stmt_get(c, ST_RETRYING, &rc)) != NULL) {
         sqlite3_bind_int64(st, 1, tenant_id);
         sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
@@ -3235,18 +3230,9 @@ static int sq_attempts_list(store_t *base, int64_t tenant_id, const char *webhoo
     int rc = reader_take(s, &c);
     if (rc != 0)
         return rc;
-    sqlite3_stmt *st = stmt_get(c, ST_WH_EXISTS, &rc);
-    if (st) {
-        sqlite3_bind_int64(st, 1, tenant_id);
-        sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
-        int64_t one = 0;
-        bool found;
-        rc = step_int(c, st, ST_WH_EXISTS, &one, &found);
-        if (rc == 0 && !found)
-            rc = BH_ENOTFOUND;
-    }
+    rc = webhook_exists(c, tenant_id, webhook_id);
     int id = q->status == -1 ? ST_ATTEMPTS_LIST : ST_ATTEMPTS_LIST_STATUS;
-    st = rc == 0 && q->limit > 0 ? stmt_get(c, id, &rc) : NULL;
+    sqlite3_stmt *st = rc == 0 && q->limit > 0 ? stmt_get(c, id, &rc) : NULL;
     if (st) {
         sqlite3_bind_int64(st, 1, tenant_id);
         sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
