@@ -300,8 +300,8 @@ static void delayed_remove(wh_t *w, lane_t *l)
     l->delayed_ix = 0;
 }
 
-/* The lane waits until l->next_at_ms. On failure to grow the list it is simply
- * readied now: an early retry, never a lost one. */
+/* The lane waits until l->next_at_ms. On failure to grow the list it is readied
+ * now instead (when it has an event to send): an early retry, never a lost one. */
 static void delayed_add(wh_t *w, lane_t *l)
 {
     if (l->next_at_ms < w->next_due_ms)
@@ -313,6 +313,8 @@ static void delayed_add(wh_t *w, lane_t *l)
         lane_t **p = realloc(w->delayed, cap * sizeof(*p));
         if (!p) {
             l->next_at_ms = 0;
+            if (!l->inflight && l->waiting)
+                ready_push(w, l);
             return;
         }
         w->delayed = p;
@@ -809,10 +811,10 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         } else {
             stat_add(e, &e->stats.failed);
             l->next_at_ms = now + delay;
-            delayed_add(w, l);
             record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, l->next_at_ms);
             /* Retry the newest state: a newer waiting change replaces this one. */
             keep_pending(e, w, l, ev);
+            delayed_add(w, l);
         }
     }
     attempt_free(a);
