@@ -3167,52 +3167,41 @@ static int row_attempt(sqlite3_stmt *st, store_attempt_t *a)
     return rc;
 }
 
-/* Reads the page of attempts st selects into two parallel malloc'd arrays. */
-static int query_attempts(sqlite__conn_t *c, sqlite3_stmt *st, int id, size_t limit,
-                          store_attempt_t **out, int64_t **seq_out, size_t *n_out)
+/* A row of the attempt log with its seq (the paging key), as query_all reads it. */
+typedef struct attempt_row {
+    int64_t seq;
+    store_attempt_t a;
+} attempt_row_t;
+
+static int row_attempt_seq(sqlite3_stmt *st, void *out)
 {
-    store_attempt_t *arr = NULL;
-    int64_t *seqs = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE)
-            break;
-        if (src != SQLITE_ROW) {
-            rc = map_error(c->db, src, stmt_sql[id]);
-            break;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            if (ncap > limit)
-                ncap = limit > n ? limit : n + 1;
-            store_attempt_t *narr = realloc(arr, ncap * sizeof(*arr));
-            if (!narr) {
-                rc = BH_ENOMEM;
-                break;
-            }
-            arr = narr;
-            int64_t *nseqs = realloc(seqs, ncap * sizeof(*seqs));
-            if (!nseqs) {
-                rc = BH_ENOMEM;
-                break;
-            }
-            seqs = nseqs;
-            cap = ncap;
-        }
-        seqs[n] = sqlite3_column_int64(st, 0);
-        rc = row_attempt(st, &arr[n]);
-        if (rc != 0)
-            break;
-        n++;
-    }
-    stmt_done(st);
-    if (rc != 0) {
+    attempt_row_t *r = out;
+    r->seq = sqlite3_column_int64(st, 0);
+    return row_attempt(st, &r->a);
+}
+
+/* Reads the page of attempts st selects into two parallel malloc'd arrays. */
+static int query_attempts(sqlite__conn_t *c, sqlite3_stmt *st, int id, store_attempt_t **out,
+                          int64_t **seq_out, size_t *n_out)
+{
+    attempt_row_t *rows = NULL;
+    size_t n = 0;
+    int rc = query_all(c, st, id, row_attempt_seq, sizeof(*rows), (void **)&rows, &n);
+    if (rc != 0)
+        return rc;
+    store_attempt_t *arr = n ? malloc(n * sizeof(*arr)) : NULL;
+    int64_t *seqs = n ? malloc(n * sizeof(*seqs)) : NULL;
+    if (n && (!arr || !seqs)) {
         free(arr);
         free(seqs);
-        return rc;
+        free(rows);
+        return BH_ENOMEM;
     }
+    for (size_t i = 0; i < n; i++) {
+        arr[i] = rows[i].a;
+        seqs[i] = rows[i].seq;
+    }
+    free(rows);
     *out = arr;
     *seq_out = seqs;
     *n_out = n;
@@ -3240,7 +3229,7 @@ static int sq_attempts_list(store_t *base, int64_t tenant_id, const char *webhoo
         sqlite3_bind_int64(st, 4, limit_arg(q->limit));
         if (id == ST_ATTEMPTS_LIST_STATUS)
             sqlite3_bind_int(st, 5, q->status);
-        rc = query_attempts(c, st, id, q->limit, out, seq_out, n_out);
+        rc = query_attempts(c, st, id, out, seq_out, n_out);
     }
     reader_put(s, c);
     return rc;
