@@ -2835,7 +2835,7 @@ static int sq_webhooks_list(store_t *base, int64_t tenant_id, const store_webhoo
  * the error. */
 static int webhook_exists(sqlite__conn_t *c, int64_t tenant_id, const char *id)
 {
-    int rc;
+    int rc = 0;
     sqlite3_stmt *st = stmt_get(c, ST_WH_EXISTS, &rc);
     if (!st)
         return rc;
