@@ -40,6 +40,15 @@ static int parse_int(const char *s, int64_t *out)
     return 0;
 }
 
+/* Writes a range bound the way the option is written: a duration for durations. */
+static void format_bound(const config_option_t *o, int64_t v, char *out, size_t n)
+{
+    if (o->type == CONFIG_DURATION || o->type == CONFIG_DURATION_LIST)
+        duration_format(v, out, n);
+    else
+        snprintf(out, n, "%lld", (long long)v);
+}
+
 /* Applies one value. from_env: lists split on commas instead of accumulating. */
 static int set_value(const config_option_t *o, void *target, const char *value, bool from_env,
                      const char *source, char *err, size_t err_len)
@@ -63,7 +72,11 @@ static int set_value(const config_option_t *o, void *target, const char *value, 
         if (o->type == CONFIG_INT ? parse_int(value, &v) : duration_parse(value, &v))
             goto bad;
         if ((o->min || o->max) && (v < o->min || v > o->max)) {
-            snprintf(err, err_len, "%s: '%s' is out of range", source, value);
+            char lo[32], hi[32];
+            format_bound(o, o->min, lo, sizeof(lo));
+            format_bound(o, o->max, hi, sizeof(hi));
+            snprintf(err, err_len, "%s: '%s' is out of range (allowed: %s to %s)", source, value,
+                     lo, hi);
             return BH_ERANGE;
         }
         *(int64_t *)field = v;
@@ -101,7 +114,12 @@ static int set_value(const config_option_t *o, void *target, const char *value, 
             goto bad;
         for (size_t i = 0; i < d->n; i++)
             if ((o->min || o->max) && (d->ms[i] < o->min || d->ms[i] > o->max)) {
-                snprintf(err, err_len, "%s: '%s' has a value out of range", source, value);
+                char lo[32], hi[32];
+                format_bound(o, o->min, lo, sizeof(lo));
+                format_bound(o, o->max, hi, sizeof(hi));
+                snprintf(err, err_len,
+                         "%s: '%s' has a value out of range (each must be %s to %s)", source,
+                         value, lo, hi);
                 return BH_ERANGE;
             }
         return 0;
