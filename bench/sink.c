@@ -290,7 +290,7 @@ int main(int argc, char **argv)
         http_server_t *s;
         int rc = http_server_new(loop, r, &so, &s);
         if (!rc)
-            rc = http_server_listen(s, "127.0.0.1", o.port);
+            rc = http_server_listen(s, "127.0.0.1", o.port, NULL);
         if (rc) {
             fprintf(stderr, "bench_sink: listen on port %d: %s\n", o.port, err_str(rc));
             return 1;

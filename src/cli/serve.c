@@ -535,8 +535,9 @@ int cli_serve(int argc, char **argv)
         cli_fail(CLI_FAIL, "serve: out of memory");
         goto out_loop;
     }
-    if (http_server_listen(st.server, host, port)) {
-        cli_fail(CLI_FAIL, "serve: cannot listen on %s", cfg.listen);
+    const char *why = "";
+    if (http_server_listen(st.server, host, port, &why)) {
+        cli_fail(CLI_FAIL, "serve: cannot listen on %s: %s", cfg.listen, why);
         goto out_loop;
     }
     port = http_server_port(st.server);
@@ -555,7 +556,7 @@ int cli_serve(int argc, char **argv)
     if (!master.set)
         log_warn("BREAKHOOK_MASTER_KEY is not set: webhook keys are stored unencrypted");
     if (cfg.demo)
-        demo_print(&demo, host, port, ctx.domain);
+        demo_print(&demo, host, port, ctx.domain, cfg.store);
     uv_timer_init(&st.loop, &st.shutdown_timer);
     st.shutdown_timer.data = &st;
     uv_signal_init(&st.loop, &st.sigterm);

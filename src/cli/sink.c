@@ -701,8 +701,9 @@ int cli_sink(int argc, char **argv)
         cli_fail(CLI_FAIL, "sink: out of memory");
         goto out_loop;
     }
-    if (http_server_listen(s.server, host, port)) {
-        cli_fail(CLI_FAIL, "sink: cannot listen on %s", cfg.listen);
+    const char *why = "";
+    if (http_server_listen(s.server, host, port, &why)) {
+        cli_fail(CLI_FAIL, "sink: cannot listen on %s: %s", cfg.listen, why);
         goto out_loop;
     }
     port = http_server_port(s.server);

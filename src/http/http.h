@@ -148,8 +148,11 @@ typedef struct http_server_options {
 BH_MUST_USE int http_server_new(uv_loop_t *loop, const http_router_t *router,
                                 const http_server_options_t *opt, http_server_t **out);
 /* Binds and listens. host is a numeric IPv4/IPv6 address; port 0 picks a free port,
- * which http_server_port() then tells. */
-BH_MUST_USE int http_server_listen(http_server_t *s, const char *host, int port);
+ * which http_server_port() then tells. Fails with BH_EINVAL (host is not a numeric
+ * address) or BH_EIO (bind or listen refused); then *why, when why is not NULL, is a
+ * static message naming the cause ("address already in use"). */
+BH_MUST_USE int http_server_listen(http_server_t *s, const char *host, int port,
+                                   const char **why);
 int http_server_port(const http_server_t *s);
 /* Serves an already connected stream socket (a socketpair end, for the fuzz target
  * and tests). The server owns fd afterwards. */

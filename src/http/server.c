@@ -1180,7 +1180,7 @@ int http_server_new(uv_loop_t *loop, const http_router_t *router,
     return 0;
 }
 
-int http_server_listen(http_server_t *s, const char *host, int port)
+int http_server_listen(http_server_t *s, const char *host, int port, const char **why)
 {
     struct sockaddr_storage addr;
     int rc;
@@ -1188,14 +1188,21 @@ int http_server_listen(http_server_t *s, const char *host, int port)
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
     else
         rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
-    if (rc < 0)
+    if (rc < 0) {
+        if (why)
+            *why = "not a numeric IPv4 or IPv6 address";
         return BH_EINVAL;
+    }
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
     s->listening = true;
-    if (uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0) < 0 ||
-        uv_listen((uv_stream_t *)&s->listener, 511, on_connection) < 0)
+    /* On Linux a port in use is reported by listen, not by bind: both carry the cause. */
+    if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0)) < 0 ||
+        (rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection)) < 0) {
+        if (why)
+            *why = uv_strerror(rc);
         return BH_EIO;
+    }
     struct sockaddr_storage bound;
     int len = sizeof(bound);
     if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len) == 0)

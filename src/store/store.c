@@ -5,6 +5,7 @@
  */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,6 +57,17 @@ static bool field_ok(const char *s, size_t cap, bool empty_ok)
         return false;
     size_t n = strnlen(s, cap);
     return n < cap && (empty_ok || n > 0);
+}
+
+/* True when s starts with an RFC 3986 scheme and a colon ("mysql:", "http:"). */
+static bool has_url_scheme(const char *s)
+{
+    if (!isalpha((unsigned char)s[0]))
+        return false;
+    size_t i = 1;
+    while (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')
+        i++;
+    return s[i] == ':';
 }
 
 /* URL schemes are matched exactly, case included, as in the documented forms. */
@@ -150,15 +162,17 @@ int store_open(const char *url, const store_options_t *opt, store_t **out,
     }
 
     /* "sqlite:PATH", "sqlite://PATH" (so "sqlite:///abs/path" is absolute), or a
-     * bare path. Anything else that looks like a URL is a typo, not a file name. */
+     * bare path. Anything else that starts like a URL ("mysql:x", "postgress://")
+     * is a typo, not a file name: a file named "mysql:x" would be created silently. */
     const char *path = url;
     if (starts_with(url, "sqlite:")) {
         path = url + strlen("sqlite:");
         if (starts_with(path, "//"))
             path += 2;
-    } else if (strstr(url, "://")) {
+    } else if (has_url_scheme(url)) {
         *err_msg = store__set_open_error("unknown store URL scheme in \"%s\" (expected "
-                                         "sqlite:PATH or postgres://...)", url);
+                                         "sqlite:PATH or postgres://...; a file name with a "
+                                         "colon is written sqlite:NAME)", url);
         return BH_EINVAL;
     }
     if (!*path) {

@@ -23,12 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 
 #define HEALTH_BODY "{\"status\":\"ok\"}"
 #define READY_BODY "{\"status\":\"ready\"}"
-#define CLOSE_WAIT_MS 3000 /* a connection the server must close: within this */
+#define CLOSE_WAIT_MS 15000 /* a connection the server must close: within this */
 
 typedef struct fixture {
     it_server_t srv;
@@ -710,7 +711,7 @@ static void test_max_connections(void **state)
      * close, which takes a moment: bounded retry). */
     it_conn_close(&c1);
     int status = -1;
-    uint64_t deadline = it_now_ms() + 3000;
+    uint64_t deadline = it_now_ms() + 15000;
     while (it_now_ms() < deadline) {
         status = it_get_status(s->port, "/healthz");
         if (status == 200)
@@ -743,7 +744,9 @@ static void test_slow_header_dropped(void **state)
     assert_closes(&c, &r);
     it_response_free(&r);
     it_conn_close(&c);
-    if (took < 250 || took > 2500)
+    /* Not before the deadline; the upper bound only tells "the head deadline fired" from
+     * "the 60 s idle timeout did", with room for a loaded machine. */
+    if (took < 250 || took > 20000)
         fail_msg("408 after %llu ms, expected about 300", (unsigned long long)took);
 
     /* A client trickling one byte every 50 ms is dropped all the same: the deadline is
@@ -752,7 +755,7 @@ static void test_slow_header_dropped(void **state)
     static const char head[] = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa";
     t0 = it_now_ms();
     bool dropped = false;
-    for (size_t i = 0; i < sizeof(head) - 1 && it_now_ms() - t0 < 3000; i++) {
+    for (size_t i = 0; i < sizeof(head) - 1 && it_now_ms() - t0 < 20000; i++) {
         if (it_send(&c, head + i, 1) != 0 || it_data_within(&c, 50)) {
             dropped = true;
             break;
@@ -765,7 +768,7 @@ static void test_slow_header_dropped(void **state)
     it_response_free(&r);
     assert_true(it_peer_closed(&c, CLOSE_WAIT_MS));
     it_conn_close(&c);
-    if (took > 2500)
+    if (took > 20000)
         fail_msg("trickling client dropped after %llu ms", (unsigned long long)took);
 
     /* A connection that never sends a byte is closed too. */
@@ -801,7 +804,7 @@ static void test_idle_timeout(void **state)
     uint64_t took = it_now_ms() - t0;
     assert_int_equal(c.len, 0);
     it_conn_close(&c);
-    if (took < 150 || took > 2500)
+    if (took < 150 || took > 20000)
         fail_msg("idle connection closed after %llu ms, expected about 300",
                  (unsigned long long)took);
     assert_alive(s->port);
@@ -1336,14 +1339,15 @@ static void test_sigterm_exits_cleanly(void **state)
     assert_health_ok(&r);
     it_response_free(&r);
     uint64_t t0 = it_now_ms();
-    int st = it_server_stop(s, 5000);
+    int st = it_server_stop(s, 30000);
     f->stopped_by_test = true;
     if (st != 0) {
         it_server_dump(s);
         fail_msg("exit status %d after SIGTERM", st);
     }
-    assert_true(it_now_ms() - t0 < 5000);
-    assert_true(it_peer_closed(&idle, 1000));
+    /* The idle connection does not hold the exit for --shutdown-timeout (10 s). */
+    assert_true(it_now_ms() - t0 < 9000);
+    assert_true(it_peer_closed(&idle, CLOSE_WAIT_MS));
     it_conn_close(&idle);
 }
 
@@ -1372,16 +1376,17 @@ static void test_sigterm_with_stuck_client(void **state)
     send_str(&stuck, "GET /healthz HTTP/1.1\r\nHost: t\r\n");
     it_sleep_ms(50);
     uint64_t t0 = it_now_ms();
-    int st = it_server_stop(s, 5000);
+    int st = it_server_stop(s, 30000);
     f->stopped_by_test = true;
     uint64_t took = it_now_ms() - t0;
     if (st != 0) {
         it_server_dump(s);
         fail_msg("exit status %d after SIGTERM with a stuck client", st);
     }
-    if (took > 4000)
+    /* Without the timeout the stuck client would hold the exit until SIGKILL (30 s). */
+    if (took > 20000)
         fail_msg("exit took %llu ms with --shutdown-timeout 1s", (unsigned long long)took);
-    assert_true(it_peer_closed(&stuck, 1000));
+    assert_true(it_peer_closed(&stuck, CLOSE_WAIT_MS));
     it_conn_close(&stuck);
 }
 
@@ -1447,6 +1452,26 @@ static void test_cli_usage_errors(void **state)
     assert_one_line(r.err);
     it_run_result_free(&r);
 
+    /* A store URL with an unknown scheme is a typo, not a file name: refused, and no
+     * file named after it appears. */
+    static const char *const mysql[] = { "serve", "--store", "mysql:x", NULL };
+    assert_int_equal(it_run(mysql, &o, &r), 0);
+    assert_int_equal(r.status, 2);
+    assert_one_line(r.err);
+    assert_non_null(strstr(r.err, "unknown store URL scheme"));
+    it_run_result_free(&r);
+    char *stray = it_fmt("%s/mysql:x", dir);
+    assert_int_equal(access(stray, F_OK), -1);
+    free(stray);
+
+    /* A bounded option out of range says the range. */
+    static const char *const ttl[] = { "serve", "--token-ttl", "1s", NULL };
+    assert_int_equal(it_run(ttl, &o, &r), 0);
+    assert_int_equal(r.status, 2);
+    assert_one_line(r.err);
+    assert_non_null(strstr(r.err, "allowed: 1m to 1d"));
+    it_run_result_free(&r);
+
     static const char *const unknown[] = { "frobnicate", NULL };
     assert_int_equal(it_run(unknown, &o, &r), 0);
     assert_int_equal(r.status, 2);
@@ -1461,6 +1486,32 @@ static void test_cli_usage_errors(void **state)
     assert_non_null(strstr(r.out, "--max-body"));
     it_run_result_free(&r);
     it_rmtree(dir);
+}
+
+static void test_listen_in_use(void **state)
+{
+    /* A second server on the first one's port fails at start and says why. */
+    (void)state;
+    it_server_t first;
+    assert_int_equal(it_server_start(&first, NULL), 0);
+    char *listen = it_fmt("127.0.0.1:%d", first.port);
+    char *store = it_fmt("sqlite:%s/second.db", first.dir);
+    char *log = it_fmt("%s/second.log", first.dir);
+    const char *const args[] = { "serve", "--listen", listen, "--store", store,
+                                 "--log-file", log, NULL };
+    it_run_opts_t o = { .cwd = first.dir };
+    it_run_result_t r;
+    assert_int_equal(it_run(args, &o, &r), 0);
+    assert_int_equal(r.status, 1);
+    assert_one_line(r.err);
+    if (!strstr(r.err, "address already in use"))
+        fail_msg("the listen failure does not give its cause: %s", r.err);
+    it_run_result_free(&r);
+    free(listen);
+    free(store);
+    free(log);
+    assert_int_equal(it_server_stop(&first, 0), 0);
+    it_server_cleanup(&first);
 }
 
 static void test_env_listen(void **state)
@@ -1536,6 +1587,7 @@ int main(void)
         T(test_sigterm_with_stuck_client),
         T(test_cli_version),
         T(test_cli_usage_errors),
+        T(test_listen_in_use),
         T(test_env_listen),
         T(test_flag_beats_env),
         T(test_env_max_connections),
