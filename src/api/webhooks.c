@@ -125,6 +125,15 @@ static void respond_json_obj(http_request_t *req, int status, json_t *o)
 
 /* ---- POST /webhooks ----------------------------------------------------- */
 
+/* What a refused destination's answer adds, so that whoever runs the server knows
+ * which switch the refusal is about (they are never on by default). */
+#define HINT_ALLOW_HTTP \
+    "the server's operator can allow plain http destinations with breakhook serve " \
+    "--allow-http-destinations"
+#define HINT_ALLOW_DESTINATION \
+    "the server's operator can allow such addresses with breakhook serve " \
+    "--allow-destination CIDR (for example 127.0.0.1/32)"
+
 typedef struct create_job {
     int64_t tenant_id;
     dest_url_t url;
@@ -158,10 +167,11 @@ static void create_done(http_request_t *req, void *arg)
 {
     create_job_t *j = arg;
     if (j->status) {
-        const char *reasons[] = { j->why };
+        /* An address refusal also names the operator option that lifts it. */
+        const char *reasons[] = { j->why, HINT_ALLOW_DESTINATION };
         http_respond_error(req, j->status,
                            j->status == 409 ? "too many webhooks" : "invalid destinationUrl",
-                           reasons, 1);
+                           reasons, j->status == 409 ? 1 : 2);
         goto out;
     }
     if (j->rc) {
@@ -316,8 +326,9 @@ void api_webhook_create(http_request_t *req)
     if (!read_webhook_extrefs(req, j))
         return;
     if (dest_url_parse(url, strlen(url), ctx->allow_http, &j->url, j->why, sizeof(j->why))) {
-        const char *reasons[] = { j->why };
-        http_respond_error(req, 400, "invalid destinationUrl", reasons, 1);
+        const char *reasons[] = { j->why, HINT_ALLOW_HTTP };
+        bool plain_http = !ctx->allow_http && strncasecmp(url, "http:", 5) == 0;
+        http_respond_error(req, 400, "invalid destinationUrl", reasons, plain_http ? 2 : 1);
         return;
     }
     int64_t now = clock_now_ms(ctx->clock);
