@@ -100,7 +100,9 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
 {
     const http_route_opts_t plain = { .data = ctx };
     const http_route_opts_t api = { .data = ctx, .api = true };
-    const http_route_opts_t form = { .data = ctx, .api = true, .max_body = 16384 };
+    /* The token endpoint checks User-Agent itself, so that even that refusal is an
+     * RFC 6749 §5.2 body that OAuth2 client libraries can read. */
+    const http_route_opts_t form = { .data = ctx, .max_body = 16384 };
     const http_route_opts_t batch = { .data = ctx, .api = true, .max_body = API_BATCH_MAX_BODY,
                                       .stream_window = API_BATCH_WINDOW };
     int rc = 0;

@@ -161,6 +161,10 @@ void api_token(http_request_t *req)
         return;
     }
     memset(j, 0, sizeof(*j));
+    if (!http_request_header(req, "user-agent").p) {
+        oauth_error(req, 400, "invalid_request", "the User-Agent header is required", false);
+        return;
+    }
     if (!host_matches_tenant(req, tenant)) {
         oauth_error(req, 400, "invalid_request", "the Host does not belong to this tenant", false);
         return;
