@@ -1,8 +1,20 @@
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli/cli.h"
 #include "cli/demo.h"
+
+/* Every known scope, space separated (out holds them all: 1024 bytes is plenty). */
+static void every_scope(char *out, size_t n)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; auth_known_scopes[i] && off < n; i++)
+        off += (size_t)snprintf(out + off, n - off, "%s%s", i ? " " : "", auth_known_scopes[i]);
+}
 
 int demo_ensure(store_t *store, demo_t *out)
 {
@@ -28,10 +40,7 @@ int demo_ensure(store_t *store, demo_t *out)
     if (rc)
         return rc;
     store_client_t c = { 0 };
-    size_t off = 0;
-    for (size_t i = 0; auth_known_scopes[i]; i++)
-        off += (size_t)snprintf(c.scopes + off, sizeof(c.scopes) - off, "%s%s", i ? " " : "",
-                                auth_known_scopes[i]);
+    every_scope(c.scopes, sizeof(c.scopes));
     snprintf(c.name, sizeof(c.name), "%s", DEMO_CLIENT_NAME);
     rc = auth_client_credentials_new(rand_system(), c.client_id, out->secret);
     rc = rc ? rc
@@ -47,7 +56,27 @@ int demo_ensure(store_t *store, demo_t *out)
     return 0;
 }
 
-void demo_print(const demo_t *d, const char *host, int port, const char *domain)
+/* The running binary as the user can type it: relative to the working directory
+ * when it lies under it ("build/release/breakhook"), else absolute; "breakhook"
+ * when /proc is not there. */
+static void self_path(char *out, size_t n)
+{
+    char exe[PATH_MAX], cwd[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0) {
+        snprintf(out, n, "breakhook");
+        return;
+    }
+    exe[len] = '\0';
+    size_t c = getcwd(cwd, sizeof(cwd)) ? strlen(cwd) : 0;
+    if (c > 1 && strncmp(exe, cwd, c) == 0 && exe[c] == '/')
+        snprintf(out, n, "%s", exe + c + 1);
+    else
+        snprintf(out, n, "%s", exe);
+}
+
+void demo_print(const demo_t *d, const char *host, int port, const char *domain,
+                const char *store)
 {
     char base[300];
     if (domain)
@@ -60,10 +89,16 @@ void demo_print(const demo_t *d, const char *host, int port, const char *domain)
                "  client_id:     %s\n  client_secret: %s   (shown only now)\n\n",
                DEMO_TENANT, d->client_id, d->secret);
     } else {
+        char self[PATH_MAX], scopes[1024];
+        self_path(self, sizeof(self));
+        every_scope(scopes, sizeof(scopes));
+        bool other_store = store && strcmp(store, CLI_DEFAULT_STORE) != 0;
         printf("The demo tenant '%s' exists; its client %s got its secret on the first run.\n"
-               "For new credentials: breakhook client create --tenant %s --name me --scopes "
-               "\"connector-protimeapi-breaks.read\"\n\n",
-               DEMO_TENANT, d->client_id[0] ? d->client_id : "(none)", DEMO_TENANT);
+               "For new credentials with every scope:\n\n"
+               "  %s client create --tenant %s --name me%s%s \\\n"
+               "      --scopes \"%s\"\n\n",
+               DEMO_TENANT, d->client_id[0] ? d->client_id : "(none)", self, DEMO_TENANT,
+               other_store ? " --store " : "", other_store ? store : "", scopes);
     }
     printf("Try:\n\n"
            "  curl -s %s/healthz\n\n"

@@ -23,7 +23,10 @@ typedef struct demo {
 /* Creates the demo tenant and a client with every scope when the tenant is missing.
  * Blocks; call before the loop runs. */
 BH_MUST_USE int demo_ensure(store_t *store, demo_t *out);
-/* Prints the credentials (once) and copy-paste curl lines on stdout. */
-void demo_print(const demo_t *d, const char *host, int port, const char *domain);
+/* Prints the credentials (once) and copy-paste curl lines on stdout. store: the
+ * --store the server runs on, repeated in the printed CLI hint unless it is the
+ * default. */
+void demo_print(const demo_t *d, const char *host, int port, const char *domain,
+                const char *store);
 
 #endif
