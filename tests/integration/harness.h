@@ -23,10 +23,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define IT_START_TIMEOUT_MS 10000 /* until the port file appears */
+#define IT_START_TIMEOUT_MS 30000 /* until the port file appears */
 #define IT_STOP_TIMEOUT_MS 15000  /* SIGTERM to exit; SIGKILL after (the server's own
                                      * --shutdown-timeout defaults to 10 s) */
-#define IT_IO_TIMEOUT_MS 5000     /* default bound on one response */
+#define IT_IO_TIMEOUT_MS 15000    /* default bound on one response */
 #define IT_STOP_KILLED (-1)       /* it_server_stop: had to SIGKILL after the bound */
 
 /* Why the last harness call failed (timeout, EOF, malformed answer, ...). */

@@ -1491,7 +1491,7 @@ static void *writer_main(void *arg)
 /* Waits (bounded) until the writer has made `more` writes since `from`. */
 static bool wait_writes(writer_t *w, size_t from, size_t more)
 {
-    uint64_t deadline = it_now_ms() + 5000;
+    uint64_t deadline = it_now_ms() + 30000;
     while (atomic_load(&w->writes) < from + more) {
         if (it_now_ms() > deadline || atomic_load(&w->errors))
             return false;

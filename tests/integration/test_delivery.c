@@ -70,6 +70,10 @@
 #define LOOPBACK_OK "--allow-http-destinations", "--allow-destination", "127.0.0.1/32"
 
 #define MAX_REC 8192 /* record ids the consumer keeps per-record state for */
+/* Every "wait until" below stretches its deadline by this factor: the deadlines are
+ * there to catch a server that never gets there, not to time it, and the suite runs
+ * under ASan on a 2-core machine that may be busy with another build. */
+#define PATIENCE 4
 
 /* ---- small utilities --------------------------------------------------------------- */
 
@@ -530,7 +534,7 @@ static void *conn_main(void *arg)
     if (c->ctx) {
         cc->ssl = S.p_SSL_new(c->ctx);
         bool ok = cc->ssl && S.p_SSL_set_fd(cc->ssl, cc->fd) == 1;
-        uint64_t deadline = it_now_ms() + 5000;
+        uint64_t deadline = it_now_ms() + 5000 * PATIENCE;
         int r = 0;
         while (ok && !atomic_load(&c->stop) && it_now_ms() < deadline) {
             r = S.p_SSL_accept(cc->ssl);
@@ -738,7 +742,7 @@ typedef bool (*cpred_t)(consumer_t *c, const void *arg);
 
 static bool consumer_wait(consumer_t *c, cpred_t pred, const void *arg, unsigned timeout_ms)
 {
-    uint64_t deadline = it_now_ms() + timeout_ms;
+    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms * PATIENCE;
     pthread_mutex_lock(&c->mu);
     bool ok;
     while (!(ok = pred(c, arg)) && it_now_ms() < deadline) {
@@ -1228,7 +1232,7 @@ static json_t *attempt_log(srv_t *s, const webhook_t *w)
 /* Polls the attempt log until it has at least n entries (bounded); returns it. */
 static json_t *attempt_log_wait(srv_t *s, const webhook_t *w, size_t n, unsigned timeout_ms)
 {
-    uint64_t deadline = it_now_ms() + timeout_ms;
+    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms * PATIENCE;
     for (;;) {
         json_t *a = attempt_log(s, w);
         if (json_array_size(a) >= n || it_now_ms() >= deadline)
@@ -1262,7 +1266,7 @@ typedef bool (*wpred_t)(json_t *w, const void *arg);
 static json_t *webhook_wait(srv_t *s, const webhook_t *w, wpred_t pred, const void *arg,
                             unsigned timeout_ms)
 {
-    uint64_t deadline = it_now_ms() + timeout_ms;
+    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms * PATIENCE;
     for (;;) {
         json_t *j = webhook_get(s, w);
         if (pred(j, arg) || it_now_ms() >= deadline)
@@ -2551,47 +2555,83 @@ static consumer_t *breaker_setup(fixture_t *f, const char *const *flags, srv_t *
     return c;
 }
 
+/* The consumer's attempt times, sorted (malloc'd; *n gets the count). */
+static uint64_t *attempt_times(consumer_t *c, size_t *n)
+{
+    delivery_t *d = consumer_snapshot(c, n);
+    uint64_t *t = calloc(*n ? *n : 1, sizeof(*t));
+    assert_non_null(t);
+    for (size_t i = 0; i < *n; i++) {
+        size_t k = i;
+        for (; k > 0 && t[k - 1] > d[i].at_ms; k--)
+            t[k] = t[k - 1];
+        t[k] = d[i].at_ms;
+    }
+    free(d);
+    return t;
+}
+
+/* The attempt times as text, relative to the first, for failure messages. */
+static void times_text(const uint64_t *t, size_t n, char *out, size_t len)
+{
+    size_t l = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && l + 24 < len; i++)
+        l += (size_t)snprintf(out + l, len - l, " +%llu", (unsigned long long)(t[i] - t[0]));
+}
+
+/* Index of the first attempt that follows a gap of at least gap_ms, or n. */
+static size_t after_gap(const uint64_t *t, size_t n, size_t from, uint64_t gap_ms)
+{
+    for (size_t i = from ? from : 1; i < n; i++)
+        if (t[i] - t[i - 1] >= gap_ms)
+            return i;
+    return n;
+}
+
+/*
+ * Defaults (threshold 10, pause 5 s) against 20 records that fail every time with a
+ * 100 ms retry schedule: a burst of at least 10 attempts (at most 10 + the 16 that
+ * may be in flight when the breaker opens), a pause, one probe, and then nothing
+ * more for a while (the failed probe doubles the pause). Without the breaker the
+ * same 5 s would see hundreds of attempts.
+ *
+ * Only gaps are asserted, and only from below: a busy machine can make a pause
+ * longer, never shorter, so this holds however slow the run is.
+ */
 static void test_breaker_pauses_failing_destination(void **state)
 {
     fixture_t *f = *state;
     srv_t *s;
     webhook_t w;
     consumer_t *c = breaker_setup(f, NULL, &s, &w);
-    /* t0: the earliest arrival (deliveries are listed in the order the consumer's
-     * threads recorded them, which may differ by a millisecond from arrival order). */
-    size_t n;
-    delivery_t *d = consumer_snapshot(c, &n);
-    uint64_t t0 = d[0].at_ms;
-    free(d);
-    it_sleep_ms((unsigned)(t0 + 7500 - it_now_ms()));
-    d = consumer_snapshot(c, &n);
-    for (size_t i = 0; i < n; i++)
-        t0 = d[i].at_ms < t0 ? d[i].at_ms : t0;
-    free(d);
-    d = consumer_snapshot(c, &n);
-    size_t burst = 0, quiet = 0, probe = 0;
-    char late[512] = "";
-    size_t ll = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t t = d[i].at_ms - t0;
-        if (t < 1000)
-            burst++;
-        else if (t < 4500)
-            quiet++;
-        else
-            probe++;
-        if (t >= 1000 && ll < sizeof(late) - 80)
-            ll += (size_t)snprintf(late + ll, sizeof(late) - ll, " [+%llu ms record %lld try %d]",
-                                   (unsigned long long)t, (long long)d[i].record, d[i].nth);
+    size_t n = 0, probe = 0;
+    uint64_t *t = NULL;
+    uint64_t deadline = it_now_ms() + 60000;
+    for (;;) {
+        free(t);
+        t = attempt_times(c, &n);
+        probe = after_gap(t, n, 0, 3000);
+        if (probe < n || it_now_ms() > deadline)
+            break;
+        it_sleep_ms(200);
     }
-    free(d);
-    printf("  breaker: %zu attempts in the first second, %zu in 1-4.5 s, %zu in 4.5-7.5 s "
-           "(without it: about %d):%s\n",
-           burst, quiet, probe, 20 * 75, late);
-    if (burst < 10 || quiet != 0 || probe != 1)
-        fail_msg("a failing destination was not paused: %zu / %zu / %zu attempts (expected >= 10, "
-                 "then none, then one probe):%s",
-                 burst, quiet, probe, late);
+    char seen[768];
+    times_text(t, n, seen, sizeof(seen));
+    if (probe == n)
+        fail_msg("no probe after a pause within 60 s (attempts at:%s ms)", seen);
+    /* Watch two more seconds: the doubled pause (10 s) allows no other attempt. */
+    it_sleep_ms(2000);
+    free(t);
+    t = attempt_times(c, &n);
+    times_text(t, n, seen, sizeof(seen));
+    printf("  breaker: %zu attempts before the pause, %zu after it (attempts at:%s ms)\n", probe,
+           n - probe, seen);
+    if (probe < 10 || probe > 10 + 16 || n - probe != 1)
+        fail_msg("a failing destination was not paused: %zu attempts, then %zu after the pause "
+                 "(want 10 to 26, then one probe; attempts at:%s ms)",
+                 probe, n - probe, seen);
+    free(t);
     json_t *j = webhook_get(s, &w);
     if (strcmp(jstr_or(j, "status", ""), "Enabled") != 0)
         fail_msg("the breaker disabled the webhook");
@@ -2599,7 +2639,8 @@ static void test_breaker_pauses_failing_destination(void **state)
 }
 
 /* --breaker-threshold 4 --breaker-pause 1s, one request in flight at a time: exactly
- * four attempts, a pause of 1 s, one probe, a pause of 2 s (doubled), one probe. */
+ * four attempts, a pause of at least 1 s, one probe, a pause of at least 2 s (doubled),
+ * one probe. Gaps are asserted from below only (see above). */
 static void test_breaker_flags(void **state)
 {
     fixture_t *f = *state;
@@ -2608,34 +2649,28 @@ static void test_breaker_flags(void **state)
     srv_t *s;
     webhook_t w;
     consumer_t *c = breaker_setup(f, flags, &s, &w);
-    size_t n;
-    delivery_t *d = consumer_snapshot(c, &n);
-    uint64_t t0 = d[0].at_ms;
-    free(d);
-    it_sleep_ms((unsigned)(t0 + 4300 - it_now_ms()));
-    d = consumer_snapshot(c, &n);
-    /* Windows (ms after the first attempt) and the attempts each must hold. */
-    static const struct {
-        uint64_t from, to;
-        size_t want;
-    } win[] = { { 0, 700, 4 }, { 700, 900, 0 }, { 900, 1500, 1 }, { 1500, 2800, 0 },
-                { 2800, 3600, 1 }, { 3600, 4300, 0 } };
-    size_t got[6] = { 0 };
-    char seen[512] = "";
-    size_t sl = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t t = d[i].at_ms - t0;
-        for (size_t k = 0; k < 6; k++)
-            got[k] += t >= win[k].from && t < win[k].to;
-        if (sl < sizeof(seen) - 40)
-            sl += (size_t)snprintf(seen + sl, sizeof(seen) - sl, " +%llu", (unsigned long long)t);
+    size_t n = 0;
+    uint64_t *t = NULL;
+    uint64_t deadline = it_now_ms() + 60000;
+    for (;;) {
+        free(t);
+        t = attempt_times(c, &n);
+        if (n >= 6 || it_now_ms() > deadline)
+            break;
+        it_sleep_ms(100);
     }
-    free(d);
-    for (size_t k = 0; k < 6; k++)
-        if (got[k] != win[k].want)
-            fail_msg("%zu attempt(s) %llu-%llu ms after the first, want %zu (attempts at:%s ms)",
-                     got[k], (unsigned long long)win[k].from, (unsigned long long)win[k].to,
-                     win[k].want, seen);
+    char seen[512];
+    times_text(t, n, seen, sizeof(seen));
+    if (n < 6)
+        fail_msg("%zu attempts within 60 s, want 6 (attempts at:%s ms)", n, seen);
+    size_t first_pause = after_gap(t, n, 0, 950);
+    if (first_pause != 4)
+        fail_msg("%zu attempt(s) before the first pause of 1 s, want 4 (attempts at:%s ms)",
+                 first_pause, seen);
+    if (t[5] - t[4] < 1900)
+        fail_msg("the second pause lasted %llu ms, want at least 2 s, doubled (attempts at:%s ms)",
+                 (unsigned long long)(t[5] - t[4]), seen);
+    free(t);
     json_t *j = webhook_get(s, &w);
     if (strcmp(jstr_or(j, "status", ""), "Enabled") != 0)
         fail_msg("the breaker disabled the webhook");
@@ -2712,7 +2747,7 @@ int main(void)
     return cmocka_run_group_tests_name("delivery", tests, NULL, NULL);
 }
 
-/* ---- throughput to one fast destination ----------------------------------------------------- */
+/* ---- many events to one fast destination (the rate is printed, not asserted) ----------------------------------------------------- */
 
 static void test_throughput(void **state)
 {
@@ -2739,7 +2774,7 @@ static void test_throughput(void **state)
     post_batch(s, body, len, final);
     uint64_t t_written = it_now_ms();
     finals_t fin = { final, N };
-    bool all = consumer_wait(c, pred_finals, &fin, 60000);
+    bool all = consumer_wait(c, pred_finals, &fin, 180000);
     uint64_t t_done = it_now_ms();
     pthread_mutex_lock(&c->mu);
     int mx = c->inflight_max;
@@ -2748,9 +2783,8 @@ static void test_throughput(void **state)
     printf("  throughput: %d events written in %llu ms, delivered in %llu ms: %.0f events/s "
            "(at most %d in flight)\n",
            N, (unsigned long long)(t_written - t0), (unsigned long long)(t_done - t0), rate, mx);
+    /* Only that everything arrives: the rate is printed for whoever reads the log, never
+     * asserted (it depends on what else the machine runs; bench/ measures speed). */
     if (!all)
-        fail_msg("not everything was delivered within 60 s");
-    /* A canary far below SPEC §10 (20,000/s in a release build, measured by bench/). */
-    if (rate < 1000)
-        fail_msg("%.0f events/s to a fast local consumer", rate);
+        fail_msg("not everything was delivered within 180 s");
 }
