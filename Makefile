@@ -1,15 +1,22 @@
 # breakhook — the two commands a new user needs:
 #   make run    install what is missing, build, run the server with a demo tenant
 #   make test   install what is missing, build, run the whole test suite
-# (plus: make build, make bench, make fuzz, make check-src, make clean)
+# (plus: make build, make bench, make fuzz, make fuzz-long, make check-src, make clean)
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
 LISTEN     ?= 127.0.0.1:8080
 STORE      ?= sqlite:var/breakhook.db
 FUZZ_SECONDS ?= 20
+# Extra `serve` flags for make run, e.g.
+#   make run ARGS="--allow-http-destinations --allow-destination 127.0.0.1/32"
+ARGS       ?=
+# OFF for the release a user builds (a newer compiler's new warning must not stop
+# it); the test suite builds the same release with WERROR=ON.
+WERROR     ?= OFF
 
-.PHONY: all deps build run test test-debug test-asan test-tsan fuzz check-src bench bench-smoke clean
+.PHONY: all deps build run test test-debug test-asan test-tsan fuzz fuzz-long check-src bench \
+        bench-smoke first-run clean
 
 all: build
 
@@ -17,16 +24,21 @@ deps:
 	./scripts/install-deps.sh
 
 build: deps
-	cmake --preset release >/dev/null
+	cmake --preset release -DBREAKHOOK_WERROR=$(WERROR) >/dev/null
 	cmake --build --preset release -j $(JOBS)
 
 run: build
-	./$(BUILD)/release/breakhook serve --demo --listen $(LISTEN) --store $(STORE)
+	./$(BUILD)/release/breakhook serve --demo --listen $(LISTEN) --store $(STORE) $(ARGS)
 
-# The full suite: source checks, debug build + all tests, the same under
-# ASan+UBSan, a short fuzzing run of every fuzz target, and the benchmark script in
-# smoke mode (proves it works on this machine; it asserts no speed).
-test: deps check-src test-debug test-asan fuzz bench-smoke
+# The full suite: source checks; the README's first session run as a user runs it
+# (release build with gcc and -Werror, the server, the printed curl lines, a first
+# webhook to `breakhook sink`); debug build + all tests; the same under ASan+UBSan;
+# a short fuzzing run of every fuzz target; the benchmark script in smoke mode
+# (proves it works on this machine; it asserts no speed).
+test: deps check-src first-run test-debug test-asan fuzz bench-smoke
+
+first-run: deps
+	WERROR=ON ./scripts/first-run-smoke.sh
 
 test-debug:
 	cmake --preset debug >/dev/null
@@ -46,6 +58,10 @@ test-tsan:
 
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz-smoke.sh
+
+# Not part of make test: ten minutes per target.
+fuzz-long:
+	FUZZ_SECONDS=600 ./scripts/fuzz-smoke.sh
 
 check-src:
 	./scripts/check-src.sh
