@@ -90,8 +90,11 @@ struct wh {
     /* Recovery after a restart: for changes up to recovery_head (the log's head when
      * the webhook was loaded) only each record's newest version is sent. Acks of the
      * last moments before a crash may be lost; without this, a record's older state
-     * could follow a newer one the consumer had already acknowledged. */
-    imap_t latest;             /* record id -> newest version <= recovery_head */
+     * could follow a newer one the consumer had already acknowledged. Not with
+     * --coalesce=false: every change is owed there, and a lost ack only repeats an
+     * older version after its first delivery, never sends one first after a newer. */
+    imap_t latest;             /* record id -> newest version <= recovery_head; empty
+                                  without coalescing */
     uint64_t recovery_head;
     /* Records that were waiting for a retry when the engine stopped: their lanes
      * resume the retry count and time (record id -> index + 1 into retry_v). */
@@ -1092,7 +1095,7 @@ static void scan_done(uv_work_t *wk, int status)
             uintptr_t acked = (uintptr_t)imap_get(&w->acked, c->record_id);
             if (acked && c->version <= (uint64_t)acked)
                 continue; /* acknowledged before a restart */
-            if (c->version <= w->recovery_head) {
+            if (e->o.coalesce && c->version <= w->recovery_head) {
                 uintptr_t newest = (uintptr_t)imap_get(&w->latest, c->record_id);
                 if (newest && c->version < (uint64_t)newest)
                     continue; /* a newer state of the record follows: send only that */
@@ -1190,11 +1193,19 @@ static wh_t *wh_find(engine_t *e, const char *id)
 
 /* Each record's newest version in the webhook's window above its watermark, read in
  * pages (on the worker). A record whose change was never delivered is fine too: it
- * gets its newest state, as coalescing would have done. */
-static void load_latest(store_t *s, const store_webhook_t *row, latest_list_t *out)
+ * gets its newest state, as coalescing would have done. Without coalescing nothing is
+ * skipped, so only the head is read (cheaply: the tenant's last version) and the
+ * backlog is not walked nor held in memory. */
+static void load_latest(store_t *s, const store_webhook_t *row, bool coalesce,
+                        latest_list_t *out)
 {
     uint64_t after = row->last_delivered_version > row->from_version ? row->last_delivered_version
                                                                      : row->from_version;
+    if (!coalesce) {
+        if (store_tenant_version(s, row->tenant_id, &out->head) || out->head < after)
+            out->head = after;
+        return;
+    }
     imap_t m;
     imap_init(&m);
     for (;;) {
@@ -1250,7 +1261,7 @@ static void refresh_work(uv_work_t *wk)
         if (store_delivery_retrying(s, j->rows[i].tenant_id, j->rows[i].id, &j->retrying[i],
                                     &j->n_retrying[i]))
             j->n_retrying[i] = 0;
-        load_latest(s, &j->rows[i], &j->latest[i]);
+        load_latest(s, &j->rows[i], j->e->o.coalesce, &j->latest[i]);
     }
 }
 

@@ -1126,8 +1126,10 @@ static uint64_t put_break(srv_t *s, int64_t id, int64_t person, int clocked, int
 }
 
 /* POST /breaks/$batch; every line must be applied; final[id] gets the version of each
- * record's last line (final has room for MAX_REC). */
-static void post_batch(srv_t *s, const char *body, size_t len, uint64_t *final)
+ * record's last line (final has room for MAX_REC) and, when line_v is given,
+ * line_v[k - 1] the version of line k (k <= n_line_v). */
+static void post_batch_lines(srv_t *s, const char *body, size_t len, uint64_t *final,
+                             uint64_t *line_v, size_t n_line_v)
 {
     it_response_t r;
     call(s, true, "POST", BASE "/breaks/$batch", NDJSON_CT, body, len, &r);
@@ -1155,6 +1157,9 @@ static void post_batch(srv_t *s, const char *body, size_t len, uint64_t *final)
                     fail_msg("$batch line not applied: %.*s", (int)(le - p), p);
                 if (final)
                     final[id] = v;
+                int64_t line = (int64_t)json_integer_value(json_object_get(j, "line"));
+                if (line_v && line >= 1 && (size_t)line <= n_line_v)
+                    line_v[line - 1] = v;
             }
             json_decref(j);
         }
@@ -1163,6 +1168,11 @@ static void post_batch(srv_t *s, const char *body, size_t len, uint64_t *final)
     if (!summary)
         fail_msg("$batch answer without a summary");
     it_response_free(&r);
+}
+
+static void post_batch(srv_t *s, const char *body, size_t len, uint64_t *final)
+{
+    post_batch_lines(s, body, len, final, NULL, 0);
 }
 
 /* ---- webhooks ----------------------------------------------------------------------------- */
@@ -2476,6 +2486,123 @@ static void test_kill9_never_older_after_newer(void **state)
     expect_caught_up(cur, &w, last, 15000);
 }
 
+/* ---- --coalesce=false: every change, in order ------------------------------------------------ */
+
+#define NC_RECORDS 10
+#define NC_CHANGES 200
+
+/* NC_CHANGES changes in one $batch, to records 1..NC_RECORDS in turn (change k is of
+ * record k % NC_RECORDS + 1); v[k] gets change k's version. Returns the last one. */
+static uint64_t write_changes(fixture_t *f, srv_t *s, uint64_t *v)
+{
+    size_t cap = (size_t)NC_CHANGES * 300;
+    char *body = fx_calloc(f, cap, 1);
+    size_t len = 0;
+    for (int k = 0; k < NC_CHANGES; k++) {
+        char *b = break_body(k % NC_RECORDS + 1, 1, 10 + k, 0);
+        int m = snprintf(body + len, cap - len, "{\"op\":\"upsert\",\"data\":%s}\n", b);
+        free(b);
+        assert_true(m > 0 && (size_t)m < cap - len);
+        len += (size_t)m;
+    }
+    post_batch_lines(s, body, len, NULL, v, NC_CHANGES);
+    for (int k = 0; k < NC_CHANGES; k++)
+        if (!v[k])
+            fail_msg("$batch answered no changeVersion for line %d", k + 1);
+    return v[NC_CHANGES - 1];
+}
+
+/* What --coalesce=false promises: every change of v (from write_changes) is delivered
+ * to c, and no version's first delivery comes after the first delivery of a newer
+ * version of the same record (a repeat of an older one would be allowed). */
+static void expect_every_change(consumer_t *c, const uint64_t *v, const char *what)
+{
+    uint64_t final[NC_RECORDS + 1] = { 0 };
+    for (int k = 0; k < NC_CHANGES; k++)
+        final[k % NC_RECORDS + 1] = v[k];
+    finals_t fin = { final, NC_RECORDS };
+    if (!consumer_wait(c, pred_finals, &fin, 30000))
+        fail_msg("%s: the newest versions were not all delivered within 30 s", what);
+    it_sleep_ms(300); /* anything still coming */
+    size_t n;
+    delivery_t *d = consumer_snapshot(c, &n);
+    bool seen[NC_CHANGES] = { false };
+    int newest_seen[NC_RECORDS + 1]; /* per record: the highest k first delivered so far */
+    for (int r = 0; r <= NC_RECORDS; r++)
+        newest_seen[r] = -1;
+    size_t firsts = 0;
+    for (size_t i = 0; i < n; i++) {
+        int r = (int)d[i].record, k = -1;
+        for (int j = r - 1; r >= 1 && r <= NC_RECORDS && j < NC_CHANGES; j += NC_RECORDS)
+            if (v[j] == d[i].v)
+                k = j;
+        if (k < 0) {
+            unsigned long long got = (unsigned long long)d[i].v;
+            free(d);
+            fail_msg("%s: delivery %zu is record %d version %020llX, which was not written",
+                     what, i + 1, r, got);
+        }
+        if (seen[k])
+            continue;
+        if (newest_seen[r] > k) {
+            free(d);
+            fail_msg("%s: record %d: version %020llX first delivered after the newer "
+                     "%020llX", what, r, (unsigned long long)v[k],
+                     (unsigned long long)v[newest_seen[r]]);
+        }
+        seen[k] = true;
+        newest_seen[r] = k;
+        firsts++;
+    }
+    free(d);
+    printf("  %s: %zu of %d changes delivered (%zu deliveries)\n", what, firsts, NC_CHANGES, n);
+    if (firsts != NC_CHANGES)
+        fail_msg("%s: %zu of the %d changes were delivered, want every one", what, firsts,
+                 NC_CHANGES);
+    expect_all_signed(c, what);
+}
+
+/* --coalesce=false over a backlog at a restart: 200 changes to 10 records written with
+ * --delivery=false, then the server restarted with delivery on. Was a bug (issue #12):
+ * the restart recovery sent only each record's newest version (20 of the 200). */
+static void test_no_coalescing_backlog_after_restart(void **state)
+{
+    fixture_t *f = *state;
+    consumer_t *c = consumer_add(f, RULE_OK, NULL);
+    const char *const off[] = { LOOPBACK_OK, "--delivery=false", NULL };
+    srv_t *s = boot(f, off, NULL);
+    seed(s, 1);
+    webhook_t w;
+    webhook_create(s, c, NULL, &w);
+    uint64_t *v = fx_calloc(f, NC_CHANGES, sizeof(*v));
+    uint64_t last = write_changes(f, s, v);
+    srv_stop(s);
+    if (consumer_count(c))
+        fail_msg("--delivery=false delivered %zu events", consumer_count(c));
+    const char *const on[] = { LOOPBACK_OK, "--coalesce=false", NULL };
+    srv_t *s2 = boot(f, on, s);
+    expect_every_change(c, v, "backlog after a restart");
+    expect_caught_up(s2, &w, last, 10000);
+}
+
+/* --coalesce=false, changes written right after the webhook is created, before the
+ * engine loads it (it refreshes its list of webhooks once a second). Was a bug (issue
+ * #12): they were treated as a restart's backlog and coalesced. */
+static void test_no_coalescing_new_webhook(void **state)
+{
+    fixture_t *f = *state;
+    consumer_t *c = consumer_add(f, RULE_OK, NULL);
+    const char *const extra[] = { LOOPBACK_OK, "--coalesce=false", NULL };
+    srv_t *s = boot(f, extra, NULL);
+    seed(s, 1);
+    webhook_t w;
+    webhook_create(s, c, NULL, &w);
+    uint64_t *v = fx_calloc(f, NC_CHANGES, sizeof(*v));
+    uint64_t last = write_changes(f, s, v);
+    expect_every_change(c, v, "written right after the webhook was created");
+    expect_caught_up(s, &w, last, 10000);
+}
+
 /* ---- SSRF: the destination rule at connect time ------------------------------------------------ */
 
 static void test_ssrf_checked_at_connect(void **state)
@@ -2738,6 +2865,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_at_least_once_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_never_older_after_newer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_coalescing_backlog_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_coalescing_new_webhook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ssrf_checked_at_connect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_breaker_pauses_failing_destination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_breaker_flags, setup, teardown),

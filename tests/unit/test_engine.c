@@ -25,8 +25,9 @@
  * request's webhook-id and the changeVersion and id of its body.
  *
  * Coalescing (on, and off with --coalesce=false) is checked on one record whose
- * first change waits for a retry while newer ones arrive; three tests run again with
- * the transfers on two transport threads (setup_threads).
+ * first change waits for a retry while newer ones arrive, and without coalescing also
+ * on a backlog the engine finds when it starts or when it loads a new webhook; three
+ * tests run again with the transfers on two transport threads (setup_threads).
  *
  * Regressions these tests caught and keep covered (marked "was a bug"): the
  * watermark claimed an undelivered event after RetriesExhausted, expiry and stop;
@@ -1186,6 +1187,66 @@ static void test_no_coalescing(void **state)
     assert_int_equal(w.last_delivered_version, v[3]);
 }
 
+/* A backlog for --coalesce=false: NC_VERSIONS changes to each of NC_RECORDS records
+ * (ids 1..NC_RECORDS), interleaved; v[r][k] is record r+1's k-th version. */
+enum { NC_RECORDS = 3, NC_VERSIONS = 5 };
+
+static void write_backlog(fx_t *f, uint64_t v[NC_RECORDS][NC_VERSIONS])
+{
+    for (int k = 0; k < NC_VERSIONS; k++)
+        for (int r = 0; r < NC_RECORDS; r++)
+            v[r][k] = put_break(f, r + 1, 10 + k);
+}
+
+/* Every version of the backlog arrives once, and per record in version order. */
+static void expect_every_version(fx_t *f, uint64_t v[NC_RECORDS][NC_VERSIONS], const char *what)
+{
+    int n = NC_RECORDS * NC_VERSIONS;
+    expect_requests(f, n, WAIT_MS, what);
+    expect_quiet(f, 300, what);
+    int next[NC_RECORDS] = { 0 };
+    for (int i = 0; i < consumer_count(&f->cons); i++) {
+        received_t got = consumer_get(&f->cons, i);
+        int r = (int)got.record_id - 1;
+        if (r < 0 || r >= NC_RECORDS || next[r] >= NC_VERSIONS || got.version != v[r][next[r]])
+            fail_msg("%s: delivery %d is record %lld version %llu, want that record's next "
+                     "version in order (%d of record %d's %d delivered before)",
+                     what, i + 1, (long long)got.record_id, (unsigned long long)got.version,
+                     r >= 0 && r < NC_RECORDS ? next[r] : -1, r + 1, NC_VERSIONS);
+        next[r]++;
+    }
+}
+
+/* --coalesce=false, a backlog present when the engine starts (a restart): every
+ * change is sent, not only each record's newest. Was a bug: the restart recovery
+ * sent only the newest version of each record, whatever the option said. */
+static void test_no_coalescing_backlog_at_start(void **state)
+{
+    fx_t *f = *state;
+    f->eo.coalesce = false;
+    make_webhook(f, 30 * DAY);
+    uint64_t v[NC_RECORDS][NC_VERSIONS];
+    write_backlog(f, v);
+    start_engine(f);
+    expect_every_version(f, v, "backlog written before the engine started");
+}
+
+/* --coalesce=false, changes written after the webhook is created and before the engine
+ * loads it (its list is refreshed once a second): every change is sent. Was a bug:
+ * they were treated like a restart's backlog and coalesced. */
+static void test_no_coalescing_new_webhook(void **state)
+{
+    fx_t *f = *state;
+    f->eo.coalesce = false;
+    start_engine(f);
+    sleep_ms(300); /* the engine's first refresh has run: it knows of no webhook */
+    make_webhook(f, 30 * DAY);
+    uint64_t v[NC_RECORDS][NC_VERSIONS];
+    write_backlog(f, v);
+    clock_fake_advance(&f->clock, 1000); /* the next refresh finds the webhook */
+    expect_every_version(f, v, "written before the engine loaded the new webhook");
+}
+
 /* Keeps the store's single writer busy: one $batch transaction of STORE_BATCH_MAX
  * break upserts, run on its own thread. */
 typedef struct busy_writer {
@@ -1307,6 +1368,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_retries_survive_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_coalescing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_coalescing_backlog_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_coalescing_new_webhook, setup, teardown),
         /* The same paths with the transfers on two transport threads. */
         { "test_success_after_failures_threads", test_success_after_failures, setup_threads,
           teardown, NULL },
