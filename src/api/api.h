@@ -28,6 +28,10 @@ typedef struct api_ctx {
     auth_keyring_t *keyring;
     auth_revoked_t *revoked;
     auth_ratelimit_t *ratelimit;
+    /* Token requests that need a secret check, per source address and in all
+     * (--token-rate-per-address, --token-rate-global); NULL or rate 0: no limit. */
+    auth_ratelimit_t *token_rate_addr, *token_rate_global;
+    struct api_pool *token_pool;     /* runs the secret checks; NULL: api_run */
     auth_token_cache_t *token_cache; /* loop thread only; NULL: no caching */
     const crypto_master_t *master;   /* seals webhook keys at rest */
     const dest_allow_t *allow;       /* --allow-destination CIDRs */
@@ -49,6 +53,25 @@ BH_MUST_USE int api_register_routes(http_router_t *r, api_ctx_t *ctx);
  * Fails (and answers 503) only when the job cannot be queued. */
 typedef void (*api_work_fn)(http_request_t *req, void *arg);
 void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg);
+
+/* A small pool of threads with a bounded queue for CPU-heavy work done for callers
+ * who have not authenticated yet (the token endpoint's PBKDF2), apart from libuv's
+ * pool that serves every other request, so a flood of it cannot delay the others.
+ * New, run and free on the loop's thread. */
+#define API_POOL_MAX_THREADS 16
+typedef struct api_pool api_pool_t;
+
+/* threads 1..API_POOL_MAX_THREADS; at most max_queued jobs waiting or running. */
+BH_MUST_USE int api_pool_new(uv_loop_t *loop, unsigned threads, size_t max_queued,
+                             api_pool_t **out);
+/* As api_run, but on the pool. BH_EAGAIN when the queue is full, BH_ESHUTDOWN when
+ * the pool is stopping, BH_ENOMEM: the caller answers (nothing was queued). */
+BH_MUST_USE int api_pool_run(api_pool_t *p, http_request_t *req, api_work_fn work,
+                             api_work_fn done, void *arg);
+/* Lets the threads finish the queued work, joins them and closes the pool's handle;
+ * done callbacks that have not run yet are dropped (call it once the server has
+ * stopped). The memory goes when the loop runs the close callback. NULL: no-op. */
+void api_pool_free(api_pool_t *p);
 
 /* Authenticates the bearer token of req and checks that it grants scope (NULL:
  * any valid token). On success returns the claims (in req->arena). Otherwise

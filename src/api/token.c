@@ -4,11 +4,16 @@
  *
  * POST /tenants/{tenant}/connect/token takes client_id/client_secret from the
  * form body or from HTTP Basic (never both), checks the secret against its slow
- * hash on a worker thread, and answers a JWT. Its errors are RFC 6749 §5.2 JSON
+ * hash on the token pool's threads (api_pool_t: never libuv's pool, which serves
+ * everyone else's requests), and answers a JWT. Requests that get as far as a
+ * secret check are throttled per source address, per client id and in all, before
+ * any hashing. Its errors are RFC 6749 §5.2 JSON
  * ({"error":"invalid_client",...}), not the API's error body, because OAuth
  * client libraries parse that shape.
  */
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -131,6 +136,39 @@ static void token_done(http_request_t *req, void *arg)
     free(s);
 }
 
+/* The per-address bucket of a peer: its address, but for IPv6 its /64, since one
+ * host usually holds a whole /64 and could otherwise take a fresh bucket per
+ * request. An IPv4 peer on a dual-stack socket (::ffff:a.b.c.d) stays whole. */
+static void token_addr_key(const char *ip, char *out, size_t n)
+{
+    struct in6_addr a;
+    char text[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET6, ip, &a) == 1 && !IN6_IS_ADDR_V4MAPPED(&a)) {
+        memset(a.s6_addr + 8, 0, 8);
+        if (inet_ntop(AF_INET6, &a, text, sizeof(text))) {
+            snprintf(out, n, "%s/64", text);
+            return;
+        }
+    }
+    snprintf(out, n, "%s", ip);
+}
+
+/* Takes a token from rl's bucket key; when it is empty, answers 429 slow_down with
+ * Retry-After and returns true. A NULL key (out of memory) is not limited. */
+static bool token_throttled(http_request_t *req, auth_ratelimit_t *rl, const char *key,
+                            const char *why)
+{
+    api_ctx_t *ctx = api_ctx(req);
+    int64_t wait = key && rl ? auth_ratelimit_take(rl, key, clock_mono_ms(ctx->clock)) : 0;
+    if (wait <= 0)
+        return false;
+    char v[24];
+    snprintf(v, sizeof(v), "%lld", (long long)wait);
+    http_response_header(req, "Retry-After", v);
+    oauth_error(req, 429, "slow_down", why, false);
+    return true;
+}
+
 /* With --domain, the tenant of the Host must be the tenant of the path. */
 static bool host_matches_tenant(http_request_t *req, slice_t tenant)
 {
@@ -236,18 +274,31 @@ void api_token(http_request_t *req)
         http_respond_error(req, 503, "out of memory", NULL, 0);
         return;
     }
-    /* Slow down guessing: failed and successful attempts alike count against a
-     * bucket per client id. */
+    /* Slow down guessing, and bound the hashing anyone can ask for: failed and
+     * successful attempts alike count against a bucket per source address, one per
+     * client id (made-up ids get fresh ones, hence the other two) and one for all. */
+    char addr[INET6_ADDRSTRLEN + 8];
+    token_addr_key(http_request_peer_ip(req), addr, sizeof(addr));
     char *key = arena_printf(&req->arena, "token:%s/%s", j->tenant_name, j->client_id);
-    int64_t wait = key ? auth_ratelimit_take(ctx->ratelimit, key, clock_mono_ms(ctx->clock)) : 0;
-    if (wait > 0) {
-        char v[24];
-        snprintf(v, sizeof(v), "%lld", (long long)wait);
-        http_response_header(req, "Retry-After", v);
-        oauth_error(req, 429, "slow_down", "too many token requests for this client", false);
+    if (token_throttled(req, ctx->token_rate_addr, addr,
+                        "too many token requests from this address") ||
+        token_throttled(req, ctx->ratelimit, key, "too many token requests for this client") ||
+        token_throttled(req, ctx->token_rate_global, "all",
+                        "too many token requests to this server"))
+        return;
+    if (!ctx->token_pool) {
+        api_run(req, token_work, token_done, j);
         return;
     }
-    api_run(req, token_work, token_done, j);
+    int rc = api_pool_run(ctx->token_pool, req, token_work, token_done, j);
+    if (rc == BH_EAGAIN) {
+        http_response_header(req, "Retry-After", "1");
+        oauth_error(req, 429, "slow_down", "too many token requests waiting to be checked",
+                    false);
+    } else if (rc) {
+        oauth_error(req, 503, "temporarily_unavailable", "the server cannot check the secret now",
+                    false);
+    }
 }
 
 typedef struct discovery_job {

@@ -41,6 +41,9 @@ typedef struct serve_config {
     int64_t token_ttl;
     int64_t rate_limit;
     int64_t rate_burst;
+    int64_t token_rate_per_address;
+    int64_t token_rate_global;
+    int64_t token_threads;
     int64_t revocation_refresh;
     bool allow_http_destinations;
     config_list_t allow_destination;
@@ -100,6 +103,15 @@ static const config_option_t serve_options[] = {
         "requests per second per API client, 0 for no limit (default 100)", 0, 100000000),
     OPT("rate-burst", CONFIG_INT, rate_burst, "N",
         "requests a client may send at once above --rate-limit (default 200)", 1, 100000000),
+    OPT("token-rate-per-address", CONFIG_INT, token_rate_per_address, "N",
+        "token requests per second from one source address (IPv6: one /64) that get a secret "
+        "check, bursts of twice that; 0 for no limit (default 10)", 0, 100000),
+    OPT("token-rate-global", CONFIG_INT, token_rate_global, "N",
+        "token requests per second to the whole server that get a secret check, bursts of "
+        "twice that; 0 for no limit (default 20)", 0, 100000),
+    OPT("token-threads", CONFIG_INT, token_threads, "N",
+        "threads that check client secrets (PBKDF2), apart from those serving other "
+        "requests; 64 checks per thread may wait (default 1)", 1, 16),
     OPT("revocation-refresh", CONFIG_DURATION, revocation_refresh, "DURATION",
         "how often signing keys and client revocations are reloaded from the store; a revoked "
         "client's tokens stop working within this time (default 5s)", 100, 3600000),
@@ -392,6 +404,9 @@ int cli_serve(int argc, char **argv)
         .token_ttl = 1800000,
         .rate_limit = 100,
         .rate_burst = 200,
+        .token_rate_per_address = 10,
+        .token_rate_global = 20,
+        .token_threads = 1,
         .revocation_refresh = 5000,
         .webhook_validity = 30LL * 86400000,
         .max_webhooks = 100,
@@ -455,6 +470,8 @@ int cli_serve(int argc, char **argv)
     store_t *store = NULL;
     http_router_t *router = NULL;
     auth_ratelimit_t *ratelimit = NULL;
+    auth_ratelimit_t *token_rate_addr = NULL, *token_rate_global = NULL;
+    api_pool_t *token_pool = NULL;
     auth_token_cache_t *token_cache = NULL;
     serve_state_t st = { 0 };
     const char *msg = NULL;
@@ -500,6 +517,10 @@ int cli_serve(int argc, char **argv)
     uv_loop_init(&st.loop);
     ratelimit = auth_ratelimit_new((double)cfg.rate_limit, (double)cfg.rate_burst);
     token_cache = auth_token_cache_new();
+    token_rate_addr = auth_ratelimit_new((double)cfg.token_rate_per_address,
+                                         2.0 * (double)cfg.token_rate_per_address);
+    token_rate_global = auth_ratelimit_new((double)cfg.token_rate_global,
+                                           2.0 * (double)cfg.token_rate_global);
     engine_t *engine = NULL;
     if (cfg.delivery) {
         eopt.store = store;
@@ -512,15 +533,23 @@ int cli_serve(int argc, char **argv)
             goto out_loop;
         }
     }
+    if (api_pool_new(&st.loop, (unsigned)cfg.token_threads, 64 * (size_t)cfg.token_threads,
+                     &token_pool)) {
+        cli_fail(CLI_FAIL, "serve: could not start the token threads");
+        goto out_loop;
+    }
     api_ctx_t ctx = { .loop = &st.loop, .engine = engine, .store = store, .clock = clock_system(),
                       .rand = rand_system(), .keyring = &st.keyring, .revoked = &st.revoked,
-                      .ratelimit = ratelimit, .token_cache = token_cache, .domain = cfg.domain && *cfg.domain ? cfg.domain : NULL,
+                      .ratelimit = ratelimit, .token_rate_addr = token_rate_addr,
+                      .token_rate_global = token_rate_global, .token_pool = token_pool,
+                      .token_cache = token_cache, .domain = cfg.domain && *cfg.domain ? cfg.domain : NULL,
                       .token_ttl_s = cfg.token_ttl / 1000, .master = &master,
                       .allow = &allow, .allow_http = cfg.allow_http_destinations,
                       .webhook_validity_ms = cfg.webhook_validity,
                       .max_webhooks = (size_t)cfg.max_webhooks };
     router = http_router_new();
-    if (!router || !ratelimit || !token_cache || api_register_routes(router, &ctx)) {
+    if (!router || !ratelimit || !token_cache || !token_rate_addr || !token_rate_global ||
+        api_register_routes(router, &ctx)) {
         cli_fail(CLI_FAIL, "serve: out of memory");
         goto out_loop;
     }
@@ -577,6 +606,8 @@ int cli_serve(int argc, char **argv)
 out_loop:
     /* The engine first: it commits what it delivered before the store closes. */
     engine_stop(engine);
+    /* Every request was answered (or the timeout exited): the token threads are idle. */
+    api_pool_free(token_pool);
     /* Close whatever is left (signals, timers, connections cut by the timeout) so the
      * loop can be closed; the process exits right after. */
     uv_walk(&st.loop, close_walk, NULL);
@@ -584,6 +615,8 @@ out_loop:
     uv_loop_close(&st.loop);
     http_router_free(router);
     auth_ratelimit_free(ratelimit);
+    auth_ratelimit_free(token_rate_addr);
+    auth_ratelimit_free(token_rate_global);
     auth_token_cache_free(token_cache);
 out_auth:
     auth_keyring_deinit(&st.keyring);

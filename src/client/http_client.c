@@ -22,7 +22,10 @@
 
 #include "core/log.h"
 
-#define BODY_READ_CAP (1 << 20) /* answers beyond this are cut off: the attempt fails */
+/* The answer body is read up to this many bytes, then the transfer ends there (and
+ * the connection with it). SPEC §7.2: the body does not decide the outcome, so a
+ * longer answer counts by its status like any other; only the excerpt is kept. */
+#define BODY_READ_CAP (1 << 20)
 
 struct hc {
     uv_loop_t *loop;
@@ -209,9 +212,8 @@ static size_t write_cb(char *p, size_t size, size_t n, void *userp)
     }
     r->body_seen += len;
     if (r->body_seen > BODY_READ_CAP) {
-        snprintf(r->res.error, sizeof(r->res.error), "answer body larger than %d bytes",
-                 BODY_READ_CAP);
-        return 0; /* stops the transfer */
+        r->body_capped = true;
+        return 0; /* stops the transfer: CURLE_WRITE_ERROR, which finish() forgives */
     }
     return len;
 }
@@ -240,6 +242,10 @@ static void finish(hc_t *c, hc_request_t *r, CURLcode code)
     CURL *e = r->easy;
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    /* Stopped at the read cap: the status line and headers were complete (the body
+     * comes after them), so the answer is what its status says. */
+    if (code == CURLE_WRITE_ERROR && r->body_capped && status > 0)
+        code = CURLE_OK;
     r->res.http_status = code == CURLE_OK ? (int)status : 0;
     if (code != CURLE_OK && !r->res.error[0]) {
         const char *what = code == CURLE_OPERATION_TIMEDOUT ? "timeout"
@@ -449,6 +455,7 @@ int hc_send(hc_t *c, hc_request_t *r)
     hc_result_reset(&r->res);
     r->client = c;
     r->body_seen = 0;
+    r->body_capped = false;
     /* No "Expect: 100-continue" round trip: curl 7.88 adds it above 1 KiB. */
     r->hlist = curl_slist_append(NULL, "Expect:");
     if (!r->hlist) {

@@ -5,7 +5,8 @@
  * One client per loop; every call on the loop's thread. Connections are kept
  * alive and reused per destination, TLS sessions and DNS answers are shared
  * between requests, redirects are never followed, the answer body is read up to a
- * cap, and the address each connection actually goes to is checked against the
+ * cap (1 MiB; a longer answer ends there and counts by its status, SPEC §7.2; its
+ * connection is not reused), and the address each connection actually goes to is checked against the
  * destination rules (dest_check_addr) before it is used: a name that resolves to
  * a refused address at delivery time (DNS rebinding) fails the attempt.
  */
@@ -50,6 +51,7 @@ struct hc_request {
     uint64_t start_ns;
     hc_result_t res;
     size_t body_seen;
+    bool body_capped;             /* the answer went past the read cap: reading stopped */
     struct curl_slist *hlist;
     hc_request_t *prev, *next;    /* the client's in-flight list */
     /* private to hc_pool: the caller's callback and the queues between threads */

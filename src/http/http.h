@@ -166,6 +166,9 @@ size_t http_server_connections(const http_server_t *s);
 
 /* The first header named name (case-insensitive), or SLICE_NULL with p == NULL. */
 slice_t http_request_header(const http_request_t *req, const char *name);
+/* The address the request's connection comes from ("127.0.0.1", "2001:db8::1"),
+ * without the port; "" when unknown. Valid until the answer has been given. */
+const char *http_request_peer_ip(const http_request_t *req);
 /* The path parameter called name, or a NULL slice. */
 slice_t http_request_param(const http_request_t *req, const char *name);
 /* The first query parameter called name, percent-decoded into the arena. Returns

@@ -78,6 +78,7 @@ struct http_conn {
     size_t lingered;
     int open_handles;
     char peer[64];
+    char peer_ip[48];         /* the peer's address alone, for per-address limits */
 };
 
 struct http_server {
@@ -1054,6 +1055,7 @@ static void format_peer(http_conn_t *c)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     c->peer[0] = '\0';
+    c->peer_ip[0] = '\0';
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
     char ip[INET6_ADDRSTRLEN] = "";
@@ -1068,6 +1070,7 @@ static void format_peer(http_conn_t *c)
         port = ntohs(a->sin6_port);
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
 }
 
 /* Sets up a connection object; the caller attaches a socket to c->tcp. */
@@ -1268,6 +1271,11 @@ slice_t http_request_header(const http_request_t *req, const char *name)
         if (slice_eq_nocase(req->headers[i].name, name))
             return req->headers[i].value;
     return SLICE_NULL;
+}
+
+const char *http_request_peer_ip(const http_request_t *req)
+{
+    return req->conn ? req->conn->peer_ip : "";
 }
 
 slice_t http_request_param(const http_request_t *req, const char *name)

@@ -8,7 +8,8 @@
  * the token endpoint (RFC 6749 §4.4 and its §5.2 errors), the discovery document,
  * GET /token-info with good, bad, forged and foreign tokens, scopes (403), revocation
  * and key rotation picked up by a running server, the per-client rate limit (429),
- * --domain Host checks, and tenant isolation on every data route.
+ * the token endpoint's per-address and global limits under a flood of made-up client
+ * ids, --domain Host checks, and tenant isolation on every data route.
  *
  * Every test stops its server(s) with SIGTERM in the teardown and requires exit
  * code 0, so under ASan/UBSan a memory error in the server fails the test too.
@@ -23,6 +24,8 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1647,6 +1650,248 @@ static void test_many_rotations_keep_tokens(void **state)
         fail_msg("after 16 key rotations an unexpired token is refused: %d %s", status, why);
 }
 
+/* ---- token floods ---------------------------------------------------------------------------- */
+
+/* One flooding thread: n token requests with made-up client ids on one kept-alive
+ * connection, answers counted (a thread may not fail the test; the main thread
+ * checks the counts). */
+typedef struct flood {
+    pthread_t th;
+    int port;
+    int id;
+    int n;
+    atomic_int *running;
+    int n401, n429, other;
+    int bad429;               /* a 429 without Retry-After or the RFC 6749 body */
+    long long retry_after_s;  /* of the last 429 */
+    char desc[160];           /* error_description of the last 429 */
+    char other_what[160];     /* the first unexpected answer */
+} flood_t;
+
+/* A 429 as the token endpoint must give it: Retry-After in seconds, no-store and an
+ * RFC 6749 §5.2 body with error slow_down. */
+static bool flood_429_ok(flood_t *f, const it_response_t *r)
+{
+    const char *ra = it_response_header(r, "retry-after");
+    const char *cc = it_response_header(r, "cache-control");
+    char *end = NULL;
+    long long v = ra ? strtoll(ra, &end, 10) : 0;
+    if (!ra || end == ra || *end || v < 1 || v > 3600 || !cc || strcmp(cc, "no-store") != 0)
+        return false;
+    json_t *j = it_json_parse(r->body, r->body_len);
+    const char *e = json_string_value(json_object_get(j, "error"));
+    const char *d = json_string_value(json_object_get(j, "error_description"));
+    bool ok = e && strcmp(e, "slow_down") == 0 && d && json_object_size(j) == 2;
+    if (ok) {
+        snprintf(f->desc, sizeof(f->desc), "%s", d);
+        f->retry_after_s = v;
+    }
+    json_decref(j);
+    return ok;
+}
+
+static void *flood_main(void *arg)
+{
+    flood_t *f = arg;
+    it_conn_t c;
+    bool connected = false;
+    for (int i = 0; i < f->n; i++) {
+        if (!connected && it_connect(&c, f->port) != 0)
+            break;
+        connected = true;
+        char body[160];
+        snprintf(body, sizeof(body),
+                 "grant_type=client_credentials&client_id=nobody-%d-%d&client_secret=guess", f->id,
+                 i);
+        char head[320];
+        snprintf(head, sizeof(head),
+                 "POST /tenants/acme/connect/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "User-Agent: breakhook-it/1\r\n" FORM_CT "Content-Length: %zu\r\n\r\n",
+                 strlen(body));
+        it_response_t r;
+        if (it_send_str(&c, head) != 0 || it_send_str(&c, body) != 0 ||
+            it_read_response(&c, &r, false, 30000) != 0) {
+            if (!f->other_what[0])
+                snprintf(f->other_what, sizeof(f->other_what), "request %d: no answer", i);
+            f->other++;
+            it_conn_close(&c);
+            connected = false;
+            continue;
+        }
+        if (r.status == 401) {
+            f->n401++;
+        } else if (r.status == 429) {
+            f->n429++;
+            if (!flood_429_ok(f, &r))
+                f->bad429++;
+        } else {
+            if (!f->other_what[0])
+                snprintf(f->other_what, sizeof(f->other_what), "%d %.120s", r.status, r.body);
+            f->other++;
+        }
+        it_response_free(&r);
+    }
+    if (connected)
+        it_conn_close(&c);
+    atomic_fetch_sub(f->running, 1);
+    return NULL;
+}
+
+enum { FLOOD_MAX_THREADS = 8 };
+
+typedef struct flood_result {
+    int n401, n429, other, bad429;
+    long long retry_after_s;
+    char desc[160];
+    int gets;                 /* GETs answered 200 while the flood ran */
+    uint64_t ms;              /* how long the flood ran */
+} flood_result_t;
+
+/* Floods the token endpoint of tenant acme from `threads` threads with `per_thread`
+ * requests each, while this thread keeps reading target with token: every read must
+ * be answered 200 within a generous bound, however busy the token endpoint is. */
+static void flood_run(int port, int threads, int per_thread, const char *target,
+                      const char *token, flood_result_t *out)
+{
+    assert_true(threads <= FLOOD_MAX_THREADS);
+    flood_t f[FLOOD_MAX_THREADS];
+    atomic_int running = threads;
+    memset(f, 0, sizeof(f));
+    memset(out, 0, sizeof(*out));
+    uint64_t t0 = it_now_ms();
+    for (int i = 0; i < threads; i++) {
+        f[i] = (flood_t){ .port = port, .id = i, .n = per_thread, .running = &running };
+        assert_int_equal(pthread_create(&f[i].th, NULL, flood_main, &f[i]), 0);
+    }
+    char *h = it_fmt("Authorization: Bearer %s\r\n", token);
+    char *raw = it_fmt("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: breakhook-it/1\r\n%s\r\n",
+                       target, h);
+    for (int i = 0; i < 10000 && (i == 0 || atomic_load(&running) > 0); i++) {
+        it_conn_t c;
+        it_response_t r;
+        if (it_connect(&c, port) != 0 || it_send_str(&c, raw) != 0 ||
+            it_read_response(&c, &r, false, 20000) != 0)
+            fail_msg("GET %s during the token flood: no answer within 20 s (%s)", target,
+                     it_last_error());
+        it_conn_close(&c);
+        if (r.status != 200)
+            fail_msg("GET %s during the token flood: %d %s", target, r.status, r.body);
+        it_response_free(&r);
+        out->gets++;
+        it_sleep_ms(20);
+    }
+    free(raw);
+    free(h);
+    for (int i = 0; i < threads; i++) {
+        pthread_join(f[i].th, NULL);
+        out->n401 += f[i].n401;
+        out->n429 += f[i].n429;
+        out->other += f[i].other;
+        out->bad429 += f[i].bad429;
+        if (f[i].n429 && !f[i].bad429) {
+            out->retry_after_s = f[i].retry_after_s;
+            snprintf(out->desc, sizeof(out->desc), "%s", f[i].desc);
+        }
+        if (f[i].other)
+            fail_msg("token flood: %d unexpected answers, the first: %s", f[i].other,
+                     f[i].other_what);
+    }
+    out->ms = it_now_ms() - t0;
+}
+
+/* A tenant acme with a client of every scope, its token, and break 301 to read. */
+static char *flood_setup(it_server_t *s, client_t *c)
+{
+    tenant_create(s, "acme");
+    client_create(s, "acme", SC_ALL, c);
+    char *t = get_token(s->port, c, NULL);
+    it_response_t r;
+    api(s->port, "PUT", API "/people/101", t, person_a, &r);
+    json_decref(it_assert_json(&r, 201));
+    it_response_free(&r);
+    api(s->port, "PUT", API "/break-definitions/201", t, def_a, &r);
+    json_decref(it_assert_json(&r, 201));
+    it_response_free(&r);
+    api(s->port, "PUT", API "/breaks/301", t, break_a, &r);
+    json_decref(it_assert_json(&r, 201));
+    it_response_free(&r);
+    return t;
+}
+
+/* The flood's secret checks stayed within a bucket of `burst` refilled `rate` per
+ * second (less `used` taken before), and the rest got a well-formed 429. */
+static void expect_flood_limited(const flood_result_t *fr, int total, int rate, int burst,
+                                 int used, const char *why)
+{
+    if (fr->n401 + fr->n429 != total)
+        fail_msg("token flood: %d answers of %d", fr->n401 + fr->n429, total);
+    if (fr->bad429)
+        fail_msg("token flood: %d answers 429 without Retry-After or the RFC 6749 body",
+                 fr->bad429);
+    int allowed = burst - used + (int)(fr->ms * (uint64_t)rate / 1000) + 1;
+    if (fr->n429 == 0 || fr->n401 > allowed)
+        fail_msg("token flood of %d made-up client ids in %llu ms: %d secret checks (at most "
+                 "%d allowed), %d answers 429",
+                 total, (unsigned long long)fr->ms, fr->n401, allowed, fr->n429);
+    if (!strstr(fr->desc, why))
+        fail_msg("the 429 says '%s', expected it to mention '%s'", fr->desc, why);
+}
+
+/* Was a risk: token requests with random client ids each got a fresh per-client bucket
+ * and a PBKDF2 check, never a 429. Now one address over --token-rate-per-address gets
+ * 429 slow_down with Retry-After, other tenants' reads are answered meanwhile, and the
+ * address may go on once Retry-After has passed. */
+static void test_token_flood_per_address(void **state)
+{
+    const char *args[] = { "--token-rate-per-address", "1", NULL };
+    it_server_t *s = start(state, 0, args);
+    client_t c;
+    char *t = flood_setup(s, &c);
+    flood_result_t fr;
+    flood_run(s->port, 4, 10, API "/breaks/301", t, &fr);
+    expect_flood_limited(&fr, 40, 1, 2, 1, "address");
+    if (fr.gets < 1)
+        fail_msg("no read was made during the flood");
+    it_sleep_ms((unsigned)(fr.retry_after_s * 1000 + 200));
+    free(get_token(s->port, &c, NULL));
+    free(t);
+}
+
+/* Many addresses at once are bounded by --token-rate-global (here one address with the
+ * per-address limit off stands for them). */
+static void test_token_flood_global(void **state)
+{
+    const char *args[] = { "--token-rate-per-address", "0", "--token-rate-global", "1", NULL };
+    it_server_t *s = start(state, 0, args);
+    client_t c;
+    char *t = flood_setup(s, &c);
+    flood_result_t fr;
+    flood_run(s->port, 4, 10, API "/breaks/301", t, &fr);
+    expect_flood_limited(&fr, 40, 1, 2, 1, "server");
+    it_sleep_ms((unsigned)(fr.retry_after_s * 1000 + 200));
+    free(get_token(s->port, &c, NULL));
+    free(t);
+}
+
+/* With no limits, every made-up id costs a secret check, on the token threads: reads
+ * of other requests are still answered while they run, and every check says 401. */
+static void test_token_flood_reads_answered(void **state)
+{
+    const char *args[] = { "--token-rate-per-address", "0", "--token-rate-global", "0",
+                           "--rate-limit", "0", NULL };
+    it_server_t *s = start(state, 0, args);
+    client_t c;
+    char *t = flood_setup(s, &c);
+    flood_result_t fr;
+    flood_run(s->port, 4, 8, API "/breaks/301", t, &fr);
+    if (fr.n401 != 32 || fr.n429 != 0)
+        fail_msg("token flood without limits: %d answers 401 and %d 429, expected 32 and 0",
+                 fr.n401, fr.n429);
+    if (fr.gets < 1)
+        fail_msg("no read was made during the flood");
+    free(t);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1657,6 +1902,8 @@ int main(void)
         T(test_rate_limit),     T(test_domain),       T(test_tenant_isolation),
         T(test_token_ttl),
         T(test_token_content_type_is_a_media_type), T(test_many_rotations_keep_tokens),
+        T(test_token_flood_per_address), T(test_token_flood_global),
+        T(test_token_flood_reads_answered),
     };
     return cmocka_run_group_tests_name("integration/auth", tests, NULL, NULL);
 }

@@ -216,9 +216,10 @@ typedef struct rule {
     int64_t slow_from, slow_to; /* records in [slow_from, slow_to] wait slow_ms instead */
     int slow_ms;
     bool close_each;
+    size_t body_bytes; /* > 0: every answer's body is this many bytes of big_body_byte() */
 } rule_t;
 
-#define RULE_OK ((rule_t){ 0, 0, ACT_ANSWER, 0, -1, 0, 0, 0, 0, false })
+#define RULE_OK ((rule_t){ 0, 0, ACT_ANSWER, 0, -1, 0, 0, 0, 0, false, 0 })
 
 typedef struct delivery {
     uint64_t at_ms;        /* arrival, monotonic (it_now_ms) */
@@ -381,6 +382,30 @@ static void sleep_unless_stopped(consumer_t *c, int ms)
 /* Records the answer to delivery idx (status 0: none) and, for a 2xx, an ack: the
  * consumer processed that version, whether or not its answer still reached the sender
  * (a server killed meanwhile). */
+/* Byte i of a big answer body: a pattern, so a test can tell the first 4 KiB apart
+ * from any other 4 KiB. */
+static char big_body_byte(size_t i)
+{
+    return (char)('a' + i % 26);
+}
+
+/* Sends n bytes of big_body_byte() in 64 KiB pieces; false when the peer stopped
+ * reading (the client may close once it has read enough). */
+static bool cc_write_big_body(cconn_t *cc, size_t n)
+{
+    enum { PIECE = 26 * 2520 }; /* a multiple of the pattern's length, about 64 KiB */
+    char *buf = malloc(PIECE);
+    if (!buf)
+        return false;
+    for (size_t i = 0; i < PIECE; i++)
+        buf[i] = big_body_byte(i);
+    bool ok = true;
+    for (size_t sent = 0; ok && sent < n; sent += PIECE)
+        ok = cc_write(cc, buf, n - sent < PIECE ? n - sent : PIECE);
+    free(buf);
+    return ok;
+}
+
 static void consumer_answered(consumer_t *c, size_t idx, int status)
 {
     pthread_mutex_lock(&c->mu);
@@ -514,6 +539,15 @@ static bool consumer_handle(cconn_t *cc, const char *head, const char *body, siz
         snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", r.retry_after);
     if (r.close_each)
         snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "Connection: close\r\n");
+    if (r.body_bytes) {
+        int n = snprintf(resp, sizeof(resp),
+                         "HTTP/1.1 %d Test\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                         "%s\r\n",
+                         status, r.body_bytes, extra);
+        consumer_answered(c, idx, status);
+        return cc_write(cc, resp, (size_t)n) && cc_write_big_body(cc, r.body_bytes) &&
+               !r.close_each;
+    }
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 %d Test\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
                      status, strlen(text), extra, text);
@@ -1752,6 +1786,65 @@ static void test_retry_then_delivered(void **state)
     json_decref(j);
 }
 
+/* Was a bug: a 2xx whose body was over the 1 MiB read cap was logged as a failure with
+ * no httpStatus and retried until the webhook was disabled. SPEC §7.2: any 2xx is
+ * success, the body is read up to a cap and otherwise ignored; §7.1: the log keeps the
+ * first 4 KiB of it. A 500 with a big body stays a failure, with its status logged. */
+static void test_big_answer_body(void **state)
+{
+    enum { BIG = 2 << 20 };
+    fixture_t *f = *state;
+    rule_t rule = RULE_OK;
+    rule.fail_first = 1;
+    rule.fail_status = 500;
+    rule.body_bytes = BIG;
+    consumer_t *c = consumer_add(f, rule, NULL);
+    const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "200ms,200ms,200ms", NULL };
+    srv_t *s = boot(f, extra, NULL);
+    seed(s, 1);
+    webhook_t w;
+    webhook_create(s, c, NULL, &w);
+    uint64_t v = put_break(s, 1, 1, 10, 0);
+    expect_acked(c, 1, v, 15000);
+    expect_caught_up(s, &w, v, 10000);
+
+    char first[4097];
+    for (size_t i = 0; i < 4096; i++)
+        first[i] = big_body_byte(i);
+    first[4096] = '\0';
+    json_t *log = attempt_log_wait(s, &w, 2, 5000);
+    json_t *as = attempts_of(log, 1);
+    if (json_array_size(as) != 2)
+        fail_msg("%zu attempts logged, expected 2 (the 500, then the 200)", json_array_size(as));
+    for (size_t i = 0; i < 2; i++) {
+        json_t *a = json_array_get(as, i);
+        char *t = json_dumps(a, JSON_COMPACT);
+        bool failed = i == 0;
+        const char *body = jstr_or(a, "responseBody", "");
+        if (strcmp(jstr_or(a, "status", ""), failed ? "Failed" : "Delivered") != 0 ||
+            json_integer_value(json_object_get(a, "httpStatus")) != (failed ? 500 : 200) ||
+            !json_is_null(json_object_get(a, "error")))
+            fail_msg("attempt %zu with a 2 MiB answer body logged as %.400s", i + 1, t);
+        if (strlen(body) != 4096 || strcmp(body, first) != 0)
+            fail_msg("attempt %zu: responseBody is %zu bytes, expected the first 4096 of the "
+                     "answer",
+                     i + 1, strlen(body));
+        free(t);
+    }
+    json_decref(as);
+    json_decref(log);
+
+    /* Delivered means done: no retry of the 200 follows (the schedule is 200 ms). */
+    it_sleep_ms(1500);
+    if (consumer_count(c) != 2)
+        fail_msg("%zu deliveries, expected 2: the 200 with a big body was retried",
+                 consumer_count(c));
+    json_t *j = webhook_get(s, &w);
+    if (strcmp(jstr_or(j, "status", ""), "Enabled") != 0)
+        fail_msg("the webhook is %s after a 2xx", jstr_or(j, "status", "?"));
+    json_decref(j);
+}
+
 /* One record failing (with a long retry delay) does not hold up the others. */
 static void test_failing_record_does_not_hold_up_others(void **state)
 {
@@ -2856,6 +2949,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delivery_contents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_under_concurrent_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_answer_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_record_does_not_hold_up_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_disables, setup, teardown),
