@@ -1,8 +1,10 @@
 /*
  * arena.h: a bump allocator freed in one call (h2o's per-request pool).
  *
- * Each request and each delivery attempt owns one arena; everything allocated
- * for it lives until arena_reset()/arena_deinit(). The arena has a hard
+ * Each HTTP request owns one arena; everything allocated for it lives until
+ * arena_reset()/arena_deinit(). (A delivery attempt has none: its headers sit in a
+ * fixed buffer of the attempt, and its body belongs to the event, allocated once
+ * and freed with it.) The arena has a hard
  * maximum so a hostile request cannot make it grow without limit: past it,
  * allocation returns NULL.
  */

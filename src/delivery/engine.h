@@ -4,8 +4,9 @@
  * One thread with its own libuv loop. It walks every Enabled webhook's window of
  * the change log in version order, keeps one lane per record (at most one event of
  * a record in flight; a newer change replaces the waiting one), signs each POST
- * with the webhook's key (Standard Webhooks), sends it with libcurl on the same
- * loop, retries on the SPEC schedule, disables a webhook on 410 or when retries
+ * with the webhook's key (Standard Webhooks), hands it to libcurl on one of the
+ * transport threads (client/hc_pool.h: one loop and curl multi handle each; with
+ * send_threads 0, on the engine's own loop), retries on the SPEC schedule, disables a webhook on 410 or when retries
  * are exhausted, pauses a destination that fails everything (circuit breaker) and
  * caps requests in flight per destination. Results are committed to the store in
  * batches; see store.h "delivery state" for what survives a crash.

@@ -2264,9 +2264,98 @@ static void test_head_and_405(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* ---- docs/API.md's examples, replayed ------------------------------------------------ */
+
+#define DOC_EXAMPLE_MARK "<!-- example: replayed by tests/integration/test_data_api.c, expects "
+
+/* The query of target with every value percent-encoded, as a client library would send
+ * it (the doc shows values unencoded, for reading). malloc'd. */
+static char *doc_target(const char *target)
+{
+    const char *q = strchr(target, '?');
+    size_t plen = q ? (size_t)(q - target) : strlen(target);
+    char *out = it_fmt("%s%.*s", BASE, (int)plen, target);
+    if (!q)
+        return out;
+    char *query = strdup(q + 1);
+    assert_non_null(query);
+    const char *sep = "?";
+    for (char *pair = query, *next; pair; pair = next) {
+        next = strchr(pair, '&');
+        if (next)
+            *next++ = '\0';
+        char *eq = strchr(pair, '=');
+        char *val = eq ? it_urlenc(eq + 1) : NULL;
+        if (eq)
+            *eq = '\0';
+        char *joined = it_fmt("%s%s%s%s%s", out, sep, pair, eq ? "=" : "", val ? val : "");
+        free(val);
+        free(out);
+        out = joined;
+        sep = "&";
+    }
+    free(query);
+    return out;
+}
+
+/*
+ * Every example in docs/API.md that is marked DOC_EXAMPLE_MARK "<status> -->" is sent
+ * as written, in the order of the page, and must get that status: the fenced block
+ * after the mark holds "METHOD TARGET" (relative to the API base) and, on the lines
+ * after it, the body. The page's examples build on each other (a person, then a
+ * definition, then a break of both), as a reader would try them. A doc edit that
+ * breaks an example, or a server change that breaks the doc, fails here.
+ */
+static void test_api_doc_examples(void **state)
+{
+    fixture_t *f = boot(state);
+    char *doc = it_read_file(SOURCE_DIR "/docs/API.md", NULL);
+    assert_non_null(doc);
+    size_t n = 0;
+    for (char *p = strstr(doc, DOC_EXAMPLE_MARK); p; p = strstr(p, DOC_EXAMPLE_MARK)) {
+        p += strlen(DOC_EXAMPLE_MARK);
+        int want = (int)strtol(p, NULL, 10);
+        char *fence = strstr(p, "\n```");
+        assert_non_null(fence);
+        char *line = strchr(fence + 1, '\n');
+        assert_non_null(line);
+        line++;
+        char *end = strstr(line, "\n```");
+        assert_non_null(end);
+        *end = '\0';
+        char *body = strchr(line, '\n');
+        if (body)
+            *body++ = '\0';
+        char method[8], target[512];
+        const char *sp = strchr(line, ' ');
+        if (!sp || (size_t)(sp - line) >= sizeof(method) || strlen(sp + 1) >= sizeof(target))
+            fail_msg("docs/API.md: an example does not start with METHOD TARGET: %.80s", line);
+        snprintf(method, sizeof(method), "%.*s", (int)(sp - line), line);
+        snprintf(target, sizeof(target), "%s", sp + 1);
+        char *url = doc_target(target);
+        const char *ctype = !body ? NULL : strstr(target, "$batch") ? NDJSON_CT : JSON_CT;
+        it_response_t r;
+        call_ex(f, method, url, true, ctype, body, body ? strlen(body) : 0, &r);
+        if (r.status != want)
+            fail_msg("docs/API.md example %zu, %s %s: status %d, the doc says %d; body: %.400s",
+                     n + 1, method, target, r.status, want, r.body);
+        if (want >= 400)
+            it_assert_error(&r, want, want == 400 ? "BadRequest" : "NotFound");
+        it_response_free(&r);
+        free(url);
+        p = end + 1;
+        n++;
+    }
+    free(doc);
+    printf("  %zu examples of docs/API.md replayed\n", n);
+    /* The marks themselves must not quietly disappear. */
+    assert_true(n >= 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(test_api_doc_examples),
         T(test_people),
         T(test_definitions),
         T(test_break_put_durations),
