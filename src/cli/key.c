@@ -38,7 +38,9 @@ int cli_key(int argc, char **argv)
                "       breakhook key list [--store URL]\n\n"
                "Access tokens are signed with the newest key. 'rotate' adds a new key and\n"
                "retires the previous one; tokens it signed stay valid until they expire.\n"
-               "Servers pick up a new key within their --revocation-refresh interval.\n\n"
+               "Servers pick up a new key within their --revocation-refresh interval.\n"
+               "With BREAKHOOK_MASTER_KEY in the environment the keys are stored encrypted\n"
+               "(as 'serve' does); once they are, every command needs it.\n\n"
                "options:\n");
         config_print_options(stdout, key_options, 1);
         return CLI_OK;
@@ -48,12 +50,9 @@ int cli_key(int argc, char **argv)
     if (!rotate && !list)
         return cli_fail(CLI_USAGE, "key: expected 'rotate' or 'list' (see --help)");
     store_t *s;
-    const char *msg = NULL;
-    store_options_t sopt = { 0 };
-    int rc = store_open(o.store, &sopt, &s, &msg);
+    int rc = cli_store_open("key", o.store, NULL, &s);
     if (rc)
-        return cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "key: --store %s: %s", o.store,
-                        msg ? msg : err_str(rc));
+        return rc;
     int code = CLI_OK;
     if (rotate) {
         store_signing_key_t k;

@@ -457,21 +457,11 @@ int cli_serve(int argc, char **argv)
     auth_ratelimit_t *ratelimit = NULL;
     auth_token_cache_t *token_cache = NULL;
     serve_state_t st = { 0 };
-    const char *msg = NULL;
-    store_options_t sopt = { 0 };
-    int rc = store_open(cfg.store, &sopt, &store, &msg);
-    if (rc) {
-        cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "serve: --store %s: %s", cfg.store,
-                 msg ? msg : err_str(rc));
-        return rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL;
-    }
-    /* The master key comes only from the environment: a flag would show in ps. */
+    /* The master key also seals webhook keys (api.h). */
     crypto_master_t master;
-    if (crypto_master_parse(getenv("BREAKHOOK_MASTER_KEY"), &master)) {
-        cli_fail(CLI_USAGE, "serve: BREAKHOOK_MASTER_KEY must be 64 hex digits or base64 of 32 bytes");
-        store_close(store);
-        return CLI_USAGE;
-    }
+    int rc = cli_store_open("serve", cfg.store, &master, &store);
+    if (rc)
+        return rc;
     dest_allow_t allow;
     dest_allow_init(&allow);
     for (size_t i = 0; i < cfg.allow_destination.n; i++) {
@@ -553,7 +543,8 @@ int cli_serve(int argc, char **argv)
     st.expiry_timer.data = &st;
     uv_timer_start(&st.expiry_timer, on_expiry_sweep, 1000, 1000);
     if (!master.set)
-        log_warn("BREAKHOOK_MASTER_KEY is not set: webhook keys are stored unencrypted");
+        log_warn("BREAKHOOK_MASTER_KEY is not set: webhook and token signing keys are stored "
+                 "unencrypted");
     if (cfg.demo)
         demo_print(&demo, host, port, ctx.domain);
     uv_timer_init(&st.loop, &st.shutdown_timer);

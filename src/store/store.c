@@ -119,6 +119,9 @@ static int config_from_options(const store_options_t *opt, store__config_t *cfg,
     cfg->read_connections = o.read_connections ? o.read_connections
                                                : STORE__DEFAULT_READ_CONNECTIONS;
     cfg->max_group = o.max_group ? o.max_group : STORE__DEFAULT_MAX_GROUP;
+    memset(&cfg->master, 0, sizeof(cfg->master));
+    if (o.master)
+        cfg->master = *o.master;
     return 0;
 }
 

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/clock.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "model/model.h"
 
@@ -35,11 +36,16 @@ typedef struct store_options {
     bh_clock_t *clock;        /* NULL: clock_system() */
     int read_connections;     /* size of the read pool; 0: 4 */
     int max_group;            /* most writes in one commit; 0: 512 */
+    /* Seals the token signing keys at rest (like webhook keys, crypto.h). NULL or
+     * unset: they are stored in the clear. */
+    const crypto_master_t *master;
 } store_options_t;
 
 /* Opens (creating if needed) the store named by url and applies every pending schema
- * migration. On error *err_msg (if given) points to a static or thread-local message
- * suitable for a one-line CLI error. */
+ * migration. With opt->master set, seals every token signing key still stored in
+ * the clear. BH_EINVAL when a signing key is sealed and opt->master is unset or
+ * another key. On error *err_msg (if given) points to a static or thread-local
+ * message suitable for a one-line CLI error. */
 BH_MUST_USE int store_open(const char *url, const store_options_t *opt, store_t **out,
                            const char **err_msg);
 /* Stops the writer after it drained its queue, closes every connection. NULL is a no-op. */

@@ -120,6 +120,7 @@ typedef struct store__config {
     bh_clock_t *clock;
     int read_connections;
     int max_group;
+    crypto_master_t master; /* unset: signing keys in the clear */
 } store__config_t;
 
 #define STORE__DEFAULT_READ_CONNECTIONS 4

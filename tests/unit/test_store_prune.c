@@ -43,7 +43,7 @@ static int setup(void **state)
     clock_fake_init(&f->clock, T0);
     char url[128];
     snprintf(url, sizeof(url), "sqlite:%s/db", f->dir);
-    store_options_t opt = { &f->clock, 0, 0 };
+    store_options_t opt = { .clock = &f->clock };
     const char *msg = NULL;
     assert_int_equal(store_open(url, &opt, &f->s, &msg), 0);
     store_tenant_t t;
