@@ -141,7 +141,8 @@ static const config_option_t serve_options[] = {
         "a newer change of a record replaces its waiting event (default on; --coalesce=false "
         "delivers every change)", 0, 0),
     OPT("retention", CONFIG_DURATION, retention, "DURATION",
-        "delivery attempt logs and delivered changes are kept this long (default 7d)", 60000,
+        "delivery attempt logs, delivered changes and disabled webhooks are kept this long "
+        "(default 7d)", 60000,
         3650LL * 86400000),
 };
 #define N_SERVE_OPTIONS (sizeof(serve_options) / sizeof(serve_options[0]))
@@ -326,7 +327,8 @@ static void expiry_work(uv_work_t *w)
         log_warn("webhook expiry sweep failed");
     else if (n)
         log_info("webhooks expired", LOG_INT("count", n));
-    /* The attempt log is pruned once a minute (SPEC §7.3 retention). */
+    /* The attempt log, delivered changes and webhooks disabled longer than the
+     * retention are pruned once a minute (SPEC §7.3 retention). */
     if (now - st->last_prune_ms >= 60000) {
         st->last_prune_ms = now;
         if (store_attempts_prune(st->store, now - st->retention_ms, &n))
@@ -337,6 +339,10 @@ static void expiry_work(uv_work_t *w)
             log_warn("change log pruning failed");
         else if (n)
             log_info("delivered changes pruned", LOG_INT("count", n));
+        if (store_webhooks_prune(st->store, now - st->retention_ms, &n))
+            log_warn("disabled webhook pruning failed");
+        else if (n)
+            log_info("disabled webhooks pruned", LOG_INT("count", n));
     }
 }
 

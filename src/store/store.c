@@ -807,3 +807,11 @@ int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out)
     *n_out = 0;
     return s->ops->attempts_prune(s, before_ms, n_out);
 }
+
+int store_webhooks_prune(store_t *s, int64_t before_ms, size_t *n_out)
+{
+    if (!s || !n_out || before_ms <= 0)
+        return BH_EINVAL;
+    *n_out = 0;
+    return s->ops->webhooks_prune(s, before_ms, n_out);
+}

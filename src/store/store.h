@@ -463,5 +463,9 @@ BH_MUST_USE int store_attempts_list(store_t *s, int64_t tenant_id, const char *w
 BH_MUST_USE int store_changes_prune(store_t *s, int64_t before_ms, size_t *n_out);
 /* Deletes attempts older than before_ms, in bounded chunks; *n_out how many. */
 BH_MUST_USE int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out);
+/* Deletes every Disabled webhook (any reason) disabled before before_ms, with its
+ * delivery state and attempt log: it answers BH_ENOTFOUND from then on. In bounded
+ * chunks; *n_out how many webhooks. */
+BH_MUST_USE int store_webhooks_prune(store_t *s, int64_t before_ms, size_t *n_out);
 
 #endif

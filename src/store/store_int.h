@@ -108,6 +108,7 @@ typedef struct store__ops {
                          int64_t **seq_out, size_t *n_out);
     int (*attempts_prune)(store_t *s, int64_t before_ms, size_t *n_out);
     int (*changes_prune)(store_t *s, int64_t before_ms, size_t *n_out);
+    int (*webhooks_prune)(store_t *s, int64_t before_ms, size_t *n_out);
 } store__ops_t;
 
 /* The common head of every back-end's handle. */

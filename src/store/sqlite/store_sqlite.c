@@ -128,8 +128,15 @@ enum {
     ST_ATTEMPTS_PRUNE,
     ST_CHANGES_CUTOFF,
     ST_CHANGES_PRUNE,
+    ST_WH_PRUNE_ACKS,
+    ST_WH_PRUNE_ATTEMPTS,
+    ST_WH_PRUNE,
     ST__COUNT
 };
+
+/* The webhooks a prune chunk deletes (ST_WH_PRUNE*). */
+#define WH_PRUNABLE "SELECT tenant_id, id FROM webhooks WHERE status = 1" \
+                    " AND disabled_at_ms < ?1 ORDER BY tenant_id, id LIMIT ?2"
 
 /* The column lists row_break and row_definition decode, in their order. */
 #define BREAK_COLS "id, version, person_id, definition_id, date, calculated," \
@@ -407,6 +414,16 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_ATTEMPTS_PRUNE] = "DELETE FROM delivery_attempts WHERE seq IN (SELECT seq"
                           " FROM delivery_attempts INDEXED BY delivery_attempts_by_time"
                           " WHERE attempted_at_ms < ?1 ORDER BY attempted_at_ms LIMIT ?2)",
+    /* A chunk of webhooks disabled before ?1 (any reason; the expiry sweep marks
+     * expired ones within a second), ?2 at most: their delivery state, their
+     * attempt log, then the webhooks, in one job, so the same chunk goes each time.
+     * No index on disabled_at_ms: the table holds at most --max-webhooks Enabled
+     * webhooks per tenant and what was disabled within the retention. */
+    [ST_WH_PRUNE_ACKS] = "DELETE FROM delivery_acks WHERE (tenant_id, webhook_id) IN"
+                         " (" WH_PRUNABLE ")",
+    [ST_WH_PRUNE_ATTEMPTS] = "DELETE FROM delivery_attempts WHERE (tenant_id, webhook_id) IN"
+                             " (" WH_PRUNABLE ")",
+    [ST_WH_PRUNE] = "DELETE FROM webhooks WHERE (tenant_id, id) IN (" WH_PRUNABLE ")",
 };
 
 /* ST_ATTEMPTS_LIST spells out every status. */
@@ -3324,41 +3341,46 @@ static int sq_attempts_list(store_t *base, int64_t tenant_id, const char *webhoo
     return rc;
 }
 
-/* One chunk of a prune: a DELETE statement whose parameters are (?1, ?2) = (a, b)
- * or (?1, ?2) = (a, limit) — see prune_bind — deleting at most PRUNE_CHUNK rows. */
+/* One chunk of a prune: DELETE statements, run in order, whose parameters are
+ * (?1, ?2, ?3) = (a, b, limit), or (?1, ?2) = (a, limit) when b < 0, each deleting
+ * at most PRUNE_CHUNK rows; the last one's rows are the chunk's count. */
 typedef struct {
-    int stmt;
-    int64_t a, b;  /* b < 0: the statement takes (a, limit) */
-    size_t n;      /* out: deleted by this chunk */
+    const int *stmts;
+    size_t n_stmts;
+    int64_t a, b;  /* b < 0: the statements take (a, limit) */
+    size_t n;      /* out: deleted by this chunk's last statement */
 } prune_arg_t;
 
 static int job_prune(sqlite__conn_t *c, void *arg)
 {
     prune_arg_t *p = arg;
     int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, p->stmt, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, p->a);
-    if (p->b < 0) {
-        sqlite3_bind_int64(st, 2, PRUNE_CHUNK);
-    } else {
-        sqlite3_bind_int64(st, 2, p->b);
-        sqlite3_bind_int64(st, 3, PRUNE_CHUNK);
+    for (size_t i = 0; i < p->n_stmts && rc == 0; i++) {
+        sqlite3_stmt *st = stmt_get(c, p->stmts[i], &rc);
+        if (!st)
+            return rc;
+        sqlite3_bind_int64(st, 1, p->a);
+        if (p->b < 0) {
+            sqlite3_bind_int64(st, 2, PRUNE_CHUNK);
+        } else {
+            sqlite3_bind_int64(st, 2, p->b);
+            sqlite3_bind_int64(st, 3, PRUNE_CHUNK);
+        }
+        rc = step_done(c, st, p->stmts[i]);
+        if (rc == 0)
+            p->n = (size_t)sqlite3_changes64(c->db);
     }
-    rc = step_done(c, st, p->stmt);
-    if (rc == 0)
-        p->n = (size_t)sqlite3_changes64(c->db);
     return rc;
 }
 
 /* Chunk after chunk, each a solo job of its own, until one comes back short: a
  * week of rows never holds the writer in one long transaction. *n_out counts what
  * committed, also when a later chunk fails. */
-static int prune_chunks(sqlite__store_t *s, int stmt, int64_t a, int64_t b, size_t *n_out)
+static int prune_chunks(sqlite__store_t *s, const int *stmts, size_t n_stmts, int64_t a,
+                        int64_t b, size_t *n_out)
 {
     for (;;) {
-        prune_arg_t p = { stmt, a, b, 0 };
+        prune_arg_t p = { stmts, n_stmts, a, b, 0 };
         int rc = submit_job(s, job_prune, &p, true);
         if (rc != 0)
             return rc;
@@ -3370,7 +3392,16 @@ static int prune_chunks(sqlite__store_t *s, int stmt, int64_t a, int64_t b, size
 
 static int sq_attempts_prune(store_t *base, int64_t before_ms, size_t *n_out)
 {
-    return prune_chunks(from_base(base), ST_ATTEMPTS_PRUNE, before_ms, -1, n_out);
+    static const int stmts[] = { ST_ATTEMPTS_PRUNE };
+    return prune_chunks(from_base(base), stmts, 1, before_ms, -1, n_out);
+}
+
+/* Webhooks disabled before before_ms, with everything kept under their id. */
+static int sq_webhooks_prune(store_t *base, int64_t before_ms, size_t *n_out)
+{
+    static const int stmts[] = { ST_WH_PRUNE_ACKS, ST_WH_PRUNE_ATTEMPTS, ST_WH_PRUNE };
+    return prune_chunks(from_base(base), stmts, sizeof(stmts) / sizeof(stmts[0]), before_ms,
+                        -1, n_out);
 }
 
 /* ---- change-log pruning ----------------------------------------------------------- */
@@ -3392,14 +3423,15 @@ static int decode_cut(sqlite3_stmt *st, void *out)
  * hold the writer); the deletes go by version range in chunks, each its own job. */
 static int sq_changes_prune(store_t *base, int64_t before_ms, size_t *n_out)
 {
+    static const int changes_prune_stmt[] = { ST_CHANGES_PRUNE };
     prune_cut_t *cut = NULL;
     size_t n = 0;
     int rc = read_all(base, ST_CHANGES_CUTOFF, &before_ms, decode_cut, sizeof(*cut),
                       (void **)&cut, &n);
     for (size_t i = 0; i < n && !rc; i++)
         if (cut[i].upto > 0)
-            rc = prune_chunks(from_base(base), ST_CHANGES_PRUNE, cut[i].tenant_id, cut[i].upto,
-                              n_out);
+            rc = prune_chunks(from_base(base), changes_prune_stmt, 1, cut[i].tenant_id,
+                              cut[i].upto, n_out);
     free(cut);
     return rc;
 }
@@ -3541,6 +3573,7 @@ static const store__ops_t sqlite_ops = {
     .attempts_list = sq_attempts_list,
     .attempts_prune = sq_attempts_prune,
     .changes_prune = sq_changes_prune,
+    .webhooks_prune = sq_webhooks_prune,
 };
 
 /* Creates the database file readable by its owner only before SQLite opens it: it
