@@ -38,6 +38,12 @@ int cli_store_open(const char *cmd, const char *url, crypto_master_t *master, st
     return CLI_OK;
 }
 
+const char *cli_keys_error(int rc)
+{
+    return rc == BH_EINVAL ? "the token signing keys are sealed: set BREAKHOOK_MASTER_KEY"
+                           : err_str(rc);
+}
+
 int cli_version(int argc, char **argv)
 {
     (void)argv;

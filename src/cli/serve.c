@@ -483,8 +483,11 @@ int cli_serve(int argc, char **argv)
     st.retention_ms = cfg.retention;
     auth_keyring_init(&st.keyring);
     auth_revoked_init(&st.revoked);
-    if (init_auth_state(&st)) {
-        cli_fail(CLI_FAIL, "serve: could not load the token signing keys from the store");
+    rc = init_auth_state(&st);
+    if (rc) {
+        code = cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL,
+                        "serve: could not load the token signing keys from the store: %s",
+                        cli_keys_error(rc));
         goto out_auth;
     }
     demo_t demo = { 0 };

@@ -43,8 +43,8 @@ typedef struct store_options {
 
 /* Opens (creating if needed) the store named by url and applies every pending schema
  * migration. With opt->master set, seals every token signing key still stored in
- * the clear. BH_EINVAL when a signing key is sealed and opt->master is unset or
- * another key. On error *err_msg (if given) points to a static or thread-local
+ * the clear, and fails with BH_EINVAL when a sealed one does not open with it (another
+ * master key). On error *err_msg (if given) points to a static or thread-local
  * message suitable for a one-line CLI error. */
 BH_MUST_USE int store_open(const char *url, const store_options_t *opt, store_t **out,
                            const char **err_msg);
@@ -112,6 +112,9 @@ typedef struct store_signing_key {
     int64_t created_at_ms;
     int64_t retired_at_ms;    /* 0 while the key signs new tokens */
 } store_signing_key_t;
+
+/* The store_signing_key_* functions answer BH_EINVAL when the keys are sealed and
+ * the store was opened without the master key (store_options_t.master). */
 
 /* Newest first. */
 BH_MUST_USE int store_signing_key_list(store_t *s, store_signing_key_t **out, size_t *n_out);

@@ -1109,6 +1109,19 @@ static int key_open(const crypto_master_t *m, key_row_t *r)
     return crypto_key_open(m, 0, id, r->sealed, r->sealed_len, r->k.secret);
 }
 
+/* key_open for the signing key functions: BH_EINVAL (logged) when the key does not
+ * open, that is when it is sealed and the store was opened without the master key
+ * (store_open checked every key against a master key it was given). */
+static int key_open_or_einval(const crypto_master_t *m, key_row_t *r)
+{
+    if (key_open(m, r) == 0)
+        return 0;
+    log_error(m->set ? "store: a token signing key does not open with this master key"
+                     : "store: the token signing keys are sealed and no master key is set",
+              LOG_STR("kid", r->k.kid));
+    return BH_EINVAL;
+}
+
 /* ---- health and stats ------------------------------------------------------------- */
 
 /* Readiness: a trivial query on a read connection proves the file is readable. */
@@ -1362,13 +1375,7 @@ static int sq_signing_key_list(store_t *base, store_signing_key_t **out, size_t 
         goto out_rows;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        /* store_open checked every key; one that fails now was added since by a
-         * process with another master key. */
-        if (key_open(&s->cfg.master, &rows[i]) != 0) {
-            log_error("store: a token signing key does not open with this master key",
-                      LOG_STR("kid", rows[i].k.kid));
-            rc = BH_EIO;
-        }
+        rc = key_open_or_einval(&s->cfg.master, &rows[i]);
         keys[i] = rows[i].k;
     }
     if (rc != 0) {
@@ -1413,12 +1420,37 @@ typedef struct {
     store_signing_key_t *active; /* ensure only */
 } signing_key_arg_t;
 
+/* The active key into *out, opened. BH_ENOTFOUND when there is none, BH_EINVAL when
+ * it is sealed and m does not open it. */
+static int key_active(sqlite__conn_t *c, const crypto_master_t *m, store_signing_key_t *out)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_KEY_ACTIVE, &rc);
+    if (!st)
+        return rc;
+    key_row_t row;
+    rc = query_one(c, st, ST_KEY_ACTIVE, decode_signing_key, &row);
+    if (rc == 0) {
+        rc = key_open_or_einval(m, &row);
+        *out = row.k;
+        explicit_bzero(&row, sizeof(row));
+    }
+    return rc;
+}
+
 /* Retires the active key and inserts the new one in one savepoint: a duplicate kid
- * undoes the retirement too, so there is never a moment without an active key. */
+ * undoes the retirement too, so there is never a moment without an active key. A
+ * store whose active key is sealed gets no key in the clear (opened without the
+ * master key): BH_EINVAL. */
 static int job_signing_key_add(sqlite__conn_t *c, void *arg)
 {
     signing_key_arg_t *a = arg;
-    int rc = 0;
+    store_signing_key_t old;
+    int rc = key_active(c, a->master, &old);
+    explicit_bzero(&old, sizeof(old));
+    if (rc != 0 && rc != BH_ENOTFOUND)
+        return rc;
+    rc = 0;
     sqlite3_stmt *st = stmt_get(c, ST_KEY_RETIRE, &rc);
     if (!st)
         return rc;
@@ -1448,21 +1480,7 @@ static int sq_signing_key_add(store_t *base, const store_signing_key_t *k)
 static int job_signing_key_ensure(sqlite__conn_t *c, void *arg)
 {
     signing_key_arg_t *a = arg;
-    int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_KEY_ACTIVE, &rc);
-    if (!st)
-        return rc;
-    key_row_t row;
-    rc = query_one(c, st, ST_KEY_ACTIVE, decode_signing_key, &row);
-    if (rc == 0) {
-        if (key_open(a->master, &row) != 0) {
-            log_error("store: the active token signing key does not open with this master key",
-                      LOG_STR("kid", row.k.kid));
-            rc = BH_EIO;
-        }
-        *a->active = row.k;
-        explicit_bzero(&row, sizeof(row));
-    }
+    int rc = key_active(c, a->master, a->active);
     if (rc != BH_ENOTFOUND)
         return rc;
     rc = key_insert(c, a->master, a->k, a->created_at_ms);
@@ -3590,12 +3608,14 @@ static int create_private_file(const char *path, const char **err_msg)
     return 0;
 }
 
-/* At open, on the writer's connection before any thread starts: with a master key,
+/* At open with a master key, on the writer's connection before any thread starts:
  * seals every signing key still stored in the clear (a store from before the master
- * key was set, or from before migration 5); then checks that every key opens, so a
- * missing or wrong master key stops the start with a clear message instead of
- * failing every token later. One transaction: two processes opening the file at once
- * cannot both seal a key. */
+ * key was set, or from before migration 5), and checks that every key opens, so a
+ * wrong master key stops the start with a clear message instead of failing every
+ * token later. Without a master key nothing is checked here: commands that never
+ * touch the signing keys (tenant, client, import) work as before, and the signing
+ * key functions answer BH_EINVAL for a sealed key. One transaction: two processes
+ * opening the file at once cannot both seal a key. */
 static int keys_seal(sqlite__store_t *s, const char **err_msg)
 {
     sqlite__conn_t *c = &s->wconn;
@@ -3603,6 +3623,8 @@ static int keys_seal(sqlite__store_t *s, const char **err_msg)
     key_row_t *rows = NULL;
     size_t n = 0, n_sealed = 0;
     sqlite3_stmt *st = NULL;
+    if (!m->set)
+        return 0;
     int rc = stmt_exec(c, ST_BEGIN);
     if (rc != 0)
         goto out_fail;
@@ -3612,7 +3634,7 @@ static int keys_seal(sqlite__store_t *s, const char **err_msg)
                        &n);
     for (size_t i = 0; i < n && rc == 0; i++) {
         key_row_t *r = &rows[i];
-        if (m->set && crypto_key_is_clear(r->sealed, r->sealed_len)) {
+        if (crypto_key_is_clear(r->sealed, r->sealed_len)) {
             rc = key_open(m, r);
             rc = rc ? rc : key_seal(m, &r->k, r->sealed, &r->sealed_len);
             sqlite3_stmt *up = rc ? NULL : stmt_get(c, ST_KEY_RESEAL, &rc);
@@ -3625,9 +3647,7 @@ static int keys_seal(sqlite__store_t *s, const char **err_msg)
         } else if (key_open(m, r) != 0) {
             rc = BH_EINVAL;
             *err_msg = store__set_open_error(
-                m->set ? "token signing key %s does not open with this BREAKHOOK_MASTER_KEY"
-                       : "token signing key %s is sealed: set BREAKHOOK_MASTER_KEY",
-                r->k.kid);
+                "token signing key %s does not open with this BREAKHOOK_MASTER_KEY", r->k.kid);
         }
     }
     if (rc == 0)
