@@ -1386,7 +1386,8 @@ static int sq_signing_key_list(store_t *base, store_signing_key_t **out, size_t 
     *out = keys;
     *n_out = n;
 out_rows:
-    explicit_bzero(rows, n * sizeof(*rows));
+    if (rows) /* NULL when there is no key */
+        explicit_bzero(rows, n * sizeof(*rows));
     free(rows);
     return rc;
 }
