@@ -8,6 +8,9 @@
 
 #include <stdio.h>
 
+#include "core/crypto.h"
+#include "store/store.h"
+
 #define CLI_OK 0
 #define CLI_FAIL 1
 #define CLI_USAGE 2
@@ -26,5 +29,14 @@ int cli_verify(int argc, char **argv);
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* getenv with the signature config_parse wants. */
 const char *cli_getenv(const char *name);
+/* Opens the store at url for the command cmd. The master key comes from the
+ * environment only (a flag would show in ps): BREAKHOOK_MASTER_KEY seals the token
+ * signing keys; with another master key than theirs the store does not open. master
+ * (NULL: not wanted) receives the parsed key. CLI_OK, or the exit code after saying
+ * why on stderr. */
+int cli_store_open(const char *cmd, const char *url, crypto_master_t *master, store_t **out);
+/* The reason a signing key function failed: rc BH_EINVAL means the keys are sealed
+ * and BREAKHOOK_MASTER_KEY is not set. */
+const char *cli_keys_error(int rc);
 
 #endif

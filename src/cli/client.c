@@ -162,12 +162,9 @@ int cli_client(int argc, char **argv)
         return cli_fail(CLI_USAGE, "client %s: --tenant NAME is required", verb);
 
     store_t *s;
-    const char *msg = NULL;
-    store_options_t sopt = { 0 };
-    int rc = store_open(o.store, &sopt, &s, &msg);
+    int rc = cli_store_open("client", o.store, NULL, &s);
     if (rc)
-        return cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "client: --store %s: %s", o.store,
-                        msg ? msg : err_str(rc));
+        return rc;
     store_tenant_t t;
     int code;
     rc = store_tenant_get(s, o.tenant, &t);

@@ -1,5 +1,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
@@ -17,6 +18,30 @@ int cli_fail(int code, const char *fmt, ...)
 const char *cli_getenv(const char *name)
 {
     return getenv(name);
+}
+
+int cli_store_open(const char *cmd, const char *url, crypto_master_t *master, store_t **out)
+{
+    crypto_master_t m;
+    if (crypto_master_parse(getenv("BREAKHOOK_MASTER_KEY"), &m))
+        return cli_fail(CLI_USAGE,
+                        "%s: BREAKHOOK_MASTER_KEY must be 64 hex digits or base64 of 32 bytes", cmd);
+    store_options_t sopt = { .master = &m };
+    const char *msg = NULL;
+    int rc = store_open(url, &sopt, out, &msg);
+    if (master)
+        *master = m;
+    explicit_bzero(&m, sizeof(m));
+    if (rc)
+        return cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "%s: --store %s: %s", cmd, url,
+                        msg ? msg : err_str(rc));
+    return CLI_OK;
+}
+
+const char *cli_keys_error(int rc)
+{
+    return rc == BH_EINVAL ? "the token signing keys are sealed: set BREAKHOOK_MASTER_KEY"
+                           : err_str(rc);
 }
 
 int cli_version(int argc, char **argv)

@@ -1096,12 +1096,9 @@ int cli_import(int argc, char **argv)
     if ((code = open_input(im)) != 0)
         goto out_deinit;
 
-    const char *msg = NULL;
-    store_options_t sopt = { 0 };
-    int rc = store_open(o.store, &sopt, &im->store, &msg);
+    int rc = cli_store_open("import", o.store, NULL, &im->store);
     if (rc) {
-        code = cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "import: --store %s: %s", o.store,
-                        msg ? msg : err_str(rc));
+        code = rc;
         goto out_close_input;
     }
     store_tenant_t t;

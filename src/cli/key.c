@@ -38,7 +38,9 @@ int cli_key(int argc, char **argv)
                "       breakhook key list [--store URL]\n\n"
                "Access tokens are signed with the newest key. 'rotate' adds a new key and\n"
                "retires the previous one; tokens it signed stay valid until they expire.\n"
-               "Servers pick up a new key within their --revocation-refresh interval.\n\n"
+               "Servers pick up a new key within their --revocation-refresh interval.\n"
+               "With BREAKHOOK_MASTER_KEY in the environment the keys are stored encrypted\n"
+               "(as 'serve' does); once they are, 'key' and 'serve' need it.\n\n"
                "options:\n");
         config_print_options(stdout, key_options, 1);
         return CLI_OK;
@@ -48,19 +50,17 @@ int cli_key(int argc, char **argv)
     if (!rotate && !list)
         return cli_fail(CLI_USAGE, "key: expected 'rotate' or 'list' (see --help)");
     store_t *s;
-    const char *msg = NULL;
-    store_options_t sopt = { 0 };
-    int rc = store_open(o.store, &sopt, &s, &msg);
+    int rc = cli_store_open("key", o.store, NULL, &s);
     if (rc)
-        return cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "key: --store %s: %s", o.store,
-                        msg ? msg : err_str(rc));
+        return rc;
     int code = CLI_OK;
     if (rotate) {
         store_signing_key_t k;
         rc = auth_signing_key_new(rand_system(), clock_now_ms(clock_system()), &k);
         rc = rc ? rc : store_signing_key_add(s, &k);
         if (rc)
-            code = cli_fail(CLI_FAIL, "key rotate: %s", err_str(rc));
+            code = cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "key rotate: %s",
+                            cli_keys_error(rc));
         else
             printf("new signing key %s is active\n", k.kid);
     } else {
@@ -68,7 +68,8 @@ int cli_key(int argc, char **argv)
         size_t n = 0;
         rc = store_signing_key_list(s, &ks, &n);
         if (rc)
-            code = cli_fail(CLI_FAIL, "key list: %s", err_str(rc));
+            code = cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "key list: %s",
+                            cli_keys_error(rc));
         for (size_t i = 0; i < n && !rc; i++) {
             char created[32], retired[32] = "active";
             clock_format_rfc3339(ks[i].created_at_ms, created);

@@ -153,7 +153,8 @@ static const config_option_t serve_options[] = {
         "a newer change of a record replaces its waiting event (default on; --coalesce=false "
         "delivers every change)", 0, 0),
     OPT("retention", CONFIG_DURATION, retention, "DURATION",
-        "delivery attempt logs and delivered changes are kept this long (default 7d)", 60000,
+        "delivery attempt logs, delivered changes and disabled webhooks are kept this long "
+        "(default 7d)", 60000,
         3650LL * 86400000),
 };
 #define N_SERVE_OPTIONS (sizeof(serve_options) / sizeof(serve_options[0]))
@@ -338,7 +339,8 @@ static void expiry_work(uv_work_t *w)
         log_warn("webhook expiry sweep failed");
     else if (n)
         log_info("webhooks expired", LOG_INT("count", n));
-    /* The attempt log is pruned once a minute (SPEC §7.3 retention). */
+    /* The attempt log, delivered changes and webhooks disabled longer than the
+     * retention are pruned once a minute (SPEC §7.3 retention). */
     if (now - st->last_prune_ms >= 60000) {
         st->last_prune_ms = now;
         if (store_attempts_prune(st->store, now - st->retention_ms, &n))
@@ -349,6 +351,10 @@ static void expiry_work(uv_work_t *w)
             log_warn("change log pruning failed");
         else if (n)
             log_info("delivered changes pruned", LOG_INT("count", n));
+        if (store_webhooks_prune(st->store, now - st->retention_ms, &n))
+            log_warn("disabled webhook pruning failed");
+        else if (n)
+            log_info("disabled webhooks pruned", LOG_INT("count", n));
     }
 }
 
@@ -474,21 +480,11 @@ int cli_serve(int argc, char **argv)
     api_pool_t *token_pool = NULL;
     auth_token_cache_t *token_cache = NULL;
     serve_state_t st = { 0 };
-    const char *msg = NULL;
-    store_options_t sopt = { 0 };
-    int rc = store_open(cfg.store, &sopt, &store, &msg);
-    if (rc) {
-        cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "serve: --store %s: %s", cfg.store,
-                 msg ? msg : err_str(rc));
-        return rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL;
-    }
-    /* The master key comes only from the environment: a flag would show in ps. */
+    /* The master key also seals webhook keys (api.h). */
     crypto_master_t master;
-    if (crypto_master_parse(getenv("BREAKHOOK_MASTER_KEY"), &master)) {
-        cli_fail(CLI_USAGE, "serve: BREAKHOOK_MASTER_KEY must be 64 hex digits or base64 of 32 bytes");
-        store_close(store);
-        return CLI_USAGE;
-    }
+    int rc = cli_store_open("serve", cfg.store, &master, &store);
+    if (rc)
+        return rc;
     dest_allow_t allow;
     dest_allow_init(&allow);
     for (size_t i = 0; i < cfg.allow_destination.n; i++) {
@@ -504,8 +500,11 @@ int cli_serve(int argc, char **argv)
     st.retention_ms = cfg.retention;
     auth_keyring_init(&st.keyring);
     auth_revoked_init(&st.revoked);
-    if (init_auth_state(&st)) {
-        cli_fail(CLI_FAIL, "serve: could not load the token signing keys from the store");
+    rc = init_auth_state(&st);
+    if (rc) {
+        code = cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL,
+                        "serve: could not load the token signing keys from the store: %s",
+                        cli_keys_error(rc));
         goto out_auth;
     }
     demo_t demo = { 0 };
@@ -583,7 +582,8 @@ int cli_serve(int argc, char **argv)
     st.expiry_timer.data = &st;
     uv_timer_start(&st.expiry_timer, on_expiry_sweep, 1000, 1000);
     if (!master.set)
-        log_warn("BREAKHOOK_MASTER_KEY is not set: webhook keys are stored unencrypted");
+        log_warn("BREAKHOOK_MASTER_KEY is not set: webhook and token signing keys are stored "
+                 "unencrypted");
     if (cfg.demo)
         demo_print(&demo, host, port, ctx.domain, cfg.store);
     uv_timer_init(&st.loop, &st.shutdown_timer);

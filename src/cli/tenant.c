@@ -52,12 +52,9 @@ int cli_tenant(int argc, char **argv)
         return cli_fail(CLI_USAGE, "tenant: expected 'create NAME' or 'list' (see --help)");
 
     store_t *s;
-    const char *msg = NULL;
-    store_options_t sopt = { 0 };
-    int rc = store_open(o.store, &sopt, &s, &msg);
+    int rc = cli_store_open("tenant", o.store, NULL, &s);
     if (rc)
-        return cli_fail(rc == BH_EINVAL ? CLI_USAGE : CLI_FAIL, "tenant: --store %s: %s", o.store,
-                        msg ? msg : err_str(rc));
+        return rc;
     int code = CLI_OK;
     if (create) {
         store_tenant_t t;

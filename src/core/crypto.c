@@ -88,11 +88,16 @@ out:
     return rc;
 }
 
+bool crypto_key_is_clear(const unsigned char *sealed, size_t len)
+{
+    return len == 1 + CRYPTO_WEBHOOK_KEY_LEN && sealed[0] == SEAL_PLAIN;
+}
+
 int crypto_key_open(const crypto_master_t *m, int64_t tenant_id, const char *id,
                     const unsigned char *sealed, size_t len,
                     unsigned char key[CRYPTO_WEBHOOK_KEY_LEN])
 {
-    if (len == 1 + CRYPTO_WEBHOOK_KEY_LEN && sealed[0] == SEAL_PLAIN) {
+    if (crypto_key_is_clear(sealed, len)) {
         memcpy(key, sealed + 1, CRYPTO_WEBHOOK_KEY_LEN);
         return 0;
     }

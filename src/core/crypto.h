@@ -42,6 +42,8 @@ BH_MUST_USE int crypto_key_seal(const crypto_master_t *m, bh_rand_t *r, int64_t 
 BH_MUST_USE int crypto_key_open(const crypto_master_t *m, int64_t tenant_id, const char *id,
                                 const unsigned char *sealed, size_t len,
                                 unsigned char key[CRYPTO_WEBHOOK_KEY_LEN]);
+/* True when a sealed key is stored as is (sealed without a master key). */
+bool crypto_key_is_clear(const unsigned char *sealed, size_t len);
 
 /* "whsec_" + base64(key), NUL-terminated, into out (at least CRYPTO_WHSEC_LEN + 1). */
 void crypto_whsec_format(const unsigned char key[CRYPTO_WEBHOOK_KEY_LEN], char *out);

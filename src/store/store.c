@@ -131,6 +131,9 @@ static int config_from_options(const store_options_t *opt, store__config_t *cfg,
     cfg->read_connections = o.read_connections ? o.read_connections
                                                : STORE__DEFAULT_READ_CONNECTIONS;
     cfg->max_group = o.max_group ? o.max_group : STORE__DEFAULT_MAX_GROUP;
+    memset(&cfg->master, 0, sizeof(cfg->master));
+    if (o.master)
+        cfg->master = *o.master;
     return 0;
 }
 
@@ -817,4 +820,12 @@ int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out)
         return BH_EINVAL;
     *n_out = 0;
     return s->ops->attempts_prune(s, before_ms, n_out);
+}
+
+int store_webhooks_prune(store_t *s, int64_t before_ms, size_t *n_out)
+{
+    if (!s || !n_out || before_ms <= 0)
+        return BH_EINVAL;
+    *n_out = 0;
+    return s->ops->webhooks_prune(s, before_ms, n_out);
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/clock.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "model/model.h"
 
@@ -35,11 +36,16 @@ typedef struct store_options {
     bh_clock_t *clock;        /* NULL: clock_system() */
     int read_connections;     /* size of the read pool; 0: 4 */
     int max_group;            /* most writes in one commit; 0: 512 */
+    /* Seals the token signing keys at rest (like webhook keys, crypto.h). NULL or
+     * unset: they are stored in the clear. */
+    const crypto_master_t *master;
 } store_options_t;
 
 /* Opens (creating if needed) the store named by url and applies every pending schema
- * migration. On error *err_msg (if given) points to a static or thread-local message
- * suitable for a one-line CLI error. */
+ * migration. With opt->master set, seals every token signing key still stored in
+ * the clear, and fails with BH_EINVAL when a sealed one does not open with it (another
+ * master key). On error *err_msg (if given) points to a static or thread-local
+ * message suitable for a one-line CLI error. */
 BH_MUST_USE int store_open(const char *url, const store_options_t *opt, store_t **out,
                            const char **err_msg);
 /* Stops the writer after it drained its queue, closes every connection. NULL is a no-op. */
@@ -106,6 +112,9 @@ typedef struct store_signing_key {
     int64_t created_at_ms;
     int64_t retired_at_ms;    /* 0 while the key signs new tokens */
 } store_signing_key_t;
+
+/* The store_signing_key_* functions answer BH_EINVAL when the keys are sealed and
+ * the store was opened without the master key (store_options_t.master). */
 
 /* Newest first. */
 BH_MUST_USE int store_signing_key_list(store_t *s, store_signing_key_t **out, size_t *n_out);
@@ -457,5 +466,9 @@ BH_MUST_USE int store_attempts_list(store_t *s, int64_t tenant_id, const char *w
 BH_MUST_USE int store_changes_prune(store_t *s, int64_t before_ms, size_t *n_out);
 /* Deletes attempts older than before_ms, in bounded chunks; *n_out how many. */
 BH_MUST_USE int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out);
+/* Deletes every Disabled webhook (any reason) disabled before before_ms, with its
+ * delivery state and attempt log: it answers BH_ENOTFOUND from then on. In bounded
+ * chunks; *n_out how many webhooks. */
+BH_MUST_USE int store_webhooks_prune(store_t *s, int64_t before_ms, size_t *n_out);
 
 #endif

@@ -108,6 +108,7 @@ typedef struct store__ops {
                          int64_t **seq_out, size_t *n_out);
     int (*attempts_prune)(store_t *s, int64_t before_ms, size_t *n_out);
     int (*changes_prune)(store_t *s, int64_t before_ms, size_t *n_out);
+    int (*webhooks_prune)(store_t *s, int64_t before_ms, size_t *n_out);
 } store__ops_t;
 
 /* The common head of every back-end's handle. */
@@ -120,6 +121,7 @@ typedef struct store__config {
     bh_clock_t *clock;
     int read_connections;
     int max_group;
+    crypto_master_t master; /* unset: signing keys in the clear */
 } store__config_t;
 
 #define STORE__DEFAULT_READ_CONNECTIONS 4

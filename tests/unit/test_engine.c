@@ -414,7 +414,7 @@ static int setup(void **state)
     clock_fake_init(&f->clock, T0_MS);
     rand_fake_init(&f->rand, 0x5eed5eedULL);
     rand_fake_init(&f->trand, 0x7e57ULL);
-    store_options_t so = { &f->clock, 0, 0 };
+    store_options_t so = { .clock = &f->clock };
     const char *msg = NULL;
     if (store_open(f->url, &so, &f->s, &msg) != 0) {
         fprintf(stderr, "store_open: %s\n", msg ? msg : "?");

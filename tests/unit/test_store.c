@@ -25,7 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/clock.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "store/sqlite/sqlite_int.h"
 #include "store/store.h"
@@ -75,7 +77,7 @@ static int teardown(void **state)
 
 static store_t *open_store(fixture_t *f, int read_connections, int max_group)
 {
-    store_options_t opt = { &f->clock, read_connections, max_group };
+    store_options_t opt = { .clock = &f->clock, .read_connections = read_connections, .max_group = max_group };
     store_t *s = NULL;
     const char *msg = NULL;
     int rc = store_open(f->url, &opt, &s, &msg);
@@ -146,7 +148,7 @@ static store_client_t make_client(const char *id, const char *name, const char *
 static void test_open_urls(void **state)
 {
     fixture_t *f = *state;
-    store_options_t opt = { &f->clock, 0, 0 };
+    store_options_t opt = { .clock = &f->clock };
     store_t *s = (store_t *)0x1;
     const char *msg = NULL;
 
@@ -165,9 +167,9 @@ static void test_open_urls(void **state)
     assert_int_equal(store_open(NULL, &opt, &s, &msg), BH_EINVAL);
     assert_int_equal(store_open(":memory:", &opt, &s, &msg), BH_EINVAL);
     assert_int_equal(store_open("sqlite::memory:", &opt, &s, &msg), BH_EINVAL);
-    store_options_t bad = { &f->clock, -1, 0 };
+    store_options_t bad = { .clock = &f->clock, .read_connections = -1 };
     assert_int_equal(store_open(f->url, &bad, &s, &msg), BH_EINVAL);
-    bad = (store_options_t){ &f->clock, 0, -5 };
+    bad = (store_options_t){ .clock = &f->clock, .max_group = -5 };
     assert_int_equal(store_open(f->url, &bad, &s, &msg), BH_EINVAL);
 
     /* The directory "var" does not exist yet: store_open creates it. */
@@ -249,7 +251,7 @@ static void test_migrations(void **state)
     sqlite3_free(sql);
     sqlite3_close(db);
     const char *msg = NULL;
-    store_options_t opt = { &f->clock, 0, 0 };
+    store_options_t opt = { .clock = &f->clock };
     s = NULL;
     assert_int_equal(store_open(f->url, &opt, &s, &msg), BH_ECONFLICT);
     assert_null(s);
@@ -759,8 +761,213 @@ static void test_durability(void **state)
     assert_int_equal(raw_int(db, "SELECT revoked_at_ms FROM clients WHERE client_id = 'cli'"),
                      T0_MS + 7);
     assert_int_equal(raw_int(db, "SELECT length(secret) FROM signing_keys WHERE kid = 'kd'"),
-                     32);
+                     33);
     sqlite3_close(db);
+}
+
+/* ---- signing keys at rest --------------------------------------------------------- */
+
+#define MASTER_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define OTHER_HEX "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+/* Opens with an optional master key (hex); returns store_open's code, *msg its reason. */
+static int open_with_master(fixture_t *f, const char *hex, store_t **s, const char **msg)
+{
+    crypto_master_t m;
+    assert_int_equal(crypto_master_parse(hex, &m), 0);
+    store_options_t opt = { .clock = &f->clock, .master = &m };
+    *s = NULL;
+    *msg = NULL;
+    return store_open(f->url, &opt, s, msg);
+}
+
+static store_t *open_master(fixture_t *f, const char *hex)
+{
+    store_t *s;
+    const char *msg;
+    int rc = open_with_master(f, hex, &s, &msg);
+    if (rc != 0)
+        fprintf(stderr, "store_open: %s\n", msg ? msg : "?");
+    assert_int_equal(rc, 0);
+    return s;
+}
+
+/* True when the stored secret of kid contains the 32 key bytes anywhere. */
+static bool raw_secret_holds(sqlite3 *db, const char *kid, const unsigned char *key,
+                             int *len_out)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT secret FROM signing_keys WHERE kid = ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    const unsigned char *b = sqlite3_column_blob(st, 0);
+    int n = sqlite3_column_bytes(st, 0);
+    bool found = false;
+    for (int i = 0; b && i + 32 <= n && !found; i++)
+        found = memcmp(b + i, key, 32) == 0;
+    *len_out = n;
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* A token signed with the keys the store lists now. */
+static char *issue_token(store_t *s)
+{
+    store_signing_key_t *keys = NULL;
+    size_t n = 0;
+    assert_int_equal(store_signing_key_list(s, &keys, &n), 0);
+    auth_keyring_t ring;
+    auth_keyring_init(&ring);
+    auth_keyring_set(&ring, keys, n);
+    free(keys);
+    auth_claims_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.tenant, sizeof(c.tenant), "acme");
+    c.tenant_id = 1;
+    snprintf(c.client_id, sizeof(c.client_id), "bh_client");
+    snprintf(c.scope, sizeof(c.scope), "breaks.read");
+    c.iat = c.nbf = T0_MS / 1000;
+    c.exp = c.iat + 3600;
+    char *tok = NULL;
+    assert_int_equal(auth_token_issue(&ring, rand_system(), &c, &tok), 0);
+    auth_keyring_deinit(&ring);
+    return tok;
+}
+
+/* Whether tok verifies against the keys the store lists now. */
+static auth_token_status_t verify_token(store_t *s, const char *tok)
+{
+    store_signing_key_t *keys = NULL;
+    size_t n = 0;
+    assert_int_equal(store_signing_key_list(s, &keys, &n), 0);
+    auth_keyring_t ring;
+    auth_keyring_init(&ring);
+    auth_keyring_set(&ring, keys, n);
+    free(keys);
+    auth_claims_t out;
+    auth_token_status_t st = auth_token_verify(&ring, tok, strlen(tok), T0_MS + 1000, 3600, &out);
+    auth_keyring_deinit(&ring);
+    return st;
+}
+
+/* With a master key the database file never holds a signing key's bytes, and the
+ * store hands back the key itself: tokens it signed verify after a restart. With
+ * another master key the store refuses to open and says why; without one it opens
+ * (tenant and client commands need no keys) but refuses to read the keys or to add
+ * one in the clear. */
+static void test_signing_keys_sealed(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_master(f, MASTER_HEX);
+    store_signing_key_t k1 = make_key("k1", 0x5a, T0_MS - 1000), k2 = make_key("k2", 0x6b, T0_MS),
+                        active;
+    assert_int_equal(store_signing_key_ensure(s, &k1, &active), 0);
+    assert_memory_equal(active.secret, k1.secret, 32);
+    char *tok1 = issue_token(s);
+    assert_int_equal(store_signing_key_add(s, &k2), 0); /* breakhook key rotate */
+    char *tok2 = issue_token(s);
+    store_close(s);
+
+    sqlite3 *db = raw_open(f);
+    int len = 0;
+    assert_false(raw_secret_holds(db, "k1", k1.secret, &len));
+    assert_int_equal(len, 61);
+    assert_false(raw_secret_holds(db, "k2", k2.secret, &len));
+    assert_int_equal(len, 61);
+    sqlite3_close(db);
+
+    s = open_master(f, MASTER_HEX);
+    store_signing_key_t *keys = NULL;
+    size_t n = 0;
+    assert_int_equal(store_signing_key_list(s, &keys, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(keys[0].kid, "k2");
+    assert_memory_equal(keys[0].secret, k2.secret, 32);
+    assert_memory_equal(keys[1].secret, k1.secret, 32);
+    free(keys);
+    assert_int_equal(verify_token(s, tok1), AUTH_TOKEN_OK);
+    assert_int_equal(verify_token(s, tok2), AUTH_TOKEN_OK);
+    store_close(s);
+
+    const char *msg;
+    assert_int_equal(open_with_master(f, OTHER_HEX, &s, &msg), BH_EINVAL);
+    assert_null(s);
+    assert_non_null(strstr(msg, "does not open with this BREAKHOOK_MASTER_KEY"));
+
+    assert_int_equal(open_with_master(f, NULL, &s, &msg), 0);
+    assert_int_equal(store_signing_key_list(s, &keys, &n), BH_EINVAL);
+    store_signing_key_t k3 = make_key("k3", 0x7c, T0_MS + 1);
+    assert_int_equal(store_signing_key_ensure(s, &k3, &active), BH_EINVAL);
+    assert_int_equal(store_signing_key_add(s, &k3), BH_EINVAL);
+    store_tenant_t t;
+    assert_int_equal(store_tenant_create(s, "acme", &t), 0);
+    store_close(s);
+    db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM signing_keys"), 2);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM signing_keys WHERE length(secret) = 61"),
+                     2);
+    sqlite3_close(db);
+    free(tok1);
+    free(tok2);
+}
+
+/* A store from before signing keys were sealed (schema 4: the bare 32-byte key in
+ * the secret column) is sealed at the first open with a master key, and the tokens
+ * signed before still verify. */
+static void test_signing_keys_sealed_at_open(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 0, 0);
+    store_signing_key_t k = make_key("old", 0x3c, 1000), active;
+    assert_int_equal(store_signing_key_ensure(s, &k, &active), 0);
+    char *tok = issue_token(s);
+    store_close(s);
+
+    /* Back to schema 4, as an older breakhook left it. */
+    sqlite3 *db = raw_open(f);
+    char *sql = sqlite3_mprintf(
+        "DELETE FROM schema_migrations WHERE version = 5;"
+        "DROP TABLE signing_keys;"
+        "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY NOT NULL,"
+        " secret BLOB NOT NULL CHECK (length(secret) = 32), created_at_ms INTEGER NOT NULL,"
+        " retired_at_ms INTEGER);"
+        "CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((retired_at_ms IS NULL))"
+        " WHERE retired_at_ms IS NULL;"
+        "INSERT INTO signing_keys VALUES ('old', x'%s', 1000, NULL);",
+        "3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c");
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    int len = 0;
+    assert_true(raw_secret_holds(db, "old", k.secret, &len));
+    assert_int_equal(len, 32);
+    sqlite3_close(db);
+
+    s = open_master(f, MASTER_HEX);
+    int v = 0;
+    assert_int_equal(store_schema_version(s, &v), 0);
+    assert_int_equal(v, (int)sqlite__n_migrations);
+    assert_int_equal(verify_token(s, tok), AUTH_TOKEN_OK);
+    store_close(s);
+
+    db = raw_open(f);
+    assert_false(raw_secret_holds(db, "old", k.secret, &len));
+    assert_int_equal(len, 61);
+    sqlite3_close(db);
+
+    /* Sealed for good: the keys cannot be read without the master key, and are the
+     * same key with it. */
+    const char *msg;
+    store_signing_key_t *keys = NULL;
+    size_t n = 0;
+    assert_int_equal(open_with_master(f, NULL, &s, &msg), 0);
+    assert_int_equal(store_signing_key_list(s, &keys, &n), BH_EINVAL);
+    store_close(s);
+    s = open_master(f, MASTER_HEX);
+    assert_int_equal(verify_token(s, tok), AUTH_TOKEN_OK);
+    store_close(s);
+    free(tok);
 }
 
 static void test_reopen_keeps_data(void **state)
@@ -876,6 +1083,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_job_in_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signing_keys_sealed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signing_keys_sealed_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

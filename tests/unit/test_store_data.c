@@ -66,7 +66,7 @@ static int setup(void **state)
     snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
     snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
     clock_fake_init(&f->clock, T0_MS);
-    store_options_t opt = { &f->clock, 0, 0 };
+    store_options_t opt = { .clock = &f->clock };
     const char *msg = NULL;
     if (store_open(f->url, &opt, &f->s, &msg) != 0) {
         fprintf(stderr, "store_open: %s\n", msg ? msg : "?");
@@ -1302,7 +1302,7 @@ static void test_reopen(void **state)
     put_break(f, f->ta, &b);
     uint64_t v = tenant_version(f, f->ta);
     store_close(f->s);
-    store_options_t opt = { &f->clock, 0, 0 };
+    store_options_t opt = { .clock = &f->clock };
     assert_int_equal(store_open(f->url, &opt, &f->s, NULL), 0);
     int schema = 0;
     assert_int_equal(store_schema_version(f->s, &schema), 0);

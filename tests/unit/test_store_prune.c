@@ -1,6 +1,7 @@
 /*
  * test_store_prune.c: the change log is pruned by age, but never past what an
- * Enabled webhook still has to deliver.
+ * Enabled webhook still has to deliver; webhooks disabled longer than the retention
+ * go with their logs.
  */
 #define _GNU_SOURCE /* nftw, mkdtemp */
 
@@ -15,12 +16,15 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "core/crypto.h"
 #include "store/store.h"
 
 #define T0 1800000000000LL
 #define HOUR 3600000LL
+#define DAY (24 * HOUR)
+#define RETENTION (7 * DAY)
 
 typedef struct fx {
     char dir[64];
@@ -43,7 +47,7 @@ static int setup(void **state)
     clock_fake_init(&f->clock, T0);
     char url[128];
     snprintf(url, sizeof(url), "sqlite:%s/db", f->dir);
-    store_options_t opt = { &f->clock, 0, 0 };
+    store_options_t opt = { .clock = &f->clock };
     const char *msg = NULL;
     assert_int_equal(store_open(url, &opt, &f->s, &msg), 0);
     store_tenant_t t;
@@ -99,23 +103,32 @@ static void test_prune_by_age(void **state)
     assert_int_equal(n, 0);
 }
 
+/* Creates a webhook now (the fake clock), valid until valid_until_ms, with a random
+ * id from seed; cap is the tenant's limit of Enabled webhooks. Returns the create's
+ * code. */
+static int new_webhook(fx_t *f, uint64_t seed, int64_t valid_until_ms, size_t cap,
+                       store_webhook_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    bh_rand_t r;
+    rand_fake_init(&r, seed);
+    assert_int_equal(crypto_uuid4(&r, w->id), 0);
+    w->collection = STORE_COLL_BREAKS;
+    snprintf(w->destination_url, sizeof(w->destination_url), "https://x.invalid/");
+    snprintf(w->ext_refs, sizeof(w->ext_refs), "[]");
+    w->key_blob_len = 33;
+    w->created_at_ms = clock_now_ms(&f->clock);
+    w->valid_until_ms = valid_until_ms;
+    return store_webhook_create(f->s, f->tenant, w, cap);
+}
+
 static void test_pending_events_are_kept(void **state)
 {
     fx_t *f = *state;
     /* A webhook created before any change: its window starts at version 0 and it has
      * delivered nothing, so nothing may be pruned however old. */
     store_webhook_t w;
-    memset(&w, 0, sizeof(w));
-    bh_rand_t r;
-    rand_fake_init(&r, 3);
-    assert_int_equal(crypto_uuid4(&r, w.id), 0);
-    w.collection = STORE_COLL_BREAKS;
-    snprintf(w.destination_url, sizeof(w.destination_url), "https://x.invalid/");
-    snprintf(w.ext_refs, sizeof(w.ext_refs), "[]");
-    w.key_blob_len = 33;
-    w.created_at_ms = T0;
-    w.valid_until_ms = T0 + 1000 * HOUR;
-    assert_int_equal(store_webhook_create(f->s, f->tenant, &w, 10), 0);
+    assert_int_equal(new_webhook(f, 3, T0 + 1000 * HOUR, 10, &w), 0);
     uint64_t v[5];
     for (int i = 0; i < 5; i++) {
         v[i] = put_person(f, i + 1);
@@ -140,11 +153,157 @@ static void test_pending_events_are_kept(void **state)
     assert_int_equal(count_changes(f), 0);
 }
 
+/* One attempt and one acknowledgement of w at at_ms: what a delivery leaves. */
+static void log_delivery(fx_t *f, const store_webhook_t *w, int64_t at_ms)
+{
+    store_attempt_t a;
+    memset(&a, 0, sizeof(a));
+    a.tenant_id = f->tenant;
+    snprintf(a.webhook_id, sizeof(a.webhook_id), "%s", w->id);
+    snprintf(a.event_id, sizeof(a.event_id), "evt_%s", w->id);
+    a.record_id = 1;
+    a.version = 5;
+    a.attempt = 1;
+    a.attempted_at_ms = at_ms;
+    a.http_status = 200;
+    a.status = STORE_ATTEMPT_DELIVERED;
+    struct store_ack ack = { f->tenant, w->id, 1, 5 };
+    store_delivery_batch_t b = { &a, 1, &ack, 1, NULL, 0 };
+    assert_int_equal(store_delivery_commit(f->s, &b), 0);
+}
+
+/* Rows of table whose webhook column is id, read from the file directly. */
+static int64_t raw_count(fx_t *f, const char *table, const char *col, const char *id)
+{
+    char path[128], sql[160];
+    snprintf(path, sizeof(path), "%s/db", f->dir);
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE %s = ?1", table, col);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static size_t count_attempts(fx_t *f, const char *id, int *rc)
+{
+    store_attempt_query_t q = { -1, 0, 100 };
+    store_attempt_t *a = NULL;
+    int64_t *seq = NULL;
+    size_t n = 0;
+    *rc = store_attempts_list(f->s, f->tenant, id, &q, &a, &seq, &n);
+    free(a);
+    free(seq);
+    return n;
+}
+
+/* Ten days after T0, with the default 7-day retention: a webhook deleted 8 days ago
+ * and one that expired 9 days ago are gone with their logs and delivery state (GET
+ * answers not found); one deleted 6 days ago, and an Enabled one created 10 days ago,
+ * stay readable with their logs. */
+static void test_disabled_webhooks_pruned(void **state)
+{
+    fx_t *f = *state;
+    store_webhook_t old, recent, enabled, expired;
+    assert_int_equal(new_webhook(f, 11, T0 + 60 * DAY, 10, &old), 0);
+    assert_int_equal(new_webhook(f, 12, T0 + 60 * DAY, 10, &recent), 0);
+    assert_int_equal(new_webhook(f, 13, T0 + 60 * DAY, 10, &enabled), 0);
+    assert_int_equal(new_webhook(f, 14, T0 + 1 * DAY, 10, &expired), 0);
+    log_delivery(f, &old, T0 + 1 * DAY);
+    log_delivery(f, &expired, T0 + 1 * DAY - HOUR);
+    log_delivery(f, &recent, T0 + 3 * DAY + 12 * HOUR);
+    log_delivery(f, &enabled, T0 + 9 * DAY);
+
+    assert_int_equal(store_webhook_disable(f->s, f->tenant, old.id, STORE_WH_DELETED, T0 + 2 * DAY),
+                     0);
+    assert_int_equal(
+        store_webhook_disable(f->s, f->tenant, recent.id, STORE_WH_DELETED, T0 + 4 * DAY), 0);
+    size_t n = 0;
+    assert_int_equal(store_webhooks_expire(f->s, T0 + 2 * DAY, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(raw_count(f, "delivery_acks", "webhook_id", old.id), 1);
+
+    clock_fake_advance(&f->clock, 10 * DAY);
+    int64_t now = clock_now_ms(&f->clock);
+    assert_int_equal(store_webhooks_prune(f->s, now - RETENTION, &n), 0);
+    assert_int_equal(n, 2);
+
+    store_webhook_t got;
+    int rc = 0;
+    const store_webhook_t *gone[] = { &old, &expired };
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(store_webhook_get(f->s, f->tenant, gone[i]->id, &got), BH_ENOTFOUND);
+        count_attempts(f, gone[i]->id, &rc);
+        assert_int_equal(rc, BH_ENOTFOUND);
+        assert_int_equal(raw_count(f, "delivery_attempts", "webhook_id", gone[i]->id), 0);
+        assert_int_equal(raw_count(f, "delivery_acks", "webhook_id", gone[i]->id), 0);
+    }
+    assert_int_equal(store_webhook_get(f->s, f->tenant, recent.id, &got), 0);
+    assert_int_equal(got.status, STORE_WH_DISABLED);
+    assert_int_equal(got.reason, STORE_WH_DELETED);
+    assert_int_equal(count_attempts(f, recent.id, &rc), 1);
+    assert_int_equal(rc, 0);
+    assert_int_equal(store_webhook_get(f->s, f->tenant, enabled.id, &got), 0);
+    assert_int_equal(got.status, STORE_WH_ENABLED);
+    assert_int_equal(count_attempts(f, enabled.id, &rc), 1);
+
+    /* Two days later the recent one has passed the retention too. */
+    clock_fake_advance(&f->clock, 2 * DAY);
+    now = clock_now_ms(&f->clock);
+    assert_int_equal(store_webhooks_prune(f->s, now - RETENTION, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_webhook_get(f->s, f->tenant, recent.id, &got), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_get(f->s, f->tenant, enabled.id, &got), 0);
+    assert_int_equal(store_webhooks_prune(f->s, now - RETENTION, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+/* Deleted webhooks do not count against the cap of Enabled ones: a consumer that
+ * deletes and creates again and again (the monthly rollover) never gets a 409, and
+ * once the retention has passed the deleted ones are gone from the file. */
+static void test_deleted_webhooks_do_not_count(void **state)
+{
+    fx_t *f = *state;
+    enum { CAP = 3, CYCLES = 60 };
+    store_webhook_t keep[CAP - 1], w;
+    for (int i = 0; i < CAP - 1; i++)
+        assert_int_equal(new_webhook(f, 100 + (uint64_t)i, T0 + 60 * DAY, CAP, &keep[i]), 0);
+    for (int i = 0; i < CYCLES; i++) {
+        assert_int_equal(new_webhook(f, 200 + (uint64_t)i, T0 + 60 * DAY, CAP, &w), 0);
+        assert_int_equal(
+            store_webhook_disable(f->s, f->tenant, w.id, STORE_WH_DELETED, T0 + i), 0);
+    }
+    /* The cap itself still holds for Enabled webhooks. */
+    assert_int_equal(new_webhook(f, 300, T0 + 60 * DAY, CAP, &w), 0);
+    store_webhook_t over;
+    assert_int_equal(new_webhook(f, 301, T0 + 60 * DAY, CAP, &over), BH_ECONFLICT);
+
+    clock_fake_advance(&f->clock, 8 * DAY);
+    size_t n = 0;
+    assert_int_equal(store_webhooks_prune(f->s, clock_now_ms(&f->clock) - RETENTION, &n), 0);
+    assert_int_equal(n, CYCLES);
+    store_webhook_query_t q = { .status = -1, .limit = 1000,
+                                .now_ms = clock_now_ms(&f->clock) };
+    store_webhook_t *list = NULL;
+    size_t nl = 0;
+    assert_int_equal(store_webhooks_list(f->s, f->tenant, &q, &list, &nl), 0);
+    assert_int_equal(nl, CAP);
+    free(list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_prune_by_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_events_are_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disabled_webhooks_pruned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_webhooks_do_not_count, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,7 +68,7 @@ static int make_dir(fixture_t *f)
 
 static int open_store(fixture_t *f)
 {
-    store_options_t opt = { &f->clock, 0, 0 };
+    store_options_t opt = { .clock = &f->clock };
     const char *msg = NULL;
     if (store_open(f->url, &opt, &f->s, &msg) != 0) {
         fprintf(stderr, "store_open: %s\n", msg ? msg : "?");

@@ -224,6 +224,26 @@ const char *const sqlite__migrations[] = {
     "  (tenant_id, webhook_id, status, seq);\n"
     /* The retention prune over every tenant, oldest first. */
     "CREATE INDEX delivery_attempts_by_time ON delivery_attempts (attempted_at_ms);\n",
+
+    /* 5: token signing keys are sealed at rest like webhook keys (crypto.h): the
+     * secret column holds what crypto_key_seal makes, 33 bytes in the clear (a zero
+     * byte, then the key) or 61 bytes under the master key. Existing keys become the
+     * clear form here; SQL has no master key, so the store seals them at the next
+     * open that has one (store_sqlite.c, keys_seal). A CHECK cannot be altered in
+     * SQLite: the table is rebuilt, with its index. */
+    "CREATE TABLE signing_keys_new (\n"
+    "  kid           TEXT    PRIMARY KEY NOT NULL,\n"
+    "  secret        BLOB    NOT NULL CHECK (length(secret) IN (33, 61)),\n"
+    "  created_at_ms INTEGER NOT NULL,\n"
+    "  retired_at_ms INTEGER\n"
+    ");\n"
+    "INSERT INTO signing_keys_new (rowid, kid, secret, created_at_ms, retired_at_ms)\n"
+    "  SELECT rowid, kid, CAST(X'00' || secret AS BLOB), created_at_ms, retired_at_ms\n"
+    "  FROM signing_keys;\n"
+    "DROP TABLE signing_keys;\n"
+    "ALTER TABLE signing_keys_new RENAME TO signing_keys;\n"
+    "CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((retired_at_ms IS NULL))\n"
+    "  WHERE retired_at_ms IS NULL;\n",
 };
 
 const size_t sqlite__n_migrations = sizeof(sqlite__migrations) / sizeof(sqlite__migrations[0]);

@@ -71,6 +71,7 @@ enum {
     ST_KEY_ACTIVE,
     ST_KEY_RETIRE,
     ST_KEY_INSERT,
+    ST_KEY_RESEAL,
     /* breaks data */
     ST_VERSION_GET,
     ST_VERSION_SET,
@@ -127,8 +128,15 @@ enum {
     ST_ATTEMPTS_PRUNE,
     ST_CHANGES_CUTOFF,
     ST_CHANGES_PRUNE,
+    ST_WH_PRUNE_ACKS,
+    ST_WH_PRUNE_ATTEMPTS,
+    ST_WH_PRUNE,
     ST__COUNT
 };
+
+/* The webhooks a prune chunk deletes (ST_WH_PRUNE*). */
+#define WH_PRUNABLE "SELECT tenant_id, id FROM webhooks WHERE status = 1" \
+                    " AND disabled_at_ms < ?1 ORDER BY tenant_id, id LIMIT ?2"
 
 /* The column lists row_break and row_definition decode, in their order. */
 #define BREAK_COLS "id, version, person_id, definition_id, date, calculated," \
@@ -198,6 +206,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_KEY_RETIRE] = "UPDATE signing_keys SET retired_at_ms = ?1 WHERE retired_at_ms IS NULL",
     [ST_KEY_INSERT] = "INSERT INTO signing_keys (kid, secret, created_at_ms, retired_at_ms)"
                       " VALUES (?1, ?2, ?3, NULL)",
+    [ST_KEY_RESEAL] = "UPDATE signing_keys SET secret = ?2 WHERE kid = ?1",
     [ST_VERSION_GET] = "SELECT last_version FROM tenants WHERE id = ?1",
     [ST_VERSION_SET] = "UPDATE tenants SET last_version = ?2 WHERE id = ?1",
     [ST_CHANGE_INSERT] = "INSERT INTO changes (tenant_id, version, collection, type, record_id,"
@@ -405,6 +414,16 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_ATTEMPTS_PRUNE] = "DELETE FROM delivery_attempts WHERE seq IN (SELECT seq"
                           " FROM delivery_attempts INDEXED BY delivery_attempts_by_time"
                           " WHERE attempted_at_ms < ?1 ORDER BY attempted_at_ms LIMIT ?2)",
+    /* A chunk of webhooks disabled before ?1 (any reason; the expiry sweep marks
+     * expired ones within a second), ?2 at most: their delivery state, their
+     * attempt log, then the webhooks, in one job, so the same chunk goes each time.
+     * No index on disabled_at_ms: the table holds at most --max-webhooks Enabled
+     * webhooks per tenant and what was disabled within the retention. */
+    [ST_WH_PRUNE_ACKS] = "DELETE FROM delivery_acks WHERE (tenant_id, webhook_id) IN"
+                         " (" WH_PRUNABLE ")",
+    [ST_WH_PRUNE_ATTEMPTS] = "DELETE FROM delivery_attempts WHERE (tenant_id, webhook_id) IN"
+                             " (" WH_PRUNABLE ")",
+    [ST_WH_PRUNE] = "DELETE FROM webhooks WHERE (tenant_id, id) IN (" WH_PRUNABLE ")",
 };
 
 /* ST_ATTEMPTS_LIST spells out every status. */
@@ -960,21 +979,32 @@ static int row_client(sqlite3_stmt *st, store_client_t *c)
     return rc;
 }
 
-static int row_signing_key(sqlite3_stmt *st, store_signing_key_t *k)
+/* A signing key row as stored: the secret still sealed (migration 5). */
+typedef struct {
+    store_signing_key_t k; /* secret zero until key_open */
+    unsigned char sealed[CRYPTO_SEALED_MAX];
+    size_t sealed_len;
+} key_row_t;
+
+_Static_assert(sizeof(((store_signing_key_t *)0)->secret) == CRYPTO_WEBHOOK_KEY_LEN,
+               "signing keys are sealed with crypto_key_seal");
+
+static int row_signing_key(sqlite3_stmt *st, key_row_t *r)
 {
-    memset(k, 0, sizeof(*k));
-    k->created_at_ms = sqlite3_column_int64(st, 2);
-    k->retired_at_ms = sqlite3_column_int64(st, 3);
-    int rc = col_text(st, 0, k->kid, sizeof(k->kid));
+    memset(r, 0, sizeof(*r));
+    r->k.created_at_ms = sqlite3_column_int64(st, 2);
+    r->k.retired_at_ms = sqlite3_column_int64(st, 3);
+    int rc = col_text(st, 0, r->k.kid, sizeof(r->k.kid));
     if (rc != 0)
         return rc;
-    const void *secret = sqlite3_column_blob(st, 1);
-    if (!secret || sqlite3_column_bytes(st, 1) != (int)sizeof(k->secret)) {
-        log_error("store: signing key secret has the wrong size",
-                  LOG_INT("length", sqlite3_column_bytes(st, 1)));
+    const void *sealed = sqlite3_column_blob(st, 1);
+    int n = sqlite3_column_bytes(st, 1);
+    if (!sealed || n <= 0 || n > (int)sizeof(r->sealed)) {
+        log_error("store: signing key secret has the wrong size", LOG_INT("length", n));
         return BH_EIO;
     }
-    memcpy(k->secret, secret, sizeof(k->secret));
+    memcpy(r->sealed, sealed, (size_t)n);
+    r->sealed_len = (size_t)n;
     return 0;
 }
 
@@ -1049,6 +1079,47 @@ static int decode_client(sqlite3_stmt *st, void *out)
 static int decode_signing_key(sqlite3_stmt *st, void *out)
 {
     return row_signing_key(st, out);
+}
+
+/* ---- signing keys at rest ---------------------------------------------------------- *
+ *
+ * A token signing key is sealed like a webhook key (crypto.h), bound to tenant 0 and
+ * the id "signing-key/<kid>": no webhook has tenant 0 nor such an id, so a sealed key
+ * of one kind copied into a row of the other does not open. */
+
+static void key_bound_id(const char *kid, char *out, size_t cap)
+{
+    snprintf(out, cap, "signing-key/%s", kid);
+}
+
+static int key_seal(const crypto_master_t *m, const store_signing_key_t *k,
+                    unsigned char sealed[CRYPTO_SEALED_MAX], size_t *len)
+{
+    char id[64];
+    key_bound_id(k->kid, id, sizeof(id));
+    return crypto_key_seal(m, rand_system(), 0, id, k->secret, sealed, len);
+}
+
+/* Fills r->k.secret. BH_EINVAL when the key is sealed and m is unset, BH_EAUTH when
+ * m is another master key (or the row was tampered with). */
+static int key_open(const crypto_master_t *m, key_row_t *r)
+{
+    char id[64];
+    key_bound_id(r->k.kid, id, sizeof(id));
+    return crypto_key_open(m, 0, id, r->sealed, r->sealed_len, r->k.secret);
+}
+
+/* key_open for the signing key functions: BH_EINVAL (logged) when the key does not
+ * open, that is when it is sealed and the store was opened without the master key
+ * (store_open checked every key against a master key it was given). */
+static int key_open_or_einval(const crypto_master_t *m, key_row_t *r)
+{
+    if (key_open(m, r) == 0)
+        return 0;
+    log_error(m->set ? "store: a token signing key does not open with this master key"
+                     : "store: the token signing keys are sealed and no master key is set",
+              LOG_STR("kid", r->k.kid));
+    return BH_EINVAL;
 }
 
 /* ---- health and stats ------------------------------------------------------------- */
@@ -1291,19 +1362,50 @@ static int sq_client_revoke(store_t *base, int64_t tenant_id, const char *client
 
 static int sq_signing_key_list(store_t *base, store_signing_key_t **out, size_t *n_out)
 {
-    return read_all(base, ST_KEY_LIST, NULL, decode_signing_key, sizeof(**out), (void **)out,
-                    n_out);
+    sqlite__store_t *s = from_base(base);
+    key_row_t *rows = NULL;
+    size_t n = 0;
+    int rc = read_all(base, ST_KEY_LIST, NULL, decode_signing_key, sizeof(*rows),
+                      (void **)&rows, &n);
+    if (rc != 0)
+        return rc;
+    store_signing_key_t *keys = malloc((n ? n : 1) * sizeof(*keys));
+    if (!keys) {
+        rc = BH_ENOMEM;
+        goto out_rows;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = key_open_or_einval(&s->cfg.master, &rows[i]);
+        keys[i] = rows[i].k;
+    }
+    if (rc != 0) {
+        explicit_bzero(keys, n * sizeof(*keys));
+        free(keys);
+        goto out_rows;
+    }
+    *out = keys;
+    *n_out = n;
+out_rows:
+    if (rows) /* NULL when there is no key */
+        explicit_bzero(rows, n * sizeof(*rows));
+    free(rows);
+    return rc;
 }
 
-/* Inserts k as the active key (retired_at_ms NULL). */
-static int key_insert(sqlite__conn_t *c, const store_signing_key_t *k, int64_t created_at_ms)
+/* Inserts k, sealed under m, as the active key (retired_at_ms NULL). */
+static int key_insert(sqlite__conn_t *c, const crypto_master_t *m, const store_signing_key_t *k,
+                      int64_t created_at_ms)
 {
-    int rc = 0;
+    unsigned char sealed[CRYPTO_SEALED_MAX];
+    size_t sealed_len = 0;
+    int rc = key_seal(m, k, sealed, &sealed_len);
+    if (rc != 0)
+        return rc;
     sqlite3_stmt *st = stmt_get(c, ST_KEY_INSERT, &rc);
     if (!st)
         return rc;
     sqlite3_bind_text(st, 1, k->kid, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, k->secret, (int)sizeof(k->secret), SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, sealed, (int)sealed_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, created_at_ms);
     int src = sqlite3_step(st);
     if (src != SQLITE_DONE)
@@ -1313,17 +1415,43 @@ static int key_insert(sqlite__conn_t *c, const store_signing_key_t *k, int64_t c
 }
 
 typedef struct {
+    const crypto_master_t *master;
     const store_signing_key_t *k;
     int64_t created_at_ms;
     store_signing_key_t *active; /* ensure only */
 } signing_key_arg_t;
 
+/* The active key into *out, opened. BH_ENOTFOUND when there is none, BH_EINVAL when
+ * it is sealed and m does not open it. */
+static int key_active(sqlite__conn_t *c, const crypto_master_t *m, store_signing_key_t *out)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_KEY_ACTIVE, &rc);
+    if (!st)
+        return rc;
+    key_row_t row;
+    rc = query_one(c, st, ST_KEY_ACTIVE, decode_signing_key, &row);
+    if (rc == 0) {
+        rc = key_open_or_einval(m, &row);
+        *out = row.k;
+        explicit_bzero(&row, sizeof(row));
+    }
+    return rc;
+}
+
 /* Retires the active key and inserts the new one in one savepoint: a duplicate kid
- * undoes the retirement too, so there is never a moment without an active key. */
+ * undoes the retirement too, so there is never a moment without an active key. A
+ * store whose active key is sealed gets no key in the clear (opened without the
+ * master key): BH_EINVAL. */
 static int job_signing_key_add(sqlite__conn_t *c, void *arg)
 {
     signing_key_arg_t *a = arg;
-    int rc = 0;
+    store_signing_key_t old;
+    int rc = key_active(c, a->master, &old);
+    explicit_bzero(&old, sizeof(old));
+    if (rc != 0 && rc != BH_ENOTFOUND)
+        return rc;
+    rc = 0;
     sqlite3_stmt *st = stmt_get(c, ST_KEY_RETIRE, &rc);
     if (!st)
         return rc;
@@ -1334,15 +1462,16 @@ static int job_signing_key_add(sqlite__conn_t *c, void *arg)
     stmt_done(st);
     if (rc != 0)
         return rc;
-    return key_insert(c, a->k, a->created_at_ms);
+    return key_insert(c, a->master, a->k, a->created_at_ms);
 }
 
 /* created_at_ms of 0 means "now". */
 static int sq_signing_key_add(store_t *base, const store_signing_key_t *k)
 {
     sqlite__store_t *s = from_base(base);
-    signing_key_arg_t a = { k, k->created_at_ms ? k->created_at_ms
-                                                : clock_now_ms(s->cfg.clock), NULL };
+    signing_key_arg_t a = { &s->cfg.master, k,
+                            k->created_at_ms ? k->created_at_ms : clock_now_ms(s->cfg.clock),
+                            NULL };
     return submit(s, job_signing_key_add, &a);
 }
 
@@ -1352,14 +1481,10 @@ static int sq_signing_key_add(store_t *base, const store_signing_key_t *k)
 static int job_signing_key_ensure(sqlite__conn_t *c, void *arg)
 {
     signing_key_arg_t *a = arg;
-    int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_KEY_ACTIVE, &rc);
-    if (!st)
-        return rc;
-    rc = query_one(c, st, ST_KEY_ACTIVE, decode_signing_key, a->active);
+    int rc = key_active(c, a->master, a->active);
     if (rc != BH_ENOTFOUND)
         return rc;
-    rc = key_insert(c, a->k, a->created_at_ms);
+    rc = key_insert(c, a->master, a->k, a->created_at_ms);
     if (rc == 0) {
         *a->active = *a->k;
         a->active->created_at_ms = a->created_at_ms;
@@ -1372,7 +1497,7 @@ static int sq_signing_key_ensure(store_t *base, const store_signing_key_t *candi
                                  store_signing_key_t *active)
 {
     sqlite__store_t *s = from_base(base);
-    signing_key_arg_t a = { candidate,
+    signing_key_arg_t a = { &s->cfg.master, candidate,
                             candidate->created_at_ms ? candidate->created_at_ms
                                                      : clock_now_ms(s->cfg.clock),
                             active };
@@ -3235,41 +3360,46 @@ static int sq_attempts_list(store_t *base, int64_t tenant_id, const char *webhoo
     return rc;
 }
 
-/* One chunk of a prune: a DELETE statement whose parameters are (?1, ?2) = (a, b)
- * or (?1, ?2) = (a, limit) — see prune_bind — deleting at most PRUNE_CHUNK rows. */
+/* One chunk of a prune: DELETE statements, run in order, whose parameters are
+ * (?1, ?2, ?3) = (a, b, limit), or (?1, ?2) = (a, limit) when b < 0, each deleting
+ * at most PRUNE_CHUNK rows; the last one's rows are the chunk's count. */
 typedef struct {
-    int stmt;
-    int64_t a, b;  /* b < 0: the statement takes (a, limit) */
-    size_t n;      /* out: deleted by this chunk */
+    const int *stmts;
+    size_t n_stmts;
+    int64_t a, b;  /* b < 0: the statements take (a, limit) */
+    size_t n;      /* out: deleted by this chunk's last statement */
 } prune_arg_t;
 
 static int job_prune(sqlite__conn_t *c, void *arg)
 {
     prune_arg_t *p = arg;
     int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, p->stmt, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, p->a);
-    if (p->b < 0) {
-        sqlite3_bind_int64(st, 2, PRUNE_CHUNK);
-    } else {
-        sqlite3_bind_int64(st, 2, p->b);
-        sqlite3_bind_int64(st, 3, PRUNE_CHUNK);
+    for (size_t i = 0; i < p->n_stmts && rc == 0; i++) {
+        sqlite3_stmt *st = stmt_get(c, p->stmts[i], &rc);
+        if (!st)
+            return rc;
+        sqlite3_bind_int64(st, 1, p->a);
+        if (p->b < 0) {
+            sqlite3_bind_int64(st, 2, PRUNE_CHUNK);
+        } else {
+            sqlite3_bind_int64(st, 2, p->b);
+            sqlite3_bind_int64(st, 3, PRUNE_CHUNK);
+        }
+        rc = step_done(c, st, p->stmts[i]);
+        if (rc == 0)
+            p->n = (size_t)sqlite3_changes64(c->db);
     }
-    rc = step_done(c, st, p->stmt);
-    if (rc == 0)
-        p->n = (size_t)sqlite3_changes64(c->db);
     return rc;
 }
 
 /* Chunk after chunk, each a solo job of its own, until one comes back short: a
  * week of rows never holds the writer in one long transaction. *n_out counts what
  * committed, also when a later chunk fails. */
-static int prune_chunks(sqlite__store_t *s, int stmt, int64_t a, int64_t b, size_t *n_out)
+static int prune_chunks(sqlite__store_t *s, const int *stmts, size_t n_stmts, int64_t a,
+                        int64_t b, size_t *n_out)
 {
     for (;;) {
-        prune_arg_t p = { stmt, a, b, 0 };
+        prune_arg_t p = { stmts, n_stmts, a, b, 0 };
         int rc = submit_job(s, job_prune, &p, true);
         if (rc != 0)
             return rc;
@@ -3281,7 +3411,16 @@ static int prune_chunks(sqlite__store_t *s, int stmt, int64_t a, int64_t b, size
 
 static int sq_attempts_prune(store_t *base, int64_t before_ms, size_t *n_out)
 {
-    return prune_chunks(from_base(base), ST_ATTEMPTS_PRUNE, before_ms, -1, n_out);
+    static const int stmts[] = { ST_ATTEMPTS_PRUNE };
+    return prune_chunks(from_base(base), stmts, 1, before_ms, -1, n_out);
+}
+
+/* Webhooks disabled before before_ms, with everything kept under their id. */
+static int sq_webhooks_prune(store_t *base, int64_t before_ms, size_t *n_out)
+{
+    static const int stmts[] = { ST_WH_PRUNE_ACKS, ST_WH_PRUNE_ATTEMPTS, ST_WH_PRUNE };
+    return prune_chunks(from_base(base), stmts, sizeof(stmts) / sizeof(stmts[0]), before_ms,
+                        -1, n_out);
 }
 
 /* ---- change-log pruning ----------------------------------------------------------- */
@@ -3303,14 +3442,15 @@ static int decode_cut(sqlite3_stmt *st, void *out)
  * hold the writer); the deletes go by version range in chunks, each its own job. */
 static int sq_changes_prune(store_t *base, int64_t before_ms, size_t *n_out)
 {
+    static const int changes_prune_stmt[] = { ST_CHANGES_PRUNE };
     prune_cut_t *cut = NULL;
     size_t n = 0;
     int rc = read_all(base, ST_CHANGES_CUTOFF, &before_ms, decode_cut, sizeof(*cut),
                       (void **)&cut, &n);
     for (size_t i = 0; i < n && !rc; i++)
         if (cut[i].upto > 0)
-            rc = prune_chunks(from_base(base), ST_CHANGES_PRUNE, cut[i].tenant_id, cut[i].upto,
-                              n_out);
+            rc = prune_chunks(from_base(base), changes_prune_stmt, 1, cut[i].tenant_id,
+                              cut[i].upto, n_out);
     free(cut);
     return rc;
 }
@@ -3402,6 +3542,7 @@ static void sq_destroy(store_t *base)
     pthread_cond_destroy(&s->done_cond);
     pthread_cond_destroy(&s->work_cond);
     pthread_mutex_destroy(&s->lock);
+    explicit_bzero(&s->cfg.master, sizeof(s->cfg.master));
     free(s);
 }
 
@@ -3451,6 +3592,7 @@ static const store__ops_t sqlite_ops = {
     .attempts_list = sq_attempts_list,
     .attempts_prune = sq_attempts_prune,
     .changes_prune = sq_changes_prune,
+    .webhooks_prune = sq_webhooks_prune,
 };
 
 /* Creates the database file readable by its owner only before SQLite opens it: it
@@ -3465,6 +3607,69 @@ static int create_private_file(const char *path, const char **err_msg)
     }
     close(fd);
     return 0;
+}
+
+/* At open with a master key, on the writer's connection before any thread starts:
+ * seals every signing key still stored in the clear (a store from before the master
+ * key was set, or from before migration 5), and checks that every key opens, so a
+ * wrong master key stops the start with a clear message instead of failing every
+ * token later. Without a master key nothing is checked here: commands that never
+ * touch the signing keys (tenant, client, import) work as before, and the signing
+ * key functions answer BH_EINVAL for a sealed key. One transaction: two processes
+ * opening the file at once cannot both seal a key. */
+static int keys_seal(sqlite__store_t *s, const char **err_msg)
+{
+    sqlite__conn_t *c = &s->wconn;
+    const crypto_master_t *m = &s->cfg.master;
+    key_row_t *rows = NULL;
+    size_t n = 0, n_sealed = 0;
+    sqlite3_stmt *st = NULL;
+    if (!m->set)
+        return 0;
+    int rc = stmt_exec(c, ST_BEGIN);
+    if (rc != 0)
+        goto out_fail;
+    st = stmt_get(c, ST_KEY_LIST, &rc);
+    if (st)
+        rc = query_all(c, st, ST_KEY_LIST, decode_signing_key, sizeof(*rows), (void **)&rows,
+                       &n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        key_row_t *r = &rows[i];
+        if (crypto_key_is_clear(r->sealed, r->sealed_len)) {
+            rc = key_open(m, r);
+            rc = rc ? rc : key_seal(m, &r->k, r->sealed, &r->sealed_len);
+            sqlite3_stmt *up = rc ? NULL : stmt_get(c, ST_KEY_RESEAL, &rc);
+            if (!up)
+                break;
+            sqlite3_bind_text(up, 1, r->k.kid, -1, SQLITE_STATIC);
+            sqlite3_bind_blob(up, 2, r->sealed, (int)r->sealed_len, SQLITE_STATIC);
+            rc = step_done(c, up, ST_KEY_RESEAL);
+            n_sealed++;
+        } else if (key_open(m, r) != 0) {
+            rc = BH_EINVAL;
+            *err_msg = store__set_open_error(
+                "token signing key %s does not open with this BREAKHOOK_MASTER_KEY", r->k.kid);
+        }
+    }
+    if (rc == 0)
+        rc = stmt_exec(c, ST_COMMIT);
+    if (rc != 0) {
+        (void)stmt_exec(c, ST_ROLLBACK);
+        goto out_fail;
+    }
+    if (n_sealed)
+        log_info("store: token signing keys sealed with the master key",
+                 LOG_INT("count", n_sealed));
+    goto out_free;
+out_fail:
+    if (!*err_msg)
+        *err_msg = store__set_open_error("cannot read the token signing keys: %s",
+                                         err_str(rc));
+out_free:
+    if (rows)
+        explicit_bzero(rows, n * sizeof(*rows));
+    free(rows);
+    return rc;
 }
 
 int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
@@ -3497,6 +3702,9 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
     if (rc != 0)
         goto out_destroy;
     rc = migrate(s, err_msg);
+    if (rc != 0)
+        goto out_destroy;
+    rc = keys_seal(s, err_msg);
     if (rc != 0)
         goto out_destroy;
 
