@@ -464,6 +464,7 @@ typedef struct sqlite__store {
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     bool ckpt_wanted, ckpt_stop;
+    bool ckpt_truncate; /* the WAL passed SQLITE__WAL_HARD_PAGES: fold and truncate it */
 
     /* Guarded by lock. disk_rc is BH_ENOSPC or BH_EDISKIO from the last write that
      * failed with a full disk or an I/O error, 0 once a write commits again;
@@ -606,8 +607,12 @@ static int pragma(sqlite__conn_t *c, const char *sql, const char *want, const ch
 /* Opens one connection and applies the settings every connection needs. The
  * read-write one also switches the database to WAL (a persistent setting) and
  * requests full durability. */
-/* WAL pages after which the checkpointer is woken (about 16 MiB). */
-#define SQLITE__CHECKPOINT_PAGES 4000
+/* WAL pages after which the checkpointer is woken (8 MiB of 8 KiB pages). */
+#define SQLITE__CHECKPOINT_PAGES 1024
+/* WAL pages after which the checkpointer folds the whole WAL back and truncates it,
+ * waiting for readers and the writer if it must (32 MiB): passive checkpoints fell
+ * behind. A full disk does the same (see checkpointer_main). */
+#define SQLITE__WAL_HARD_PAGES 4096
 
 static int conn_open(sqlite__conn_t *c, const char *path, bool writer, const char **err_msg)
 {
@@ -641,6 +646,10 @@ static int conn_open(sqlite__conn_t *c, const char *path, bool writer, const cha
          * commits (measured: a third of $batch time went to auto-checkpoints). */
         if (rc == 0)
             rc = pragma(c, "PRAGMA wal_autocheckpoint=0", NULL, err_msg);
+        char limit[64];
+        snprintf(limit, sizeof(limit), "PRAGMA journal_size_limit=%d", SQLITE__WAL_LIMIT_BYTES);
+        if (rc == 0)
+            rc = pragma(c, limit, NULL, err_msg);
     }
     if (rc == 0)
         rc = pragma(c, "PRAGMA foreign_keys=ON", NULL, err_msg);
@@ -858,7 +867,7 @@ static bool is_disk_error(int rc)
 static int job_probe(sqlite__conn_t *c, void *arg);
 
 /* Called with s->lock held after a group ran: remembers a full disk or an I/O error
- * (for readiness), and
+ * (for readiness, and so the checkpointer folds the WAL back and truncates it), and
  * forgets it once a probe write (see sq_ping) committed. Other commits do not count:
  * one that changed nothing, or fitted in pages the file already had, proves little. */
 static void writer_note_disk(sqlite__store_t *s, const sqlite__job_t *group)
@@ -3445,6 +3454,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     if (pages >= SQLITE__CHECKPOINT_PAGES) {
         pthread_mutex_lock(&s->ckpt_lock);
         s->ckpt_wanted = true;
+        if (pages >= SQLITE__WAL_HARD_PAGES)
+            s->ckpt_truncate = true;
         pthread_cond_signal(&s->ckpt_cond);
         pthread_mutex_unlock(&s->ckpt_lock);
     }
@@ -3452,7 +3463,11 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 /* PASSIVE checkpoints never block the writer or readers; they copy what they can.
- * Also runs every second, so a quiet database's WAL is folded back soon. */
+ * Also runs every second, so a quiet database's WAL is folded back soon. When the
+ * WAL outgrew SQLITE__WAL_HARD_PAGES, or while writes fail for the disk, the
+ * checkpoint is TRUNCATE instead: it waits (busy timeout) for readers and the
+ * writer, folds the whole WAL back and truncates the file to zero bytes, which gives
+ * a full disk back the WAL's space; retried every second until writes succeed. */
 static void *checkpointer_main(void *arg)
 {
     sqlite__store_t *s = arg;
@@ -3468,10 +3483,16 @@ static void *checkpointer_main(void *arg)
                 break;
         }
         s->ckpt_wanted = false;
+        bool truncate = s->ckpt_truncate;
+        s->ckpt_truncate = false;
         pthread_mutex_unlock(&s->ckpt_lock);
+        pthread_mutex_lock(&s->lock);
+        truncate = truncate || s->disk_rc != 0;
+        pthread_mutex_unlock(&s->lock);
         int log_pages = 0, done_pages = 0;
-        int src = sqlite3_wal_checkpoint_v2(s->cconn.db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                            &log_pages, &done_pages);
+        int src = sqlite3_wal_checkpoint_v2(
+            s->cconn.db, NULL, truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+            &log_pages, &done_pages);
         if (src != SQLITE_OK && src != SQLITE_BUSY)
             log_warn("store: checkpoint failed", LOG_STR("error", sqlite3_errmsg(s->cconn.db)));
         pthread_mutex_lock(&s->ckpt_lock);
