@@ -100,6 +100,8 @@ bool api_require_json(http_request_t *req);
 void api_respond_buf(http_request_t *req, int status, const buf_t *b);
 /* Answers a store failure (BH_EIO and friends) as 503/500 with a reason. */
 void api_respond_store_error(http_request_t *req, int rc);
+/* The message of a 503 for a store failure rc: says when the disk is full or failed. */
+const char *api_store_error_message(int rc);
 /* Answers 400 with every reason of errs. */
 void api_respond_invalid(http_request_t *req, const model_errors_t *errs);
 /* Answers a store_write_result_t of a PUT or DELETE whose rc is not 0: 404, 400 or

@@ -49,15 +49,26 @@ void api_respond_buf(http_request_t *req, int status, const buf_t *b)
     http_respond_json(req, status, buf_cstr(b), b->len);
 }
 
+const char *api_store_error_message(int rc)
+{
+    switch (rc) {
+    case BH_ENOMEM:
+        return "the server is out of memory";
+    case BH_ESHUTDOWN:
+        return "the server is shutting down";
+    case BH_ENOSPC:
+        return "the store's disk is full (SQLITE_FULL); writes fail until space is freed";
+    case BH_EDISKIO:
+        return "the store's disk failed with an I/O error (SQLITE_IOERR)";
+    default:
+        return "the store is not available";
+    }
+}
+
 void api_respond_store_error(http_request_t *req, int rc)
 {
     log_error("store call failed", LOG_STR("rid", req->request_id), LOG_STR("error", err_str(rc)));
-    if (rc == BH_ENOMEM)
-        http_respond_error(req, 503, "the server is out of memory", NULL, 0);
-    else if (rc == BH_ESHUTDOWN)
-        http_respond_error(req, 503, "the server is shutting down", NULL, 0);
-    else
-        http_respond_error(req, 503, "the store is not available", NULL, 0);
+    http_respond_error(req, 503, api_store_error_message(rc), NULL, 0);
 }
 
 void api_respond_invalid(http_request_t *req, const model_errors_t *errs)

@@ -1,6 +1,7 @@
 /*
  * health.c: GET /healthz (the process is alive and its loop turns) and
- * GET /readyz (the store answers a query, so requests can be served).
+ * GET /readyz (the store answers a query and, as far as it knows, can write, so
+ * requests can be served; see store_ping).
  */
 #include "api/api.h"
 #include "api/handlers.h"
@@ -24,7 +25,10 @@ static void ready_done(http_request_t *req, void *arg)
         static const char ok[] = "{\"status\":\"ready\"}";
         http_respond_json(req, 200, ok, sizeof(ok) - 1);
     } else {
-        http_respond_error(req, 503, "the store is not reachable", NULL, 0);
+        http_respond_error(req, 503,
+                           *rc == BH_ENOSPC || *rc == BH_EDISKIO ? api_store_error_message(*rc)
+                                                                 : "the store is not reachable",
+                           NULL, 0);
     }
 }
 

@@ -69,7 +69,7 @@ static void token_work(http_request_t *req, void *arg)
     if (rc && rc != BH_ENOTFOUND && rc != BH_EINVAL) {
         j->status = 503;
         j->error = "temporarily_unavailable";
-        j->description = "the store is not available";
+        j->description = api_store_error_message(rc);
         return;
     }
     /* An unknown tenant or client costs the same hash as a wrong secret, so the
@@ -321,7 +321,7 @@ static void discovery_done(http_request_t *req, void *arg)
         return;
     }
     if (j->rc) {
-        http_respond_error(req, 503, "the store is not available", NULL, 0);
+        http_respond_error(req, 503, api_store_error_message(j->rc), NULL, 0);
         return;
     }
     slice_t host = http_request_header(req, "host");

@@ -16,6 +16,8 @@ const char *err_str(int code)
     case BH_ESHUTDOWN: return "shutting down";
     case BH_EAUTH: return "authentication failed";
     case BH_EINTERNAL: return "internal error";
+    case BH_ENOSPC: return "the disk is full";
+    case BH_EDISKIO: return "disk I/O error";
     }
     return "unknown error";
 }

@@ -21,6 +21,8 @@ enum {
     BH_ESHUTDOWN = -10, /* the component is shutting down */
     BH_EAUTH = -11,     /* authentication failed */
     BH_EINTERNAL = -12, /* a bug: an invariant did not hold */
+    BH_ENOSPC = -13,    /* the store's disk is full (SQLITE_FULL) */
+    BH_EDISKIO = -14,   /* the store's disk failed a read or write (SQLITE_IOERR) */
 };
 
 /* A static, never-NULL message for a BH_E* code (or "unknown error"). */

@@ -15,7 +15,8 @@
  * tenant is BH_ENOTFOUND, exactly like a missing one.
  *
  * Errors: 0, or BH_ENOTFOUND, BH_EEXIST, BH_ECONFLICT, BH_EINVAL, BH_ENOMEM,
- * BH_ESHUTDOWN, BH_EIO (the store failed; details are logged).
+ * BH_ESHUTDOWN, BH_EIO (the store failed; details are logged), BH_ENOSPC (the
+ * disk is full) and BH_EDISKIO (the disk failed a read or write).
  * Results come back through out-parameters the caller owns; arrays returned
  * through `**out` are malloc'd and freed with free().
  */
@@ -51,7 +52,11 @@ BH_MUST_USE int store_open(const char *url, const store_options_t *opt, store_t 
 /* Stops the writer after it drained its queue, closes every connection. NULL is a no-op. */
 void store_close(store_t *s);
 
-/* 0 when the store answers a trivial query (readiness). */
+/* 0 when the store answers a trivial query and can write (readiness). After a write
+ * failed with a full disk or an I/O error this answers BH_ENOSPC or BH_EDISKIO until
+ * a write succeeds again; while it does, a call tries a small probe write at most
+ * once every STORE_PROBE_INTERVAL_MS and answers its outcome. */
+#define STORE_PROBE_INTERVAL_MS 5000
 BH_MUST_USE int store_ping(store_t *s);
 /* The schema version now applied. */
 BH_MUST_USE int store_schema_version(store_t *s, int *out);

@@ -742,6 +742,48 @@ static void test_failing_job_in_group(void **state)
 
 /* ---- durability and shutdown ------------------------------------------------------ */
 
+/* The WAL file is cut back to SQLITE__WAL_LIMIT_BYTES once it has been checkpointed,
+ * however large one transaction made it (here 16 MiB written by another connection,
+ * as `breakhook import` would): otherwise it keeps its largest size on disk, and a
+ * full disk cannot get that space back. */
+static void test_wal_bounded(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 2, 0);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE scratch (b BLOB);"
+                                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                                  " FROM n WHERE i < 16)"
+                                  " INSERT INTO scratch SELECT zeroblob(1048576) FROM n",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true(st.st_size > 2 * SQLITE__WAL_LIMIT_BYTES - 1024 * 1024);
+
+    /* The store's checkpointer folds the WAL back (every second); the next write
+     * after that starts it over and truncates it. Bounded: 60 s. */
+    bool bounded = false;
+    for (int i = 0; i < 300 && !bounded; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "t-%d", i);
+        store_tenant_t t;
+        assert_int_equal(store_tenant_create(s, name, &t), 0);
+        assert_int_equal(stat(wal, &st), 0);
+        bounded = st.st_size <= SQLITE__WAL_LIMIT_BYTES;
+        if (!bounded)
+            sleep_ms(200);
+    }
+    if (!bounded)
+        fail_msg("the WAL stayed at %lld bytes, over the %d-byte limit", (long long)st.st_size,
+                 SQLITE__WAL_LIMIT_BYTES);
+    store_close(s);
+}
+
 static void test_durability(void **state)
 {
     fixture_t *f = *state;
@@ -1081,6 +1123,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signing_key_ensure_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_job_in_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signing_keys_sealed, setup, teardown),

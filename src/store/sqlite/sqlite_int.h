@@ -13,4 +13,9 @@
 extern const char *const sqlite__migrations[];
 extern const size_t sqlite__n_migrations;
 
+/* The size the writer truncates the WAL file to when it starts it over after a
+ * checkpoint (PRAGMA journal_size_limit). Without it the file keeps its largest size,
+ * which a full disk cannot spare. */
+#define SQLITE__WAL_LIMIT_BYTES (8 * 1024 * 1024)
+
 #endif

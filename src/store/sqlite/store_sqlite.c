@@ -483,6 +483,18 @@ typedef struct sqlite__store {
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     bool ckpt_wanted, ckpt_stop;
+    bool ckpt_truncate; /* the WAL passed SQLITE__WAL_HARD_PAGES: fold and truncate it */
+
+    /* Guarded by lock. disk_rc is BH_ENOSPC or BH_EDISKIO from the last write that
+     * failed with a full disk or an I/O error, 0 once a write commits again;
+     * disk_at_ms (monotonic) is when the disk was last tried, by a write or a probe. */
+    int disk_rc;
+    int64_t disk_at_ms;
+
+    /* Test hook (BREAKHOOK_TEST_MAX_PAGE_COUNT_FILE): a file holding a page count the
+     * writer applies as PRAGMA max_page_count before each group. NULL normally. */
+    char *page_limit_file;
+    int64_t page_limit_applied;
 
     /* The read pool: readers is the array, free_readers the idle ones. */
     pthread_mutex_t pool_lock;
@@ -516,7 +528,16 @@ static int map_error(sqlite3 *db, int rc, const char *op)
     }
     log_error("store: sqlite operation failed", LOG_STR("op", op), LOG_INT("code", rc),
               LOG_STR("error", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
-    return (rc & 0xff) == SQLITE_NOMEM ? BH_ENOMEM : BH_EIO;
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return BH_ENOMEM;
+    case SQLITE_FULL:
+        return BH_ENOSPC;
+    case SQLITE_IOERR:
+        return BH_EDISKIO;
+    default:
+        return BH_EIO;
+    }
 }
 
 /* The cached statement id, prepared on first use, with no bindings. NULL on error
@@ -605,8 +626,12 @@ static int pragma(sqlite__conn_t *c, const char *sql, const char *want, const ch
 /* Opens one connection and applies the settings every connection needs. The
  * read-write one also switches the database to WAL (a persistent setting) and
  * requests full durability. */
-/* WAL pages after which the checkpointer is woken (about 16 MiB). */
-#define SQLITE__CHECKPOINT_PAGES 4000
+/* WAL pages after which the checkpointer is woken (8 MiB of 8 KiB pages). */
+#define SQLITE__CHECKPOINT_PAGES 1024
+/* WAL pages after which the checkpointer folds the whole WAL back and truncates it,
+ * waiting for readers and the writer if it must (32 MiB): passive checkpoints fell
+ * behind. A full disk does the same (see checkpointer_main). */
+#define SQLITE__WAL_HARD_PAGES 4096
 
 static int conn_open(sqlite__conn_t *c, const char *path, bool writer, const char **err_msg)
 {
@@ -640,6 +665,10 @@ static int conn_open(sqlite__conn_t *c, const char *path, bool writer, const cha
          * commits (measured: a third of $batch time went to auto-checkpoints). */
         if (rc == 0)
             rc = pragma(c, "PRAGMA wal_autocheckpoint=0", NULL, err_msg);
+        char limit[64];
+        snprintf(limit, sizeof(limit), "PRAGMA journal_size_limit=%d", SQLITE__WAL_LIMIT_BYTES);
+        if (rc == 0)
+            rc = pragma(c, limit, NULL, err_msg);
     }
     if (rc == 0)
         rc = pragma(c, "PRAGMA foreign_keys=ON", NULL, err_msg);
@@ -781,6 +810,7 @@ static void run_group(sqlite__store_t *s, sqlite__job_t *group, uint64_t *applie
         sqlite__job_t *first = pending;
         uint64_t ok = 0;
         bool aborted = false;
+        int abort_rc = BH_EIO;
         /* A job alone in its transaction needs no savepoint: on failure the
          * transaction is rolled back (ok == 0 below). That matters for big jobs:
          * inside a savepoint SQLite copies every page the job modifies into the
@@ -794,13 +824,17 @@ static void run_group(sqlite__store_t *s, sqlite__job_t *group, uint64_t *applie
                 ok++;
             if (sqlite3_get_autocommit(c->db)) {
                 aborted = true;
+                if (j->rc != 0)
+                    abort_rc = j->rc;
                 break;
             }
         }
         if (aborted) {
             log_error("store: sqlite aborted a write transaction",
                       LOG_STR("error", sqlite3_errmsg(c->db)));
-            fail_succeeded(first, pending, BH_EIO);
+            /* The jobs that had succeeded fail for the reason the transaction did
+             * (a full disk, say), not for a reason of their own. */
+            fail_succeeded(first, pending, abort_rc);
             continue;
         }
         if (ok == 0) {
@@ -817,6 +851,63 @@ static void run_group(sqlite__store_t *s, sqlite__job_t *group, uint64_t *applie
         }
         *applied += ok;
         (*commits)++;
+    }
+}
+
+/* Test hook: applies the page count in s->page_limit_file as the writer's
+ * PRAGMA max_page_count, so that SQLite answers SQLITE_FULL exactly as it does on a
+ * full disk, and a test can lift the limit by rewriting the file. max_page_count
+ * never goes below the database's current size. */
+static void writer_apply_page_limit(sqlite__store_t *s)
+{
+    char text[32];
+    FILE *f = fopen(s->page_limit_file, "r");
+    if (!f)
+        return;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *end;
+    long long pages = strtoll(text, &end, 10);
+    if (end == text || pages < 1 || pages == s->page_limit_applied)
+        return;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%lld", pages);
+    if (sqlite3_exec(s->wconn.db, sql, NULL, NULL, NULL) == SQLITE_OK)
+        s->page_limit_applied = pages;
+}
+
+/* True for the failures that say the disk, not the request, is the problem. */
+static bool is_disk_error(int rc)
+{
+    return rc == BH_ENOSPC || rc == BH_EDISKIO;
+}
+
+static int job_probe(sqlite__conn_t *c, void *arg);
+
+/* Called with s->lock held after a group ran: remembers a full disk or an I/O error
+ * (for readiness, and so the checkpointer folds the WAL back and truncates it), and
+ * forgets it once a probe write (see sq_ping) committed. Other commits do not count:
+ * one that changed nothing, or fitted in pages the file already had, proves little. */
+static void writer_note_disk(sqlite__store_t *s, const sqlite__job_t *group)
+{
+    int disk_rc = 0;
+    bool probed = false;
+    for (const sqlite__job_t *j = group; j; j = j->next) {
+        if (is_disk_error(j->rc))
+            disk_rc = j->rc;
+        else if (j->fn == job_probe && j->rc == 0)
+            probed = true;
+    }
+    if (disk_rc != 0) {
+        if (s->disk_rc == 0)
+            log_error("store: writes fail until the disk recovers",
+                      LOG_STR("error", err_str(disk_rc)));
+        s->disk_rc = disk_rc;
+        s->disk_at_ms = clock_mono_ms(s->cfg.clock);
+    } else if (probed && s->disk_rc != 0) {
+        log_info("store: a probe write succeeded; the store is ready again");
+        s->disk_rc = 0;
     }
 }
 
@@ -847,12 +938,15 @@ static void *writer_main(void *arg)
         last->next = NULL;
         pthread_mutex_unlock(&s->lock);
 
+        if (s->page_limit_file)
+            writer_apply_page_limit(s);
         uint64_t applied = 0, commits = 0;
         run_group(s, group, &applied, &commits);
 
         pthread_mutex_lock(&s->lock);
         s->writes += applied;
         s->commits += commits;
+        writer_note_disk(s, group);
         for (sqlite__job_t *j = group, *next; j; j = next) {
             next = j->next;
             j->done = true;
@@ -1124,7 +1218,24 @@ static int key_open_or_einval(const crypto_master_t *m, key_row_t *r)
 
 /* ---- health and stats ------------------------------------------------------------- */
 
-/* Readiness: a trivial query on a read connection proves the file is readable. */
+/* The probe write: a row with 64 KiB of zeros, deleted again in the same
+ * transaction. The row needs pages the file does not have when it has none free,
+ * which a full disk (or max_page_count) refuses, and the commit appends to the WAL.
+ * It uses schema_migrations so that probing needs no table of its own; version -1
+ * never commits, so no reader sees it. */
+static int job_probe(sqlite__conn_t *c, void *arg)
+{
+    (void)arg;
+    static const char sql[] = "INSERT INTO schema_migrations (version, applied_at)"
+                              " VALUES (-1, zeroblob(65536));"
+                              "DELETE FROM schema_migrations WHERE version = -1";
+    int src = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    return src == SQLITE_OK ? 0 : map_error(c->db, src, "probe write");
+}
+
+/* Readiness: a trivial query on a read connection proves the file is readable; after
+ * a write failed for the disk, a probe write (at most one per
+ * STORE_PROBE_INTERVAL_MS, counting failed writes) proves it is writable again. */
 static int sq_ping(store_t *base)
 {
     sqlite__store_t *s = from_base(base);
@@ -1135,6 +1246,22 @@ static int sq_ping(store_t *base)
     int64_t one = 0;
     rc = query_int(c, ST_PING, &one);
     reader_put(s, c);
+    if (rc != 0)
+        return rc;
+
+    pthread_mutex_lock(&s->lock);
+    rc = s->disk_rc;
+    bool probe = false;
+    if (rc != 0) {
+        int64_t now = clock_mono_ms(s->cfg.clock);
+        if (now - s->disk_at_ms >= STORE_PROBE_INTERVAL_MS) {
+            s->disk_at_ms = now; /* concurrent pings do not probe too */
+            probe = true;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (probe)
+        rc = submit_job(s, job_probe, NULL, true);
     return rc;
 }
 
@@ -3467,6 +3594,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     if (pages >= SQLITE__CHECKPOINT_PAGES) {
         pthread_mutex_lock(&s->ckpt_lock);
         s->ckpt_wanted = true;
+        if (pages >= SQLITE__WAL_HARD_PAGES)
+            s->ckpt_truncate = true;
         pthread_cond_signal(&s->ckpt_cond);
         pthread_mutex_unlock(&s->ckpt_lock);
     }
@@ -3474,7 +3603,11 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 /* PASSIVE checkpoints never block the writer or readers; they copy what they can.
- * Also runs every second, so a quiet database's WAL is folded back soon. */
+ * Also runs every second, so a quiet database's WAL is folded back soon. When the
+ * WAL outgrew SQLITE__WAL_HARD_PAGES, or while writes fail for the disk, the
+ * checkpoint is TRUNCATE instead: it waits (busy timeout) for readers and the
+ * writer, folds the whole WAL back and truncates the file to zero bytes, which gives
+ * a full disk back the WAL's space; retried every second until writes succeed. */
 static void *checkpointer_main(void *arg)
 {
     sqlite__store_t *s = arg;
@@ -3490,10 +3623,16 @@ static void *checkpointer_main(void *arg)
                 break;
         }
         s->ckpt_wanted = false;
+        bool truncate = s->ckpt_truncate;
+        s->ckpt_truncate = false;
         pthread_mutex_unlock(&s->ckpt_lock);
+        pthread_mutex_lock(&s->lock);
+        truncate = truncate || s->disk_rc != 0;
+        pthread_mutex_unlock(&s->lock);
         int log_pages = 0, done_pages = 0;
-        int src = sqlite3_wal_checkpoint_v2(s->cconn.db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                            &log_pages, &done_pages);
+        int src = sqlite3_wal_checkpoint_v2(
+            s->cconn.db, NULL, truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+            &log_pages, &done_pages);
         if (src != SQLITE_OK && src != SQLITE_BUSY)
             log_warn("store: checkpoint failed", LOG_STR("error", sqlite3_errmsg(s->cconn.db)));
         pthread_mutex_lock(&s->ckpt_lock);
@@ -3543,6 +3682,7 @@ static void sq_destroy(store_t *base)
     pthread_cond_destroy(&s->work_cond);
     pthread_mutex_destroy(&s->lock);
     explicit_bzero(&s->cfg.master, sizeof(s->cfg.master));
+    free(s->page_limit_file);
     free(s);
 }
 
@@ -3695,6 +3835,14 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_mutex_init(&s->ckpt_lock, NULL);
     pthread_cond_init(&s->ckpt_cond, NULL);
+    const char *limit_file = getenv("BREAKHOOK_TEST_MAX_PAGE_COUNT_FILE");
+    if (limit_file && limit_file[0]) {
+        s->page_limit_file = strdup(limit_file);
+        if (!s->page_limit_file) {
+            rc = BH_ENOMEM;
+            goto out_destroy;
+        }
+    }
 
     /* The writer first: it creates the schema and turns WAL on, which read-only
      * connections cannot do. */

@@ -1,0 +1,251 @@
+/*
+ * test_disk.c: a full disk as an operator and an API client see it (issue #12):
+ * /readyz says not ready while writes fail for the disk, a failing write answers 503
+ * naming the full disk and is not applied, and once space is back the server becomes
+ * ready again and writes (and `breakhook client create`) succeed, without a restart.
+ *
+ * How the disk fills. A test cannot mount a small file system unprivileged, so it
+ * uses a limit SQLite itself enforces: the server is started with the test-only
+ * variable BREAKHOOK_TEST_MAX_PAGE_COUNT_FILE naming a file whose number the store's
+ * writer applies as PRAGMA max_page_count before each write. Past it SQLite answers
+ * SQLITE_FULL, the very code a full file system gives it, through the same paths.
+ * Writing "1" into the file caps the database at its current size (SQLite never
+ * lowers the cap below it); writing a large number frees the "disk" again. The
+ * probe behind /readyz is a write too, so it reads the same file.
+ */
+#define _GNU_SOURCE
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define BASE "/connector/protimeapi/api/v1"
+#define TENANT "acme"
+#define SCOPES "connector-protimeapi-people.read connector-protimeapi-people.write"
+#define MAX_WRITES 5000         /* writes tried before the capped file must be full */
+#define FILL_DEADLINE_MS 180000 /* ... and the time they may take on a loaded machine */
+#define READY_DEADLINE_MS 60000 /* probes run at most every 5 s */
+
+typedef struct fixture {
+    it_server_t srv;
+    bool started;
+    char limit_dir[256];
+    char limit_path[320];
+    char auth[1024];
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    int rc = 0;
+    if (f->started) {
+        bool was_running = it_server_running(&f->srv);
+        int st = it_server_stop(&f->srv, 0);
+        if (!was_running || st != 0) {
+            fprintf(stderr, "teardown: the server %s with status %d\n",
+                    was_running ? "exited" : "had already exited", st);
+            it_server_dump(&f->srv);
+            rc = -1;
+        }
+        it_server_cleanup(&f->srv);
+    }
+    it_rmtree(f->limit_dir);
+    free(f);
+    return rc;
+}
+
+static void set_page_limit(const fixture_t *f, const char *pages)
+{
+    FILE *fp = fopen(f->limit_path, "w");
+    assert_non_null(fp);
+    assert_true(fputs(pages, fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void store_arg(const fixture_t *f, char *out, size_t n)
+{
+    snprintf(out, n, "sqlite:%s", f->srv.db_path);
+}
+
+/* Starts the server with the page-limit file (no limit yet), creates the tenant and
+ * a client with the CLI, obtains a token. */
+static fixture_t *boot(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(it_tmpdir_new(f->limit_dir, sizeof(f->limit_dir)), 0);
+    snprintf(f->limit_path, sizeof(f->limit_path), "%s/max-pages", f->limit_dir);
+    set_page_limit(f, "0"); /* 0: no limit */
+    char *env_var = it_fmt("BREAKHOOK_TEST_MAX_PAGE_COUNT_FILE=%s", f->limit_path);
+    const char *const env[] = { env_var, NULL };
+    const char *const args[] = { "--rate-limit", "0", NULL };
+    it_server_opts_t o = { .args = args, .env = env };
+    int rc = it_server_start(&f->srv, &o);
+    free(env_var);
+    f->started = f->srv.dir[0] != '\0';
+    if (rc != 0)
+        fail_msg("server did not start: %s", it_last_error());
+
+    char store[400];
+    store_arg(f, store, sizeof(store));
+    const char *const tenant[] = { "tenant", "create", TENANT, "--store", store, NULL };
+    free(it_cli_ok(f->srv.dir, tenant));
+    const char *const client[] = { "client", "create", "--tenant", TENANT, "--name", "it",
+                                   "--json", "--scopes", SCOPES, "--store", store, NULL };
+    char *out = it_cli_ok(f->srv.dir, client);
+    json_t *c = it_json_parse(out, strlen(out));
+    if (!c)
+        fail_msg("client create --json printed no JSON: %s", out);
+    free(out);
+    char *id = it_urlenc(json_string_value(json_object_get(c, "clientId")));
+    char *sec = it_urlenc(json_string_value(json_object_get(c, "clientSecret")));
+    char *form = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s", id, sec);
+    free(id);
+    free(sec);
+    json_decref(c);
+
+    it_response_t r;
+    if (it_request(f->srv.port, "POST", "/tenants/" TENANT "/connect/token",
+                   "Content-Type: application/x-www-form-urlencoded\r\n", form, strlen(form),
+                   &r) != 0)
+        fail_msg("token: %s", it_last_error());
+    free(form);
+    json_t *t = it_assert_json(&r, 200);
+    const char *tok = json_string_value(json_object_get(t, "access_token"));
+    assert_non_null(tok);
+    assert_true(strlen(tok) < sizeof(f->auth) - 40);
+    snprintf(f->auth, sizeof(f->auth), "Authorization: Bearer %s\r\n", tok);
+    json_decref(t);
+    it_response_free(&r);
+    return f;
+}
+
+/* PUT /people/id with a person carrying two long references (each value up to 128
+ * bytes), so that the rows fill pages quickly. */
+static void put_person(const fixture_t *f, int id, it_response_t *r)
+{
+    char target[128], headers[1200], badge[101];
+    snprintf(target, sizeof(target), BASE "/people/%d", id);
+    snprintf(headers, sizeof(headers), "%sContent-Type: application/json\r\n", f->auth);
+    memset(badge, 'b', sizeof(badge) - 1);
+    badge[sizeof(badge) - 1] = '\0';
+    char *body = it_fmt("{\"id\":%d,\"externalReferences\":{\"@badge-number\":\"%d-%s\","
+                        "\"HRMID\":\"h%d-%s\"}}",
+                        id, id, badge, id, badge);
+    if (it_request(f->srv.port, "PUT", target, headers, body, strlen(body), r) != 0)
+        fail_msg("PUT %s: %s", target, it_last_error());
+    free(body);
+}
+
+static int get_person_status(const fixture_t *f, int id)
+{
+    char target[128];
+    snprintf(target, sizeof(target), BASE "/people/%d", id);
+    it_response_t r;
+    if (it_request(f->srv.port, "GET", target, f->auth, NULL, 0, &r) != 0)
+        fail_msg("GET %s: %s", target, it_last_error());
+    int status = r.status;
+    it_response_free(&r);
+    return status;
+}
+
+/* /readyz answers 503 with the SPEC error body naming the full disk. */
+static void assert_not_ready_disk_full(const fixture_t *f)
+{
+    it_response_t r;
+    if (it_request(f->srv.port, "GET", "/readyz", NULL, NULL, 0, &r) != 0)
+        fail_msg("GET /readyz: %s", it_last_error());
+    it_assert_error(&r, 503, "ServiceUnavailable");
+    if (!strstr(r.body, "disk is full"))
+        fail_msg("/readyz does not name the full disk: %s", r.body);
+    it_response_free(&r);
+}
+
+static void test_full_disk_not_ready_and_recovers(void **state)
+{
+    fixture_t *f = boot(state);
+    it_response_t r;
+    put_person(f, 1, &r);
+    assert_int_equal(r.status, 201);
+    it_response_free(&r);
+    assert_int_equal(it_get_status(f->srv.port, "/readyz"), 200);
+
+    /* Cap the file at its size, then write until a write no longer fits. */
+    set_page_limit(f, "1");
+    int failed = 0;
+    uint64_t deadline = it_now_ms() + FILL_DEADLINE_MS;
+    for (int id = 2; id < 2 + MAX_WRITES && it_now_ms() < deadline; id++) {
+        put_person(f, id, &r);
+        if (r.status == 201) {
+            it_response_free(&r);
+            continue;
+        }
+        it_assert_error(&r, 503, "ServiceUnavailable");
+        if (!strstr(r.body, "disk is full") || !strstr(r.body, "SQLITE_FULL"))
+            fail_msg("the failed write does not name the full disk: %s", r.body);
+        it_response_free(&r);
+        failed = id;
+        break;
+    }
+    if (!failed)
+        fail_msg("no write failed with the database capped at its size");
+
+    /* The write was not applied, and the server says it is not ready ... */
+    assert_int_equal(get_person_status(f, failed), 404);
+    assert_not_ready_disk_full(f);
+    /* ... also once a probe write has run (at most every 5 s) and failed. */
+    it_sleep_ms(6000);
+    assert_not_ready_disk_full(f);
+    put_person(f, failed, &r);
+    assert_int_equal(r.status, 503);
+    it_response_free(&r);
+
+    /* Space is back: ready again (through a probe) without any write from a client. */
+    set_page_limit(f, "1000000000");
+    deadline = it_now_ms() + READY_DEADLINE_MS;
+    int ready = -1;
+    while (it_now_ms() < deadline) {
+        ready = it_get_status(f->srv.port, "/readyz");
+        if (ready == 200)
+            break;
+        it_sleep_ms(250);
+    }
+    assert_int_equal(ready, 200);
+
+    put_person(f, failed, &r);
+    assert_int_equal(r.status, 201);
+    it_response_free(&r);
+    assert_int_equal(get_person_status(f, failed), 200);
+
+    char store[400];
+    store_arg(f, store, sizeof(store));
+    const char *const client[] = { "client", "create", "--tenant", TENANT, "--name", "after",
+                                   "--scopes", SCOPES, "--store", store, NULL };
+    free(it_cli_ok(f->srv.dir, client));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_full_disk_not_ready_and_recovers, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
