@@ -32,9 +32,11 @@ const char *cli_getenv(const char *name);
 /* Opens the store at url for the command cmd. The master key comes from the
  * environment only (a flag would show in ps): BREAKHOOK_MASTER_KEY seals the token
  * signing keys; with another master key than theirs the store does not open. master
- * (NULL: not wanted) receives the parsed key. CLI_OK, or the exit code after saying
- * why on stderr. */
-int cli_store_open(const char *cmd, const char *url, crypto_master_t *master, store_t **out);
+ * (NULL: not wanted) receives the parsed key. disk_reserve: bytes of disk reserve
+ * (store_options_t; serve's --disk-reserve, 0 for short-lived commands). CLI_OK, or
+ * the exit code after saying why on stderr. */
+int cli_store_open(const char *cmd, const char *url, int64_t disk_reserve, crypto_master_t *master,
+                   store_t **out);
 /* The reason a signing key function failed: rc BH_EINVAL means the keys are sealed
  * and BREAKHOOK_MASTER_KEY is not set. */
 const char *cli_keys_error(int rc);

@@ -162,7 +162,7 @@ int cli_client(int argc, char **argv)
         return cli_fail(CLI_USAGE, "client %s: --tenant NAME is required", verb);
 
     store_t *s;
-    int rc = cli_store_open("client", o.store, NULL, &s);
+    int rc = cli_store_open("client", o.store, 0, NULL, &s);
     if (rc)
         return rc;
     store_tenant_t t;

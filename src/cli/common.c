@@ -20,13 +20,14 @@ const char *cli_getenv(const char *name)
     return getenv(name);
 }
 
-int cli_store_open(const char *cmd, const char *url, crypto_master_t *master, store_t **out)
+int cli_store_open(const char *cmd, const char *url, int64_t disk_reserve, crypto_master_t *master,
+                   store_t **out)
 {
     crypto_master_t m;
     if (crypto_master_parse(getenv("BREAKHOOK_MASTER_KEY"), &m))
         return cli_fail(CLI_USAGE,
                         "%s: BREAKHOOK_MASTER_KEY must be 64 hex digits or base64 of 32 bytes", cmd);
-    store_options_t sopt = { .master = &m };
+    store_options_t sopt = { .master = &m, .disk_reserve = disk_reserve };
     const char *msg = NULL;
     int rc = store_open(url, &sopt, out, &msg);
     if (master)

@@ -1096,7 +1096,7 @@ int cli_import(int argc, char **argv)
     if ((code = open_input(im)) != 0)
         goto out_deinit;
 
-    int rc = cli_store_open("import", o.store, NULL, &im->store);
+    int rc = cli_store_open("import", o.store, 0, NULL, &im->store);
     if (rc) {
         code = rc;
         goto out_close_input;

@@ -50,7 +50,7 @@ int cli_key(int argc, char **argv)
     if (!rotate && !list)
         return cli_fail(CLI_USAGE, "key: expected 'rotate' or 'list' (see --help)");
     store_t *s;
-    int rc = cli_store_open("key", o.store, NULL, &s);
+    int rc = cli_store_open("key", o.store, 0, NULL, &s);
     if (rc)
         return rc;
     int code = CLI_OK;

@@ -57,6 +57,7 @@ typedef struct serve_config {
     int64_t max_inflight_per_destination;
     int64_t max_pending_in_memory;
     int64_t retention;
+    int64_t disk_reserve;
     int64_t delivery_threads;
     int64_t breaker_threshold;
     int64_t breaker_pause;
@@ -156,6 +157,10 @@ static const config_option_t serve_options[] = {
         "delivery attempt logs, delivered changes and disabled webhooks are kept this long "
         "(default 7d)", 60000,
         3650LL * 86400000),
+    OPT("disk-reserve", CONFIG_INT, disk_reserve, "BYTES",
+        "disk space held in <store file>-reserve and given back when the disk fills, so the "
+        "store can checkpoint and recover; 0 for none (default 33554432, 32 MiB)",
+        0, 1LL << 32),
 };
 #define N_SERVE_OPTIONS (sizeof(serve_options) / sizeof(serve_options[0]))
 
@@ -221,6 +226,13 @@ static void on_server_done(void *arg)
     serve_state_t *st = arg;
     st->server = NULL;
     uv_stop(&st->loop);
+}
+
+/* The server of a start that failed (a port in use) is freed by the final loop run. */
+static void on_server_freed(void *arg)
+{
+    serve_state_t *st = arg;
+    st->server = NULL;
 }
 
 /* Requests still running after --shutdown-timeout may have store work in flight on
@@ -422,6 +434,7 @@ int cli_serve(int argc, char **argv)
         .max_inflight_per_destination = 16,
         .max_pending_in_memory = 20000,
         .retention = 7LL * 86400000,
+        .disk_reserve = 32LL << 20,
         .delivery_threads = -1,
         .breaker_threshold = 10,
         .breaker_pause = 5000,
@@ -482,7 +495,7 @@ int cli_serve(int argc, char **argv)
     serve_state_t st = { 0 };
     /* The master key also seals webhook keys (api.h). */
     crypto_master_t master;
-    int rc = cli_store_open("serve", cfg.store, &master, &store);
+    int rc = cli_store_open("serve", cfg.store, cfg.disk_reserve, &master, &store);
     if (rc)
         return rc;
     dest_allow_t allow;
@@ -608,8 +621,11 @@ out_loop:
     engine_stop(engine);
     /* Every request was answered (or the timeout exited): the token threads are idle. */
     api_pool_free(token_pool);
-    /* Close whatever is left (signals, timers, connections cut by the timeout) so the
-     * loop can be closed; the process exits right after. */
+    /* A server that never served (its listen failed) goes through its own close path,
+     * which frees it; then close whatever is left (signals, timers, connections cut by
+     * the timeout) so the loop can be closed; the process exits right after. */
+    if (st.server)
+        http_server_shutdown(st.server, on_server_freed, &st);
     uv_walk(&st.loop, close_walk, NULL);
     uv_run(&st.loop, UV_RUN_DEFAULT);
     uv_loop_close(&st.loop);

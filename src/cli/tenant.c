@@ -52,7 +52,7 @@ int cli_tenant(int argc, char **argv)
         return cli_fail(CLI_USAGE, "tenant: expected 'create NAME' or 'list' (see --help)");
 
     store_t *s;
-    int rc = cli_store_open("tenant", o.store, NULL, &s);
+    int rc = cli_store_open("tenant", o.store, 0, NULL, &s);
     if (rc)
         return rc;
     int code = CLI_OK;

@@ -127,6 +127,11 @@ static int config_from_options(const store_options_t *opt, store__config_t *cfg,
         *err_msg = "max_group must not be negative";
         return BH_EINVAL;
     }
+    if (o.disk_reserve < 0) {
+        *err_msg = "disk_reserve must not be negative";
+        return BH_EINVAL;
+    }
+    cfg->disk_reserve = o.disk_reserve;
     cfg->clock = o.clock ? o.clock : clock_system();
     cfg->read_connections = o.read_connections ? o.read_connections
                                                : STORE__DEFAULT_READ_CONNECTIONS;

@@ -40,6 +40,10 @@ typedef struct store_options {
     /* Seals the token signing keys at rest (like webhook keys, crypto.h). NULL or
      * unset: they are stored in the clear. */
     const crypto_master_t *master;
+    /* Bytes of disk held in "<store file>-reserve" and given back when a write fails
+     * with a full disk, so that the store can checkpoint and recover (serve's
+     * --disk-reserve). 0: no reserve (the CLI's short-lived commands). */
+    int64_t disk_reserve;
 } store_options_t;
 
 /* Opens (creating if needed) the store named by url and applies every pending schema

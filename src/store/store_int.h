@@ -122,11 +122,19 @@ typedef struct store__config {
     int read_connections;
     int max_group;
     crypto_master_t master; /* unset: signing keys in the clear */
+    int64_t disk_reserve;   /* bytes kept in "<store>-reserve"; 0: no reserve */
 } store__config_t;
 
 #define STORE__DEFAULT_READ_CONNECTIONS 4
 #define STORE__MAX_READ_CONNECTIONS 64
 #define STORE__DEFAULT_MAX_GROUP 512
+
+/* The disk reserve (reserve.c): takes (allocates) bytes in the file at path unless it
+ * already holds them; 0, BH_ENOSPC (the file is then removed: no partial reserve) or
+ * BH_EIO. Blocks (fsync); call it off any event loop. */
+BH_MUST_USE int store__reserve_take(const char *path, int64_t bytes);
+/* Deletes the reserve file at path, giving its space back; true when there was one. */
+bool store__reserve_release(const char *path);
 
 /* True when name is 1..63 characters of [a-z0-9-] starting with a letter or digit. */
 bool store__tenant_name_valid(const char *name);

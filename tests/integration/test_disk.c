@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -35,6 +36,7 @@
 #define MAX_WRITES 5000         /* writes tried before the capped file must be full */
 #define FILL_DEADLINE_MS 180000 /* ... and the time they may take on a loaded machine */
 #define READY_DEADLINE_MS 60000 /* probes run at most every 5 s */
+#define RESERVE_ARG "1048576"   /* --disk-reserve: 1 MiB */
 
 typedef struct fixture {
     it_server_t srv;
@@ -96,7 +98,7 @@ static fixture_t *boot(void **state)
     set_page_limit(f, "0"); /* 0: no limit */
     char *env_var = it_fmt("BREAKHOOK_TEST_MAX_PAGE_COUNT_FILE=%s", f->limit_path);
     const char *const env[] = { env_var, NULL };
-    const char *const args[] = { "--rate-limit", "0", NULL };
+    const char *const args[] = { "--rate-limit", "0", "--disk-reserve", RESERVE_ARG, NULL };
     it_server_opts_t o = { .args = args, .env = env };
     int rc = it_server_start(&f->srv, &o);
     free(env_var);
@@ -179,10 +181,29 @@ static void assert_not_ready_disk_full(const fixture_t *f)
     it_response_free(&r);
 }
 
+/* True when the disk reserve next to the store holds at least its size in allocated
+ * blocks (not a sparse file). */
+static bool reserve_held(const fixture_t *f)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s-reserve", f->srv.db_path);
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size >= strtoll(RESERVE_ARG, NULL, 10) &&
+           (long long)st.st_blocks * 512 >= strtoll(RESERVE_ARG, NULL, 10);
+}
+
+/*
+ * The whole cycle: ready; writes until the "disk" is full; the failed write answers
+ * 503 naming the full disk and is not applied; the disk reserve is given back (it is
+ * what lets a real full disk checkpoint); /readyz says not ready, also after a probe
+ * failed; space comes back; the store notices by itself (the checkpointer probes,
+ * nobody calls /readyz) and takes its reserve again; ready; writes and the CLI work.
+ */
 static void test_full_disk_not_ready_and_recovers(void **state)
 {
     fixture_t *f = boot(state);
     it_response_t r;
+    assert_true(reserve_held(f));
     put_person(f, 1, &r);
     assert_int_equal(r.status, 201);
     it_response_free(&r);
@@ -208,8 +229,10 @@ static void test_full_disk_not_ready_and_recovers(void **state)
     if (!failed)
         fail_msg("no write failed with the database capped at its size");
 
-    /* The write was not applied, and the server says it is not ready ... */
+    /* The write was not applied, the reserve is released, and the server says it is
+     * not ready ... */
     assert_int_equal(get_person_status(f, failed), 404);
+    assert_false(reserve_held(f));
     assert_not_ready_disk_full(f);
     /* ... also once a probe write has run (at most every 5 s) and failed. */
     it_sleep_ms(6000);
@@ -218,17 +241,16 @@ static void test_full_disk_not_ready_and_recovers(void **state)
     assert_int_equal(r.status, 503);
     it_response_free(&r);
 
-    /* Space is back: ready again (through a probe) without any write from a client. */
+    /* Space is back: the store probes by itself (no /readyz, no client write) and
+     * takes its reserve again, then says ready. */
     set_page_limit(f, "1000000000");
     deadline = it_now_ms() + READY_DEADLINE_MS;
-    int ready = -1;
-    while (it_now_ms() < deadline) {
-        ready = it_get_status(f->srv.port, "/readyz");
-        if (ready == 200)
-            break;
+    while (!reserve_held(f) && it_now_ms() < deadline)
         it_sleep_ms(250);
-    }
-    assert_int_equal(ready, 200);
+    if (!reserve_held(f))
+        fail_msg("the store did not recover and retake its disk reserve within %d s",
+                 READY_DEADLINE_MS / 1000);
+    assert_int_equal(it_get_status(f->srv.port, "/readyz"), 200);
 
     put_person(f, failed, &r);
     assert_int_equal(r.status, 201);

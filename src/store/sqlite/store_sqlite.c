@@ -490,6 +490,11 @@ typedef struct sqlite__store {
      * disk_at_ms (monotonic) is when the disk was last tried, by a write or a probe. */
     int disk_rc;
     int64_t disk_at_ms;
+    /* The disk reserve (store/reserve.c): reserve_path is NULL without one;
+     * reserve_held while its blocks are allocated; reserve_wanted when the
+     * checkpointer should allocate it again (after a recovery). Guarded by lock. */
+    char *reserve_path;
+    bool reserve_held, reserve_wanted;
 
     /* Test hook (BREAKHOOK_TEST_MAX_PAGE_COUNT_FILE): a file holding a page count the
      * writer applies as PRAGMA max_page_count before each group. NULL normally. */
@@ -905,10 +910,36 @@ static void writer_note_disk(sqlite__store_t *s, const sqlite__job_t *group)
                       LOG_STR("error", err_str(disk_rc)));
         s->disk_rc = disk_rc;
         s->disk_at_ms = clock_mono_ms(s->cfg.clock);
+        if (disk_rc == BH_ENOSPC && s->reserve_held) {
+            /* Its blocks are what the checkpoint needs to fold the WAL back. */
+            s->reserve_held = false;
+            if (store__reserve_release(s->reserve_path))
+                log_warn("store: the disk is full; released the disk reserve so that the "
+                         "store can checkpoint and recover; free space on the disk",
+                         LOG_STR("reserve", s->reserve_path),
+                         LOG_INT("bytes", s->cfg.disk_reserve));
+        }
     } else if (probed && s->disk_rc != 0) {
         log_info("store: a probe write succeeded; the store is ready again");
         s->disk_rc = 0;
+        s->reserve_wanted = s->reserve_path != NULL && !s->reserve_held;
     }
+}
+
+/* Allocates the disk reserve (at open, and by the checkpointer after a recovery).
+ * Blocks for the allocation and its fsync, without holding s->lock. */
+static void reserve_take(sqlite__store_t *s)
+{
+    int rc = store__reserve_take(s->reserve_path, s->cfg.disk_reserve);
+    pthread_mutex_lock(&s->lock);
+    s->reserve_held = rc == 0;
+    s->reserve_wanted = false;
+    pthread_mutex_unlock(&s->lock);
+    if (rc != 0)
+        log_warn("store: cannot allocate the disk reserve; a full disk may need space "
+                 "freed by hand before the store recovers",
+                 LOG_STR("reserve", s->reserve_path), LOG_INT("bytes", s->cfg.disk_reserve),
+                 LOG_STR("error", err_str(rc)));
 }
 
 /* The writer thread: sleeps until jobs are queued, takes up to max_group of them,
@@ -1233,6 +1264,28 @@ static int job_probe(sqlite__conn_t *c, void *arg)
     return src == SQLITE_OK ? 0 : map_error(c->db, src, "probe write");
 }
 
+/* 0 when no write failed for the disk since the last probe; else, at most once per
+ * STORE_PROBE_INTERVAL_MS (counting failed writes), a probe write, and its result;
+ * between probes the last disk error. Called by /readyz and by the checkpointer, so
+ * the store recovers by itself even when nobody asks whether it is ready. */
+static int probe_if_due(sqlite__store_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = s->disk_rc;
+    bool probe = false;
+    if (rc != 0) {
+        int64_t now = clock_mono_ms(s->cfg.clock);
+        if (now - s->disk_at_ms >= STORE_PROBE_INTERVAL_MS) {
+            s->disk_at_ms = now; /* concurrent callers do not probe too */
+            probe = true;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (probe)
+        rc = submit_job(s, job_probe, NULL, true);
+    return rc;
+}
+
 /* Readiness: a trivial query on a read connection proves the file is readable; after
  * a write failed for the disk, a probe write (at most one per
  * STORE_PROBE_INTERVAL_MS, counting failed writes) proves it is writable again. */
@@ -1249,20 +1302,7 @@ static int sq_ping(store_t *base)
     if (rc != 0)
         return rc;
 
-    pthread_mutex_lock(&s->lock);
-    rc = s->disk_rc;
-    bool probe = false;
-    if (rc != 0) {
-        int64_t now = clock_mono_ms(s->cfg.clock);
-        if (now - s->disk_at_ms >= STORE_PROBE_INTERVAL_MS) {
-            s->disk_at_ms = now; /* concurrent pings do not probe too */
-            probe = true;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (probe)
-        rc = submit_job(s, job_probe, NULL, true);
-    return rc;
+    return probe_if_due(s);
 }
 
 static int sq_schema_version(store_t *base, int *out)
@@ -3635,6 +3675,16 @@ static void *checkpointer_main(void *arg)
             &log_pages, &done_pages);
         if (src != SQLITE_OK && src != SQLITE_BUSY)
             log_warn("store: checkpoint failed", LOG_STR("error", sqlite3_errmsg(s->cconn.db)));
+        if (truncate) {
+            /* Writes failed for the disk: try a probe write once it is due (the same
+             * rule as /readyz), and take the reserve back after a recovery. */
+            (void)probe_if_due(s);
+        }
+        pthread_mutex_lock(&s->lock);
+        bool take = s->reserve_wanted && s->disk_rc == 0;
+        pthread_mutex_unlock(&s->lock);
+        if (take)
+            reserve_take(s);
         pthread_mutex_lock(&s->ckpt_lock);
     }
     pthread_mutex_unlock(&s->ckpt_lock);
@@ -3683,6 +3733,7 @@ static void sq_destroy(store_t *base)
     pthread_mutex_destroy(&s->lock);
     explicit_bzero(&s->cfg.master, sizeof(s->cfg.master));
     free(s->page_limit_file);
+    free(s->reserve_path);
     free(s);
 }
 
@@ -3844,6 +3895,16 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
         }
     }
 
+    if (cfg->disk_reserve > 0) {
+        size_t n = strlen(path) + sizeof("-reserve");
+        s->reserve_path = malloc(n);
+        if (!s->reserve_path) {
+            rc = BH_ENOMEM;
+            goto out_destroy;
+        }
+        snprintf(s->reserve_path, n, "%s-reserve", path);
+    }
+
     /* The writer first: it creates the schema and turns WAL on, which read-only
      * connections cannot do. */
     rc = conn_open(&s->wconn, path, true, err_msg);
@@ -3855,6 +3916,8 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
     rc = keys_seal(s, err_msg);
     if (rc != 0)
         goto out_destroy;
+    if (s->reserve_path)
+        reserve_take(s); /* a disk too full for it is logged, not fatal */
 
     s->readers = calloc((size_t)cfg->read_connections, sizeof(*s->readers));
     if (!s->readers) {
