@@ -101,7 +101,9 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
     const http_route_opts_t plain = { .data = ctx };
     const http_route_opts_t api = { .data = ctx, .api = true };
     const http_route_opts_t form = { .data = ctx, .api = true, .max_body = 16384 };
-    const http_route_opts_t batch = { .data = ctx, .api = true, .max_body = API_BATCH_MAX_BODY,
+    const http_route_opts_t batch = { .data = ctx, .api = true,
+                                      .max_body = ctx->max_batch_body ? ctx->max_batch_body
+                                                                      : API_BATCH_MAX_BODY,
                                       .stream_window = API_BATCH_WINDOW };
     int rc = 0;
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/healthz", api_healthz, &plain);

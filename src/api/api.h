@@ -34,6 +34,7 @@ typedef struct api_ctx {
     bool allow_http;                 /* --allow-http-destinations */
     int64_t webhook_validity_ms;     /* --webhook-validity */
     size_t max_webhooks;             /* --max-webhooks (Enabled, per tenant) */
+    size_t max_batch_body;           /* --max-batch-body; 0: API_BATCH_MAX_BODY */
     struct engine *engine;           /* woken after every committed write; NULL: none */
     const char *domain;       /* when set, Host must be <tenant>.<domain> */
     int64_t token_ttl_s;      /* lifetime of issued access tokens */

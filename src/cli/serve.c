@@ -30,6 +30,7 @@ typedef struct serve_config {
     const char *log_file;
     bool access_log;
     int64_t max_body;
+    int64_t max_batch_body;
     int64_t max_header_bytes;
     int64_t max_connections;
     int64_t header_timeout;
@@ -77,6 +78,8 @@ static const config_option_t serve_options[] = {
         "one log line per request (default on; --access-log=false turns it off)", 0, 0),
     OPT("max-body", CONFIG_INT, max_body, "BYTES", "request body limit (default 1048576)", 1,
         1LL << 30),
+    OPT("max-batch-body", CONFIG_INT, max_batch_body, "BYTES",
+        "POST /breaks/$batch body limit, 1024 to 1073741824 (default 67108864)", 1024, 1LL << 30),
     OPT("max-header-bytes", CONFIG_INT, max_header_bytes, "BYTES",
         "request header block limit (default 16384)", 1024, 1 << 20),
     OPT("max-connections", CONFIG_INT, max_connections, "N",
@@ -384,6 +387,7 @@ int cli_serve(int argc, char **argv)
         .log_format = "json",
         .access_log = true,
         .max_body = 1 << 20,
+        .max_batch_body = 64 << 20,
         .max_header_bytes = 16 << 10,
         .max_connections = 10000,
         .header_timeout = 10000,
@@ -518,7 +522,8 @@ int cli_serve(int argc, char **argv)
                       .token_ttl_s = cfg.token_ttl / 1000, .master = &master,
                       .allow = &allow, .allow_http = cfg.allow_http_destinations,
                       .webhook_validity_ms = cfg.webhook_validity,
-                      .max_webhooks = (size_t)cfg.max_webhooks };
+                      .max_webhooks = (size_t)cfg.max_webhooks,
+                      .max_batch_body = (size_t)cfg.max_batch_body };
     router = http_router_new();
     if (!router || !ratelimit || !token_cache || api_register_routes(router, &ctx)) {
         cli_fail(CLI_FAIL, "serve: out of memory");

@@ -87,7 +87,10 @@ struct http_request {
     void *ctx;                  /* for the handler's own use */
     /* Streaming routes only (see http_route_opts_t.stream_window). */
     http_body_fn on_body;       /* set by the handler: body bytes are waiting in body */
-    bool body_complete;         /* the whole body has been received */
+    bool body_complete;         /* the whole body has been received, or body_error */
+    int body_error;             /* non-zero (413): the body was cut short past the route's
+                                   limit; body_complete is set, the bytes in body end
+                                   where the cut was, and nothing more is read */
     bool aborted;               /* the client went away: end the request with
                                    http_respond_end (or any answer) once idle */
     /* response side */
@@ -112,7 +115,9 @@ typedef struct http_route_opts {
      * what it can (buf_consume) and calls http_request_more() for the next part.
      * The last call has req->body_complete set; the handler answers after it (or
      * earlier, which ends the connection after the answer). max_body still bounds
-     * the total. */
+     * the total: a body that grows past it once the handler has the request is cut
+     * (req->body_error = 413, req->body_complete set); the handler ends its answer
+     * as it sees fit, and the connection closes after it. */
     size_t stream_window;
 } http_route_opts_t;
 

@@ -72,6 +72,7 @@ struct http_conn {
     bool stream_waiting;      /* on_body owns the buffered body; parsing paused */
     bool stream_in_cb;        /* inside on_body: http_request_more only flags */
     bool stream_more;         /* http_request_more was called during on_body */
+    bool body_cut;            /* a streamed body went past max_body: the handler ends */
     bool closing;
     bool close_after_write;
     bool lingering;           /* answered and half-closed; unread input is drained */
@@ -116,6 +117,7 @@ static void conn_close(http_conn_t *c);
 static void conn_resume(http_conn_t *c);
 static void send_error_and_close(http_conn_t *c, int status, const char *msg);
 static void stream_deliver(http_conn_t *c);
+static void stream_cut(http_conn_t *c);
 static void maybe_server_done(http_server_t *s);
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -195,8 +197,10 @@ static int on_message_begin(llhttp_t *p)
     c->deferred_msg = NULL;
     c->body_seen = 0;
     c->streaming = c->stream_started = c->stream_waiting = c->stream_more = false;
+    c->body_cut = false;
     req->on_body = NULL;
     req->body_complete = false;
+    req->body_error = 0;
     req->aborted = false;
     arena_reset(&req->arena);
     buf_reset(&req->body);
@@ -417,6 +421,18 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     http_conn_t *c = conn_of(p);
     if (n > c->max_body - c->body_seen) {
+        if (c->streaming && c->stream_started && !c->req.responded) {
+            /* The handler has the request and may have begun its answer: a 413 now
+             * would be a second answer. It gets the body up to the limit, is told of
+             * the cut, and ends its own answer. */
+            size_t fit = c->max_body - c->body_seen;
+            c->body_seen = c->max_body;
+            c->body_cut = true;
+            if (buf_append(&c->req.body, at, fit))
+                log_warn("request body cut short of the limit: out of memory",
+                         LOG_STR("rid", c->req.request_id));
+            return -1;
+        }
         c->fatal_status = 413;
         c->fatal_msg = "the request body is larger than the limit";
         return -1;
@@ -823,6 +839,25 @@ static void stream_deliver(http_conn_t *c)
         c->stream_waiting = false;
 }
 
+/* A streamed body went past the route's limit while its handler had the request:
+ * nothing more is parsed, the handler gets the body so far marked as cut, and the
+ * connection closes once it has answered (with a lingering close, so the client
+ * reads the whole answer even while it is still sending). */
+static void stream_cut(http_conn_t *c)
+{
+    http_request_t *req = &c->req;
+    log_info("request body cut at the limit", LOG_STR("rid", req->request_id),
+             LOG_INT("limit", c->max_body));
+    uv_timer_stop(&c->timer);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->keep_alive = false;
+    c->state = CONN_HANDLING;
+    c->stream_waiting = false;
+    req->body_error = 413;
+    req->body_complete = true;
+    stream_deliver(c);
+}
+
 void http_request_more(http_request_t *req)
 {
     http_conn_t *c = req->conn;
@@ -903,6 +938,10 @@ static size_t conn_feed(http_conn_t *c, const char *p, size_t n)
             if (c->state == CONN_HANDLING)
                 return used; /* answer pending: the rest waits */
             continue;
+        }
+        if (c->body_cut) {
+            stream_cut(c);
+            return n;
         }
         if (c->fatal_status) {
             send_error_and_close(c, c->fatal_status, c->fatal_msg);
