@@ -56,6 +56,8 @@ struct http_conn {
     hdr_off_t hdrs[HTTP_MAX_HEADERS];
     size_t n_hdrs;
     bool in_value;            /* the last header callback was a value */
+    const char *feed_p;       /* start of the bytes llhttp is parsing now */
+    char feed_prev;           /* the last byte parsed before feed_p, SP/HTAB skipped */
     http_request_t req;
     const http_route_t *route;
     size_t max_body;
@@ -262,10 +264,27 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* The last byte before at that is not SP or HTAB, looking back into earlier reads
+ * through feed_prev. */
+static char byte_before(const http_conn_t *c, const char *at)
+{
+    const char *q = at;
+    while (q > c->feed_p && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    return q > c->feed_p ? q[-1] : c->feed_prev;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     http_conn_t *c = conn_of(p);
     hdr_off_t *h = &c->hdrs[c->n_hdrs - 1];
+    /* llhttp joins obs-fold continuation lines (CRLF then SP or HTAB) to the value.
+     * A value piece that starts a line is one: RFC 9112 §5.2 lets us refuse it. */
+    if (byte_before(c, at) == '\n') {
+        c->fatal_status = 400;
+        c->fatal_msg = "malformed request: obsolete line folding in a header value";
+        return -1;
+    }
     if (!c->in_value) {
         h->val_off = c->head.len;
         h->val_len = 0;
@@ -310,6 +329,46 @@ static void split_target(http_request_t *req)
     }
 }
 
+/* Absolute-form (RFC 9112 §3.2.2): "GET http://host/path HTTP/1.1". The request is
+ * routed on the path, and the target's authority is the request's host: it replaces
+ * the Host header, so every rule about the host (--domain) applies to it. An
+ * authority that is empty or has userinfo is refused. Returns -1 with fatal_status
+ * set when the request is refused. */
+static int use_absolute_form(http_conn_t *c)
+{
+    http_request_t *req = &c->req;
+    size_t skip; /* the scheme is case-insensitive (RFC 9110 §4.2.3) */
+    if (req->target.n >= 7 && slice_eq_nocase(slice_make(req->target.p, 7), "http://"))
+        skip = 7;
+    else if (req->target.n >= 8 && slice_eq_nocase(slice_make(req->target.p, 8), "https://"))
+        skip = 8;
+    else
+        return 0;
+    const char *auth = req->target.p + skip;
+    size_t rest = req->target.n - skip;
+    const char *end = auth;
+    while (end < auth + rest && *end != '/' && *end != '?' && *end != '#')
+        end++;
+    slice_t authority = slice_make(auth, (size_t)(end - auth));
+    if (authority.n == 0 || memchr(authority.p, '@', authority.n)) {
+        c->fatal_status = 400;
+        c->fatal_msg = "malformed request: the authority of an absolute-form target must be a host";
+        return -1;
+    }
+    size_t path_n = rest - authority.n;
+    req->target = path_n ? slice_make(end, path_n) : SLICE_LIT("/");
+    size_t i = 0;
+    while (i < req->n_headers && !slice_eq_nocase(req->headers[i].name, "host"))
+        i++;
+    if (i == req->n_headers) {
+        if (req->n_headers == HTTP_MAX_HEADERS)
+            return head_overflow(c);
+        req->headers[req->n_headers++].name = SLICE_LIT("Host");
+    }
+    req->headers[i].value = authority;
+    return 0;
+}
+
 static void defer_error(http_conn_t *c, int status, const char *msg)
 {
     if (!c->deferred_status) {
@@ -350,13 +409,8 @@ static int on_headers_complete(llhttp_t *p)
                              : "malformed request: the Host header is required";
         return -1;
     }
-    /* Absolute-form (RFC 9112 §3.2.2): route on the path; the authority is ignored. */
-    if (slice_starts_with(req->target, "http://") || slice_starts_with(req->target, "https://")) {
-        const char *auth = memchr(req->target.p, ':', req->target.n) + 3;
-        size_t rest = req->target.n - (size_t)(auth - req->target.p);
-        const char *slash = memchr(auth, '/', rest);
-        req->target = slash ? slice_make(slash, rest - (size_t)(slash - auth)) : SLICE_LIT("/");
-    }
+    if (use_absolute_form(c))
+        return -1;
     split_target(req);
 
     c->max_body = s->opt.limits.max_body;
@@ -897,12 +951,32 @@ static void dispatch(http_conn_t *c)
     c->in_dispatch = false;
 }
 
+/* Remembers the last byte of p[0..n) that is not SP or HTAB, for byte_before. */
+static void feed_note(http_conn_t *c, const char *p, size_t n)
+{
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    if (n > 0)
+        c->feed_prev = p[n - 1];
+}
+
+static size_t conn_feed_some(http_conn_t *c, const char *p, size_t n);
+
 /* Parses n bytes at p. Returns how many were consumed: all of them, unless a
  * request is now waiting for an asynchronous answer or the connection closes. */
 static size_t conn_feed(http_conn_t *c, const char *p, size_t n)
 {
+    size_t used = conn_feed_some(c, p, n);
+    feed_note(c, p, used);
+    return used;
+}
+
+static size_t conn_feed_some(http_conn_t *c, const char *p, size_t n)
+{
     size_t used = 0;
     while (used < n && !c->closing && !c->close_after_write) {
+        feed_note(c, p, used);
+        c->feed_p = p + used;
         llhttp_errno_t err = llhttp_execute(&c->parser, p + used, n - used);
         if (err == HPE_OK)
             return n;

@@ -922,6 +922,90 @@ static void test_obs_fold_not_a_header(void **state)
     assert_alive(s->port);
 }
 
+/* Issue #12, risk 6: obs-fold is refused with 400 rather than joined to the value,
+ * also when the folded line arrives in a read of its own. */
+static void test_obs_fold_refused(void **state)
+{
+    it_server_t *s = start(state, NULL);
+    static const char *const folds[] = {
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: b\r\n c\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: b\r\n\tc\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A:\r\n c\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: b\r\n",
+    };
+    for (size_t i = 0; i < sizeof(folds) / sizeof(folds[0]); i++) {
+        it_conn_t c;
+        it_response_t r;
+        conn_open(&c, s->port);
+        send_str(&c, folds[i]);
+        if (i == 3) {
+            it_sleep_ms(200); /* the continuation comes in a later read */
+            send_str(&c, "  c\r\n\r\n");
+        }
+        read_resp(&c, &r, false);
+        if (r.status != 400)
+            fail_msg("fold %zu: expected 400, got %d", i, r.status);
+        it_assert_error(&r, 400, "BadRequest");
+        assert_closes(&c, &r);
+        it_response_free(&r);
+        it_conn_close(&c);
+    }
+    /* A value split across reads is not a fold. */
+    it_conn_t c;
+    it_response_t r;
+    conn_open(&c, s->port);
+    send_str(&c, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: b");
+    it_sleep_ms(200);
+    send_str(&c, " c\r\nX-B: ");
+    it_sleep_ms(200);
+    send_str(&c, "d\r\n\r\n");
+    read_resp(&c, &r, false);
+    assert_health_ok(&r);
+    it_response_free(&r);
+    it_conn_close(&c);
+}
+
+/* Issue #12, risk 6: absolute-form targets are routed on their path; an authority
+ * that is not a host is refused. (Its check against --domain: test_auth.) */
+static void test_absolute_form(void **state)
+{
+    it_server_t *s = start(state, NULL);
+    static const char *const ok[] = {
+        "GET http://other.example/healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET HTTP://other.example:81/healthz?x=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET http://other.example/healthz HTTP/1.0\r\n\r\n",
+    };
+    static const char *const bad[] = {
+        "GET http:///healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET http://user@other.example/healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET http://@/healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        it_conn_t c;
+        it_response_t r;
+        conn_open(&c, s->port);
+        send_str(&c, ok[i]);
+        read_resp(&c, &r, false);
+        if (r.status != 200)
+            fail_msg("ok %zu: expected 200, got %d: %s", i, r.status, r.body);
+        assert_health_ok(&r);
+        it_response_free(&r);
+        it_conn_close(&c);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        it_conn_t c;
+        it_response_t r;
+        conn_open(&c, s->port);
+        send_str(&c, bad[i]);
+        read_resp(&c, &r, false);
+        if (r.status != 400)
+            fail_msg("bad %zu: expected 400, got %d: %s", i, r.status, r.body);
+        it_assert_error(&r, 400, "BadRequest");
+        it_response_free(&r);
+        it_conn_close(&c);
+    }
+}
+
 /*
  * Regression, fixed (header-name validation, src/http/server.c with llhttp in loose mode): a header
  * name containing whitespace ("Bad Name: x"), whitespace between a name and its colon
@@ -1523,6 +1607,8 @@ int main(void)
         T(test_idle_timeout),
         T(test_malformed_requests),
         T(test_obs_fold_not_a_header),
+        T(test_obs_fold_refused),
+        T(test_absolute_form),
         T(test_malformed_header_names),
         T(test_missing_host_and_foreign_versions),
         T(test_chunk_data_must_end_in_crlf),
