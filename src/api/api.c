@@ -99,9 +99,10 @@ static void api_webhook_route(http_request_t *req)
 int api_register_routes(http_router_t *r, api_ctx_t *ctx)
 {
     const http_route_opts_t plain = { .data = ctx };
-    const http_route_opts_t api = { .data = ctx, .api = true };
+    const http_route_opts_t open = { .data = ctx, .api = true };
+    const http_route_opts_t api = { .data = ctx, .api = true, .check = api_authenticate };
     const http_route_opts_t form = { .data = ctx, .api = true, .max_body = 16384 };
-    const http_route_opts_t batch = { .data = ctx, .api = true,
+    const http_route_opts_t batch = { .data = ctx, .api = true, .check = api_authenticate,
                                       .max_body = ctx->max_batch_body ? ctx->max_batch_body
                                                                       : API_BATCH_MAX_BODY,
                                       .stream_window = API_BATCH_WINDOW };
@@ -111,7 +112,7 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
     rc = rc ? rc : http_router_add(r, HTTP_M_POST, "/tenants/{tenant}/connect/token", api_token,
                                    &form);
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/tenants/{tenant}/.well-known/openid-configuration",
-                                   api_discovery, &api);
+                                   api_discovery, &open);
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/token-info", api_token_info, &api);
 
     rc = rc ? rc : http_router_add(r, HTTP_M_PUT | HTTP_M_GET | HTTP_M_DELETE,

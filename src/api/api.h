@@ -41,6 +41,10 @@ typedef struct api_ctx {
     int pbkdf2_iterations;    /* unused at verification: the hash names its own cost */
 } api_ctx_t;
 
+/* The check (http_route_opts_t.check) of the bearer-token routes: answers 401 from
+ * the request head when its token is not valid, before the body is read. */
+void api_authenticate(http_request_t *req);
+
 /* Registers every route. ctx is borrowed and must outlive the router. */
 BH_MUST_USE int api_register_routes(http_router_t *r, api_ctx_t *ctx);
 

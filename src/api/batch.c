@@ -335,12 +335,14 @@ static void finish(http_request_t *req, batch_t *b)
     if (!req->resp_started)
         http_respond_begin(req, 200, "application/x-ndjson");
     if (!b->rc && req->body_error) {
-        /* The body went past the limit: what was read before the cut is applied and
+        /* The body went past the limit (413) or its time (408): what was read before the cut is applied and
          * reported above; say where reading stopped, then the usual summary. */
         n = snprintf(line, sizeof(line),
-                     "{\"error\":{\"code\":\"PayloadTooLarge\",\"message\":\"the request body "
-                     "is larger than the limit\",\"reasons\":[\"lines after line %zu were not "
-                     "read and not applied\"]}}\n",
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"reasons\":[\"lines "
+                     "after line %zu were not read and not applied\"]}}\n",
+                     http_error_code(req->body_error),
+                     req->body_error == 413 ? "the request body is larger than the limit"
+                                            : "the request body was not received in time",
                      b->line_no);
         http_respond_chunk(req, line, (size_t)n);
     }

@@ -33,6 +33,9 @@ typedef struct serve_config {
     int64_t max_batch_body;
     int64_t max_header_bytes;
     int64_t max_connections;
+    int64_t max_connections_per_client;
+    config_list_t trusted_proxy;
+    int64_t body_time;
     int64_t header_timeout;
     int64_t idle_timeout;
     int64_t shutdown_timeout;
@@ -84,6 +87,15 @@ static const config_option_t serve_options[] = {
         "request header block limit (default 16384)", 1024, 1 << 20),
     OPT("max-connections", CONFIG_INT, max_connections, "N",
         "open connections at most; more get 503 (default 10000)", 1, 1000000),
+    OPT("max-connections-per-client", CONFIG_INT, max_connections_per_client, "N",
+        "open connections from one client address (IPv6: one /64) at most, 0 to 1000000; "
+        "more get 503; 0: no cap (default 0)", 0, 1000000),
+    OPT("trusted-proxy", CONFIG_STRING_LIST, trusted_proxy, "CIDR",
+        "a reverse proxy in this range names the client in X-Forwarded-For, which "
+        "--max-connections-per-client then counts; repeatable", 0, 0),
+    OPT("body-time", CONFIG_DURATION, body_time, "DURATION",
+        "a request body must arrive whole within this, 1s to 1h; else 408 (default 5m)", 1000,
+        3600000),
     OPT("header-timeout", CONFIG_DURATION, header_timeout, "DURATION",
         "drop a client that has not sent its request head in this time (default 10s)", 1, 0x7fffffff),
     OPT("idle-timeout", CONFIG_DURATION, idle_timeout, "DURATION",
@@ -378,6 +390,12 @@ static void close_walk(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* http_server_options_t.trusted_proxy: the peer is in a --trusted-proxy range. */
+static bool serve_trusted_proxy(const struct sockaddr *sa, void *arg)
+{
+    return dest_allowed(arg, sa);
+}
+
 int cli_serve(int argc, char **argv)
 {
     serve_config_t cfg = {
@@ -390,6 +408,7 @@ int cli_serve(int argc, char **argv)
         .max_batch_body = 64 << 20,
         .max_header_bytes = 16 << 10,
         .max_connections = 10000,
+        .body_time = 300000,
         .header_timeout = 10000,
         .idle_timeout = 60000,
         .shutdown_timeout = 10000,
@@ -486,6 +505,16 @@ int cli_serve(int argc, char **argv)
             return CLI_USAGE;
         }
     }
+    dest_allow_t proxies;
+    dest_allow_init(&proxies);
+    for (size_t i = 0; i < cfg.trusted_proxy.n; i++) {
+        char why[160];
+        if (dest_allow_add(&proxies, cfg.trusted_proxy.items[i], why, sizeof(why))) {
+            cli_fail(CLI_USAGE, "serve: --trusted-proxy: %s", why);
+            store_close(store);
+            return CLI_USAGE;
+        }
+    }
     st.store = store;
     st.token_ttl_ms = cfg.token_ttl;
     st.retention_ms = cfg.retention;
@@ -536,6 +565,12 @@ int cli_serve(int argc, char **argv)
     hopt.limits.max_connections = (int)cfg.max_connections;
     hopt.limits.header_timeout_ms = (uint64_t)cfg.header_timeout;
     hopt.limits.idle_timeout_ms = (uint64_t)cfg.idle_timeout;
+    hopt.limits.body_time_ms = (uint64_t)cfg.body_time;
+    hopt.limits.max_per_client = (int)cfg.max_connections_per_client;
+    if (proxies.n) {
+        hopt.trusted_proxy = serve_trusted_proxy;
+        hopt.trusted_proxy_arg = &proxies;
+    }
     if (http_server_new(&st.loop, router, &hopt, &st.server)) {
         cli_fail(CLI_FAIL, "serve: out of memory");
         goto out_loop;
