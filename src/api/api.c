@@ -99,11 +99,14 @@ static void api_webhook_route(http_request_t *req)
 int api_register_routes(http_router_t *r, api_ctx_t *ctx)
 {
     const http_route_opts_t plain = { .data = ctx };
-    const http_route_opts_t api = { .data = ctx, .api = true };
+    const http_route_opts_t open = { .data = ctx, .api = true };
+    const http_route_opts_t api = { .data = ctx, .api = true, .check = api_authenticate };
     /* The token endpoint checks User-Agent itself, so that even that refusal is an
      * RFC 6749 §5.2 body that OAuth2 client libraries can read. */
     const http_route_opts_t form = { .data = ctx, .max_body = 16384 };
-    const http_route_opts_t batch = { .data = ctx, .api = true, .max_body = API_BATCH_MAX_BODY,
+    const http_route_opts_t batch = { .data = ctx, .api = true, .check = api_authenticate,
+                                      .max_body = ctx->max_batch_body ? ctx->max_batch_body
+                                                                      : API_BATCH_MAX_BODY,
                                       .stream_window = API_BATCH_WINDOW };
     int rc = 0;
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/healthz", api_healthz, &plain);
@@ -111,7 +114,7 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
     rc = rc ? rc : http_router_add(r, HTTP_M_POST, "/tenants/{tenant}/connect/token", api_token,
                                    &form);
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, "/tenants/{tenant}/.well-known/openid-configuration",
-                                   api_discovery, &api);
+                                   api_discovery, &open);
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/token-info", api_token_info, &api);
 
     rc = rc ? rc : http_router_add(r, HTTP_M_PUT | HTTP_M_GET | HTTP_M_DELETE,

@@ -38,11 +38,16 @@ typedef struct api_ctx {
     bool allow_http;                 /* --allow-http-destinations */
     int64_t webhook_validity_ms;     /* --webhook-validity */
     size_t max_webhooks;             /* --max-webhooks (Enabled, per tenant) */
+    size_t max_batch_body;           /* --max-batch-body; 0: API_BATCH_MAX_BODY */
     struct engine *engine;           /* woken after every committed write; NULL: none */
     const char *domain;       /* when set, Host must be <tenant>.<domain> */
     int64_t token_ttl_s;      /* lifetime of issued access tokens */
     int pbkdf2_iterations;    /* unused at verification: the hash names its own cost */
 } api_ctx_t;
+
+/* The check (http_route_opts_t.check) of the bearer-token routes: answers 401 from
+ * the request head when its token is not valid, before the body is read. */
+void api_authenticate(http_request_t *req);
 
 /* Registers every route. ctx is borrowed and must outlive the router. */
 BH_MUST_USE int api_register_routes(http_router_t *r, api_ctx_t *ctx);

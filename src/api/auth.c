@@ -34,8 +34,10 @@ static bool host_tenant(const api_ctx_t *ctx, const http_request_t *req, char *o
     return true;
 }
 
-int api_auth_decide(api_ctx_t *ctx, const http_request_t *req, const char *scope,
-                    auth_claims_t *claims, const char **reason, int64_t *retry_after_s)
+/* Who the request is from: the token, its client not revoked, its tenant's host.
+ * 0, or 401 with a reason. */
+static int auth_identify(api_ctx_t *ctx, const http_request_t *req, auth_claims_t *claims,
+                         const char **reason)
 {
     slice_t authz = http_request_header(req, "authorization");
     slice_t token;
@@ -65,6 +67,15 @@ int api_auth_decide(api_ctx_t *ctx, const http_request_t *req, const char *scope
             return 401;
         }
     }
+    return 0;
+}
+
+int api_auth_decide(api_ctx_t *ctx, const http_request_t *req, const char *scope,
+                    auth_claims_t *claims, const char **reason, int64_t *retry_after_s)
+{
+    int status = auth_identify(ctx, req, claims, reason);
+    if (status)
+        return status;
     char key[96];
     snprintf(key, sizeof(key), "%lld/%s", (long long)claims->tenant_id, claims->client_id);
     int64_t wait = auth_ratelimit_take(ctx->ratelimit, key, clock_mono_ms(ctx->clock));
@@ -80,6 +91,9 @@ int api_auth_decide(api_ctx_t *ctx, const http_request_t *req, const char *scope
     return 0;
 }
 
+static void refuse(http_request_t *req, int status, const char *reason, const char *scope,
+                   int64_t retry);
+
 const auth_claims_t *api_authorize(http_request_t *req, const char *scope)
 {
     api_ctx_t *ctx = api_ctx(req);
@@ -93,6 +107,27 @@ const auth_claims_t *api_authorize(http_request_t *req, const char *scope)
     int status = api_auth_decide(ctx, req, scope, claims, &reason, &retry);
     if (status == 0)
         return claims;
+    refuse(req, status, reason, scope, retry);
+    return NULL;
+}
+
+/* Route check (http_route_opts_t.check) of the bearer-token routes: a request with a
+ * body is authenticated from its head, so an unauthenticated client's body is never
+ * read. Scope and rate limit are left to the handler, which authorizes again. */
+void api_authenticate(http_request_t *req)
+{
+    auth_claims_t claims;
+    const char *reason = NULL;
+    int status = auth_identify(api_ctx(req), req, &claims, &reason);
+    if (status)
+        refuse(req, status, reason, NULL, 0);
+}
+
+/* Answers a refused request: 401 and 403 with their WWW-Authenticate, 429 with
+ * Retry-After. */
+static void refuse(http_request_t *req, int status, const char *reason, const char *scope,
+                   int64_t retry)
+{
     if (status == 401) {
         bool had_token = http_request_header(req, "authorization").p != NULL;
         http_response_header(req, "WWW-Authenticate",
@@ -105,12 +140,11 @@ const auth_claims_t *api_authorize(http_request_t *req, const char *scope)
         char *r = arena_printf(&req->arena, "required scope: %s", scope);
         const char *reasons[] = { r ? r : scope };
         http_respond_error(req, 403, reason, reasons, 1);
-        return NULL;
+        return;
     } else if (status == 429) {
         char v[24];
         snprintf(v, sizeof(v), "%lld", (long long)retry);
         http_response_header(req, "Retry-After", v);
     }
     http_respond_error(req, status, reason, NULL, 0);
-    return NULL;
 }

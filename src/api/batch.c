@@ -18,7 +18,10 @@
  * The answer is NDJSON too, streamed with chunked encoding as transactions
  * commit: one line per input line that is not blank, in line order, then a
  * summary line. A client that loses the connection half way finds every line
- * reported as applied in the store.
+ * reported as applied in the store. A body cut at the route's limit (a chunked
+ * body that grows past it) is handled like a complete one that ends at the last
+ * whole line before the cut, and the answer has an error line naming that line
+ * before its summary.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +172,10 @@ static void parse_work(http_request_t *req, void *arg)
     model_errors_t errs;
     for (;;) {
         const char *nl = memchr(p + off, '\n', len - off);
+        if (!nl && req->body_error) {
+            b->consumed = len; /* the body was cut inside this line: it is not read */
+            return;
+        }
         if (!nl && !req->body_complete) {
             if (b->skipping) {
                 off = len; /* still inside the overlong line */
@@ -327,6 +334,18 @@ static void finish(http_request_t *req, batch_t *b)
     }
     if (!req->resp_started)
         http_respond_begin(req, 200, "application/x-ndjson");
+    if (!b->rc && req->body_error) {
+        /* The body went past the limit (413) or its time (408): what was read before the cut is applied and
+         * reported above; say where reading stopped, then the usual summary. */
+        n = snprintf(line, sizeof(line),
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"reasons\":[\"lines "
+                     "after line %zu were not read and not applied\"]}}\n",
+                     http_error_code(req->body_error),
+                     req->body_error == 413 ? "the request body is larger than the limit"
+                                            : "the request body was not received in time",
+                     b->line_no);
+        http_respond_chunk(req, line, (size_t)n);
+    }
     if (b->rc)
         n = snprintf(line, sizeof(line),
                      "{\"error\":{\"code\":\"ServiceUnavailable\",\"message\":\"%s: lines that are "
@@ -335,9 +354,9 @@ static void finish(http_request_t *req, batch_t *b)
     else
         n = snprintf(line, sizeof(line),
                      "{\"summary\":{\"lines\":%zu,\"created\":%zu,\"replaced\":%zu,"
-                     "\"unchanged\":%zu,\"deleted\":%zu,\"failed\":%zu}}\n",
+                     "\"unchanged\":%zu,\"deleted\":%zu,\"failed\":%zu%s}}\n",
                      b->sum.lines, b->sum.created, b->sum.replaced, b->sum.unchanged,
-                     b->sum.deleted, b->sum.failed);
+                     b->sum.deleted, b->sum.failed, req->body_error ? ",\"complete\":false" : "");
     http_respond_chunk(req, line, (size_t)n);
     http_respond_end(req);
 }

@@ -30,8 +30,12 @@ typedef struct serve_config {
     const char *log_file;
     bool access_log;
     int64_t max_body;
+    int64_t max_batch_body;
     int64_t max_header_bytes;
     int64_t max_connections;
+    int64_t max_connections_per_client;
+    config_list_t trusted_proxy;
+    int64_t body_time;
     int64_t header_timeout;
     int64_t idle_timeout;
     int64_t shutdown_timeout;
@@ -81,10 +85,21 @@ static const config_option_t serve_options[] = {
         "one log line per request (default on; --access-log=false turns it off)", 0, 0),
     OPT("max-body", CONFIG_INT, max_body, "BYTES", "request body limit (default 1048576)", 1,
         1LL << 30),
+    OPT("max-batch-body", CONFIG_INT, max_batch_body, "BYTES",
+        "POST /breaks/$batch body limit, 1024 to 1073741824 (default 67108864)", 1024, 1LL << 30),
     OPT("max-header-bytes", CONFIG_INT, max_header_bytes, "BYTES",
         "request header block limit (default 16384)", 1024, 1 << 20),
     OPT("max-connections", CONFIG_INT, max_connections, "N",
         "open connections at most; more get 503 (default 10000)", 1, 1000000),
+    OPT("max-connections-per-client", CONFIG_INT, max_connections_per_client, "N",
+        "open connections from one client address (IPv6: one /64) at most, 0 to 1000000; "
+        "more get 503; 0: no cap (default 0)", 0, 1000000),
+    OPT("trusted-proxy", CONFIG_STRING_LIST, trusted_proxy, "CIDR",
+        "a reverse proxy in this range names the client in X-Forwarded-For, which "
+        "--max-connections-per-client then counts; repeatable", 0, 0),
+    OPT("body-time", CONFIG_DURATION, body_time, "DURATION",
+        "a request body must arrive whole within this, 1s to 1h; else 408 (default 5m)", 1000,
+        3600000),
     OPT("header-timeout", CONFIG_DURATION, header_timeout, "DURATION",
         "drop a client that has not sent its request head in this time (default 10s)", 1, 0x7fffffff),
     OPT("idle-timeout", CONFIG_DURATION, idle_timeout, "DURATION",
@@ -405,6 +420,12 @@ static void close_walk(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* http_server_options_t.trusted_proxy: the peer is in a --trusted-proxy range. */
+static bool serve_trusted_proxy(const struct sockaddr *sa, void *arg)
+{
+    return dest_allowed(arg, sa);
+}
+
 int cli_serve(int argc, char **argv)
 {
     serve_config_t cfg = {
@@ -414,8 +435,10 @@ int cli_serve(int argc, char **argv)
         .log_format = "json",
         .access_log = true,
         .max_body = 1 << 20,
+        .max_batch_body = 64 << 20,
         .max_header_bytes = 16 << 10,
         .max_connections = 10000,
+        .body_time = 300000,
         .header_timeout = 10000,
         .idle_timeout = 60000,
         .shutdown_timeout = 10000,
@@ -508,6 +531,16 @@ int cli_serve(int argc, char **argv)
             return CLI_USAGE;
         }
     }
+    dest_allow_t proxies;
+    dest_allow_init(&proxies);
+    for (size_t i = 0; i < cfg.trusted_proxy.n; i++) {
+        char why[160];
+        if (dest_allow_add(&proxies, cfg.trusted_proxy.items[i], why, sizeof(why))) {
+            cli_fail(CLI_USAGE, "serve: --trusted-proxy: %s", why);
+            store_close(store);
+            return CLI_USAGE;
+        }
+    }
     st.store = store;
     st.token_ttl_ms = cfg.token_ttl;
     st.retention_ms = cfg.retention;
@@ -558,7 +591,8 @@ int cli_serve(int argc, char **argv)
                       .token_ttl_s = cfg.token_ttl / 1000, .master = &master,
                       .allow = &allow, .allow_http = cfg.allow_http_destinations,
                       .webhook_validity_ms = cfg.webhook_validity,
-                      .max_webhooks = (size_t)cfg.max_webhooks };
+                      .max_webhooks = (size_t)cfg.max_webhooks,
+                      .max_batch_body = (size_t)cfg.max_batch_body };
     router = http_router_new();
     if (!router || !ratelimit || !token_cache || !token_rate_addr || !token_rate_global ||
         api_register_routes(router, &ctx)) {
@@ -572,6 +606,12 @@ int cli_serve(int argc, char **argv)
     hopt.limits.max_connections = (int)cfg.max_connections;
     hopt.limits.header_timeout_ms = (uint64_t)cfg.header_timeout;
     hopt.limits.idle_timeout_ms = (uint64_t)cfg.idle_timeout;
+    hopt.limits.body_time_ms = (uint64_t)cfg.body_time;
+    hopt.limits.max_per_client = (int)cfg.max_connections_per_client;
+    if (proxies.n) {
+        hopt.trusted_proxy = serve_trusted_proxy;
+        hopt.trusted_proxy_arg = &proxies;
+    }
     if (http_server_new(&st.loop, router, &hopt, &st.server)) {
         cli_fail(CLI_FAIL, "serve: out of memory");
         goto out_loop;

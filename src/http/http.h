@@ -38,9 +38,17 @@ typedef struct http_limits {
     uint64_t header_timeout_ms; /* a request whose head is not complete in time: dropped */
     uint64_t idle_timeout_ms;   /* keep-alive connection with no request: closed */
     uint64_t body_timeout_ms;   /* no body byte for this long: dropped */
+    uint64_t body_time_ms;      /* a whole body must arrive within this: 408 past it */
+    int max_per_client;         /* open connections per client address (IPv6: per /64)
+                                   at most; further ones get 503 and are closed. 0: none */
 } http_limits_t;
 
-/* SPEC §1 defaults: 1 MiB body, 16 KiB head, 4096-byte URI, 10 s head, 60 s idle. */
+/* A request body is held before authentication only up to this (a route without a
+ * check, see http_route_opts_t.check). */
+#define HTTP_UNAUTH_BODY_MAX (64 << 10)
+
+/* SPEC §1 defaults: 1 MiB body, 16 KiB head, 4096-byte URI, 10 s head, 60 s idle;
+ * a body within 5 min; no cap per client address. */
 void http_limits_default(http_limits_t *l);
 
 #define HTTP_MAX_HEADERS 64
@@ -87,7 +95,10 @@ struct http_request {
     void *ctx;                  /* for the handler's own use */
     /* Streaming routes only (see http_route_opts_t.stream_window). */
     http_body_fn on_body;       /* set by the handler: body bytes are waiting in body */
-    bool body_complete;         /* the whole body has been received */
+    bool body_complete;         /* the whole body has been received, or body_error */
+    int body_error;             /* non-zero (413): the body was cut short past the route's
+                                   limit; body_complete is set, the bytes in body end
+                                   where the cut was, and nothing more is read */
     bool aborted;               /* the client went away: end the request with
                                    http_respond_end (or any answer) once idle */
     /* response side */
@@ -104,6 +115,11 @@ typedef void (*http_handler_fn)(http_request_t *req);
 
 typedef struct http_route_opts {
     size_t max_body;            /* 0: the server default */
+    /* Called when the head of a request with a body is complete, before any body
+     * byte is read (and before 100 Continue): it authenticates, and answers the
+     * request to refuse it (the connection then closes). A route without a check
+     * holds at most HTTP_UNAUTH_BODY_MAX bytes of body. */
+    void (*check)(http_request_t *req);
     bool api;                   /* API route: User-Agent required (400 without it) */
     const void *data;           /* passed to the handler as req->route_data */
     /* Non-zero: the body is streamed. The handler runs when the head is complete and
@@ -112,7 +128,9 @@ typedef struct http_route_opts {
      * what it can (buf_consume) and calls http_request_more() for the next part.
      * The last call has req->body_complete set; the handler answers after it (or
      * earlier, which ends the connection after the answer). max_body still bounds
-     * the total. */
+     * the total: a body that grows past it once the handler has the request is cut
+     * (req->body_error = 413, req->body_complete set); the handler ends its answer
+     * as it sees fit, and the connection closes after it. */
     size_t stream_window;
 } http_route_opts_t;
 
@@ -142,6 +160,10 @@ typedef struct http_server_options {
     http_limits_t limits;
     bool access_log;            /* one log line per request */
     const char *server_name;    /* Server header value */
+    /* Whether a peer is a reverse proxy whose X-Forwarded-For names the client (for
+     * limits.max_per_client); NULL: none is. Called on the loop thread. */
+    bool (*trusted_proxy)(const struct sockaddr *sa, void *arg);
+    void *trusted_proxy_arg;
 } http_server_options_t;
 
 /* Creates a server on loop using router (borrowed, must outlive it). */

@@ -15,8 +15,11 @@
  * order and a client that pipelines cannot make us buffer more than one read.
  *
  * Every input that grows memory is bounded: the URI (414), the header block
- * (431), the body (413, per route), the number of connections (503). Parse
- * errors get a 400 and the connection is closed after the answer is written.
+ * (431), the body (413, per route; 64 KiB until a route check has authenticated
+ * the client, which happens from the head, before any body byte is read), the
+ * number of connections, in all and per client address (503), and the time a
+ * head or a body may take (408). Parse errors get a 400 and the connection is
+ * closed after the answer is written.
  */
 #include <arpa/inet.h>
 #include <llhttp.h>
@@ -26,6 +29,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/imap.h"
 #include "core/log.h"
 #include "http/http_int.h"
 
@@ -56,6 +60,8 @@ struct http_conn {
     hdr_off_t hdrs[HTTP_MAX_HEADERS];
     size_t n_hdrs;
     bool in_value;            /* the last header callback was a value */
+    const char *feed_p;       /* start of the bytes llhttp is parsing now */
+    char feed_prev;           /* the last byte parsed before feed_p, SP/HTAB skipped */
     http_request_t req;
     const http_route_t *route;
     size_t max_body;
@@ -72,6 +78,12 @@ struct http_conn {
     bool stream_waiting;      /* on_body owns the buffered body; parsing paused */
     bool stream_in_cb;        /* inside on_body: http_request_more only flags */
     bool stream_more;         /* http_request_more was called during on_body */
+    bool body_cut;            /* a streamed body went past max_body: the handler ends */
+    uint64_t body_deadline;   /* loop time by which the body must be complete */
+    int64_t client_key;       /* the client address counted for max_per_client */
+    bool client_counted;      /* ... and it is counted */
+    bool behind_proxy;        /* the peer is a trusted proxy: X-Forwarded-For names the
+                                 client */
     bool closing;
     bool close_after_write;
     bool lingering;           /* answered and half-closed; unread input is drained */
@@ -90,6 +102,7 @@ struct http_server {
     llhttp_settings_t settings;
     http_conn_t *conns;
     size_t n_conns;
+    imap_t per_client;        /* client address key -> open connections (as intptr_t) */
     bool shutting_down;
     void (*done)(void *);
     void *done_arg;
@@ -111,12 +124,19 @@ void http_limits_default(http_limits_t *l)
     l->header_timeout_ms = 10000;
     l->idle_timeout_ms = 60000;
     l->body_timeout_ms = 60000;
+    l->body_time_ms = 300000;
+    l->max_per_client = 0;
 }
 
 static void conn_close(http_conn_t *c);
 static void conn_resume(http_conn_t *c);
 static void send_error_and_close(http_conn_t *c, int status, const char *msg);
 static void stream_deliver(http_conn_t *c);
+static void stream_cut(http_conn_t *c, int status);
+static void set_body_timer(http_conn_t *c);
+static int client_count(http_conn_t *c, int64_t key);
+static void client_release(http_conn_t *c);
+static int forwarded_key(http_conn_t *c, int64_t *key);
 static void maybe_server_done(http_server_t *s);
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -196,8 +216,10 @@ static int on_message_begin(llhttp_t *p)
     c->deferred_msg = NULL;
     c->body_seen = 0;
     c->streaming = c->stream_started = c->stream_waiting = c->stream_more = false;
+    c->body_cut = false;
     req->on_body = NULL;
     req->body_complete = false;
+    req->body_error = 0;
     req->aborted = false;
     arena_reset(&req->arena);
     buf_reset(&req->body);
@@ -259,10 +281,27 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* The last byte before at that is not SP or HTAB, looking back into earlier reads
+ * through feed_prev. */
+static char byte_before(const http_conn_t *c, const char *at)
+{
+    const char *q = at;
+    while (q > c->feed_p && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    return q > c->feed_p ? q[-1] : c->feed_prev;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     http_conn_t *c = conn_of(p);
     hdr_off_t *h = &c->hdrs[c->n_hdrs - 1];
+    /* llhttp joins obs-fold continuation lines (CRLF then SP or HTAB) to the value.
+     * A value piece that starts a line is one: RFC 9112 §5.2 lets us refuse it. */
+    if (byte_before(c, at) == '\n') {
+        c->fatal_status = 400;
+        c->fatal_msg = "malformed request: obsolete line folding in a header value";
+        return -1;
+    }
     if (!c->in_value) {
         h->val_off = c->head.len;
         h->val_len = 0;
@@ -307,6 +346,46 @@ static void split_target(http_request_t *req)
     }
 }
 
+/* Absolute-form (RFC 9112 §3.2.2): "GET http://host/path HTTP/1.1". The request is
+ * routed on the path, and the target's authority is the request's host: it replaces
+ * the Host header, so every rule about the host (--domain) applies to it. An
+ * authority that is empty or has userinfo is refused. Returns -1 with fatal_status
+ * set when the request is refused. */
+static int use_absolute_form(http_conn_t *c)
+{
+    http_request_t *req = &c->req;
+    size_t skip; /* the scheme is case-insensitive (RFC 9110 §4.2.3) */
+    if (req->target.n >= 7 && slice_eq_nocase(slice_make(req->target.p, 7), "http://"))
+        skip = 7;
+    else if (req->target.n >= 8 && slice_eq_nocase(slice_make(req->target.p, 8), "https://"))
+        skip = 8;
+    else
+        return 0;
+    const char *auth = req->target.p + skip;
+    size_t rest = req->target.n - skip;
+    const char *end = auth;
+    while (end < auth + rest && *end != '/' && *end != '?' && *end != '#')
+        end++;
+    slice_t authority = slice_make(auth, (size_t)(end - auth));
+    if (authority.n == 0 || memchr(authority.p, '@', authority.n)) {
+        c->fatal_status = 400;
+        c->fatal_msg = "malformed request: the authority of an absolute-form target must be a host";
+        return -1;
+    }
+    size_t path_n = rest - authority.n;
+    req->target = path_n ? slice_make(end, path_n) : SLICE_LIT("/");
+    size_t i = 0;
+    while (i < req->n_headers && !slice_eq_nocase(req->headers[i].name, "host"))
+        i++;
+    if (i == req->n_headers) {
+        if (req->n_headers == HTTP_MAX_HEADERS)
+            return head_overflow(c);
+        req->headers[req->n_headers++].name = SLICE_LIT("Host");
+    }
+    req->headers[i].value = authority;
+    return 0;
+}
+
 static void defer_error(http_conn_t *c, int status, const char *msg)
 {
     if (!c->deferred_status) {
@@ -347,14 +426,15 @@ static int on_headers_complete(llhttp_t *p)
                              : "malformed request: the Host header is required";
         return -1;
     }
-    /* Absolute-form (RFC 9112 §3.2.2): route on the path; the authority is ignored. */
-    if (slice_starts_with(req->target, "http://") || slice_starts_with(req->target, "https://")) {
-        const char *auth = memchr(req->target.p, ':', req->target.n) + 3;
-        size_t rest = req->target.n - (size_t)(auth - req->target.p);
-        const char *slash = memchr(auth, '/', rest);
-        req->target = slash ? slice_make(slash, rest - (size_t)(slash - auth)) : SLICE_LIT("/");
-    }
+    if (use_absolute_form(c))
+        return -1;
     split_target(req);
+    if (c->behind_proxy && !c->client_counted && forwarded_key(c, &c->client_key) == 0 &&
+        client_count(c, c->client_key)) {
+        c->fatal_status = 503;
+        c->fatal_msg = "too many connections from this client address";
+        return -1;
+    }
 
     c->max_body = s->opt.limits.max_body;
     unsigned allowed = 0;
@@ -368,6 +448,8 @@ static int on_headers_complete(llhttp_t *p)
         const http_route_opts_t *o = http_route_opts(c->route);
         if (o->max_body)
             c->max_body = o->max_body;
+        if (!o->check && c->max_body > HTTP_UNAUTH_BODY_MAX)
+            c->max_body = HTTP_UNAUTH_BODY_MAX; /* nobody vouched for the client yet */
         req->route_data = o->data;
         if (o->api && !http_request_header(req, "user-agent").p)
             defer_error(c, 400, "the User-Agent header is required");
@@ -382,6 +464,15 @@ static int on_headers_complete(llhttp_t *p)
         c->fatal_status = 413;
         c->fatal_msg = "the request body is larger than the limit";
         return -1;
+    }
+    bool has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
+    if (m == HTTP_MATCH_OK && !c->deferred_status && has_body && http_route_opts(c->route)->check) {
+        /* Authenticate before reading a body: a refused client's body is never held.
+         * Its answer ends the connection (state BODY: the body is not read). */
+        c->state = CONN_BODY;
+        http_route_opts(c->route)->check(req);
+        if (req->responded || c->closing)
+            return -1;
     }
     slice_t expect = http_request_header(req, "expect");
     if (expect.p) {
@@ -400,7 +491,8 @@ static int on_headers_complete(llhttp_t *p)
             write_raw(c, "HTTP/1.1 100 Continue\r\n\r\n", 25, false);
     }
     c->state = CONN_BODY;
-    set_timer(c, s->opt.limits.body_timeout_ms);
+    c->body_deadline = uv_now(s->loop) + s->opt.limits.body_time_ms;
+    set_body_timer(c);
     if (m == HTTP_MATCH_OK && !c->deferred_status && http_route_opts(c->route)->stream_window) {
         size_t window = http_route_opts(c->route)->stream_window;
         c->streaming = true;
@@ -418,6 +510,18 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     http_conn_t *c = conn_of(p);
     if (n > c->max_body - c->body_seen) {
+        if (c->streaming && c->stream_started && !c->req.responded) {
+            /* The handler has the request and may have begun its answer: a 413 now
+             * would be a second answer. It gets the body up to the limit, is told of
+             * the cut, and ends its own answer. */
+            size_t fit = c->max_body - c->body_seen;
+            c->body_seen = c->max_body;
+            c->body_cut = true;
+            if (buf_append(&c->req.body, at, fit))
+                log_warn("request body cut short of the limit: out of memory",
+                         LOG_STR("rid", c->req.request_id));
+            return -1;
+        }
         c->fatal_status = 413;
         c->fatal_msg = "the request body is larger than the limit";
         return -1;
@@ -618,6 +722,7 @@ static void free_conn(http_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     s->n_conns--;
+    client_release(c);
     buf_deinit(&c->pending);
     buf_deinit(&c->url);
     buf_deinit(&c->head);
@@ -824,6 +929,25 @@ static void stream_deliver(http_conn_t *c)
         c->stream_waiting = false;
 }
 
+/* A streamed body went past the route's limit while its handler had the request:
+ * nothing more is parsed, the handler gets the body so far marked as cut, and the
+ * connection closes once it has answered (with a lingering close, so the client
+ * reads the whole answer even while it is still sending). */
+static void stream_cut(http_conn_t *c, int status)
+{
+    http_request_t *req = &c->req;
+    log_info(status == 413 ? "request body cut at the limit" : "request body cut: too slow",
+             LOG_STR("rid", req->request_id), LOG_INT("limit", c->max_body));
+    uv_timer_stop(&c->timer);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->keep_alive = false;
+    c->state = CONN_HANDLING;
+    c->stream_waiting = false;
+    req->body_error = status;
+    req->body_complete = true;
+    stream_deliver(c);
+}
+
 void http_request_more(http_request_t *req)
 {
     http_conn_t *c = req->conn;
@@ -835,7 +959,7 @@ void http_request_more(http_request_t *req)
         return;
     c->stream_waiting = false;
     llhttp_resume(&c->parser);
-    set_timer(c, c->server->opt.limits.body_timeout_ms);
+    set_body_timer(c);
     conn_resume(c);
 }
 
@@ -863,12 +987,32 @@ static void dispatch(http_conn_t *c)
     c->in_dispatch = false;
 }
 
+/* Remembers the last byte of p[0..n) that is not SP or HTAB, for byte_before. */
+static void feed_note(http_conn_t *c, const char *p, size_t n)
+{
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    if (n > 0)
+        c->feed_prev = p[n - 1];
+}
+
+static size_t conn_feed_some(http_conn_t *c, const char *p, size_t n);
+
 /* Parses n bytes at p. Returns how many were consumed: all of them, unless a
  * request is now waiting for an asynchronous answer or the connection closes. */
 static size_t conn_feed(http_conn_t *c, const char *p, size_t n)
 {
+    size_t used = conn_feed_some(c, p, n);
+    feed_note(c, p, used);
+    return used;
+}
+
+static size_t conn_feed_some(http_conn_t *c, const char *p, size_t n)
+{
     size_t used = 0;
     while (used < n && !c->closing && !c->close_after_write) {
+        feed_note(c, p, used);
+        c->feed_p = p + used;
         llhttp_errno_t err = llhttp_execute(&c->parser, p + used, n - used);
         if (err == HPE_OK)
             return n;
@@ -905,6 +1049,12 @@ static size_t conn_feed(http_conn_t *c, const char *p, size_t n)
                 return used; /* answer pending: the rest waits */
             continue;
         }
+        if (c->body_cut) {
+            stream_cut(c, 413);
+            return n;
+        }
+        if (c->req.responded)
+            return n; /* answered already (a route check refused the request) */
         if (c->fatal_status) {
             send_error_and_close(c, c->fatal_status, c->fatal_msg);
         } else {
@@ -981,7 +1131,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         return;
     }
     if (c->state == CONN_BODY)
-        set_timer(c, s->opt.limits.body_timeout_ms);
+        set_body_timer(c);
     size_t used = conn_feed(c, b->base, (size_t)nread);
     if ((c->state == CONN_HANDLING || c->stream_waiting) && !c->closing &&
         !c->close_after_write) {
@@ -1000,6 +1150,10 @@ static void on_timeout(uv_timer_t *t)
         conn_close(c);
         return;
     }
+    if (c->state == CONN_BODY && c->streaming && c->stream_started && !c->req.responded) {
+        stream_cut(c, 408); /* its handler may have begun the answer */
+        return;
+    }
     if (c->state == CONN_HEAD || c->state == CONN_BODY) {
         log_info("request timed out", LOG_STR("peer", c->peer),
                  LOG_STR("phase", c->state == CONN_HEAD ? "head" : "body"));
@@ -1015,6 +1169,17 @@ static void set_timer(http_conn_t *c, uint64_t ms)
 {
     if (!c->closing && !c->lingering)
         uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* While a body arrives, two bounds hold: the gap between bytes (body_timeout_ms)
+ * and the whole body's time (body_time_ms), so a client trickling a byte now and
+ * then cannot hold the connection for ever. */
+static void set_body_timer(http_conn_t *c)
+{
+    uint64_t now = uv_now(c->server->loop);
+    uint64_t left = c->body_deadline > now ? c->body_deadline - now : 1;
+    uint64_t gap = c->server->opt.limits.body_timeout_ms;
+    set_timer(c, gap < left ? gap : left);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -1073,6 +1238,108 @@ static void format_peer(http_conn_t *c)
     snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
 }
 
+/* ---- connections per client address ---------------------------------- */
+
+/* The key a client address is counted under: an IPv4 address (also IPv4-mapped),
+ * or an IPv6 address's /64, which one client usually holds whole. -1: not IP. */
+static int64_t addr_key(const struct sockaddr *sa)
+{
+    const unsigned char *b;
+    if (sa->sa_family == AF_INET) {
+        b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        if (memcmp(b, mapped, 12) != 0) {
+            uint64_t k = 0;
+            for (int i = 0; i < 8; i++)
+                k = k << 8 | b[i];
+            return (int64_t)(k & 0x7fffffffffffffffULL) | (1LL << 62);
+        }
+        b += 12;
+    } else {
+        return -1;
+    }
+    return (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+}
+
+/* Parses one X-Forwarded-For entry (a bare IPv4 or IPv6 address) into ss. */
+static int parse_forwarded(slice_t e, struct sockaddr_storage *ss)
+{
+    char ip[INET6_ADDRSTRLEN];
+    e = slice_trim(e);
+    if (e.n == 0 || e.n >= sizeof(ip))
+        return -1;
+    memcpy(ip, e.p, e.n);
+    ip[e.n] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    if (uv_ip4_addr(ip, 0, (struct sockaddr_in *)ss) == 0 ||
+        uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    return -1;
+}
+
+/* The client behind a trusted proxy: the right-most X-Forwarded-For entry that is not
+ * itself a trusted proxy (entries further left are the client's own claims). -1
+ * when there is none that parses. */
+static int forwarded_key(http_conn_t *c, int64_t *key)
+{
+    http_server_t *s = c->server;
+    slice_t xff = SLICE_NULL;
+    for (size_t i = 0; i < c->req.n_headers; i++)
+        if (slice_eq_nocase(c->req.headers[i].name, "x-forwarded-for"))
+            xff = c->req.headers[i].value; /* the last one is the nearest proxy's */
+    if (!xff.p)
+        return -1;
+    size_t end = xff.n;
+    while (end > 0) {
+        const char *comma = NULL;
+        for (size_t i = end; i > 0 && !comma; i--)
+            if (xff.p[i - 1] == ',')
+                comma = xff.p + i - 1;
+        size_t start = comma ? (size_t)(comma - xff.p) + 1 : 0;
+        struct sockaddr_storage ss;
+        if (parse_forwarded(slice_make(xff.p + start, end - start), &ss))
+            return -1;
+        if (!comma || !s->opt.trusted_proxy(
+                          (struct sockaddr *)&ss, s->opt.trusted_proxy_arg)) {
+            *key = addr_key((struct sockaddr *)&ss);
+            return *key < 0 ? -1 : 0;
+        }
+        end = start - 1;
+    }
+    return -1;
+}
+
+/* Counts c under key; -1 when the address is at the cap already. */
+static int client_count(http_conn_t *c, int64_t key)
+{
+    http_server_t *s = c->server;
+    if (s->opt.limits.max_per_client <= 0 || key < 0)
+        return 0;
+    intptr_t n = (intptr_t)imap_get(&s->per_client, key);
+    if (n >= s->opt.limits.max_per_client)
+        return -1;
+    if (imap_put(&s->per_client, key, (void *)(n + 1)))
+        return 0; /* out of memory: not counted rather than refused */
+    c->client_key = key;
+    c->client_counted = true;
+    return 0;
+}
+
+static void client_release(http_conn_t *c)
+{
+    http_server_t *s = c->server;
+    if (!c->client_counted)
+        return;
+    c->client_counted = false;
+    intptr_t n = (intptr_t)imap_get(&s->per_client, c->client_key);
+    if (n <= 1)
+        imap_del(&s->per_client, c->client_key);
+    else if (imap_put(&s->per_client, c->client_key, (void *)(n - 1)))
+        imap_del(&s->per_client, c->client_key);
+}
+
 /* Sets up a connection object; the caller attaches a socket to c->tcp. */
 static http_conn_t *conn_new(http_server_t *s)
 {
@@ -1114,6 +1381,20 @@ static void conn_start(http_conn_t *c)
         send_error_and_close(c, 503, s->shutting_down ? "the server is shutting down"
                                                       : "too many connections");
         return;
+    }
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (s->opt.limits.max_per_client > 0 &&
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        /* Behind a trusted proxy the client is known from the first request head. */
+        c->behind_proxy = s->opt.trusted_proxy &&
+                          s->opt.trusted_proxy((struct sockaddr *)&ss, s->opt.trusted_proxy_arg);
+        if (!c->behind_proxy && client_count(c, addr_key((struct sockaddr *)&ss))) {
+            log_warn("connection refused: too many connections from one address",
+                     LOG_STR("peer", c->peer), LOG_INT("limit", s->opt.limits.max_per_client));
+            send_error_and_close(c, 503, "too many connections from this client address");
+            return;
+        }
     }
     c->state = CONN_IDLE;
     set_timer(c, s->opt.limits.header_timeout_ms);
@@ -1163,6 +1444,7 @@ int http_server_new(uv_loop_t *loop, const http_router_t *router,
     s->loop = loop;
     s->router = router;
     s->opt = *opt;
+    imap_init(&s->per_client);
     if (!s->opt.server_name)
         s->opt.server_name = "breakhook/" BREAKHOOK_VERSION;
     llhttp_settings_init(&s->settings);
@@ -1230,6 +1512,7 @@ static void maybe_server_done(http_server_t *s)
         return;
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
+    imap_deinit(&s->per_client);
     free(s);
     if (done)
         done(arg);

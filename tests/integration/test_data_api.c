@@ -120,11 +120,16 @@ static void put_json(fixture_t *f, const char *target, const char *body, it_resp
     call_ex(f, "PUT", target, true, JSON_CT, body, strlen(body), r);
 }
 
-/* Starts the server, creates tenant and client with the CLI, obtains a token. */
-static fixture_t *boot(void **state)
+/* Starts the server (with extra arguments, NULL-terminated, or NULL), creates tenant
+ * and client with the CLI, obtains a token. */
+static fixture_t *boot_with(void **state, const char *const *extra)
 {
     fixture_t *f = *state;
-    const char *const args[] = { "--rate-limit", "0", NULL };
+    const char *args[16] = { "--rate-limit", "0" };
+    size_t na = 2;
+    for (size_t i = 0; extra && extra[i] && na < 15; i++)
+        args[na++] = extra[i];
+    args[na] = NULL;
     it_server_opts_t o = { .args = args };
     if (it_server_start(&f->srv, &o) != 0) {
         f->started = f->srv.dir[0] != '\0';
@@ -165,6 +170,11 @@ static fixture_t *boot(void **state)
     json_decref(t);
     it_response_free(&r);
     return f;
+}
+
+static fixture_t *boot(void **state)
+{
+    return boot_with(state, NULL);
 }
 
 /* ---- bodies -------------------------------------------------------------------------- */
@@ -2181,6 +2191,97 @@ static void expect_allow(const it_response_t *r, const char *const *want)
         fail_msg("Allow '%s': expected exactly %zu methods", allow, n_want);
 }
 
+/* Regression (issue #12, defect 2): a chunked $batch that grows past the body limit
+ * once its streamed answer has begun. It used to get a second answer (a 413 written
+ * into the chunked stream), a report that stopped early without summary, lines
+ * committed but never reported, and sometimes a connection left hanging. Now the
+ * lines before the limit are applied and reported, then an error line says where
+ * reading stopped, then a summary, and the connection closes. */
+#define CUT_LIMIT (2 * 1024 * 1024 + 1000) /* past the first 1 MiB window, mid-line */
+
+static void test_batch_over_limit(void **state)
+{
+    const char *const extra[] = { "--max-batch-body", "2098152", NULL };
+    fixture_t *f = boot_with(state, extra);
+    seed_people(f, 5);
+    seed_definition(f, 1, 15, 60, 30);
+    seed_definition(f, 2, 0, 45, 10);
+    size_t len;
+    char *body = big_batch(&len);
+    assert_true(len > CUT_LIMIT + 1024 * 1024);
+    size_t cut = CUT_LIMIT + 512 * 1024; /* what the client sends: past the limit */
+    /* The lines wholly inside the limit are the ones that must be applied. */
+    size_t want = 0;
+    for (size_t i = 0; i < CUT_LIMIT; i++)
+        want += body[i] == '\n';
+
+    it_conn_t c;
+    if (it_connect(&c, f->srv.port) != 0)
+        fail_msg("connect: %s", it_last_error());
+    char head[1400];
+    int hn = snprintf(head, sizeof(head),
+                      "POST " BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n",
+                      f->auth);
+    assert_true(hn > 0 && (size_t)hn < sizeof(head));
+    assert_int_equal(it_send(&c, head, (size_t)hn), 0);
+    /* The server may stop reading at the limit: sending stops at the first failure. */
+    for (size_t off = 0; off < cut && !c.eof; off += 65000) {
+        size_t n = cut - off < 65000 ? cut - off : 65000;
+        char sz[32];
+        int sn = snprintf(sz, sizeof(sz), "%zx\r\n", n);
+        if (it_send(&c, sz, (size_t)sn) != 0 || it_send(&c, body + off, n) != 0 ||
+            it_send(&c, "\r\n", 2) != 0)
+            break;
+        drain(&c);
+    }
+    it_response_t r;
+    if (it_read_response(&c, &r, false, BIG_TIMEOUT_MS) != 0)
+        fail_msg("reading the $batch answer: %s (%.300s)", it_last_error(), c.buf ? c.buf : "");
+    assert_int_equal(r.status, 200);
+    /* The connection is closed after the answer, not left hanging. */
+    if (!it_peer_closed(&c, 20000))
+        fail_msg("the connection is still open 20 s after the answer");
+    it_conn_close(&c);
+
+    json_t *lines = ndjson_lines(r.body, r.body_len);
+    it_response_free(&r);
+    size_t n = json_array_size(lines);
+    if (n != want + 2)
+        fail_msg("%zu answer lines, expected %zu reports, an error and a summary", n, want);
+    for (size_t i = 0; i < want; i++) {
+        json_t *rep = json_array_get(lines, i);
+        if (jint(rep, "line") != (int64_t)i + 1 || jint(rep, "status") != 201)
+            fail_msg("report %zu: %s", i, json_dumps(rep, JSON_COMPACT));
+    }
+    json_t *err = json_object_get(json_array_get(lines, want), "error");
+    assert_true(json_is_object(err));
+    assert_string_equal(jstr(err, "code"), "PayloadTooLarge");
+    char expect[96];
+    snprintf(expect, sizeof(expect), "lines after line %zu were not read and not applied", want);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(err, "reasons"), 0)),
+                        expect);
+    json_t *sum = json_object_get(json_array_get(lines, want + 1), "summary");
+    assert_true(json_is_object(sum));
+    assert_int_equal(jint(sum, "lines"), (int64_t)want);
+    assert_int_equal(jint(sum, "created"), (int64_t)want);
+    assert_int_equal(jint(sum, "failed"), 0);
+    assert_true(json_is_false(json_object_get(sum, "complete")));
+    json_decref(lines);
+
+    /* Exactly the reported lines are in the store. */
+    char *u = breaks_url("date ge '2024-01-01' and date le '2024-12-31'", "pageSize=10000");
+    size_t listed, pages;
+    listed_t *items = list_all(f, u, &listed, &pages, 10000);
+    free(u);
+    assert_int_equal(listed, want);
+    for (size_t i = 0; i < listed; i++)
+        assert_true(items[i].id >= 1 && items[i].id <= (int64_t)want);
+    free(items);
+    free(body);
+}
+
 static void test_head_and_405(void **state)
 {
     fixture_t *f = boot(state);
@@ -2367,6 +2468,7 @@ int main(void)
         T(test_batch),
         T(test_batch_empty_body),
         T(test_batch_big_chunked),
+        T(test_batch_over_limit),
         T(test_head_and_405),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -334,8 +334,9 @@ static void test_content_length_body_accepted(void **state)
     it_conn_t c;
     it_response_t r;
     conn_open(&c, s->port);
-    /* A GET may carry a body; exactly the limit (1 MiB by default) is accepted. */
-    size_t n = 1u << 20;
+    /* A GET may carry a body; exactly the limit is accepted: on a route that
+     * authenticates nobody that is 64 KiB (1 MiB, the default, needs a token). */
+    size_t n = 64u << 10;
     char *body = repeat('b', n);
     request(&c, "GET", "/healthz", NULL, body, n, &r);
     assert_health_ok(&r);
@@ -663,7 +664,7 @@ static void test_body_limit(void **state)
     assert_alive(s->port);
 }
 
-/* The default limit is 1 MiB (exactly 1 MiB is accepted: test_content_length_body_accepted). */
+/* The default limit is 1 MiB (before authentication 64 KiB: test_content_length_body_accepted). */
 static void test_body_limit_default(void **state)
 {
     it_server_t *s = start(state, NULL);
@@ -677,6 +678,151 @@ static void test_body_limit_default(void **state)
     assert_closes(&c, &r);
     it_response_free(&r);
     it_conn_close(&c);
+}
+
+/* ---- slow bodies before authentication (issue #12, risk 1) ------------------------------ */
+
+#define API_BREAK "/connector/protimeapi/api/v1/breaks/1"
+
+/* A request to an authenticated route with a bad or missing token and a large body is
+ * answered 401 from its head: the server neither waits for nor holds the body. */
+static void test_unauthenticated_body_refused_first(void **state)
+{
+    it_server_t *s = start(state, NULL);
+    static const char *const auth[] = { "Authorization: Bearer not-a-token\r\n", "" };
+    for (size_t i = 0; i < 2; i++) {
+        it_conn_t c;
+        it_response_t r;
+        conn_open(&c, s->port);
+        char *head = it_fmt("PUT " API_BREAK " HTTP/1.1\r\nHost: t\r\nUser-Agent: it\r\n%s"
+                            "Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n",
+                            auth[i]);
+        send_str(&c, head); /* and no body */
+        free(head);
+        if (it_read_response(&c, &r, false, IT_IO_TIMEOUT_MS) != 0)
+            fail_msg("[%zu] no answer before the body: %s", i, it_last_error());
+        it_assert_error(&r, 401, "Unauthorized");
+        assert_non_null(it_response_header(&r, "www-authenticate"));
+        assert_closes(&c, &r);
+        it_response_free(&r);
+        it_conn_close(&c);
+    }
+    /* With Expect: 100-continue the refusal comes instead of the 100. */
+    it_conn_t c;
+    it_response_t r;
+    conn_open(&c, s->port);
+    send_str(&c, "PUT " API_BREAK " HTTP/1.1\r\nHost: t\r\nUser-Agent: it\r\n"
+                 "Expect: 100-continue\r\nContent-Length: 10\r\n\r\n");
+    read_resp(&c, &r, false);
+    it_assert_error(&r, 401, "Unauthorized");
+    it_response_free(&r);
+    it_conn_close(&c);
+    /* A route that authenticates nobody holds at most 64 KiB of body. */
+    conn_open(&c, s->port);
+    send_str(&c, "GET /tenants/acme/.well-known/openid-configuration HTTP/1.1\r\nHost: t\r\n"
+                 "User-Agent: it\r\nContent-Length: 65537\r\n\r\n");
+    read_resp(&c, &r, false);
+    it_assert_error(&r, 413, "PayloadTooLarge");
+    assert_closes(&c, &r);
+    it_response_free(&r);
+    it_conn_close(&c);
+    assert_alive(s->port);
+}
+
+/* A body trickled in a byte at a time (never a 60 s gap) is cut with 408 once
+ * --body-time has passed. */
+static void test_body_time_bound(void **state)
+{
+    static const char *const args[] = { "--body-time", "1s", NULL };
+    it_server_t *s = start(state, args);
+    it_conn_t c;
+    conn_open(&c, s->port);
+    send_str(&c, "POST /tenants/acme/connect/token HTTP/1.1\r\nHost: t\r\nUser-Agent: it\r\n"
+                 "Content-Type: application/x-www-form-urlencoded\r\n"
+                 "Content-Length: 1000\r\n\r\n");
+    /* One byte every 250 ms for at most 15 s (60 bytes), until the server answers. */
+    bool answered = false;
+    for (int i = 0; i < 60 && !answered; i++) {
+        if (it_send(&c, "x", 1) != 0)
+            break; /* the server closed after answering */
+        answered = it_data_within(&c, 250);
+    }
+    it_response_t r;
+    read_resp(&c, &r, false);
+    it_assert_error(&r, 408, "RequestTimeout");
+    it_response_free(&r);
+    it_conn_close(&c);
+    assert_alive(s->port);
+}
+
+/* Opens a connection and checks it is served (a /healthz round trip), with headers. */
+static void open_served(it_conn_t *c, int port, const char *headers)
+{
+    it_response_t r;
+    conn_open(c, port);
+    request(c, "GET", "/healthz", headers, NULL, 0, &r);
+    assert_health_ok(&r);
+    it_response_free(&r);
+}
+
+/* The next connection is refused with 503 and closed. */
+static void expect_refused(int port, const char *headers)
+{
+    it_conn_t c;
+    it_response_t r;
+    conn_open(&c, port);
+    char *req = it_fmt("GET /healthz HTTP/1.1\r\nHost: t\r\n%s\r\n", headers ? headers : "");
+    it_send_str(&c, req); /* the server may have answered and closed already */
+    free(req);
+    read_resp(&c, &r, false);
+    it_assert_error(&r, 503, "ServiceUnavailable");
+    if (!it_peer_closed(&c, CLOSE_WAIT_MS))
+        fail_msg("the refused connection was not closed");
+    it_response_free(&r);
+    it_conn_close(&c);
+}
+
+static void test_max_connections_per_client(void **state)
+{
+    static const char *const args[] = { "--max-connections-per-client", "3", NULL };
+    it_server_t *s = start(state, args);
+    it_conn_t c[3];
+    for (int i = 0; i < 3; i++)
+        open_served(&c[i], s->port, NULL);
+    expect_refused(s->port, NULL);
+    /* Once one closes, its place is free again (the server notices the close soon). */
+    it_conn_close(&c[0]);
+    bool served = false;
+    for (int i = 0; i < 50 && !served; i++) {
+        it_response_t r;
+        if (it_request(s->port, "GET", "/healthz", NULL, NULL, 0, &r) == 0) {
+            served = r.status == 200;
+            it_response_free(&r);
+        }
+        if (!served)
+            it_sleep_ms(100);
+    }
+    assert_true(served);
+    it_conn_close(&c[1]);
+    it_conn_close(&c[2]);
+}
+
+/* Behind a --trusted-proxy, connections count per X-Forwarded-For client; addresses
+ * a client put left of the proxy's own entry do not help it. */
+static void test_max_connections_per_client_behind_proxy(void **state)
+{
+    static const char *const args[] = { "--max-connections-per-client", "2", "--trusted-proxy",
+                                        "127.0.0.1/32", NULL };
+    it_server_t *s = start(state, args);
+    it_conn_t a1, a2, b1;
+    open_served(&a1, s->port, "X-Forwarded-For: 192.0.2.1\r\n");
+    open_served(&a2, s->port, "X-Forwarded-For: 198.51.100.7, 192.0.2.1\r\n");
+    expect_refused(s->port, "X-Forwarded-For: 192.0.2.1\r\n");
+    expect_refused(s->port, "X-Forwarded-For: 203.0.113.9, 192.0.2.1\r\n");
+    open_served(&b1, s->port, "X-Forwarded-For: 192.0.2.2\r\n");
+    it_conn_close(&a1);
+    it_conn_close(&a2);
+    it_conn_close(&b1);
 }
 
 static void test_max_connections(void **state)
@@ -923,6 +1069,90 @@ static void test_obs_fold_not_a_header(void **state)
     it_response_free(&r);
     it_conn_close(&c);
     assert_alive(s->port);
+}
+
+/* Issue #12, risk 6: obs-fold is refused with 400 rather than joined to the value,
+ * also when the folded line arrives in a read of its own. */
+static void test_obs_fold_refused(void **state)
+{
+    it_server_t *s = start(state, NULL);
+    static const char *const folds[] = {
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: b\r\n c\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: b\r\n\tc\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A:\r\n c\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: b\r\n",
+    };
+    for (size_t i = 0; i < sizeof(folds) / sizeof(folds[0]); i++) {
+        it_conn_t c;
+        it_response_t r;
+        conn_open(&c, s->port);
+        send_str(&c, folds[i]);
+        if (i == 3) {
+            it_sleep_ms(200); /* the continuation comes in a later read */
+            send_str(&c, "  c\r\n\r\n");
+        }
+        read_resp(&c, &r, false);
+        if (r.status != 400)
+            fail_msg("fold %zu: expected 400, got %d", i, r.status);
+        it_assert_error(&r, 400, "BadRequest");
+        assert_closes(&c, &r);
+        it_response_free(&r);
+        it_conn_close(&c);
+    }
+    /* A value split across reads is not a fold. */
+    it_conn_t c;
+    it_response_t r;
+    conn_open(&c, s->port);
+    send_str(&c, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: b");
+    it_sleep_ms(200);
+    send_str(&c, " c\r\nX-B: ");
+    it_sleep_ms(200);
+    send_str(&c, "d\r\n\r\n");
+    read_resp(&c, &r, false);
+    assert_health_ok(&r);
+    it_response_free(&r);
+    it_conn_close(&c);
+}
+
+/* Issue #12, risk 6: absolute-form targets are routed on their path; an authority
+ * that is not a host is refused. (Its check against --domain: test_auth.) */
+static void test_absolute_form(void **state)
+{
+    it_server_t *s = start(state, NULL);
+    static const char *const ok[] = {
+        "GET http://other.example/healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET HTTP://other.example:81/healthz?x=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET http://other.example/healthz HTTP/1.0\r\n\r\n",
+    };
+    static const char *const bad[] = {
+        "GET http:///healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET http://user@other.example/healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET http://@/healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        it_conn_t c;
+        it_response_t r;
+        conn_open(&c, s->port);
+        send_str(&c, ok[i]);
+        read_resp(&c, &r, false);
+        if (r.status != 200)
+            fail_msg("ok %zu: expected 200, got %d: %s", i, r.status, r.body);
+        assert_health_ok(&r);
+        it_response_free(&r);
+        it_conn_close(&c);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        it_conn_t c;
+        it_response_t r;
+        conn_open(&c, s->port);
+        send_str(&c, bad[i]);
+        read_resp(&c, &r, false);
+        if (r.status != 400)
+            fail_msg("bad %zu: expected 400, got %d: %s", i, r.status, r.body);
+        it_assert_error(&r, 400, "BadRequest");
+        it_response_free(&r);
+        it_conn_close(&c);
+    }
 }
 
 /*
@@ -1574,6 +1804,12 @@ int main(void)
         T(test_idle_timeout),
         T(test_malformed_requests),
         T(test_obs_fold_not_a_header),
+        T(test_obs_fold_refused),
+        T(test_unauthenticated_body_refused_first),
+        T(test_body_time_bound),
+        T(test_max_connections_per_client),
+        T(test_max_connections_per_client_behind_proxy),
+        T(test_absolute_form),
         T(test_malformed_header_names),
         T(test_missing_host_and_foreign_versions),
         T(test_chunk_data_must_end_in_crlf),
