@@ -23,6 +23,11 @@ Cases:
   token-flood   4 threads post token requests with random client ids for 10 s;
                 GET /breaks/{id} p50 of another client before and during the flood,
                 and how many flood requests got 429.
+  disk-full     (root only: it mounts a 48 MiB tmpfs) the store on a real file system
+                that fills up: writes until one fails, the WAL's peak, whether the
+                server recovers by itself with only its --disk-reserve (16 MiB here)
+                and nothing freed by hand, then the same again with the reserve spent
+                and 8 MiB freed by hand.
 """
 import argparse
 import json
@@ -41,8 +46,8 @@ API = "/connector/protimeapi/api/v1"
 
 
 class Server:
-    def __init__(self, binary, args):
-        self.dir = tempfile.mkdtemp(prefix="breakhook-abuse-")
+    def __init__(self, binary, args, directory=None):
+        self.dir = directory or tempfile.mkdtemp(prefix="breakhook-abuse-")
         self.store = "sqlite:%s/abuse.db" % self.dir
         self.bin = binary
         port_file = os.path.join(self.dir, "port")
@@ -251,13 +256,79 @@ def case_token_flood(binary):
             "legit_get_failures": bad, "peak_rss_mb": round(rss, 1)}
 
 
+def wait_ready(srv, seconds):
+    """Seconds until /readyz answers 200 (polled every 250 ms), or None."""
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        if request(srv.port, "GET", "/readyz")[0] == 200:
+            return round(time.time() - t0, 1)
+        time.sleep(0.25)
+    return None
+
+
+def fill_until_full(srv, first_id, wal):
+    """PUTs people until a write fails; returns (writes that succeeded, the failure's
+    status and message, the WAL's peak size)."""
+    auth = {"Authorization": "Bearer " + srv.token, "Content-Type": "application/json"}
+    peak, ok = 0, 0
+    for i in range(first_id, first_id + 200000):
+        st, body = request(srv.port, "PUT", API + "/people/%d" % i, auth,
+                           '{"id":%d,"externalReferences":{"HRMID":"%s"}}' % (i, "h%d-" % i + "x" * 100))
+        if os.path.exists(wal):
+            peak = max(peak, os.path.getsize(wal))
+        if st != 201:
+            return ok, "%d %s" % (st, body[:120]), peak
+        ok += 1
+    return ok, "never failed", peak
+
+
+def case_disk_full(binary):
+    if os.geteuid() != 0:
+        return {"case": "disk-full", "skipped": "needs root to mount a tmpfs"}
+    mnt = tempfile.mkdtemp(prefix="breakhook-tmpfs-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt], check=True)
+    srv = None
+    try:
+        srv = Server(binary, ["--disk-reserve", str(16 << 20)], directory=mnt)
+        db = os.path.join(mnt, "abuse.db")
+        st = os.statvfs(mnt)
+        free = st.f_bavail * st.f_frsize
+        with open(os.path.join(mnt, "filler"), "wb") as f:  # all but 2 MiB
+            f.write(b"\0" * max(0, free - (2 << 20)))
+        ok1, fail1, wal1 = fill_until_full(srv, 1000, db + "-wal")
+        reserve_gone = not os.path.exists(db + "-reserve")
+        ready1 = wait_ready(srv, 60)  # nothing freed by hand: only the reserve
+        ok2, fail2, wal2 = fill_until_full(srv, 500000, db + "-wal")
+        ready_without_freeing = wait_ready(srv, 20)
+        os.truncate(os.path.join(mnt, "filler"), max(0, free - (2 << 20) - (8 << 20)))
+        ready2 = wait_ready(srv, 60)
+        st, _ = request(srv.port, "PUT", API + "/people/999999",
+                        {"Authorization": "Bearer " + srv.token,
+                         "Content-Type": "application/json"}, '{"id":999999}')
+        out = {"case": "disk-full", "tmpfs_mb": 48, "reserve_mb": 16,
+               "writes_until_full": ok1, "failure": fail1, "wal_peak_bytes": wal1,
+               "reserve_released": reserve_gone,
+               "ready_again_s_nothing_freed": ready1,
+               "writes_until_full_again": ok2, "second_wal_peak_bytes": wal2,
+               "ready_without_freeing_second_time": ready_without_freeing,
+               "ready_again_s_after_freeing_8mb": ready2, "write_after": st,
+               "peak_rss_mb": round(srv.peak_rss_mb(), 1)}
+    finally:
+        if srv:
+            srv.proc.terminate()
+            srv.proc.wait(30)
+        subprocess.run(["umount", mnt])
+        os.rmdir(mnt)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build/release/breakhook")
     a = ap.parse_args()
     if not os.path.exists(a.bin):
         raise SystemExit("%s missing: run make build first" % a.bin)
-    for case in (case_slow_bodies, case_one_address, case_token_flood):
+    for case in (case_slow_bodies, case_one_address, case_token_flood, case_disk_full):
         print(json.dumps(case(a.bin)), flush=True)
 
 
