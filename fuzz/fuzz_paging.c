@@ -6,7 +6,7 @@
  * "fuzz-key-1" with the bytes 0x01..0x20, and a retired "fuzz-key-0" with
  * 0x65..0x84), a fixed query hash and a fixed "now". The seeds in
  * fuzz/corpus/paging/ are sealed with those keys for that query, so the fuzzer
- * starts from tokens that open and mutates from there (see the seeds' README).
+ * starts from tokens that open and mutates from there.
  *
  * Invariants checked beyond "no crash, no leak":
  *   - a refused token always gets one of the three reasons a 409 names;
