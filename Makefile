@@ -7,7 +7,7 @@ BUILD      ?= build
 JOBS       ?= $(shell nproc)
 LISTEN     ?= 127.0.0.1:8080
 STORE      ?= sqlite:var/breakhook.db
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 30
 # Extra `serve` flags for make run, e.g.
 #   make run ARGS="--allow-http-destinations --allow-destination 127.0.0.1/32"
 ARGS       ?=

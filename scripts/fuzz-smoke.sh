@@ -3,7 +3,7 @@
 # and runs every fuzz/fuzz_<name>.c for a bounded time over its seed corpus
 # fuzz/corpus/<name>/, failing on any crash, leak, timeout or out-of-memory.
 #
-#   FUZZ_SECONDS=20   time per target (libFuzzer -max_total_time)
+#   FUZZ_SECONDS=30   time per target (libFuzzer -max_total_time)
 #   FUZZ_TARGETS="http_request filter"   only these targets (default: all)
 #   FUZZ_JOBS=1       parallel fuzzing processes per target (libFuzzer -fork)
 #
@@ -15,7 +15,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-1}
 
 cmake --preset fuzz >/dev/null

@@ -152,6 +152,17 @@ typedef struct api_cursor {
 /* Reads continuationToken if present: returns 1 with *cur filled, 0 when absent, or
  * answers 409 and returns -1. */
 int api_cursor_read(http_request_t *req, const char *collection, api_cursor_t *cur);
+/* The continuationToken itself, apart from the request (api_cursor_read and
+ * api_next_link use these; so does fuzz/fuzz_paging.c). A token is the cursor, the
+ * collection, the query's hash and the issue time, sealed with auth_seal for the
+ * purpose "page". api_page_token_open returns NULL with *cur filled, or the reason
+ * the token is refused (not valid, another query, expired: each answers 409). */
+const char *api_page_token_open(auth_keyring_t *k, const char *tok, size_t n,
+                                const char *collection, uint64_t query_hash, int64_t now_s,
+                                api_cursor_t *cur);
+BH_MUST_USE int api_page_token_seal(auth_keyring_t *k, const char *collection,
+                                    uint64_t query_hash, int64_t now_s,
+                                    const api_cursor_t *cur, char **tok);
 /* A webhook id (a UUID: 128 bits) as a keyset position, and back. */
 void api_cursor_from_id(const char *uuid, api_cursor_t *cur);
 void api_cursor_to_id(const api_cursor_t *cur, char out[37]);

@@ -110,7 +110,8 @@ static int put_json_text(buf_t *o, const char *s)
     return rc;
 }
 
-static int format_error(buf_t *o, size_t line, int status, const char *const *reasons, size_t n)
+int api_batch_format_error(buf_t *o, size_t line, int status, const char *const *reasons,
+                           size_t n)
 {
     int rc = buf_printf(o, "{\"line\":%zu,\"status\":%d,\"reasons\":[", line, status);
     for (size_t i = 0; i < n && !rc; i++) {
@@ -123,6 +124,15 @@ static int format_error(buf_t *o, size_t line, int status, const char *const *re
 
 /* ---- parse step (worker) ------------------------------------------------ */
 
+int api_batch_line_parse(slice_t line, model_batch_line_t *out, model_errors_t *errs)
+{
+    if (line.n && line.p[line.n - 1] == '\r')
+        line.n--;
+    if (slice_trim(line).n == 0)
+        return 1;
+    return model_batch_line_parse(line.p, line.n, out, errs);
+}
+
 static int add_bad(window_t *w, size_t line, int status, const char *const *reasons, size_t n)
 {
     if (w->n_bad == w->cap_bad) {
@@ -134,7 +144,7 @@ static int add_bad(window_t *w, size_t line, int status, const char *const *reas
         w->cap_bad = cap;
     }
     size_t off = w->bad_text.len;
-    int rc = format_error(&w->bad_text, line, status, reasons, n);
+    int rc = api_batch_format_error(&w->bad_text, line, status, reasons, n);
     if (rc)
         return rc;
     w->bad[w->n_bad++] = (struct bad_line){ w->n_ops, off, w->bad_text.len - off };
@@ -200,13 +210,12 @@ static void parse_work(http_request_t *req, void *arg)
             continue;
         }
         b->line_no++;
-        if (line.n && line.p[line.n - 1] == '\r')
-            line.n--;
-        if (slice_trim(line).n == 0)
+        model_batch_line_t parsed;
+        int prc = api_batch_line_parse(line, &parsed, &errs);
+        if (prc == 1)
             continue; /* blank lines are allowed and not reported */
         b->sum.lines++;
-        model_batch_line_t parsed;
-        if (model_batch_line_parse(line.p, line.n, &parsed, &errs)) {
+        if (prc) {
             const char *reasons[MODEL_REASONS_MAX];
             for (size_t i = 0; i < errs.n; i++)
                 reasons[i] = errs.reasons[i];
@@ -270,7 +279,7 @@ static void report_result(batch_t *b, buf_t *o, size_t line, const store_break_o
                                   : r->rc == BH_ENOTFOUND ? missing
                                                           : err_str(r->rc) };
         b->sum.failed++;
-        if (format_error(o, line, status, reasons, 1))
+        if (api_batch_format_error(o, line, status, reasons, 1))
             log_warn("batch report truncated");
         return;
     }

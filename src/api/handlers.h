@@ -5,7 +5,10 @@
 #ifndef BREAKHOOK_API_HANDLERS_H
 #define BREAKHOOK_API_HANDLERS_H
 
+#include "core/buf.h"
+#include "core/slice.h"
 #include "http/http.h"
+#include "model/model.h"
 
 void api_healthz(http_request_t *req);
 void api_readyz(http_request_t *req);
@@ -36,5 +39,15 @@ void api_webhook_deliveries(http_request_t *req);
 
 #define API_BATCH_WINDOW (1 << 20)    /* body bytes handed to $batch at a time */
 #define API_BATCH_MAX_BODY (64 << 20) /* SPEC §1: batch bodies up to 64 MiB */
+
+/* The pure parts of $batch (batch.c; also fuzz/fuzz_batch.c). One line of the body
+ * without its '\n' (a trailing '\r' is dropped): 1 for a blank line (skipped, not
+ * reported), 0 with *out filled, or an error code with errs filled. */
+BH_MUST_USE int api_batch_line_parse(slice_t line, model_batch_line_t *out,
+                                     model_errors_t *errs);
+/* Appends the report line of a refused line, {"line":N,"status":S,"reasons":[...]}
+ * and a '\n'; the reasons are escaped for JSON. */
+BH_MUST_USE int api_batch_format_error(buf_t *o, size_t line, int status,
+                                       const char *const *reasons, size_t n);
 
 #endif

@@ -83,46 +83,60 @@ void api_cursor_to_id(const api_cursor_t *cur, char out[37])
     out[o] = '\0';
 }
 
+const char *api_page_token_open(auth_keyring_t *k, const char *tok, size_t n,
+                                const char *collection, uint64_t query_hash, int64_t now_s,
+                                api_cursor_t *cur)
+{
+    page_token_t t;
+    size_t got = 0;
+    if (auth_unseal(k, "page", tok, n, &t, sizeof(t), &got) || got != sizeof(t))
+        return "the continuationToken is not valid";
+    if (strncmp(t.collection, collection, sizeof(t.collection)) != 0 ||
+        t.query_hash != query_hash)
+        return "the continuationToken belongs to another query";
+    if (now_s - t.issued_s > API_PAGE_TOKEN_TTL_S)
+        return "the continuationToken has expired";
+    cur->a = t.a;
+    cur->b = t.b;
+    return NULL;
+}
+
+int api_page_token_seal(auth_keyring_t *k, const char *collection, uint64_t query_hash,
+                        int64_t now_s, const api_cursor_t *cur, char **tok)
+{
+    page_token_t t;
+    memset(&t, 0, sizeof(t));
+    t.query_hash = query_hash;
+    t.a = cur->a;
+    t.b = cur->b;
+    t.issued_s = now_s;
+    snprintf(t.collection, sizeof(t.collection), "%s", collection);
+    return auth_seal(k, "page", &t, sizeof(t), tok);
+}
+
 int api_cursor_read(http_request_t *req, const char *collection, api_cursor_t *cur)
 {
     const char *tok;
     if (!http_request_query(req, "continuationToken", &tok))
         return 0;
     api_ctx_t *ctx = api_ctx(req);
-    page_token_t t;
-    size_t n = 0;
-    const char *why = NULL;
-    if (auth_unseal(ctx->keyring, "page", tok, strlen(tok), &t, sizeof(t), &n) ||
-        n != sizeof(t))
-        why = "the continuationToken is not valid";
-    else if (strncmp(t.collection, collection, sizeof(t.collection)) != 0 ||
-             t.query_hash != query_hash(req))
-        why = "the continuationToken belongs to another query";
-    else if (clock_now_ms(ctx->clock) / 1000 - t.issued_s > API_PAGE_TOKEN_TTL_S)
-        why = "the continuationToken has expired";
+    const char *why = api_page_token_open(ctx->keyring, tok, strlen(tok), collection,
+                                          query_hash(req), clock_now_ms(ctx->clock) / 1000, cur);
     if (why) {
         const char *reasons[] = { why };
         http_respond_error(req, 409, "start the listing again without continuationToken",
                            reasons, 1);
         return -1;
     }
-    cur->a = t.a;
-    cur->b = t.b;
     return 1;
 }
 
 int api_next_link(http_request_t *req, const char *collection, const api_cursor_t *cur, buf_t *b)
 {
     api_ctx_t *ctx = api_ctx(req);
-    page_token_t t;
-    memset(&t, 0, sizeof(t));
-    t.query_hash = query_hash(req);
-    t.a = cur->a;
-    t.b = cur->b;
-    t.issued_s = clock_now_ms(ctx->clock) / 1000;
-    snprintf(t.collection, sizeof(t.collection), "%s", collection);
     char *tok = NULL;
-    int rc = auth_seal(ctx->keyring, "page", &t, sizeof(t), &tok);
+    int rc = api_page_token_seal(ctx->keyring, collection, query_hash(req),
+                                 clock_now_ms(ctx->clock) / 1000, cur, &tok);
     if (rc)
         return rc;
     rc = buf_append_str(b, ",\"nextLink\":\"");

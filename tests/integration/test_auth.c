@@ -33,28 +33,12 @@
 
 #include "auth/auth.h"
 #include "core/clock.h"
-#include "harness.h"
+#include "harness_auth.h"
 #include "store/store.h"
 
 #define API "/connector/protimeapi/api/v1"
 #define TOKEN_INFO API "/token-info"
 
-/* The scopes, spelled out here (not taken from the server's headers) so the test
- * pins the public contract. */
-#define SC_BREAKS_R "connector-protimeapi-breaks.read"
-#define SC_BREAKS_W "connector-protimeapi-breaks.write"
-#define SC_DEFS_R "connector-protimeapi-break-definitions.read"
-#define SC_DEFS_W "connector-protimeapi-break-definitions.write"
-#define SC_PEOPLE_R "connector-protimeapi-people.read"
-#define SC_PEOPLE_W "connector-protimeapi-people.write"
-#define SC_HOOKS_R "connector-protimeapi-webhooks.read"
-#define SC_HOOKS_W "connector-protimeapi-webhooks.write"
-#define SC_ALL                                                                              \
-    SC_BREAKS_R " " SC_BREAKS_W " " SC_DEFS_R " " SC_DEFS_W " " SC_PEOPLE_R " " SC_PEOPLE_W \
-                " " SC_HOOKS_R " " SC_HOOKS_W
-
-#define FORM_CT "Content-Type: application/x-www-form-urlencoded\r\n"
-#define JSON_CT "Content-Type: application/json\r\n"
 #define REFRESH_MS 200         /* --revocation-refresh used by the tests that need it */
 #define REVOKE_BOUND_MS 15000  /* a revoked client's token must fail within this (refresh is 200 ms; the rest is slack for a loaded machine) */
 #define POLL_MS 50
@@ -63,12 +47,6 @@ typedef struct fixture {
     it_server_t srv[2];
     bool started[2];
 } fixture_t;
-
-typedef struct client {
-    char tenant[64];
-    char id[64];
-    char secret[128];
-} client_t;
 
 /* ---- fixture ------------------------------------------------------------------------ */
 
@@ -235,119 +213,27 @@ static bool starts_with(const char *s, const char *prefix)
 
 /* ---- the CLI ------------------------------------------------------------------------- */
 
-static void dump_run(const it_run_result_t *r)
-{
-    fprintf(stderr, "exit %d\n--- stdout\n%s--- stderr\n%s---\n", r->status, r->out, r->err);
-}
-
-/* Runs `breakhook <args...> --store sqlite:<the server's file>` and requires exit 0. */
-static void cli(const it_server_t *s, const char *const *args, it_run_result_t *r)
-{
-    const char *argv[32];
-    size_t n = 0;
-    char url[400];
-    snprintf(url, sizeof(url), "sqlite:%s", s->db_path);
-    for (; args[n]; n++) {
-        assert_true(n + 3 < sizeof(argv) / sizeof(argv[0]));
-        argv[n] = args[n];
-    }
-    argv[n++] = "--store";
-    argv[n++] = url;
-    argv[n] = NULL;
-    it_run_opts_t o = { .timeout_ms = 30000 };
-    if (it_run(argv, &o, r) != 0)
-        fail_msg("could not run breakhook %s: %s", args[0], it_last_error());
-    if (r->status != 0) {
-        dump_run(r);
-        fail_msg("breakhook %s %s: exit status %d", args[0], args[1] ? args[1] : "", r->status);
-    }
-}
-
-static void tenant_create(const it_server_t *s, const char *name)
-{
-    const char *args[] = { "tenant", "create", name, NULL };
-    it_run_result_t r;
-    cli(s, args, &r);
-    it_run_result_free(&r);
-}
-
-/* `client create --json`: checks the one line it prints and fills c. */
-static void client_create(const it_server_t *s, const char *tenant, const char *scopes,
-                          client_t *c)
-{
-    const char *args[] = { "client", "create", "--tenant", tenant, "--name", "it",
-                           "--scopes", scopes, "--json", NULL };
-    it_run_result_t r;
-    cli(s, args, &r);
-    json_t *j = it_json_parse(r.out, strlen(r.out));
-    if (!json_is_object(j)) {
-        dump_run(&r);
-        fail_msg("client create --json did not print one JSON object");
-    }
-    const char *t = json_string_value(json_object_get(j, "tenant"));
-    const char *id = json_string_value(json_object_get(j, "clientId"));
-    const char *secret = json_string_value(json_object_get(j, "clientSecret"));
-    json_t *sc = json_object_get(j, "scopes");
-    assert_non_null(t);
-    assert_string_equal(t, tenant);
-    assert_non_null(id);
-    assert_non_null(secret);
-    assert_true(strlen(id) > 0 && strlen(id) < sizeof(c->id));
-    assert_true(strlen(secret) >= 16 && strlen(secret) < sizeof(c->secret));
-    assert_true(json_is_array(sc));
-    /* The scopes array lists exactly what was asked for (space separated here). */
-    size_t want = 0;
-    for (const char *p = scopes; *p;) {
-        while (*p == ' ')
-            p++;
-        const char *e = p;
-        while (*e && *e != ' ')
-            e++;
-        if (e > p) {
-            const char *got = json_string_value(json_array_get(sc, want));
-            if (!got || strlen(got) != (size_t)(e - p) || strncmp(got, p, (size_t)(e - p)))
-                fail_msg("client create: scopes[%zu] is '%s', expected '%.*s'", want,
-                         got ? got : "(none)", (int)(e - p), p);
-            want++;
-        }
-        p = e;
-    }
-    assert_int_equal(json_array_size(sc), want);
-    snprintf(c->tenant, sizeof(c->tenant), "%s", tenant);
-    snprintf(c->id, sizeof(c->id), "%s", id);
-    snprintf(c->secret, sizeof(c->secret), "%s", secret);
-    json_decref(j);
-    it_run_result_free(&r);
-}
-
-static void client_revoke(const it_server_t *s, const client_t *c)
+static void client_revoke(const it_server_t *s, const it_client_t *c)
 {
     const char *args[] = { "client", "revoke", "--tenant", c->tenant, c->id, NULL };
     it_run_result_t r;
-    cli(s, args, &r);
+    it_cli_store(s, args, &r);
     assert_non_null(strstr(r.out, c->id));
     it_run_result_free(&r);
 }
 
 /* ---- HTTP ---------------------------------------------------------------------------- */
 
-static void request(int port, const char *method, const char *target, const char *headers,
-                    const char *body, it_response_t *r)
-{
-    if (it_request(port, method, target, headers, body, body ? strlen(body) : 0, r) != 0)
-        fail_msg("%s %.80s: %s", method, target, it_last_error());
-}
-
 /* POST /tenants/<tenant>/connect/token with exactly these extra header lines. */
 static void token_post(int port, const char *tenant, const char *headers, const char *body,
                        it_response_t *r)
 {
     char *target = it_fmt("/tenants/%s/connect/token", tenant);
-    request(port, "POST", target, headers, body, r);
+    it_req(port, "POST", target, headers, body, r);
     free(target);
 }
 
-static char *form_creds(const client_t *c, const char *extra)
+static char *form_creds(const it_client_t *c, const char *extra)
 {
     return it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s%s", c->id, c->secret,
                extra ? extra : "");
@@ -389,59 +275,9 @@ static void assert_oauth_error(const it_response_t *r, int status, const char *e
     json_decref(j);
 }
 
-/* A 200 token answer: exactly the four members, Bearer, expires_in, scope, no-store.
- * Returns the access token (malloc'd). */
-static char *assert_token_ok(const it_response_t *r, const char *want_scope, long long ttl)
+static char *get_token(int port, const it_client_t *c, const char *scope)
 {
-    json_t *j = it_assert_json(r, 200);
-    const char *cc = it_response_header(r, "cache-control");
-    if (!cc || strcmp(cc, "no-store") != 0)
-        fail_msg("token answer: Cache-Control is '%s', expected no-store", cc ? cc : "(none)");
-    const char *tok = json_string_value(json_object_get(j, "access_token"));
-    const char *type = json_string_value(json_object_get(j, "token_type"));
-    json_t *exp = json_object_get(j, "expires_in");
-    const char *scope = json_string_value(json_object_get(j, "scope"));
-    if (!tok || !*tok || !type || !json_is_integer(exp) || !scope)
-        fail_msg("token answer misses a member: %s", r->body);
-    assert_int_equal(json_object_size(j), 4);
-    assert_string_equal(type, "Bearer");
-    assert_int_equal(json_integer_value(exp), ttl);
-    if (want_scope)
-        assert_string_equal(scope, want_scope);
-    /* Three base64url segments: a JWS in compact form. */
-    const char *d1 = strchr(tok, '.');
-    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-    if (!d1 || !d2 || strchr(d2 + 1, '.') || d2[1] == '\0')
-        fail_msg("access_token is not a compact JWS: %s", tok);
-    char *out = strdup(tok);
-    assert_non_null(out);
-    json_decref(j);
-    return out;
-}
-
-/* Gets a token for c (form credentials), optionally for a scope and with a Host. */
-static char *get_token_host(int port, const client_t *c, const char *scope, const char *host)
-{
-    char *extra = scope ? it_fmt("&scope=%s", scope) : NULL;
-    /* a form body encodes spaces as '+' */
-    for (char *p = extra; p && *p; p++)
-        if (*p == ' ')
-            *p = '+';
-    char *body = form_creds(c, extra);
-    char *headers = host ? it_fmt(FORM_CT "Host: %s\r\n", host) : it_fmt(FORM_CT);
-    it_response_t r;
-    token_post(port, c->tenant, headers, body, &r);
-    char *tok = assert_token_ok(&r, scope, 1800);
-    it_response_free(&r);
-    free(extra);
-    free(body);
-    free(headers);
-    return tok;
-}
-
-static char *get_token(int port, const client_t *c, const char *scope)
-{
-    return get_token_host(port, c, scope, NULL);
+    return it_token_get(port, c, scope, NULL);
 }
 
 /* `key rotate`; returns the new key's kid (as the CLI prints it) in kid. */
@@ -449,10 +285,10 @@ static void key_rotate(const it_server_t *s, char *kid, size_t n)
 {
     const char *args[] = { "key", "rotate", NULL };
     it_run_result_t rr;
-    cli(s, args, &rr);
+    it_cli_store(s, args, &rr);
     char got[64] = "";
     if (sscanf(rr.out, "new signing key %63s is active", got) != 1) {
-        dump_run(&rr);
+        it_run_dump(&rr);
         fail_msg("key rotate did not say which key is active");
     }
     it_run_result_free(&rr);
@@ -461,7 +297,7 @@ static void key_rotate(const it_server_t *s, char *kid, size_t n)
 
 /* Gets tokens for c until one is signed with kid (the server has loaded the key),
  * for at most bound_ms; returns it (malloc'd), or NULL when it never happened. */
-static char *token_with_kid(int port, const client_t *c, const char *kid, unsigned bound_ms)
+static char *token_with_kid(int port, const it_client_t *c, const char *kid, unsigned bound_ms)
 {
     uint64_t t0 = it_now_ms();
     for (;;) {
@@ -478,37 +314,10 @@ static char *token_with_kid(int port, const client_t *c, const char *kid, unsign
     }
 }
 
-/* An API request with a bearer token (or none), an optional Host, a JSON body. */
-static void api_host(int port, const char *method, const char *target, const char *token,
-                     const char *host, const char *body, it_response_t *r)
-{
-    char *headers = it_fmt("%s%s%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
-                        token ? "\r\n" : "", host ? "Host: " : "", host ? host : "",
-                        host ? "\r\n" : "");
-    if (body) {
-        char *h2 = it_fmt("%s" JSON_CT, headers);
-        free(headers);
-        headers = h2;
-    }
-    request(port, method, target, headers, body, r);
-    free(headers);
-}
-
 static void api(int port, const char *method, const char *target, const char *token,
                 const char *body, it_response_t *r)
 {
-    api_host(port, method, target, token, NULL, body, r);
-}
-
-/* 401 with the SPEC body and a Bearer challenge (invalid_token when one was sent). */
-static void assert_401(const it_response_t *r, bool had_token)
-{
-    it_assert_error(r, 401, "Unauthorized");
-    const char *w = it_response_header(r, "www-authenticate");
-    if (!starts_with(w, "Bearer"))
-        fail_msg("401 without a Bearer challenge: WWW-Authenticate '%s'", w ? w : "(none)");
-    if (had_token && !strstr(w, "error=\"invalid_token\""))
-        fail_msg("401 for a bad token without error=\"invalid_token\": '%s'", w);
+    it_api_request(port, method, target, token, NULL, body, r);
 }
 
 /* GET /token-info with token (and host) must be 401. */
@@ -516,19 +325,19 @@ static void expect_token_info_401(int port, const char *token, const char *host,
                                   const char *what)
 {
     it_response_t r;
-    api_host(port, "GET", TOKEN_INFO, token, host, NULL, &r);
+    it_api_request(port, "GET", TOKEN_INFO, token, host, NULL, &r);
     if (r.status != 401)
         fail_msg("%s: expected 401, got %d: %s", what, r.status, r.body);
-    assert_401(&r, token != NULL);
+    it_assert_401(&r, token != NULL);
     it_response_free(&r);
 }
 
 /* GET /token-info with token must be 200 for client c; returns the body parsed. */
 static json_t *expect_token_info_200(int port, const char *token, const char *host,
-                                     const client_t *c)
+                                     const it_client_t *c)
 {
     it_response_t r;
-    api_host(port, "GET", TOKEN_INFO, token, host, NULL, &r);
+    it_api_request(port, "GET", TOKEN_INFO, token, host, NULL, &r);
     if (r.status != 200)
         fail_msg("token-info: expected 200, got %d: %s", r.status, r.body);
     json_t *j = it_assert_json(&r, 200);
@@ -550,17 +359,17 @@ static void test_token_endpoint(void **state)
 {
     it_server_t *s = start(state, 0, NULL);
     int port = s->port;
-    tenant_create(s, "acme");
-    tenant_create(s, "beta");
-    client_t c, gone;
-    client_create(s, "acme", SC_BREAKS_R " " SC_PEOPLE_R, &c);
-    client_create(s, "acme", SC_BREAKS_R, &gone);
+    it_tenant_create(s, "acme");
+    it_tenant_create(s, "beta");
+    it_client_t c, gone;
+    it_client_create(s, "acme", SC_BREAKS_R " " SC_PEOPLE_R, &c);
+    it_client_create(s, "acme", SC_BREAKS_R, &gone);
     it_response_t r;
 
     /* Form credentials: 200, every scope of the client when none is asked for. */
     char *body = form_creds(&c, NULL);
-    token_post(port, "acme", FORM_CT, body, &r);
-    char *tok = assert_token_ok(&r, SC_BREAKS_R " " SC_PEOPLE_R, 1800);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
+    char *tok = it_assert_token_ok(&r, SC_BREAKS_R " " SC_PEOPLE_R, 1800);
     it_response_free(&r);
     /* The JWT itself: HS256 with a key id; exp is expires_in after iat. */
     json_t *hdr = jwt_json(tok, 0);
@@ -580,9 +389,9 @@ static void test_token_endpoint(void **state)
 
     /* HTTP Basic: 200. */
     char *basic = basic_header(c.id, c.secret);
-    char *h = it_fmt(FORM_CT "%s", basic);
+    char *h = it_fmt(IT_FORM_CT "%s", basic);
     token_post(port, "acme", h, "grant_type=client_credentials", &r);
-    tok = assert_token_ok(&r, SC_BREAKS_R " " SC_PEOPLE_R, 1800);
+    tok = it_assert_token_ok(&r, SC_BREAKS_R " " SC_PEOPLE_R, 1800);
     it_response_free(&r);
     json_decref(expect_token_info_200(port, tok, NULL, &c));
     free(tok);
@@ -596,10 +405,10 @@ static void test_token_endpoint(void **state)
     free(body);
 
     /* Wrong secret in the form: 401 invalid_client. */
-    client_t bad = c;
+    it_client_t bad = c;
     bad.secret[0] = c.secret[0] == 'x' ? 'y' : 'x'; /* one character differs */
     body = form_creds(&bad, NULL);
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 401, "invalid_client");
     char *wrong_body = strdup(r.body);
     assert_non_null(wrong_body);
@@ -608,7 +417,7 @@ static void test_token_endpoint(void **state)
 
     /* Wrong secret with Basic: 401 with a Basic challenge. */
     basic = basic_header(c.id, bad.secret);
-    h = it_fmt(FORM_CT "%s", basic);
+    h = it_fmt(IT_FORM_CT "%s", basic);
     token_post(port, "acme", h, "grant_type=client_credentials", &r);
     assert_oauth_error(&r, 401, "invalid_client");
     const char *w = it_response_header(&r, "www-authenticate");
@@ -622,32 +431,32 @@ static void test_token_endpoint(void **state)
 
     /* Unknown client, unknown tenant, a client of another tenant, a revoked client:
      * all exactly the answer of a wrong secret, so nothing tells which exists. */
-    client_t unknown = c;
+    it_client_t unknown = c;
     snprintf(unknown.id, sizeof(unknown.id), "bh_00000000000000000000");
     body = form_creds(&unknown, NULL);
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 401, "invalid_client");
     assert_string_equal(r.body, wrong_body);
     it_response_free(&r);
     free(body);
 
     body = form_creds(&c, NULL);
-    token_post(port, "nosuchtenant", FORM_CT, body, &r);
+    token_post(port, "nosuchtenant", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 401, "invalid_client");
     assert_string_equal(r.body, wrong_body);
     it_response_free(&r);
-    token_post(port, "beta", FORM_CT, body, &r); /* acme's client at beta */
+    token_post(port, "beta", IT_FORM_CT, body, &r); /* acme's client at beta */
     assert_oauth_error(&r, 401, "invalid_client");
     assert_string_equal(r.body, wrong_body);
     it_response_free(&r);
     free(body);
 
     body = form_creds(&gone, NULL);
-    token_post(port, "acme", FORM_CT, body, &r); /* works before the revocation */
-    free(assert_token_ok(&r, SC_BREAKS_R, 1800));
+    token_post(port, "acme", IT_FORM_CT, body, &r); /* works before the revocation */
+    free(it_assert_token_ok(&r, SC_BREAKS_R, 1800));
     it_response_free(&r);
     client_revoke(s, &gone);
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 401, "invalid_client");
     assert_string_equal(r.body, wrong_body);
     it_response_free(&r);
@@ -656,13 +465,13 @@ static void test_token_endpoint(void **state)
 
     /* Missing grant_type, and a grant other than client_credentials. */
     body = it_fmt("client_id=%s&client_secret=%s", c.id, c.secret);
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 400, "invalid_request");
     it_response_free(&r);
     free(body);
     body = it_fmt("grant_type=password&client_id=%s&client_secret=%s&username=u&password=p", c.id,
                c.secret);
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 400, "unsupported_grant_type");
     it_response_free(&r);
     free(body);
@@ -676,12 +485,12 @@ static void test_token_endpoint(void **state)
 
     /* A known scope the client does not have, and an unknown one: invalid_scope. */
     body = form_creds(&c, "&scope=" SC_BREAKS_R "+" SC_BREAKS_W);
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 400, "invalid_scope");
     it_response_free(&r);
     free(body);
     body = form_creds(&c, "&scope=connector-protimeapi-everything.read");
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 400, "invalid_scope");
     it_response_free(&r);
     free(body);
@@ -689,7 +498,7 @@ static void test_token_endpoint(void **state)
     /* Not form-encoded: a JSON body, and no Content-Type at all. */
     char *json = it_fmt("{\"grant_type\":\"client_credentials\",\"client_id\":\"%s\","
                      "\"client_secret\":\"%s\"}", c.id, c.secret);
-    token_post(port, "acme", JSON_CT, json, &r);
+    token_post(port, "acme", IT_JSON_CT, json, &r);
     assert_oauth_error(&r, 400, "invalid_request");
     it_response_free(&r);
     free(json);
@@ -702,12 +511,12 @@ static void test_token_endpoint(void **state)
     /* A repeated parameter (RFC 6749 §3.1): 400 invalid_request, even when both
      * values are the same. */
     body = form_creds(&c, "&grant_type=client_credentials");
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 400, "invalid_request");
     it_response_free(&r);
     free(body);
     body = form_creds(&c, "&scope=" SC_BREAKS_R "&scope=" SC_PEOPLE_R);
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 400, "invalid_request");
     it_response_free(&r);
     free(body);
@@ -715,7 +524,7 @@ static void test_token_endpoint(void **state)
     /* No User-Agent: 400 even with good credentials, and like every answer of the token
      * endpoint an RFC 6749 §5.2 body, so that OAuth2 client libraries can read it. */
     body = form_creds(&c, NULL);
-    char *raw = it_fmt("POST /tenants/acme/connect/token HTTP/1.1\r\nHost: 127.0.0.1\r\n" FORM_CT
+    char *raw = it_fmt("POST /tenants/acme/connect/token HTTP/1.1\r\nHost: 127.0.0.1\r\n" IT_FORM_CT
                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                     strlen(body), body);
     it_conn_t conn;
@@ -739,11 +548,11 @@ static void test_token_endpoint(void **state)
 static void test_discovery(void **state)
 {
     it_server_t *s = start(state, 0, NULL);
-    tenant_create(s, "acme");
-    client_t c;
-    client_create(s, "acme", SC_BREAKS_R, &c);
+    it_tenant_create(s, "acme");
+    it_client_t c;
+    it_client_create(s, "acme", SC_BREAKS_R, &c);
     it_response_t r;
-    request(s->port, "GET", "/tenants/acme/.well-known/openid-configuration", NULL, NULL, &r);
+    it_req(s->port, "GET", "/tenants/acme/.well-known/openid-configuration", NULL, NULL, &r);
     json_t *j = it_assert_json(&r, 200);
     it_response_free(&r);
     const char *issuer = json_string_value(json_object_get(j, "issuer"));
@@ -782,14 +591,14 @@ static void test_discovery(void **state)
     path = path ? strchr(path + 3, '/') : NULL;
     assert_non_null(path);
     char *body = form_creds(&c, NULL);
-    request(s->port, "POST", path, FORM_CT, body, &r);
-    free(assert_token_ok(&r, SC_BREAKS_R, 1800));
+    it_req(s->port, "POST", path, IT_FORM_CT, body, &r);
+    free(it_assert_token_ok(&r, SC_BREAKS_R, 1800));
     it_response_free(&r);
     free(body);
     json_decref(j);
 
     /* An unknown tenant: 404 with the SPEC body. */
-    request(s->port, "GET", "/tenants/nosuchtenant/.well-known/openid-configuration", NULL, NULL,
+    it_req(s->port, "GET", "/tenants/nosuchtenant/.well-known/openid-configuration", NULL, NULL,
             &r);
     it_assert_error(&r, 404, "NotFound");
     it_response_free(&r);
@@ -839,51 +648,13 @@ static char *with_payload(const char *token, const char *header_json, json_t *pa
     return t;
 }
 
-/* Issues a token signed with the server's real current key (read from its store), for
- * the claims given: the only way to get an expired or not-yet-valid one in a test. */
-static char *forge_with_store_key(const it_server_t *s, const client_t *c, int64_t iat,
-                                  int64_t nbf, int64_t exp)
-{
-    char url[400];
-    snprintf(url, sizeof(url), "sqlite:%s", s->db_path);
-    store_t *st = NULL;
-    const char *msg = NULL;
-    store_options_t so = { 0 };
-    if (store_open(url, &so, &st, &msg) != 0)
-        fail_msg("store_open %s: %s", url, msg ? msg : "?");
-    store_signing_key_t *keys = NULL;
-    size_t nk = 0;
-    store_tenant_t t;
-    assert_int_equal(store_signing_key_list(st, &keys, &nk), 0);
-    assert_true(nk > 0);
-    assert_int_equal(store_tenant_get(st, c->tenant, &t), 0);
-    store_close(st);
-    auth_keyring_t ring;
-    auth_keyring_init(&ring);
-    auth_keyring_set(&ring, keys, nk);
-    free(keys);
-    auth_claims_t cl;
-    memset(&cl, 0, sizeof(cl));
-    snprintf(cl.tenant, sizeof(cl.tenant), "%s", t.name);
-    cl.tenant_id = t.id;
-    snprintf(cl.client_id, sizeof(cl.client_id), "%s", c->id);
-    snprintf(cl.scope, sizeof(cl.scope), "%s", SC_BREAKS_R);
-    cl.iat = iat;
-    cl.nbf = nbf;
-    cl.exp = exp;
-    char *tok = NULL;
-    assert_int_equal(auth_token_issue(&ring, rand_system(), &cl, &tok), 0);
-    auth_keyring_deinit(&ring);
-    return tok;
-}
-
 static void test_token_info(void **state)
 {
     it_server_t *s = start(state, 0, NULL);
     int port = s->port;
-    tenant_create(s, "acme");
-    client_t c;
-    client_create(s, "acme", SC_BREAKS_R " " SC_DEFS_R, &c);
+    it_tenant_create(s, "acme");
+    it_client_t c;
+    it_client_create(s, "acme", SC_BREAKS_R " " SC_DEFS_R, &c);
     char *tok = get_token(port, &c, NULL);
 
     /* A valid token: what it grants. */
@@ -897,12 +668,12 @@ static void test_token_info(void **state)
     /* No Authorization: 401 with a plain Bearer challenge. */
     it_response_t r;
     api(port, "GET", TOKEN_INFO, NULL, NULL, &r);
-    assert_401(&r, false);
+    it_assert_401(&r, false);
     it_response_free(&r);
 
     /* Another scheme, garbage, a JWT-looking garbage. */
     char *h = it_fmt("Authorization: Basic %s\r\n", "dXNlcjpwYXNz");
-    request(port, "GET", TOKEN_INFO, h, NULL, &r);
+    it_req(port, "GET", TOKEN_INFO, h, NULL, &r);
     it_assert_error(&r, 401, "Unauthorized");
     assert_true(starts_with(it_response_header(&r, "www-authenticate"), "Bearer"));
     it_response_free(&r);
@@ -954,19 +725,19 @@ static void test_token_info(void **state)
     /* Signed with the server's own key but expired, or not valid for an hour: 401.
      * The same forging with sound times gives 200, so it is the time that fails. */
     int64_t now = clock_now_ms(clock_system()) / 1000;
-    t2 = forge_with_store_key(s, &c, now - 120, now - 120, now + 600);
+    t2 = it_token_forge(s, &c, SC_BREAKS_R, now - 120, now - 120, now + 600);
     json_decref(expect_token_info_200(port, t2, NULL, &c));
     free(t2);
-    t2 = forge_with_store_key(s, &c, now - 3600, now - 3600, now - 60);
+    t2 = it_token_forge(s, &c, SC_BREAKS_R, now - 3600, now - 3600, now - 60);
     expect_token_info_401(port, t2, NULL, "expired token");
     free(t2);
-    t2 = forge_with_store_key(s, &c, now + 3600, now + 3600, now + 5400);
+    t2 = it_token_forge(s, &c, SC_BREAKS_R, now + 3600, now + 3600, now + 5400);
     expect_token_info_401(port, t2, NULL, "token not valid before an hour from now");
     free(t2);
     /* A token that expires while in use: accepted (and so remembered by the server's
      * verified-token cache), then refused once its exp has passed. */
     now = clock_now_ms(clock_system()) / 1000;
-    t2 = forge_with_store_key(s, &c, now - 60, now - 60, now + 2);
+    t2 = it_token_forge(s, &c, SC_BREAKS_R, now - 60, now - 60, now + 2);
     json_decref(expect_token_info_200(port, t2, NULL, &c));
     while (clock_now_ms(clock_system()) / 1000 < now + 2)
         it_sleep_ms(50);
@@ -976,9 +747,9 @@ static void test_token_info(void **state)
     /* A token of another server (its own store, so its own key), same tenant name and
      * client shape: 401 here, although it works there; and the other way round. */
     it_server_t *s2 = start(state, 1, NULL);
-    tenant_create(s2, "acme");
-    client_t c2;
-    client_create(s2, "acme", SC_BREAKS_R, &c2);
+    it_tenant_create(s2, "acme");
+    it_client_t c2;
+    it_client_create(s2, "acme", SC_BREAKS_R, &c2);
     char *tok2 = get_token(s2->port, &c2, NULL);
     json_decref(expect_token_info_200(s2->port, tok2, NULL, &c2));
     expect_token_info_401(port, tok2, NULL, "a token of another server");
@@ -999,14 +770,7 @@ static void expect_403(int port, const char *method, const char *target, const c
     api(port, method, target, token, body, &r);
     if (r.status != 403)
         fail_msg("%s %s: expected 403, got %d: %s", method, target, r.status, r.body);
-    it_assert_error(&r, 403, "Forbidden");
-    const char *w = it_response_header(&r, "www-authenticate");
-    if (!starts_with(w, "Bearer") || !strstr(w, "error=\"insufficient_scope\""))
-        fail_msg("%s %s: 403 with WWW-Authenticate '%s'", method, target, w ? w : "(none)");
-    char *want = it_fmt("scope=\"%s\"", scope);
-    if (!strstr(w, want))
-        fail_msg("%s %s: the challenge '%s' does not name %s", method, target, w, scope);
-    free(want);
+    it_assert_403(&r, scope);
     it_response_free(&r);
 }
 
@@ -1014,10 +778,10 @@ static void test_scopes(void **state)
 {
     it_server_t *s = start(state, 0, NULL);
     int port = s->port;
-    tenant_create(s, "acme");
-    client_t br, pr;
-    client_create(s, "acme", SC_BREAKS_R, &br);
-    client_create(s, "acme", SC_PEOPLE_R, &pr);
+    it_tenant_create(s, "acme");
+    it_client_t br, pr;
+    it_client_create(s, "acme", SC_BREAKS_R, &br);
+    it_client_create(s, "acme", SC_PEOPLE_R, &pr);
     char *tb = get_token(port, &br, NULL);
     char *tp = get_token(port, &pr, NULL);
 
@@ -1050,10 +814,10 @@ static void test_revocation(void **state)
     const char *args[] = { "--revocation-refresh", "200ms", NULL };
     it_server_t *s = start(state, 0, args);
     int port = s->port;
-    tenant_create(s, "acme");
-    client_t c, other;
-    client_create(s, "acme", SC_BREAKS_R, &c);
-    client_create(s, "acme", SC_BREAKS_R, &other);
+    it_tenant_create(s, "acme");
+    it_client_t c, other;
+    it_client_create(s, "acme", SC_BREAKS_R, &c);
+    it_client_create(s, "acme", SC_BREAKS_R, &other);
     char *tok = get_token(port, &c, NULL);
     char *tok_other = get_token(port, &other, NULL);
     json_decref(expect_token_info_200(port, tok, NULL, &c));
@@ -1066,7 +830,7 @@ static void test_revocation(void **state)
         api(port, "GET", TOKEN_INFO, tok, NULL, &r);
         status = r.status;
         if (status == 401)
-            assert_401(&r, true);
+            it_assert_401(&r, true);
         else if (status != 200)
             fail_msg("token-info after revoke: unexpected %d: %s", status, r.body);
         it_response_free(&r);
@@ -1081,10 +845,10 @@ static void test_revocation(void **state)
     expect_token_info_401(port, tok, NULL, "revoked client, later");
     it_response_t r;
     api(port, "GET", API "/breaks/1", tok, NULL, &r);
-    assert_401(&r, true);
+    it_assert_401(&r, true);
     it_response_free(&r);
     char *body = form_creds(&c, NULL);
-    token_post(port, "acme", FORM_CT, body, &r);
+    token_post(port, "acme", IT_FORM_CT, body, &r);
     assert_oauth_error(&r, 401, "invalid_client");
     it_response_free(&r);
     free(body);
@@ -1092,7 +856,7 @@ static void test_revocation(void **state)
     /* `client list` shows it revoked; the other client of the tenant is unaffected. */
     const char *largs[] = { "client", "list", "--tenant", "acme", "--json", NULL };
     it_run_result_t lr;
-    cli(s, largs, &lr);
+    it_cli_store(s, largs, &lr);
     const char *line = strstr(lr.out, c.id);
     assert_non_null(line);
     const char *eol = strchr(line, '\n');
@@ -1111,9 +875,9 @@ static void test_key_rotation(void **state)
     const char *args[] = { "--revocation-refresh", "200ms", NULL };
     it_server_t *s = start(state, 0, args);
     int port = s->port;
-    tenant_create(s, "acme");
-    client_t c;
-    client_create(s, "acme", SC_BREAKS_R, &c);
+    it_tenant_create(s, "acme");
+    it_client_t c;
+    it_client_create(s, "acme", SC_BREAKS_R, &c);
     char *a = get_token(port, &c, NULL);
     char *kid_a = jwt_kid(a);
     json_decref(expect_token_info_200(port, a, NULL, &c));
@@ -1144,7 +908,7 @@ static void test_key_rotation(void **state)
     it_run_result_t rr;
     /* `key list`: the old key retired, the new one active. */
     const char *largs[] = { "key", "list", NULL };
-    cli(s, largs, &rr);
+    it_cli_store(s, largs, &rr);
     const char *la = strstr(rr.out, kid_a);
     const char *lb = strstr(rr.out, new_kid);
     assert_non_null(la);
@@ -1182,10 +946,10 @@ static void test_rate_limit(void **state)
     const char *args[] = { "--rate-limit", "2", "--rate-burst", "2", NULL };
     it_server_t *s = start(state, 0, args);
     int port = s->port;
-    tenant_create(s, "acme");
-    client_t c1, c2;
-    client_create(s, "acme", SC_BREAKS_R, &c1);
-    client_create(s, "acme", SC_BREAKS_R, &c2);
+    it_tenant_create(s, "acme");
+    it_client_t c1, c2;
+    it_client_create(s, "acme", SC_BREAKS_R, &c1);
+    it_client_create(s, "acme", SC_BREAKS_R, &c2);
     char *t1 = get_token(port, &c1, NULL);
     char *t2 = get_token(port, &c2, NULL);
 
@@ -1235,7 +999,7 @@ static void test_rate_limit(void **state)
     it_conn_t cs[N];
     char *body = form_creds(&c1, NULL);
     char *raw = it_fmt("POST /tenants/acme/connect/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                    "User-Agent: breakhook-it/1\r\n" FORM_CT "Content-Length: %zu\r\n\r\n%s",
+                    "User-Agent: breakhook-it/1\r\n" IT_FORM_CT "Content-Length: %zu\r\n\r\n%s",
                     strlen(body), body);
     for (int i = 0; i < N; i++)
         if (it_connect(&cs[i], port) != 0 || it_send_str(&cs[i], raw) != 0)
@@ -1250,7 +1014,7 @@ static void test_rate_limit(void **state)
             (void)retry_after(&r);
             slow++;
         } else if (r.status == 200) {
-            free(assert_token_ok(&r, SC_BREAKS_R, 1800));
+            free(it_assert_token_ok(&r, SC_BREAKS_R, 1800));
         } else {
             fail_msg("token burst %d: unexpected %d: %s", i, r.status, r.body);
         }
@@ -1272,11 +1036,11 @@ static void test_domain(void **state)
     const char *args[] = { "--domain", "example.test", NULL };
     it_server_t *s = start(state, 0, args);
     int port = s->port;
-    tenant_create(s, "acme");
-    tenant_create(s, "other");
-    client_t c;
-    client_create(s, "acme", SC_BREAKS_R, &c);
-    char *tok = get_token_host(port, &c, NULL, "acme.example.test");
+    it_tenant_create(s, "acme");
+    it_tenant_create(s, "other");
+    it_client_t c;
+    it_client_create(s, "acme", SC_BREAKS_R, &c);
+    char *tok = it_token_get(port, &c, NULL, "acme.example.test");
 
     /* The tenant's own host: 200, with a port and in any case too. */
     json_decref(expect_token_info_200(port, tok, "acme.example.test", &c));
@@ -1290,20 +1054,20 @@ static void test_domain(void **state)
     expect_token_info_401(port, tok, "acmeexample.test", "no dot before the domain");
     /* A data route too, not only token-info. */
     it_response_t r;
-    api_host(port, "GET", API "/breaks/1", tok, "other.example.test", NULL, &r);
-    assert_401(&r, true);
+    it_api_request(port, "GET", API "/breaks/1", tok, "other.example.test", NULL, &r);
+    it_assert_401(&r, true);
     it_response_free(&r);
-    api_host(port, "GET", API "/breaks/1", tok, "acme.example.test", NULL, &r);
+    it_api_request(port, "GET", API "/breaks/1", tok, "acme.example.test", NULL, &r);
     it_assert_error(&r, 404, "NotFound");
     it_response_free(&r);
 
     /* The token endpoint of acme reached with another tenant's Host, or none of the
      * domain: 400 invalid_request, and no token. */
     char *body = form_creds(&c, NULL);
-    token_post(port, "acme", FORM_CT "Host: other.example.test\r\n", body, &r);
+    token_post(port, "acme", IT_FORM_CT "Host: other.example.test\r\n", body, &r);
     assert_oauth_error(&r, 400, "invalid_request");
     it_response_free(&r);
-    token_post(port, "acme", FORM_CT, body, &r); /* Host: 127.0.0.1 */
+    token_post(port, "acme", IT_FORM_CT, body, &r); /* Host: 127.0.0.1 */
     assert_oauth_error(&r, 400, "invalid_request");
     it_response_free(&r);
     /* Absolute-form targets (RFC 9112 §3.2.2): the target's authority is the host, and
@@ -1325,11 +1089,11 @@ static void test_domain(void **state)
     it_response_free(&r);
     free(body);
     /* Discovery follows the same rule. */
-    request(port, "GET", "/tenants/acme/.well-known/openid-configuration",
+    it_req(port, "GET", "/tenants/acme/.well-known/openid-configuration",
             "Host: acme.example.test\r\n", NULL, &r);
     json_decref(it_assert_json(&r, 200));
     it_response_free(&r);
-    request(port, "GET", "/tenants/acme/.well-known/openid-configuration",
+    it_req(port, "GET", "/tenants/acme/.well-known/openid-configuration",
             "Host: other.example.test\r\n", NULL, &r);
     it_assert_error(&r, 404, "NotFound");
     it_response_free(&r);
@@ -1408,11 +1172,11 @@ static void test_tenant_isolation(void **state)
 {
     it_server_t *s = start(state, 0, NULL);
     int port = s->port;
-    tenant_create(s, "acme");
-    tenant_create(s, "beta");
-    client_t ca, cb;
-    client_create(s, "acme", SC_ALL, &ca);
-    client_create(s, "beta", SC_ALL, &cb);
+    it_tenant_create(s, "acme");
+    it_tenant_create(s, "beta");
+    it_client_t ca, cb;
+    it_client_create(s, "acme", SC_ALL, &ca);
+    it_client_create(s, "beta", SC_ALL, &cb);
     char *ta = get_token(port, &ca, NULL);
     char *tb = get_token(port, &cb, NULL);
 
@@ -1477,14 +1241,14 @@ static void test_tenant_isolation(void **state)
         "{\"op\":\"upsert\",\"data\":{\"id\":303,\"person\":{\"id\":101},\"breakDefinition\":"
         "{\"id\":201},\"date\":\"2024-03-07\",\"clockedDurationInMinutes\":20,"
         "\"startTimeInMinutes\":720,\"endTimeInMinutes\":780,\"isBreakTaken\":true}}\n";
-    request(port, "POST", API "/breaks/$batch",
+    it_req(port, "POST", API "/breaks/$batch",
             "Content-Type: application/x-ndjson\r\nAuthorization: Bearer " /* token below */
             "x\r\n",
             NULL, &r); /* a bad token first: the batch route is protected too */
-    assert_401(&r, true);
+    it_assert_401(&r, true);
     it_response_free(&r);
     char *h = it_fmt("Content-Type: application/x-ndjson\r\nAuthorization: Bearer %s\r\n", tb);
-    request(port, "POST", API "/breaks/$batch", h, batch, &r);
+    it_req(port, "POST", API "/breaks/$batch", h, batch, &r);
     free(h);
     if (r.status != 200)
         fail_msg("$batch: expected 200, got %d: %s", r.status, r.body);
@@ -1572,13 +1336,13 @@ static void test_token_ttl(void **state)
 {
     const char *args[] = { "--token-ttl", "2m", NULL };
     it_server_t *s = start(state, 0, args);
-    tenant_create(s, "acme");
-    client_t c;
-    client_create(s, "acme", SC_BREAKS_R, &c);
+    it_tenant_create(s, "acme");
+    it_client_t c;
+    it_client_create(s, "acme", SC_BREAKS_R, &c);
     char *body = form_creds(&c, NULL);
     it_response_t r;
-    token_post(s->port, "acme", FORM_CT, body, &r);
-    char *tok = assert_token_ok(&r, SC_BREAKS_R, 120);
+    token_post(s->port, "acme", IT_FORM_CT, body, &r);
+    char *tok = it_assert_token_ok(&r, SC_BREAKS_R, 120);
     it_response_free(&r);
     json_t *claims = jwt_json(tok, 1);
     assert_int_equal(json_integer_value(json_object_get(claims, "exp")) -
@@ -1605,9 +1369,9 @@ static void test_token_ttl(void **state)
 static void test_token_content_type_is_a_media_type(void **state)
 {
     it_server_t *s = start(state, 0, NULL);
-    tenant_create(s, "acme");
-    client_t c;
-    client_create(s, "acme", SC_BREAKS_R, &c);
+    it_tenant_create(s, "acme");
+    it_client_t c;
+    it_client_create(s, "acme", SC_BREAKS_R, &c);
     char *body = form_creds(&c, NULL);
     it_response_t r1, r2;
     token_post(s->port, "acme", "Content-Type: Application/X-WWW-Form-Urlencoded\r\n", body, &r1);
@@ -1644,9 +1408,9 @@ static void test_many_rotations_keep_tokens(void **state)
 {
     const char *args[] = { "--revocation-refresh", "200ms", NULL };
     it_server_t *s = start(state, 0, args);
-    tenant_create(s, "acme");
-    client_t c;
-    client_create(s, "acme", SC_BREAKS_R, &c);
+    it_tenant_create(s, "acme");
+    it_client_t c;
+    it_client_create(s, "acme", SC_BREAKS_R, &c);
     char *a = get_token(s->port, &c, NULL);
     char kid[64] = "";
     for (int i = 0; i < 16; i++)
@@ -1723,7 +1487,7 @@ static void *flood_main(void *arg)
         char head[320];
         snprintf(head, sizeof(head),
                  "POST /tenants/acme/connect/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                 "User-Agent: breakhook-it/1\r\n" FORM_CT "Content-Length: %zu\r\n\r\n",
+                 "User-Agent: breakhook-it/1\r\n" IT_FORM_CT "Content-Length: %zu\r\n\r\n",
                  strlen(body));
         it_response_t r;
         if (it_send_str(&c, head) != 0 || it_send_str(&c, body) != 0 ||
@@ -1817,10 +1581,10 @@ static void flood_run(int port, int threads, int per_thread, const char *target,
 }
 
 /* A tenant acme with a client of every scope, its token, and break 301 to read. */
-static char *flood_setup(it_server_t *s, client_t *c)
+static char *flood_setup(it_server_t *s, it_client_t *c)
 {
-    tenant_create(s, "acme");
-    client_create(s, "acme", SC_ALL, c);
+    it_tenant_create(s, "acme");
+    it_client_create(s, "acme", SC_ALL, c);
     char *t = get_token(s->port, c, NULL);
     it_response_t r;
     api(s->port, "PUT", API "/people/101", t, person_a, &r);
@@ -1862,7 +1626,7 @@ static void test_token_flood_per_address(void **state)
 {
     const char *args[] = { "--token-rate-per-address", "1", NULL };
     it_server_t *s = start(state, 0, args);
-    client_t c;
+    it_client_t c;
     char *t = flood_setup(s, &c);
     flood_result_t fr;
     flood_run(s->port, 4, 10, API "/breaks/301", t, &fr);
@@ -1880,7 +1644,7 @@ static void test_token_flood_global(void **state)
 {
     const char *args[] = { "--token-rate-per-address", "0", "--token-rate-global", "1", NULL };
     it_server_t *s = start(state, 0, args);
-    client_t c;
+    it_client_t c;
     char *t = flood_setup(s, &c);
     flood_result_t fr;
     flood_run(s->port, 4, 10, API "/breaks/301", t, &fr);
@@ -1897,7 +1661,7 @@ static void test_token_flood_reads_answered(void **state)
     const char *args[] = { "--token-rate-per-address", "0", "--token-rate-global", "0",
                            "--rate-limit", "0", NULL };
     it_server_t *s = start(state, 0, args);
-    client_t c;
+    it_client_t c;
     char *t = flood_setup(s, &c);
     flood_result_t fr;
     flood_run(s->port, 4, 8, API "/breaks/301", t, &fr);
