@@ -1072,19 +1072,20 @@ static void test_domain(void **state)
     it_response_free(&r);
     /* Absolute-form targets (RFC 9112 §3.2.2): the target's authority is the host, and
      * the same rule applies to it; the Host header is then ignored. */
-    request(port, "POST", "http://other.example.test/tenants/acme/connect/token",
-            FORM_CT "Host: acme.example.test\r\n", body, &r);
+    it_req(port, "POST", "http://other.example.test/tenants/acme/connect/token",
+           IT_FORM_CT "Host: acme.example.test\r\n", body, &r);
     assert_oauth_error(&r, 400, "invalid_request");
     it_response_free(&r);
-    api_host(port, "GET", "http://other.example.test" TOKEN_INFO, tok, "acme.example.test", NULL,
-             &r);
-    assert_401(&r, true);
+    it_api_request(port, "GET", "http://other.example.test" TOKEN_INFO, tok, "acme.example.test",
+                   NULL, &r);
+    it_assert_401(&r, true);
     it_response_free(&r);
-    api_host(port, "GET", "http://example.test" TOKEN_INFO, tok, "acme.example.test", NULL, &r);
-    assert_401(&r, true);
+    it_api_request(port, "GET", "http://example.test" TOKEN_INFO, tok, "acme.example.test", NULL,
+                   &r);
+    it_assert_401(&r, true);
     it_response_free(&r);
-    api_host(port, "GET", "http://acme.example.test:8443" TOKEN_INFO, tok, "other.example.test",
-             NULL, &r);
+    it_api_request(port, "GET", "http://acme.example.test:8443" TOKEN_INFO, tok,
+                   "other.example.test", NULL, &r);
     json_decref(it_assert_json(&r, 200));
     it_response_free(&r);
     free(body);
