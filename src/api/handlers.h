@@ -9,6 +9,7 @@
 #include "core/slice.h"
 #include "http/http.h"
 #include "model/model.h"
+#include "store/store.h"
 
 void api_healthz(http_request_t *req);
 void api_readyz(http_request_t *req);
@@ -39,6 +40,21 @@ void api_webhook_deliveries(http_request_t *req);
 
 #define API_BATCH_WINDOW (1 << 20)    /* body bytes handed to $batch at a time */
 #define API_BATCH_MAX_BODY (64 << 20) /* SPEC §1: batch bodies up to 64 MiB */
+
+/* The body of POST /webhooks (webhooks.c; also fuzz/fuzz_webhook_body.c):
+ * {"destinationUrl","collectionName"} with duplicate keys refused. 0 with *out
+ * filled (url allocated in arena, url_len its length: it may hold a NUL, which the
+ * destination rules then refuse); BH_EINVAL with 1..API_WEBHOOK_BODY_REASONS_MAX
+ * reasons in reasons[] (strings static or in arena); BH_ENOMEM. */
+#define API_WEBHOOK_BODY_REASONS_MAX 10
+typedef struct api_webhook_body {
+    store_collection_t collection;
+    const char *url;
+    size_t url_len;
+} api_webhook_body_t;
+BH_MUST_USE int api_webhook_body_parse(const char *p, size_t n, arena_t *arena,
+                                       api_webhook_body_t *out, const char **reasons,
+                                       size_t *n_reasons);
 
 /* The pure parts of $batch (batch.c; also fuzz/fuzz_batch.c). One line of the body
  * without its '\n' (a trailing '\r' is dropped): 1 for a blank line (skipped, not

@@ -204,15 +204,15 @@ static bool is_protime_collection(const char *name)
 }
 
 /* Reads and checks the body; answers 400 and returns false when it is wrong. */
-static bool read_create_body(http_request_t *req, create_job_t *j, const char **url_out)
+int api_webhook_body_parse(const char *p, size_t n, arena_t *arena, api_webhook_body_t *out,
+                           const char **reasons, size_t *n_reasons)
 {
-    /* At most 6 unknown properties are named, plus 3 other reasons. */
-    const char *reasons[10];
-    size_t n = 0;
+    size_t k = 0;
+    memset(out, 0, sizeof(*out));
     json_error_t err;
-    json_t *o = json_loadb(buf_cstr(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &err);
+    json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &err);
     if (!json_is_object(o)) {
-        reasons[n++] = o ? "body must be a JSON object" : "body is not valid JSON";
+        reasons[k++] = o ? "body must be a JSON object" : "body is not valid JSON";
         goto bad;
     }
     const char *key;
@@ -220,42 +220,67 @@ static bool read_create_body(http_request_t *req, create_job_t *j, const char **
     json_object_foreach(o, key, val)
     {
         if (strcmp(key, "destinationUrl") && strcmp(key, "collectionName") &&
-            strcmp(key, "resumeAfter") && n < 6)
-            reasons[n++] = arena_printf(&req->arena, "unknown property '%.64s'", key);
+            strcmp(key, "resumeAfter") && k < 6)
+            reasons[k++] = arena_printf(arena, "unknown property '%.64s'", key);
     }
     const char *url = json_string_value(json_object_get(o, "destinationUrl"));
     const char *coll = json_string_value(json_object_get(o, "collectionName"));
     if (!url)
-        reasons[n++] = "destinationUrl: is required and must be a string";
+        reasons[k++] = "destinationUrl: is required and must be a string";
     if (!coll) {
-        reasons[n++] = "collectionName: is required and must be a string";
+        reasons[k++] = "collectionName: is required and must be a string";
     } else if (!strcmp(coll, "breaks")) {
-        j->w.collection = STORE_COLL_BREAKS;
+        out->collection = STORE_COLL_BREAKS;
     } else if (!strcmp(coll, "break-definitions")) {
-        j->w.collection = STORE_COLL_DEFINITIONS;
+        out->collection = STORE_COLL_DEFINITIONS;
     } else if (is_protime_collection(coll)) {
-        reasons[n++] = arena_printf(&req->arena,
+        reasons[k++] = arena_printf(arena,
                                     "collectionName: '%.64s' is not supported by this server "
                                     "(supported: breaks, break-definitions)",
                                     coll);
     } else {
-        reasons[n++] = arena_printf(&req->arena, "collectionName: unknown collection '%.64s'",
-                                    coll);
+        reasons[k++] = arena_printf(arena, "collectionName: unknown collection '%.64s'", coll);
     }
     if (json_object_get(o, "resumeAfter"))
-        reasons[n++] = "resumeAfter: not available on this server yet";
-    if (n)
+        reasons[k++] = "resumeAfter: not available on this server yet";
+    if (k)
         goto bad;
-    *url_out = arena_strndup(&req->arena, url, strlen(url));
+    /* destinationUrl may hold a NUL (JSON allows \u0000): its length is the string's. */
+    out->url = arena_strndup(arena, url, json_string_length(json_object_get(o, "destinationUrl")));
+    out->url_len = json_string_length(json_object_get(o, "destinationUrl"));
     json_decref(o);
-    return *url_out != NULL;
+    if (!out->url) {
+        reasons[k++] = "out of memory";
+        *n_reasons = k;
+        return BH_ENOMEM;
+    }
+    *n_reasons = 0;
+    return 0;
 bad:
     json_decref(o);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < k; i++)
         if (!reasons[i])
             reasons[i] = "out of memory";
-    http_respond_error(req, 400, "the request body is invalid", reasons, n);
-    return false;
+    *n_reasons = k;
+    return BH_EINVAL;
+}
+
+static bool read_create_body(http_request_t *req, create_job_t *j, const char **url_out,
+                             size_t *url_len)
+{
+    const char *reasons[API_WEBHOOK_BODY_REASONS_MAX];
+    size_t n = 0;
+    api_webhook_body_t b;
+    if (api_webhook_body_parse(buf_cstr(&req->body), req->body.len, &req->arena, &b, reasons,
+                               &n)) {
+        http_respond_error(req, n && !strcmp(reasons[0], "out of memory") ? 503 : 400,
+                           "the request body is invalid", reasons, n);
+        return false;
+    }
+    j->w.collection = b.collection;
+    *url_out = b.url;
+    *url_len = b.url_len;
+    return true;
 }
 
 /* externalReferences of a webhook, as a JSON array of {collection, name}. */
@@ -308,7 +333,8 @@ void api_webhook_create(http_request_t *req)
     memset(j, 0, sizeof(*j));
     j->tenant_id = c->tenant_id;
     const char *url;
-    if (!read_create_body(req, j, &url))
+    size_t url_len;
+    if (!read_create_body(req, j, &url, &url_len))
         return;
     /* Subscribing to a collection needs the right to read it (SPEC §2). */
     const char *read_scope =
@@ -325,7 +351,8 @@ void api_webhook_create(http_request_t *req)
     }
     if (!read_webhook_extrefs(req, j))
         return;
-    if (dest_url_parse(url, strlen(url), ctx->allow_http, &j->url, j->why, sizeof(j->why))) {
+    /* With its real length: a "\u0000" inside is refused, not a cut-off URL accepted. */
+    if (dest_url_parse(url, url_len, ctx->allow_http, &j->url, j->why, sizeof(j->why))) {
         const char *reasons[] = { j->why, HINT_ALLOW_HTTP };
         bool plain_http = !ctx->allow_http && strncasecmp(url, "http:", 5) == 0;
         http_respond_error(req, 400, "invalid destinationUrl", reasons, plain_http ? 2 : 1);
