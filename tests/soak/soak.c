@@ -32,13 +32,25 @@
  *     crash is at-least-once, not backwards);
  *   - duplicates: deliveries of a version delivered before (expected after kills);
  *   - peak RSS: the server's VmHWM, read before every kill and at the end.
- * It prints one summary line and one JSON line per round, and exits 0 only when every
- * must-be-0 figure is 0 in both rounds.
+ * The server must also never exit by itself (crashes), and every delivery must carry a
+ * record id and a changeVersion (malformed).
  *
- * Environment: SOAK_SECONDS (default 480, the whole run's write time plus a settle
- * margin), SOAK_SEED (the PRNG seed; printed at the start; the same seed replays the
- * same random choices, though thread timing makes no two runs identical), SOAK_KEEP=1
- * keeps the stores and logs of the last round (their directory is printed).
+ * Reading the output: per round one line "soak: round NAME PASS|FAIL: ..." with the
+ * write requests sent (those answered 503 by the full disk, those cut by a kill), the
+ * changes acknowledged (a $batch acknowledges one per applied line), kills, disk-full
+ * episodes (each saw at least one 503 unless it ran out its 10 s), the destination's
+ * attempts and how it failed them, deliveries (2xx), duplicates, the must-be-0 figures,
+ * how long the settle took, the webhook's final status, the server's peak RSS; then the
+ * same figures as one JSON line ({"round":"coalesce",...}) for docs to quote; on a
+ * failure the first problem found, and the directories kept for a post-mortem. The
+ * last line is "soak: PASS" or "soak: FAIL" with the seed. Exit status: 0 pass, 1 a
+ * figure that must be 0 is not, 2 the soak itself could not run.
+ *
+ * Environment: SOAK_SECONDS (default 480: each round writes for (SOAK_SECONDS - 30) / 2,
+ * then settles, normally within seconds and at most SETTLE_S); SOAK_SEED (the PRNG
+ * seed, printed at the start: it replays the writer's choices, the kill and disk
+ * schedule; thread and network timing make no two runs identical); SOAK_KEEP=1 keeps
+ * the stores and logs (their directories are printed; kept anyway on a failure).
  */
 #define _GNU_SOURCE /* accept4, memmem */
 
@@ -398,6 +410,7 @@ typedef struct round {
     it_server_t first;     /* the first server: its directory holds the store */
     it_server_t cur;       /* the one running now (the first, or a restart) */
     char store[400];
+    char limit_dir[256];   /* holds the page-limit file */
     char limit_path[400];  /* BREAKHOOK_TEST_MAX_PAGE_COUNT_FILE */
     char client_id[128], client_secret[256];
     char auth[1200];
@@ -725,8 +738,13 @@ static char *cli(round_t *r, const char *const *args)
 {
     it_run_result_t res;
     it_run_opts_t o = { .cwd = r->first.dir, .timeout_ms = 30000 };
-    if (it_run(args, &o, &res) != 0 || res.status != 0) {
-        fprintf(stderr, "soak: breakhook %s %s failed: %s\n", args[0], args[1], res.err);
+    if (it_run(args, &o, &res) != 0) {
+        fprintf(stderr, "soak: cannot run breakhook %s: %s\n", args[0], it_last_error());
+        exit(2);
+    }
+    if (res.status != 0) {
+        fprintf(stderr, "soak: breakhook %s %s exited %d: %s\n", args[0], args[1], res.status,
+                res.err);
         exit(2);
     }
     char *out = res.out;
@@ -752,10 +770,9 @@ static void must(round_t *r, const char *method, const char *target, const char 
 
 static void round_setup(round_t *r)
 {
-    char dir[256];
-    if (it_tmpdir_new(dir, sizeof(dir)) != 0)
+    if (it_tmpdir_new(r->limit_dir, sizeof(r->limit_dir)) != 0)
         die("cannot create a temporary directory");
-    snprintf(r->limit_path, sizeof(r->limit_path), "%s/max-pages", dir);
+    snprintf(r->limit_path, sizeof(r->limit_path), "%s/max-pages", r->limit_dir);
     set_page_limit(r, "0");
     server_start(r, false);
     snprintf(r->store, sizeof(r->store), "sqlite:%s", r->first.db_path);
@@ -794,7 +811,6 @@ static void round_setup(round_t *r)
     snprintf(r->webhook_id, sizeof(r->webhook_id), "%s",
              json_string_value(json_object_get(w, "id")));
     json_decref(w);
-    (void)dir;
 }
 
 /* Runs writes with kills and disk-full episodes until deadline_ms. */
@@ -1026,12 +1042,12 @@ static bool run_round(bool coalesce, unsigned write_s, bool keep)
     r.peak_rss_kb = atomic_load(&r.peak_rss_atomic);
 
     bool ok = f.newest_missing == 0 && f.skipped == 0 && f.backwards == 0 && r.crashes == 0 &&
-              r.dest.malformed == 0;
-    printf("soak: round %s %s: %zu writes tried, %zu acknowledged (%zu answered 503, %zu cut), "
-           "%zu kills, %zu disk-full episodes; destination: %zu attempts (%zu 500, %zu hung, %zu "
+              r.dest.malformed == 0 && f.unknown_deliveries == 0;
+    printf("soak: round %s %s: %zu write requests (%zu answered 503, %zu cut by a kill), %zu "
+           "changes acknowledged, %zu kills, %zu disk-full episodes; destination: %zu attempts (%zu 500, %zu hung, %zu "
            "reset), %zu deliveries, %zu duplicates; versions skipped %zu, newest missing %zu, "
            "backwards %zu, crashes %zu, malformed %zu; settled in %llu ms; webhook %s; peak RSS %ld kB\n",
-           r.name, ok ? "PASS" : "FAIL", r.writes_tried, r.n_acks, r.writes_503, r.writes_lost,
+           r.name, ok ? "PASS" : "FAIL", r.writes_tried, r.writes_503, r.writes_lost, r.n_acks,
            r.kills, r.disk_episodes, r.dest.attempts, r.dest.n_500, r.dest.n_hang, r.dest.n_reset,
            f.deliveries, f.duplicates, f.skipped, f.newest_missing, f.backwards, r.crashes,
            r.dest.malformed, (unsigned long long)settle_ms, wstatus, r.peak_rss_kb);
@@ -1062,6 +1078,7 @@ static bool run_round(bool coalesce, unsigned write_s, bool keep)
             it_server_cleanup(&r.cur);
         it_server_cleanup(&r.first);
     }
+    it_rmtree(r.limit_dir);
     dest_stop(&r.dest);
     free(r.acks);
     return ok;
