@@ -990,7 +990,11 @@ static void webhook_status(round_t *r, char *out, size_t n)
     char *target = it_fmt(BASE "/webhooks/%s", r->webhook_id);
     it_response_t resp;
     snprintf(out, n, "?");
-    if (request(r, "GET", target, NULL, NULL, &resp) == 0) {
+    /* Twice: the keep-alive connection may have been closed while idle (a long settle). */
+    int rc = request(r, "GET", target, NULL, NULL, &resp);
+    if (rc != 0)
+        rc = request(r, "GET", target, NULL, NULL, &resp);
+    if (rc == 0) {
         json_t *j = it_json_parse(resp.body, resp.body_len);
         const char *st = json_string_value(json_object_get(j, "status"));
         const char *why = json_string_value(json_object_get(j, "disabledReason"));
