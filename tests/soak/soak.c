@@ -431,7 +431,7 @@ typedef struct round {
     size_t n_acks, cap_acks;
     unsigned write_seq;
     /* figures */
-    size_t writes_tried, writes_503, writes_lost, kills, disk_episodes, crashes;
+    size_t writes_tried, writes_503, writes_other, writes_lost, kills, disk_episodes, crashes;
     long peak_rss_kb;
 } round_t;
 
@@ -584,10 +584,12 @@ static void server_start(round_t *r, bool restart)
     r->conn.fd = -1;
 }
 
-/* kill -9 of the running server (already sent by the killer thread), then a restart on the same store with the disk
- * freed. The restart's own directory (port file, log) goes once it is killed in turn. */
+/* After the killer thread's SIGKILL: reaps the server and restarts it on the same store
+ * with the disk freed. A restart's own directory (port file, log) goes once it is
+ * killed in turn; the first server's holds the store and stays. */
 static void kill_and_restart(round_t *r)
 {
+    atomic_store(&r->kill_pid, 0); /* the killer leaves the pid alone once it is reaped */
     it_conn_close(&r->conn);
     bool was_first = r->cur.pid == r->first.pid;
     it_server_kill9(&r->cur);
@@ -633,6 +635,8 @@ static void count_failure(round_t *r, int rc, const it_response_t *resp)
         r->writes_lost++;
     else if (resp->status == 503)
         r->writes_503++;
+    else
+        r->writes_other++;
 }
 
 static void write_put(round_t *r, int64_t id)
@@ -1047,14 +1051,16 @@ static bool run_round(bool coalesce, unsigned write_s, bool keep)
 
     bool ok = f.newest_missing == 0 && f.skipped == 0 && f.backwards == 0 && r.crashes == 0 &&
               r.dest.malformed == 0 && f.unknown_deliveries == 0;
-    printf("soak: round %s %s: %zu write requests (%zu answered 503, %zu cut by a kill), %zu "
-           "changes acknowledged, %zu kills, %zu disk-full episodes; destination: %zu attempts (%zu 500, %zu hung, %zu "
-           "reset), %zu deliveries, %zu duplicates; versions skipped %zu, newest missing %zu, "
-           "backwards %zu, crashes %zu, malformed %zu; settled in %llu ms; webhook %s; peak RSS %ld kB\n",
-           r.name, ok ? "PASS" : "FAIL", r.writes_tried, r.writes_503, r.writes_lost, r.n_acks,
-           r.kills, r.disk_episodes, r.dest.attempts, r.dest.n_500, r.dest.n_hang, r.dest.n_reset,
-           f.deliveries, f.duplicates, f.skipped, f.newest_missing, f.backwards, r.crashes,
-           r.dest.malformed, (unsigned long long)settle_ms, wstatus, r.peak_rss_kb);
+    printf("soak: round %s %s: %zu write requests (%zu answered 503, %zu cut by a kill, %zu "
+           "failed otherwise), %zu changes acknowledged, %zu kills, %zu disk-full episodes; "
+           "destination: %zu attempts (%zu 500, %zu hung, %zu reset), %zu deliveries, %zu "
+           "duplicates; versions skipped %zu, newest missing %zu, backwards %zu, crashes %zu, "
+           "malformed %zu; settled in %llu ms; webhook %s; peak RSS %ld kB\n",
+           r.name, ok ? "PASS" : "FAIL", r.writes_tried, r.writes_503, r.writes_lost,
+           r.writes_other, r.n_acks, r.kills, r.disk_episodes, r.dest.attempts, r.dest.n_500,
+           r.dest.n_hang, r.dest.n_reset, f.deliveries, f.duplicates, f.skipped,
+           f.newest_missing, f.backwards, r.crashes, r.dest.malformed,
+           (unsigned long long)settle_ms, wstatus, r.peak_rss_kb);
     if (f.first_problem[0])
         printf("soak: round %s: first problem: %s\n", r.name, f.first_problem);
     printf("{\"round\":\"%s\",\"seconds\":%llu,\"writesTried\":%zu,\"acknowledged\":%zu,"
