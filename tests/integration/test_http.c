@@ -1744,6 +1744,41 @@ static void test_listen_in_use(void **state)
     it_server_cleanup(&first);
 }
 
+/* The second start of a --demo store cannot show the secret again; its hint for new
+ * credentials must be runnable as printed: the binary's real path (not a bare
+ * "breakhook", which is not on PATH after make run), this store, every scope. */
+static void test_demo_second_run_hint(void **state)
+{
+    (void)state;
+    static const char *const demo[] = { "--demo", NULL };
+    it_server_t first;
+    it_server_opts_t o = { .args = demo };
+    assert_int_equal(it_server_start(&first, &o), 0);
+    assert_int_equal(it_server_stop(&first, 0), 0);
+    char *out = it_read_file(first.output_path, NULL);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "client_secret:"));
+    free(out);
+
+    char *store = it_fmt("sqlite:%s", first.db_path);
+    char *log = it_fmt("%s/second.log", first.dir);
+    const char *const args[] = { "serve", "--demo", "--listen", "127.0.0.1:0", "--store", store,
+                                 "--log-file", log, NULL };
+    /* The second server runs until the CLI runner's deadline kills it: only its
+     * stdout matters here. */
+    it_run_opts_t ro = { .cwd = first.dir, .timeout_ms = 10000 };
+    it_run_result_t r;
+    assert_int_equal(it_run(args, &ro, &r), 0);
+    if (!strstr(r.out, BREAKHOOK_BIN " client create --tenant demo --name me --store ") ||
+        !strstr(r.out, store) || !strstr(r.out, "connector-protimeapi-webhooks.write") ||
+        !strstr(r.out, "connector-protimeapi-breaks.read") || strstr(r.out, "client_secret:"))
+        fail_msg("the second run's hint is not runnable as printed:\n%s", r.out);
+    it_run_result_free(&r);
+    free(store);
+    free(log);
+    it_server_cleanup(&first);
+}
+
 static void test_env_listen(void **state)
 {
     /* Without --listen, BREAKHOOK_LISTEN decides (the default would be port 8080). */
@@ -1824,6 +1859,7 @@ int main(void)
         T(test_cli_version),
         T(test_cli_usage_errors),
         T(test_listen_in_use),
+        T(test_demo_second_run_hint),
         T(test_env_listen),
         T(test_flag_beats_env),
         T(test_env_max_connections),
