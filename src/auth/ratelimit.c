@@ -3,7 +3,11 @@
  *
  * Used on the loop thread only, so no locking. The table holds at most
  * RL_MAX_ENTRIES clients; when full, buckets idle long enough to be full again
- * are reused, so memory stays bounded whatever the number of clients.
+ * are reused, and failing that the least recently used of the probed buckets is
+ * taken over. It never fails open: a flood of made-up keys (token requests with
+ * random client ids from many addresses) must not switch limiting off for the
+ * keys that do hit it. A bucket taken over starts full, which gives its old key at
+ * most one more burst.
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,7 +21,8 @@
 typedef struct rl_entry {
     char key[96];
     double tokens;
-    int64_t last_ms;
+    int64_t last_ms; /* last refill (probing refills buckets it passes) */
+    int64_t used_ms; /* last request of this key: what "least recently used" means */
 } rl_entry_t;
 
 struct auth_ratelimit {
@@ -75,27 +80,28 @@ int64_t auth_ratelimit_take(auth_ratelimit_t *rl, const char *key_in, int64_t no
     char key[sizeof(((rl_entry_t *)0)->key)];
     snprintf(key, sizeof(key), "%s", key_in);
     size_t mask = rl->cap - 1, i = hash_str(key) & mask;
-    rl_entry_t *e = NULL, *reusable = NULL;
+    rl_entry_t *e = NULL, *reusable = NULL, *oldest = NULL;
     for (size_t probe = 0; probe < 32; probe++, i = (i + 1) & mask) {
         rl_entry_t *c = &rl->entries[i];
         if (!c->key[0] || !strcmp(c->key, key)) {
             e = c;
             break;
         }
+        if (!oldest || c->used_ms < oldest->used_ms)
+            oldest = c;
         refill(rl, c, now_ms);
         if (!reusable && c->tokens >= rl->burst)
             reusable = c;
     }
     if (!e)
-        e = reusable;
-    if (!e)
-        return 0; /* table saturated with active clients: fail open rather than block all */
+        e = reusable ? reusable : oldest;
     if (strcmp(e->key, key) != 0) {
         memcpy(e->key, key, sizeof(e->key));
         e->tokens = rl->burst;
         e->last_ms = now_ms;
     }
     refill(rl, e, now_ms);
+    e->used_ms = now_ms;
     if (e->tokens >= 1.0) {
         e->tokens -= 1.0;
         return 0;

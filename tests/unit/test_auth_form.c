@@ -670,6 +670,30 @@ static void test_ratelimit_burst(void **state)
     auth_ratelimit_free(rl);
 }
 
+/* A table full of busy buckets (a flood of made-up keys from many addresses) does not
+ * switch limiting off: a key that then hammers still gets its burst and no more, and a
+ * key that kept coming through the flood keeps its empty bucket. */
+static void test_ratelimit_saturated(void **state)
+{
+    (void)state;
+    auth_ratelimit_t *rl = auth_ratelimit_new(0.001, 2); /* next to no refill */
+    int64_t t = 1000000;
+    char key[32];
+    assert_int_equal(auth_ratelimit_take(rl, "steady", t), 0);
+    assert_int_equal(auth_ratelimit_take(rl, "steady", t), 0);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof(key), "flood-%d", i);
+        (void)auth_ratelimit_take(rl, key, ++t);
+        if (i % 16 == 0)
+            assert_true(auth_ratelimit_take(rl, "steady", ++t) >= 1);
+    }
+    int ok = 0;
+    for (int i = 0; i < 10; i++)
+        ok += auth_ratelimit_take(rl, "newcomer", ++t) == 0;
+    assert_int_equal(ok, 2);
+    auth_ratelimit_free(rl);
+}
+
 static void test_ratelimit_refill(void **state)
 {
     (void)state;
@@ -816,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_client_credentials_format),
         cmocka_unit_test(test_ratelimit_burst),
         cmocka_unit_test(test_ratelimit_refill),
+        cmocka_unit_test(test_ratelimit_saturated),
         cmocka_unit_test(test_ratelimit_keys_independent),
         cmocka_unit_test(test_ratelimit_long_key),
         cmocka_unit_test(test_ratelimit_disabled),
