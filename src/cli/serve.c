@@ -93,7 +93,8 @@ static const config_option_t serve_options[] = {
         "open connections at most; more get 503 (default 10000)", 1, 1000000),
     OPT("max-connections-per-client", CONFIG_INT, max_connections_per_client, "N",
         "open connections from one client address (IPv6: one /64) at most, 0 to 1000000; "
-        "more get 503; 0: no cap (default 0)", 0, 1000000),
+        "more get 503; 0: no cap (default: a quarter of --max-connections, so that no "
+        "single address can take every slot)", 0, 1000000),
     OPT("trusted-proxy", CONFIG_STRING_LIST, trusted_proxy, "CIDR",
         "a reverse proxy in this range names the client in X-Forwarded-For, which "
         "--max-connections-per-client then counts; repeatable", 0, 0),
@@ -438,6 +439,7 @@ int cli_serve(int argc, char **argv)
         .max_batch_body = 64 << 20,
         .max_header_bytes = 16 << 10,
         .max_connections = 10000,
+        .max_connections_per_client = -1, /* a quarter of max_connections */
         .body_time = 300000,
         .header_timeout = 10000,
         .idle_timeout = 60000,
@@ -607,7 +609,12 @@ int cli_serve(int argc, char **argv)
     hopt.limits.header_timeout_ms = (uint64_t)cfg.header_timeout;
     hopt.limits.idle_timeout_ms = (uint64_t)cfg.idle_timeout;
     hopt.limits.body_time_ms = (uint64_t)cfg.body_time;
-    hopt.limits.max_per_client = (int)cfg.max_connections_per_client;
+    /* Not given: a quarter of the slots. Behind a reverse proxy every client shares
+     * the proxy's address: name it with --trusted-proxy (or lift the cap with 0). */
+    hopt.limits.max_per_client = cfg.max_connections_per_client >= 0
+                                     ? (int)cfg.max_connections_per_client
+                                     : (int)(cfg.max_connections / 4 > 0 ? cfg.max_connections / 4
+                                                                         : 1);
     if (proxies.n) {
         hopt.trusted_proxy = serve_trusted_proxy;
         hopt.trusted_proxy_arg = &proxies;

@@ -807,6 +807,20 @@ static void test_max_connections_per_client(void **state)
     it_conn_close(&c[2]);
 }
 
+/* Without --max-connections-per-client, one address gets a quarter of the slots:
+ * 50 clients of one address no longer take every slot of --max-connections. */
+static void test_max_connections_per_client_default(void **state)
+{
+    static const char *const args[] = { "--max-connections", "8", NULL };
+    it_server_t *s = start(state, args);
+    it_conn_t c[2];
+    for (int i = 0; i < 2; i++)
+        open_served(&c[i], s->port, NULL);
+    expect_refused(s->port, NULL);
+    it_conn_close(&c[0]);
+    it_conn_close(&c[1]);
+}
+
 /* Behind a --trusted-proxy, connections count per X-Forwarded-For client; addresses
  * a client put left of the proxy's own entry do not help it. */
 static void test_max_connections_per_client_behind_proxy(void **state)
@@ -827,7 +841,9 @@ static void test_max_connections_per_client_behind_proxy(void **state)
 
 static void test_max_connections(void **state)
 {
-    static const char *const args[] = { "--max-connections", "2", NULL };
+    /* Both connections come from 127.0.0.1: lift the per-client cap. */
+    static const char *const args[] = { "--max-connections", "2", "--max-connections-per-client",
+                                        "0", NULL };
     it_server_t *s = start(state, args);
     it_conn_t c1, c2, c3;
     it_response_t r;
@@ -1843,6 +1859,7 @@ int main(void)
         T(test_unauthenticated_body_refused_first),
         T(test_body_time_bound),
         T(test_max_connections_per_client),
+        T(test_max_connections_per_client_default),
         T(test_max_connections_per_client_behind_proxy),
         T(test_absolute_form),
         T(test_malformed_header_names),
