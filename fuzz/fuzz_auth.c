@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "fuzz_keyring.h"
 
 #define FUZZ_NOW_MS INT64_C(1700000000000)
 #define FUZZ_MAX_TTL_S 1800
@@ -32,19 +33,7 @@ static void init_once(void)
     static bool done;
     if (done)
         return;
-    store_signing_key_t keys[2];
-    memset(keys, 0, sizeof(keys));
-    memcpy(keys[0].kid, "fuzz-key-1", sizeof("fuzz-key-1"));
-    memcpy(keys[1].kid, "fuzz-key-0", sizeof("fuzz-key-0"));
-    for (size_t i = 0; i < sizeof(keys[0].secret); i++) {
-        keys[0].secret[i] = (unsigned char)(i + 1);
-        keys[1].secret[i] = (unsigned char)(i + 101);
-    }
-    keys[0].created_at_ms = FUZZ_NOW_MS - 3600000;
-    keys[1].created_at_ms = FUZZ_NOW_MS - 7200000;
-    keys[1].retired_at_ms = FUZZ_NOW_MS - 600000; /* still inside max_ttl */
-    auth_keyring_init(&ring);
-    auth_keyring_set(&ring, keys, 2);
+    fuzz_keyring_init(&ring, FUZZ_NOW_MS);
     done = true;
 }
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "fuzz_keyring.h"
 
 #define FUZZ_NOW_S INT64_C(1767225600)
 #define FUZZ_QUERY_HASH UINT64_C(0x0123456789abcdef)
@@ -39,19 +40,7 @@ static void init_once(void)
     static bool done;
     if (done)
         return;
-    store_signing_key_t keys[2];
-    memset(keys, 0, sizeof(keys));
-    memcpy(keys[0].kid, "fuzz-key-1", sizeof("fuzz-key-1"));
-    memcpy(keys[1].kid, "fuzz-key-0", sizeof("fuzz-key-0"));
-    for (size_t i = 0; i < sizeof(keys[0].secret); i++) {
-        keys[0].secret[i] = (unsigned char)(i + 1);
-        keys[1].secret[i] = (unsigned char)(i + 101);
-    }
-    keys[0].created_at_ms = FUZZ_NOW_S * 1000 - 3600000;
-    keys[1].created_at_ms = FUZZ_NOW_S * 1000 - 7200000;
-    keys[1].retired_at_ms = FUZZ_NOW_S * 1000 - 600000;
-    auth_keyring_init(&ring);
-    auth_keyring_set(&ring, keys, 2);
+    fuzz_keyring_init(&ring, FUZZ_NOW_S * 1000);
     done = true;
 }
 

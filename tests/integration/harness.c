@@ -395,6 +395,18 @@ bool it_server_running(it_server_t *s)
     return false;
 }
 
+int it_server_stop_clean(it_server_t *s)
+{
+    bool was_running = it_server_running(s);
+    int st = it_server_stop(s, 0);
+    if (was_running && st == 0)
+        return 0;
+    fprintf(stderr, "teardown: the server in %s %s with status %d\n", s->dir,
+            was_running ? "exited" : "had already exited", st);
+    it_server_dump(s);
+    return -1;
+}
+
 void it_server_cleanup(it_server_t *s)
 {
     it_server_kill9(s);

@@ -80,6 +80,11 @@ int it_server_stop(it_server_t *s, unsigned timeout_ms);
 void it_server_kill9(it_server_t *s);
 /* True while the process has not exited. */
 bool it_server_running(it_server_t *s);
+/* What every teardown asks: SIGTERM, and the server must still have been running and
+ * exit 0 (a crash, a sanitizer report or a server that ignores SIGTERM fails the test
+ * even when its assertions passed). Otherwise prints why, with it_server_dump, and
+ * returns -1. Does not remove the directory (it_server_cleanup does). */
+int it_server_stop_clean(it_server_t *s);
 /* Kills the server if it still runs and removes its directory. Safe to call twice. */
 void it_server_cleanup(it_server_t *s);
 /* Prints the child's output and the tail of its log on stderr (for failing tests). */

@@ -68,14 +68,8 @@ static int teardown(void **state)
     for (int i = 0; i < 2; i++) {
         if (!f->started[i])
             continue;
-        bool was_running = it_server_running(&f->srv[i]);
-        int st = it_server_stop(&f->srv[i], 0);
-        if (!was_running || st != 0) {
-            fprintf(stderr, "teardown: server %d %s with status %d\n", i,
-                    was_running ? "exited" : "had already exited", st);
-            it_server_dump(&f->srv[i]);
+        if (it_server_stop_clean(&f->srv[i]) != 0)
             rc = -1;
-        }
         it_server_cleanup(&f->srv[i]);
     }
     free(f);

@@ -68,14 +68,8 @@ static int teardown(void **state)
     int rc = 0;
     it_conn_close(&f->conn);
     if (f->started) {
-        bool was_running = it_server_running(&f->srv);
-        int st = it_server_stop(&f->srv, 0);
-        if (!was_running || st != 0) {
-            fprintf(stderr, "teardown: the server %s with status %d\n",
-                    was_running ? "exited" : "had already exited", st);
-            it_server_dump(&f->srv);
+        if (it_server_stop_clean(&f->srv) != 0)
             rc = -1;
-        }
         it_server_cleanup(&f->srv);
     }
     free(f);
@@ -1924,6 +1918,23 @@ static void test_batch(void **state)
     it_response_free(&r);
 }
 
+/* Opens a connection and sends the head of a chunked POST /breaks/$batch, followed
+ * by first (more of the request, e.g. the last chunk "0\r\n\r\n"; "" for none). */
+static void batch_chunked_open(fixture_t *f, it_conn_t *c, const char *first)
+{
+    if (it_connect(c, f->srv.port) != 0)
+        fail_msg("connect: %s", it_last_error());
+    char head[1400];
+    int hn = snprintf(head, sizeof(head),
+                      "POST " BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n%s",
+                      f->auth, first);
+    assert_true(hn > 0 && (size_t)hn < sizeof(head));
+    if (it_send(c, head, (size_t)hn) != 0)
+        fail_msg("send: %s", it_last_error());
+}
+
 /* Regression (fixed): POST /breaks/$batch with an empty body sent with "Content-Length: 0" (what
  * `curl --data-binary @empty.ndjson` sends) receives no answer: the server holds the
  * request until its body timeout and then answers 408 (after 60 s by default),
@@ -1940,16 +1951,7 @@ static void test_batch_empty_body(void **state)
     it_response_t r;
     /* Chunked: works. */
     it_conn_t c;
-    if (it_connect(&c, f->srv.port) != 0)
-        fail_msg("connect: %s", it_last_error());
-    char head[1400];
-    int hn = snprintf(head, sizeof(head),
-                      "POST " BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
-                      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-                      f->auth);
-    assert_true(hn > 0 && (size_t)hn < sizeof(head));
-    assert_int_equal(it_send(&c, head, (size_t)hn), 0);
+    batch_chunked_open(f, &c, "0\r\n\r\n");
     if (it_read_response(&c, &r, false, IT_IO_TIMEOUT_MS) != 0)
         fail_msg("empty chunked $batch: %s", it_last_error());
     assert_int_equal(r.status, 200);
@@ -1962,7 +1964,8 @@ static void test_batch_empty_body(void **state)
 
     /* Content-Length: 0: must be answered the same way, and promptly. */
     conn_ensure(f);
-    hn = snprintf(head, sizeof(head),
+    char head[1400];
+    int hn = snprintf(head, sizeof(head),
                   "POST " BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                   "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
                   "Content-Length: 0\r\n\r\n",
@@ -2026,17 +2029,7 @@ static void post_chunked(fixture_t *f, const char *body, size_t len, size_t piec
                          it_response_t *r)
 {
     it_conn_t c;
-    if (it_connect(&c, f->srv.port) != 0)
-        fail_msg("connect: %s", it_last_error());
-    char head[1400];
-    int hn = snprintf(head, sizeof(head),
-                      "POST " BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
-                      "Transfer-Encoding: chunked\r\n\r\n",
-                      f->auth);
-    assert_true(hn > 0 && (size_t)hn < sizeof(head));
-    if (it_send(&c, head, (size_t)hn) != 0)
-        fail_msg("send: %s", it_last_error());
+    batch_chunked_open(f, &c, "");
     for (size_t off = 0; off < len; off += piece) {
         size_t n = len - off < piece ? len - off : piece;
         char sz[32];
@@ -2216,16 +2209,7 @@ static void test_batch_over_limit(void **state)
         want += body[i] == '\n';
 
     it_conn_t c;
-    if (it_connect(&c, f->srv.port) != 0)
-        fail_msg("connect: %s", it_last_error());
-    char head[1400];
-    int hn = snprintf(head, sizeof(head),
-                      "POST " BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
-                      "Transfer-Encoding: chunked\r\n\r\n",
-                      f->auth);
-    assert_true(hn > 0 && (size_t)hn < sizeof(head));
-    assert_int_equal(it_send(&c, head, (size_t)hn), 0);
+    batch_chunked_open(f, &c, "");
     /* The server may stop reading at the limit: sending stops at the first failure. */
     for (size_t off = 0; off < cut && !c.eof; off += 65000) {
         size_t n = cut - off < 65000 ? cut - off : 65000;

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "model/model.h"
 
 #include "core/crypto.h"
 #include "delivery/sign.h"
@@ -80,16 +81,8 @@
 /* A changeVersion (20 upper-case hex digits) as a number; 0 when it is not one. */
 static uint64_t version_num(const char *s)
 {
-    if (!s || strlen(s) != 20)
-        return 0;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : -1;
-        if (d < 0)
-            return 0;
-        v = v * 16 + (uint64_t)d;
-    }
-    return v;
+    uint64_t v;
+    return s && model_version_parse(s, strlen(s), &v) == 0 ? v : 0;
 }
 
 /* "2026-11-27T03:40:00.123+00:00" as Unix milliseconds; -1 when it is not that. */
@@ -947,14 +940,8 @@ static int teardown(void **state)
         it_conn_close(&s->conn);
         if (!s->started || s->done)
             continue;
-        bool was_running = it_server_running(&s->s);
-        int st = it_server_stop(&s->s, 0);
-        if (!was_running || st != 0) {
-            fprintf(stderr, "teardown: server %zu %s with status %d\n", i,
-                    was_running ? "exited" : "had already exited", st);
-            it_server_dump(&s->s);
+        if (it_server_stop_clean(&s->s) != 0)
             rc = -1;
-        }
     }
     for (size_t i = f->n_srv; i-- > 0;)
         if (f->srv[i].started)

@@ -53,14 +53,8 @@ static int teardown(void **state)
     fixture_t *f = *state;
     int rc = 0;
     if (f->started && !f->stopped_by_test) {
-        bool was_running = it_server_running(&f->srv);
-        int st = it_server_stop(&f->srv, 0);
-        if (!was_running || st != 0) {
-            fprintf(stderr, "teardown: the server %s with status %d\n",
-                    was_running ? "exited" : "had already exited", st);
-            it_server_dump(&f->srv);
+        if (it_server_stop_clean(&f->srv) != 0)
             rc = -1;
-        }
     }
     if (f->started)
         it_server_cleanup(&f->srv);

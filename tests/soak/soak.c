@@ -75,6 +75,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "model/model.h"
 
 #define BASE "/connector/protimeapi/api/v1"
 #define TENANT "acme"
@@ -132,16 +133,8 @@ static unsigned rnd_dest_below(unsigned n)
 /* A changeVersion (20 upper-case hex digits) as a number; 0 when it is not one. */
 static uint64_t version_num(const char *s)
 {
-    if (!s || strlen(s) != 20)
-        return 0;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : -1;
-        if (d < 0)
-            return 0;
-        v = v * 16 + (uint64_t)d;
-    }
-    return v;
+    uint64_t v;
+    return s && model_version_parse(s, strlen(s), &v) == 0 ? v : 0;
 }
 
 static void die(const char *what)
