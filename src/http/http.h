@@ -183,6 +183,12 @@ BH_MUST_USE int http_server_adopt(http_server_t *s, uv_os_sock_t fd);
  * once every connection is closed. The server is freed after done. */
 void http_server_shutdown(http_server_t *s, void (*done)(void *arg), void *arg);
 size_t http_server_connections(const http_server_t *s);
+/* Appends the server's families to out in the Prometheus text format:
+ * breakhook_http_requests_total{route,method,status},
+ * breakhook_http_request_duration_seconds{route} and breakhook_http_connections.
+ * Call on the server's loop thread (the connection count is loop-owned). Returns 0
+ * or BH_ENOMEM when out is full. */
+BH_MUST_USE int http_server_metrics_write(const http_server_t *s, buf_t *out);
 
 /* ---- request helpers ---------------------------------------------------- */
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "http/http.h"
+#include "http/http_int.h"
 
 #define ROUTER_MAX_SEGMENTS 12
 
@@ -199,4 +200,19 @@ const http_route_opts_t *http_route_opts(const http_route_t *route)
 http_handler_fn http_route_handler(const http_route_t *route)
 {
     return route->fn;
+}
+
+size_t http__router_size(const http_router_t *r)
+{
+    return r->n;
+}
+
+const char *http__router_pattern(const http_router_t *r, size_t i)
+{
+    return i < r->n ? r->routes[i].pattern : NULL;
+}
+
+size_t http__router_index(const http_router_t *r, const http_route_t *route)
+{
+    return (size_t)(route - r->routes);
 }

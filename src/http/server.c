@@ -113,6 +113,7 @@ struct http_server {
     uint64_t next_request;
     char rid_prefix[16];
     int port;
+    http__stats_t stats;      /* requests by route, method and status (metrics.c) */
 };
 
 void http_limits_default(http_limits_t *l)
@@ -738,6 +739,8 @@ static void free_conn(http_conn_t *c)
 static void finish_request(http_conn_t *c)
 {
     log_access(c);
+    http__stats_count(&c->server->stats, c->server->router, c->route, c->req.method,
+                      c->req.status, c->req.start_ns ? uv_hrtime() - c->req.start_ns : 0);
     if (c->closing) {
         if (c->open_handles == 0)
             free_conn(c);
@@ -1444,6 +1447,10 @@ int http_server_new(uv_loop_t *loop, const http_router_t *router,
     s->loop = loop;
     s->router = router;
     s->opt = *opt;
+    if (http__stats_init(&s->stats, router)) {
+        free(s);
+        return BH_ENOMEM;
+    }
     imap_init(&s->per_client);
     if (!s->opt.server_name)
         s->opt.server_name = "breakhook/" BREAKHOOK_VERSION;
@@ -1506,6 +1513,15 @@ size_t http_server_connections(const http_server_t *s)
     return s->n_conns;
 }
 
+int http_server_metrics_write(const http_server_t *s, buf_t *out)
+{
+    int rc = http__stats_write(&s->stats, s->router, out);
+    rc = rc ? rc
+            : metrics_write_family(out, "breakhook_http_connections", "gauge",
+                                   "Open connections on the API listener.");
+    return rc ? rc : metrics_write_u64(out, "breakhook_http_connections", NULL, s->n_conns);
+}
+
 static void maybe_server_done(http_server_t *s)
 {
     if (!s->shutting_down || s->n_conns > 0 || s->listening)
@@ -1513,6 +1529,7 @@ static void maybe_server_done(http_server_t *s)
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
     imap_deinit(&s->per_client);
+    http__stats_deinit(&s->stats);
     free(s);
     if (done)
         done(arg);
