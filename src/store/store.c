@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "core/metrics.h"
 #include "store/store_int.h"
 
 /* The size of store_client_t's client_id field, for checks on bare client ids. */
@@ -200,9 +201,17 @@ int store_open(const char *url, const store_options_t *opt, store_t **out,
             *err_msg = err_str(rc);
         return rc;
     }
-    rc = sqlite__open(path, &cfg, out, err_msg);
-    if (rc != 0 && !*err_msg)
+    rc = store__metrics_new(&cfg.metrics);
+    if (rc != 0) {
         *err_msg = err_str(rc);
+        return rc;
+    }
+    rc = sqlite__open(path, &cfg, out, err_msg);
+    if (rc != 0) {
+        store__metrics_free(cfg.metrics);
+        if (!*err_msg)
+            *err_msg = err_str(rc);
+    }
     return rc;
 }
 
@@ -216,22 +225,26 @@ void store_close(store_t *s)
 {
     if (!s)
         return;
+    store__metrics_t *m = s->metrics;
     s->ops->shutdown(s);
     s->ops->destroy(s);
+    store__metrics_free(m);
 }
 
 int store_ping(store_t *s)
 {
     if (!s)
         return BH_EINVAL;
-    return s->ops->ping(s);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_PING, t0, s->ops->ping(s));
 }
 
 int store_schema_version(store_t *s, int *out)
 {
     if (!s || !out)
         return BH_EINVAL;
-    return s->ops->schema_version(s, out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_SCHEMA_VERSION, t0, s->ops->schema_version(s, out));
 }
 
 void store_get_stats(store_t *s, store_stats_t *out)
@@ -249,7 +262,8 @@ int store_tenant_create(store_t *s, const char *name, store_tenant_t *out)
         return BH_EINVAL;
     if (!store__tenant_name_valid(name))
         return BH_EINVAL;
-    return s->ops->tenant_create(s, name, out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_TENANT_CREATE, t0, s->ops->tenant_create(s, name, out));
 }
 
 /* A malformed name answers BH_ENOTFOUND: such a tenant cannot exist, and names come
@@ -260,7 +274,8 @@ int store_tenant_get(store_t *s, const char *name, store_tenant_t *out)
         return BH_EINVAL;
     if (!store__tenant_name_valid(name))
         return BH_ENOTFOUND;
-    return s->ops->tenant_get(s, name, out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_TENANT_GET, t0, s->ops->tenant_get(s, name, out));
 }
 
 int store_tenant_list(store_t *s, store_tenant_t **out, size_t *n_out)
@@ -269,7 +284,8 @@ int store_tenant_list(store_t *s, store_tenant_t **out, size_t *n_out)
         return BH_EINVAL;
     *out = NULL;
     *n_out = 0;
-    return s->ops->tenant_list(s, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_TENANT_LIST, t0, s->ops->tenant_list(s, out, n_out));
 }
 
 int store_client_create(store_t *s, int64_t tenant_id, const store_client_t *c)
@@ -283,7 +299,8 @@ int store_client_create(store_t *s, int64_t tenant_id, const store_client_t *c)
         return BH_EINVAL;
     if (tenant_id <= 0)
         return BH_ENOTFOUND;
-    return s->ops->client_create(s, tenant_id, c);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_CLIENT_CREATE, t0, s->ops->client_create(s, tenant_id, c));
 }
 
 /* Client ids arrive from token requests, so an overlong or empty one is simply not
@@ -295,7 +312,8 @@ int store_client_get(store_t *s, int64_t tenant_id, const char *client_id,
         return BH_EINVAL;
     if (tenant_id <= 0 || !field_ok(client_id, CLIENT_ID_CAP, false))
         return BH_ENOTFOUND;
-    return s->ops->client_get(s, tenant_id, client_id, out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_CLIENT_GET, t0, s->ops->client_get(s, tenant_id, client_id, out));
 }
 
 int store_client_list(store_t *s, int64_t tenant_id, store_client_t **out, size_t *n_out)
@@ -306,7 +324,8 @@ int store_client_list(store_t *s, int64_t tenant_id, store_client_t **out, size_
     *n_out = 0;
     if (tenant_id <= 0)
         return 0;
-    return s->ops->client_list(s, tenant_id, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_CLIENT_LIST, t0, s->ops->client_list(s, tenant_id, out, n_out));
 }
 
 int store_client_list_revoked(store_t *s, store_client_t **out, size_t *n_out)
@@ -315,7 +334,8 @@ int store_client_list_revoked(store_t *s, store_client_t **out, size_t *n_out)
         return BH_EINVAL;
     *out = NULL;
     *n_out = 0;
-    return s->ops->client_list_revoked(s, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_CLIENT_LIST_REVOKED, t0, s->ops->client_list_revoked(s, out, n_out));
 }
 
 /* now_ms must be positive: 0 means "active" in store_client_t. */
@@ -326,7 +346,8 @@ int store_client_revoke(store_t *s, int64_t tenant_id, const char *client_id,
         return BH_EINVAL;
     if (tenant_id <= 0 || !field_ok(client_id, CLIENT_ID_CAP, false))
         return BH_ENOTFOUND;
-    return s->ops->client_revoke(s, tenant_id, client_id, now_ms);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_CLIENT_REVOKE, t0, s->ops->client_revoke(s, tenant_id, client_id, now_ms));
 }
 
 int store_signing_key_list(store_t *s, store_signing_key_t **out, size_t *n_out)
@@ -335,7 +356,8 @@ int store_signing_key_list(store_t *s, store_signing_key_t **out, size_t *n_out)
         return BH_EINVAL;
     *out = NULL;
     *n_out = 0;
-    return s->ops->signing_key_list(s, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_SIGNING_KEY_LIST, t0, s->ops->signing_key_list(s, out, n_out));
 }
 
 /* The kid is a database key and appears in every token header: it must be set. */
@@ -348,7 +370,8 @@ int store_signing_key_add(store_t *s, const store_signing_key_t *k)
 {
     if (!s || !signing_key_ok(k))
         return BH_EINVAL;
-    return s->ops->signing_key_add(s, k);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_SIGNING_KEY_ADD, t0, s->ops->signing_key_add(s, k));
 }
 
 int store_signing_key_ensure(store_t *s, const store_signing_key_t *candidate,
@@ -356,7 +379,8 @@ int store_signing_key_ensure(store_t *s, const store_signing_key_t *candidate,
 {
     if (!s || !signing_key_ok(candidate) || !active)
         return BH_EINVAL;
-    return s->ops->signing_key_ensure(s, candidate, active);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_SIGNING_KEY_ENSURE, t0, s->ops->signing_key_ensure(s, candidate, active));
 }
 
 /* ---- breaks data ------------------------------------------------------------------ */
@@ -418,7 +442,8 @@ int store_person_put(store_t *s, int64_t tenant_id, const model_person_t *p,
         return rc;
     if (!person_ok(p))
         return BH_EINVAL;
-    return s->ops->person_put(s, tenant_id, p, res);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_PERSON_PUT, t0, s->ops->person_put(s, tenant_id, p, res));
 }
 
 /* An id below 1 names no record: the delete's own outcome is BH_ENOTFOUND. */
@@ -431,7 +456,8 @@ int store_person_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_r
         res->rc = BH_ENOTFOUND;
         return 0;
     }
-    return s->ops->person_delete(s, tenant_id, id, res);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_PERSON_DELETE, t0, s->ops->person_delete(s, tenant_id, id, res));
 }
 
 int store_definition_put(store_t *s, int64_t tenant_id, const model_definition_t *d,
@@ -442,7 +468,8 @@ int store_definition_put(store_t *s, int64_t tenant_id, const model_definition_t
         return rc;
     if (!definition_ok(d))
         return BH_EINVAL;
-    return s->ops->definition_put(s, tenant_id, d, res);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DEFINITION_PUT, t0, s->ops->definition_put(s, tenant_id, d, res));
 }
 
 int store_definition_delete(store_t *s, int64_t tenant_id, int64_t id,
@@ -455,7 +482,8 @@ int store_definition_delete(store_t *s, int64_t tenant_id, int64_t id,
         res->rc = BH_ENOTFOUND;
         return 0;
     }
-    return s->ops->definition_delete(s, tenant_id, id, res);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DEFINITION_DELETE, t0, s->ops->definition_delete(s, tenant_id, id, res));
 }
 
 int store_break_put(store_t *s, int64_t tenant_id, const model_break_t *b,
@@ -466,7 +494,8 @@ int store_break_put(store_t *s, int64_t tenant_id, const model_break_t *b,
         return rc;
     if (b->id < 1)
         return BH_EINVAL;
-    return s->ops->break_put(s, tenant_id, b, res);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_BREAK_PUT, t0, s->ops->break_put(s, tenant_id, b, res));
 }
 
 int store_break_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res)
@@ -478,7 +507,8 @@ int store_break_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_re
         res->rc = BH_ENOTFOUND;
         return 0;
     }
-    return s->ops->break_delete(s, tenant_id, id, res);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_BREAK_DELETE, t0, s->ops->break_delete(s, tenant_id, id, res));
 }
 
 /* Ids below 1 never come out of model_batch_line_parse, so one here is a caller bug
@@ -496,7 +526,8 @@ int store_breaks_apply(store_t *s, int64_t tenant_id, store_break_op_t *ops, siz
         return 0;
     if (tenant_id <= 0)
         return BH_ENOTFOUND;
-    return s->ops->breaks_apply(s, tenant_id, ops, n);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_BREAKS_APPLY, t0, s->ops->breaks_apply(s, tenant_id, ops, n));
 }
 
 int store_person_get(store_t *s, int64_t tenant_id, int64_t id, model_person_t *out)
@@ -505,7 +536,8 @@ int store_person_get(store_t *s, int64_t tenant_id, int64_t id, model_person_t *
         return BH_EINVAL;
     if (tenant_id <= 0 || id < 1)
         return BH_ENOTFOUND;
-    return s->ops->person_get(s, tenant_id, id, out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_PERSON_GET, t0, s->ops->person_get(s, tenant_id, id, out));
 }
 
 int store_people_get_many(store_t *s, int64_t tenant_id, const int64_t *ids, size_t n,
@@ -517,7 +549,8 @@ int store_people_get_many(store_t *s, int64_t tenant_id, const int64_t *ids, siz
     *n_out = 0;
     if (tenant_id <= 0 || n == 0)
         return 0;
-    return s->ops->people_get_many(s, tenant_id, ids, n, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_PEOPLE_GET_MANY, t0, s->ops->people_get_many(s, tenant_id, ids, n, out, n_out));
 }
 
 int store_definition_get(store_t *s, int64_t tenant_id, int64_t id, model_definition_t *out)
@@ -526,7 +559,8 @@ int store_definition_get(store_t *s, int64_t tenant_id, int64_t id, model_defini
         return BH_EINVAL;
     if (tenant_id <= 0 || id < 1)
         return BH_ENOTFOUND;
-    return s->ops->definition_get(s, tenant_id, id, out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DEFINITION_GET, t0, s->ops->definition_get(s, tenant_id, id, out));
 }
 
 int store_definitions_list(store_t *s, int64_t tenant_id, int64_t after_id, size_t limit,
@@ -538,7 +572,8 @@ int store_definitions_list(store_t *s, int64_t tenant_id, int64_t after_id, size
     *n_out = 0;
     if (tenant_id <= 0 || limit == 0)
         return 0;
-    return s->ops->definitions_list(s, tenant_id, after_id, limit, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DEFINITIONS_LIST, t0, s->ops->definitions_list(s, tenant_id, after_id, limit, out, n_out));
 }
 
 int store_break_get(store_t *s, int64_t tenant_id, int64_t id, model_break_t *out)
@@ -547,7 +582,8 @@ int store_break_get(store_t *s, int64_t tenant_id, int64_t id, model_break_t *ou
         return BH_EINVAL;
     if (tenant_id <= 0 || id < 1)
         return BH_ENOTFOUND;
-    return s->ops->break_get(s, tenant_id, id, out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_BREAK_GET, t0, s->ops->break_get(s, tenant_id, id, out));
 }
 
 /* An empty date range or an empty person set matches nothing: answered here, so the
@@ -564,7 +600,8 @@ int store_breaks_list(store_t *s, int64_t tenant_id, const store_breaks_query_t 
         return 0;
     if (q->has_after && q->after_date > q->date_to)
         return 0;
-    return s->ops->breaks_list(s, tenant_id, q, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_BREAKS_LIST, t0, s->ops->breaks_list(s, tenant_id, q, out, n_out));
 }
 
 int store_changes_after(store_t *s, int64_t tenant_id, store_collection_t coll,
@@ -579,7 +616,8 @@ int store_changes_after(store_t *s, int64_t tenant_id, store_collection_t coll,
         return BH_EINVAL;
     if (tenant_id <= 0 || limit == 0 || after >= (uint64_t)INT64_MAX)
         return 0;
-    return s->ops->changes_after(s, tenant_id, coll, after, limit, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_CHANGES_AFTER, t0, s->ops->changes_after(s, tenant_id, coll, after, limit, out, n_out));
 }
 
 void store_changes_free(store_change_t *c, size_t n)
@@ -598,7 +636,8 @@ int store_tenant_version(store_t *s, int64_t tenant_id, uint64_t *out)
     *out = 0;
     if (tenant_id <= 0)
         return BH_ENOTFOUND;
-    return s->ops->tenant_version(s, tenant_id, out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_TENANT_VERSION, t0, s->ops->tenant_version(s, tenant_id, out));
 }
 
 /* ---- webhooks --------------------------------------------------------------------- */
@@ -630,7 +669,8 @@ int store_webhook_create(store_t *s, int64_t tenant_id, store_webhook_t *w,
         return BH_EINVAL;
     if (tenant_id <= 0)
         return BH_ENOTFOUND;
-    return s->ops->webhook_create(s, tenant_id, w, max_enabled);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_WEBHOOK_CREATE, t0, s->ops->webhook_create(s, tenant_id, w, max_enabled));
 }
 
 int store_webhook_get(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out)
@@ -639,7 +679,8 @@ int store_webhook_get(store_t *s, int64_t tenant_id, const char *id, store_webho
         return BH_EINVAL;
     if (tenant_id <= 0 || !webhook_id_ok(id))
         return BH_ENOTFOUND;
-    return s->ops->webhook_get(s, tenant_id, id, out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_WEBHOOK_GET, t0, s->ops->webhook_get(s, tenant_id, id, out));
 }
 
 /* after_id comes from the caller's own continuation token, so one longer than an id
@@ -660,7 +701,8 @@ int store_webhooks_list(store_t *s, int64_t tenant_id, const store_webhook_query
         return BH_EINVAL;
     if (tenant_id <= 0 || q->limit == 0 || q->collection == STORE_COLL_PEOPLE)
         return 0;
-    return s->ops->webhooks_list(s, tenant_id, q, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_WEBHOOKS_LIST, t0, s->ops->webhooks_list(s, tenant_id, q, out, n_out));
 }
 
 /* now_ms must be positive: 0 means "enabled" in disabled_at_ms. */
@@ -674,7 +716,8 @@ int store_webhook_disable(store_t *s, int64_t tenant_id, const char *id,
         return BH_EINVAL;
     if (tenant_id <= 0 || !webhook_id_ok(id))
         return BH_ENOTFOUND;
-    return s->ops->webhook_disable(s, tenant_id, id, reason, now_ms);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_WEBHOOK_DISABLE, t0, s->ops->webhook_disable(s, tenant_id, id, reason, now_ms));
 }
 
 int store_webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out)
@@ -682,7 +725,11 @@ int store_webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out)
     if (!s || !n_out || now_ms <= 0)
         return BH_EINVAL;
     *n_out = 0;
-    return s->ops->webhooks_expire(s, now_ms, n_out);
+    uint64_t t0 = metrics_now_ns();
+    int rc = store__timed(s, STORE__OP_WEBHOOKS_EXPIRE, t0, s->ops->webhooks_expire(s, now_ms, n_out));
+    if (rc == 0 && *n_out)
+        store__webhooks_disabled(s, STORE_WH_EXPIRED, *n_out);
+    return rc;
 }
 
 int store_webhook_pending(store_t *s, int64_t tenant_id, const char *id, int64_t now_ms,
@@ -694,7 +741,8 @@ int store_webhook_pending(store_t *s, int64_t tenant_id, const char *id, int64_t
     *oldest = 0;
     if (tenant_id <= 0 || !webhook_id_ok(id))
         return BH_ENOTFOUND;
-    return s->ops->webhook_pending(s, tenant_id, id, now_ms, count, oldest);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_WEBHOOK_PENDING, t0, s->ops->webhook_pending(s, tenant_id, id, now_ms, count, oldest));
 }
 
 /* ---- delivery state --------------------------------------------------------------- */
@@ -705,7 +753,8 @@ int store_webhooks_active(store_t *s, int64_t now_ms, store_webhook_t **out, siz
         return BH_EINVAL;
     *out = NULL;
     *n_out = 0;
-    return s->ops->webhooks_active(s, now_ms, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_WEBHOOKS_ACTIVE, t0, s->ops->webhooks_active(s, now_ms, out, n_out));
 }
 
 int store_delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_id,
@@ -717,7 +766,8 @@ int store_delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_i
     *n_out = 0;
     if (tenant_id <= 0 || !webhook_id_ok(webhook_id))
         return BH_ENOTFOUND;
-    return s->ops->delivery_retrying(s, tenant_id, webhook_id, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DELIVERY_RETRYING, t0, s->ops->delivery_retrying(s, tenant_id, webhook_id, out, n_out));
 }
 
 int store_delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
@@ -729,7 +779,8 @@ int store_delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
     *n_out = 0;
     if (tenant_id <= 0 || !webhook_id_ok(webhook_id))
         return BH_ENOTFOUND;
-    return s->ops->delivery_acked(s, tenant_id, webhook_id, out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DELIVERY_ACKED, t0, s->ops->delivery_acked(s, tenant_id, webhook_id, out, n_out));
 }
 
 /* Versions are changeVersions (>= 1) stored as SQLite integers. */
@@ -786,7 +837,8 @@ int store_delivery_commit(store_t *s, const store_delivery_batch_t *b)
             return BH_EINVAL;
     if (b->n_attempts == 0 && b->n_acks == 0 && b->n_marks == 0)
         return 0;
-    return s->ops->delivery_commit(s, b);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DELIVERY_COMMIT, t0, s->ops->delivery_commit(s, b));
 }
 
 /* The webhook id comes from a URL: a malformed one, like another tenant's, is not
@@ -808,7 +860,8 @@ int store_attempts_list(store_t *s, int64_t tenant_id, const char *webhook_id,
         return BH_EINVAL;
     if (tenant_id <= 0 || !webhook_id_ok(webhook_id))
         return BH_ENOTFOUND;
-    return s->ops->attempts_list(s, tenant_id, webhook_id, q, out, seq_out, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_ATTEMPTS_LIST, t0, s->ops->attempts_list(s, tenant_id, webhook_id, q, out, seq_out, n_out));
 }
 
 int store_changes_prune(store_t *s, int64_t before_ms, size_t *n_out)
@@ -816,7 +869,8 @@ int store_changes_prune(store_t *s, int64_t before_ms, size_t *n_out)
     if (!s || !n_out || before_ms <= 0)
         return BH_EINVAL;
     *n_out = 0;
-    return s->ops->changes_prune(s, before_ms, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_CHANGES_PRUNE, t0, s->ops->changes_prune(s, before_ms, n_out));
 }
 
 int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out)
@@ -824,7 +878,8 @@ int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out)
     if (!s || !n_out || before_ms <= 0)
         return BH_EINVAL;
     *n_out = 0;
-    return s->ops->attempts_prune(s, before_ms, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_ATTEMPTS_PRUNE, t0, s->ops->attempts_prune(s, before_ms, n_out));
 }
 
 int store_webhooks_prune(store_t *s, int64_t before_ms, size_t *n_out)
@@ -832,5 +887,6 @@ int store_webhooks_prune(store_t *s, int64_t before_ms, size_t *n_out)
     if (!s || !n_out || before_ms <= 0)
         return BH_EINVAL;
     *n_out = 0;
-    return s->ops->webhooks_prune(s, before_ms, n_out);
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_WEBHOOKS_PRUNE, t0, s->ops->webhooks_prune(s, before_ms, n_out));
 }

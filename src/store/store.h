@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/err.h"
@@ -68,8 +69,22 @@ BH_MUST_USE int store_schema_version(store_t *s, int *out);
 typedef struct store_stats {
     uint64_t writes;   /* write operations applied */
     uint64_t commits;  /* transactions committed; writes/commits is the group size */
+    int disk_rc;       /* BH_ENOSPC or BH_EDISKIO while writes fail for the disk; else 0 */
 } store_stats_t;
 void store_get_stats(store_t *s, store_stats_t *out);
+
+/* When each of versions (ascending) of tenant was committed, in microseconds since
+ * the epoch: the moment its COMMIT returned in this process, from memory. 0 for a
+ * version this process did not commit or no longer remembers (it keeps the last
+ * 8192 commits). Any thread; takes a short lock once per call. */
+void store_commit_times(store_t *s, int64_t tenant_id, const uint64_t *versions, size_t n,
+                        int64_t *out_us);
+
+/* Appends the store's families in the Prometheus text format:
+ * breakhook_events_created_total{collection}, breakhook_store_call_duration_seconds{op},
+ * breakhook_store_group_commit_size, breakhook_store_ready. Reads counters only (and
+ * the back-end's stats under its lock); any thread. 0 or BH_ENOMEM when out is full. */
+BH_MUST_USE int store_metrics_write(store_t *s, buf_t *out);
 
 /* ---- tenants ------------------------------------------------------------- */
 

@@ -16,8 +16,83 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
+
+/* ---- metrics (store/metrics.c) ------------------------------------------------ *
+ * Store calls are timed in store.c, per operation; back-ends report what each
+ * COMMIT made durable with store__committed, from their writer, right after the
+ * COMMIT returned. */
+
+typedef enum store__op {
+    STORE__OP_PING,
+    STORE__OP_SCHEMA_VERSION,
+    STORE__OP_TENANT_CREATE,
+    STORE__OP_TENANT_GET,
+    STORE__OP_TENANT_LIST,
+    STORE__OP_CLIENT_CREATE,
+    STORE__OP_CLIENT_GET,
+    STORE__OP_CLIENT_LIST,
+    STORE__OP_CLIENT_LIST_REVOKED,
+    STORE__OP_CLIENT_REVOKE,
+    STORE__OP_SIGNING_KEY_LIST,
+    STORE__OP_SIGNING_KEY_ADD,
+    STORE__OP_SIGNING_KEY_ENSURE,
+    STORE__OP_PERSON_PUT,
+    STORE__OP_PERSON_DELETE,
+    STORE__OP_DEFINITION_PUT,
+    STORE__OP_DEFINITION_DELETE,
+    STORE__OP_BREAK_PUT,
+    STORE__OP_BREAK_DELETE,
+    STORE__OP_BREAKS_APPLY,
+    STORE__OP_PERSON_GET,
+    STORE__OP_PEOPLE_GET_MANY,
+    STORE__OP_DEFINITION_GET,
+    STORE__OP_DEFINITIONS_LIST,
+    STORE__OP_BREAK_GET,
+    STORE__OP_BREAKS_LIST,
+    STORE__OP_CHANGES_AFTER,
+    STORE__OP_TENANT_VERSION,
+    STORE__OP_WEBHOOK_CREATE,
+    STORE__OP_WEBHOOK_GET,
+    STORE__OP_WEBHOOKS_LIST,
+    STORE__OP_WEBHOOK_DISABLE,
+    STORE__OP_WEBHOOKS_EXPIRE,
+    STORE__OP_WEBHOOK_PENDING,
+    STORE__OP_WEBHOOKS_ACTIVE,
+    STORE__OP_DELIVERY_RETRYING,
+    STORE__OP_DELIVERY_ACKED,
+    STORE__OP_DELIVERY_COMMIT,
+    STORE__OP_ATTEMPTS_LIST,
+    STORE__OP_CHANGES_PRUNE,
+    STORE__OP_ATTEMPTS_PRUNE,
+    STORE__OP_WEBHOOKS_PRUNE,
+    STORE__OP_COUNT
+} store__op_t;
+
+typedef struct store__metrics store__metrics_t;
+
+/* One tenant's part of a committed transaction: versions first..last (first > last
+ * when it took none) and the change-log entries it appended per collection. */
+typedef struct store__commit {
+    int64_t tenant_id;
+    uint64_t first, last;
+    uint32_t created[4];      /* indexed by store_collection_t */
+} store__commit_t;
+
+BH_MUST_USE int store__metrics_new(store__metrics_t **out);
+void store__metrics_free(store__metrics_t *m);
+/* Ends the timing of a call started at t0 (metrics_now_ns) and passes rc through. */
+int store__timed(store_t *s, store__op_t op, uint64_t t0, int rc);
+/* From the writer thread, right after a COMMIT that made jobs write jobs durable;
+ * commits describes the tenants whose versions it took. Records the commit time of
+ * those versions (store_commit_times), counts the change-log entries, and observes
+ * the group size. */
+void store__committed(store_t *s, const store__commit_t *commits, size_t n, size_t jobs);
+/* n webhooks went from Enabled to Disabled for reason (after the commit). A back-end
+ * reports the disables it made; store.c the expiry sweep's. */
+void store__webhooks_disabled(store_t *s, store_webhook_reason_t reason, size_t n);
 
 typedef struct store__ops {
     const char *name; /* "sqlite", "postgres": for logs */
@@ -111,9 +186,11 @@ typedef struct store__ops {
     int (*webhooks_prune)(store_t *s, int64_t before_ms, size_t *n_out);
 } store__ops_t;
 
-/* The common head of every back-end's handle. */
+/* The common head of every back-end's handle. A back-end copies metrics from its
+ * store__config_t (store.c allocates it, and frees it after destroy). */
 struct store {
     const store__ops_t *ops;
+    store__metrics_t *metrics;
 };
 
 /* Options with the defaults filled in, as every back-end receives them. */
@@ -123,6 +200,7 @@ typedef struct store__config {
     int max_group;
     crypto_master_t master; /* unset: signing keys in the clear */
     int64_t disk_reserve;   /* bytes kept in "<store>-reserve"; 0: no reserve */
+    store__metrics_t *metrics; /* for the back-end's store_t.metrics */
 } store__config_t;
 
 #define STORE__DEFAULT_READ_CONNECTIONS 4

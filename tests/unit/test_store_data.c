@@ -1321,6 +1321,56 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The commit times the delivery engine measures latency from: every version a write
+ * committed is known, stamped between the call's start and return; a refused write
+ * (a break of a missing person) takes no version and leaves nothing; versions this
+ * process never committed, or another tenant's, are 0. The change-log entries are
+ * counted per collection in the store's metrics. */
+static void test_commit_times(void **state)
+{
+    fixture_t *f = *state;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t before = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    model_person_t p1 = mk_person(1, "E1", NULL), p2 = mk_person(2, "E2", NULL);
+    store_write_result_t r1 = put_person(f, f->ta, &p1);
+    store_write_result_t r2 = put_person(f, f->ta, &p2);
+    store_write_result_t rb = put_person(f, f->tb, &p1);
+    model_break_t orphan = mk_break(50, 77, 1, DAY0, 30, true, -1);
+    store_write_result_t ro;
+    assert_int_equal(store_break_put(f->s, f->ta, &orphan, &ro), 0);
+    assert_int_not_equal(ro.rc, 0);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t after = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+
+    uint64_t v[4] = { r1.version, r2.version, r2.version + 1, r2.version + 100 };
+    int64_t at[4];
+    store_commit_times(f->s, f->ta, v, 4, at);
+    assert_true(at[0] >= before && at[0] <= after);
+    assert_true(at[1] >= at[0] && at[1] <= after);
+    assert_int_equal(at[2], 0); /* the refused break took none */
+    assert_int_equal(at[3], 0);
+    uint64_t vb = rb.version;
+    int64_t atb;
+    store_commit_times(f->s, f->tb, &vb, 1, &atb);
+    assert_true(atb >= at[1] && atb <= after);
+    /* Tenant b's version is not tenant a's. */
+    uint64_t va = rb.version + 50;
+    store_commit_times(f->s, f->ta, &va, 1, &atb);
+    assert_int_equal(atb, 0);
+
+    buf_t out;
+    buf_init(&out, 1 << 20);
+    assert_int_equal(store_metrics_write(f->s, &out), 0);
+    assert_non_null(strstr(buf_cstr(&out),
+                           "breakhook_events_created_total{collection=\"people\"} 3\n"));
+    assert_non_null(strstr(buf_cstr(&out),
+                           "breakhook_events_created_total{collection=\"breaks\"} 0\n"));
+    assert_non_null(strstr(buf_cstr(&out), "breakhook_store_call_duration_seconds_count"
+                                           "{op=\"person_put\"} 3\n"));
+    buf_deinit(&out);
+}
+
 static void test_batch_throughput(void **state)
 {
     fixture_t *f = *state;
@@ -1385,6 +1435,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_puts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_throughput, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_times, setup, teardown),
     };
     /* BH_TEST_FILTER=test_batch_throughput runs one test (e.g. to time it alone). */
     const char *filter = getenv("BH_TEST_FILTER");

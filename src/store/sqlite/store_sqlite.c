@@ -314,7 +314,7 @@ static const char *const stmt_sql[ST__COUNT] = {
                       " disabled_at_ms = CASE WHEN valid_until_ms <= ?4 THEN valid_until_ms"
                       " ELSE ?4 END,"
                       " until_version = (SELECT last_version FROM tenants WHERE id = ?1)"
-                      " WHERE tenant_id = ?1 AND id = ?2 AND status = 0",
+                      " WHERE tenant_id = ?1 AND id = ?2 AND status = 0 RETURNING reason",
     [ST_WH_EXISTS] = "SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
     [ST_WH_EXPIRE] = "UPDATE webhooks INDEXED BY webhooks_expiry SET status = 1, reason = 1,"
                      " disabled_at_ms = valid_until_ms, until_version = (SELECT last_version"
@@ -438,6 +438,11 @@ typedef struct sqlite__conn {
     sqlite3 *db;
     sqlite3_stmt *stmts[ST__COUNT];
     struct sqlite__conn *next_free;
+    /* The writer's only: what the open transaction's jobs took (versions and
+     * change-log entries, one entry per job that used versions), handed to
+     * store__committed once the COMMIT returned. */
+    store__commit_t *notes;
+    size_t n_notes, cap_notes;
 } sqlite__conn_t;
 
 /* A write, run by the writer inside a savepoint. Returns 0 or a BH_E* code; on error
@@ -598,6 +603,9 @@ static void conn_close(sqlite__conn_t *c)
                       LOG_STR("error", sqlite3_errmsg(c->db)));
         c->db = NULL;
     }
+    free(c->notes);
+    c->notes = NULL;
+    c->n_notes = c->cap_notes = 0;
 }
 
 /* Runs one PRAGMA and, when want is given, checks the value it answers (journal_mode
@@ -824,9 +832,12 @@ static void run_group(sqlite__store_t *s, sqlite__job_t *group, uint64_t *applie
         while (pending) {
             sqlite__job_t *j = pending;
             pending = j->next;
+            size_t mark = c->n_notes;
             j->rc = alone ? j->fn(c, j->arg) : run_job(c, j);
             if (j->rc == 0)
                 ok++;
+            else
+                c->n_notes = mark; /* rolled back: its versions never commit */
             if (sqlite3_get_autocommit(c->db)) {
                 aborted = true;
                 if (j->rc != 0)
@@ -840,11 +851,13 @@ static void run_group(sqlite__store_t *s, sqlite__job_t *group, uint64_t *applie
             /* The jobs that had succeeded fail for the reason the transaction did
              * (a full disk, say), not for a reason of their own. */
             fail_succeeded(first, pending, abort_rc);
+            c->n_notes = 0;
             continue;
         }
         if (ok == 0) {
             /* Nothing to keep: skip the fsync. */
             (void)stmt_exec(c, ST_ROLLBACK);
+            c->n_notes = 0;
             return;
         }
         rc = stmt_exec(c, ST_COMMIT);
@@ -852,8 +865,11 @@ static void run_group(sqlite__store_t *s, sqlite__job_t *group, uint64_t *applie
             if (!sqlite3_get_autocommit(c->db))
                 (void)stmt_exec(c, ST_ROLLBACK);
             fail_succeeded(first, NULL, rc);
+            c->n_notes = 0;
             return;
         }
+        store__committed(&s->base, c->notes, c->n_notes, ok);
+        c->n_notes = 0;
         *applied += ok;
         (*commits)++;
     }
@@ -1326,6 +1342,7 @@ static void sq_get_stats(store_t *base, store_stats_t *out)
     pthread_mutex_lock(&s->lock);
     out->writes = s->writes;
     out->commits = s->commits;
+    out->disk_rc = s->disk_rc;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -1973,6 +1990,7 @@ typedef struct wctx {
     uint64_t version;        /* the last version assigned */
     uint64_t stored_version; /* the value tenants.last_version holds */
     int64_t now_ms;          /* committed_at_ms of this job's changes */
+    uint32_t created[4];     /* change-log entries appended, by store_collection_t */
     buf_t body;              /* the change body being written, reused */
     def_calc_t defs[DEF_CACHE_SLOTS];
     size_t n_defs, next_def;
@@ -2001,6 +2019,28 @@ static int ctx_begin(wctx_t *x, sqlite__conn_t *c, int64_t tenant_id, int64_t no
     return rc;
 }
 
+/* Remembers, for store__committed, the versions and change-log entries this job
+ * took; run_group drops the note again when the job rolls back. */
+static int ctx_note(wctx_t *x)
+{
+    sqlite__conn_t *c = x->c;
+    if (c->n_notes == c->cap_notes) {
+        size_t cap = c->cap_notes ? c->cap_notes * 2 : 64;
+        store__commit_t *p = realloc(c->notes, cap * sizeof(*p));
+        if (!p)
+            return BH_ENOMEM;
+        c->notes = p;
+        c->cap_notes = cap;
+    }
+    store__commit_t *n = &c->notes[c->n_notes++];
+    memset(n, 0, sizeof(*n));
+    n->tenant_id = x->tenant_id;
+    n->first = x->stored_version + 1;
+    n->last = x->version;
+    memcpy(n->created, x->created, sizeof(n->created));
+    return 0;
+}
+
 /* Writes the counter back when the job used versions. */
 static int ctx_finish(wctx_t *x)
 {
@@ -2012,6 +2052,8 @@ static int ctx_finish(wctx_t *x)
     if (!st)
         return rc;
     rc = step_done(x->c, st, ST_VERSION_SET);
+    if (rc == 0)
+        rc = ctx_note(x);
     if (rc == 0)
         x->stored_version = x->version;
     return rc;
@@ -2045,7 +2087,10 @@ static int change_append(wctx_t *x, uint64_t version, store_collection_t coll,
         sqlite3_bind_null(st, 6);
     sqlite3_bind_int64(st, 7, x->now_ms);
     sqlite3_bind_text(st, 8, buf_cstr(&x->body), (int)x->body.len, SQLITE_STATIC);
-    return step_done(x->c, st, ST_CHANGE_INSERT);
+    int rc2 = step_done(x->c, st, ST_CHANGE_INSERT);
+    if (rc2 == 0 && (size_t)coll < 4)
+        x->created[coll]++;
+    return rc2;
 }
 
 /* Writes the tombstone of a deleted record at version into the change log. */
@@ -3144,10 +3189,12 @@ typedef struct {
     const char *id;
     store_webhook_reason_t reason;
     int64_t now_ms;
+    int64_t applied;   /* the reason the update wrote; 0 when it changed nothing */
 } webhook_disable_arg_t;
 
 /* Like job_client_revoke: when the update changed nothing, the webhook is either
- * already Disabled (success, first reason kept) or absent. */
+ * already Disabled (success, first reason kept) or absent. The update's RETURNING
+ * row says which reason it wrote (Expired wins over the one asked for). */
 static int job_webhook_disable(sqlite__conn_t *c, void *arg)
 {
     webhook_disable_arg_t *a = arg;
@@ -3159,8 +3206,10 @@ static int job_webhook_disable(sqlite__conn_t *c, void *arg)
     sqlite3_bind_text(st, 2, a->id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, (int)a->reason);
     sqlite3_bind_int64(st, 4, a->now_ms);
-    rc = step_done(c, st, ST_WH_DISABLE);
-    if (rc != 0 || sqlite3_changes(c->db) > 0)
+    bool found;
+    a->applied = 0;
+    rc = step_int(c, st, ST_WH_DISABLE, &a->applied, &found);
+    if (rc != 0 || found)
         return rc;
 
     return webhook_exists(c, a->tenant_id, a->id);
@@ -3169,8 +3218,11 @@ static int job_webhook_disable(sqlite__conn_t *c, void *arg)
 static int sq_webhook_disable(store_t *base, int64_t tenant_id, const char *id,
                               store_webhook_reason_t reason, int64_t now_ms)
 {
-    webhook_disable_arg_t a = { tenant_id, id, reason, now_ms };
-    return submit(from_base(base), job_webhook_disable, &a);
+    webhook_disable_arg_t a = { tenant_id, id, reason, now_ms, 0 };
+    int rc = submit(from_base(base), job_webhook_disable, &a);
+    if (rc == 0 && a.applied)
+        store__webhooks_disabled(base, (store_webhook_reason_t)a.applied, 1);
+    return rc;
 }
 
 typedef struct {
@@ -3878,6 +3930,7 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
     if (!s)
         return BH_ENOMEM;
     s->base.ops = &sqlite_ops;
+    s->base.metrics = cfg->metrics;
     s->cfg = *cfg;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work_cond, NULL);
