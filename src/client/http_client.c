@@ -261,7 +261,8 @@ static void finish(hc_t *c, hc_request_t *r, CURLcode code)
     }
     if (code == CURLE_OK)
         r->res.error[0] = '\0';
-    r->res.duration_ms = (int64_t)((uv_hrtime() - r->start_ns) / 1000000);
+    r->res.duration_us = (int64_t)((uv_hrtime() - r->start_ns) / 1000);
+    r->res.duration_ms = r->res.duration_us / 1000;
     curl_multi_remove_handle(c->multi, e);
     if (!c->closing && c->n_pool < sizeof(c->pool) / sizeof(c->pool[0])) {
         c->pool[c->n_pool++] = e; /* its options stay: easy_new set the fixed ones */
@@ -306,6 +307,7 @@ void hc_result_reset(hc_result_t *res)
     res->excerpt[0] = '\0';
     res->excerpt_len = 0;
     res->duration_ms = 0;
+    res->duration_us = 0;
     res->retry_after_s = -1;
 }
 

@@ -32,6 +32,7 @@ typedef struct hc_result {
     char excerpt[HC_EXCERPT_MAX + 1]; /* the first bytes of the answer body */
     size_t excerpt_len;
     int64_t duration_ms;
+    int64_t duration_us;      /* the same, finer: for the attempt-duration histogram */
     int64_t retry_after_s;    /* Retry-After in seconds, -1 when absent or unparsable */
 } hc_result_t;
 

@@ -26,6 +26,7 @@
 #include "core/buf.h"
 #include "core/imap.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "delivery/sign.h"
 #include "model/model.h"
 
@@ -34,12 +35,17 @@
 #define FLUSH_MS 100
 #define FLUSH_MAX 2000
 #define BREAKER_PAUSE_MAX_MS (5 * 60 * 1000)
+#define SNAPSHOT_MS 1000         /* the gauges of /metrics are this old at most */
+#define TOP_TENANTS 10           /* tenants with a pending series of their own */
+#define FAIL_LOG_WINDOW_MS 10000 /* failed-attempt lines: at most FAIL_LOG_BURST per */
+#define FAIL_LOG_BURST 10        /* destination per window; the rest are counted */
 
 typedef struct event {
     uint64_t version;
     store_change_type_t type;
     char *body;                /* the delivery body: {"changeType":…,"data":…} */
     size_t len;
+    int64_t committed_us;      /* when its version committed (wall clock, µs) */
     struct event *next;        /* the lane's queue (longer than one without coalescing) */
 } event_t;
 
@@ -66,6 +72,11 @@ struct dest {
     int64_t open_until_ms;     /* breaker open (paused) until then */
     int64_t pause_ms;
     bool probing;              /* half-open: one request decides */
+    /* Failed-attempt log lines: at most FAIL_LOG_BURST per FAIL_LOG_WINDOW_MS; the
+     * lines left out are counted and reported on the next line written. */
+    int64_t log_window_ms;
+    int log_lines;
+    uint64_t log_suppressed;
     dest_t *next;
 };
 
@@ -80,6 +91,36 @@ typedef struct attempt {
     int number;
     int64_t started_ms;
 } attempt_t;
+
+/* Counters and histograms: the engine thread adds, a scrape reads (atomics). */
+enum { OUT_SUCCESS, OUT_HTTP_ERROR, OUT_GONE, OUT_TIMEOUT, OUT_NETWORK_ERROR, OUT_COUNT };
+static const char *outcome_names[OUT_COUNT] = { "success", "http_error", "gone", "timeout",
+                                                "network_error" };
+
+typedef struct engine_metrics {
+    metrics_counter_t outcome[OUT_COUNT];
+    metrics_counter_t retries;   /* failed attempts scheduled to be tried again */
+    metrics_counter_t given_up;  /* events given up: 410, or the last retry failed */
+    metrics_hist_t latency;      /* commit -> 2xx, ns */
+    metrics_hist_t attempt;      /* one attempt, ns */
+} engine_metrics_t;
+
+/* The gauges, computed on the engine loop every SNAPSHOT_MS from its own memory and
+ * read by a scrape under stats_lock. */
+typedef struct tenant_pending {
+    int64_t tenant_id;
+    char name[STORE_NAME_MAX];
+    uint64_t pending;
+    int64_t oldest_us;           /* 0: none pending */
+} tenant_pending_t;
+
+typedef struct engine_snapshot {
+    uint64_t enabled, expiring_1d, expiring_7d, paused;
+    uint64_t pending;
+    int64_t oldest_us;
+    tenant_pending_t top[TOP_TENANTS];
+    size_t n_top;
+} engine_snapshot_t;
 
 struct wh {
     store_webhook_t row;
@@ -115,6 +156,7 @@ struct wh {
     size_t n_delayed, cap_delayed;
     int64_t next_due_ms;
     size_t n_waiting;          /* events waiting in lanes (bounds memory without coalescing) */
+    uint64_t head;             /* the tenant's last version when a scan last filled up */
     /* The lowest version pending in any lane (UINT64_MAX: none), kept while lanes are
      * only added (a new change's version is above everything already in lanes) and
      * recomputed by walking the lanes only after one's lowest version rose or a lane
@@ -146,14 +188,32 @@ struct engine {
     size_t cap_spare;
     struct store_ack *acks;
     size_t n_acks, cap_acks;
-    pthread_mutex_t stats_lock;
-    engine_stats_t stats;
+    engine_metrics_t m;
+    imap_t tenant_names;       /* tenant id -> name (malloc'd), for metric labels */
+    bool want_names;           /* a tenant without a name: the next refresh reads them */
+    int64_t last_snapshot_ms;
+    pthread_mutex_t stats_lock; /* guards snap */
+    engine_snapshot_t snap;
     uv_sem_t started;
     int start_rc;
 };
 
 static void dispatch(engine_t *e);
 static void scan(engine_t *e, wh_t *w);
+
+/* Commit -> 2xx, in nanoseconds: 0.5 ms … 1 day. */
+static const uint64_t latency_bounds[] = {
+    500000,       1000000,      2000000,       3000000,        5000000,        7500000,
+    10000000,     15000000,     20000000,      30000000,       50000000,       100000000,
+    250000000,    500000000,    1000000000,    2500000000,     5000000000,     10000000000,
+    30000000000,  60000000000,  300000000000,  1800000000000,  3600000000000,  21600000000000,
+    86400000000000,
+};
+/* One attempt, in nanoseconds: 0.5 ms … 30 s. */
+static const uint64_t attempt_bounds[] = {
+    500000,     1000000,    2500000,    5000000,    10000000,   25000000,   50000000, 100000000,
+    250000000,  500000000,  1000000000, 2500000000, 5000000000, 10000000000, 30000000000,
+};
 
 void engine_options_default(engine_options_t *o)
 {
@@ -168,6 +228,7 @@ void engine_options_default(engine_options_t *o)
     o->breaker_threshold = 10;
     o->breaker_pause_ms = 5000;
     o->coalesce = true;
+    o->log_attempts = true;
 }
 
 static int64_t now_ms(engine_t *e)
@@ -721,11 +782,62 @@ static void wh_disable(engine_t *e, wh_t *w, store_webhook_reason_t reason, cons
 
 /* ---- attempts -------------------------------------------------------------- */
 
-static void stat_add(engine_t *e, uint64_t *field)
+static int64_t wall_us(void)
 {
-    pthread_mutex_lock(&e->stats_lock);
-    (*field)++;
-    pthread_mutex_unlock(&e->stats_lock);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int outcome_of(const hc_result_t *res)
+{
+    if (res->http_status >= 200 && res->http_status < 300)
+        return OUT_SUCCESS;
+    if (res->http_status == 410)
+        return OUT_GONE;
+    if (res->http_status > 0)
+        return OUT_HTTP_ERROR;
+    return strncmp(res->error, "timeout", 7) == 0 ? OUT_TIMEOUT : OUT_NETWORK_ERROR;
+}
+
+/* One line per attempt (SPEC §8). A success is an info line; a failure a warning,
+ * at most FAIL_LOG_BURST per destination per FAIL_LOG_WINDOW_MS, so a destination
+ * that fails thousands of events cannot flood the log: the lines left out are
+ * counted in the next one's "suppressed". next_at_ms is when the event is tried
+ * again (0: not). */
+static void log_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_result_t *res,
+                        int outcome, int64_t next_at_ms)
+{
+    if (!e->o.log_attempts)
+        return;
+    int64_t record = a->lane ? a->lane->record_id : 0;
+    if (outcome == OUT_SUCCESS) {
+        if (log_enabled(LOG_INFO))
+            log_info("delivery", LOG_STR("webhook", w->row.id), LOG_STR("event", a->id),
+                     LOG_INT("record", record), LOG_INT("attempt", a->number),
+                     LOG_STR("outcome", outcome_names[outcome]),
+                     LOG_INT("status", res->http_status), LOG_INT("us", res->duration_us));
+        return;
+    }
+    dest_t *d = w->dest;
+    int64_t now = mono_ms(e);
+    if (now - d->log_window_ms >= FAIL_LOG_WINDOW_MS) {
+        d->log_window_ms = now;
+        d->log_lines = 0;
+    }
+    if (d->log_lines >= FAIL_LOG_BURST) {
+        d->log_suppressed++;
+        return;
+    }
+    d->log_lines++;
+    uint64_t suppressed = d->log_suppressed;
+    d->log_suppressed = 0;
+    log_warn("delivery failed", LOG_STR("webhook", w->row.id), LOG_STR("event", a->id),
+             LOG_INT("record", record), LOG_INT("attempt", a->number),
+             LOG_STR("outcome", outcome_names[outcome]), LOG_INT("status", res->http_status),
+             LOG_STR("error", res->error), LOG_INT("us", res->duration_us),
+             LOG_INT("next_attempt_in_ms", next_at_ms ? next_at_ms - now_ms(e) : 0),
+             LOG_STR("destination", d->key), LOG_INT("suppressed", suppressed));
 }
 
 static void attempt_free(attempt_t *a)
@@ -754,7 +866,10 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
     wh_t *w = a->wh;
     event_t *ev = a->ev;
     bool ok = res->http_status >= 200 && res->http_status < 300;
-    stat_add(e, &e->stats.attempts);
+    int outcome = outcome_of(res);
+    metrics_counter_add(&e->m.outcome[outcome], 1);
+    metrics_hist_observe(&e->m.attempt, (uint64_t)(res->duration_us > 0 ? res->duration_us : 0) *
+                                            1000u);
     w->in_flight--;
     w->dest->inflight--;
     if (w->dest->probing && !e->stopping && (l->wh == NULL || w->dead))
@@ -781,7 +896,11 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
     dest_result(e, w->dest, ok || res->http_status == 410);
     if (ok) {
         w->min_known = false; /* the lane's lowest version rose, or the lane goes */
-        stat_add(e, &e->stats.delivered);
+        if (ev->committed_us) {
+            int64_t lat = wall_us() - ev->committed_us;
+            metrics_hist_observe(&e->m.latency, (uint64_t)(lat > 0 ? lat : 0) * 1000u);
+        }
+        log_attempt(e, w, a, res, outcome, 0);
         record_attempt(e, w, a, res, STORE_ATTEMPT_DELIVERED, 0);
         record_ack(e, w, l->record_id, ev->version);
         w->last_success_ms = now;
@@ -796,7 +915,8 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
             lane_free(l);
         }
     } else if (res->http_status == 410) {
-        stat_add(e, &e->stats.gave_up);
+        metrics_counter_add(&e->m.given_up, 1);
+        log_attempt(e, w, a, res, outcome, 0);
         record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
         w->last_failure_ms = now;
         keep_pending(e, w, l, ev); /* undelivered: it must hold the watermark below it */
@@ -807,13 +927,15 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         int64_t delay = retry_next_delay_ms(&e->o.retry, l->failures, ra, e->o.rand);
         w->last_failure_ms = now;
         if (delay < 0) {
-            stat_add(e, &e->stats.gave_up);
+            metrics_counter_add(&e->m.given_up, 1);
+            log_attempt(e, w, a, res, outcome, 0);
             record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
             keep_pending(e, w, l, ev);
             wh_disable(e, w, STORE_WH_RETRIES_EXHAUSTED, "the last retry failed");
         } else {
-            stat_add(e, &e->stats.failed);
+            metrics_counter_add(&e->m.retries, 1);
             l->next_at_ms = now + delay;
+            log_attempt(e, w, a, res, outcome, l->next_at_ms);
             record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, l->next_at_ms);
             /* Retry the newest state: a newer waiting change replaces this one. */
             keep_pending(e, w, l, ev);
@@ -966,6 +1088,8 @@ typedef struct scan_job {
     store_change_t *changes;
     size_t n;
     char **bodies;            /* delivery bodies, one per change */
+    int64_t *committed_us;    /* commit times, one per change */
+    uint64_t head;            /* the tenant's last version, read when the batch filled up */
     int rc;
 } scan_job_t;
 
@@ -1031,10 +1155,25 @@ static void scan_work(uv_work_t *wk)
     if (j->rc || !j->n)
         return;
     j->bodies = calloc(j->n, sizeof(char *));
-    if (!j->bodies) {
+    j->committed_us = calloc(j->n, sizeof(*j->committed_us));
+    uint64_t *versions = malloc(j->n * sizeof(*versions));
+    if (!j->bodies || !j->committed_us || !versions) {
+        free(versions);
         j->rc = BH_ENOMEM;
         return;
     }
+    /* The precise commit times this process remembers; older changes (before a
+     * restart, or far behind) fall back to the row's own millisecond timestamp,
+     * taken when its transaction started. */
+    for (size_t i = 0; i < j->n; i++)
+        versions[i] = j->changes[i].version;
+    store_commit_times(s, j->row.tenant_id, versions, j->n, j->committed_us);
+    free(versions);
+    for (size_t i = 0; i < j->n; i++)
+        if (!j->committed_us[i])
+            j->committed_us[i] = j->changes[i].committed_at_ms * 1000;
+    if (j->n == SCAN_BATCH && store_tenant_version(s, j->row.tenant_id, &j->head))
+        j->head = 0;
     model_person_t *people = NULL;
     size_t n_people = 0;
     bool embed = j->ext_refs && json_array_size(j->ext_refs) > 0;
@@ -1107,12 +1246,15 @@ static void scan_done(uv_work_t *wk, int status)
                 continue;
             ev->version = c->version;
             ev->type = c->type;
+            ev->committed_us = j->committed_us[i];
             ev->body = j->bodies[i];
             ev->len = strlen(ev->body);
             j->bodies[i] = NULL;
             lane_add(e, w, c->record_id, ev);
         }
         w->more = j->n == SCAN_BATCH;
+        if (j->head > w->head)
+            w->head = j->head;
         if (w->scan_cursor >= w->recovery_head && (w->latest.n || w->retrying.n)) {
             /* past the recovery range: not needed any more */
             imap_deinit(&w->latest);
@@ -1126,6 +1268,7 @@ static void scan_done(uv_work_t *wk, int status)
     for (size_t i = 0; j->bodies && i < j->n; i++)
         free(j->bodies[i]);
     free(j->bodies);
+    free(j->committed_us);
     store_changes_free(j->changes, j->n);
     json_decref(j->ext_refs);
     free(j);
@@ -1180,6 +1323,9 @@ typedef struct refresh_job {
     store_retrying_t **retrying; /* per row, for webhooks new to the engine */
     size_t *n_retrying;
     bool *is_new;
+    bool want_names;           /* read the tenants' names too (for metric labels) */
+    store_tenant_t *tenants;
+    size_t n_tenants;
     int rc;
 } refresh_job_t;
 
@@ -1235,6 +1381,8 @@ static void refresh_work(uv_work_t *wk)
 {
     refresh_job_t *j = wk->data;
     store_t *s = j->e->o.store;
+    if (j->want_names && store_tenant_list(s, &j->tenants, &j->n_tenants))
+        j->n_tenants = 0;
     j->rc = store_webhooks_active(s, now_ms(j->e), &j->rows, &j->n);
     if (j->rc || !j->n)
         return;
@@ -1325,6 +1473,14 @@ static void refresh_done(uv_work_t *wk, int status)
     engine_t *e = j->e;
     (void)status;
     e->refreshing = false;
+    for (size_t i = 0; i < j->n_tenants; i++) {
+        if (imap_get(&e->tenant_names, j->tenants[i].id))
+            continue;
+        char *name = strdup(j->tenants[i].name);
+        if (name && imap_put(&e->tenant_names, j->tenants[i].id, name))
+            free(name);
+    }
+    free(j->tenants);
     if (!j->rc && !e->stopping) {
         for (wh_t *w = e->whs; w; w = w->next)
             w->seen = false;
@@ -1380,6 +1536,8 @@ static void refresh(engine_t *e)
         return;
     j->work.data = j;
     j->e = e;
+    j->want_names = e->want_names;
+    e->want_names = false;
     /* Which rows are new is decided on the worker against this snapshot of ids. */
     size_t n = 0;
     for (wh_t *w = e->whs; w; w = w->next)
@@ -1400,6 +1558,115 @@ static void refresh(engine_t *e)
     }
 }
 
+/* ---- the gauges of /metrics ----------------------------------------------------- */
+
+typedef struct oldest_arg {
+    int64_t oldest_us;
+} oldest_arg_t;
+
+/* A lane's oldest pending event is the one in flight, else the first waiting. */
+static void lane_oldest(int64_t key, void *value, void *arg)
+{
+    (void)key;
+    const lane_t *l = value;
+    oldest_arg_t *o = arg;
+    const event_t *ev = l->inflight ? l->inflight : l->waiting;
+    if (ev && ev->committed_us && (o->oldest_us == 0 || ev->committed_us < o->oldest_us))
+        o->oldest_us = ev->committed_us;
+}
+
+static void tenant_name_free(int64_t key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    free(value);
+}
+
+/* Recomputes the gauges from the engine's own memory: no store call. A webhook's
+ * pending events are those in its lanes, plus, while its backlog does not fit in
+ * memory, the versions between its scan cursor and the tenant's last version (an
+ * upper bound: those include the tenant's changes to other collections). The oldest
+ * pending event is always in memory: lanes are filled in version order. Walks every
+ * lane once; runs every SNAPSHOT_MS. */
+static void snapshot(engine_t *e)
+{
+    engine_snapshot_t sn;
+    memset(&sn, 0, sizeof(sn));
+    int64_t now = now_ms(e);
+    int64_t mono = mono_ms(e);
+    for (dest_t *d = e->dests; d; d = d->next)
+        if (d->open_until_ms && d->open_until_ms > now)
+            sn.paused++;
+    imap_t ix;                   /* tenant id -> index + 1 into per */
+    imap_init(&ix);
+    tenant_pending_t *per = NULL;
+    size_t n_per = 0, cap_per = 0;
+    for (wh_t *w = e->whs; w; w = w->next) {
+        if (w->dead)
+            continue;
+        sn.enabled++;
+        if (w->row.valid_until_ms - now < 24 * 3600 * 1000LL)
+            sn.expiring_1d++;
+        if (w->row.valid_until_ms - now < 7 * 24 * 3600 * 1000LL)
+            sn.expiring_7d++;
+        uint64_t pending = w->n_waiting + w->in_flight;
+        if (w->more && w->head > w->scan_cursor)
+            pending += w->head - w->scan_cursor;
+        oldest_arg_t o = { 0 };
+        if (pending)
+            imap_each(&w->lanes, lane_oldest, &o);
+        sn.pending += pending;
+        if (o.oldest_us && (sn.oldest_us == 0 || o.oldest_us < sn.oldest_us))
+            sn.oldest_us = o.oldest_us;
+        if (!pending)
+            continue;
+        size_t k = (size_t)(uintptr_t)imap_get(&ix, w->row.tenant_id);
+        if (!k) {
+            if (n_per == cap_per) {
+                size_t cap = cap_per ? cap_per * 2 : 16;
+                tenant_pending_t *p = realloc(per, cap * sizeof(*p));
+                if (!p)
+                    continue;
+                per = p;
+                cap_per = cap;
+            }
+            if (imap_put(&ix, w->row.tenant_id, (void *)(uintptr_t)(n_per + 1)))
+                continue;
+            per[n_per] = (tenant_pending_t){ .tenant_id = w->row.tenant_id };
+            k = ++n_per;
+        }
+        tenant_pending_t *t = &per[k - 1];
+        t->pending += pending;
+        if (o.oldest_us && (t->oldest_us == 0 || o.oldest_us < t->oldest_us))
+            t->oldest_us = o.oldest_us;
+    }
+    /* The TOP_TENANTS with most pending, by selection: n_per is small next to the
+     * lanes walked above. */
+    for (size_t i = 0; i < n_per && sn.n_top < TOP_TENANTS; i++) {
+        size_t best = i;
+        for (size_t k = i + 1; k < n_per; k++)
+            if (per[k].pending > per[best].pending)
+                best = k;
+        tenant_pending_t t = per[best];
+        per[best] = per[i];
+        per[i] = t;
+        const char *name = imap_get(&e->tenant_names, t.tenant_id);
+        if (name)
+            snprintf(t.name, sizeof(t.name), "%s", name);
+        else {
+            snprintf(t.name, sizeof(t.name), "id-%lld", (long long)t.tenant_id);
+            e->want_names = true;
+        }
+        sn.top[sn.n_top++] = t;
+    }
+    free(per);
+    imap_deinit(&ix);
+    pthread_mutex_lock(&e->stats_lock);
+    e->snap = sn;
+    pthread_mutex_unlock(&e->stats_lock);
+    e->last_snapshot_ms = mono;
+}
+
 /* ---- the loop ------------------------------------------------------------------ */
 
 static void on_tick(uv_timer_t *t)
@@ -1410,6 +1677,8 @@ static void on_tick(uv_timer_t *t)
     int64_t now = mono_ms(e);
     if (now - e->last_refresh_ms >= e->o.refresh_ms)
         refresh(e);
+    if (now - e->last_snapshot_ms >= SNAPSHOT_MS)
+        snapshot(e);
     bool poll = now - e->last_poll_ms >= e->o.poll_ms;
     if (poll)
         e->last_poll_ms = now;
@@ -1482,6 +1751,11 @@ int engine_start(const engine_options_t *o, engine_t **out)
         return BH_ENOMEM;
     e->o = *o;
     pthread_mutex_init(&e->stats_lock, NULL);
+    imap_init(&e->tenant_names);
+    metrics_hist_init(&e->m.latency, latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]),
+                      1e9);
+    metrics_hist_init(&e->m.attempt, attempt_bounds, sizeof(attempt_bounds) / sizeof(attempt_bounds[0]),
+                      1e9);
     uv_sem_init(&e->started, 0);
     if (uv_thread_create(&e->thread, engine_main, e) < 0) {
         uv_sem_destroy(&e->started);
@@ -1527,12 +1801,116 @@ void engine_stop(engine_t *e)
     free(e->acks);
     uv_sem_destroy(&e->started);
     pthread_mutex_destroy(&e->stats_lock);
+    imap_each(&e->tenant_names, tenant_name_free, NULL);
+    imap_deinit(&e->tenant_names);
     free(e);
 }
 
 void engine_get_stats(engine_t *e, engine_stats_t *out)
 {
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < OUT_COUNT; i++)
+        out->attempts += metrics_counter_get(&e->m.outcome[i]);
+    out->delivered = metrics_counter_get(&e->m.outcome[OUT_SUCCESS]);
+    out->failed = metrics_counter_get(&e->m.retries);
+    out->gave_up = metrics_counter_get(&e->m.given_up);
+}
+
+static int write_gauge(buf_t *out, const char *name, const char *help, uint64_t v)
+{
+    int rc = metrics_write_family(out, name, "gauge", help);
+    return rc ? rc : metrics_write_u64(out, name, NULL, v);
+}
+
+static double age_s(int64_t now_us, int64_t then_us)
+{
+    return then_us && now_us > then_us ? (double)(now_us - then_us) / 1e6 : 0.0;
+}
+
+int engine_metrics_write(engine_t *e, buf_t *out)
+{
+    char mem[160];
+    buf_t labels = { mem, 0, sizeof(mem), sizeof(mem) - 1 };
+    int rc = metrics_write_family(out, "breakhook_delivery_attempts_total", "counter",
+                                  "Delivery attempts by outcome: success (2xx), http_error "
+                                  "(another status), gone (410), timeout, network_error.");
+    for (int i = 0; i < OUT_COUNT && rc == 0; i++) {
+        buf_reset(&labels);
+        rc = metrics_label(&labels, "outcome", outcome_names[i]);
+        rc = rc ? rc
+                : metrics_write_u64(out, "breakhook_delivery_attempts_total", buf_cstr(&labels),
+                                    metrics_counter_get(&e->m.outcome[i]));
+    }
+    rc = rc ? rc
+            : metrics_write_family(out, "breakhook_delivery_retries_total", "counter",
+                                   "Failed attempts scheduled to be tried again.");
+    rc = rc ? rc
+            : metrics_write_u64(out, "breakhook_delivery_retries_total", NULL,
+                                metrics_counter_get(&e->m.retries));
+    rc = rc ? rc
+            : metrics_write_family(out, "breakhook_delivery_given_up_total", "counter",
+                                   "Events given up: the destination answered 410, or the "
+                                   "last retry failed (the webhook is then disabled).");
+    rc = rc ? rc
+            : metrics_write_u64(out, "breakhook_delivery_given_up_total", NULL,
+                                metrics_counter_get(&e->m.given_up));
+    rc = rc ? rc
+            : metrics_write_family(out, "breakhook_delivery_latency_seconds", "histogram",
+                                   "From the COMMIT of a change to its consumer's 2xx answer, "
+                                   "per delivered event (retries included).");
+    rc = rc ? rc : metrics_write_hist(out, "breakhook_delivery_latency_seconds", NULL, &e->m.latency);
+    rc = rc ? rc
+            : metrics_write_family(out, "breakhook_delivery_attempt_duration_seconds", "histogram",
+                                   "One delivery attempt: request sent to answer (or error).");
+    rc = rc ? rc
+            : metrics_write_hist(out, "breakhook_delivery_attempt_duration_seconds", NULL,
+                                 &e->m.attempt);
+
     pthread_mutex_lock(&e->stats_lock);
-    *out = e->stats;
+    engine_snapshot_t sn = e->snap;
     pthread_mutex_unlock(&e->stats_lock);
+    int64_t now_us = wall_us();
+    rc = rc ? rc
+            : write_gauge(out, "breakhook_destinations_paused",
+                          "Destinations whose circuit breaker is open now.", sn.paused);
+    rc = rc ? rc
+            : write_gauge(out, "breakhook_webhooks_enabled",
+                          "Enabled webhooks the engine delivers for.", sn.enabled);
+    rc = rc ? rc
+            : metrics_write_family(out, "breakhook_webhooks_expiring", "gauge",
+                                   "Enabled webhooks whose validUntil is less than `within` away.");
+    rc = rc ? rc : metrics_write_u64(out, "breakhook_webhooks_expiring", "within=\"1d\"",
+                                     sn.expiring_1d);
+    rc = rc ? rc : metrics_write_u64(out, "breakhook_webhooks_expiring", "within=\"7d\"",
+                                     sn.expiring_7d);
+    rc = rc ? rc
+            : write_gauge(out, "breakhook_pending_events",
+                          "Events not delivered yet, all webhooks.", sn.pending);
+    rc = rc ? rc
+            : metrics_write_family(out, "breakhook_oldest_pending_age_seconds", "gauge",
+                                   "Age of the oldest event not delivered yet (0: none).");
+    rc = rc ? rc
+            : metrics_write_double(out, "breakhook_oldest_pending_age_seconds", NULL,
+                                   age_s(now_us, sn.oldest_us));
+    rc = rc ? rc
+            : metrics_write_family(out, "breakhook_tenant_pending_events", "gauge",
+                                   "Events not delivered yet, for the 10 tenants with most.");
+    for (size_t i = 0; i < sn.n_top && rc == 0; i++) {
+        buf_reset(&labels);
+        rc = metrics_label(&labels, "tenant", sn.top[i].name);
+        rc = rc ? rc
+                : metrics_write_u64(out, "breakhook_tenant_pending_events", buf_cstr(&labels),
+                                    sn.top[i].pending);
+    }
+    rc = rc ? rc
+            : metrics_write_family(out, "breakhook_tenant_oldest_pending_age_seconds", "gauge",
+                                   "Age of the oldest pending event, for the same 10 tenants.");
+    for (size_t i = 0; i < sn.n_top && rc == 0; i++) {
+        buf_reset(&labels);
+        rc = metrics_label(&labels, "tenant", sn.top[i].name);
+        rc = rc ? rc
+                : metrics_write_double(out, "breakhook_tenant_oldest_pending_age_seconds",
+                                       buf_cstr(&labels), age_s(now_us, sn.top[i].oldest_us));
+    }
+    return rc;
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "client/destination.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "delivery/retry.h"
@@ -49,6 +50,8 @@ typedef struct engine_options {
     unsigned send_threads;           /* transport threads (hc_pool); 0: transfers on the
                                       * engine's own thread */
     bool coalesce;                   /* a newer change replaces a waiting one (SPEC: on) */
+    bool log_attempts;               /* one log line per attempt (failures rate-limited per
+                                      * destination) */
 } engine_options_t;
 
 /* Fills the SPEC defaults (store, clock, rand, master, allow left NULL). */
@@ -67,5 +70,13 @@ typedef struct engine_stats {
     uint64_t attempts, delivered, failed, gave_up;
 } engine_stats_t;
 void engine_get_stats(engine_t *e, engine_stats_t *out);
+
+/* Appends the engine's families in the Prometheus text format (docs/OPERATIONS.md
+ * lists them): attempts by outcome, retries, given up, the commit -> 2xx latency and
+ * attempt duration histograms, and the gauges (paused destinations, enabled and
+ * expiring webhooks, pending events and the oldest one's age, in all and for the 10
+ * tenants with most). Counters are atomics; the gauges are the engine's own
+ * snapshot, at most a second old. Any thread. 0 or BH_ENOMEM when out is full. */
+BH_MUST_USE int engine_metrics_write(engine_t *e, buf_t *out);
 
 #endif
