@@ -1,11 +1,13 @@
 /*
  * api.c: the route table and the worker-pool bridge.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "api/api.h"
 #include "api/handlers.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 typedef struct api_job {
     uv_work_t work;
@@ -14,9 +16,14 @@ typedef struct api_job {
     void *arg;
 } api_job_t;
 
+/* Jobs queued by api_run that no worker has started yet. libuv's pool is one per
+ * process, so is this count. */
+static _Atomic uint64_t jobs_waiting;
+
 static void job_work(uv_work_t *w)
 {
     api_job_t *j = w->data;
+    atomic_fetch_sub_explicit(&jobs_waiting, 1, memory_order_relaxed);
     j->fn(j->req, j->arg);
 }
 
@@ -43,7 +50,9 @@ void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
     j->fn = work;
     j->done = done;
     j->arg = arg;
+    atomic_fetch_add_explicit(&jobs_waiting, 1, memory_order_relaxed);
     if (uv_queue_work(api_ctx(req)->loop, &j->work, job_work, job_done) < 0) {
+        atomic_fetch_sub_explicit(&jobs_waiting, 1, memory_order_relaxed);
         free(j);
         http_respond_error(req, 503, "the server is busy", NULL, 0);
     }
@@ -135,4 +144,20 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/webhooks/{id}/deliveries",
                                    api_webhook_deliveries, &api);
     return rc;
+}
+
+int api_metrics_write(api_pool_t *token_pool, buf_t *out)
+{
+    int rc = metrics_write_family(out, "breakhook_worker_queue_length", "gauge",
+                                  "API store jobs waiting for a worker thread.");
+    rc = rc ? rc
+            : metrics_write_u64(out, "breakhook_worker_queue_length", NULL,
+                                atomic_load_explicit(&jobs_waiting, memory_order_relaxed));
+    if (!token_pool || rc)
+        return rc;
+    rc = metrics_write_family(out, "breakhook_token_queue_length", "gauge",
+                              "Token requests waiting for (or in) a bh-token thread.");
+    return rc ? rc
+              : metrics_write_u64(out, "breakhook_token_queue_length", NULL,
+                                  api_pool_queued(token_pool));
 }

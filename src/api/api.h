@@ -77,6 +77,13 @@ BH_MUST_USE int api_pool_run(api_pool_t *p, http_request_t *req, api_work_fn wor
  * done callbacks that have not run yet are dropped (call it once the server has
  * stopped). The memory goes when the loop runs the close callback. NULL: no-op. */
 void api_pool_free(api_pool_t *p);
+/* Jobs waiting or running on the pool now. Any thread (takes the pool's lock). */
+size_t api_pool_queued(api_pool_t *p);
+
+/* Appends breakhook_worker_queue_length (api_run jobs no worker has started) and,
+ * with token_pool, breakhook_token_queue_length, in the Prometheus text format. Any
+ * thread. 0 or BH_ENOMEM when out is full. */
+BH_MUST_USE int api_metrics_write(api_pool_t *token_pool, buf_t *out);
 
 /* Authenticates the bearer token of req and checks that it grants scope (NULL:
  * any valid token). On success returns the claims (in req->arena). Otherwise

@@ -186,3 +186,11 @@ void api_pool_free(api_pool_t *p)
     }
     uv_close((uv_handle_t *)&p->done_async, pool_free_mem);
 }
+
+size_t api_pool_queued(api_pool_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->n_queued;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}

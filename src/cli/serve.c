@@ -19,6 +19,7 @@
 #include "cli/demo.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "delivery/engine.h"
 #include "http/http.h"
 
@@ -29,6 +30,9 @@ typedef struct serve_config {
     const char *log_format;
     const char *log_file;
     bool access_log;
+    bool delivery_log;
+    const char *metrics_listen;
+    const char *metrics_port_file;
     int64_t max_body;
     int64_t max_batch_body;
     int64_t max_header_bytes;
@@ -83,6 +87,15 @@ static const config_option_t serve_options[] = {
         "append logs to PATH instead of stderr (reopened on SIGHUP)", 0, 0),
     OPT("access-log", CONFIG_BOOL, access_log, NULL,
         "one log line per request (default on; --access-log=false turns it off)", 0, 0),
+    OPT("delivery-log", CONFIG_BOOL, delivery_log, NULL,
+        "one log line per delivery attempt; failures at most 10 per destination per 10 s "
+        "(default on; --delivery-log=false turns it off)", 0, 0),
+    OPT("metrics-listen", CONFIG_STRING, metrics_listen, "ADDR:PORT",
+        "serve GET /metrics (Prometheus text) on this separate address; its labels name "
+        "tenants, so keep it private (default 127.0.0.1:9464; port 0 picks a free one; "
+        "off: no metrics listener)", 0, 0),
+    OPT("metrics-port-file", CONFIG_STRING, metrics_port_file, "PATH",
+        "write the metrics port actually bound to PATH once listening", 0, 0),
     OPT("max-body", CONFIG_INT, max_body, "BYTES", "request body limit (default 1048576)", 1,
         1LL << 30),
     OPT("max-batch-body", CONFIG_INT, max_batch_body, "BYTES",
@@ -197,6 +210,11 @@ typedef struct serve_state {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t shutdown_timer;
     http_server_t *server;
+    http_server_t *metrics_server;  /* GET /metrics, on the same loop; NULL: none */
+    http_router_t *metrics_router;
+    http_route_opts_t metrics_opts;
+    engine_t *engine;
+    api_pool_t *token_pool;
     bool stopping;
     int64_t shutdown_timeout;
 } serve_state_t;
@@ -234,6 +252,81 @@ static int parse_listen(const char *s, char *host, size_t host_len, int *port)
     if (!slice_to_u64(slice_from_cstr(colon + 1), 65535, &p))
         return BH_EINVAL;
     *port = (int)p;
+    return 0;
+}
+
+static int write_port_file(const char *path, int port);
+
+/* The metrics listener's only route. Everything it reads is either loop-owned (the
+ * API server's connections: this runs on the same loop) or atomics and snapshots
+ * kept by their owners; no store call, no lock held for more than a copy. */
+#define METRICS_BODY_MAX (16 << 20)
+
+static void metrics_handler(http_request_t *req)
+{
+    serve_state_t *st = (serve_state_t *)req->route_data;
+    buf_t b;
+    buf_init(&b, METRICS_BODY_MAX);
+    int rc = metrics_write_family(&b, "breakhook_build_info", "gauge",
+                                  "Always 1; the version is in the label.");
+    rc = rc ? rc : metrics_write_u64(&b, "breakhook_build_info",
+                                     "version=\"" BREAKHOOK_VERSION "\"", 1);
+    if (rc == 0 && st->server)
+        rc = http_server_metrics_write(st->server, &b);
+    rc = rc ? rc : api_metrics_write(st->token_pool, &b);
+    rc = rc ? rc : store_metrics_write(st->store, &b);
+    if (rc == 0 && st->engine)
+        rc = engine_metrics_write(st->engine, &b);
+    rc = rc ? rc : metrics_write_process(&b);
+    if (rc)
+        http_respond_error(req, 500, "the metrics did not fit in the answer", NULL, 0);
+    else
+        http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+    buf_deinit(&b);
+}
+
+static void on_metrics_server_freed(void *arg)
+{
+    serve_state_t *st = arg;
+    st->metrics_server = NULL;
+}
+
+/* Starts the metrics listener on the serve loop; a message in err on failure. */
+static int start_metrics(serve_state_t *st, const char *listen, const char *port_file,
+                         char *err, size_t err_len)
+{
+    char host[128];
+    int port;
+    if (parse_listen(listen, host, sizeof(host), &port)) {
+        snprintf(err, err_len, "--metrics-listen: expected ADDR:PORT or off, got '%s'", listen);
+        return CLI_USAGE;
+    }
+    st->metrics_router = http_router_new();
+    if (!st->metrics_router) {
+        snprintf(err, err_len, "out of memory");
+        return CLI_FAIL;
+    }
+    st->metrics_opts.data = st;
+    http_server_options_t hopt = { .access_log = false };
+    http_limits_default(&hopt.limits);
+    hopt.limits.max_connections = 64;
+    if (http_router_add(st->metrics_router, HTTP_M_GET, "/metrics", metrics_handler,
+                        &st->metrics_opts) ||
+        http_server_new(&st->loop, st->metrics_router, &hopt, &st->metrics_server)) {
+        snprintf(err, err_len, "out of memory");
+        return CLI_FAIL;
+    }
+    const char *why = "";
+    if (http_server_listen(st->metrics_server, host, port, &why)) {
+        snprintf(err, err_len, "cannot listen on %s (--metrics-listen): %s", listen, why);
+        return CLI_FAIL;
+    }
+    port = http_server_port(st->metrics_server);
+    if (port_file && *port_file && write_port_file(port_file, port)) {
+        snprintf(err, err_len, "cannot write --metrics-port-file %s", port_file);
+        return CLI_FAIL;
+    }
+    log_info("metrics listening", LOG_STR("host", host), LOG_INT("port", port));
     return 0;
 }
 
@@ -278,6 +371,8 @@ static void on_signal(uv_signal_t *h, int signum)
     st->stopping = true;
     log_info("shutting down", LOG_INT("signal", signum));
     uv_timer_start(&st->shutdown_timer, on_shutdown_timeout, (uint64_t)st->shutdown_timeout, 0);
+    if (st->metrics_server)
+        http_server_shutdown(st->metrics_server, on_metrics_server_freed, st);
     http_server_shutdown(st->server, on_server_done, st);
 }
 
@@ -435,6 +530,8 @@ int cli_serve(int argc, char **argv)
         .log_level = "info",
         .log_format = "json",
         .access_log = true,
+        .delivery_log = true,
+        .metrics_listen = "127.0.0.1:9464",
         .max_body = 1 << 20,
         .max_batch_body = 64 << 20,
         .max_header_bytes = 16 << 10,
@@ -502,6 +599,7 @@ int cli_serve(int argc, char **argv)
     eopt.breaker_threshold = (int)cfg.breaker_threshold;
     eopt.breaker_pause_ms = cfg.breaker_pause;
     eopt.coalesce = cfg.coalesce;
+    eopt.log_attempts = cfg.delivery_log;
     if (cfg.delivery_threads < 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg.delivery_threads = cpus < 1 ? 1 : cpus > 4 ? 4 : cpus;
@@ -544,6 +642,7 @@ int cli_serve(int argc, char **argv)
         }
     }
     st.store = store;
+    st.engine = NULL;
     st.token_ttl_ms = cfg.token_ttl;
     st.retention_ms = cfg.retention;
     auth_keyring_init(&st.keyring);
@@ -585,6 +684,8 @@ int cli_serve(int argc, char **argv)
         cli_fail(CLI_FAIL, "serve: could not start the token threads");
         goto out_loop;
     }
+    st.engine = engine;
+    st.token_pool = token_pool;
     api_ctx_t ctx = { .loop = &st.loop, .engine = engine, .store = store, .clock = clock_system(),
                       .rand = rand_system(), .keyring = &st.keyring, .revoked = &st.revoked,
                       .ratelimit = ratelimit, .token_rate_addr = token_rate_addr,
@@ -628,6 +729,15 @@ int cli_serve(int argc, char **argv)
         cli_fail(CLI_FAIL, "serve: cannot listen on %s: %s", cfg.listen, why);
         goto out_loop;
     }
+    if (cfg.metrics_listen && *cfg.metrics_listen && strcmp(cfg.metrics_listen, "off") != 0) {
+        char merr[256];
+        int mrc = start_metrics(&st, cfg.metrics_listen, cfg.metrics_port_file, merr,
+                                sizeof(merr));
+        if (mrc) {
+            code = cli_fail(mrc, "serve: %s", merr);
+            goto out_loop;
+        }
+    }
     port = http_server_port(st.server);
     if (cfg.port_file && write_port_file(cfg.port_file, port)) {
         cli_fail(CLI_FAIL, "serve: cannot write --port-file %s", cfg.port_file);
@@ -666,17 +776,22 @@ int cli_serve(int argc, char **argv)
 out_loop:
     /* The engine first: it commits what it delivered before the store closes. */
     engine_stop(engine);
+    st.engine = NULL; /* a last scrape must not read it */
     /* Every request was answered (or the timeout exited): the token threads are idle. */
     api_pool_free(token_pool);
+    st.token_pool = NULL;
     /* A server that never served (its listen failed) goes through its own close path,
      * which frees it; then close whatever is left (signals, timers, connections cut by
      * the timeout) so the loop can be closed; the process exits right after. */
     if (st.server)
         http_server_shutdown(st.server, on_server_freed, &st);
+    if (st.metrics_server)
+        http_server_shutdown(st.metrics_server, on_metrics_server_freed, &st);
     uv_walk(&st.loop, close_walk, NULL);
     uv_run(&st.loop, UV_RUN_DEFAULT);
     uv_loop_close(&st.loop);
     http_router_free(router);
+    http_router_free(st.metrics_router);
     auth_ratelimit_free(ratelimit);
     auth_ratelimit_free(token_rate_addr);
     auth_ratelimit_free(token_rate_global);

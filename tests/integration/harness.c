@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -254,46 +255,12 @@ static void child_prepare(pid_t parent, const char *const *env)
     }
 }
 
-int it_server_start(it_server_t *s, const it_server_opts_t *opts)
+/* Forks and execs argv in s->dir (stdin /dev/null, stdout to out_path, stderr to
+ * err_path), then waits (bounded) for s->port_path to hold a whole port. On failure
+ * the child is killed, its output printed, and -1 returned. */
+static int spawn_listening(it_server_t *s, const char *const *argv, const char *const *env,
+                           const char *out_path, const char *err_path, const char *what)
 {
-    static const it_server_opts_t none = { 0 };
-    if (!opts)
-        opts = &none;
-    memset(s, 0, sizeof(*s));
-    if (it_tmpdir_new(s->dir, sizeof(s->dir)))
-        return -1;
-    snprintf(s->port_path, sizeof(s->port_path), "%s/port", s->dir);
-    snprintf(s->db_path, sizeof(s->db_path), "%s/breakhook.db", s->dir);
-    snprintf(s->log_path, sizeof(s->log_path), "%s/server.log", s->dir);
-    snprintf(s->output_path, sizeof(s->output_path), "%s/output.log", s->dir);
-    char store[340];
-    snprintf(store, sizeof(store), "sqlite:%s", s->db_path);
-
-    const char *argv[MAX_ARGS];
-    size_t n = 0;
-    argv[n++] = BREAKHOOK_BIN;
-    argv[n++] = "serve";
-    if (!opts->no_listen) {
-        argv[n++] = "--listen";
-        argv[n++] = "127.0.0.1:0";
-    }
-    argv[n++] = "--port-file";
-    argv[n++] = s->port_path;
-    argv[n++] = "--store";
-    argv[n++] = store;
-    if (!opts->no_log_file) {
-        argv[n++] = "--log-file";
-        argv[n++] = s->log_path;
-    }
-    for (size_t i = 0; opts->args && opts->args[i]; i++) {
-        if (n + 1 >= MAX_ARGS) {
-            set_error("too many server arguments");
-            return -1;
-        }
-        argv[n++] = opts->args[i];
-    }
-    argv[n] = NULL;
-
     fflush(NULL);
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -302,16 +269,17 @@ int it_server_start(it_server_t *s, const it_server_opts_t *opts)
         return -1;
     }
     if (pid == 0) {
-        child_prepare(parent, opts->env);
+        child_prepare(parent, env);
         if (chdir(s->dir) < 0)
             _exit(127);
-        int out = open(s->output_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int out = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int err = open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         int in = open("/dev/null", O_RDONLY);
-        if (out < 0 || in < 0)
+        if (out < 0 || err < 0 || in < 0)
             _exit(127);
         dup2(in, 0);
         dup2(out, 1);
-        dup2(out, 2);
+        dup2(err, 2);
         execv(BREAKHOOK_BIN, (char *const *)argv);
         _exit(127);
     }
@@ -336,7 +304,7 @@ int it_server_start(it_server_t *s, const it_server_opts_t *opts)
             child_untrack(pid);
             s->pid = 0;
             s->status = st;
-            set_error("the server exited with status %d before listening", st);
+            set_error("the %s exited with status %d before listening", what, st);
             it_server_dump(s);
             return -1;
         }
@@ -344,10 +312,94 @@ int it_server_start(it_server_t *s, const it_server_opts_t *opts)
             break;
         it_sleep_ms(10);
     }
-    set_error("the server did not write its port file within %d ms", IT_START_TIMEOUT_MS);
+    set_error("the %s did not write its port file within %d ms", what, IT_START_TIMEOUT_MS);
     it_server_kill9(s);
     it_server_dump(s);
     return -1;
+}
+
+int it_server_start(it_server_t *s, const it_server_opts_t *opts)
+{
+    static const it_server_opts_t none = { 0 };
+    if (!opts)
+        opts = &none;
+    memset(s, 0, sizeof(*s));
+    if (it_tmpdir_new(s->dir, sizeof(s->dir)))
+        return -1;
+    snprintf(s->port_path, sizeof(s->port_path), "%s/port", s->dir);
+    snprintf(s->db_path, sizeof(s->db_path), "%s/breakhook.db", s->dir);
+    snprintf(s->log_path, sizeof(s->log_path), "%s/server.log", s->dir);
+    snprintf(s->output_path, sizeof(s->output_path), "%s/output.log", s->dir);
+    snprintf(s->metrics_port_path, sizeof(s->metrics_port_path), "%s/metrics-port", s->dir);
+    char store[340];
+    snprintf(store, sizeof(store), "sqlite:%s", s->db_path);
+
+    const char *argv[MAX_ARGS];
+    size_t n = 0;
+    argv[n++] = BREAKHOOK_BIN;
+    argv[n++] = "serve";
+    if (!opts->no_listen) {
+        argv[n++] = "--listen";
+        argv[n++] = "127.0.0.1:0";
+    }
+    argv[n++] = "--port-file";
+    argv[n++] = s->port_path;
+    /* Never the default 9464: tests run side by side. */
+    argv[n++] = "--metrics-listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--metrics-port-file";
+    argv[n++] = s->metrics_port_path;
+    argv[n++] = "--store";
+    argv[n++] = store;
+    if (!opts->no_log_file) {
+        argv[n++] = "--log-file";
+        argv[n++] = s->log_path;
+    }
+    for (size_t i = 0; opts->args && opts->args[i]; i++) {
+        if (n + 1 >= MAX_ARGS) {
+            set_error("too many server arguments");
+            return -1;
+        }
+        argv[n++] = opts->args[i];
+    }
+    argv[n] = NULL;
+    if (spawn_listening(s, argv, opts->env, s->output_path, s->output_path, "server"))
+        return -1;
+    /* Written before the API's port file (absent with --metrics-listen off). */
+    char *m = it_read_file(s->metrics_port_path, NULL);
+    s->metrics_port = m ? (int)strtol(m, NULL, 10) : 0;
+    free(m);
+    return 0;
+}
+
+int it_sink_start(it_server_t *s, const char *dir, const char *const *args)
+{
+    char keep[256] = "";
+    if (dir)
+        snprintf(keep, sizeof(keep), "%s", dir);
+    memset(s, 0, sizeof(*s));
+    if (keep[0])
+        snprintf(s->dir, sizeof(s->dir), "%s", keep);
+    else if (it_tmpdir_new(s->dir, sizeof(s->dir)))
+        return -1;
+    snprintf(s->port_path, sizeof(s->port_path), "%s/port", s->dir);
+    snprintf(s->output_path, sizeof(s->output_path), "%s/stdout.log", s->dir);
+    snprintf(s->log_path, sizeof(s->log_path), "%s/stderr.log", s->dir);
+    unlink(s->port_path);
+    unlink(s->output_path);
+    unlink(s->log_path);
+    const char *argv[MAX_ARGS] = { BREAKHOOK_BIN, "sink", "--listen", "127.0.0.1:0",
+                                   "--port-file", s->port_path };
+    size_t n = 6;
+    for (size_t i = 0; args && args[i]; i++) {
+        if (n + 1 >= MAX_ARGS) {
+            set_error("too many sink arguments");
+            return -1;
+        }
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return spawn_listening(s, argv, NULL, s->output_path, s->log_path, "sink");
 }
 
 int it_server_stop(it_server_t *s, unsigned timeout_ms)
@@ -1205,4 +1257,34 @@ void it_conn_ensure(it_conn_t *c, int port)
     it_conn_close(c);
     if (it_connect(c, port) != 0)
         fail_msg("connect: %s", it_last_error());
+}
+
+char *it_metrics_scrape(const it_server_t *s)
+{
+    if (s->metrics_port <= 0) {
+        set_error("the server has no metrics listener");
+        return NULL;
+    }
+    it_response_t r;
+    if (it_request(s->metrics_port, "GET", "/metrics", NULL, NULL, 0, &r) != 0)
+        return NULL;
+    char *body = NULL;
+    if (r.status == 200)
+        body = strdup(r.body);
+    else
+        set_error("GET /metrics answered %d", r.status);
+    it_response_free(&r);
+    return body;
+}
+
+double it_metric(const char *scrape, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *line = scrape; line && *line;) {
+        const char *next = strchr(line, '\n');
+        if (strncmp(line, series, n) == 0 && line[n] == ' ')
+            return strtod(line + n + 1, NULL);
+        line = next ? next + 1 : NULL;
+    }
+    return NAN;
 }

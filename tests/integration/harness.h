@@ -56,6 +56,8 @@ typedef struct it_server {
     char db_path[320];      /* the SQLite file; --store sqlite:<db_path> */
     char log_path[320];     /* --log-file (the server's structured log) */
     char output_path[320];  /* the child's stdout and stderr (sanitizer reports land here) */
+    char metrics_port_path[320];
+    int metrics_port;       /* the /metrics listener's port; 0 when it has none */
 } it_server_t;
 
 typedef struct it_server_opts {
@@ -66,12 +68,19 @@ typedef struct it_server_opts {
 } it_server_opts_t;
 
 /* Starts `BREAKHOOK_BIN serve --listen 127.0.0.1:0 --port-file DIR/port
+ * --metrics-listen 127.0.0.1:0 --metrics-port-file DIR/metrics-port
  * --store sqlite:DIR/breakhook.db --log-file DIR/server.log [args...]` in a new
  * temporary directory (also its working directory), with every BREAKHOOK_* variable of
  * the test's environment removed, then waits (bounded) for the port file. opts may be
  * NULL. On failure the child is killed, its output printed, and -1 returned; the
  * directory is kept until it_server_cleanup. The child dies with the test process. */
 int it_server_start(it_server_t *s, const it_server_opts_t *opts);
+/* Starts `BREAKHOOK_BIN sink --listen 127.0.0.1:0 --port-file DIR/port [args...]` in
+ * dir (a restart keeps its files) or, with dir NULL, a new temporary directory, with
+ * BREAKHOOK_* variables removed; stdout goes to DIR/stdout.log (output_path), stderr
+ * to DIR/stderr.log (log_path). Waits (bounded) for the port; -1 on failure (output
+ * printed). it_server_stop, it_server_dump and it_server_cleanup work on it. */
+int it_sink_start(it_server_t *s, const char *dir, const char *const *args);
 /* Sends SIGTERM and waits up to timeout_ms (0: IT_STOP_TIMEOUT_MS) for the exit. Returns
  * the exit code, 128+N when killed by signal N, or IT_STOP_KILLED when it had to be
  * SIGKILLed after the bound. A server not running: returns what it last exited with. */
@@ -89,6 +98,13 @@ int it_server_stop_clean(it_server_t *s);
 void it_server_cleanup(it_server_t *s);
 /* Prints the child's output and the tail of its log on stderr (for failing tests). */
 void it_server_dump(const it_server_t *s);
+
+/* GET /metrics from the server's metrics listener: the body (malloc'd, caller
+ * frees), or NULL when the answer is not a 200. */
+char *it_metrics_scrape(const it_server_t *s);
+/* The value of the sample named exactly series ("name" or `name{a="x",b="y"}`, labels
+ * in the order the server writes them) in a scrape; NAN when there is none. */
+double it_metric(const char *scrape, const char *series);
 
 /* ---- running the CLI ----------------------------------------------------------- */
 

@@ -32,6 +32,12 @@
 
 #define IT_FORM_CT "Content-Type: application/x-www-form-urlencoded\r\n"
 #define IT_JSON_CT "Content-Type: application/json\r\n"
+/* Every scope a client can hold. */
+#define IT_ALL_SCOPES                                                                         \
+    "connector-protimeapi-breaks.read connector-protimeapi-breaks.write "                        \
+    "connector-protimeapi-break-definitions.read connector-protimeapi-break-definitions.write " \
+    "connector-protimeapi-people.read connector-protimeapi-people.write "                        \
+    "connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write"
 
 typedef struct it_client {
     char tenant[64];

@@ -1738,7 +1738,7 @@ static void test_listen_in_use(void **state)
     char *store = it_fmt("sqlite:%s/second.db", first.dir);
     char *log = it_fmt("%s/second.log", first.dir);
     const char *const args[] = { "serve", "--listen", listen, "--store", store,
-                                 "--log-file", log, NULL };
+                                 "--log-file", log, "--metrics-listen", "off", NULL };
     it_run_opts_t o = { .cwd = first.dir };
     it_run_result_t r;
     assert_int_equal(it_run(args, &o, &r), 0);
@@ -1773,7 +1773,7 @@ static void test_demo_second_run_hint(void **state)
     char *store = it_fmt("sqlite:%s", first.db_path);
     char *log = it_fmt("%s/second.log", first.dir);
     const char *const args[] = { "serve", "--demo", "--listen", "127.0.0.1:0", "--store", store,
-                                 "--log-file", log, NULL };
+                                 "--log-file", log, "--metrics-listen", "127.0.0.1:0", NULL };
     /* The second server runs until the CLI runner's deadline kills it: only its
      * stdout matters here. */
     it_run_opts_t ro = { .cwd = first.dir, .timeout_ms = 10000 };

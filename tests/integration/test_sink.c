@@ -3,11 +3,9 @@
  * the real binary and fed deliveries signed with sign_v1, the function the delivery
  * engine signs with.
  *
- * The harness starts `serve`; the sink takes other arguments, so this file has its
- * own small starter with the same rules: 127.0.0.1 only, a port the kernel picks
- * (--port-file), a fresh temporary directory, the child killed if the test dies, and
- * every wait bounded. Its it_server_t is filled like the harness's, so it_server_stop,
- * it_server_dump and it_server_cleanup work on it.
+ * The harness starts the sink (it_sink_start) with the same rules as the server:
+ * 127.0.0.1 only, a port the kernel picks (--port-file), a fresh temporary directory,
+ * the child killed if the test dies, and every wait bounded.
  */
 #define _GNU_SOURCE
 
@@ -46,87 +44,30 @@ typedef struct sink {
     char record[320];
 } sink_proc_t;
 
-/* Starts `breakhook sink --listen 127.0.0.1:0 --port-file DIR/port --key KEY
- * --record DIR/record.ndjson [extra...]`. dir: reuse that directory (a restart), or
- * NULL for a new one. */
+/* Starts the sink (it_sink_start) with --key KEY --record DIR/record.ndjson
+ * [extra...]. dir: reuse that directory (a restart), or NULL for a new one. */
 static void sink_start(sink_proc_t *k, const char *dir, const char *const *extra)
 {
-    it_server_t *s = &k->srv;
     char keep[256] = "";
     if (dir)
         snprintf(keep, sizeof(keep), "%s", dir);
     memset(k, 0, sizeof(*k));
-    if (keep[0])
-        snprintf(s->dir, sizeof(s->dir), "%s", keep);
-    else if (it_tmpdir_new(s->dir, sizeof(s->dir)))
-        fail_msg("tmpdir: %s", it_last_error());
-    snprintf(s->port_path, sizeof(s->port_path), "%s/port", s->dir);
-    snprintf(s->output_path, sizeof(s->output_path), "%s/stdout.log", s->dir);
-    snprintf(s->log_path, sizeof(s->log_path), "%s/stderr.log", s->dir);
-    snprintf(k->record, sizeof(k->record), "%s/record.ndjson", s->dir);
-    unlink(s->port_path);
-    unlink(s->output_path);
-    unlink(s->log_path);
-
-    const char *argv[40] = { BREAKHOOK_BIN, "sink",        "--listen", "127.0.0.1:0",
-                             "--port-file", s->port_path, "--key",    KEY,
-                             "--record",    k->record };
-    size_t n = 10;
+    char tmp[256] = "";
+    if (!keep[0]) {
+        if (it_tmpdir_new(tmp, sizeof(tmp)))
+            fail_msg("tmpdir: %s", it_last_error());
+        snprintf(keep, sizeof(keep), "%s", tmp);
+    }
+    snprintf(k->record, sizeof(k->record), "%s/record.ndjson", keep);
+    const char *argv[40] = { "--key", KEY, "--record", k->record };
+    size_t n = 4;
     for (size_t i = 0; extra && extra[i]; i++) {
         assert_true(n + 1 < sizeof(argv) / sizeof(argv[0]));
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
-    fflush(NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        signal(SIGPIPE, SIG_DFL);
-        unsetenv("BREAKHOOK_SINK_KEY");
-        unsetenv("BREAKHOOK_SINK_LISTEN");
-        unsetenv("BREAKHOOK_SINK_RECORD");
-        int out = open(s->output_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int err = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (out < 0 || err < 0 || in < 0 || chdir(s->dir) < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        execv(BREAKHOOK_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    s->pid = pid;
-    uint64_t deadline = it_now_ms() + IT_START_TIMEOUT_MS;
-    for (;;) {
-        char *text = it_read_file(s->port_path, NULL);
-        if (text) {
-            char *end;
-            long port = strtol(text, &end, 10);
-            bool whole = end != text && *end == '\n';
-            free(text);
-            if (whole && port > 0 && port < 65536) {
-                s->port = (int)port;
-                return;
-            }
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            s->pid = 0;
-            it_server_dump(s);
-            fail_msg("the sink exited (status %d) before listening", st);
-        }
-        if (it_now_ms() >= deadline) {
-            it_server_kill9(s);
-            it_server_dump(s);
-            fail_msg("the sink did not write its port file in time");
-        }
-        it_sleep_ms(10);
-    }
+    if (it_sink_start(&k->srv, keep, argv))
+        fail_msg("sink: %s", it_last_error());
 }
 
 /* SIGTERM; the sink must exit 0 within the bound. */
