@@ -10,8 +10,9 @@
  * A thread that logs a line per request can batch its lines (log_buffer_begin):
  * they are then appended to a buffer of its own and written together by log_flush,
  * one write(2) for many lines. The HTTP server's loop thread does so and flushes once
- * per loop iteration (src/http/server.c), because one write(2) per access-log line
- * cost a third of its peak throughput. What batching means for the file:
+ * per loop iteration (src/http/server.c): a write(2) per access-log line held its
+ * peak GET /healthz rate 15 % lower (bench/README.md). What batching means for the
+ * file:
  *   - a thread's buffered lines are at most one loop iteration old, and the loop
  *     never waits for I/O with lines buffered;
  *   - lines at LOG_WARN and above are never delayed: they are written at once,
