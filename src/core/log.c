@@ -1,8 +1,10 @@
 #include "core/log.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,6 +21,42 @@ static struct {
 
 static const char *level_names[] = { "debug", "info", "warn", "error", "off" };
 
+/* A thread's batch of lines (log_buffer_begin). Thread-local, so appending needs no
+ * lock; only writing it out takes L.lock. p is NULL while the thread does not buffer
+ * (or its buffer could not be allocated): then every line is written at once. */
+typedef struct log_batch {
+    char *p;        /* LOG_BUFFER_SIZE bytes */
+    size_t len;
+    unsigned depth; /* log_buffer_begin calls not ended yet */
+} log_batch_t;
+
+static _Thread_local log_batch_t T;
+
+/* Writes all of p unless the file fails: retried after EINTR and after a short write
+ * (a pipe, a signal), dropped on any other error, since logging never stops its
+ * caller. Called with L.lock held, so the bytes are never split by another thread's. */
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Writes the calling thread's batch to fd and empties it. Called with L.lock held. */
+static void batch_write_locked(int fd)
+{
+    if (T.len) {
+        write_all(fd, T.p, T.len);
+        T.len = 0;
+    }
+}
+
 int log_setup(log_level_t level, log_format_t format, const char *path)
 {
     int fd = 2;
@@ -30,6 +68,7 @@ int log_setup(log_level_t level, log_format_t format, const char *path)
             return BH_EIO;
     }
     pthread_mutex_lock(&L.lock);
+    batch_write_locked(L.fd); /* the caller's lines go where they were meant to go */
     int old = L.fd;
     L.level = level;
     L.format = format;
@@ -52,10 +91,39 @@ void log_reopen(void)
     if (fd < 0)
         return;
     pthread_mutex_lock(&L.lock);
+    batch_write_locked(L.fd);
     int old = L.fd;
     L.fd = fd;
     pthread_mutex_unlock(&L.lock);
     close(old);
+}
+
+void log_buffer_begin(void)
+{
+    if (T.depth++ > 0)
+        return;
+    T.p = malloc(LOG_BUFFER_SIZE);
+    T.len = 0;
+}
+
+void log_flush(void)
+{
+    if (!T.len)
+        return;
+    pthread_mutex_lock(&L.lock);
+    batch_write_locked(L.fd);
+    pthread_mutex_unlock(&L.lock);
+}
+
+void log_buffer_end(void)
+{
+    if (T.depth == 0)
+        return;
+    log_flush();
+    if (--T.depth > 0)
+        return;
+    free(T.p);
+    T.p = NULL;
 }
 
 bool log_enabled(log_level_t level)
@@ -89,6 +157,7 @@ int log_format_parse(const char *s, log_format_t *out)
  * and \uXXXX for control bytes. Invalid UTF-8 passes through unchanged in logfmt and
  * is replaced in JSON so every line stays parseable. */
 #define LOG_LINE_MAX 16384
+_Static_assert(LOG_LINE_MAX <= LOG_BUFFER_SIZE, "a line must fit in an empty batch");
 #define LOG_VALUE_ROOM (LOG_LINE_MAX - 256) /* what values may fill; the rest closes the line */
 
 static void put_escaped(buf_t *b, const char *s, size_t n)
@@ -164,10 +233,20 @@ void log_write(log_level_t level, const char *msg, const log_field_t *fields, si
         goto out;
     if (buf_append_char(&b, '\n'))
         goto out;
+    if (T.p && b.len > LOG_BUFFER_SIZE - T.len)
+        log_flush(); /* the line does not fit behind what is buffered */
+    if (T.p) {
+        memcpy(T.p + T.len, b.p, b.len);
+        T.len += b.len;
+        /* A warning or an error is not delayed, nor written ahead of the lines the
+         * thread logged before it. */
+        if (level >= LOG_WARN)
+            log_flush();
+        goto out;
+    }
     pthread_mutex_lock(&L.lock);
-    ssize_t w = write(L.fd, b.p, b.len);
+    write_all(L.fd, b.p, b.len);
     pthread_mutex_unlock(&L.lock);
-    (void)w;
 out:
     buf_deinit(&b);
 }

@@ -166,7 +166,10 @@ typedef struct http_server_options {
     void *trusted_proxy_arg;
 } http_server_options_t;
 
-/* Creates a server on loop using router (borrowed, must outlive it). */
+/* Creates a server on loop using router (borrowed, must outlive it). Call it on the
+ * loop's thread: from here until http_server_shutdown that thread's log lines below
+ * LOG_WARN are batched (core/log.h, log_buffer_begin) and written once per loop
+ * iteration, warnings and errors at once. */
 BH_MUST_USE int http_server_new(uv_loop_t *loop, const http_router_t *router,
                                 const http_server_options_t *opt, http_server_t **out);
 /* Binds and listens. host is a numeric IPv4/IPv6 address; port 0 picks a free port,
@@ -180,7 +183,10 @@ int http_server_port(const http_server_t *s);
  * and tests). The server owns fd afterwards. */
 BH_MUST_USE int http_server_adopt(http_server_t *s, uv_os_sock_t fd);
 /* Stops accepting, closes idle connections, lets busy ones finish; calls done(arg)
- * once every connection is closed. The server is freed after done. */
+ * once every connection is closed, from a later loop callback (never from inside
+ * this call). The server is freed after done. Call it on the loop's thread, once: it
+ * writes the lines that thread has batched and ends the batching, so the answers
+ * still going out are logged at once. */
 void http_server_shutdown(http_server_t *s, void (*done)(void *arg), void *arg);
 size_t http_server_connections(const http_server_t *s);
 /* Appends the server's families to out in the Prometheus text format:

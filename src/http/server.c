@@ -114,6 +114,14 @@ struct http_server {
     char rid_prefix[16];
     int port;
     http__stats_t stats;      /* requests by route, method and status (metrics.c) */
+    /* The loop thread batches its log lines (core/log.h) while the server runs: one
+     * write(2) per loop iteration instead of one per access-log line. log_check
+     * flushes what the I/O callbacks logged (the access lines); log_prepare flushes
+     * right before the loop waits for I/O, so lines logged by timers, close callbacks
+     * or before uv_run (serve's "listening") are not held while the loop sleeps. */
+    uv_check_t log_check;
+    uv_prepare_t log_prepare;
+    int log_handles;          /* of the two, not closed yet */
 };
 
 void http_limits_default(http_limits_t *l)
@@ -1438,6 +1446,16 @@ int http_server_adopt(http_server_t *s, uv_os_sock_t fd)
 
 /* ---- server ----------------------------------------------------------- */
 
+static void on_log_check(uv_check_t *h)
+{
+    log_flush();
+}
+
+static void on_log_prepare(uv_prepare_t *h)
+{
+    log_flush();
+}
+
 int http_server_new(uv_loop_t *loop, const http_router_t *router,
                     const http_server_options_t *opt, http_server_t **out)
 {
@@ -1468,6 +1486,17 @@ int http_server_new(uv_loop_t *loop, const http_router_t *router,
         memset(rnd, 0, sizeof(rnd));
     snprintf(s->rid_prefix, sizeof(s->rid_prefix), "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
              rnd[3]);
+    /* Unreferenced: flushing the log is no reason to keep the loop alive. */
+    uv_check_init(loop, &s->log_check);
+    uv_prepare_init(loop, &s->log_prepare);
+    s->log_check.data = s;
+    s->log_prepare.data = s;
+    s->log_handles = 2;
+    uv_check_start(&s->log_check, on_log_check);
+    uv_prepare_start(&s->log_prepare, on_log_prepare);
+    uv_unref((uv_handle_t *)&s->log_check);
+    uv_unref((uv_handle_t *)&s->log_prepare);
+    log_buffer_begin();
     *out = s;
     return 0;
 }
@@ -1524,7 +1553,7 @@ int http_server_metrics_write(const http_server_t *s, buf_t *out)
 
 static void maybe_server_done(http_server_t *s)
 {
-    if (!s->shutting_down || s->n_conns > 0 || s->listening)
+    if (!s->shutting_down || s->n_conns > 0 || s->listening || s->log_handles > 0)
         return;
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
@@ -1542,11 +1571,24 @@ static void on_listener_closed(uv_handle_t *h)
     maybe_server_done(s);
 }
 
+static void on_log_handle_closed(uv_handle_t *h)
+{
+    http_server_t *s = h->data;
+    s->log_handles--;
+    maybe_server_done(s);
+}
+
 void http_server_shutdown(http_server_t *s, void (*done)(void *arg), void *arg)
 {
     s->shutting_down = true;
     s->done = done;
     s->done_arg = arg;
+    /* The loop thread writes its lines at once from here: the answers still going out
+     * are logged without waiting, and the flush handles can close now, before a
+     * caller's uv_walk closes whatever is left on the loop. */
+    log_buffer_end();
+    uv_close((uv_handle_t *)&s->log_check, on_log_handle_closed);
+    uv_close((uv_handle_t *)&s->log_prepare, on_log_handle_closed);
     for (http_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
         /* A connection whose request has not reached a handler has no work in flight
@@ -1559,8 +1601,6 @@ void http_server_shutdown(http_server_t *s, void (*done)(void *arg), void *arg)
     }
     if (s->listening)
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    else
-        maybe_server_done(s);
 }
 
 /* ---- request helpers -------------------------------------------------- */

@@ -1503,6 +1503,79 @@ static void test_access_log_off(void **state)
     json_decref(lines);
 }
 
+/* Counts the "request" lines of rids[0..n) in the log (each must appear at most once,
+ * and in the order given: one connection's answers go out, and are logged, in
+ * request order). Returns how many are there so far. */
+static size_t access_lines_logged(const it_server_t *s, char rids[][16], size_t n)
+{
+    json_t *lines = access_lines(s);
+    size_t next = 0, i;
+    json_t *l;
+    json_array_foreach(lines, i, l)
+    {
+        const char *rid = json_string_value(json_object_get(l, "rid"));
+        if (!rid || strncmp(rid, "run-", 4) != 0)
+            continue;
+        if (next >= n || strcmp(rid, rids[next]) != 0)
+            fail_msg("access line for '%s' where '%s' was due", rid,
+                     next < n ? rids[next] : "(none)");
+        assert_int_equal(json_integer_value(json_object_get(l, "status")), 200);
+        next++;
+    }
+    json_decref(lines);
+    return next;
+}
+
+/* The loop thread batches its log lines and writes them once per loop iteration
+ * (src/http/server.c, core/log.h): while the server runs, and without any other
+ * event to wake its loop, every answered request still gets its one access line,
+ * whole, in order, and soon. Keep-alive requests one by one, then a pipelined batch. */
+#define RUN_SINGLE 20
+#define RUN_PIPELINED 40
+static void test_access_log_while_running(void **state)
+{
+    it_server_t *s = start(state, NULL);
+    static char rids[RUN_SINGLE + RUN_PIPELINED][16];
+    it_conn_t c;
+    it_response_t r;
+    conn_open(&c, s->port);
+    for (size_t i = 0; i < RUN_SINGLE; i++) {
+        snprintf(rids[i], sizeof(rids[i]), "run-%zu", i);
+        char *h = it_fmt("X-Request-Id: %s\r\n", rids[i]);
+        request(&c, "GET", "/healthz", h, NULL, 0, &r);
+        assert_health_ok(&r);
+        it_response_free(&r);
+        free(h);
+    }
+    size_t cap = RUN_PIPELINED * 80, len = 0;
+    char *batch = malloc(cap);
+    assert_non_null(batch);
+    for (size_t i = RUN_SINGLE; i < RUN_SINGLE + RUN_PIPELINED; i++) {
+        snprintf(rids[i], sizeof(rids[i]), "run-%zu", i);
+        len += (size_t)snprintf(batch + len, cap - len,
+                                "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: %s\r\n\r\n",
+                                rids[i]);
+        assert_true(len < cap);
+    }
+    send_raw(&c, batch, len);
+    free(batch);
+    for (size_t i = 0; i < RUN_PIPELINED; i++) {
+        read_resp(&c, &r, false);
+        assert_health_ok(&r);
+        it_response_free(&r);
+    }
+    /* The connection stays open and idle: no close, no new request wakes the loop. A
+     * line is written after its answer, so wait a little (bounded) for the last. */
+    size_t want = RUN_SINGLE + RUN_PIPELINED, got = 0;
+    uint64_t t0 = it_now_ms();
+    while ((got = access_lines_logged(s, rids, want)) < want && it_now_ms() - t0 < 5000)
+        it_sleep_ms(5);
+    if (got != want)
+        fail_msg("%zu of %zu access lines in the log %llu ms after the last answer", got, want,
+                 (unsigned long long)(it_now_ms() - t0));
+    it_conn_close(&c);
+}
+
 /*
  * Regression, fixed (src/http/server.c, log_access via send_error_and_close): when a request fails
  * before its head is complete (parse error, 431, 408, ...), the access log line uses
@@ -1864,6 +1937,7 @@ int main(void)
         T(test_request_id),
         T(test_access_log),
         T(test_access_log_off),
+        T(test_access_log_while_running),
         T(test_access_log_after_error_on_reused_connection),
         T(test_sigterm_exits_cleanly),
         T(test_sigterm_with_stuck_client),

@@ -480,6 +480,257 @@ static void test_concurrent_lines_stay_whole(void **state)
     free(text);
 }
 
+/* ---- per-thread batching (log_buffer_begin) ---------------------------------------- */
+
+static size_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (size_t)st.st_size;
+}
+
+/* Checks that the file holds exactly the lines msgs[0..n) (by "msg"), in that order,
+ * each a whole JSON object. */
+static void assert_msgs(const char *path, const char *const *msgs, size_t n)
+{
+    size_t len;
+    char *text = read_all(path, &len);
+    char *lines[64];
+    size_t got = split_lines(text, len, lines, 64);
+    if (got != n)
+        fail_msg("%zu lines in the file, want %zu: %s", got, n, text);
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = parse_line(lines[i]);
+        assert_string_equal(get_str(j, "msg"), msgs[i]);
+        json_decref(j);
+    }
+    free(text);
+}
+
+static void test_buffer_lines_wait_for_flush(void **state)
+{
+    fixture_t *f = *state;
+    use_file(f, LOG_INFO, LOG_FORMAT_JSON);
+    static const char *const msgs[] = { "one", "two", "three", "four" };
+    log_flush(); /* not buffering: nothing to do */
+    log_buffer_begin();
+    log_info("one", LOG_INT("n", 1));
+    log_info("two", LOG_STR("pad", "\"quoted\"\nand a newline"));
+    log_debug("hidden"); /* below the level: never buffered */
+    log_info("three");
+    assert_int_equal(file_size(f->path), 0);
+    log_flush();
+    assert_msgs(f->path, msgs, 3);
+    size_t after_first = file_size(f->path);
+    log_flush(); /* nothing buffered: writes nothing */
+    assert_int_equal(file_size(f->path), after_first);
+    log_info("four");
+    assert_int_equal(file_size(f->path), after_first);
+    log_buffer_end(); /* flushes */
+    assert_msgs(f->path, msgs, 4);
+    /* Back to immediate writes. */
+    log_info("five");
+    static const char *const all[] = { "one", "two", "three", "four", "five" };
+    assert_msgs(f->path, all, 5);
+    log_buffer_end(); /* not buffering: a no-op */
+}
+
+static void test_buffer_warn_flushes_what_came_before(void **state)
+{
+    fixture_t *f = *state;
+    use_file(f, LOG_INFO, LOG_FORMAT_JSON);
+    static const char *const msgs[] = { "a", "b", "c-warn", "d", "e-error" };
+    log_buffer_begin();
+    log_info("a");
+    log_info("b");
+    log_warn("c-warn");
+    assert_msgs(f->path, msgs, 3);
+    log_info("d");
+    assert_msgs(f->path, msgs, 3);
+    log_error("e-error");
+    assert_msgs(f->path, msgs, 5);
+    log_buffer_end();
+    assert_msgs(f->path, msgs, 5);
+}
+
+static void test_buffer_nests(void **state)
+{
+    fixture_t *f = *state;
+    use_file(f, LOG_INFO, LOG_FORMAT_JSON);
+    static const char *const msgs[] = { "outer", "inner", "outer-again" };
+    log_buffer_begin();
+    log_info("outer");
+    log_buffer_begin();
+    log_info("inner");
+    log_buffer_end(); /* flushes, but the outer begin still buffers */
+    assert_msgs(f->path, msgs, 2);
+    log_info("outer-again");
+    assert_msgs(f->path, msgs, 2);
+    log_buffer_end();
+    assert_msgs(f->path, msgs, 3);
+}
+
+/* Lines beyond LOG_BUFFER_SIZE in all are written by themselves, whole and in order,
+ * before the buffer would overflow; nothing is lost. */
+#define BIG_LINES 200
+static void test_buffer_full_flushes_itself(void **state)
+{
+    fixture_t *f = *state;
+    use_file(f, LOG_INFO, LOG_FORMAT_JSON);
+    char pad[1001];
+    memset(pad, 'p', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    log_buffer_begin();
+    for (int i = 0; i < BIG_LINES; i++) /* about 200 KiB: three buffers and some */
+        log_info("big", LOG_INT("i", i), LOG_STR("pad", pad));
+    /* Every full buffer went out by itself, and only whole lines did. */
+    size_t before = file_size(f->path);
+    assert_true(before > 2 * (size_t)LOG_BUFFER_SIZE);
+    assert_true(before < (size_t)BIG_LINES * 1000);
+    log_flush();
+    log_buffer_end();
+    size_t len;
+    char *text = read_all(f->path, &len);
+    assert_true(len > before);
+    assert_int_equal(text[before - 1], '\n'); /* the flushes ended on line boundaries */
+    char **lines = calloc(BIG_LINES + 1, sizeof(*lines));
+    assert_non_null(lines);
+    assert_int_equal(split_lines(text, len, lines, BIG_LINES + 1), BIG_LINES);
+    for (int i = 0; i < BIG_LINES; i++) {
+        json_t *j = parse_line(lines[i]);
+        assert_int_equal(json_integer_value(json_object_get(j, "i")), i);
+        assert_string_equal(get_str(j, "pad"), pad);
+        json_decref(j);
+    }
+    free(lines);
+    free(text);
+}
+
+/* The longest line there is (a 16 KiB value, cut) fits behind a nearly full buffer
+ * by flushing first. */
+static void test_buffer_long_lines(void **state)
+{
+    fixture_t *f = *state;
+    use_file(f, LOG_INFO, LOG_FORMAT_JSON);
+    size_t n = 40000;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    log_buffer_begin();
+    for (int i = 0; i < 9; i++)
+        log_info("huge", LOG_INT("i", i), LOG_STR("v", big));
+    log_buffer_end();
+    free(big);
+    size_t len;
+    char *text = read_all(f->path, &len);
+    char *lines[16];
+    assert_int_equal(split_lines(text, len, lines, 16), 9);
+    for (int i = 0; i < 9; i++) {
+        json_t *j = parse_line(lines[i]);
+        assert_int_equal(json_integer_value(json_object_get(j, "i")), i);
+        json_decref(j);
+    }
+    free(text);
+}
+
+/* log_setup and log_reopen write the calling thread's buffered lines to the file they
+ * were logged for before switching. */
+static void test_buffer_setup_and_reopen_keep_lines(void **state)
+{
+    fixture_t *f = *state;
+    char other[64];
+    snprintf(other, sizeof(other), "/tmp/bh-test-log-XXXXXX");
+    int fd = mkstemp(other);
+    assert_true(fd >= 0);
+    close(fd);
+
+    use_file(f, LOG_INFO, LOG_FORMAT_JSON);
+    log_buffer_begin();
+    log_info("before-setup");
+    assert_int_equal(log_setup(LOG_INFO, LOG_FORMAT_JSON, other), 0);
+    static const char *const first[] = { "before-setup" };
+    assert_msgs(f->path, first, 1);
+    log_info("after-setup");
+    assert_int_equal(file_size(other), 0);
+    log_flush();
+    static const char *const second[] = { "after-setup" };
+    assert_msgs(other, second, 1);
+
+    /* Rotation: the file is renamed away, then reopened under its name. */
+    char rotated[80];
+    snprintf(rotated, sizeof(rotated), "%s.1", other);
+    log_info("before-reopen");
+    assert_int_equal(rename(other, rotated), 0);
+    log_reopen();
+    log_info("after-reopen");
+    log_buffer_end();
+    static const char *const old_file[] = { "after-setup", "before-reopen" };
+    assert_msgs(rotated, old_file, 2);
+    static const char *const new_file[] = { "after-reopen" };
+    assert_msgs(other, new_file, 1);
+    assert_int_equal(log_setup(LOG_OFF, LOG_FORMAT_JSON, NULL), 0);
+    unlink(rotated);
+    unlink(other);
+}
+
+#define BT_THREADS 4
+#define BT_LINES 3000
+
+/* Half the threads buffer, flushing every few lines as a loop iteration would (and the
+ * buffer fills by itself in between); the other half write each line at once. */
+static void *batch_writer(void *arg)
+{
+    intptr_t id = (intptr_t)arg;
+    bool buffered = id % 2 == 0;
+    if (buffered)
+        log_buffer_begin();
+    for (int i = 0; i < BT_LINES; i++) {
+        log_info("concurrent", LOG_INT("thread", id), LOG_INT("i", i),
+                 LOG_STR("pad", "0123456789abcdefghijklmnopqrstuvwxyz0123456789"
+                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ-the-end"));
+        if (buffered && i % 97 == 96)
+            log_flush();
+    }
+    if (buffered)
+        log_buffer_end();
+    return NULL;
+}
+
+static void test_buffer_threads_lines_stay_whole(void **state)
+{
+    fixture_t *f = *state;
+    use_file(f, LOG_INFO, LOG_FORMAT_JSON);
+    pthread_t t[BT_THREADS];
+    for (intptr_t i = 0; i < BT_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, batch_writer, (void *)i), 0);
+    for (int i = 0; i < BT_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    size_t len;
+    char *text = read_all(f->path, &len);
+    char **lines = calloc(BT_THREADS * BT_LINES + 1, sizeof(*lines));
+    assert_non_null(lines);
+    size_t n = split_lines(text, len, lines, BT_THREADS * BT_LINES + 1);
+    assert_int_equal(n, BT_THREADS * BT_LINES);
+    int seen[BT_THREADS] = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        /* A line broken by another thread's bytes would not parse, or would lose its
+         * tail. */
+        json_t *j = parse_line(lines[i]);
+        assert_string_equal(get_str(j, "msg"), "concurrent");
+        assert_non_null(strstr(get_str(j, "pad"), "-the-end"));
+        json_int_t id = json_integer_value(json_object_get(j, "thread"));
+        assert_in_range(id, 0, BT_THREADS - 1);
+        assert_int_equal(json_integer_value(json_object_get(j, "i")), seen[id]);
+        seen[id]++;
+        json_decref(j);
+    }
+    for (int i = 0; i < BT_THREADS; i++)
+        assert_int_equal(seen[i], BT_LINES);
+    free(lines);
+    free(text);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -497,6 +748,13 @@ int main(void)
         T(test_logfmt_escaping),
         T(test_setup_null_is_stderr),
         T(test_concurrent_lines_stay_whole),
+        T(test_buffer_lines_wait_for_flush),
+        T(test_buffer_warn_flushes_what_came_before),
+        T(test_buffer_nests),
+        T(test_buffer_full_flushes_itself),
+        T(test_buffer_long_lines),
+        T(test_buffer_setup_and_reopen_keep_lines),
+        T(test_buffer_threads_lines_stay_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
