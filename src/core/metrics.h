@@ -35,7 +35,7 @@ static inline uint64_t metrics_counter_get(const metrics_counter_t *c)
     return atomic_load_explicit(&c->v, memory_order_relaxed);
 }
 
-#define METRICS_MAX_BUCKETS 28
+#define METRICS_MAX_BUCKETS 32
 
 /* A histogram of integer observations (nanoseconds for durations, plain numbers for
  * sizes). bounds are the buckets' inclusive upper bounds in the same unit, ascending;

@@ -173,6 +173,8 @@ struct engine {
     uv_loop_t loop;
     uv_async_t wake_async, stop_async;
     uv_timer_t tick;
+    uv_prepare_t log_prepare;  /* flushes the thread's batched log lines (one line per
+                                  attempt) before the loop waits for I/O */
     hc_pool_t *http;
     wh_t *whs;
     dest_t *dests;
@@ -201,13 +203,14 @@ struct engine {
 static void dispatch(engine_t *e);
 static void scan(engine_t *e, wh_t *w);
 
-/* Commit -> 2xx, in nanoseconds: 0.5 ms … 1 day. */
+/* Commit -> 2xx, in nanoseconds: 0.25 ms … 1 day, fine below 30 ms where the SPEC's
+ * target (p99 <= 20 ms at 1,000 events/s) is read by interpolation. */
 static const uint64_t latency_bounds[] = {
-    500000,       1000000,      2000000,       3000000,        5000000,        7500000,
-    10000000,     15000000,     20000000,      30000000,       50000000,       100000000,
-    250000000,    500000000,    1000000000,    2500000000,     5000000000,     10000000000,
-    30000000000,  60000000000,  300000000000,  1800000000000,  3600000000000,  21600000000000,
-    86400000000000,
+    250000,       500000,       750000,        1000000,       1500000,      2000000,
+    2500000,      3000000,      4000000,       5000000,       7500000,      10000000,
+    15000000,     20000000,     30000000,      50000000,      100000000,    250000000,
+    500000000,    1000000000,   2500000000,    5000000000,    10000000000,  30000000000,
+    60000000000,  300000000000, 1800000000000, 3600000000000, 21600000000000, 86400000000000,
 };
 /* One attempt, in nanoseconds: 0.5 ms … 30 s. */
 static const uint64_t attempt_bounds[] = {
@@ -1703,6 +1706,12 @@ static void close_cb(uv_handle_t *h)
     (void)h;
 }
 
+static void on_log_prepare(uv_prepare_t *h)
+{
+    (void)h;
+    log_flush();
+}
+
 static void on_stop(uv_async_t *a)
 {
     engine_t *e = a->data;
@@ -1711,6 +1720,7 @@ static void on_stop(uv_async_t *a)
     hc_pool_free(e->http); /* aborts in-flight attempts: they are not acknowledged */
     e->http = NULL;
     uv_close((uv_handle_t *)&e->tick, close_cb);
+    uv_close((uv_handle_t *)&e->log_prepare, close_cb);
     uv_close((uv_handle_t *)&e->wake_async, close_cb);
     uv_close((uv_handle_t *)&e->stop_async, close_cb);
 }
@@ -1728,6 +1738,10 @@ static void engine_main(void *arg)
     uv_async_init(&e->loop, &e->wake_async, on_wake);
     uv_async_init(&e->loop, &e->stop_async, on_stop);
     uv_timer_init(&e->loop, &e->tick);
+    uv_prepare_init(&e->loop, &e->log_prepare);
+    uv_prepare_start(&e->log_prepare, on_log_prepare);
+    uv_unref((uv_handle_t *)&e->log_prepare);
+    log_buffer_begin();
     e->wake_async.data = e->stop_async.data = e->tick.data = e;
     uv_sem_post(&e->started);
     if (e->start_rc == 0) {
@@ -1741,6 +1755,7 @@ static void engine_main(void *arg)
         flush_free(j);
     }
     uv_run(&e->loop, UV_RUN_DEFAULT); /* drain jobs still coming back */
+    log_buffer_end();
     uv_loop_close(&e->loop);
 }
 

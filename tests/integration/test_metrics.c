@@ -398,6 +398,84 @@ static void test_metrics_listener_is_separate(void **state)
     it_server_cleanup(&s2);
 }
 
+/* One structured line per attempt: a success names the webhook, event, record,
+ * attempt, status and duration; failures toward one destination are capped at 10
+ * lines per 10 s, and the lines left out are counted in the next line's
+ * "suppressed", so the attempts logged plus suppressed add up to the attempts made. */
+static void test_attempt_log_lines(void **state)
+{
+    static const char *const many_retries[] = {
+        "--allow-http-destinations", "--allow-destination", "127.0.0.1/32", "--rate-limit", "0",
+        "--retry-schedule", "10ms,10ms,10ms,10ms,10ms,10ms,10ms,10ms,10ms,10ms,10ms,10ms,10ms",
+        "--breaker-threshold", "1000", NULL };
+    fixture_t *f = boot(state, many_retries);
+    seed(f);
+    webhook_to_sink(f, "500");
+    put_break(f, 1, 201);
+    put_break(f, 2, 201);
+    /* 2 records x 14 attempts; both given up, so the webhook goes after the first. */
+    wait_metric(f, "breakhook_webhooks_disabled_total{reason=\"RetriesExhausted\"}", 1);
+    double attempts = metric(f, "breakhook_delivery_attempts_total{outcome=\"http_error\"}");
+    assert_true(attempts >= 14);
+    assert_int_equal(it_server_stop_clean(&f->srv), 0);
+    char *log = it_read_file(f->srv.log_path, NULL);
+    assert_non_null(log);
+    int lines = 0;
+    long long suppressed = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+        const char *msg = json_string_value(json_object_get(o, "msg"));
+        if (msg && strcmp(msg, "delivery failed") == 0) {
+            lines++;
+            assert_non_null(json_string_value(json_object_get(o, "webhook")));
+            assert_non_null(strstr(json_string_value(json_object_get(o, "event")), "evt_"));
+            assert_true(json_integer_value(json_object_get(o, "record")) >= 1);
+            assert_true(json_integer_value(json_object_get(o, "attempt")) >= 1);
+            assert_int_equal(json_integer_value(json_object_get(o, "status")), 500);
+            assert_string_equal(json_string_value(json_object_get(o, "outcome")), "http_error");
+            assert_true(json_is_integer(json_object_get(o, "us")));
+            suppressed += json_integer_value(json_object_get(o, "suppressed"));
+        }
+        json_decref(o);
+    }
+    free(log);
+    /* The whole run fits in one 10 s window: 10 lines, the rest suppressed (what the
+     * last window held back is reported only if another line follows). */
+    assert_int_equal(lines, 10);
+    assert_true(suppressed <= attempts - lines);
+}
+
+/* A delivered event's line: info level, outcome success, the sink's status. */
+static void test_attempt_log_success(void **state)
+{
+    fixture_t *f = boot(state, NULL);
+    seed(f);
+    webhook_to_sink(f, "204");
+    put_break(f, 7, 201);
+    wait_metric(f, "breakhook_delivery_attempts_total{outcome=\"success\"}", 1);
+    assert_int_equal(it_server_stop_clean(&f->srv), 0);
+    char *log = it_read_file(f->srv.log_path, NULL);
+    assert_non_null(log);
+    const char *p = strstr(log, "\"msg\":\"delivery\"");
+    assert_non_null(p);
+    const char *start = p;
+    while (start > log && start[-1] != '\n')
+        start--;
+    const char *end = strchr(p, '\n');
+    json_error_t err;
+    json_t *o = json_loadb(start, (size_t)(end - start), 0, &err);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "level")), "info");
+    assert_string_equal(json_string_value(json_object_get(o, "outcome")), "success");
+    assert_int_equal(json_integer_value(json_object_get(o, "record")), 7);
+    assert_int_equal(json_integer_value(json_object_get(o, "attempt")), 1);
+    assert_int_equal(json_integer_value(json_object_get(o, "status")), 204);
+    json_decref(o);
+    free(log);
+}
+
 /* contrib/: the alert rules and the dashboard only use metrics a real scrape has, and
  * the rules pass promtool's checks and unit tests (scripts/check-contrib.sh). */
 static void test_contrib_names_exist(void **state)
@@ -438,6 +516,8 @@ int main(void)
         cmocka_unit_test_teardown(test_pending_gauges, teardown),
         cmocka_unit_test_teardown(test_delivered_latency_observed, teardown),
         cmocka_unit_test_teardown(test_metrics_listener_is_separate, teardown),
+        cmocka_unit_test_teardown(test_attempt_log_lines, teardown),
+        cmocka_unit_test_teardown(test_attempt_log_success, teardown),
         cmocka_unit_test_teardown(test_contrib_names_exist, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
