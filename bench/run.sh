@@ -57,6 +57,7 @@ RETRY_1S=$(printf '1s%.0s,' $(seq 30)); RETRY_1S=${RETRY_1S%,}
 WORK=$(mktemp -d /tmp/breakhook-bench.XXXXXX)
 STORE="sqlite:$WORK/bench.db"
 SERVER_PID=""
+MPORT=""
 SINK_PIDS=()
 WEBHOOK_IDS=()
 RESULTS=()
@@ -127,9 +128,13 @@ flag_supported() { "$BIN" serve --help 2>/dev/null | grep -q -- "$1"; }
 # start_server [serve options...]: one HTTP loop thread, no rate limit, warnings only;
 # sets SERVER_PID, PORT, API, TOKEN and AUTH (a fresh token for the bench client).
 start_server() {
-  rm -f "$WORK/port"
+  rm -f "$WORK/port" "$WORK/metrics-port"
+  local metrics=()
+  # Never the default 9464 (another server may hold it); older builds have no metrics.
+  flag_supported --metrics-listen &&
+    metrics=(--metrics-listen 127.0.0.1:0 --metrics-port-file "$WORK/metrics-port")
   "$BIN" serve --listen 127.0.0.1:0 --port-file "$WORK/port" --store "$STORE" \
-    --rate-limit 0 --log-level warn "$@" 2>"$WORK/server.log" &
+    --rate-limit 0 --log-level warn "${metrics[@]}" "$@" 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
   if ! [ -s "$WORK/port" ]; then
@@ -138,6 +143,7 @@ start_server() {
     return 1
   fi
   PORT=$(cat "$WORK/port")
+  MPORT=$(cat "$WORK/metrics-port" 2>/dev/null || true)
   API="http://127.0.0.1:$PORT/connector/protimeapi/api/v1"
   TOKEN=$(curl -s -A bench -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
     "http://127.0.0.1:$PORT/tenants/bench/connect/token" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
@@ -303,6 +309,48 @@ latency_percentiles() {
   return 0
 }
 
+# scrape FILE: the server's /metrics into FILE (empty without a metrics listener).
+scrape() {
+  : >"$1"
+  [ -n "$MPORT" ] && curl -s -o "$1" "http://127.0.0.1:$MPORT/metrics"
+  return 0
+}
+
+# hist_quantiles FAMILY BEFORE AFTER: p50, p99 and p99.9 (in ms) of the observations
+# a histogram gained between two scrapes, interpolated linearly inside the bucket the
+# rank falls in, as Prometheus's histogram_quantile does; a rank in the +Inf bucket
+# gives the last finite bound. Sets HQ50 HQ99 HQ999 and HQ_N (observations); all
+# empty when the scrapes have no such family.
+hist_quantiles() {
+  read -r HQ_N HQ50 HQ99 HQ999 < <(awk -v fam="$1_bucket{le=\"" '
+    index($0, fam) == 1 {
+      le = substr($0, length(fam) + 1); le = substr(le, 1, index(le, "\"") - 1)
+      if (FILENAME == ARGV[1]) before[le] = $2
+      else { if (!(le in after)) order[++n] = le; after[le] = $2 }
+    }
+    function q(p,   rank, k, prev, lo, c) {
+      rank = p * total; prev = 0; lo = 0
+      for (k = 1; k <= n; k++) {
+        c = after[order[k]] - before[order[k]]
+        if (c >= rank && c > prev) {
+          if (order[k] == "+Inf") return lo * 1000
+          return (lo + (order[k] - lo) * (rank - prev) / (c - prev)) * 1000
+        }
+        prev = c; if (order[k] != "+Inf") lo = order[k]
+      }
+      return lo * 1000
+    }
+    END {
+      if (!n) { print "- - - -"; exit }
+      total = after["+Inf"] - before["+Inf"]
+      if (total <= 0) { print "0 - - -"; exit }
+      printf "%d %.3f %.3f %.3f\n", total, q(0.5), q(0.99), q(0.999)
+    }' "$2" "$3")
+  [ "$HQ_N" = - ] && HQ_N=""
+  [ "$HQ50" = - ] && HQ50=""; [ "$HQ99" = - ] && HQ99=""; [ "$HQ999" = - ] && HQ999=""
+  return 0
+}
+
 # A break definition and 100 people: every section writes breaks for them.
 seed_data() {
   start_server --access-log=false || return 1
@@ -449,10 +497,24 @@ sec_latency() {
   start_delivery_server || return 1
   webhook_create "http://127.0.0.1:$sport/hook" || return 1
   wait_engine_pickup
+  scrape "$WORK/lat.before.prom"
   paced_writes lat "$LAT_SECONDS" || return 1
   wait_deliveries "$sport" "$LOAD_OK" 30 3 || true
   sink_flush "$sport"
+  scrape "$WORK/lat.after.prom"
   latency_percentiles lat "$WORK/lat.rec" 1
+  # The SPEC's figure itself, from inside the server: commit -> 2xx, read from the
+  # histogram of /metrics over exactly this section's deliveries.
+  hist_quantiles breakhook_delivery_latency_seconds "$WORK/lat.before.prom" "$WORK/lat.after.prom"
+  if [ -z "$HQ_N" ]; then
+    note "latency: no commit -> 2xx histogram in /metrics (a build without metrics?)"
+  else
+    [ "$HQ_N" != "$LOAD_OK" ] &&
+      note "latency: $HQ_N commit -> 2xx observations for $LOAD_OK writes"
+    record "latency commit -> 2xx (inside, /metrics), p50" "$HQ50" "ms"
+    record "latency commit -> 2xx (inside, /metrics), p99" "$HQ99" "ms"
+    record "latency commit -> 2xx (inside, /metrics), p99.9" "$HQ999" "ms"
+  fi
   record "latency at 1,000 writes/s: achieved write rate" "$(load_field rate)" "writes/s"
   record "latency at 1,000 writes/s: write answered, p99" "$(load_field answer_p99_ms)" "ms"
   record "latency write sent -> sink received, p50" "$P50" "ms"
