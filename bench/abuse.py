@@ -54,7 +54,8 @@ class Server:
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--port-file", port_file,
              "--store", self.store, "--log-file", os.path.join(self.dir, "log"),
-             "--access-log=false", "--rate-limit", "0"] + args,
+             "--access-log=false", "--rate-limit", "0",
+             "--metrics-listen", "127.0.0.1:0"] + args,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 30
         while time.time() < deadline:
