@@ -39,7 +39,6 @@ typedef struct api_ctx {
     int64_t webhook_validity_ms;     /* --webhook-validity */
     size_t max_webhooks;             /* --max-webhooks (Enabled, per tenant) */
     size_t max_batch_body;           /* --max-batch-body; 0: API_BATCH_MAX_BODY */
-    struct engine *engine;           /* woken after every committed write; NULL: none */
     const char *domain;       /* when set, Host must be <tenant>.<domain> */
     int64_t token_ttl_s;      /* lifetime of issued access tokens */
     int pbkdf2_iterations;    /* unused at verification: the hash names its own cost */
@@ -100,8 +99,6 @@ int api_auth_decide(api_ctx_t *ctx, const http_request_t *req, const char *scope
 
 /* The {id} path parameter as a positive integer (<= 2^53), or 0. */
 int64_t api_path_id(const http_request_t *req);
-/* Committed changes may have made events: tell the delivery engine. */
-void api_changed(http_request_t *req);
 /* True when the request's Content-Type is exactly this media type (compared
  * case-insensitively, parameters such as charset ignored, RFC 9110 §8.3.1). */
 bool api_media_type_is(const http_request_t *req, const char *type);

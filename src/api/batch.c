@@ -391,8 +391,6 @@ static void apply_done(http_request_t *req, void *arg)
     window_t *w = b->applied;
     b->applied = NULL;
     b->applying = false;
-    if (w->n_ops)
-        api_changed(req);
     if (w->report.len) {
         if (!req->resp_started)
             http_respond_begin(req, 200, "application/x-ndjson");

@@ -8,12 +8,6 @@
 
 #include "api/api.h"
 #include "core/log.h"
-#include "delivery/engine.h"
-
-void api_changed(http_request_t *req)
-{
-    engine_wake(api_ctx(req)->engine);
-}
 
 int64_t api_path_id(const http_request_t *req)
 {

@@ -69,8 +69,6 @@ static void put_done(http_request_t *req, void *arg)
         api_respond_write_error(req, &j->res);
     } else {
         bool created = j->res.outcome == STORE_OUT_CREATED;
-        if (j->res.outcome != STORE_OUT_UNCHANGED)
-            api_changed(req);
         if (created)
             api_set_location(req, j->r->collection, j->id);
         api_respond_buf(req, created ? 201 : 200, &j->out);
@@ -142,10 +140,8 @@ static void delete_done(http_request_t *req, void *arg)
         api_respond_store_error(req, j->rc);
     else if (j->res.rc)
         api_respond_write_error(req, &j->res);
-    else {
-        api_changed(req);
+    else
         http_respond(req, 204, NULL, NULL, 0);
-    }
     buf_deinit(&j->out);
 }
 

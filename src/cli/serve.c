@@ -686,7 +686,7 @@ int cli_serve(int argc, char **argv)
     }
     st.engine = engine;
     st.token_pool = token_pool;
-    api_ctx_t ctx = { .loop = &st.loop, .engine = engine, .store = store, .clock = clock_system(),
+    api_ctx_t ctx = { .loop = &st.loop, .store = store, .clock = clock_system(),
                       .rand = rand_system(), .keyring = &st.keyring, .revoked = &st.revoked,
                       .ratelimit = ratelimit, .token_rate_addr = token_rate_addr,
                       .token_rate_global = token_rate_global, .token_pool = token_pool,

@@ -1759,6 +1759,15 @@ static void engine_main(void *arg)
     uv_loop_close(&e->loop);
 }
 
+/* The store's commit notification (store_subscribe), on the store's writer: only
+ * the hand-over to the engine's loop happens here. */
+static void on_commit(void *arg, int64_t tenant_id, uint64_t version)
+{
+    (void)tenant_id;
+    (void)version;
+    engine_wake(arg);
+}
+
 int engine_start(const engine_options_t *o, engine_t **out)
 {
     engine_t *e = calloc(1, sizeof(*e));
@@ -1778,6 +1787,8 @@ int engine_start(const engine_options_t *o, engine_t **out)
         return BH_EIO;
     }
     uv_sem_wait(&e->started);
+    if (e->start_rc == 0 && (e->start_rc = store_subscribe(e->o.store, on_commit, e)) != 0)
+        log_error("engine: cannot subscribe to the store's commits");
     if (e->start_rc) {
         uv_async_send(&e->stop_async);
         uv_thread_join(&e->thread);
@@ -1799,6 +1810,7 @@ void engine_stop(engine_t *e)
 {
     if (!e)
         return;
+    store_unsubscribe(e->o.store, on_commit, e);
     uv_async_send(&e->stop_async);
     uv_thread_join(&e->thread);
     for (wh_t *w = e->whs; w;) {

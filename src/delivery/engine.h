@@ -59,7 +59,9 @@ void engine_options_default(engine_options_t *o);
 
 /* Starts the engine thread. The options and what they point to must outlive it. */
 BH_MUST_USE int engine_start(const engine_options_t *o, engine_t **out);
-/* New changes were committed: look now instead of at the next poll. Any thread. */
+/* New changes were committed: look now instead of at the next poll. Any thread.
+ * The engine subscribes to the store's commit notifications (store_subscribe), so
+ * writes through the store wake it by themselves; this is for tests and tools. */
 void engine_wake(engine_t *e);
 /* Stops starting attempts, aborts those in flight (they are sent again after a
  * restart: at least once), commits what it knows, joins the thread, frees e.

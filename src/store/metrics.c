@@ -127,7 +127,8 @@ static int64_t wall_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void store__committed(store_t *s, const store__commit_t *commits, size_t n, size_t jobs)
+void store__metrics_committed(store_t *s, const store__commit_t *commits, size_t n,
+                              size_t jobs)
 {
     store__metrics_t *m = s->metrics;
     if (!m)

@@ -6,6 +6,7 @@
 #include "store/store.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -202,6 +203,8 @@ int store_open(const char *url, const store_options_t *opt, store_t **out,
         return rc;
     }
     rc = store__metrics_new(&cfg.metrics);
+    if (rc == 0 && (rc = store__subs_new(&cfg.subs)) != 0)
+        store__metrics_free(cfg.metrics);
     if (rc != 0) {
         *err_msg = err_str(rc);
         return rc;
@@ -209,6 +212,7 @@ int store_open(const char *url, const store_options_t *opt, store_t **out,
     rc = sqlite__open(path, &cfg, out, err_msg);
     if (rc != 0) {
         store__metrics_free(cfg.metrics);
+        store__subs_free(cfg.subs);
         if (!*err_msg)
             *err_msg = err_str(rc);
     }
@@ -226,9 +230,108 @@ void store_close(store_t *s)
     if (!s)
         return;
     store__metrics_t *m = s->metrics;
+    store__subs_t *subs = s->subs;
     s->ops->shutdown(s);
     s->ops->destroy(s);
     store__metrics_free(m);
+    store__subs_free(subs);
+}
+
+/* ---- commit notifications ---------------------------------------------------------- */
+
+/* The lock is held while a notification runs, so store_unsubscribe can promise that
+ * its callback is not running once it returns; callbacks are short (they hand the
+ * news to their own thread), and commits take it once per group, not per change. */
+struct store__subs {
+    pthread_mutex_t lock;
+    struct {
+        store_commit_fn fn;
+        void *arg;
+    } v[STORE_MAX_SUBSCRIBERS];
+    size_t n;
+};
+
+int store__subs_new(store__subs_t **out)
+{
+    store__subs_t *subs = calloc(1, sizeof(*subs));
+    if (!subs)
+        return BH_ENOMEM;
+    pthread_mutex_init(&subs->lock, NULL);
+    *out = subs;
+    return 0;
+}
+
+void store__subs_free(store__subs_t *subs)
+{
+    if (!subs)
+        return;
+    pthread_mutex_destroy(&subs->lock);
+    free(subs);
+}
+
+int store_subscribe(store_t *s, store_commit_fn fn, void *arg)
+{
+    if (!s || !fn || !s->subs)
+        return BH_EINVAL;
+    store__subs_t *subs = s->subs;
+    pthread_mutex_lock(&subs->lock);
+    int rc = BH_ERANGE;
+    if (subs->n < STORE_MAX_SUBSCRIBERS) {
+        subs->v[subs->n].fn = fn;
+        subs->v[subs->n].arg = arg;
+        subs->n++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&subs->lock);
+    return rc;
+}
+
+void store_unsubscribe(store_t *s, store_commit_fn fn, void *arg)
+{
+    if (!s || !s->subs)
+        return;
+    store__subs_t *subs = s->subs;
+    pthread_mutex_lock(&subs->lock);
+    for (size_t i = 0; i < subs->n; i++) {
+        if (subs->v[i].fn == fn && subs->v[i].arg == arg) {
+            subs->v[i] = subs->v[--subs->n];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&subs->lock);
+}
+
+static void notify(store_t *s, int64_t tenant_id, uint64_t version)
+{
+    store__subs_t *subs = s->subs;
+    if (!subs)
+        return;
+    pthread_mutex_lock(&subs->lock);
+    for (size_t i = 0; i < subs->n; i++)
+        subs->v[i].fn(subs->v[i].arg, tenant_id, version);
+    pthread_mutex_unlock(&subs->lock);
+}
+
+void store__committed(store_t *s, const store__commit_t *commits, size_t n, size_t jobs)
+{
+    store__metrics_committed(s, commits, n, jobs);
+    /* Once per tenant, with its last version: a group holds each tenant's jobs in
+     * version order, so the last note of a tenant carries its highest version. */
+    for (size_t i = 0; i < n; i++) {
+        if (commits[i].first > commits[i].last)
+            continue;
+        bool later = false;
+        for (size_t k = i + 1; k < n && !later; k++)
+            later = commits[k].tenant_id == commits[i].tenant_id &&
+                    commits[k].first <= commits[k].last;
+        if (!later)
+            notify(s, commits[i].tenant_id, commits[i].last);
+    }
+}
+
+void store__external_commit(store_t *s)
+{
+    notify(s, 0, 0);
 }
 
 int store_ping(store_t *s)

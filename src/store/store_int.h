@@ -72,6 +72,7 @@ typedef enum store__op {
 } store__op_t;
 
 typedef struct store__metrics store__metrics_t;
+typedef struct store__subs store__subs_t;
 
 /* One tenant's part of a committed transaction: versions first..last (first > last
  * when it took none) and the change-log entries it appended per collection. */
@@ -87,9 +88,17 @@ void store__metrics_free(store__metrics_t *m);
 int store__timed(store_t *s, store__op_t op, uint64_t t0, int rc);
 /* From the writer thread, right after a COMMIT that made jobs write jobs durable;
  * commits describes the tenants whose versions it took. Records the commit time of
- * those versions (store_commit_times), counts the change-log entries, and observes
- * the group size. */
+ * those versions (store_commit_times), counts the change-log entries, observes the
+ * group size (metrics.c), then tells the subscribers (store.c). */
 void store__committed(store_t *s, const store__commit_t *commits, size_t n, size_t jobs);
+/* The metrics part of store__committed. */
+void store__metrics_committed(store_t *s, const store__commit_t *commits, size_t n,
+                              size_t jobs);
+/* Another process committed to the same database: tells the subscribers (tenant 0). */
+void store__external_commit(store_t *s);
+
+BH_MUST_USE int store__subs_new(store__subs_t **out);
+void store__subs_free(store__subs_t *subs);
 /* n webhooks went from Enabled to Disabled for reason (after the commit). A back-end
  * reports the disables it made; store.c the expiry sweep's. */
 void store__webhooks_disabled(store_t *s, store_webhook_reason_t reason, size_t n);
@@ -191,6 +200,7 @@ typedef struct store__ops {
 struct store {
     const store__ops_t *ops;
     store__metrics_t *metrics;
+    store__subs_t *subs;
 };
 
 /* Options with the defaults filled in, as every back-end receives them. */
@@ -201,6 +211,7 @@ typedef struct store__config {
     crypto_master_t master; /* unset: signing keys in the clear */
     int64_t disk_reserve;   /* bytes kept in "<store>-reserve"; 0: no reserve */
     store__metrics_t *metrics; /* for the back-end's store_t.metrics */
+    store__subs_t *subs;       /* for the back-end's store_t.subs */
 } store__config_t;
 
 #define STORE__DEFAULT_READ_CONNECTIONS 4

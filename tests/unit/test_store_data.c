@@ -1371,6 +1371,80 @@ static void test_commit_times(void **state)
     buf_deinit(&out);
 }
 
+typedef struct heard {
+    pthread_mutex_t lock;
+    int calls;
+    int64_t tenant;
+    uint64_t version;
+} heard_t;
+
+static void on_commit(void *arg, int64_t tenant_id, uint64_t version)
+{
+    heard_t *h = arg;
+    pthread_mutex_lock(&h->lock);
+    h->calls++;
+    h->tenant = tenant_id;
+    h->version = version;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static heard_t heard_get(heard_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    heard_t copy = *h;
+    pthread_mutex_unlock(&h->lock);
+    return copy;
+}
+
+/* Commit notifications: a write through this store is announced once, with its
+ * tenant and version, after its commit; a refused write is not; a commit by another
+ * connection to the same file (another process, as the import CLI beside a server)
+ * is announced as tenant 0 within the poll interval; after unsubscribing, nothing. */
+static void test_commit_notifications(void **state)
+{
+    fixture_t *f = *state;
+    heard_t h = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    assert_int_equal(store_subscribe(f->s, on_commit, &h), 0);
+    model_person_t p = mk_person(1, "E1", NULL);
+    store_write_result_t r = put_person(f, f->ta, &p);
+    heard_t got = heard_get(&h);
+    assert_int_equal(got.calls, 1);
+    assert_int_equal(got.tenant, f->ta);
+    assert_int_equal(got.version, r.version);
+    model_break_t orphan = mk_break(50, 77, 1, DAY0, 30, true, -1);
+    store_write_result_t ro;
+    assert_int_equal(store_break_put(f->s, f->ta, &orphan, &ro), 0);
+    assert_int_not_equal(ro.rc, 0);
+    assert_int_equal(heard_get(&h).calls, 1);
+
+    store_t *other = NULL;
+    store_options_t opt = { .clock = &f->clock };
+    assert_int_equal(store_open(f->url, &opt, &other, NULL), 0);
+    model_person_t q = mk_person(2, "E2", NULL);
+    store_write_result_t rq;
+    assert_int_equal(store_person_put(other, f->tb, &q, &rq), 0);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        got = heard_get(&h);
+        if (got.calls >= 2)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > 5)
+            fail_msg("another connection's commit was not announced within 5 s");
+        usleep(10000);
+    }
+    assert_int_equal(got.tenant, 0);
+    assert_int_equal(got.version, 0);
+    store_close(other);
+
+    store_unsubscribe(f->s, on_commit, &h);
+    int before = heard_get(&h).calls;
+    model_person_t p3 = mk_person(3, "E3", NULL);
+    (void)put_person(f, f->ta, &p3);
+    assert_int_equal(heard_get(&h).calls, before);
+}
+
 static void test_batch_throughput(void **state)
 {
     fixture_t *f = *state;
@@ -1436,6 +1510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_throughput, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_times, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_notifications, setup, teardown),
     };
     /* BH_TEST_FILTER=test_batch_throughput runs one test (e.g. to time it alone). */
     const char *filter = getenv("BH_TEST_FILTER");

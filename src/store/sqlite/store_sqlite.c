@@ -58,6 +58,7 @@ enum {
     ST_ROLLBACK_TO,
     ST_PING,
     ST_SCHEMA_VERSION,
+    ST_DATA_VERSION,
     ST_TENANT_INSERT,
     ST_TENANT_GET,
     ST_TENANT_LIST,
@@ -183,6 +184,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_ROLLBACK_TO] = "ROLLBACK TO job",
     [ST_PING] = "SELECT 1",
     [ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_TENANT_INSERT] = "INSERT INTO tenants (name, created_at_ms) VALUES (?1, ?2)",
     [ST_TENANT_GET] = "SELECT id, name, created_at_ms FROM tenants WHERE name = ?1",
     [ST_TENANT_LIST] = "SELECT id, name, created_at_ms FROM tenants ORDER BY id",
@@ -474,6 +476,12 @@ typedef struct sqlite__store {
     bool stop;    /* the writer exits when the queue is empty */
     int inflight;
     uint64_t writes, commits;
+
+    /* Another process's commits (the import CLI beside a running server): the
+     * writer connection's PRAGMA data_version changes only for those, so the writer
+     * reads it every STORE_EXTERNAL_POLL_MS and reports a change (writer only). */
+    int64_t data_version;
+    int64_t data_version_at_ms;
 
     pthread_t writer;
     bool writer_started;
@@ -963,14 +971,45 @@ static void reserve_take(sqlite__store_t *s)
  * and the queue is empty. A solo job (a $batch chunk: thousands of writes that
  * already share one fsync) forms a group by itself, so it runs without a savepoint;
  * the jobs queued before and after it still commit in groups. */
+/* Reads the writer connection's data_version when STORE_EXTERNAL_POLL_MS have
+ * passed since the last read, and tells the subscribers when another process has
+ * committed since. Called by the writer without s->lock. */
+static void writer_poll_external(sqlite__store_t *s)
+{
+    int64_t now = clock_mono_ms(clock_system());
+    if (now - s->data_version_at_ms < STORE_EXTERNAL_POLL_MS)
+        return;
+    s->data_version_at_ms = now;
+    int64_t v = 0;
+    if (query_int(&s->wconn, ST_DATA_VERSION, &v) != 0)
+        return;
+    bool changed = s->data_version != 0 && v != s->data_version;
+    s->data_version = v;
+    if (changed)
+        store__external_commit(&s->base);
+}
+
 static void *writer_main(void *arg)
 {
     sqlite__store_t *s = arg;
     pthread_setname_np(pthread_self(), "bh-store-writer");
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->head && !s->stop)
-            pthread_cond_wait(&s->work_cond, &s->lock);
+        while (!s->head && !s->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += STORE_EXTERNAL_POLL_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->work_cond, &s->lock, &until);
+            if (!s->head && !s->stop) {
+                pthread_mutex_unlock(&s->lock);
+                writer_poll_external(s);
+                pthread_mutex_lock(&s->lock);
+            }
+        }
         if (!s->head)
             break;
 
@@ -987,6 +1026,7 @@ static void *writer_main(void *arg)
 
         if (s->page_limit_file)
             writer_apply_page_limit(s);
+        writer_poll_external(s); /* a busy writer still notices other processes */
         uint64_t applied = 0, commits = 0;
         run_group(s, group, &applied, &commits);
 
@@ -3931,6 +3971,7 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
         return BH_ENOMEM;
     s->base.ops = &sqlite_ops;
     s->base.metrics = cfg->metrics;
+    s->base.subs = cfg->subs;
     s->cfg = *cfg;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work_cond, NULL);
