@@ -58,6 +58,24 @@ void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
     }
 }
 
+void api_run_write(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
+{
+    api_pool_t *pool = api_ctx(req)->write_pool;
+    if (!pool) {
+        api_run(req, work, done, arg);
+        return;
+    }
+    int rc = api_pool_run(pool, req, work, done, arg);
+    if (rc == 0)
+        return;
+    if (rc == BH_EAGAIN)
+        http_response_header(req, "Retry-After", "1");
+    http_respond_error(req, 503,
+                       rc == BH_EAGAIN ? "too many writes are waiting for the store; try again"
+                                       : "the server is busy",
+                       NULL, 0);
+}
+
 /* One route per path: the method picks the handler. */
 static void api_person_route(http_request_t *req)
 {
@@ -146,18 +164,29 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
     return rc;
 }
 
-int api_metrics_write(api_pool_t *token_pool, buf_t *out)
+int api_metrics_write(api_pool_t *token_pool, api_pool_t *write_pool, buf_t *out)
 {
     int rc = metrics_write_family(out, "breakhook_worker_queue_length", "gauge",
                                   "API store jobs waiting for a worker thread.");
     rc = rc ? rc
             : metrics_write_u64(out, "breakhook_worker_queue_length", NULL,
                                 atomic_load_explicit(&jobs_waiting, memory_order_relaxed));
-    if (!token_pool || rc)
-        return rc;
-    rc = metrics_write_family(out, "breakhook_token_queue_length", "gauge",
-                              "Token requests waiting for (or in) a bh-token thread.");
-    return rc ? rc
-              : metrics_write_u64(out, "breakhook_token_queue_length", NULL,
-                                  api_pool_queued(token_pool));
+    if (token_pool) {
+        rc = rc ? rc
+                : metrics_write_family(out, "breakhook_token_queue_length", "gauge",
+                                       "Token requests waiting for (or in) a bh-token thread.");
+        rc = rc ? rc
+                : metrics_write_u64(out, "breakhook_token_queue_length", NULL,
+                                    api_pool_queued(token_pool));
+    }
+    if (write_pool) {
+        rc = rc ? rc
+                : metrics_write_family(out, "breakhook_write_queue_length", "gauge",
+                                       "API writes waiting for (or in) a bh-write thread, "
+                                       "which waits for the write's group commit.");
+        rc = rc ? rc
+                : metrics_write_u64(out, "breakhook_write_queue_length", NULL,
+                                    api_pool_queued(write_pool));
+    }
+    return rc;
 }

@@ -14,6 +14,7 @@
 #include "client/destination.h"
 #include "core/crypto.h"
 #include "core/clock.h"
+#include "core/workpool.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -32,6 +33,7 @@ typedef struct api_ctx {
      * (--token-rate-per-address, --token-rate-global); NULL or rate 0: no limit. */
     auth_ratelimit_t *token_rate_addr, *token_rate_global;
     struct api_pool *token_pool;     /* runs the secret checks; NULL: api_run */
+    struct api_pool *write_pool;     /* writes wait for their commit here; NULL: api_run */
     auth_token_cache_t *token_cache; /* loop thread only; NULL: no caching */
     const crypto_master_t *master;   /* seals webhook keys at rest */
     const dest_allow_t *allow;       /* --allow-destination CIDRs */
@@ -57,17 +59,23 @@ BH_MUST_USE int api_register_routes(http_router_t *r, api_ctx_t *ctx);
  * Fails (and answers 503) only when the job cannot be queued. */
 typedef void (*api_work_fn)(http_request_t *req, void *arg);
 void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg);
+/* As api_run for work that writes to the store: it waits for its group commit on a
+ * thread of the context's write pool, not on one of libuv's, which the reads need
+ * (without a write pool, api_run). A full write queue is answered 503 with
+ * Retry-After. */
+void api_run_write(http_request_t *req, api_work_fn work, api_work_fn done, void *arg);
 
-/* A small pool of threads with a bounded queue for CPU-heavy work done for callers
- * who have not authenticated yet (the token endpoint's PBKDF2), apart from libuv's
- * pool that serves every other request, so a flood of it cannot delay the others.
- * New, run and free on the loop's thread. */
-#define API_POOL_MAX_THREADS 16
+/* A workpool (core/workpool.h) of requests: a few threads with a bounded queue, apart
+ * from libuv's pool that serves the reads. One runs the token endpoint's PBKDF2
+ * checks (work done for callers who have not authenticated yet), one the writes
+ * that wait for their group commit (api_run_write). New, run and free on the
+ * loop's thread. */
 typedef struct api_pool api_pool_t;
 
-/* threads 1..API_POOL_MAX_THREADS; at most max_queued jobs waiting or running. */
-BH_MUST_USE int api_pool_new(uv_loop_t *loop, unsigned threads, size_t max_queued,
-                             api_pool_t **out);
+/* threads 1..WORKPOOL_MAX_THREADS named name; at most max_queued jobs waiting or
+ * running. */
+BH_MUST_USE int api_pool_new(uv_loop_t *loop, const char *name, unsigned threads,
+                             size_t max_queued, api_pool_t **out);
 /* As api_run, but on the pool. BH_EAGAIN when the queue is full, BH_ESHUTDOWN when
  * the pool is stopping, BH_ENOMEM: the caller answers (nothing was queued). */
 BH_MUST_USE int api_pool_run(api_pool_t *p, http_request_t *req, api_work_fn work,
@@ -80,9 +88,9 @@ void api_pool_free(api_pool_t *p);
 size_t api_pool_queued(api_pool_t *p);
 
 /* Appends breakhook_worker_queue_length (api_run jobs no worker has started) and,
- * with token_pool, breakhook_token_queue_length, in the Prometheus text format. Any
- * thread. 0 or BH_ENOMEM when out is full. */
-BH_MUST_USE int api_metrics_write(api_pool_t *token_pool, buf_t *out);
+ * with the pools, breakhook_token_queue_length and breakhook_write_queue_length, in
+ * the Prometheus text format. Any thread. 0 or BH_ENOMEM when out is full. */
+BH_MUST_USE int api_metrics_write(api_pool_t *token_pool, api_pool_t *write_pool, buf_t *out);
 
 /* Authenticates the bearer token of req and checks that it grants scope (NULL:
  * any valid token). On success returns the claims (in req->arena). Otherwise

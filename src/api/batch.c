@@ -437,7 +437,7 @@ static void try_apply(http_request_t *req, batch_t *b)
         b->tail = NULL;
     b->queued--;
     b->applying = true;
-    api_run(req, apply_work, apply_done, b);
+    api_run_write(req, apply_work, apply_done, b);
     /* The pipeline has room again: let the next window in. */
     if (!req->body_complete && !b->body_waiting && !b->parsing)
         http_request_more(req);

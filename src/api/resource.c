@@ -95,7 +95,7 @@ void api_resource_put(http_request_t *req, const api_resource_t *r)
         api_respond_invalid(req, errs);
         return;
     }
-    api_run(req, put_work, put_done, j);
+    api_run_write(req, put_work, put_done, j);
 }
 
 static void get_work(http_request_t *req, void *arg)
@@ -154,5 +154,5 @@ void api_resource_delete(http_request_t *req, const api_resource_t *r)
         http_respond_error(req, 404, r->not_found, NULL, 0);
         return;
     }
-    api_run(req, delete_work, delete_done, j);
+    api_run_write(req, delete_work, delete_done, j);
 }

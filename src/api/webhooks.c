@@ -369,7 +369,7 @@ void api_webhook_create(http_request_t *req)
         http_respond_error(req, 500, "could not make a webhook key", NULL, 0);
         return;
     }
-    api_run(req, create_work, create_done, j);
+    api_run_write(req, create_work, create_done, j);
 }
 
 /* ---- GET /webhooks/{id}, DELETE /webhooks/{id} --------------------------- */
@@ -454,7 +454,7 @@ void api_webhook_delete(http_request_t *req)
 {
     one_job_t *j = one_job_new(req, SCOPE_WEBHOOKS_WRITE);
     if (j)
-        api_run(req, delete_work, delete_done, j);
+        api_run_write(req, delete_work, delete_done, j);
 }
 
 /* ---- GET /webhooks ------------------------------------------------------ */

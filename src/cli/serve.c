@@ -52,6 +52,7 @@ typedef struct serve_config {
     int64_t token_rate_per_address;
     int64_t token_rate_global;
     int64_t token_threads;
+    int64_t write_threads;
     int64_t revocation_refresh;
     bool allow_http_destinations;
     config_list_t allow_destination;
@@ -142,6 +143,9 @@ static const config_option_t serve_options[] = {
     OPT("token-threads", CONFIG_INT, token_threads, "N",
         "threads that check client secrets (PBKDF2), apart from those serving other "
         "requests; 64 checks per thread may wait (default 1)", 1, 16),
+    OPT("write-threads", CONFIG_INT, write_threads, "N",
+        "threads on which API writes wait for their group commit, apart from the 4 that "
+        "serve reads; 64 writes per thread may wait, more get 503 (default 16)", 1, 64),
     OPT("revocation-refresh", CONFIG_DURATION, revocation_refresh, "DURATION",
         "how often signing keys and client revocations are reloaded from the store; a revoked "
         "client's tokens stop working within this time (default 5s)", 100, 3600000),
@@ -215,6 +219,7 @@ typedef struct serve_state {
     http_route_opts_t metrics_opts;
     engine_t *engine;
     api_pool_t *token_pool;
+    api_pool_t *write_pool;
     bool stopping;
     int64_t shutdown_timeout;
 } serve_state_t;
@@ -273,7 +278,7 @@ static void metrics_handler(http_request_t *req)
                                      "version=\"" BREAKHOOK_VERSION "\"", 1);
     if (rc == 0 && st->server)
         rc = http_server_metrics_write(st->server, &b);
-    rc = rc ? rc : api_metrics_write(st->token_pool, &b);
+    rc = rc ? rc : api_metrics_write(st->token_pool, st->write_pool, &b);
     rc = rc ? rc : store_metrics_write(st->store, &b);
     if (rc == 0 && st->engine)
         rc = engine_metrics_write(st->engine, &b);
@@ -547,6 +552,7 @@ int cli_serve(int argc, char **argv)
         .token_rate_per_address = 10,
         .token_rate_global = 20,
         .token_threads = 1,
+        .write_threads = 16,
         .revocation_refresh = 5000,
         .webhook_validity = 30LL * 86400000,
         .max_webhooks = 100,
@@ -613,7 +619,7 @@ int cli_serve(int argc, char **argv)
     http_router_t *router = NULL;
     auth_ratelimit_t *ratelimit = NULL;
     auth_ratelimit_t *token_rate_addr = NULL, *token_rate_global = NULL;
-    api_pool_t *token_pool = NULL;
+    api_pool_t *token_pool = NULL, *write_pool = NULL;
     auth_token_cache_t *token_cache = NULL;
     serve_state_t st = { 0 };
     /* The master key also seals webhook keys (api.h). */
@@ -679,17 +685,26 @@ int cli_serve(int argc, char **argv)
             goto out_loop;
         }
     }
-    if (api_pool_new(&st.loop, (unsigned)cfg.token_threads, 64 * (size_t)cfg.token_threads,
-                     &token_pool)) {
+    if (api_pool_new(&st.loop, "bh-token", (unsigned)cfg.token_threads,
+                     64 * (size_t)cfg.token_threads, &token_pool)) {
         cli_fail(CLI_FAIL, "serve: could not start the token threads");
         goto out_loop;
     }
     st.engine = engine;
     st.token_pool = token_pool;
+    /* Writes wait for their group commit on threads of their own: the more wait
+     * together, the bigger the group, and libuv's 4 stay free for the reads. */
+    if (api_pool_new(&st.loop, "bh-write", (unsigned)cfg.write_threads,
+                     64 * (size_t)cfg.write_threads, &write_pool)) {
+        cli_fail(CLI_FAIL, "serve: could not start the write threads");
+        goto out_loop;
+    }
+    st.write_pool = write_pool;
     api_ctx_t ctx = { .loop = &st.loop, .store = store, .clock = clock_system(),
                       .rand = rand_system(), .keyring = &st.keyring, .revoked = &st.revoked,
                       .ratelimit = ratelimit, .token_rate_addr = token_rate_addr,
                       .token_rate_global = token_rate_global, .token_pool = token_pool,
+                      .write_pool = write_pool,
                       .token_cache = token_cache, .domain = cfg.domain && *cfg.domain ? cfg.domain : NULL,
                       .token_ttl_s = cfg.token_ttl / 1000, .master = &master,
                       .allow = &allow, .allow_http = cfg.allow_http_destinations,
@@ -780,6 +795,8 @@ out_loop:
     /* Every request was answered (or the timeout exited): the token threads are idle. */
     api_pool_free(token_pool);
     st.token_pool = NULL;
+    api_pool_free(write_pool);
+    st.write_pool = NULL;
     /* A server that never served (its listen failed) goes through its own close path,
      * which frees it; then close whatever is left (signals, timers, connections cut by
      * the timeout) so the loop can be closed; the process exits right after. */

@@ -27,6 +27,7 @@
 #include "core/imap.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/workpool.h"
 #include "delivery/sign.h"
 #include "model/model.h"
 
@@ -176,6 +177,7 @@ struct engine {
     uv_prepare_t log_prepare;  /* flushes the thread's batched log lines (one line per
                                   attempt) before the loop waits for I/O */
     hc_pool_t *http;
+    workpool_t *writes;        /* the engine's store writes (flush, disable) */
     wh_t *whs;
     dest_t *dests;
     bool stopping, refreshing, flushing;
@@ -599,8 +601,11 @@ static void record_ack(engine_t *e, wh_t *w, int64_t record_id, uint64_t version
     w->touched = true;
 }
 
+/* The engine's writes (flush, disable) run on its own store thread (e->writes), not
+ * on libuv's shared pool: a write waits for its group commit. Each job starts with
+ * drop, which frees it when the pool is freed before its done callback ran. */
 typedef struct flush_job {
-    uv_work_t work;
+    void (*drop)(void *self);
     engine_t *e;
     size_t cap_attempts;
     /* Webhook ids the acks and marks point to, owned by the job: a webhook may be
@@ -615,9 +620,9 @@ typedef struct flush_job {
     int rc;
 } flush_job_t;
 
-static void flush_work(uv_work_t *w)
+static void flush_work(void *arg)
 {
-    flush_job_t *j = w->data;
+    flush_job_t *j = arg;
     store_delivery_batch_t b = { j->attempts, j->n_attempts, j->acks, j->n_acks, j->marks,
                                  j->n_marks };
     j->rc = store_delivery_commit(j->e->o.store, &b);
@@ -632,10 +637,14 @@ static void flush_free(flush_job_t *j)
     free(j);
 }
 
-static void flush_done(uv_work_t *w, int status)
+static void flush_drop(void *arg)
 {
-    flush_job_t *j = w->data;
-    (void)status;
+    flush_free(arg);
+}
+
+static void flush_done(void *arg)
+{
+    flush_job_t *j = arg;
     if (j->rc)
         log_error("delivery results not committed; those events will be sent again",
                   LOG_STR("error", err_str(j->rc)));
@@ -706,7 +715,7 @@ static flush_job_t *flush_take(engine_t *e)
         marks[i].webhook_id = j->ids[e->n_acks + i];
     }
     j->e = e;
-    j->work.data = j;
+    j->drop = flush_drop;
     j->attempts = e->attempts;
     j->n_attempts = e->n_attempts;
     j->cap_attempts = e->cap_attempts;
@@ -732,7 +741,7 @@ static void flush(engine_t *e)
     if (!j)
         return;
     e->flushing = true;
-    if (uv_queue_work(&e->loop, &j->work, flush_work, flush_done) < 0) {
+    if (workpool_run(e->writes, flush_work, flush_done, j) != 0) {
         e->flushing = false;
         flush_free(j);
     }
@@ -742,7 +751,7 @@ static void flush(engine_t *e)
 /* ---- disabling ------------------------------------------------------------ */
 
 typedef struct disable_job {
-    uv_work_t work;
+    void (*drop)(void *self);
     store_t *store;
     int64_t tenant_id;
     char id[STORE_WEBHOOK_ID_LEN + 1];
@@ -750,17 +759,16 @@ typedef struct disable_job {
     int64_t now_ms;
 } disable_job_t;
 
-static void disable_work(uv_work_t *w)
+static void disable_work(void *arg)
 {
-    disable_job_t *j = w->data;
+    disable_job_t *j = arg;
     if (store_webhook_disable(j->store, j->tenant_id, j->id, j->reason, j->now_ms))
         log_error("could not disable webhook", LOG_STR("webhook", j->id));
 }
 
-static void disable_done(uv_work_t *w, int status)
+static void disable_done(void *arg)
 {
-    (void)status;
-    free(w->data);
+    free(arg);
 }
 
 /* The webhook gets nothing more: its lanes go, the store records why. */
@@ -773,13 +781,13 @@ static void wh_disable(engine_t *e, wh_t *w, store_webhook_reason_t reason, cons
     disable_job_t *j = calloc(1, sizeof(*j));
     if (!j)
         return;
-    j->work.data = j;
+    j->drop = disable_done;
     j->store = e->o.store;
     j->tenant_id = w->row.tenant_id;
     snprintf(j->id, sizeof(j->id), "%s", w->row.id);
     j->reason = reason;
     j->now_ms = now_ms(e);
-    if (uv_queue_work(&e->loop, &j->work, disable_work, disable_done) < 0)
+    if (workpool_run(e->writes, disable_work, disable_done, j) != 0)
         free(j);
 }
 
@@ -1712,6 +1720,12 @@ static void on_log_prepare(uv_prepare_t *h)
     log_flush();
 }
 
+static void job_drop(void *arg)
+{
+    void (**drop)(void *) = arg; /* each job's first member */
+    (*drop)(arg);
+}
+
 static void on_stop(uv_async_t *a)
 {
     engine_t *e = a->data;
@@ -1719,6 +1733,10 @@ static void on_stop(uv_async_t *a)
     uv_timer_stop(&e->tick);
     hc_pool_free(e->http); /* aborts in-flight attempts: they are not acknowledged */
     e->http = NULL;
+    /* Waits for a write in progress; a finished one whose done has not run is freed
+     * (what it committed stands; what is left is committed below, synchronously). */
+    workpool_free(e->writes, job_drop);
+    e->writes = NULL;
     uv_close((uv_handle_t *)&e->tick, close_cb);
     uv_close((uv_handle_t *)&e->log_prepare, close_cb);
     uv_close((uv_handle_t *)&e->wake_async, close_cb);
@@ -1735,6 +1753,8 @@ static void engine_main(void *arg)
                         .ca_file = e->o.ca_file, .user_agent = "breakhook/" BREAKHOOK_VERSION,
                         .max_host_connections = e->o.max_inflight_per_dest };
     e->start_rc = hc_pool_new(&e->loop, &ho, e->o.send_threads, &e->http);
+    if (e->start_rc == 0)
+        e->start_rc = workpool_new(&e->loop, "bh-deliv-store", 1, 1024, &e->writes);
     uv_async_init(&e->loop, &e->wake_async, on_wake);
     uv_async_init(&e->loop, &e->stop_async, on_stop);
     uv_timer_init(&e->loop, &e->tick);
@@ -1751,7 +1771,7 @@ static void engine_main(void *arg)
     /* Whatever was acknowledged before the stop is committed now, synchronously. */
     flush_job_t *j = flush_take(e);
     if (j) {
-        flush_work(&j->work);
+        flush_work(j);
         flush_free(j);
     }
     uv_run(&e->loop, UV_RUN_DEFAULT); /* drain jobs still coming back */
