@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, run the server with a demo tenant
 #   make test   install what is missing, build, run the whole test suite
 # (plus: make build, make bench, make fuzz, make fuzz-long, make soak, make check-src,
-#  make clean)
+#  make check-contrib, make clean)
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
@@ -19,7 +19,7 @@ ARGS       ?=
 WERROR     ?= OFF
 
 .PHONY: all deps build run test test-debug test-asan test-tsan fuzz fuzz-long soak check-src \
-        bench bench-smoke first-run clean
+        check-contrib bench bench-smoke first-run clean
 
 all: build
 
@@ -33,12 +33,13 @@ build: deps
 run: build
 	./$(BUILD)/release/breakhook serve --demo --listen $(LISTEN) --store $(STORE) $(ARGS)
 
-# The full suite: source checks; the README's first session run as a user runs it
+# The full suite: source checks; the alert rules, their unit tests and the Grafana
+# dashboard (check-contrib); the README's first session run as a user runs it
 # (release build with gcc and -Werror, the server, the printed curl lines, a first
 # webhook to `breakhook sink`); debug build + all tests; the same under ASan+UBSan;
 # a short fuzzing run of every fuzz target; the benchmark script in smoke mode
 # (proves it works on this machine; it asserts no speed).
-test: deps check-src first-run test-debug test-asan fuzz bench-smoke
+test: deps check-src check-contrib first-run test-debug test-asan fuzz bench-smoke
 
 first-run: deps
 	WERROR=ON ./scripts/first-run-smoke.sh
@@ -75,6 +76,13 @@ soak: build
 
 check-src:
 	./scripts/check-src.sh
+
+# contrib/: promtool checks the alert rules and runs their unit tests (and that each
+# alert's tests fail when its expression is broken); the Grafana dashboard must be
+# valid JSON. `./scripts/check-contrib.sh FILE`, FILE a scrape of a running server's
+# /metrics, also checks every metric name they use against it.
+check-contrib: deps
+	./scripts/check-contrib.sh
 
 bench: build
 	./bench/run.sh
