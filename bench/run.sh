@@ -253,6 +253,15 @@ wrk_rps() {
     | awk '/Requests\/sec/ {print $2}'
 }
 
+# wrk_lat URL [extra wrk args...]: sets WRK_RPS (requests/s) and WRK_P99 (ms).
+wrk_lat() {
+  local url=$1 out; shift
+  out=$(timeout $((DURATION + 30)) wrk -t1 -c32 -d"${DURATION}s" --latency "$@" "$url" || true)
+  WRK_RPS=$(printf '%s\n' "$out" | awk '/Requests\/sec/ {print $2}')
+  WRK_P99=$(printf '%s\n' "$out" | awk '$1 == "99%" {v = $2; u = v; sub(/[0-9.]+/, "", u);
+    sub(/[a-z]+$/, "", v); print (u == "us" ? v / 1000 : u == "s" ? v * 1000 : v)}')
+}
+
 # proc_mib PID FIELD: VmRSS/VmHWM of a process in MiB.
 proc_mib() { awk -v f="$2:" '$1 == f {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 store_mib() { du -cb "$WORK"/bench.db* | awk 'END {printf "%.1f", $1 / 1048576}'; }
@@ -405,6 +414,73 @@ end
 LUA
   record "GET /breaks/{id} (random ids, with token)" \
     "$(wrk_rps "http://127.0.0.1:$PORT" -s "$WORK/byid.lua" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")" "req/s"
+}
+
+# Reads beside writes: random GET /breaks/{id} (32 connections) alone, then while
+# $batch files are posted one after another, then while 32 connections PUT new
+# breaks one at a time (each waiting for its group commit). A write that waits for
+# its commit on a thread the reads need shows here as lost read throughput.
+sec_mixed() {
+  start_server --access-log=false || return 1
+  local n=$((2 * LINES)) f
+  for f in 0 1; do
+    gen_breaks "$WORK/mixed$f.ndjson" $((30000000 + f * LINES + 1)) "$LINES" 1 2026-04 0
+    post_batch "$WORK/mixed$f.ndjson" >/dev/null
+  done
+  cat >"$WORK/mixed-byid.lua" <<LUA
+local n = $n
+request = function()
+  return wrk.format("GET", "/connector/protimeapi/api/v1/breaks/" .. (30000000 + math.random(1, n)))
+end
+LUA
+  local rd=(-s "$WORK/mixed-byid.lua" -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN")
+  wrk_lat "http://127.0.0.1:$PORT" "${rd[@]}"
+  record "reads alone: GET /breaks/{id}" "$WRK_RPS" "req/s"
+  record "reads alone: p99" "$WRK_P99" "ms"
+
+  # $batch in a loop (new ids each file) for as long as wrk reads.
+  for f in 0 1 2 3 4 5 6 7; do
+    gen_breaks "$WORK/mixedw$f.ndjson" $((31000000 + f * LINES + 1)) "$LINES" 1 2026-05 0
+  done
+  (f=0; while [ ! -e "$WORK/mixed.stop" ] && [ $f -lt 8 ]; do
+     post_batch "$WORK/mixedw$f.ndjson" >/dev/null; f=$((f + 1)); echo $f >"$WORK/mixed.files"
+   done) &
+  local loop=$! t0 t1 files
+  t0=$(date +%s.%N)
+  wrk_lat "http://127.0.0.1:$PORT" "${rd[@]}"
+  touch "$WORK/mixed.stop"; wait "$loop" 2>/dev/null || true
+  t1=$(date +%s.%N)
+  files=$(cat "$WORK/mixed.files" 2>/dev/null || echo 0)
+  record "reads while \$batch runs: GET /breaks/{id}" "$WRK_RPS" "req/s"
+  record "reads while \$batch runs: p99" "$WRK_P99" "ms"
+  record "\$batch upserts while reads run" \
+    "$(calc 'sprintf("%.0f", n / (b - a))' n=$((files * LINES)) a="$t0" b="$t1")" "upserts/s"
+  rm -f "$WORK"/mixed*.ndjson "$WORK/mixed.stop"
+
+  # 32 connections of single PUTs (new ids), each waiting for its commit.
+  cat >"$WORK/mixed-put.lua" <<LUA
+local id = 32000000
+request = function()
+  id = id + 1
+  local body = string.format('{"id":%d,"person":{"id":%d},"breakDefinition":{"id":1},"date":"2026-06-%02d","clockedDurationInMinutes":30,"startTimeInMinutes":720,"endTimeInMinutes":840,"isBreakTaken":true}', id, id % 100 + 1, id % 28 + 1)
+  local h = {}
+  for k, v in pairs(wrk.headers) do h[k] = v end -- a table given to format replaces -H
+  h["Content-Type"] = "application/json"
+  return wrk.format("PUT", "/connector/protimeapi/api/v1/breaks/" .. id, h, body)
+end
+LUA
+  timeout $((DURATION + 30)) wrk -t1 -c32 -d"${DURATION}s" -s "$WORK/mixed-put.lua" \
+    -H "User-Agent: bench" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT" \
+    >"$WORK/mixed-put.out" 2>&1 &
+  local puts=$!
+  wrk_lat "http://127.0.0.1:$PORT" "${rd[@]}"
+  wait "$puts" 2>/dev/null || true
+  record "reads while 32 connections PUT: GET /breaks/{id}" "$WRK_RPS" "req/s"
+  record "reads while 32 connections PUT: p99" "$WRK_P99" "ms"
+  grep -q "Non-2xx" "$WORK/mixed-put.out" &&
+    note "mixed: PUTs answered non-2xx: $(grep Non-2xx "$WORK/mixed-put.out")"
+  record "PUT /breaks/{id} beside the reads (32 connections)" \
+    "$(awk '/Requests\/sec/ {print $2}' "$WORK/mixed-put.out")" "req/s"
 }
 
 # The ceiling: a plain load generator POSTing a delivery-sized signed body to the sink.
@@ -700,6 +776,7 @@ printf '%-58s %14s %s\n' figure value unit
 seed_data || { echo "bench: the server does not start" >&2; exit 1; }
 run_section http "HTTP and tokens" sec_http
 run_section breaks "breaks data" sec_breaks
+run_section mixed "reads beside writes" sec_mixed
 if [ -x "$SINK" ]; then
   run_section ceiling "delivery ceiling" sec_ceiling
   run_section e2e1 "end-to-end, 1 webhook" sec_e2e_one
