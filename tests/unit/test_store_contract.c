@@ -1,0 +1,212 @@
+/*
+ * test_store_contract.c: the store's invariants, through store.h only, so that
+ * every back-end can be held to them. The store under test is
+ * $BREAKHOOK_TEST_STORE_URL when set (a PostgreSQL URL, later), else a fresh
+ * SQLite file in a temporary directory.
+ *
+ * Commit order (store.h): a reader never sees changeVersion v+1 committed while v is
+ * not, so a consumer that has read up to v can resume after v and miss nothing.
+ * Writers on several threads put people of one tenant (every version of the
+ * tenant is then a change of that one collection, so the committed versions must
+ * always be a gap-free prefix 1..n); readers on other threads read the change log
+ * after what they have seen and fail on any gap: a version above one missing is a
+ * version committed before the one below it. BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK=1
+ * (a test hook of the back-end, where it has one) takes versions the wrong way, and
+ * then this test must fail: that is how we know it can.
+ */
+#define _GNU_SOURCE /* mkdtemp, nftw */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "store/store.h"
+
+#define WRITERS 4
+#define WRITES_PER_WRITER 400
+#define READERS 2
+
+typedef struct fixture {
+    char dir[64];
+    char url[160];
+    store_t *s;
+    int64_t tenant;
+} fixture_t;
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    const char *url = getenv("BREAKHOOK_TEST_STORE_URL");
+    if (url && *url) {
+        snprintf(f->url, sizeof(f->url), "%s", url);
+    } else {
+        snprintf(f->dir, sizeof(f->dir), "/tmp/bh-contract-XXXXXX");
+        if (!mkdtemp(f->dir))
+            return -1;
+        snprintf(f->url, sizeof(f->url), "sqlite:%s/store.db", f->dir);
+    }
+    const char *msg = NULL;
+    if (store_open(f->url, NULL, &f->s, &msg) != 0) {
+        fprintf(stderr, "store_open %s: %s\n", f->url, msg ? msg : "?");
+        return -1;
+    }
+    char name[32];
+    snprintf(name, sizeof(name), "contract-%d", (int)getpid());
+    store_tenant_t t;
+    if (store_tenant_create(f->s, name, &t) != 0)
+        return -1;
+    f->tenant = t.id;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    store_close(f->s);
+    if (f->dir[0])
+        nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+typedef struct run {
+    fixture_t *f;
+    int index;
+    atomic_int writers_left;
+    atomic_int failures;       /* gaps or errors seen */
+    char why[256];
+    pthread_mutex_t why_lock;
+} run_t;
+
+typedef struct worker {
+    run_t *run;
+    int index;
+} worker_t;
+
+static void fail_run(run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_run(run_t *r, const char *fmt, ...)
+{
+    pthread_mutex_lock(&r->why_lock);
+    if (atomic_fetch_add(&r->failures, 1) == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->why, sizeof(r->why), fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&r->why_lock);
+}
+
+static void *writer_main(void *arg)
+{
+    worker_t *w = arg;
+    run_t *r = w->run;
+    for (int i = 0; i < WRITES_PER_WRITER && atomic_load(&r->failures) == 0; i++) {
+        model_person_t p;
+        memset(&p, 0, sizeof(p));
+        p.id = (int64_t)w->index * 100000 + i + 1;
+        store_write_result_t res;
+        int rc = store_person_put(r->f->s, r->f->tenant, &p, &res);
+        if (rc != 0 || res.rc != 0 || res.version == 0)
+            fail_run(r, "writer %d: person_put failed (%d, %d)", w->index, rc, res.rc);
+    }
+    atomic_fetch_sub(&r->writers_left, 1);
+    return NULL;
+}
+
+/* Reads the change log after what it has seen until the writers are done and it has
+ * read everything: each batch must continue exactly at seen + 1, without a gap. */
+static void *reader_main(void *arg)
+{
+    worker_t *w = arg;
+    run_t *r = w->run;
+    uint64_t seen = 0;
+    for (;;) {
+        bool done = atomic_load(&r->writers_left) == 0;
+        store_change_t *c = NULL;
+        size_t n = 0;
+        int rc = store_changes_after(r->f->s, r->f->tenant, STORE_COLL_PEOPLE, seen, 1000, &c, &n);
+        if (rc != 0) {
+            fail_run(r, "reader %d: changes_after failed (%d)", w->index, rc);
+            return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (c[i].version != seen + 1) {
+                fail_run(r, "reader %d saw version %llu right after %llu: version %llu was "
+                            "not committed yet while a later one was",
+                         w->index, (unsigned long long)c[i].version, (unsigned long long)seen,
+                         (unsigned long long)(seen + 1));
+                store_changes_free(c, n);
+                return NULL;
+            }
+            seen = c[i].version;
+        }
+        store_changes_free(c, n);
+        if (done && n == 0)
+            break;
+        if (atomic_load(&r->failures))
+            return NULL;
+    }
+    if (seen != (uint64_t)WRITERS * WRITES_PER_WRITER)
+        fail_run(r, "reader %d read %llu versions, %d were written", w->index,
+                 (unsigned long long)seen, WRITERS * WRITES_PER_WRITER);
+    return NULL;
+}
+
+static void test_commit_order(void **state)
+{
+    fixture_t *f = *state;
+    run_t r = { .f = f, .why_lock = PTHREAD_MUTEX_INITIALIZER };
+    atomic_init(&r.writers_left, WRITERS);
+    atomic_init(&r.failures, 0);
+    pthread_t wt[WRITERS], rt[READERS];
+    worker_t ww[WRITERS], rw[READERS];
+    for (int i = 0; i < READERS; i++) {
+        rw[i] = (worker_t){ &r, i };
+        assert_int_equal(pthread_create(&rt[i], NULL, reader_main, &rw[i]), 0);
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        ww[i] = (worker_t){ &r, i };
+        assert_int_equal(pthread_create(&wt[i], NULL, writer_main, &ww[i]), 0);
+    }
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(wt[i], NULL);
+    for (int i = 0; i < READERS; i++)
+        pthread_join(rt[i], NULL);
+    if (atomic_load(&r.failures))
+        fail_msg("commit order broken: %s", r.why);
+    uint64_t last = 0;
+    assert_int_equal(store_tenant_version(f->s, f->tenant, &last), 0);
+    assert_int_equal(last, (uint64_t)WRITERS * WRITES_PER_WRITER);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_commit_order, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
