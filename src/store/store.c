@@ -546,7 +546,7 @@ int store_person_put(store_t *s, int64_t tenant_id, const model_person_t *p,
     if (!person_ok(p))
         return BH_EINVAL;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_PERSON_PUT, t0, s->ops->person_put(s, tenant_id, p, res));
+    return store__timed(s, STORE__OP_PERSON_PUT, t0, store__person_put(s, tenant_id, p, res));
 }
 
 /* An id below 1 names no record: the delete's own outcome is BH_ENOTFOUND. */
@@ -560,7 +560,7 @@ int store_person_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_r
         return 0;
     }
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_PERSON_DELETE, t0, s->ops->person_delete(s, tenant_id, id, res));
+    return store__timed(s, STORE__OP_PERSON_DELETE, t0, store__person_delete(s, tenant_id, id, res));
 }
 
 int store_definition_put(store_t *s, int64_t tenant_id, const model_definition_t *d,

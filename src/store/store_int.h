@@ -1,11 +1,18 @@
 /*
- * store_int.h: what the store front end (store.c) shares with its back-ends.
+ * store_int.h: what the store's front end and domain layer share with its back-ends.
  *
- * store.c checks every argument once, then calls the back-end through a table of
- * function pointers, the way Redis's ae.c calls ae_epoll.c or ae_kqueue.c. A
- * back-end allocates its own struct with a store_t as its first member and fills
+ * Three layers, the way Redis's ae.c sits on ae_epoll.c or ae_kqueue.c:
+ *
+ *   store.c       checks every argument once, times every call (store__timed), and
+ *                 calls the domain layer or, for plain reads, the back-end;
+ *   writes.c      the rules of breaks data writes: versions, unchanged detection,
+ *                 reasons, change-log records and tombstones (people so far).
+ *                 Written once, for every back-end;
+ *   back-ends     SQL, statements, connections, transactions: the ops table below.
+ *
+ * A back-end allocates its own struct with a store_t as its first member and fills
  * in `ops`; callers of store.h never see which back-end runs. Adding PostgreSQL
- * means one more ops table and one more branch in store_open, nothing else.
+ * means one more ops table and one more branch in store_open.
  *
  * Arguments reaching a back-end are already valid: non-NULL pointers, tenant names
  * that pass store__tenant_name_valid, strings NUL-terminated inside their struct
@@ -103,6 +110,53 @@ void store__subs_free(store__subs_t *subs);
  * reports the disables it made; store.c the expiry sweep's. */
 void store__webhooks_disabled(store_t *s, store_webhook_reason_t reason, size_t n);
 
+/* ---- write transactions and primitives ------------------------------------------ *
+ *
+ * The domain layer (writes.c) runs a write as a function called inside a
+ * transaction the back-end owns, on a thread the back-end owns: SQLite's writer
+ * (group commit, one savepoint per job unless the job runs solo), for PostgreSQL a
+ * blocking libpq connection on a store-owned thread. The function reads and writes
+ * through the primitives below, each taking the transaction handle. A primitive is
+ * one store round trip on a network database and works on a SET of rows, so that a
+ * write is a handful of calls, not one per row; the
+ * SQLite back-end may loop over a prepared statement inside one (cheap in-process).
+ *
+ * Every primitive returns 0 or a BH_E* store failure (BH_EIO, BH_ENOMEM, BH_ENOSPC,
+ * BH_EDISKIO...), after which the transaction function returns that error and the
+ * back-end rolls the job back; refusals (a missing person, a conflict) are domain
+ * outcomes decided above, never primitive errors. A primitive sees every write made
+ * earlier in the same transaction. Arrays of rows are applied in their order.
+ */
+
+/* A back-end's transaction handle: valid only inside the store__tx_fn it was passed
+ * to, on that thread. */
+typedef struct store__tx store__tx_t;
+
+/* A write run by the back-end inside its transaction. 0 keeps what it wrote; any
+ * other value rolls it back (alone: the rest of a group commit is kept) and is what
+ * run_write returns. */
+typedef int (*store__tx_fn)(store__tx_t *tx, void *arg);
+
+/* A change-log row. body (n bytes, not NUL-terminated) is the canonical JSON of the
+ * record at version, or its tombstone; has_date false stores no date. */
+typedef struct store__change_row {
+    uint64_t version;
+    store_collection_t collection;
+    store_change_type_t type;
+    int64_t record_id;
+    bool has_date;
+    int32_t date;
+    int64_t committed_at_ms;
+    const char *body;
+    size_t body_len;
+} store__change_row_t;
+
+/* Which breaks reference a record (uses_count). */
+typedef enum store__uses {
+    STORE__USES_PERSON,
+    STORE__USES_DEFINITION,
+} store__uses_t;
+
 typedef struct store__ops {
     const char *name; /* "sqlite", "postgres": for logs */
 
@@ -134,11 +188,9 @@ typedef struct store__ops {
     int (*signing_key_ensure)(store_t *s, const store_signing_key_t *candidate,
                               store_signing_key_t *active);
 
-    /* Breaks data. The front end has reset *res (and every op's res) to zero, and
-     * checked that ids are >= 1 and every string sits NUL-terminated in its field. */
-    int (*person_put)(store_t *s, int64_t tenant_id, const model_person_t *p,
-                      store_write_result_t *res);
-    int (*person_delete)(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res);
+    /* Breaks data not yet moved to writes.c. The front end has reset *res (and
+     * every op's res) to zero, and checked that ids are >= 1 and every string sits
+     * NUL-terminated in its field. */
     int (*definition_put)(store_t *s, int64_t tenant_id, const model_definition_t *d,
                           store_write_result_t *res);
     int (*definition_delete)(store_t *s, int64_t tenant_id, int64_t id,
@@ -148,6 +200,7 @@ typedef struct store__ops {
     int (*break_delete)(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res);
     int (*breaks_apply)(store_t *s, int64_t tenant_id, store_break_op_t *ops, size_t n);
 
+    /* Breaks data reads. */
     int (*person_get)(store_t *s, int64_t tenant_id, int64_t id, model_person_t *out);
     int (*people_get_many)(store_t *s, int64_t tenant_id, const int64_t *ids, size_t n,
                            model_person_t **out, size_t *n_out);
@@ -161,10 +214,8 @@ typedef struct store__ops {
                          uint64_t after, size_t limit, store_change_t **out, size_t *n_out);
     int (*tenant_version)(store_t *s, int64_t tenant_id, uint64_t *out);
 
-    /* Webhooks. The front end has checked every field create stores (NUL inside
-     * its field, collection, key size, validity after creation), that ids are 36
-     * characters, reasons are not NONE and times are positive; *n_out and the
-     * pending outputs are zeroed. */
+    /* Webhook reads. The front end has checked that ids are 36 characters and times
+     * are positive; the pending outputs are zeroed. */
     int (*webhook_create)(store_t *s, int64_t tenant_id, store_webhook_t *w,
                           size_t max_enabled);
     int (*webhook_get)(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out);
@@ -176,10 +227,7 @@ typedef struct store__ops {
     int (*webhook_pending)(store_t *s, int64_t tenant_id, const char *id, int64_t now_ms,
                            uint64_t *count, uint64_t *oldest);
 
-    /* Delivery state. The front end has checked every attempt, ack and watermark of
-     * a batch (tenant ids >= 1, webhook ids of 36 characters, strings NUL-terminated
-     * in their fields, enums in range, versions and times that fit an int64) and
-     * that the batch is not empty; query statuses are -1 or an attempt status,
+    /* Delivery state reads and pruning. Query statuses are -1 or an attempt status,
      * before_seq >= 0, times positive; outputs are zeroed. */
     int (*webhooks_active)(store_t *s, int64_t now_ms, store_webhook_t **out, size_t *n_out);
     int (*delivery_acked)(store_t *s, int64_t tenant_id, const char *webhook_id,
@@ -193,7 +241,60 @@ typedef struct store__ops {
     int (*attempts_prune)(store_t *s, int64_t before_ms, size_t *n_out);
     int (*changes_prune)(store_t *s, int64_t before_ms, size_t *n_out);
     int (*webhooks_prune)(store_t *s, int64_t before_ms, size_t *n_out);
+
+    /* ---- write transactions (see "write transactions and primitives") ---- */
+
+    /* Runs fn(tx, arg) inside a write transaction on the back-end's own thread and
+     * waits for the commit; returns fn's result, or the commit's failure (then
+     * nothing fn wrote is kept), or BH_ESHUTDOWN. Several calls may share one
+     * commit (group commit), each undone alone on failure. solo: fn may write a lot
+     * (a $batch chunk, a definition fan-out); it gets a transaction of its own and
+     * no savepoint. Any thread but the back-end's own. */
+    int (*run_write)(store_t *s, store__tx_fn fn, void *arg, bool solo);
+    /* Records what this job took (versions first..last, change-log entries) for
+     * store__committed, which the back-end calls with every kept note right after
+     * its COMMIT returned; a job rolled back loses its note. */
+    int (*tx_note)(store__tx_t *tx, const store__commit_t *note);
+
+    /* The tenant's version counter: its last assigned changeVersion. get takes the
+     * tenant's write lock until commit (PostgreSQL: SELECT ... FOR UPDATE; SQLite:
+     * the single writer holds it already), so versions are assigned in commit
+     * order; BH_ENOTFOUND when the tenant does not exist. set writes it back. */
+    int (*counter_get)(store__tx_t *tx, int64_t tenant_id, uint64_t *out);
+    int (*counter_set)(store__tx_t *tx, int64_t tenant_id, uint64_t version);
+    /* Appends n change-log rows of the tenant (versions are unique per tenant). */
+    int (*changes_append)(store__tx_t *tx, int64_t tenant_id, const store__change_row_t *rows,
+                          size_t n);
+
+    /* People. read: found[i] tells whether ids[i] exists, and out[i] is the person
+     * with its references sorted by name. exist: the same without the references.
+     * ref_owners: owner[i] is the person holding refs[i]'s value under its name, 0
+     * when none. write: upserts each person (p->version stored) and replaces its
+     * references as a whole. delete: removes each person with its references (the
+     * caller checked that no break uses it). uses_count: how many of the tenant's
+     * breaks reference each id, out[i]. */
+    int (*people_read)(store__tx_t *tx, int64_t tenant_id, const int64_t *ids, size_t n,
+                       model_person_t *out, bool *found);
+    int (*people_exist)(store__tx_t *tx, int64_t tenant_id, const int64_t *ids, size_t n,
+                        bool *found);
+    int (*ref_owners)(store__tx_t *tx, int64_t tenant_id, const model_ref_t *refs, size_t n,
+                      int64_t *owner);
+    int (*people_write)(store__tx_t *tx, int64_t tenant_id, const model_person_t *p, size_t n);
+    int (*people_delete)(store__tx_t *tx, int64_t tenant_id, const int64_t *ids, size_t n);
+    int (*uses_count)(store__tx_t *tx, int64_t tenant_id, store__uses_t kind,
+                      const int64_t *ids, size_t n, int64_t *out);
+
 } store__ops_t;
+
+/* ---- the domain layer ------------------------------------------------------------ *
+ * Called by store.c after its argument checks and under its timing; each runs one
+ * write through ops->run_write and has the contract of its store.h namesake. */
+
+/* writes.c */
+BH_MUST_USE int store__person_put(store_t *s, int64_t tenant_id, const model_person_t *p,
+                                  store_write_result_t *res);
+BH_MUST_USE int store__person_delete(store_t *s, int64_t tenant_id, int64_t id,
+                                     store_write_result_t *res);
 
 /* The common head of every back-end's handle. A back-end copies metrics from its
  * store__config_t (store.c allocates it, and frees it after destroy). */
@@ -201,6 +302,7 @@ struct store {
     const store__ops_t *ops;
     store__metrics_t *metrics;
     store__subs_t *subs;
+    bh_clock_t *clock;  /* committed_at_ms of changes; the back-end copies it from cfg */
 };
 
 /* Options with the defaults filled in, as every back-end receives them. */

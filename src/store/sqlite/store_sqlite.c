@@ -14,7 +14,9 @@
  *
  * Breaks data (people, definitions, breaks, the change log) follows the same
  * shape: every write is a job that assigns the tenant's versions and appends the
- * change-log rows in the transaction that makes the change (see wctx_t).
+ * change-log rows in the transaction that makes the change (see wctx_t). The rules
+ * of people writes have moved to store/writes.c, which runs as writer jobs
+ * (sq_run_write) over the primitives of store_int.h; the rest follow.
  *
  * Durability: synchronous=FULL, so a write whose call returned 0 survives a power
  * loss, not only a process crash.
@@ -436,10 +438,12 @@ _Static_assert(STORE_ATTEMPT_DELIVERED == 0 && STORE_ATTEMPT_FAILED == 1 &&
 /* One connection with its statement cache. A connection is used by one thread at a
  * time (the writer, or whoever took it from the read pool), so it is opened with
  * SQLITE_OPEN_NOMUTEX. */
-typedef struct sqlite__conn {
+/* The writer's connection is the transaction handle (store__tx_t) the domain layer's
+ * primitives take. */
+typedef struct store__tx {
     sqlite3 *db;
     sqlite3_stmt *stmts[ST__COUNT];
-    struct sqlite__conn *next_free;
+    struct store__tx *next_free;
     /* The writer's only: what the open transaction's jobs took (versions and
      * change-log entries, one entry per job that used versions), handed to
      * store__committed once the COMMIT returned. */
@@ -2324,90 +2328,6 @@ static int op_break_delete(wctx_t *x, int64_t id, store_write_result_t *res)
     return 0;
 }
 
-/* Finds which other person of the tenant already holds one of p's reference values;
- * checked before anything is written so the reason can name the person. */
-static int person_ref_conflicts(wctx_t *x, const model_person_t *p, store_write_result_t *res)
-{
-    for (size_t i = 0; i < p->n_refs; i++) {
-        int rc = 0;
-        sqlite3_stmt *st = stmt_get(x->c, ST_REF_OWNER, &rc);
-        if (!st)
-            return rc;
-        sqlite3_bind_int64(st, 1, x->tenant_id);
-        sqlite3_bind_text(st, 2, p->refs[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, p->refs[i].value, -1, SQLITE_STATIC);
-        int64_t owner = 0;
-        bool found;
-        rc = step_int(x->c, st, ST_REF_OWNER, &owner, &found);
-        if (rc != 0)
-            return rc;
-        if (found && owner != p->id) {
-            set_reason(res, BH_ECONFLICT, "%s '%s' is already used by person %lld",
-                       p->refs[i].name, p->refs[i].value, (long long)owner);
-            return 0;
-        }
-    }
-    return 0;
-}
-
-static int op_person_put(wctx_t *x, const model_person_t *p, store_write_result_t *res)
-{
-    model_person_t *cur = malloc(sizeof(*cur));
-    if (!cur)
-        return BH_ENOMEM;
-    int rc = person_read(x->c, x->tenant_id, p->id, cur);
-    bool exists = rc == 0;
-    if (rc == BH_ENOTFOUND)
-        rc = 0;
-    if (rc != 0 || (exists && model_person_same(cur, p))) {
-        if (rc == 0)
-            res->outcome = STORE_OUT_UNCHANGED;
-        free(cur);
-        return rc;
-    }
-    rc = person_ref_conflicts(x, p, res);
-    if (rc != 0 || res->rc != 0) {
-        free(cur);
-        return rc;
-    }
-
-    /* The references are replaced as a whole: a PUT is a full replace. */
-    *cur = *p;
-    cur->version = x->version + 1;
-    sqlite3_stmt *st = stmt_tenant_id(x->c, ST_PERSON_UPSERT, x->tenant_id, p->id, &rc);
-    if (st) {
-        sqlite3_bind_int64(st, 3, (int64_t)cur->version);
-        rc = step_done(x->c, st, ST_PERSON_UPSERT);
-    }
-    if (rc == 0) {
-        st = stmt_tenant_id(x->c, ST_REFS_DELETE, x->tenant_id, p->id, &rc);
-        if (st)
-            rc = step_done(x->c, st, ST_REFS_DELETE);
-    }
-    for (size_t i = 0; rc == 0 && i < p->n_refs; i++) {
-        st = stmt_tenant_id(x->c, ST_REF_INSERT, x->tenant_id, p->id, &rc);
-        if (!st)
-            break;
-        sqlite3_bind_text(st, 3, p->refs[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, p->refs[i].value, -1, SQLITE_STATIC);
-        rc = step_done(x->c, st, ST_REF_INSERT);
-    }
-    if (rc == 0) {
-        buf_reset(&x->body);
-        rc = model_person_json(&x->body, cur);
-    }
-    if (rc == 0)
-        rc = change_append(x, cur->version, STORE_COLL_PEOPLE, STORE_CHANGE_UPSERT, p->id,
-                           false, 0);
-    if (rc == 0) {
-        x->version = cur->version;
-        res->outcome = exists ? STORE_OUT_REPLACED : STORE_OUT_CREATED;
-        res->version = cur->version;
-    }
-    free(cur);
-    return rc;
-}
-
 /* How many breaks of the tenant reference a person or definition (stmt id: ST_*_USES). */
 static int count_uses(wctx_t *x, int id, int64_t record_id, int64_t *n)
 {
@@ -2417,47 +2337,6 @@ static int count_uses(wctx_t *x, int id, int64_t record_id, int64_t *n)
         return rc;
     bool found;
     return step_int(x->c, st, id, n, &found);
-}
-
-static int op_person_delete(wctx_t *x, int64_t id, store_write_result_t *res)
-{
-    int rc = 0;
-    sqlite3_stmt *st = stmt_tenant_id(x->c, ST_PERSON_EXISTS, x->tenant_id, id, &rc);
-    if (!st)
-        return rc;
-    int64_t one = 0, uses = 0;
-    bool found;
-    rc = step_int(x->c, st, ST_PERSON_EXISTS, &one, &found);
-    if (rc == 0 && !found) {
-        res->rc = BH_ENOTFOUND;
-        return 0;
-    }
-    if (rc == 0)
-        rc = count_uses(x, ST_PERSON_USES, id, &uses);
-    if (rc != 0)
-        return rc;
-    if (uses > 0) {
-        set_reason(res, BH_ECONFLICT, "person %lld is used by %lld break%s", (long long)id,
-                   (long long)uses, uses == 1 ? "" : "s");
-        return 0;
-    }
-    st = stmt_tenant_id(x->c, ST_REFS_DELETE, x->tenant_id, id, &rc);
-    if (st)
-        rc = step_done(x->c, st, ST_REFS_DELETE);
-    if (rc == 0) {
-        st = stmt_tenant_id(x->c, ST_PERSON_DELETE, x->tenant_id, id, &rc);
-        if (st)
-            rc = step_done(x->c, st, ST_PERSON_DELETE);
-    }
-    uint64_t v = x->version + 1;
-    if (rc == 0)
-        rc = change_tombstone(x, v, STORE_COLL_PEOPLE, id, false, 0);
-    if (rc != 0)
-        return rc;
-    x->version = v;
-    res->outcome = STORE_OUT_DELETED;
-    res->version = v;
-    return 0;
 }
 
 /* Recomputes every break whose duration the server computed from d (the definition
@@ -2638,8 +2517,6 @@ static int op_definition_delete(wctx_t *x, int64_t id, store_write_result_t *res
 /* ---- breaks data: jobs ---------------------------------------------------------------- */
 
 typedef enum {
-    W_PERSON_PUT,
-    W_PERSON_DELETE,
     W_DEFINITION_PUT,
     W_DEFINITION_DELETE,
     W_BREAK_PUT,
@@ -2666,12 +2543,6 @@ static int job_write(sqlite__conn_t *c, void *arg)
     int rc = ctx_begin(&x, c, a->tenant_id, clock_now_ms(a->clock));
     if (rc == 0) {
         switch (a->kind) {
-        case W_PERSON_PUT:
-            rc = op_person_put(&x, a->rec, a->res);
-            break;
-        case W_PERSON_DELETE:
-            rc = op_person_delete(&x, a->id, a->res);
-            break;
         case W_DEFINITION_PUT:
             rc = op_definition_put(&x, a->rec, a->res);
             break;
@@ -2710,20 +2581,6 @@ static int submit_write(sqlite__store_t *s, write_arg_t *a)
         a->res->rc = rc;
     }
     return rc;
-}
-
-static int sq_person_put(store_t *base, int64_t tenant_id, const model_person_t *p,
-                         store_write_result_t *res)
-{
-    write_arg_t a = { .kind = W_PERSON_PUT, .tenant_id = tenant_id, .rec = p, .res = res };
-    return submit_write(from_base(base), &a);
-}
-
-static int sq_person_delete(store_t *base, int64_t tenant_id, int64_t id,
-                            store_write_result_t *res)
-{
-    write_arg_t a = { .kind = W_PERSON_DELETE, .tenant_id = tenant_id, .id = id, .res = res };
-    return submit_write(from_base(base), &a);
 }
 
 static int sq_definition_put(store_t *base, int64_t tenant_id, const model_definition_t *d,
@@ -3025,6 +2882,196 @@ static int sq_tenant_version(store_t *base, int64_t tenant_id, uint64_t *out)
             *out = (uint64_t)v;
     }
     reader_put(s, c);
+    return rc;
+}
+
+/* ---- write transactions ------------------------------------------------------------ *
+ * The domain layer's writes (store/writes.c, store/delivery.c) run as writer jobs:
+ * the transaction handle a primitive takes is the writer's connection itself. */
+
+typedef struct tx_job {
+    store__tx_fn fn;
+    void *arg;
+} tx_job_t;
+
+static int job_tx(sqlite__conn_t *c, void *arg)
+{
+    tx_job_t *j = arg;
+    return j->fn(c, j->arg);
+}
+
+static int sq_run_write(store_t *base, store__tx_fn fn, void *arg, bool solo)
+{
+    tx_job_t j = { fn, arg };
+    return submit_job(from_base(base), job_tx, &j, solo);
+}
+
+/* Kept in c->notes until run_group hands them to store__committed after COMMIT (or
+ * drops them with a job that rolled back). */
+static int sq_tx_note(store__tx_t *c, const store__commit_t *note)
+{
+    if (c->n_notes == c->cap_notes) {
+        size_t cap = c->cap_notes ? c->cap_notes * 2 : 64;
+        store__commit_t *p = realloc(c->notes, cap * sizeof(*p));
+        if (!p)
+            return BH_ENOMEM;
+        c->notes = p;
+        c->cap_notes = cap;
+    }
+    c->notes[c->n_notes++] = *note;
+    return 0;
+}
+
+/* The single writer is the tenant's write lock: nothing to take. */
+static int sq_counter_get(store__tx_t *c, int64_t tenant_id, uint64_t *out)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_VERSION_GET, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, tenant_id);
+    int64_t v = 0;
+    bool found;
+    rc = step_int(c, st, ST_VERSION_GET, &v, &found);
+    if (rc == 0 && !found)
+        rc = BH_ENOTFOUND;
+    *out = (uint64_t)v;
+    return rc;
+}
+
+static int sq_counter_set(store__tx_t *c, int64_t tenant_id, uint64_t version)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_tenant_id(c, ST_VERSION_SET, tenant_id, (int64_t)version, &rc);
+    return st ? step_done(c, st, ST_VERSION_SET) : rc;
+}
+
+static int sq_changes_append(store__tx_t *c, int64_t tenant_id, const store__change_row_t *rows,
+                             size_t n)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_CHANGE_INSERT, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        const store__change_row_t *r = &rows[i];
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_int64(st, 2, (int64_t)r->version);
+        sqlite3_bind_int(st, 3, (int)r->collection);
+        sqlite3_bind_int(st, 4, (int)r->type);
+        sqlite3_bind_int64(st, 5, r->record_id);
+        if (r->has_date)
+            sqlite3_bind_int(st, 6, r->date);
+        else
+            sqlite3_bind_null(st, 6);
+        sqlite3_bind_int64(st, 7, r->committed_at_ms);
+        sqlite3_bind_text(st, 8, r->body, (int)r->body_len, SQLITE_STATIC);
+        rc = step_done(c, st, ST_CHANGE_INSERT);
+    }
+    return rc;
+}
+
+/* ---- write primitives: people -------------------------------------------------------- */
+
+static int sq_people_read(store__tx_t *c, int64_t tenant_id, const int64_t *ids, size_t n,
+                          model_person_t *out, bool *found)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = person_read(c, tenant_id, ids[i], &out[i]);
+        found[i] = rc == 0;
+        if (rc == BH_ENOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
+
+static int sq_people_exist(store__tx_t *c, int64_t tenant_id, const int64_t *ids, size_t n,
+                           bool *found)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_stmt *st = stmt_tenant_id(c, ST_PERSON_EXISTS, tenant_id, ids[i], &rc);
+        int64_t one = 0;
+        if (st)
+            rc = step_int(c, st, ST_PERSON_EXISTS, &one, &found[i]);
+    }
+    return rc;
+}
+
+static int sq_ref_owners(store__tx_t *c, int64_t tenant_id, const model_ref_t *refs, size_t n,
+                         int64_t *owner)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_REF_OWNER, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, refs[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, refs[i].value, -1, SQLITE_STATIC);
+        bool found;
+        owner[i] = 0;
+        rc = step_int(c, st, ST_REF_OWNER, &owner[i], &found);
+        if (!found)
+            owner[i] = 0;
+    }
+    return rc;
+}
+
+static int sq_people_write(store__tx_t *c, int64_t tenant_id, const model_person_t *p, size_t n)
+{
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        sqlite3_stmt *st = stmt_tenant_id(c, ST_PERSON_UPSERT, tenant_id, p[k].id, &rc);
+        if (st) {
+            sqlite3_bind_int64(st, 3, (int64_t)p[k].version);
+            rc = step_done(c, st, ST_PERSON_UPSERT);
+        }
+        if (rc == 0) {
+            st = stmt_tenant_id(c, ST_REFS_DELETE, tenant_id, p[k].id, &rc);
+            if (st)
+                rc = step_done(c, st, ST_REFS_DELETE);
+        }
+        for (size_t i = 0; rc == 0 && i < p[k].n_refs; i++) {
+            st = stmt_tenant_id(c, ST_REF_INSERT, tenant_id, p[k].id, &rc);
+            if (!st)
+                break;
+            sqlite3_bind_text(st, 3, p[k].refs[i].name, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, p[k].refs[i].value, -1, SQLITE_STATIC);
+            rc = step_done(c, st, ST_REF_INSERT);
+        }
+    }
+    return rc;
+}
+
+/* Runs statement id, bound with (tenant, ids[i]), once per id. */
+static int exec_per_id(sqlite__conn_t *c, int id, int64_t tenant_id, const int64_t *ids,
+                       size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_stmt *st = stmt_tenant_id(c, id, tenant_id, ids[i], &rc);
+        if (st)
+            rc = step_done(c, st, id);
+    }
+    return rc;
+}
+
+static int sq_people_delete(store__tx_t *c, int64_t tenant_id, const int64_t *ids, size_t n)
+{
+    int rc = exec_per_id(c, ST_REFS_DELETE, tenant_id, ids, n);
+    return rc == 0 ? exec_per_id(c, ST_PERSON_DELETE, tenant_id, ids, n) : rc;
+}
+
+static int sq_uses_count(store__tx_t *c, int64_t tenant_id, store__uses_t kind,
+                         const int64_t *ids, size_t n, int64_t *out)
+{
+    int id = kind == STORE__USES_PERSON ? ST_PERSON_USES : ST_DEF_USES;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_stmt *st = stmt_tenant_id(c, id, tenant_id, ids[i], &rc);
+        bool found;
+        out[i] = 0;
+        if (st)
+            rc = step_int(c, st, id, &out[i], &found);
+    }
     return rc;
 }
 
@@ -3847,8 +3894,6 @@ static const store__ops_t sqlite_ops = {
     .signing_key_list = sq_signing_key_list,
     .signing_key_add = sq_signing_key_add,
     .signing_key_ensure = sq_signing_key_ensure,
-    .person_put = sq_person_put,
-    .person_delete = sq_person_delete,
     .definition_put = sq_definition_put,
     .definition_delete = sq_definition_delete,
     .break_put = sq_break_put,
@@ -3876,6 +3921,18 @@ static const store__ops_t sqlite_ops = {
     .attempts_prune = sq_attempts_prune,
     .changes_prune = sq_changes_prune,
     .webhooks_prune = sq_webhooks_prune,
+
+    .run_write = sq_run_write,
+    .tx_note = sq_tx_note,
+    .counter_get = sq_counter_get,
+    .counter_set = sq_counter_set,
+    .changes_append = sq_changes_append,
+    .people_read = sq_people_read,
+    .people_exist = sq_people_exist,
+    .ref_owners = sq_ref_owners,
+    .people_write = sq_people_write,
+    .people_delete = sq_people_delete,
+    .uses_count = sq_uses_count,
 };
 
 /* Creates the database file readable by its owner only before SQLite opens it: it
@@ -3972,6 +4029,7 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
     s->base.ops = &sqlite_ops;
     s->base.metrics = cfg->metrics;
     s->base.subs = cfg->subs;
+    s->base.clock = cfg->clock;
     s->cfg = *cfg;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work_cond, NULL);
