@@ -572,7 +572,7 @@ int store_definition_put(store_t *s, int64_t tenant_id, const model_definition_t
     if (!definition_ok(d))
         return BH_EINVAL;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_DEFINITION_PUT, t0, s->ops->definition_put(s, tenant_id, d, res));
+    return store__timed(s, STORE__OP_DEFINITION_PUT, t0, store__definition_put(s, tenant_id, d, res));
 }
 
 int store_definition_delete(store_t *s, int64_t tenant_id, int64_t id,
@@ -586,7 +586,7 @@ int store_definition_delete(store_t *s, int64_t tenant_id, int64_t id,
         return 0;
     }
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_DEFINITION_DELETE, t0, s->ops->definition_delete(s, tenant_id, id, res));
+    return store__timed(s, STORE__OP_DEFINITION_DELETE, t0, store__definition_delete(s, tenant_id, id, res));
 }
 
 int store_break_put(store_t *s, int64_t tenant_id, const model_break_t *b,

@@ -6,8 +6,9 @@
  *   store.c       checks every argument once, times every call (store__timed), and
  *                 calls the domain layer or, for plain reads, the back-end;
  *   writes.c      the rules of breaks data writes: versions, unchanged detection,
- *                 reasons, change-log records and tombstones (people so far).
- *                 Written once, for every back-end;
+ *                 the definition fan-out, reasons, change-log records and
+ *                 tombstones (people and definitions so far). Written once, for
+ *                 every back-end;
  *   back-ends     SQL, statements, connections, transactions: the ops table below.
  *
  * A back-end allocates its own struct with a store_t as its first member and fills
@@ -118,7 +119,7 @@ void store__webhooks_disabled(store_t *s, store_webhook_reason_t reason, size_t 
  * blocking libpq connection on a store-owned thread. The function reads and writes
  * through the primitives below, each taking the transaction handle. A primitive is
  * one store round trip on a network database and works on a SET of rows, so that a
- * write is a handful of calls, not one per row; the
+ * fan-out chunk is a handful of calls, not one per row; the
  * SQLite back-end may loop over a prepared statement inside one (cheap in-process).
  *
  * Every primitive returns 0 or a BH_E* store failure (BH_EIO, BH_ENOMEM, BH_ENOSPC,
@@ -150,6 +151,38 @@ typedef struct store__change_row {
     const char *body;
     size_t body_len;
 } store__change_row_t;
+
+/* The numbers of a definition a computed duration depends on (what a break write
+ * needs of it); exists false: the tenant has no such definition. */
+typedef struct store__def_calc {
+    int64_t id;
+    bool exists;
+    int32_t paid, minimum, maximum, if_not_clocked;
+    bool uninterrupted;
+} store__def_calc_t;
+
+/* A definition as stored: the record and its translations already encoded
+ * (store__texts_encode), so that every back-end stores the same text. */
+typedef struct store__definition_row {
+    const model_definition_t *d;   /* d->version is the version to store */
+    const char *name_tr;
+    const char *friendly_tr;
+} store__definition_row_t;
+
+typedef enum store__break_write {
+    STORE__BREAK_INSERT,    /* b is new */
+    STORE__BREAK_UPDATE,    /* b replaces prev (every column; prev lets the back-end
+                               leave index entries of unchanged columns alone) */
+    STORE__BREAK_SET_CALC,  /* only b.calculated and b.version change */
+    STORE__BREAK_SET_GIVEN, /* only b.calculated_given changes (no new version) */
+    STORE__BREAK_DELETE,    /* b.id goes */
+} store__break_write_t;
+
+typedef struct store__break_row {
+    store__break_write_t kind;
+    model_break_t b;
+    model_break_t prev;            /* UPDATE: the row it replaces */
+} store__break_row_t;
 
 /* Which breaks reference a record (uses_count). */
 typedef enum store__uses {
@@ -188,13 +221,9 @@ typedef struct store__ops {
     int (*signing_key_ensure)(store_t *s, const store_signing_key_t *candidate,
                               store_signing_key_t *active);
 
-    /* Breaks data not yet moved to writes.c. The front end has reset *res (and
+    /* Breaks writes not yet moved to writes.c. The front end has reset *res (and
      * every op's res) to zero, and checked that ids are >= 1 and every string sits
      * NUL-terminated in its field. */
-    int (*definition_put)(store_t *s, int64_t tenant_id, const model_definition_t *d,
-                          store_write_result_t *res);
-    int (*definition_delete)(store_t *s, int64_t tenant_id, int64_t id,
-                             store_write_result_t *res);
     int (*break_put)(store_t *s, int64_t tenant_id, const model_break_t *b,
                      store_write_result_t *res);
     int (*break_delete)(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res);
@@ -284,6 +313,25 @@ typedef struct store__ops {
     int (*uses_count)(store__tx_t *tx, int64_t tenant_id, store__uses_t kind,
                       const int64_t *ids, size_t n, int64_t *out);
 
+    /* Definitions. read: the full records (found[i]). calcs_read: only the numbers
+     * (out[i].id = ids[i], exists). write: upserts each row. delete: removes each
+     * (the caller checked it is unused). computed: the tenant's breaks of
+     * definition def_id whose duration the server computed (calculated_given 0),
+     * with id > after_id, by id, at most limit, into out (room for limit). */
+    int (*definitions_read)(store__tx_t *tx, int64_t tenant_id, const int64_t *ids, size_t n,
+                            model_definition_t *out, bool *found);
+    int (*definition_calcs_read)(store__tx_t *tx, int64_t tenant_id, const int64_t *ids,
+                                 size_t n, store__def_calc_t *out);
+    int (*definitions_write)(store__tx_t *tx, int64_t tenant_id,
+                             const store__definition_row_t *rows, size_t n);
+    int (*definitions_delete)(store__tx_t *tx, int64_t tenant_id, const int64_t *ids,
+                              size_t n);
+    int (*breaks_computed)(store__tx_t *tx, int64_t tenant_id, int64_t def_id,
+                           int64_t after_id, size_t limit, model_break_t *out, size_t *n_out);
+
+    /* Breaks. write: applies each row in order. */
+    int (*breaks_write)(store__tx_t *tx, int64_t tenant_id, const store__break_row_t *rows,
+                        size_t n);
 } store__ops_t;
 
 /* ---- the domain layer ------------------------------------------------------------ *
@@ -295,6 +343,18 @@ BH_MUST_USE int store__person_put(store_t *s, int64_t tenant_id, const model_per
                                   store_write_result_t *res);
 BH_MUST_USE int store__person_delete(store_t *s, int64_t tenant_id, int64_t id,
                                      store_write_result_t *res);
+BH_MUST_USE int store__definition_put(store_t *s, int64_t tenant_id,
+                                      const model_definition_t *d, store_write_result_t *res);
+BH_MUST_USE int store__definition_delete(store_t *s, int64_t tenant_id, int64_t id,
+                                         store_write_result_t *res);
+
+/* The stored form of a definition's translations (texts.c), the same for every
+ * back-end: a JSON array of [lang, text] pairs in the record's order, so decoding
+ * gives back exactly what was written. encode: *out is malloc'd; BH_EINVAL when a
+ * text is not UTF-8, BH_ENOMEM. decode: s NUL-terminated (NULL reads as unreadable);
+ * BH_EIO (logged, naming what) when unreadable. */
+BH_MUST_USE int store__texts_encode(const model_text_t *t, char **out);
+BH_MUST_USE int store__texts_decode(const char *s, const char *what, model_text_t *t);
 
 /* The common head of every back-end's handle. A back-end copies metrics from its
  * store__config_t (store.c allocates it, and frees it after destroy). */

@@ -11,6 +11,7 @@
  *     version order is commit order;
  *   - unchanged detection: a PUT that changes nothing a reader sees takes no version
  *     and writes no change-log row;
+ *   - the fan-out of a definition change to the breaks whose duration it computes;
  *   - the reasons of refused writes, word for word;
  *   - the change-log records: the canonical JSON of the record at its version, or
  *     its tombstone.
@@ -30,6 +31,8 @@
 /* The largest canonical JSON a change body can have: a definition with every
  * translation at its maximum is about 20 KiB. */
 #define DATA_BODY_MAX (1u << 20)
+/* Breaks a definition change recomputes per read of its fan-out. */
+#define FANOUT_CHUNK 256
 
 static void set_reason(store_write_result_t *res, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -231,11 +234,169 @@ static int op_person_delete(wctx_t *x, int64_t id, store_write_result_t *res)
     return 0;
 }
 
+/* ---- definitions -------------------------------------------------------------------- */
+
+/* Recomputes every break whose duration the server computed from d (the definition
+ * as just stored); each one whose value changes gets the next version and its own
+ * change-log row, after the definition's. A chunk of breaks is read, then written
+ * as one set of rows and one set of change-log rows. */
+static int definition_fanout(wctx_t *x, const model_definition_t *d, size_t *count)
+{
+    model_break_t *chunk = malloc(FANOUT_CHUNK * sizeof(*chunk));
+    store__break_row_t *rows = malloc(FANOUT_CHUNK * sizeof(*rows));
+    store__change_row_t *changes = malloc(FANOUT_CHUNK * sizeof(*changes));
+    size_t *ends = malloc(FANOUT_CHUNK * sizeof(*ends));
+    int rc = chunk && rows && changes && ends ? 0 : BH_ENOMEM;
+    int64_t after = 0;
+    while (rc == 0) {
+        size_t n = 0, m = 0;
+        rc = x->ops->breaks_computed(x->tx, x->tenant_id, d->id, after, FANOUT_CHUNK, chunk,
+                                     &n);
+        buf_reset(&x->body);
+        uint64_t v = x->version;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            model_break_t *b = &chunk[i];
+            int32_t calc = model_break_compute(b, d);
+            if (calc == b->calculated)
+                continue;
+            b->calculated = calc;
+            b->version = ++v;
+            rows[m] = (store__break_row_t){ .kind = STORE__BREAK_SET_CALC, .b = *b };
+            rc = model_break_json(&x->body, b, NULL);
+            ends[m] = x->body.len;
+            changes[m] = change_row(x, b->version, STORE_COLL_BREAKS, STORE_CHANGE_UPSERT,
+                                    b->id, true, b->date);
+            m++;
+        }
+        /* The bodies share one buffer: point each row at its slice once it holds
+         * them all (appending may have moved it). */
+        for (size_t i = 0; rc == 0 && i < m; i++) {
+            size_t start = i ? ends[i - 1] : 0;
+            changes[i].body = buf_cstr(&x->body) + start;
+            changes[i].body_len = ends[i] - start;
+        }
+        if (rc == 0 && m > 0)
+            rc = x->ops->breaks_write(x->tx, x->tenant_id, rows, m);
+        if (rc == 0 && m > 0)
+            rc = x->ops->changes_append(x->tx, x->tenant_id, changes, m);
+        if (rc == 0) {
+            x->version = v;
+            x->created[STORE_COLL_BREAKS] += (uint32_t)m;
+            *count += m;
+        }
+        if (rc != 0 || n < FANOUT_CHUNK)
+            break;
+        after = chunk[n - 1].id;
+    }
+    free(chunk);
+    free(rows);
+    free(changes);
+    free(ends);
+    return rc;
+}
+
+/* True when the numbers a computed duration may depend on are equal. */
+static bool definition_calc_same(const model_definition_t *a, const model_definition_t *b)
+{
+    return a->paid == b->paid && a->minimum == b->minimum && a->maximum == b->maximum &&
+           a->if_not_clocked == b->if_not_clocked && a->uninterrupted == b->uninterrupted;
+}
+
+static int op_definition_put(wctx_t *x, const model_definition_t *d, store_write_result_t *res)
+{
+    model_definition_t *cur = malloc(sizeof(*cur));
+    if (!cur)
+        return BH_ENOMEM;
+    bool exists = false;
+    int rc = x->ops->definitions_read(x->tx, x->tenant_id, &d->id, 1, cur, &exists);
+    if (rc != 0 || (exists && model_definition_same(cur, d))) {
+        if (rc == 0)
+            res->outcome = STORE_OUT_UNCHANGED;
+        free(cur);
+        return rc;
+    }
+    bool recompute = exists && !definition_calc_same(cur, d);
+
+    char *name_tr = NULL, *friendly_tr = NULL;
+    rc = store__texts_encode(&d->name, &name_tr);
+    if (rc == BH_EINVAL) {
+        set_reason(res, BH_EINVAL, "name.translations: not valid UTF-8");
+        rc = 0;
+        goto out;
+    }
+    if (rc == 0)
+        rc = store__texts_encode(&d->friendly_name, &friendly_tr);
+    if (rc == BH_EINVAL) {
+        set_reason(res, BH_EINVAL, "friendlyName.translations: not valid UTF-8");
+        rc = 0;
+        goto out;
+    }
+    if (rc != 0)
+        goto out;
+
+    *cur = *d;
+    cur->version = x->version + 1;
+    store__definition_row_t row = { cur, name_tr, friendly_tr };
+    rc = x->ops->definitions_write(x->tx, x->tenant_id, &row, 1);
+    if (rc == 0) {
+        buf_reset(&x->body);
+        rc = model_definition_json(&x->body, cur);
+    }
+    if (rc == 0)
+        rc = change_append(x, cur->version, STORE_COLL_DEFINITIONS, STORE_CHANGE_UPSERT, d->id,
+                           false, 0);
+    if (rc != 0)
+        goto out;
+    x->version = cur->version;
+    res->outcome = exists ? STORE_OUT_REPLACED : STORE_OUT_CREATED;
+    res->version = cur->version;
+    if (recompute)
+        rc = definition_fanout(x, cur, &res->fanout);
+out:
+    free(name_tr);
+    free(friendly_tr);
+    free(cur);
+    return rc;
+}
+
+static int op_definition_delete(wctx_t *x, int64_t id, store_write_result_t *res)
+{
+    store__def_calc_t def;
+    int rc = x->ops->definition_calcs_read(x->tx, x->tenant_id, &id, 1, &def);
+    if (rc != 0)
+        return rc;
+    if (!def.exists) {
+        res->rc = BH_ENOTFOUND;
+        return 0;
+    }
+    int64_t uses = 0;
+    rc = x->ops->uses_count(x->tx, x->tenant_id, STORE__USES_DEFINITION, &id, 1, &uses);
+    if (rc != 0)
+        return rc;
+    if (uses > 0) {
+        set_reason(res, BH_ECONFLICT, "break definition %lld is used by %lld break%s",
+                   (long long)id, (long long)uses, uses == 1 ? "" : "s");
+        return 0;
+    }
+    rc = x->ops->definitions_delete(x->tx, x->tenant_id, &id, 1);
+    uint64_t v = x->version + 1;
+    if (rc == 0)
+        rc = change_tombstone(x, v, STORE_COLL_DEFINITIONS, id, false, 0);
+    if (rc != 0)
+        return rc;
+    x->version = v;
+    res->outcome = STORE_OUT_DELETED;
+    res->version = v;
+    return 0;
+}
+
 /* ---- single writes ------------------------------------------------------------------ */
 
 typedef enum {
     W_PERSON_PUT,
     W_PERSON_DELETE,
+    W_DEFINITION_PUT,
+    W_DEFINITION_DELETE,
 } write_kind_t;
 
 typedef struct write_arg {
@@ -264,6 +425,12 @@ static int job_write(store__tx_t *tx, void *arg)
         case W_PERSON_DELETE:
             rc = op_person_delete(&x, a->id, a->res);
             break;
+        case W_DEFINITION_PUT:
+            rc = op_definition_put(&x, a->rec, a->res);
+            break;
+        case W_DEFINITION_DELETE:
+            rc = op_definition_delete(&x, a->id, a->res);
+            break;
         }
     }
     if (rc == 0 && a->res->rc != 0) {
@@ -277,11 +444,12 @@ static int job_write(store__tx_t *tx, void *arg)
 }
 
 /* Runs a write job and sorts out its two kinds of failure: a refusal is the job's
- * outcome (0, with res->rc), anything else the call's error (res cleared). */
+ * outcome (0, with res->rc), anything else the call's error (res cleared). A
+ * definition change runs solo: its fan-out may rewrite any number of breaks. */
 static int run_single(store_t *s, write_arg_t *a)
 {
     a->s = s;
-    int rc = s->ops->run_write(s, job_write, a, false);
+    int rc = s->ops->run_write(s, job_write, a, a->kind == W_DEFINITION_PUT);
     if (a->refused)
         return 0;
     if (rc != 0) {
@@ -301,5 +469,20 @@ int store__person_put(store_t *s, int64_t tenant_id, const model_person_t *p,
 int store__person_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res)
 {
     write_arg_t a = { .kind = W_PERSON_DELETE, .tenant_id = tenant_id, .id = id, .res = res };
+    return run_single(s, &a);
+}
+
+int store__definition_put(store_t *s, int64_t tenant_id, const model_definition_t *d,
+                          store_write_result_t *res)
+{
+    write_arg_t a = { .kind = W_DEFINITION_PUT, .tenant_id = tenant_id, .rec = d, .res = res };
+    return run_single(s, &a);
+}
+
+int store__definition_delete(store_t *s, int64_t tenant_id, int64_t id,
+                             store_write_result_t *res)
+{
+    write_arg_t a = { .kind = W_DEFINITION_DELETE, .tenant_id = tenant_id, .id = id,
+                      .res = res };
     return run_single(s, &a);
 }

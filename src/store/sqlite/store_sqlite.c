@@ -15,8 +15,9 @@
  * Breaks data (people, definitions, breaks, the change log) follows the same
  * shape: every write is a job that assigns the tenant's versions and appends the
  * change-log rows in the transaction that makes the change (see wctx_t). The rules
- * of people writes have moved to store/writes.c, which runs as writer jobs
- * (sq_run_write) over the primitives of store_int.h; the rest follow.
+ * of people and definition writes (with the fan-out) have moved to store/writes.c,
+ * which runs as writer jobs (sq_run_write) over the primitives of store_int.h;
+ * breaks follow.
  *
  * Durability: synchronous=FULL, so a write whose call returned 0 survives a power
  * loss, not only a process crash.
@@ -29,7 +30,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -1739,10 +1739,6 @@ static int sq_signing_key_ensure(store_t *base, const store_signing_key_t *candi
 #define DATA_BODY_MAX (1u << 20)
 /* Definitions a $batch job remembers (a batch uses a handful). */
 #define DEF_CACHE_SLOTS 16
-/* Breaks a definition change recomputes per read of its fan-out query: the rows are
- * read, the statement reset, and only then updated, so no update runs under an open
- * read of the same table. */
-#define FANOUT_CHUNK 256
 /* Up to this many people, a person filter uses breaks_by_person (see ST_BREAKS_LIST_FEW). */
 #define FEW_PERSONS 32
 
@@ -1849,62 +1845,6 @@ static void bind_break(sqlite3_stmt *st, int64_t tenant_id, const model_break_t 
     sqlite3_bind_int(st, 12, b->taken);
 }
 
-/* Translations are stored as a JSON array of [lang, text] pairs, in the order of the
- * record (sorted by lang), so decoding gives back exactly what was written. */
-static int texts_encode(const model_text_t *t, char **out)
-{
-    json_t *arr = json_array();
-    if (!arr)
-        return BH_ENOMEM;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < t->n_tr; i++) {
-        json_t *pair = json_pack("[ss]", t->tr[i].lang, t->tr[i].text);
-        if (!pair || json_array_append_new(arr, pair) != 0)
-            rc = BH_EINVAL; /* not UTF-8: model_definition_parse lets none through */
-    }
-    if (rc == 0) {
-        *out = json_dumps(arr, JSON_COMPACT);
-        if (!*out)
-            rc = BH_ENOMEM;
-    }
-    json_decref(arr);
-    return rc;
-}
-
-/* Copies a JSON string into a fixed field; false when it does not fit. */
-static bool json_str_copy(const json_t *v, char *dst, size_t cap)
-{
-    if (!json_is_string(v))
-        return false;
-    size_t n = json_string_length(v);
-    if (n >= cap)
-        return false;
-    memcpy(dst, json_string_value(v), n);
-    dst[n] = '\0';
-    return true;
-}
-
-static int texts_decode(sqlite3_stmt *st, int col, model_text_t *t)
-{
-    const char *s = (const char *)sqlite3_column_text(st, col);
-    json_t *arr = s ? json_loads(s, 0, NULL) : NULL;
-    bool ok = json_is_array(arr) && json_array_size(arr) <= MODEL_TRANSLATIONS_MAX;
-    for (size_t i = 0; ok && i < json_array_size(arr); i++) {
-        json_t *pair = json_array_get(arr, i);
-        ok = json_is_array(pair) && json_array_size(pair) == 2 &&
-             json_str_copy(json_array_get(pair, 0), t->tr[i].lang, sizeof(t->tr[i].lang)) &&
-             json_str_copy(json_array_get(pair, 1), t->tr[i].text, sizeof(t->tr[i].text));
-        t->n_tr = i + 1;
-    }
-    json_decref(arr);
-    if (!ok) {
-        log_error("store: stored translations are unreadable",
-                  LOG_STR("column", sqlite3_column_name(st, col)));
-        return BH_EIO;
-    }
-    return 0;
-}
-
 /* A definition from DEF_COLS. */
 static int row_definition(sqlite3_stmt *st, model_definition_t *d)
 {
@@ -1918,11 +1858,12 @@ static int row_definition(sqlite3_stmt *st, model_definition_t *d)
     d->uninterrupted = sqlite3_column_int(st, 6) != 0;
     int rc = col_text(st, 7, d->name.def, sizeof(d->name.def));
     if (rc == 0)
-        rc = texts_decode(st, 8, &d->name);
+        rc = store__texts_decode((const char *)sqlite3_column_text(st, 8), "name_tr", &d->name);
     if (rc == 0)
         rc = col_text(st, 9, d->friendly_name.def, sizeof(d->friendly_name.def));
     if (rc == 0)
-        rc = texts_decode(st, 10, &d->friendly_name);
+        rc = store__texts_decode((const char *)sqlite3_column_text(st, 10), "friendly_tr",
+                                 &d->friendly_name);
     return rc;
 }
 
@@ -2328,197 +2269,9 @@ static int op_break_delete(wctx_t *x, int64_t id, store_write_result_t *res)
     return 0;
 }
 
-/* How many breaks of the tenant reference a person or definition (stmt id: ST_*_USES). */
-static int count_uses(wctx_t *x, int id, int64_t record_id, int64_t *n)
-{
-    int rc = 0;
-    sqlite3_stmt *st = stmt_tenant_id(x->c, id, x->tenant_id, record_id, &rc);
-    if (!st)
-        return rc;
-    bool found;
-    return step_int(x->c, st, id, n, &found);
-}
-
-/* Recomputes every break whose duration the server computed from d (the definition
- * as just stored); each one whose value changes gets the next version and its own
- * change-log row, after the definition's. */
-static int definition_fanout(wctx_t *x, const model_definition_t *d, size_t *count)
-{
-    model_break_t *chunk = malloc(FANOUT_CHUNK * sizeof(*chunk));
-    if (!chunk)
-        return BH_ENOMEM;
-    int rc = 0;
-    int64_t after = 0;
-    for (;;) {
-        sqlite3_stmt *st = stmt_tenant_id(x->c, ST_DEF_COMPUTED, x->tenant_id, d->id, &rc);
-        if (!st)
-            break;
-        sqlite3_bind_int64(st, 3, after);
-        sqlite3_bind_int(st, 4, FANOUT_CHUNK);
-        size_t n = 0;
-        int src;
-        while ((src = sqlite3_step(st)) == SQLITE_ROW)
-            row_break(st, 0, &chunk[n++]);
-        if (src != SQLITE_DONE)
-            rc = map_error(x->c->db, src, stmt_sql[ST_DEF_COMPUTED]);
-        stmt_done(st);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            model_break_t *b = &chunk[i];
-            int32_t calc = model_break_compute(b, d);
-            if (calc == b->calculated)
-                continue;
-            b->calculated = calc;
-            b->version = x->version + 1;
-            st = stmt_tenant_id(x->c, ST_BREAK_SET_CALC, x->tenant_id, b->id, &rc);
-            if (!st)
-                break;
-            sqlite3_bind_int(st, 3, calc);
-            sqlite3_bind_int64(st, 4, (int64_t)b->version);
-            rc = step_done(x->c, st, ST_BREAK_SET_CALC);
-            if (rc == 0) {
-                buf_reset(&x->body);
-                rc = model_break_json(&x->body, b, NULL);
-            }
-            if (rc == 0)
-                rc = change_append(x, b->version, STORE_COLL_BREAKS, STORE_CHANGE_UPSERT,
-                                   b->id, true, b->date);
-            if (rc == 0) {
-                x->version = b->version;
-                (*count)++;
-            }
-        }
-        if (rc != 0 || n < FANOUT_CHUNK)
-            break;
-        after = chunk[n - 1].id;
-    }
-    free(chunk);
-    return rc;
-}
-
-/* True when the numbers a computed duration may depend on are equal. */
-static bool definition_calc_same(const model_definition_t *a, const model_definition_t *b)
-{
-    return a->paid == b->paid && a->minimum == b->minimum && a->maximum == b->maximum &&
-           a->if_not_clocked == b->if_not_clocked && a->uninterrupted == b->uninterrupted;
-}
-
-static int op_definition_put(wctx_t *x, const model_definition_t *d, store_write_result_t *res)
-{
-    model_definition_t *cur = malloc(sizeof(*cur));
-    if (!cur)
-        return BH_ENOMEM;
-    int rc = 0;
-    sqlite3_stmt *st = stmt_tenant_id(x->c, ST_DEF_GET, x->tenant_id, d->id, &rc);
-    if (st)
-        rc = query_one(x->c, st, ST_DEF_GET, decode_definition, cur);
-    bool exists = rc == 0;
-    if (rc == BH_ENOTFOUND)
-        rc = 0;
-    if (rc != 0 || (exists && model_definition_same(cur, d))) {
-        if (rc == 0)
-            res->outcome = STORE_OUT_UNCHANGED;
-        free(cur);
-        return rc;
-    }
-    bool recompute = exists && !definition_calc_same(cur, d);
-
-    char *name_tr = NULL, *friendly_tr = NULL;
-    rc = texts_encode(&d->name, &name_tr);
-    if (rc == BH_EINVAL) {
-        set_reason(res, BH_EINVAL, "name.translations: not valid UTF-8");
-        rc = 0;
-        goto out;
-    }
-    if (rc == 0)
-        rc = texts_encode(&d->friendly_name, &friendly_tr);
-    if (rc == BH_EINVAL) {
-        set_reason(res, BH_EINVAL, "friendlyName.translations: not valid UTF-8");
-        rc = 0;
-        goto out;
-    }
-    if (rc != 0)
-        goto out;
-
-    *cur = *d;
-    cur->version = x->version + 1;
-    st = stmt_tenant_id(x->c, ST_DEF_UPSERT, x->tenant_id, d->id, &rc);
-    if (!st)
-        goto out;
-    sqlite3_bind_int64(st, 3, (int64_t)cur->version);
-    sqlite3_bind_int(st, 4, d->paid);
-    sqlite3_bind_int(st, 5, d->minimum);
-    sqlite3_bind_int(st, 6, d->maximum);
-    sqlite3_bind_int(st, 7, d->if_not_clocked);
-    sqlite3_bind_int(st, 8, d->uninterrupted);
-    sqlite3_bind_text(st, 9, d->name.def, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, name_tr, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 11, d->friendly_name.def, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 12, friendly_tr, -1, SQLITE_STATIC);
-    rc = step_done(x->c, st, ST_DEF_UPSERT);
-    if (rc == 0) {
-        buf_reset(&x->body);
-        rc = model_definition_json(&x->body, cur);
-    }
-    if (rc == 0)
-        rc = change_append(x, cur->version, STORE_COLL_DEFINITIONS, STORE_CHANGE_UPSERT, d->id,
-                           false, 0);
-    if (rc != 0)
-        goto out;
-    x->version = cur->version;
-    res->outcome = exists ? STORE_OUT_REPLACED : STORE_OUT_CREATED;
-    res->version = cur->version;
-    /* The job's cache must not serve the old numbers to a later op. */
-    for (size_t i = 0; i < x->n_defs; i++)
-        if (x->defs[i].id == d->id)
-            x->defs[i].id = 0;
-    if (recompute)
-        rc = definition_fanout(x, cur, &res->fanout);
-out:
-    free(name_tr);
-    free(friendly_tr);
-    free(cur);
-    return rc;
-}
-
-static int op_definition_delete(wctx_t *x, int64_t id, store_write_result_t *res)
-{
-    const def_calc_t *def = NULL;
-    int rc = def_calc_get(x, id, &def);
-    if (rc != 0)
-        return rc;
-    if (!def) {
-        res->rc = BH_ENOTFOUND;
-        return 0;
-    }
-    int64_t uses = 0;
-    rc = count_uses(x, ST_DEF_USES, id, &uses);
-    if (rc != 0)
-        return rc;
-    if (uses > 0) {
-        set_reason(res, BH_ECONFLICT, "break definition %lld is used by %lld break%s",
-                   (long long)id, (long long)uses, uses == 1 ? "" : "s");
-        return 0;
-    }
-    sqlite3_stmt *st = stmt_tenant_id(x->c, ST_DEF_DELETE, x->tenant_id, id, &rc);
-    if (!st)
-        return rc;
-    rc = step_done(x->c, st, ST_DEF_DELETE);
-    uint64_t v = x->version + 1;
-    if (rc == 0)
-        rc = change_tombstone(x, v, STORE_COLL_DEFINITIONS, id, false, 0);
-    if (rc != 0)
-        return rc;
-    x->version = v;
-    res->outcome = STORE_OUT_DELETED;
-    res->version = v;
-    return 0;
-}
-
 /* ---- breaks data: jobs ---------------------------------------------------------------- */
 
 typedef enum {
-    W_DEFINITION_PUT,
-    W_DEFINITION_DELETE,
     W_BREAK_PUT,
     W_BREAK_DELETE,
 } write_kind_t;
@@ -2543,12 +2296,6 @@ static int job_write(sqlite__conn_t *c, void *arg)
     int rc = ctx_begin(&x, c, a->tenant_id, clock_now_ms(a->clock));
     if (rc == 0) {
         switch (a->kind) {
-        case W_DEFINITION_PUT:
-            rc = op_definition_put(&x, a->rec, a->res);
-            break;
-        case W_DEFINITION_DELETE:
-            rc = op_definition_delete(&x, a->id, a->res);
-            break;
         case W_BREAK_PUT:
             rc = op_break_upsert(&x, a->rec, a->res);
             break;
@@ -2568,12 +2315,11 @@ static int job_write(sqlite__conn_t *c, void *arg)
 }
 
 /* Runs a write job and sorts out its two kinds of failure: a refusal is the job's
- * outcome (0, with res->rc), anything else the call's error (res cleared). A
- * definition change runs solo: its fan-out may rewrite any number of breaks. */
+ * outcome (0, with res->rc), anything else the call's error (res cleared). */
 static int submit_write(sqlite__store_t *s, write_arg_t *a)
 {
     a->clock = s->cfg.clock;
-    int rc = submit_job(s, job_write, a, a->kind == W_DEFINITION_PUT);
+    int rc = submit_job(s, job_write, a, false);
     if (a->refused)
         return 0;
     if (rc != 0) {
@@ -2581,21 +2327,6 @@ static int submit_write(sqlite__store_t *s, write_arg_t *a)
         a->res->rc = rc;
     }
     return rc;
-}
-
-static int sq_definition_put(store_t *base, int64_t tenant_id, const model_definition_t *d,
-                             store_write_result_t *res)
-{
-    write_arg_t a = { .kind = W_DEFINITION_PUT, .tenant_id = tenant_id, .rec = d, .res = res };
-    return submit_write(from_base(base), &a);
-}
-
-static int sq_definition_delete(store_t *base, int64_t tenant_id, int64_t id,
-                                store_write_result_t *res)
-{
-    write_arg_t a = { .kind = W_DEFINITION_DELETE, .tenant_id = tenant_id, .id = id,
-                      .res = res };
-    return submit_write(from_base(base), &a);
 }
 
 static int sq_break_put(store_t *base, int64_t tenant_id, const model_break_t *b,
@@ -3071,6 +2802,153 @@ static int sq_uses_count(store__tx_t *c, int64_t tenant_id, store__uses_t kind,
         out[i] = 0;
         if (st)
             rc = step_int(c, st, id, &out[i], &found);
+    }
+    return rc;
+}
+
+/* ---- write primitives: definitions ---------------------------------------------------- */
+
+static int sq_definitions_read(store__tx_t *c, int64_t tenant_id, const int64_t *ids, size_t n,
+                               model_definition_t *out, bool *found)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_stmt *st = stmt_tenant_id(c, ST_DEF_GET, tenant_id, ids[i], &rc);
+        if (st)
+            rc = query_one(c, st, ST_DEF_GET, decode_definition, &out[i]);
+        found[i] = rc == 0;
+        if (rc == BH_ENOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
+
+static int sq_definition_calcs_read(store__tx_t *c, int64_t tenant_id, const int64_t *ids,
+                                    size_t n, store__def_calc_t *out)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_stmt *st = stmt_tenant_id(c, ST_DEF_CALC, tenant_id, ids[i], &rc);
+        if (!st)
+            break;
+        store__def_calc_t *e = &out[i];
+        *e = (store__def_calc_t){ .id = ids[i] };
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            e->exists = true;
+            e->paid = sqlite3_column_int(st, 0);
+            e->minimum = sqlite3_column_int(st, 1);
+            e->maximum = sqlite3_column_int(st, 2);
+            e->if_not_clocked = sqlite3_column_int(st, 3);
+            e->uninterrupted = sqlite3_column_int(st, 4) != 0;
+        } else if (src != SQLITE_DONE) {
+            rc = map_error(c->db, src, stmt_sql[ST_DEF_CALC]);
+        }
+        stmt_done(st);
+    }
+    return rc;
+}
+
+static int sq_definitions_write(store__tx_t *c, int64_t tenant_id,
+                                const store__definition_row_t *rows, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const model_definition_t *d = rows[i].d;
+        sqlite3_stmt *st = stmt_tenant_id(c, ST_DEF_UPSERT, tenant_id, d->id, &rc);
+        if (!st)
+            break;
+        sqlite3_bind_int64(st, 3, (int64_t)d->version);
+        sqlite3_bind_int(st, 4, d->paid);
+        sqlite3_bind_int(st, 5, d->minimum);
+        sqlite3_bind_int(st, 6, d->maximum);
+        sqlite3_bind_int(st, 7, d->if_not_clocked);
+        sqlite3_bind_int(st, 8, d->uninterrupted);
+        sqlite3_bind_text(st, 9, d->name.def, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, rows[i].name_tr, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 11, d->friendly_name.def, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 12, rows[i].friendly_tr, -1, SQLITE_STATIC);
+        rc = step_done(c, st, ST_DEF_UPSERT);
+    }
+    return rc;
+}
+
+static int sq_definitions_delete(store__tx_t *c, int64_t tenant_id, const int64_t *ids,
+                                 size_t n)
+{
+    return exec_per_id(c, ST_DEF_DELETE, tenant_id, ids, n);
+}
+
+/* The rows are read and the statement reset before the caller writes any of them,
+ * so no update runs under an open read of the same table. */
+static int sq_breaks_computed(store__tx_t *c, int64_t tenant_id, int64_t def_id,
+                              int64_t after_id, size_t limit, model_break_t *out, size_t *n_out)
+{
+    int rc = 0;
+    *n_out = 0;
+    sqlite3_stmt *st = stmt_tenant_id(c, ST_DEF_COMPUTED, tenant_id, def_id, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 3, after_id);
+    sqlite3_bind_int64(st, 4, limit_arg(limit));
+    size_t n = 0;
+    int src = SQLITE_DONE;
+    while (n < limit && (src = sqlite3_step(st)) == SQLITE_ROW)
+        row_break(st, 0, &out[n++]);
+    if (n < limit && src != SQLITE_DONE)
+        rc = map_error(c->db, src, stmt_sql[ST_DEF_COMPUTED]);
+    stmt_done(st);
+    *n_out = n;
+    return rc;
+}
+
+/* ---- write primitives: breaks --------------------------------------------------------- */
+
+/* An update that leaves every indexed column alone takes ST_BREAK_UPDATE_VALUES:
+ * SQLite rewrites the entries of every index with a column in the SET list. */
+static int sq_breaks_write(store__tx_t *c, int64_t tenant_id, const store__break_row_t *rows,
+                           size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const model_break_t *b = &rows[i].b, *prev = &rows[i].prev;
+        int id;
+        switch (rows[i].kind) {
+        case STORE__BREAK_INSERT:
+            id = ST_BREAK_INSERT;
+            break;
+        case STORE__BREAK_UPDATE:
+            id = prev->person_id == b->person_id && prev->definition_id == b->definition_id &&
+                         prev->date == b->date && prev->calculated_given == b->calculated_given
+                     ? ST_BREAK_UPDATE_VALUES
+                     : ST_BREAK_UPDATE;
+            break;
+        case STORE__BREAK_SET_CALC:
+            id = ST_BREAK_SET_CALC;
+            break;
+        case STORE__BREAK_SET_GIVEN:
+            id = ST_BREAK_SET_GIVEN;
+            break;
+        default:
+            id = ST_BREAK_DELETE;
+            break;
+        }
+        sqlite3_stmt *st = stmt_get(c, id, &rc);
+        if (!st)
+            break;
+        if (id == ST_BREAK_INSERT || id == ST_BREAK_UPDATE || id == ST_BREAK_UPDATE_VALUES) {
+            bind_break(st, tenant_id, b);
+        } else {
+            sqlite3_bind_int64(st, 1, tenant_id);
+            sqlite3_bind_int64(st, 2, b->id);
+            if (id == ST_BREAK_SET_CALC) {
+                sqlite3_bind_int(st, 3, b->calculated);
+                sqlite3_bind_int64(st, 4, (int64_t)b->version);
+            } else if (id == ST_BREAK_SET_GIVEN) {
+                sqlite3_bind_int(st, 3, b->calculated_given);
+            }
+        }
+        rc = step_done(c, st, id);
     }
     return rc;
 }
@@ -3894,8 +3772,6 @@ static const store__ops_t sqlite_ops = {
     .signing_key_list = sq_signing_key_list,
     .signing_key_add = sq_signing_key_add,
     .signing_key_ensure = sq_signing_key_ensure,
-    .definition_put = sq_definition_put,
-    .definition_delete = sq_definition_delete,
     .break_put = sq_break_put,
     .break_delete = sq_break_delete,
     .breaks_apply = sq_breaks_apply,
@@ -3933,6 +3809,12 @@ static const store__ops_t sqlite_ops = {
     .people_write = sq_people_write,
     .people_delete = sq_people_delete,
     .uses_count = sq_uses_count,
+    .definitions_read = sq_definitions_read,
+    .definition_calcs_read = sq_definition_calcs_read,
+    .definitions_write = sq_definitions_write,
+    .definitions_delete = sq_definitions_delete,
+    .breaks_computed = sq_breaks_computed,
+    .breaks_write = sq_breaks_write,
 };
 
 /* Creates the database file readable by its owner only before SQLite opens it: it
