@@ -598,7 +598,7 @@ int store_break_put(store_t *s, int64_t tenant_id, const model_break_t *b,
     if (b->id < 1)
         return BH_EINVAL;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_BREAK_PUT, t0, s->ops->break_put(s, tenant_id, b, res));
+    return store__timed(s, STORE__OP_BREAK_PUT, t0, store__break_put(s, tenant_id, b, res));
 }
 
 int store_break_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res)
@@ -611,7 +611,7 @@ int store_break_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_re
         return 0;
     }
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_BREAK_DELETE, t0, s->ops->break_delete(s, tenant_id, id, res));
+    return store__timed(s, STORE__OP_BREAK_DELETE, t0, store__break_delete(s, tenant_id, id, res));
 }
 
 /* Ids below 1 never come out of model_batch_line_parse, so one here is a caller bug
@@ -630,7 +630,7 @@ int store_breaks_apply(store_t *s, int64_t tenant_id, store_break_op_t *ops, siz
     if (tenant_id <= 0)
         return BH_ENOTFOUND;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_BREAKS_APPLY, t0, s->ops->breaks_apply(s, tenant_id, ops, n));
+    return store__timed(s, STORE__OP_BREAKS_APPLY, t0, store__breaks_apply(s, tenant_id, ops, n));
 }
 
 int store_person_get(store_t *s, int64_t tenant_id, int64_t id, model_person_t *out)

@@ -5,10 +5,9 @@
  *
  *   store.c       checks every argument once, times every call (store__timed), and
  *                 calls the domain layer or, for plain reads, the back-end;
- *   writes.c      the rules of breaks data writes: versions, unchanged detection,
- *                 the definition fan-out, reasons, change-log records and
- *                 tombstones (people and definitions so far). Written once, for
- *                 every back-end;
+ *   writes.c      the rules of breaks data: versions, unchanged detection, computed
+ *                 durations and the definition fan-out, reasons, change-log records
+ *                 and tombstones. Written once, for every back-end;
  *   back-ends     SQL, statements, connections, transactions: the ops table below.
  *
  * A back-end allocates its own struct with a store_t as its first member and fills
@@ -119,7 +118,7 @@ void store__webhooks_disabled(store_t *s, store_webhook_reason_t reason, size_t 
  * blocking libpq connection on a store-owned thread. The function reads and writes
  * through the primitives below, each taking the transaction handle. A primitive is
  * one store round trip on a network database and works on a SET of rows, so that a
- * fan-out chunk is a handful of calls, not one per row; the
+ * $batch window is a handful of calls, not one per line; the
  * SQLite back-end may loop over a prepared statement inside one (cheap in-process).
  *
  * Every primitive returns 0 or a BH_E* store failure (BH_EIO, BH_ENOMEM, BH_ENOSPC,
@@ -168,6 +167,15 @@ typedef struct store__definition_row {
     const char *name_tr;
     const char *friendly_tr;
 } store__definition_row_t;
+
+/* What a break upsert must know before it decides: whether its person exists and
+ * the row as it is now. id and person_id in; the rest out. */
+typedef struct store__break_probe {
+    int64_t id, person_id;
+    bool person_exists;
+    bool exists;
+    model_break_t cur;             /* when exists */
+} store__break_probe_t;
 
 typedef enum store__break_write {
     STORE__BREAK_INSERT,    /* b is new */
@@ -220,14 +228,6 @@ typedef struct store__ops {
     int (*signing_key_add)(store_t *s, const store_signing_key_t *k);
     int (*signing_key_ensure)(store_t *s, const store_signing_key_t *candidate,
                               store_signing_key_t *active);
-
-    /* Breaks writes not yet moved to writes.c. The front end has reset *res (and
-     * every op's res) to zero, and checked that ids are >= 1 and every string sits
-     * NUL-terminated in its field. */
-    int (*break_put)(store_t *s, int64_t tenant_id, const model_break_t *b,
-                     store_write_result_t *res);
-    int (*break_delete)(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res);
-    int (*breaks_apply)(store_t *s, int64_t tenant_id, store_break_op_t *ops, size_t n);
 
     /* Breaks data reads. */
     int (*person_get)(store_t *s, int64_t tenant_id, int64_t id, model_person_t *out);
@@ -329,9 +329,14 @@ typedef struct store__ops {
     int (*breaks_computed)(store__tx_t *tx, int64_t tenant_id, int64_t def_id,
                            int64_t after_id, size_t limit, model_break_t *out, size_t *n_out);
 
-    /* Breaks. write: applies each row in order. */
+    /* Breaks. probe: fills each probe (person exists, current row). read: found[i]
+     * and out[i]. write: applies each row in order. */
+    int (*breaks_probe)(store__tx_t *tx, int64_t tenant_id, store__break_probe_t *p, size_t n);
+    int (*breaks_read)(store__tx_t *tx, int64_t tenant_id, const int64_t *ids, size_t n,
+                       model_break_t *out, bool *found);
     int (*breaks_write)(store__tx_t *tx, int64_t tenant_id, const store__break_row_t *rows,
                         size_t n);
+
 } store__ops_t;
 
 /* ---- the domain layer ------------------------------------------------------------ *
@@ -347,6 +352,12 @@ BH_MUST_USE int store__definition_put(store_t *s, int64_t tenant_id,
                                       const model_definition_t *d, store_write_result_t *res);
 BH_MUST_USE int store__definition_delete(store_t *s, int64_t tenant_id, int64_t id,
                                          store_write_result_t *res);
+BH_MUST_USE int store__break_put(store_t *s, int64_t tenant_id, const model_break_t *b,
+                                 store_write_result_t *res);
+BH_MUST_USE int store__break_delete(store_t *s, int64_t tenant_id, int64_t id,
+                                    store_write_result_t *res);
+BH_MUST_USE int store__breaks_apply(store_t *s, int64_t tenant_id, store_break_op_t *ops,
+                                    size_t n);
 
 /* The stored form of a definition's translations (texts.c), the same for every
  * back-end: a JSON array of [lang, text] pairs in the record's order, so decoding

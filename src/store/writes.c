@@ -11,7 +11,8 @@
  *     version order is commit order;
  *   - unchanged detection: a PUT that changes nothing a reader sees takes no version
  *     and writes no change-log row;
- *   - the fan-out of a definition change to the breaks whose duration it computes;
+ *   - computed durations (model_break_compute) and the fan-out of a definition
+ *     change to the breaks computed from it;
  *   - the reasons of refused writes, word for word;
  *   - the change-log records: the canonical JSON of the record at its version, or
  *     its tombstone.
@@ -66,6 +67,7 @@ typedef struct wctx {
     int64_t now_ms;          /* committed_at_ms of this job's changes */
     uint32_t created[4];     /* change-log entries appended, by store_collection_t */
     buf_t body;              /* the change body being written, reused */
+    model_definition_t *calc; /* model_break_compute's argument: numbers only */
 } wctx_t;
 
 /* BH_ENOTFOUND when the tenant does not exist. */
@@ -105,6 +107,8 @@ static int ctx_finish(wctx_t *x)
 static void ctx_free(wctx_t *x)
 {
     buf_deinit(&x->body);
+    free(x->calc);
+    x->calc = NULL;
 }
 
 /* The change-log row of version with x->body as its body. Without has_date (people,
@@ -390,6 +394,387 @@ static int op_definition_delete(wctx_t *x, int64_t id, store_write_result_t *res
     return 0;
 }
 
+/* ---- breaks ------------------------------------------------------------------------ */
+
+/* Break ops a $batch job decides per window: one probe, one read of the
+ * definitions, one write of the break rows and one append to the change log for
+ * each window (see store__breaks_apply). */
+#define BATCH_WINDOW 1024
+/* The change bodies of one window share a buffer: a break's body is a few hundred
+ * bytes. */
+#define WINDOW_BODY_MAX (BATCH_WINDOW * 2048u)
+
+/* The definitions a break job has read, sorted by id for bsearch. */
+typedef struct defs {
+    store__def_calc_t *v;
+    size_t n, cap;
+} defs_t;
+
+static int def_cmp(const void *a, const void *b)
+{
+    int64_t x = ((const store__def_calc_t *)a)->id, y = ((const store__def_calc_t *)b)->id;
+    return (x > y) - (x < y);
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static const store__def_calc_t *defs_find(const defs_t *d, int64_t id)
+{
+    store__def_calc_t key = { .id = id };
+    return d->n ? bsearch(&key, d->v, d->n, sizeof(*d->v), def_cmp) : NULL;
+}
+
+/* Reads, in one primitive call, the definitions of ids (n, any order, repeats
+ * allowed) not yet in d. ids is used as scratch: it comes back sorted. */
+static int defs_load(wctx_t *x, defs_t *d, int64_t *ids, size_t n)
+{
+    qsort(ids, n, sizeof(*ids), id_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((m == 0 || ids[m - 1] != ids[i]) && !defs_find(d, ids[i]))
+            ids[m++] = ids[i];
+    if (m == 0)
+        return 0;
+    if (d->n + m > d->cap) {
+        size_t cap = d->n + m;
+        store__def_calc_t *v = realloc(d->v, cap * sizeof(*v));
+        if (!v)
+            return BH_ENOMEM;
+        d->v = v;
+        d->cap = cap;
+    }
+    int rc = x->ops->definition_calcs_read(x->tx, x->tenant_id, ids, m, d->v + d->n);
+    if (rc != 0)
+        return rc;
+    d->n += m;
+    qsort(d->v, d->n, sizeof(*d->v), def_cmp);
+    return 0;
+}
+
+/* x->calc holding def's numbers, ready for model_break_compute. model_definition_t
+ * carries 18 KiB of texts compute never reads: one zeroed scratch per job. */
+static int calc_of(wctx_t *x, const store__def_calc_t *d, const model_definition_t **out)
+{
+    if (!x->calc) {
+        x->calc = calloc(1, sizeof(*x->calc));
+        if (!x->calc)
+            return BH_ENOMEM;
+    }
+    x->calc->id = d->id;
+    x->calc->paid = d->paid;
+    x->calc->minimum = d->minimum;
+    x->calc->maximum = d->maximum;
+    x->calc->if_not_clocked = d->if_not_clocked;
+    x->calc->uninterrupted = d->uninterrupted;
+    *out = x->calc;
+    return 0;
+}
+
+/* What one break op leaves to write: at most one break row and one change-log row
+ * (its body appended to x->body). */
+typedef struct break_out {
+    bool has_row, has_change;
+    store__break_row_t row;
+    store__change_row_t change;
+} break_out_t;
+
+/*
+ * Decides a PUT of a break from what the probe found (p: person, current row) and
+ * its definition (def, NULL when missing): every check that can refuse it comes
+ * first, so a refused op leaves nothing to write and takes no version. On success
+ * *cur (the state a later op of the same job sees) is updated.
+ */
+static int decide_upsert(wctx_t *x, const model_break_t *in, bool person, bool *exists,
+                         model_break_t *cur, const store__def_calc_t *def,
+                         store_write_result_t *res, break_out_t *out)
+{
+    if (!person) {
+        set_reason(res, BH_EINVAL, "person.id: no person %lld", (long long)in->person_id);
+        return 0;
+    }
+    if (!def || !def->exists) {
+        set_reason(res, BH_EINVAL, "breakDefinition.id: no break definition %lld",
+                   (long long)in->definition_id);
+        return 0;
+    }
+    model_break_t b = *in;
+    b.version = 0;
+    if (!b.calculated_given) {
+        const model_definition_t *calc;
+        int rc = calc_of(x, def, &calc);
+        if (rc != 0)
+            return rc;
+        b.calculated = model_break_compute(&b, calc);
+    }
+    if (*exists) {
+        /* Whether the duration was given or computed is not part of the record a
+         * reader sees: when only that changed there is no new version, but the row
+         * keeps the new flag, which decides whether definition changes recompute it. */
+        model_break_t cmp = b;
+        cmp.calculated_given = cur->calculated_given;
+        cmp.version = cur->version;
+        if (model_break_same(cur, &cmp)) {
+            if (cur->calculated_given != b.calculated_given) {
+                cur->calculated_given = b.calculated_given;
+                out->has_row = true;
+                out->row = (store__break_row_t){ .kind = STORE__BREAK_SET_GIVEN, .b = *cur };
+            }
+            res->outcome = STORE_OUT_UNCHANGED;
+            res->stored = *cur;
+            return 0;
+        }
+    }
+
+    b.version = x->version + 1;
+    int rc = model_break_json(&x->body, &b, NULL);
+    if (rc != 0)
+        return rc;
+    out->has_row = true;
+    out->row = (store__break_row_t){ .kind = *exists ? STORE__BREAK_UPDATE : STORE__BREAK_INSERT,
+                                     .b = b, .prev = *cur };
+    out->has_change = true;
+    out->change = change_row(x, b.version, STORE_COLL_BREAKS, STORE_CHANGE_UPSERT, b.id, true,
+                             b.date);
+    x->version = b.version;
+    x->created[STORE_COLL_BREAKS]++;
+    res->outcome = *exists ? STORE_OUT_REPLACED : STORE_OUT_CREATED;
+    res->version = b.version;
+    res->stored = b;
+    *exists = true;
+    *cur = b;
+    return 0;
+}
+
+/* Decides a DELETE of a break from its current row. */
+static int decide_delete(wctx_t *x, int64_t id, bool *exists, model_break_t *cur,
+                         store_write_result_t *res, break_out_t *out)
+{
+    if (!*exists) {
+        res->rc = BH_ENOTFOUND;
+        return 0;
+    }
+    uint64_t v = x->version + 1;
+    int rc = model_tombstone_json(&x->body, v, id);
+    if (rc != 0)
+        return rc;
+    out->has_row = true;
+    out->row = (store__break_row_t){ .kind = STORE__BREAK_DELETE, .b = *cur };
+    out->has_change = true;
+    out->change = change_row(x, v, STORE_COLL_BREAKS, STORE_CHANGE_DELETE, id, true, cur->date);
+    x->version = v;
+    x->created[STORE_COLL_BREAKS]++;
+    res->outcome = STORE_OUT_DELETED;
+    res->version = v;
+    *exists = false;
+    return 0;
+}
+
+/* Writes what one op decided (single PUT or DELETE). */
+static int break_out_write(wctx_t *x, break_out_t *o)
+{
+    int rc = 0;
+    if (o->has_row)
+        rc = x->ops->breaks_write(x->tx, x->tenant_id, &o->row, 1);
+    if (rc == 0 && o->has_change) {
+        o->change.body = buf_cstr(&x->body);
+        o->change.body_len = x->body.len;
+        rc = x->ops->changes_append(x->tx, x->tenant_id, &o->change, 1);
+    }
+    return rc;
+}
+
+/*
+ * PUT of a break: one probe (person exists + current row), one read of its
+ * definition, then, when something visible changed, one break row and one
+ * change-log row.
+ */
+static int op_break_upsert(wctx_t *x, const model_break_t *in, store_write_result_t *res)
+{
+    store__break_probe_t p = { .id = in->id, .person_id = in->person_id };
+    int rc = x->ops->breaks_probe(x->tx, x->tenant_id, &p, 1);
+    if (rc != 0 || !p.person_exists) {
+        if (rc == 0)
+            set_reason(res, BH_EINVAL, "person.id: no person %lld", (long long)in->person_id);
+        return rc;
+    }
+    store__def_calc_t def;
+    rc = x->ops->definition_calcs_read(x->tx, x->tenant_id, &in->definition_id, 1, &def);
+    if (rc != 0)
+        return rc;
+    break_out_t o = { 0 };
+    buf_reset(&x->body);
+    rc = decide_upsert(x, in, true, &p.exists, &p.cur, &def, res, &o);
+    if (rc == 0 && res->rc == 0)
+        rc = break_out_write(x, &o);
+    return rc;
+}
+
+static int op_break_delete(wctx_t *x, int64_t id, store_write_result_t *res)
+{
+    model_break_t cur;
+    bool exists = false;
+    int rc = x->ops->breaks_read(x->tx, x->tenant_id, &id, 1, &cur, &exists);
+    if (rc != 0)
+        return rc;
+    break_out_t o = { 0 };
+    buf_reset(&x->body);
+    rc = decide_delete(x, id, &exists, &cur, res, &o);
+    if (rc == 0 && res->rc == 0)
+        rc = break_out_write(x, &o);
+    return rc;
+}
+
+/* ---- $batch ------------------------------------------------------------------------ */
+
+/* The scratch of one $batch job, sized for one window. last maps a break id to the
+ * latest op of the window that touched it (open addressing, index + 1; 0 empty). */
+#define LAST_SLOTS (2 * BATCH_WINDOW)
+typedef struct batch {
+    store__break_probe_t probes[BATCH_WINDOW];
+    store__break_row_t rows[BATCH_WINDOW];
+    store__change_row_t changes[BATCH_WINDOW];
+    size_t ends[BATCH_WINDOW];
+    int64_t def_ids[BATCH_WINDOW];
+    uint32_t last[LAST_SLOTS];
+    defs_t defs;
+} batch_t;
+
+/* The slot of id in b->last: where it is, or the empty one where it goes. */
+static uint32_t *last_slot(batch_t *b, int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+    for (size_t i = (size_t)(h >> 40) & (LAST_SLOTS - 1);; i = (i + 1) & (LAST_SLOTS - 1)) {
+        uint32_t v = b->last[i];
+        if (v == 0 || b->probes[v - 1].id == id)
+            return &b->last[i];
+    }
+}
+
+/*
+ * One window of a $batch job: ops[0..n) decided in memory, in order, against one
+ * probe of their breaks and people and one read of their definitions, then written
+ * as one set of break rows and one set of change-log rows.
+ *
+ * Each op is isolated from the others without a savepoint of its own: every check
+ * that can refuse an op is made before it leaves anything to write, and it takes a
+ * version only then, so a refused op writes nothing and advances nothing, and the
+ * next op goes on. The rule is checked at run time, so an op changed to break it
+ * fails the whole chunk instead of committing half of itself. An op on a break an
+ * earlier op of the window touched sees that op's outcome, not the probe's.
+ */
+static int batch_window(wctx_t *x, batch_t *b, store_break_op_t *ops, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        b->probes[k] = (store__break_probe_t){ .id = ops[k].rec.id,
+                                               .person_id = ops[k].del ? 0
+                                                                       : ops[k].rec.person_id };
+    int rc = x->ops->breaks_probe(x->tx, x->tenant_id, b->probes, n);
+    if (rc != 0)
+        return rc;
+    size_t n_defs = 0;
+    for (size_t k = 0; k < n; k++)
+        if (!ops[k].del && b->probes[k].person_exists)
+            b->def_ids[n_defs++] = ops[k].rec.definition_id;
+    rc = defs_load(x, &b->defs, b->def_ids, n_defs);
+    if (rc != 0)
+        return rc;
+
+    memset(b->last, 0, sizeof(b->last));
+    buf_reset(&x->body);
+    size_t n_rows = 0, n_changes = 0;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        store_break_op_t *op = &ops[k];
+        store__break_probe_t *p = &b->probes[k];
+        uint32_t *slot = last_slot(b, p->id);
+        if (*slot) {
+            const store__break_probe_t *prev = &b->probes[*slot - 1];
+            p->exists = prev->exists;
+            p->cur = prev->cur;
+        }
+        *slot = (uint32_t)k + 1;
+
+        uint64_t version = x->version;
+        break_out_t o = { 0 };
+        rc = op->del ? decide_delete(x, p->id, &p->exists, &p->cur, &op->res, &o)
+                     : decide_upsert(x, &op->rec, p->person_exists, &p->exists, &p->cur,
+                                     defs_find(&b->defs, op->rec.definition_id), &op->res, &o);
+        if (rc == 0 && op->res.rc != 0 && (o.has_row || o.has_change || x->version != version)) {
+            log_error("store: a refused batch op wrote", LOG_INT("id", op->rec.id));
+            rc = BH_EINTERNAL;
+        }
+        if (rc == 0 && o.has_row)
+            b->rows[n_rows++] = o.row;
+        if (rc == 0 && o.has_change) {
+            b->ends[n_changes] = x->body.len;
+            b->changes[n_changes++] = o.change;
+        }
+    }
+    /* The bodies share x->body: point each row at its slice once it holds them all
+     * (appending may have moved it). */
+    for (size_t i = 0; rc == 0 && i < n_changes; i++) {
+        size_t start = i ? b->ends[i - 1] : 0;
+        b->changes[i].body = buf_cstr(&x->body) + start;
+        b->changes[i].body_len = b->ends[i] - start;
+    }
+    if (rc == 0 && n_rows)
+        rc = x->ops->breaks_write(x->tx, x->tenant_id, b->rows, n_rows);
+    if (rc == 0 && n_changes)
+        rc = x->ops->changes_append(x->tx, x->tenant_id, b->changes, n_changes);
+    return rc;
+}
+
+typedef struct apply_arg {
+    store_t *s;
+    int64_t tenant_id;
+    store_break_op_t *ops;
+    size_t n;
+} apply_arg_t;
+
+/* A $batch chunk as one job: one transaction (one fsync) for all its ops, in
+ * windows of BATCH_WINDOW. A store failure ends the job, which the back-end then
+ * rolls back as a whole. */
+static int job_breaks_apply(store__tx_t *tx, void *arg)
+{
+    apply_arg_t *a = arg;
+    batch_t *b = calloc(1, sizeof(*b));
+    if (!b)
+        return BH_ENOMEM;
+    wctx_t x;
+    int rc = ctx_begin(&x, a->s, tx, a->tenant_id);
+    buf_deinit(&x.body);
+    buf_init(&x.body, WINDOW_BODY_MAX);
+    for (size_t i = 0; rc == 0 && i < a->n; i += BATCH_WINDOW) {
+        size_t n = a->n - i < BATCH_WINDOW ? a->n - i : BATCH_WINDOW;
+        rc = batch_window(&x, b, a->ops + i, n);
+    }
+    if (rc == 0)
+        rc = ctx_finish(&x);
+    ctx_free(&x);
+    free(b->defs.v);
+    free(b);
+    return rc;
+}
+
+/* When the chunk did not commit, no op's result holds: each gets the call's error.
+ * A chunk runs solo: thousands of writes that already share one fsync need no
+ * savepoint (SQLite would copy every page they touch into the sub-journal). */
+int store__breaks_apply(store_t *s, int64_t tenant_id, store_break_op_t *ops, size_t n)
+{
+    apply_arg_t a = { s, tenant_id, ops, n };
+    int rc = s->ops->run_write(s, job_breaks_apply, &a, true);
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++) {
+            memset(&ops[i].res, 0, sizeof(ops[i].res));
+            ops[i].res.rc = rc;
+        }
+    }
+    return rc;
+}
+
 /* ---- single writes ------------------------------------------------------------------ */
 
 typedef enum {
@@ -397,6 +782,8 @@ typedef enum {
     W_PERSON_DELETE,
     W_DEFINITION_PUT,
     W_DEFINITION_DELETE,
+    W_BREAK_PUT,
+    W_BREAK_DELETE,
 } write_kind_t;
 
 typedef struct write_arg {
@@ -430,6 +817,12 @@ static int job_write(store__tx_t *tx, void *arg)
             break;
         case W_DEFINITION_DELETE:
             rc = op_definition_delete(&x, a->id, a->res);
+            break;
+        case W_BREAK_PUT:
+            rc = op_break_upsert(&x, a->rec, a->res);
+            break;
+        case W_BREAK_DELETE:
+            rc = op_break_delete(&x, a->id, a->res);
             break;
         }
     }
@@ -484,5 +877,18 @@ int store__definition_delete(store_t *s, int64_t tenant_id, int64_t id,
 {
     write_arg_t a = { .kind = W_DEFINITION_DELETE, .tenant_id = tenant_id, .id = id,
                       .res = res };
+    return run_single(s, &a);
+}
+
+int store__break_put(store_t *s, int64_t tenant_id, const model_break_t *b,
+                     store_write_result_t *res)
+{
+    write_arg_t a = { .kind = W_BREAK_PUT, .tenant_id = tenant_id, .rec = b, .res = res };
+    return run_single(s, &a);
+}
+
+int store__break_delete(store_t *s, int64_t tenant_id, int64_t id, store_write_result_t *res)
+{
+    write_arg_t a = { .kind = W_BREAK_DELETE, .tenant_id = tenant_id, .id = id, .res = res };
     return run_single(s, &a);
 }

@@ -12,12 +12,10 @@
  * Reads run on a pool of read-only connections; in WAL mode they see the last
  * committed state and never wait for the writer.
  *
- * Breaks data (people, definitions, breaks, the change log) follows the same
- * shape: every write is a job that assigns the tenant's versions and appends the
- * change-log rows in the transaction that makes the change (see wctx_t). The rules
- * of people and definition writes (with the fan-out) have moved to store/writes.c,
- * which runs as writer jobs (sq_run_write) over the primitives of store_int.h;
- * breaks follow.
+ * The rules of breaks data writes (versions, unchanged detection, durations and
+ * fan-out, reasons, change-log bodies) live in store/writes.c, which runs as writer
+ * jobs (sq_run_write) and reaches the tables only through the primitives of
+ * store_int.h (the "write primitives" sections below).
  *
  * Durability: synchronous=FULL, so a write whose call returned 0 survives a power
  * loss, not only a process crash.
@@ -1734,26 +1732,8 @@ static int sq_signing_key_ensure(store_t *base, const store_signing_key_t *candi
 
 /* ---- breaks data: shared helpers ------------------------------------------------- */
 
-/* The largest canonical JSON a change body can have: a definition with every
- * translation at its maximum is about 20 KiB. */
-#define DATA_BODY_MAX (1u << 20)
-/* Definitions a $batch job remembers (a batch uses a handful). */
-#define DEF_CACHE_SLOTS 16
 /* Up to this many people, a person filter uses breaks_by_person (see ST_BREAKS_LIST_FEW). */
 #define FEW_PERSONS 32
-
-static void set_reason(store_write_result_t *res, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Records a refused write (rc) and its reason in res. */
-static void set_reason(store_write_result_t *res, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    res->rc = rc;
-    va_start(ap, fmt);
-    vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
-    va_end(ap);
-}
 
 /* Runs a cached statement that returns no rows; the caller has bound it. */
 static int step_done(sqlite__conn_t *c, sqlite3_stmt *st, int id)
@@ -1946,458 +1926,6 @@ static int person_read(sqlite__conn_t *c, int64_t tenant_id, int64_t id, model_p
     if (rc == 0)
         *out = arr[0];
     free(arr);
-    return rc;
-}
-
-/* ---- breaks data: the writer side ------------------------------------------------- */
-
-/* What the writer remembers of a definition within one job: only the numbers a
- * computed duration depends on. exists false caches "no such definition". */
-typedef struct def_calc {
-    int64_t id;
-    bool exists;
-    int32_t paid, minimum, maximum, if_not_clocked;
-    bool uninterrupted;
-} def_calc_t;
-
-/*
- * The state of one write job. The tenant's version counter is read once when the
- * job starts, advanced in memory by each change, and written back once at the
- * end, inside the job's savepoint: the versions commit or roll back with the
- * changes that used them. Jobs run one after another on the writer connection,
- * so each one reads what the previous one left, committed or not, and versions
- * never repeat. Definitions looked up by break ops are cached for the job (a
- * $batch job changes only breaks, so they cannot go stale within it).
- */
-typedef struct wctx {
-    sqlite__conn_t *c;
-    int64_t tenant_id;
-    uint64_t version;        /* the last version assigned */
-    uint64_t stored_version; /* the value tenants.last_version holds */
-    int64_t now_ms;          /* committed_at_ms of this job's changes */
-    uint32_t created[4];     /* change-log entries appended, by store_collection_t */
-    buf_t body;              /* the change body being written, reused */
-    def_calc_t defs[DEF_CACHE_SLOTS];
-    size_t n_defs, next_def;
-    model_definition_t *calc; /* model_break_compute's argument: numbers only */
-} wctx_t;
-
-/* BH_ENOTFOUND when the tenant does not exist. */
-static int ctx_begin(wctx_t *x, sqlite__conn_t *c, int64_t tenant_id, int64_t now_ms)
-{
-    memset(x, 0, sizeof(*x));
-    x->c = c;
-    x->tenant_id = tenant_id;
-    x->now_ms = now_ms;
-    buf_init(&x->body, DATA_BODY_MAX);
-    int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_VERSION_GET, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, tenant_id);
-    int64_t v = 0;
-    bool found;
-    rc = step_int(c, st, ST_VERSION_GET, &v, &found);
-    if (rc == 0 && !found)
-        rc = BH_ENOTFOUND;
-    x->version = x->stored_version = (uint64_t)v;
-    return rc;
-}
-
-/* Remembers, for store__committed, the versions and change-log entries this job
- * took; run_group drops the note again when the job rolls back. */
-static int ctx_note(wctx_t *x)
-{
-    sqlite__conn_t *c = x->c;
-    if (c->n_notes == c->cap_notes) {
-        size_t cap = c->cap_notes ? c->cap_notes * 2 : 64;
-        store__commit_t *p = realloc(c->notes, cap * sizeof(*p));
-        if (!p)
-            return BH_ENOMEM;
-        c->notes = p;
-        c->cap_notes = cap;
-    }
-    store__commit_t *n = &c->notes[c->n_notes++];
-    memset(n, 0, sizeof(*n));
-    n->tenant_id = x->tenant_id;
-    n->first = x->stored_version + 1;
-    n->last = x->version;
-    memcpy(n->created, x->created, sizeof(n->created));
-    return 0;
-}
-
-/* Writes the counter back when the job used versions. */
-static int ctx_finish(wctx_t *x)
-{
-    if (x->version == x->stored_version)
-        return 0;
-    int rc = 0;
-    sqlite3_stmt *st = stmt_tenant_id(x->c, ST_VERSION_SET, x->tenant_id,
-                                      (int64_t)x->version, &rc);
-    if (!st)
-        return rc;
-    rc = step_done(x->c, st, ST_VERSION_SET);
-    if (rc == 0)
-        rc = ctx_note(x);
-    if (rc == 0)
-        x->stored_version = x->version;
-    return rc;
-}
-
-static void ctx_free(wctx_t *x)
-{
-    buf_deinit(&x->body);
-    free(x->calc);
-    x->calc = NULL;
-}
-
-/* Appends the change-log row of version with x->body as its body. Without has_date
- * (people, definitions) the date column is NULL. */
-static int change_append(wctx_t *x, uint64_t version, store_collection_t coll,
-                         store_change_type_t type, int64_t record_id, bool has_date,
-                         int32_t date)
-{
-    int rc = 0;
-    sqlite3_stmt *st = stmt_get(x->c, ST_CHANGE_INSERT, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, x->tenant_id);
-    sqlite3_bind_int64(st, 2, (int64_t)version);
-    sqlite3_bind_int(st, 3, (int)coll);
-    sqlite3_bind_int(st, 4, (int)type);
-    sqlite3_bind_int64(st, 5, record_id);
-    if (has_date)
-        sqlite3_bind_int(st, 6, date);
-    else
-        sqlite3_bind_null(st, 6);
-    sqlite3_bind_int64(st, 7, x->now_ms);
-    sqlite3_bind_text(st, 8, buf_cstr(&x->body), (int)x->body.len, SQLITE_STATIC);
-    int rc2 = step_done(x->c, st, ST_CHANGE_INSERT);
-    if (rc2 == 0 && (size_t)coll < 4)
-        x->created[coll]++;
-    return rc2;
-}
-
-/* Writes the tombstone of a deleted record at version into the change log. */
-static int change_tombstone(wctx_t *x, uint64_t version, store_collection_t coll, int64_t id,
-                            bool has_date, int32_t date)
-{
-    buf_reset(&x->body);
-    int rc = model_tombstone_json(&x->body, version, id);
-    if (rc == 0)
-        rc = change_append(x, version, coll, STORE_CHANGE_DELETE, id, has_date, date);
-    return rc;
-}
-
-/* The numbers of definition id, from the job's cache or the table; *out is NULL
- * when the tenant has no such definition. On success x->calc holds them, ready for
- * model_break_compute. */
-static int def_calc_get(wctx_t *x, int64_t id, const def_calc_t **out)
-{
-    const def_calc_t *d = NULL;
-    for (size_t i = 0; i < x->n_defs; i++)
-        if (x->defs[i].id == id)
-            d = &x->defs[i];
-    if (!d) {
-        int rc = 0;
-        sqlite3_stmt *st = stmt_tenant_id(x->c, ST_DEF_CALC, x->tenant_id, id, &rc);
-        if (!st)
-            return rc;
-        def_calc_t e = { .id = id };
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
-            e.exists = true;
-            e.paid = sqlite3_column_int(st, 0);
-            e.minimum = sqlite3_column_int(st, 1);
-            e.maximum = sqlite3_column_int(st, 2);
-            e.if_not_clocked = sqlite3_column_int(st, 3);
-            e.uninterrupted = sqlite3_column_int(st, 4) != 0;
-        } else if (src != SQLITE_DONE) {
-            rc = map_error(x->c->db, src, stmt_sql[ST_DEF_CALC]);
-        }
-        stmt_done(st);
-        if (rc != 0)
-            return rc;
-        size_t slot = x->n_defs < DEF_CACHE_SLOTS ? x->n_defs++
-                                                  : x->next_def++ % DEF_CACHE_SLOTS;
-        x->defs[slot] = e;
-        d = &x->defs[slot];
-    }
-    *out = d->exists ? d : NULL;
-    if (!d->exists)
-        return 0;
-    /* model_definition_t carries 18 KiB of texts compute never reads: one zeroed
-     * scratch per job, with only the numbers filled in per use. */
-    if (!x->calc) {
-        x->calc = calloc(1, sizeof(*x->calc));
-        if (!x->calc)
-            return BH_ENOMEM;
-    }
-    x->calc->id = d->id;
-    x->calc->paid = d->paid;
-    x->calc->minimum = d->minimum;
-    x->calc->maximum = d->maximum;
-    x->calc->if_not_clocked = d->if_not_clocked;
-    x->calc->uninterrupted = d->uninterrupted;
-    return 0;
-}
-
-/*
- * PUT of a break. One read (ST_BREAK_PROBE: person exists + current row), the
- * definition from the job's cache, then, when something visible changed, one
- * insert or update and one change-log row. Every check happens before the first
- * write, so a refused op has written nothing.
- */
-static int op_break_upsert(wctx_t *x, const model_break_t *in, store_write_result_t *res)
-{
-    int rc = 0;
-    sqlite3_stmt *st = stmt_tenant_id(x->c, ST_BREAK_PROBE, x->tenant_id, in->id, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 3, in->person_id);
-    int src = sqlite3_step(st);
-    bool person = false, exists = false;
-    model_break_t cur;
-    if (src == SQLITE_ROW) {
-        person = sqlite3_column_int(st, 0) != 0;
-        exists = sqlite3_column_type(st, 1) != SQLITE_NULL;
-        if (exists)
-            row_break(st, 1, &cur);
-    } else {
-        rc = map_error(x->c->db, src == SQLITE_DONE ? SQLITE_ERROR : src,
-                       stmt_sql[ST_BREAK_PROBE]);
-    }
-    stmt_done(st);
-    if (rc != 0)
-        return rc;
-    if (!person) {
-        set_reason(res, BH_EINVAL, "person.id: no person %lld", (long long)in->person_id);
-        return 0;
-    }
-    const def_calc_t *def = NULL;
-    rc = def_calc_get(x, in->definition_id, &def);
-    if (rc != 0)
-        return rc;
-    if (!def) {
-        set_reason(res, BH_EINVAL, "breakDefinition.id: no break definition %lld",
-                   (long long)in->definition_id);
-        return 0;
-    }
-
-    model_break_t b = *in;
-    b.version = 0;
-    if (!b.calculated_given)
-        b.calculated = model_break_compute(&b, x->calc);
-    if (exists) {
-        /* Whether the duration was given or computed is not part of the record a
-         * reader sees: when only that changed there is no new version, but the row
-         * keeps the new flag, which decides whether definition changes recompute it. */
-        model_break_t cmp = b;
-        cmp.calculated_given = cur.calculated_given;
-        cmp.version = cur.version;
-        if (model_break_same(&cur, &cmp)) {
-            if (cur.calculated_given != b.calculated_given) {
-                st = stmt_tenant_id(x->c, ST_BREAK_SET_GIVEN, x->tenant_id, b.id, &rc);
-                if (!st)
-                    return rc;
-                sqlite3_bind_int(st, 3, b.calculated_given);
-                rc = step_done(x->c, st, ST_BREAK_SET_GIVEN);
-                if (rc != 0)
-                    return rc;
-                cur.calculated_given = b.calculated_given;
-            }
-            res->outcome = STORE_OUT_UNCHANGED;
-            res->stored = cur;
-            return 0;
-        }
-    }
-
-    b.version = x->version + 1;
-    int id = ST_BREAK_INSERT;
-    if (exists)
-        id = cur.person_id == b.person_id && cur.definition_id == b.definition_id &&
-                     cur.date == b.date && cur.calculated_given == b.calculated_given
-                 ? ST_BREAK_UPDATE_VALUES
-                 : ST_BREAK_UPDATE;
-    st = stmt_get(x->c, id, &rc);
-    if (!st)
-        return rc;
-    bind_break(st, x->tenant_id, &b);
-    rc = step_done(x->c, st, id);
-    if (rc == 0) {
-        buf_reset(&x->body);
-        rc = model_break_json(&x->body, &b, NULL);
-    }
-    if (rc == 0)
-        rc = change_append(x, b.version, STORE_COLL_BREAKS, STORE_CHANGE_UPSERT, b.id, true,
-                           b.date);
-    if (rc != 0)
-        return rc;
-    x->version = b.version;
-    res->outcome = exists ? STORE_OUT_REPLACED : STORE_OUT_CREATED;
-    res->version = b.version;
-    res->stored = b;
-    return 0;
-}
-
-static int op_break_delete(wctx_t *x, int64_t id, store_write_result_t *res)
-{
-    int rc = 0;
-    sqlite3_stmt *st = stmt_tenant_id(x->c, ST_BREAK_GET, x->tenant_id, id, &rc);
-    if (!st)
-        return rc;
-    model_break_t cur;
-    rc = query_one(x->c, st, ST_BREAK_GET, decode_break, &cur);
-    if (rc == BH_ENOTFOUND) {
-        res->rc = BH_ENOTFOUND;
-        return 0;
-    }
-    if (rc != 0)
-        return rc;
-    st = stmt_tenant_id(x->c, ST_BREAK_DELETE, x->tenant_id, id, &rc);
-    if (!st)
-        return rc;
-    rc = step_done(x->c, st, ST_BREAK_DELETE);
-    uint64_t v = x->version + 1;
-    if (rc == 0)
-        rc = change_tombstone(x, v, STORE_COLL_BREAKS, id, true, cur.date);
-    if (rc != 0)
-        return rc;
-    x->version = v;
-    res->outcome = STORE_OUT_DELETED;
-    res->version = v;
-    return 0;
-}
-
-/* ---- breaks data: jobs ---------------------------------------------------------------- */
-
-typedef enum {
-    W_BREAK_PUT,
-    W_BREAK_DELETE,
-} write_kind_t;
-
-typedef struct write_arg {
-    write_kind_t kind;
-    int64_t tenant_id;
-    bh_clock_t *clock;
-    const void *rec;   /* the record of a put */
-    int64_t id;        /* the id of a delete */
-    store_write_result_t *res;
-    bool refused;      /* set by the writer: the job failed with res->rc, a refusal */
-} write_arg_t;
-
-/* One PUT or DELETE as one job. A refusal (res->rc set) is returned as the job's
- * error so that run_job rolls back its savepoint, and flagged so that the caller
- * can tell it from a store failure. */
-static int job_write(sqlite__conn_t *c, void *arg)
-{
-    write_arg_t *a = arg;
-    wctx_t x;
-    int rc = ctx_begin(&x, c, a->tenant_id, clock_now_ms(a->clock));
-    if (rc == 0) {
-        switch (a->kind) {
-        case W_BREAK_PUT:
-            rc = op_break_upsert(&x, a->rec, a->res);
-            break;
-        case W_BREAK_DELETE:
-            rc = op_break_delete(&x, a->id, a->res);
-            break;
-        }
-    }
-    if (rc == 0 && a->res->rc != 0) {
-        a->refused = true;
-        rc = a->res->rc;
-    } else if (rc == 0) {
-        rc = ctx_finish(&x);
-    }
-    ctx_free(&x);
-    return rc;
-}
-
-/* Runs a write job and sorts out its two kinds of failure: a refusal is the job's
- * outcome (0, with res->rc), anything else the call's error (res cleared). */
-static int submit_write(sqlite__store_t *s, write_arg_t *a)
-{
-    a->clock = s->cfg.clock;
-    int rc = submit_job(s, job_write, a, false);
-    if (a->refused)
-        return 0;
-    if (rc != 0) {
-        memset(a->res, 0, sizeof(*a->res));
-        a->res->rc = rc;
-    }
-    return rc;
-}
-
-static int sq_break_put(store_t *base, int64_t tenant_id, const model_break_t *b,
-                        store_write_result_t *res)
-{
-    write_arg_t a = { .kind = W_BREAK_PUT, .tenant_id = tenant_id, .rec = b, .res = res };
-    return submit_write(from_base(base), &a);
-}
-
-static int sq_break_delete(store_t *base, int64_t tenant_id, int64_t id,
-                           store_write_result_t *res)
-{
-    write_arg_t a = { .kind = W_BREAK_DELETE, .tenant_id = tenant_id, .id = id, .res = res };
-    return submit_write(from_base(base), &a);
-}
-
-typedef struct apply_arg {
-    int64_t tenant_id;
-    bh_clock_t *clock;
-    store_break_op_t *ops;
-    size_t n;
-} apply_arg_t;
-
-/*
- * A $batch chunk as one job: one transaction (one fsync) for all its ops.
- *
- * Each op is isolated from the others without a savepoint of its own: a break op
- * makes every check that can refuse it (person, definition, existence) before its
- * first write, and takes a version only after its writes, so a refused op has
- * written nothing and advanced nothing, and the next op goes on. A store failure
- * ends the job, which the writer then rolls back as a whole. Savepoints per op were
- * measured at half the throughput: SQLite copies every page an op touches into the
- * sub-journal first. The "refusals write nothing" rule is checked at run time
- * (sqlite3_total_changes64), so an op changed to break it fails the whole chunk
- * instead of committing half of itself.
- */
-static int job_breaks_apply(sqlite__conn_t *c, void *arg)
-{
-    apply_arg_t *a = arg;
-    wctx_t x;
-    int rc = ctx_begin(&x, c, a->tenant_id, clock_now_ms(a->clock));
-    for (size_t i = 0; rc == 0 && i < a->n; i++) {
-        store_break_op_t *op = &a->ops[i];
-        sqlite3_int64 changes = sqlite3_total_changes64(c->db);
-        uint64_t version = x.version;
-        rc = op->del ? op_break_delete(&x, op->rec.id, &op->res)
-                     : op_break_upsert(&x, &op->rec, &op->res);
-        if (rc == 0 && op->res.rc != 0 &&
-            (sqlite3_total_changes64(c->db) != changes || x.version != version)) {
-            log_error("store: a refused batch op wrote", LOG_INT("id", op->rec.id));
-            rc = BH_EINTERNAL;
-        }
-    }
-    if (rc == 0)
-        rc = ctx_finish(&x);
-    ctx_free(&x);
-    return rc;
-}
-
-/* When the chunk did not commit, no op's result holds: each gets the call's error. */
-static int sq_breaks_apply(store_t *base, int64_t tenant_id, store_break_op_t *ops, size_t n)
-{
-    sqlite__store_t *s = from_base(base);
-    apply_arg_t a = { tenant_id, s->cfg.clock, ops, n };
-    int rc = submit_job(s, job_breaks_apply, &a, true);
-    if (rc != 0) {
-        for (size_t i = 0; i < n; i++) {
-            memset(&ops[i].res, 0, sizeof(ops[i].res));
-            ops[i].res.rc = rc;
-        }
-    }
     return rc;
 }
 
@@ -2903,6 +2431,46 @@ static int sq_breaks_computed(store__tx_t *c, int64_t tenant_id, int64_t def_id,
 }
 
 /* ---- write primitives: breaks --------------------------------------------------------- */
+
+/* One ST_BREAK_PROBE per break: whether its person exists and its current row. */
+static int sq_breaks_probe(store__tx_t *c, int64_t tenant_id, store__break_probe_t *p, size_t n)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_BREAK_PROBE, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_int64(st, 2, p[i].id);
+        sqlite3_bind_int64(st, 3, p[i].person_id);
+        int src = sqlite3_step(st);
+        p[i].person_exists = p[i].exists = false;
+        if (src == SQLITE_ROW) {
+            p[i].person_exists = sqlite3_column_int(st, 0) != 0;
+            p[i].exists = sqlite3_column_type(st, 1) != SQLITE_NULL;
+            if (p[i].exists)
+                row_break(st, 1, &p[i].cur);
+        } else {
+            rc = map_error(c->db, src == SQLITE_DONE ? SQLITE_ERROR : src,
+                           stmt_sql[ST_BREAK_PROBE]);
+        }
+        stmt_done(st);
+    }
+    return rc;
+}
+
+static int sq_breaks_read(store__tx_t *c, int64_t tenant_id, const int64_t *ids, size_t n,
+                          model_break_t *out, bool *found)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_stmt *st = stmt_tenant_id(c, ST_BREAK_GET, tenant_id, ids[i], &rc);
+        if (st)
+            rc = query_one(c, st, ST_BREAK_GET, decode_break, &out[i]);
+        found[i] = rc == 0;
+        if (rc == BH_ENOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
 
 /* An update that leaves every indexed column alone takes ST_BREAK_UPDATE_VALUES:
  * SQLite rewrites the entries of every index with a column in the SET list. */
@@ -3772,9 +3340,6 @@ static const store__ops_t sqlite_ops = {
     .signing_key_list = sq_signing_key_list,
     .signing_key_add = sq_signing_key_add,
     .signing_key_ensure = sq_signing_key_ensure,
-    .break_put = sq_break_put,
-    .break_delete = sq_break_delete,
-    .breaks_apply = sq_breaks_apply,
     .person_get = sq_person_get,
     .people_get_many = sq_people_get_many,
     .definition_get = sq_definition_get,
@@ -3783,9 +3348,9 @@ static const store__ops_t sqlite_ops = {
     .breaks_list = sq_breaks_list,
     .changes_after = sq_changes_after,
     .tenant_version = sq_tenant_version,
-    .webhook_create = sq_webhook_create,
     .webhook_get = sq_webhook_get,
     .webhooks_list = sq_webhooks_list,
+    .webhook_create = sq_webhook_create,
     .webhook_disable = sq_webhook_disable,
     .webhooks_expire = sq_webhooks_expire,
     .webhook_pending = sq_webhook_pending,
@@ -3814,6 +3379,8 @@ static const store__ops_t sqlite_ops = {
     .definitions_write = sq_definitions_write,
     .definitions_delete = sq_definitions_delete,
     .breaks_computed = sq_breaks_computed,
+    .breaks_probe = sq_breaks_probe,
+    .breaks_read = sq_breaks_read,
     .breaks_write = sq_breaks_write,
 };
 
