@@ -773,7 +773,7 @@ int store_webhook_create(store_t *s, int64_t tenant_id, store_webhook_t *w,
     if (tenant_id <= 0)
         return BH_ENOTFOUND;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_WEBHOOK_CREATE, t0, s->ops->webhook_create(s, tenant_id, w, max_enabled));
+    return store__timed(s, STORE__OP_WEBHOOK_CREATE, t0, store__webhook_create(s, tenant_id, w, max_enabled));
 }
 
 int store_webhook_get(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out)
@@ -820,7 +820,7 @@ int store_webhook_disable(store_t *s, int64_t tenant_id, const char *id,
     if (tenant_id <= 0 || !webhook_id_ok(id))
         return BH_ENOTFOUND;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_WEBHOOK_DISABLE, t0, s->ops->webhook_disable(s, tenant_id, id, reason, now_ms));
+    return store__timed(s, STORE__OP_WEBHOOK_DISABLE, t0, store__webhook_disable(s, tenant_id, id, reason, now_ms));
 }
 
 int store_webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out)
@@ -829,7 +829,7 @@ int store_webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out)
         return BH_EINVAL;
     *n_out = 0;
     uint64_t t0 = metrics_now_ns();
-    int rc = store__timed(s, STORE__OP_WEBHOOKS_EXPIRE, t0, s->ops->webhooks_expire(s, now_ms, n_out));
+    int rc = store__timed(s, STORE__OP_WEBHOOKS_EXPIRE, t0, store__webhooks_expire(s, now_ms, n_out));
     if (rc == 0 && *n_out)
         store__webhooks_disabled(s, STORE_WH_EXPIRED, *n_out);
     return rc;
@@ -941,7 +941,7 @@ int store_delivery_commit(store_t *s, const store_delivery_batch_t *b)
     if (b->n_attempts == 0 && b->n_acks == 0 && b->n_marks == 0)
         return 0;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_DELIVERY_COMMIT, t0, s->ops->delivery_commit(s, b));
+    return store__timed(s, STORE__OP_DELIVERY_COMMIT, t0, store__delivery_commit(s, b));
 }
 
 /* The webhook id comes from a URL: a malformed one, like another tenant's, is not

@@ -6,8 +6,9 @@
  *   store.c       checks every argument once, times every call (store__timed), and
  *                 calls the domain layer or, for plain reads, the back-end;
  *   writes.c      the rules of breaks data: versions, unchanged detection, computed
- *                 durations and the definition fan-out, reasons, change-log records
- *                 and tombstones. Written once, for every back-end;
+ *   delivery.c    durations and the definition fan-out, reasons, change-log records
+ *                 and tombstones (writes.c); the webhook version window and the
+ *                 delivery bookkeeping (delivery.c). Written once, for every back-end;
  *   back-ends     SQL, statements, connections, transactions: the ops table below.
  *
  * A back-end allocates its own struct with a store_t as its first member and fills
@@ -112,13 +113,13 @@ void store__webhooks_disabled(store_t *s, store_webhook_reason_t reason, size_t 
 
 /* ---- write transactions and primitives ------------------------------------------ *
  *
- * The domain layer (writes.c) runs a write as a function called inside a
+ * The domain layer (writes.c, delivery.c) runs a write as a function called inside a
  * transaction the back-end owns, on a thread the back-end owns: SQLite's writer
  * (group commit, one savepoint per job unless the job runs solo), for PostgreSQL a
  * blocking libpq connection on a store-owned thread. The function reads and writes
  * through the primitives below, each taking the transaction handle. A primitive is
  * one store round trip on a network database and works on a SET of rows, so that a
- * $batch window is a handful of calls, not one per line; the
+ * $batch window or a delivery batch is a handful of calls, not one per line; the
  * SQLite back-end may loop over a prepared statement inside one (cheap in-process).
  *
  * Every primitive returns 0 or a BH_E* store failure (BH_EIO, BH_ENOMEM, BH_ENOSPC,
@@ -198,6 +199,16 @@ typedef enum store__uses {
     STORE__USES_DEFINITION,
 } store__uses_t;
 
+/* A webhook's delivery state as delivery_commit reads and writes it. */
+typedef struct store__mark {
+    int64_t tenant_id;
+    const char *webhook_id;
+    bool found;                    /* read: the webhook exists in the tenant */
+    uint64_t version;              /* last_delivered_version */
+    int64_t last_success_at_ms;    /* 0: none */
+    int64_t last_failure_at_ms;    /* 0: none */
+} store__mark_t;
+
 typedef struct store__ops {
     const char *name; /* "sqlite", "postgres": for logs */
 
@@ -245,14 +256,9 @@ typedef struct store__ops {
 
     /* Webhook reads. The front end has checked that ids are 36 characters and times
      * are positive; the pending outputs are zeroed. */
-    int (*webhook_create)(store_t *s, int64_t tenant_id, store_webhook_t *w,
-                          size_t max_enabled);
     int (*webhook_get)(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out);
     int (*webhooks_list)(store_t *s, int64_t tenant_id, const store_webhook_query_t *q,
                          store_webhook_t **out, size_t *n_out);
-    int (*webhook_disable)(store_t *s, int64_t tenant_id, const char *id,
-                           store_webhook_reason_t reason, int64_t now_ms);
-    int (*webhooks_expire)(store_t *s, int64_t now_ms, size_t *n_out);
     int (*webhook_pending)(store_t *s, int64_t tenant_id, const char *id, int64_t now_ms,
                            uint64_t *count, uint64_t *oldest);
 
@@ -263,7 +269,6 @@ typedef struct store__ops {
                           store_acked_t **out, size_t *n_out);
     int (*delivery_retrying)(store_t *s, int64_t tenant_id, const char *webhook_id,
                              store_retrying_t **out, size_t *n_out);
-    int (*delivery_commit)(store_t *s, const store_delivery_batch_t *b);
     int (*attempts_list)(store_t *s, int64_t tenant_id, const char *webhook_id,
                          const store_attempt_query_t *q, store_attempt_t **out,
                          int64_t **seq_out, size_t *n_out);
@@ -337,6 +342,35 @@ typedef struct store__ops {
     int (*breaks_write)(store__tx_t *tx, int64_t tenant_id, const store__break_row_t *rows,
                         size_t n);
 
+    /* Webhooks. enabled_count: the tenant's Enabled webhooks not past valid_until at
+     * now_ms. insert: w as Enabled with w->from_version; BH_EEXIST for a taken id.
+     * read: BH_ENOTFOUND when missing (the row as stored, no expiry applied).
+     * set_disabled: an Enabled webhook becomes Disabled with reason, disabled_at_ms
+     * and until_version; *changed false when it was not Enabled. expire: every
+     * Enabled webhook of every tenant with valid_until_ms <= now_ms becomes
+     * Disabled/Expired at valid_until_ms with until_version = its tenant's counter
+     * as this transaction sees it; *n_out how many. */
+    int (*webhooks_enabled_count)(store__tx_t *tx, int64_t tenant_id, int64_t now_ms,
+                                  uint64_t *out);
+    int (*webhook_insert)(store__tx_t *tx, int64_t tenant_id, const store_webhook_t *w);
+    int (*webhook_read)(store__tx_t *tx, int64_t tenant_id, const char *id,
+                        store_webhook_t *out);
+    int (*webhook_set_disabled)(store__tx_t *tx, int64_t tenant_id, const char *id,
+                                store_webhook_reason_t reason, int64_t disabled_at_ms,
+                                uint64_t until_version, bool *changed);
+    int (*webhooks_expire_rows)(store__tx_t *tx, int64_t now_ms, size_t *n_out);
+
+    /* Delivery state. attempts_append: appends n attempts. marks_read: fills each
+     * mark's found, version and times from its webhook (tenant_id, webhook_id).
+     * acks_raise: per (tenant, webhook, record) stores the greater of the stored and
+     * the given version (the webhook exists). marks_write: sets each webhook's
+     * watermark and times (0: none). acks_drop: removes each mark's webhook's acks
+     * at or below mark.version. */
+    int (*attempts_append)(store__tx_t *tx, const store_attempt_t *a, size_t n);
+    int (*marks_read)(store__tx_t *tx, store__mark_t *marks, size_t n);
+    int (*acks_raise)(store__tx_t *tx, const struct store_ack *acks, size_t n);
+    int (*marks_write)(store__tx_t *tx, const store__mark_t *marks, size_t n);
+    int (*acks_drop)(store__tx_t *tx, const store__mark_t *marks, size_t n);
 } store__ops_t;
 
 /* ---- the domain layer ------------------------------------------------------------ *
@@ -358,6 +392,14 @@ BH_MUST_USE int store__break_delete(store_t *s, int64_t tenant_id, int64_t id,
                                     store_write_result_t *res);
 BH_MUST_USE int store__breaks_apply(store_t *s, int64_t tenant_id, store_break_op_t *ops,
                                     size_t n);
+
+/* delivery.c */
+BH_MUST_USE int store__webhook_create(store_t *s, int64_t tenant_id, store_webhook_t *w,
+                                      size_t max_enabled);
+BH_MUST_USE int store__webhook_disable(store_t *s, int64_t tenant_id, const char *id,
+                                       store_webhook_reason_t reason, int64_t now_ms);
+BH_MUST_USE int store__webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out);
+BH_MUST_USE int store__delivery_commit(store_t *s, const store_delivery_batch_t *b);
 
 /* The stored form of a definition's translations (texts.c), the same for every
  * back-end: a JSON array of [lang, text] pairs in the record's order, so decoding

@@ -12,10 +12,13 @@
  * Reads run on a pool of read-only connections; in WAL mode they see the last
  * committed state and never wait for the writer.
  *
- * The rules of breaks data writes (versions, unchanged detection, durations and
- * fan-out, reasons, change-log bodies) live in store/writes.c, which runs as writer
- * jobs (sq_run_write) and reaches the tables only through the primitives of
- * store_int.h (the "write primitives" sections below).
+ * What is stored and why is not decided here. The rules of writes and delivery
+ * state (versions, unchanged detection, durations and fan-out, reasons, change-log
+ * bodies, the webhook window, acks and watermarks) live in store/writes.c and
+ * store/delivery.c, which run as writer jobs (sq_run_write) and reach the tables
+ * only through the primitives of store_int.h (the "write primitives" sections
+ * below): SQL, statements, connections, transactions, the writer and the
+ * checkpointer are this file's whole business.
  *
  * Durability: synchronous=FULL, so a write whose call returned 0 survives a power
  * loss, not only a process crash.
@@ -112,7 +115,8 @@ enum {
     ST_WH_LIST,
     ST_WH_LIST_ENABLED,
     ST_WH_LIST_DISABLED,
-    ST_WH_DISABLE,
+    ST_WH_SET_DISABLED,
+    ST_WH_MARK_GET,
     ST_WH_EXISTS,
     ST_WH_EXPIRE,
     ST_WH_PENDING,
@@ -121,8 +125,8 @@ enum {
     ST_ACKED,
     ST_RETRYING,
     ST_ATTEMPT_INSERT,
-    ST_ACK_UPSERT,
-    ST_MARK_RAISE,
+    ST_ACK_RAISE,
+    ST_MARK_SET,
     ST_ACKS_DROP,
     ST_ATTEMPTS_LIST,
     ST_ATTEMPTS_LIST_STATUS,
@@ -308,15 +312,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_WH_LIST_DISABLED] = WH_BY_STATUS "1" WH_PAGE
                             " UNION ALL " WH_BY_STATUS "0 AND valid_until_ms <= ?5" WH_PAGE
                             " ORDER BY id LIMIT ?4",
-    /* Only an Enabled webhook changes, so the first reason stays. One that is
-     * already past valid_until at ?4 expired before it was disabled: it gets what
-     * the sweep would have written (Expired, disabled at valid_until). */
-    [ST_WH_DISABLE] = "UPDATE webhooks SET status = 1,"
-                      " reason = CASE WHEN valid_until_ms <= ?4 THEN 1 ELSE ?3 END,"
-                      " disabled_at_ms = CASE WHEN valid_until_ms <= ?4 THEN valid_until_ms"
-                      " ELSE ?4 END,"
-                      " until_version = (SELECT last_version FROM tenants WHERE id = ?1)"
-                      " WHERE tenant_id = ?1 AND id = ?2 AND status = 0 RETURNING reason",
+    /* Only an Enabled webhook changes (delivery.c decides reason and times). */
+    [ST_WH_SET_DISABLED] = "UPDATE webhooks SET status = 1, reason = ?3, disabled_at_ms = ?4,"
+                           " until_version = ?5 WHERE tenant_id = ?1 AND id = ?2 AND status = 0",
+    [ST_WH_MARK_GET] = "SELECT last_delivered_version, last_success_at_ms, last_failure_at_ms"
+                       " FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
     [ST_WH_EXISTS] = "SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
     [ST_WH_EXPIRE] = "UPDATE webhooks INDEXED BY webhooks_expiry SET status = 1, reason = 1,"
                      " disabled_at_ms = valid_until_ms, until_version = (SELECT last_version"
@@ -371,27 +371,15 @@ static const char *const stmt_sql[ST__COUNT] = {
                           " duration_ms, http_status, error, next_attempt_at_ms, status,"
                           " excerpt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
                           " ?12, ?13, ?14)",
-    /* An ack is kept only for a webhook of the tenant and only above its watermark
-     * (at or below it, it would be dropped at once); a record's acked version only
-     * rises, and an ack that does not raise it writes nothing. The SELECT's WHERE
-     * also settles the parsing ambiguity of INSERT ... SELECT ... ON CONFLICT. */
-    [ST_ACK_UPSERT] = "INSERT INTO delivery_acks (tenant_id, webhook_id, record_id, version)"
-                      " SELECT ?1, ?2, ?3, ?4 FROM webhooks WHERE tenant_id = ?1 AND id = ?2"
-                      " AND last_delivered_version < ?4"
-                      " ON CONFLICT (tenant_id, webhook_id, record_id)"
-                      " DO UPDATE SET version = excluded.version"
-                      " WHERE excluded.version > delivery_acks.version",
-    /* Watermark and health times only rise (0 = unchanged); a mark that raises
-     * nothing leaves the row alone. None of these columns is indexed. */
-    [ST_MARK_RAISE] = "UPDATE webhooks SET"
-                      " last_delivered_version = max(last_delivered_version, ?3),"
-                      " last_success_at_ms = CASE WHEN ?4 > ifnull(last_success_at_ms, 0)"
-                      " THEN ?4 ELSE last_success_at_ms END,"
-                      " last_failure_at_ms = CASE WHEN ?5 > ifnull(last_failure_at_ms, 0)"
-                      " THEN ?5 ELSE last_failure_at_ms END"
-                      " WHERE tenant_id = ?1 AND id = ?2 AND (?3 > last_delivered_version"
-                      " OR ?4 > ifnull(last_success_at_ms, 0)"
-                      " OR ?5 > ifnull(last_failure_at_ms, 0))",
+    /* A record's acked version only rises; an ack that does not raise it writes
+     * nothing. */
+    [ST_ACK_RAISE] = "INSERT INTO delivery_acks (tenant_id, webhook_id, record_id, version)"
+                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant_id, webhook_id, record_id)"
+                     " DO UPDATE SET version = excluded.version"
+                     " WHERE excluded.version > delivery_acks.version",
+    /* None of these columns is indexed. */
+    [ST_MARK_SET] = "UPDATE webhooks SET last_delivered_version = ?3, last_success_at_ms = ?4,"
+                    " last_failure_at_ms = ?5 WHERE tenant_id = ?1 AND id = ?2",
     [ST_ACKS_DROP] = "DELETE FROM delivery_acks WHERE tenant_id = ?1 AND webhook_id = ?2"
                      " AND version <= ?3",
     /* The log of webhook (?1, ?2) before seq ?3, newest first, ?4 rows. Without a
@@ -2575,84 +2563,6 @@ static void webhook_as_of(store_webhook_t *w, int64_t now_ms)
     }
 }
 
-typedef struct {
-    int64_t tenant_id;
-    const store_webhook_t *w;
-    size_t max_enabled;
-    uint64_t from_version; /* out */
-} webhook_create_arg_t;
-
-/*
- * The cap check, the read of the tenant's version and the insert in one job: the
- * writer runs jobs one at a time, so no other create slips in between the count
- * and the insert, and from_version is the version of the last change committed
- * before the webhook exists, so every later change is in its window.
- */
-static int job_webhook_create(sqlite__conn_t *c, void *arg)
-{
-    webhook_create_arg_t *a = arg;
-    const store_webhook_t *w = a->w;
-    int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_VERSION_GET, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, a->tenant_id);
-    int64_t version = 0;
-    bool found;
-    rc = step_int(c, st, ST_VERSION_GET, &version, &found);
-    if (rc == 0 && !found)
-        rc = BH_ENOTFOUND;
-    if (rc != 0)
-        return rc;
-
-    st = stmt_tenant_id(c, ST_WH_ENABLED_COUNT, a->tenant_id, w->created_at_ms, &rc);
-    if (!st)
-        return rc;
-    int64_t enabled = 0;
-    rc = step_int(c, st, ST_WH_ENABLED_COUNT, &enabled, &found);
-    if (rc != 0)
-        return rc;
-    if ((uint64_t)enabled >= (uint64_t)a->max_enabled)
-        return BH_ECONFLICT;
-
-    st = stmt_get(c, ST_WH_INSERT, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, a->tenant_id);
-    sqlite3_bind_text(st, 2, w->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, (int)w->collection);
-    sqlite3_bind_text(st, 4, w->destination_url, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, w->ext_refs, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 6, w->key_blob, (int)w->key_blob_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, w->created_at_ms);
-    sqlite3_bind_int64(st, 8, w->valid_until_ms);
-    sqlite3_bind_int64(st, 9, version);
-    rc = step_done(c, st, ST_WH_INSERT);
-    if (rc == 0)
-        a->from_version = (uint64_t)version;
-    return rc;
-}
-
-/* *w gets the row as stored (Enabled, from_version) once the job committed. */
-static int sq_webhook_create(store_t *base, int64_t tenant_id, store_webhook_t *w,
-                             size_t max_enabled)
-{
-    webhook_create_arg_t a = { tenant_id, w, max_enabled, 0 };
-    int rc = submit(from_base(base), job_webhook_create, &a);
-    if (rc != 0)
-        return rc;
-    w->tenant_id = tenant_id;
-    w->status = STORE_WH_ENABLED;
-    w->reason = STORE_WH_REASON_NONE;
-    w->disabled_at_ms = 0;
-    w->from_version = a.from_version;
-    w->until_version = 0;
-    w->last_delivered_version = 0;
-    w->last_success_at_ms = 0;
-    w->last_failure_at_ms = 0;
-    return 0;
-}
-
 /* Expiry is judged by the store's clock: a GET has no other time to go by. */
 static int sq_webhook_get(store_t *base, int64_t tenant_id, const char *id,
                           store_webhook_t *out)
@@ -2717,76 +2627,6 @@ static int webhook_exists(sqlite__conn_t *c, int64_t tenant_id, const char *id)
     return rc == 0 && !found ? BH_ENOTFOUND : rc;
 }
 
-typedef struct {
-    int64_t tenant_id;
-    const char *id;
-    store_webhook_reason_t reason;
-    int64_t now_ms;
-    int64_t applied;   /* the reason the update wrote; 0 when it changed nothing */
-} webhook_disable_arg_t;
-
-/* Like job_client_revoke: when the update changed nothing, the webhook is either
- * already Disabled (success, first reason kept) or absent. The update's RETURNING
- * row says which reason it wrote (Expired wins over the one asked for). */
-static int job_webhook_disable(sqlite__conn_t *c, void *arg)
-{
-    webhook_disable_arg_t *a = arg;
-    int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_WH_DISABLE, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, a->tenant_id);
-    sqlite3_bind_text(st, 2, a->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, (int)a->reason);
-    sqlite3_bind_int64(st, 4, a->now_ms);
-    bool found;
-    a->applied = 0;
-    rc = step_int(c, st, ST_WH_DISABLE, &a->applied, &found);
-    if (rc != 0 || found)
-        return rc;
-
-    return webhook_exists(c, a->tenant_id, a->id);
-}
-
-static int sq_webhook_disable(store_t *base, int64_t tenant_id, const char *id,
-                              store_webhook_reason_t reason, int64_t now_ms)
-{
-    webhook_disable_arg_t a = { tenant_id, id, reason, now_ms, 0 };
-    int rc = submit(from_base(base), job_webhook_disable, &a);
-    if (rc == 0 && a.applied)
-        store__webhooks_disabled(base, (store_webhook_reason_t)a.applied, 1);
-    return rc;
-}
-
-typedef struct {
-    int64_t now_ms;
-    size_t n; /* out */
-} webhooks_expire_arg_t;
-
-/* One UPDATE over every tenant through the partial index of Enabled webhooks. */
-static int job_webhooks_expire(sqlite__conn_t *c, void *arg)
-{
-    webhooks_expire_arg_t *a = arg;
-    int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_WH_EXPIRE, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, a->now_ms);
-    rc = step_done(c, st, ST_WH_EXPIRE);
-    if (rc == 0)
-        a->n = (size_t)sqlite3_changes64(c->db);
-    return rc;
-}
-
-static int sq_webhooks_expire(store_t *base, int64_t now_ms, size_t *n_out)
-{
-    webhooks_expire_arg_t a = { now_ms, 0 };
-    int rc = submit(from_base(base), job_webhooks_expire, &a);
-    if (rc == 0)
-        *n_out = a.n;
-    return rc;
-}
-
 static int sq_webhook_pending(store_t *base, int64_t tenant_id, const char *id,
                               int64_t now_ms, uint64_t *count, uint64_t *oldest)
 {
@@ -2818,9 +2658,6 @@ static int sq_webhook_pending(store_t *base, int64_t tenant_id, const char *id,
 
 /* ---- delivery state --------------------------------------------------------------- */
 
-/* Delivery batches with more rows than this run solo (a transaction of their own,
- * no savepoint: see run_group); smaller ones share a group commit. */
-#define DELIVERY_SOLO_ROWS 256
 /* Attempts one prune job deletes; the writer serves other jobs between chunks. */
 #define PRUNE_CHUNK 5000
 
@@ -2916,108 +2753,6 @@ static int sq_delivery_acked(store_t *base, int64_t tenant_id, const char *webho
     *out = arr;
     *n_out = n;
     return 0;
-}
-
-/* Binds v to parameter i, or NULL when it is 0 ("none"). */
-static void bind_int64_or_null(sqlite3_stmt *st, int i, int64_t v)
-{
-    if (v)
-        sqlite3_bind_int64(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static int attempt_insert(sqlite__conn_t *c, sqlite3_stmt *st, const store_attempt_t *a)
-{
-    sqlite3_bind_int64(st, 1, a->tenant_id);
-    sqlite3_bind_text(st, 2, a->webhook_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, a->event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, a->record_id);
-    sqlite3_bind_int64(st, 5, (int64_t)a->version);
-    sqlite3_bind_int(st, 6, (int)a->change_type);
-    sqlite3_bind_int(st, 7, a->attempt);
-    sqlite3_bind_int64(st, 8, a->attempted_at_ms);
-    sqlite3_bind_int64(st, 9, a->duration_ms);
-    bind_int64_or_null(st, 10, a->http_status);
-    if (a->error[0])
-        sqlite3_bind_text(st, 11, a->error, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 11);
-    bind_int64_or_null(st, 12, a->next_attempt_at_ms);
-    sqlite3_bind_int(st, 13, (int)a->status);
-    sqlite3_bind_text(st, 14, a->excerpt, -1, SQLITE_STATIC);
-    return step_done(c, st, ST_ATTEMPT_INSERT);
-}
-
-static int ack_upsert(sqlite__conn_t *c, sqlite3_stmt *st, const struct store_ack *k)
-{
-    sqlite3_bind_int64(st, 1, k->tenant_id);
-    sqlite3_bind_text(st, 2, k->webhook_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, k->record_id);
-    sqlite3_bind_int64(st, 4, (int64_t)k->version);
-    return step_done(c, st, ST_ACK_UPSERT);
-}
-
-/* Raises one webhook's watermark and times, then drops its acks at or below the
- * mark. When the update changed nothing (nothing rose, or no such webhook in the
- * tenant) there is nothing to drop: a watermark that did not rise had its acks
- * dropped when it last rose. */
-static int mark_raise(sqlite__conn_t *c, sqlite3_stmt *raise, sqlite3_stmt *drop,
-                      const struct store_watermark *m)
-{
-    sqlite3_bind_int64(raise, 1, m->tenant_id);
-    sqlite3_bind_text(raise, 2, m->webhook_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(raise, 3, (int64_t)m->version);
-    sqlite3_bind_int64(raise, 4, m->last_success_at_ms);
-    sqlite3_bind_int64(raise, 5, m->last_failure_at_ms);
-    int rc = step_done(c, raise, ST_MARK_RAISE);
-    if (rc != 0 || sqlite3_changes(c->db) == 0 || m->version == 0)
-        return rc;
-    sqlite3_bind_int64(drop, 1, m->tenant_id);
-    sqlite3_bind_text(drop, 2, m->webhook_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(drop, 3, (int64_t)m->version);
-    return step_done(c, drop, ST_ACKS_DROP);
-}
-
-/*
- * One batch of results in one job: attempts appended, then acks upserted (each
- * against the watermark before this batch), then watermarks raised, each followed
- * by the drop of its webhook's acks at or below it, so an ack of this batch that a
- * mark of this batch covers is gone at commit. Every statement is prepared once per
- * connection and only rebound per row.
- */
-typedef struct {
-    const store_delivery_batch_t *b;
-} delivery_commit_arg_t;
-
-static int job_delivery_commit(sqlite__conn_t *c, void *arg)
-{
-    const store_delivery_batch_t *b = ((delivery_commit_arg_t *)arg)->b;
-    int rc = 0;
-    sqlite3_stmt *ins = b->n_attempts ? stmt_get(c, ST_ATTEMPT_INSERT, &rc) : NULL;
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; rc == 0 && i < b->n_attempts; i++)
-        rc = attempt_insert(c, ins, &b->attempts[i]);
-
-    sqlite3_stmt *ack = rc == 0 && b->n_acks ? stmt_get(c, ST_ACK_UPSERT, &rc) : NULL;
-    for (size_t i = 0; rc == 0 && i < b->n_acks; i++)
-        rc = ack_upsert(c, ack, &b->acks[i]);
-
-    if (rc != 0 || b->n_marks == 0)
-        return rc;
-    sqlite3_stmt *raise = stmt_get(c, ST_MARK_RAISE, &rc);
-    sqlite3_stmt *drop = raise ? stmt_get(c, ST_ACKS_DROP, &rc) : NULL;
-    for (size_t i = 0; rc == 0 && i < b->n_marks; i++)
-        rc = mark_raise(c, raise, drop, &b->marks[i]);
-    return rc;
-}
-
-static int sq_delivery_commit(store_t *base, const store_delivery_batch_t *b)
-{
-    delivery_commit_arg_t a = { b };
-    size_t rows = b->n_attempts + b->n_acks + b->n_marks;
-    return submit_job(from_base(base), job_delivery_commit, &a, rows > DELIVERY_SOLO_ROWS);
 }
 
 /* An attempt from ATTEMPT_COLS (seq is column 0). NULL columns read as 0 or "". */
@@ -3207,6 +2942,187 @@ static int sq_changes_prune(store_t *base, int64_t before_ms, size_t *n_out)
     return rc;
 }
 
+/* ---- write primitives: webhooks and delivery state ------------------------------------ */
+
+static int sq_webhooks_enabled_count(store__tx_t *c, int64_t tenant_id, int64_t now_ms,
+                                     uint64_t *out)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_tenant_id(c, ST_WH_ENABLED_COUNT, tenant_id, now_ms, &rc);
+    if (!st)
+        return rc;
+    int64_t n = 0;
+    bool found;
+    rc = step_int(c, st, ST_WH_ENABLED_COUNT, &n, &found);
+    *out = (uint64_t)n;
+    return rc;
+}
+
+static int sq_webhook_insert(store__tx_t *c, int64_t tenant_id, const store_webhook_t *w)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_INSERT, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, tenant_id);
+    sqlite3_bind_text(st, 2, w->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, (int)w->collection);
+    sqlite3_bind_text(st, 4, w->destination_url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, w->ext_refs, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, w->key_blob, (int)w->key_blob_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, w->created_at_ms);
+    sqlite3_bind_int64(st, 8, w->valid_until_ms);
+    sqlite3_bind_int64(st, 9, (int64_t)w->from_version);
+    return step_done(c, st, ST_WH_INSERT);
+}
+
+static int sq_webhook_read(store__tx_t *c, int64_t tenant_id, const char *id,
+                           store_webhook_t *out)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_GET, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, tenant_id);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    return query_one(c, st, ST_WH_GET, decode_webhook, out);
+}
+
+static int sq_webhook_set_disabled(store__tx_t *c, int64_t tenant_id, const char *id,
+                                   store_webhook_reason_t reason, int64_t disabled_at_ms,
+                                   uint64_t until_version, bool *changed)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_SET_DISABLED, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, tenant_id);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, (int)reason);
+    sqlite3_bind_int64(st, 4, disabled_at_ms);
+    sqlite3_bind_int64(st, 5, (int64_t)until_version);
+    rc = step_done(c, st, ST_WH_SET_DISABLED);
+    *changed = rc == 0 && sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+/* One UPDATE over every tenant through the partial index of Enabled webhooks. */
+static int sq_webhooks_expire_rows(store__tx_t *c, int64_t now_ms, size_t *n_out)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_EXPIRE, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    rc = step_done(c, st, ST_WH_EXPIRE);
+    if (rc == 0)
+        *n_out = (size_t)sqlite3_changes64(c->db);
+    return rc;
+}
+
+/* Binds v to parameter i, or NULL when it is 0 ("none"). */
+static void bind_int64_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int sq_attempts_append(store__tx_t *c, const store_attempt_t *attempts, size_t n)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_ATTEMPT_INSERT, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        const store_attempt_t *a = &attempts[i];
+        sqlite3_bind_int64(st, 1, a->tenant_id);
+        sqlite3_bind_text(st, 2, a->webhook_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, a->event_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, a->record_id);
+        sqlite3_bind_int64(st, 5, (int64_t)a->version);
+        sqlite3_bind_int(st, 6, (int)a->change_type);
+        sqlite3_bind_int(st, 7, a->attempt);
+        sqlite3_bind_int64(st, 8, a->attempted_at_ms);
+        sqlite3_bind_int64(st, 9, a->duration_ms);
+        bind_int64_or_null(st, 10, a->http_status);
+        if (a->error[0])
+            sqlite3_bind_text(st, 11, a->error, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 11);
+        bind_int64_or_null(st, 12, a->next_attempt_at_ms);
+        sqlite3_bind_int(st, 13, (int)a->status);
+        sqlite3_bind_text(st, 14, a->excerpt, -1, SQLITE_STATIC);
+        rc = step_done(c, st, ST_ATTEMPT_INSERT);
+    }
+    return rc;
+}
+
+static int sq_marks_read(store__tx_t *c, store__mark_t *marks, size_t n)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_MARK_GET, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        store__mark_t *m = &marks[i];
+        sqlite3_bind_int64(st, 1, m->tenant_id);
+        sqlite3_bind_text(st, 2, m->webhook_id, -1, SQLITE_STATIC);
+        int src = sqlite3_step(st);
+        m->found = src == SQLITE_ROW;
+        m->version = 0;
+        m->last_success_at_ms = m->last_failure_at_ms = 0;
+        if (src == SQLITE_ROW) {
+            m->version = (uint64_t)sqlite3_column_int64(st, 0);
+            m->last_success_at_ms = sqlite3_column_int64(st, 1); /* NULL reads as 0 */
+            m->last_failure_at_ms = sqlite3_column_int64(st, 2);
+        } else if (src != SQLITE_DONE) {
+            rc = map_error(c->db, src, stmt_sql[ST_WH_MARK_GET]);
+        }
+        stmt_done(st);
+    }
+    return rc;
+}
+
+static int sq_acks_raise(store__tx_t *c, const struct store_ack *acks, size_t n)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_ACK_RAISE, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, acks[i].tenant_id);
+        sqlite3_bind_text(st, 2, acks[i].webhook_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, acks[i].record_id);
+        sqlite3_bind_int64(st, 4, (int64_t)acks[i].version);
+        rc = step_done(c, st, ST_ACK_RAISE);
+    }
+    return rc;
+}
+
+static int sq_marks_write(store__tx_t *c, const store__mark_t *marks, size_t n)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_MARK_SET, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, marks[i].tenant_id);
+        sqlite3_bind_text(st, 2, marks[i].webhook_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (int64_t)marks[i].version);
+        bind_int64_or_null(st, 4, marks[i].last_success_at_ms);
+        bind_int64_or_null(st, 5, marks[i].last_failure_at_ms);
+        rc = step_done(c, st, ST_MARK_SET);
+    }
+    return rc;
+}
+
+static int sq_acks_drop(store__tx_t *c, const store__mark_t *marks, size_t n)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_ACKS_DROP, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, marks[i].tenant_id);
+        sqlite3_bind_text(st, 2, marks[i].webhook_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (int64_t)marks[i].version);
+        rc = step_done(c, st, ST_ACKS_DROP);
+    }
+    return rc;
+}
+
 /* ---- lifetime --------------------------------------------------------------------- */
 
 /* See the lifetime notes at the top of the file. Only the first call joins the
@@ -3350,14 +3266,10 @@ static const store__ops_t sqlite_ops = {
     .tenant_version = sq_tenant_version,
     .webhook_get = sq_webhook_get,
     .webhooks_list = sq_webhooks_list,
-    .webhook_create = sq_webhook_create,
-    .webhook_disable = sq_webhook_disable,
-    .webhooks_expire = sq_webhooks_expire,
     .webhook_pending = sq_webhook_pending,
     .webhooks_active = sq_webhooks_active,
     .delivery_acked = sq_delivery_acked,
     .delivery_retrying = sq_delivery_retrying,
-    .delivery_commit = sq_delivery_commit,
     .attempts_list = sq_attempts_list,
     .attempts_prune = sq_attempts_prune,
     .changes_prune = sq_changes_prune,
@@ -3382,6 +3294,16 @@ static const store__ops_t sqlite_ops = {
     .breaks_probe = sq_breaks_probe,
     .breaks_read = sq_breaks_read,
     .breaks_write = sq_breaks_write,
+    .webhooks_enabled_count = sq_webhooks_enabled_count,
+    .webhook_insert = sq_webhook_insert,
+    .webhook_read = sq_webhook_read,
+    .webhook_set_disabled = sq_webhook_set_disabled,
+    .webhooks_expire_rows = sq_webhooks_expire_rows,
+    .attempts_append = sq_attempts_append,
+    .marks_read = sq_marks_read,
+    .acks_raise = sq_acks_raise,
+    .marks_write = sq_marks_write,
+    .acks_drop = sq_acks_drop,
 };
 
 /* Creates the database file readable by its owner only before SQLite opens it: it
