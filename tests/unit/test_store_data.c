@@ -975,6 +975,69 @@ static void test_batch_same_record(void **state)
     store_changes_free(c, n);
 }
 
+/* A $batch chunk is decided in windows (store/writes.c): across window boundaries, with
+ * a break written, deleted and refused several times within one window and in later
+ * ones, every line must come out exactly as the same ops applied one at a time:
+ * outcome, refusal and reason, version (relative to the start) and change-log body. */
+static void test_batch_matches_single_writes(void **state)
+{
+    fixture_t *f = *state;
+    seed(f, f->ta, 5, 2);
+    seed(f, f->tb, 5, 2);
+    enum { N = 3000 };
+    store_break_op_t *ops = calloc(N, sizeof(*ops));
+    assert_non_null(ops);
+    uint32_t r = 12345;
+    for (int i = 0; i < N; i++) {
+        r = r * 1103515245u + 12345u;
+        int64_t id = 1 + (int64_t)((r >> 8) % 200);
+        int kind = (int)((r >> 20) % 10);
+        if (kind == 0) {
+            ops[i].del = true;
+            ops[i].rec.id = id;
+        } else {
+            int64_t person = kind == 1 ? 99 : 1 + (int64_t)((r >> 4) % 5); /* 99: missing */
+            int64_t def = kind == 2 ? 77 : 1 + (int64_t)((r >> 12) % 2);   /* 77: missing */
+            int32_t clocked = (int32_t)((r >> 16) % 3) * 10;              /* repeats */
+            ops[i].rec = mk_break(id, person, def, DAY0 + (int32_t)(id % 7), clocked,
+                                  (r >> 24) % 2, (r >> 26) % 3 == 0 ? 15 : -1);
+        }
+    }
+    uint64_t va = tenant_version(f, f->ta), vb = tenant_version(f, f->tb);
+    assert_int_equal(va, vb); /* seeded alike: the bodies must match byte for byte */
+    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, N), 0);
+    for (int i = 0; i < N; i++) {
+        store_write_result_t one;
+        if (ops[i].del)
+            assert_int_equal(store_break_delete(f->s, f->tb, ops[i].rec.id, &one), 0);
+        else
+            assert_int_equal(store_break_put(f->s, f->tb, &ops[i].rec, &one), 0);
+        const store_write_result_t *b = &ops[i].res;
+        assert_int_equal(b->rc, one.rc);
+        assert_int_equal(b->outcome, one.outcome);
+        assert_string_equal(b->reason, one.reason);
+        assert_int_equal(b->version ? b->version - va : 0, one.version ? one.version - vb : 0);
+        if (b->rc == 0 && !ops[i].del)
+            assert_int_equal(b->stored.calculated, one.stored.calculated);
+    }
+    assert_int_equal(tenant_version(f, f->ta) - va, tenant_version(f, f->tb) - vb);
+    size_t na = 0, nb = 0;
+    store_change_t *ca = changes(f, f->ta, STORE_COLL_BREAKS, va, &na);
+    store_change_t *cb = changes(f, f->tb, STORE_COLL_BREAKS, vb, &nb);
+    assert_int_equal(na, nb);
+    assert_true(na > 1024); /* more than one window wrote */
+    for (size_t i = 0; i < na; i++) {
+        assert_int_equal(ca[i].version - va, cb[i].version - vb);
+        assert_int_equal(ca[i].type, cb[i].type);
+        assert_int_equal(ca[i].record_id, cb[i].record_id);
+        assert_int_equal(ca[i].date, cb[i].date);
+        assert_string_equal(ca[i].body, cb[i].body);
+    }
+    store_changes_free(ca, na);
+    store_changes_free(cb, nb);
+    free(ops);
+}
+
 /* ---- listing ---------------------------------------------------------------------- */
 
 static int cmp_break_key(const void *a, const void *b)
@@ -1503,6 +1566,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_same_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_matches_single_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_keyset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_definitions_and_people_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_paging, setup, teardown),
