@@ -106,13 +106,14 @@ static int job_webhook_disable(store__tx_t *tx, void *arg)
         rc = ops->counter_get(tx, a->tenant_id, &version);
     if (rc == 0 && w->status == STORE_WH_ENABLED) {
         bool expired = w->valid_until_ms <= a->now_ms;
-        store_webhook_reason_t reason = expired ? STORE_WH_EXPIRED : a->reason;
-        bool changed = false;
-        rc = ops->webhook_set_disabled(tx, a->tenant_id, a->id, reason,
-                                       expired ? w->valid_until_ms : a->now_ms, version,
-                                       &changed);
-        if (rc == 0 && changed)
-            a->applied = reason;
+        store__disable_row_t row = { .tenant_id = a->tenant_id,
+                                     .reason = expired ? STORE_WH_EXPIRED : a->reason,
+                                     .disabled_at_ms = expired ? w->valid_until_ms : a->now_ms,
+                                     .until_version = version };
+        memcpy(row.webhook_id, w->id, sizeof(row.webhook_id));
+        rc = ops->webhooks_set_disabled(tx, &row, 1);
+        if (rc == 0 && row.changed)
+            a->applied = row.reason;
     }
     free(w);
     return rc;
@@ -134,10 +135,34 @@ typedef struct {
     size_t n; /* out */
 } expire_arg_t;
 
+/* The expiry sweep: every Enabled webhook past valid_until becomes Disabled/Expired
+ * at valid_until, with until_version its tenant's counter read under the tenant's
+ * write lock like any disable, so the window closes at a version no change of that
+ * tenant can slip past. One read of the expired webhooks, one counter read per
+ * tenant among them, one write of the set. */
 static int job_webhooks_expire(store__tx_t *tx, void *arg)
 {
     expire_arg_t *a = arg;
-    return a->s->ops->webhooks_expire_rows(tx, a->now_ms, &a->n);
+    const store__ops_t *ops = a->s->ops;
+    store__disable_row_t *rows = NULL;
+    size_t n = 0;
+    int rc = ops->webhooks_expiring(tx, a->now_ms, &rows, &n);
+    uint64_t version = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i == 0 || rows[i].tenant_id != rows[i - 1].tenant_id)
+            rc = ops->counter_get(tx, rows[i].tenant_id, &version);
+        rows[i].reason = STORE_WH_EXPIRED;
+        rows[i].until_version = version;
+    }
+    if (rc == 0 && n)
+        rc = ops->webhooks_set_disabled(tx, rows, n);
+    size_t changed = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        changed += rows[i].changed;
+    if (rc == 0)
+        a->n = changed;
+    free(rows);
+    return rc;
 }
 
 int store__webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out)
@@ -146,6 +171,38 @@ int store__webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out)
     int rc = s->ops->run_write(s, job_webhooks_expire, &a, false);
     if (rc == 0)
         *n_out = a.n;
+    return rc;
+}
+
+/* ---- what readers see ------------------------------------------------------------------ */
+
+/* An Enabled webhook past valid_until at now_ms is Disabled/Expired since valid_until,
+ * exactly as the sweep will write it (until_version stays 0 until then; the window's
+ * committed_at_ms bound already closes it). */
+static void webhook_as_of(store_webhook_t *w, int64_t now_ms)
+{
+    if (w->status == STORE_WH_ENABLED && w->valid_until_ms <= now_ms) {
+        w->status = STORE_WH_DISABLED;
+        w->reason = STORE_WH_EXPIRED;
+        w->disabled_at_ms = w->valid_until_ms;
+    }
+}
+
+/* Expiry is judged by the store's clock: a GET has no other time to go by. */
+int store__webhook_get(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out)
+{
+    int rc = s->ops->webhook_get(s, tenant_id, id, out);
+    if (rc == 0)
+        webhook_as_of(out, clock_now_ms(s->clock));
+    return rc;
+}
+
+int store__webhooks_list(store_t *s, int64_t tenant_id, const store_webhook_query_t *q,
+                         store_webhook_t **out, size_t *n_out)
+{
+    int rc = s->ops->webhooks_list(s, tenant_id, q, out, n_out);
+    for (size_t i = 0; rc == 0 && i < *n_out; i++)
+        webhook_as_of(&(*out)[i], q->now_ms);
     return rc;
 }
 

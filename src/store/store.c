@@ -783,7 +783,7 @@ int store_webhook_get(store_t *s, int64_t tenant_id, const char *id, store_webho
     if (tenant_id <= 0 || !webhook_id_ok(id))
         return BH_ENOTFOUND;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_WEBHOOK_GET, t0, s->ops->webhook_get(s, tenant_id, id, out));
+    return store__timed(s, STORE__OP_WEBHOOK_GET, t0, store__webhook_get(s, tenant_id, id, out));
 }
 
 /* after_id comes from the caller's own continuation token, so one longer than an id
@@ -805,7 +805,7 @@ int store_webhooks_list(store_t *s, int64_t tenant_id, const store_webhook_query
     if (tenant_id <= 0 || q->limit == 0 || q->collection == STORE_COLL_PEOPLE)
         return 0;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_WEBHOOKS_LIST, t0, s->ops->webhooks_list(s, tenant_id, q, out, n_out));
+    return store__timed(s, STORE__OP_WEBHOOKS_LIST, t0, store__webhooks_list(s, tenant_id, q, out, n_out));
 }
 
 /* now_ms must be positive: 0 means "enabled" in disabled_at_ms. */

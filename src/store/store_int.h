@@ -209,6 +209,17 @@ typedef struct store__mark {
     int64_t last_failure_at_ms;    /* 0: none */
 } store__mark_t;
 
+/* A webhook to disable (webhooks_set_disabled), or one that expired
+ * (webhooks_expiring fills tenant_id, webhook_id and disabled_at_ms = valid_until). */
+typedef struct store__disable_row {
+    int64_t tenant_id;
+    char webhook_id[STORE_WEBHOOK_ID_LEN + 1];
+    store_webhook_reason_t reason;
+    int64_t disabled_at_ms;
+    uint64_t until_version;
+    bool changed;                  /* set_disabled: it was Enabled and now is not */
+} store__disable_row_t;
+
 typedef struct store__ops {
     const char *name; /* "sqlite", "postgres": for logs */
 
@@ -256,6 +267,9 @@ typedef struct store__ops {
 
     /* Webhook reads. The front end has checked that ids are 36 characters and times
      * are positive; the pending outputs are zeroed. */
+    /* The rows as stored: delivery.c applies expiry as readers see it. The list's
+     * status filter still judges expiry by q->now_ms (an Enabled row past
+     * valid_until lists as Disabled). */
     int (*webhook_get)(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out);
     int (*webhooks_list)(store_t *s, int64_t tenant_id, const store_webhook_query_t *q,
                          store_webhook_t **out, size_t *n_out);
@@ -345,20 +359,18 @@ typedef struct store__ops {
     /* Webhooks. enabled_count: the tenant's Enabled webhooks not past valid_until at
      * now_ms. insert: w as Enabled with w->from_version; BH_EEXIST for a taken id.
      * read: BH_ENOTFOUND when missing (the row as stored, no expiry applied).
-     * set_disabled: an Enabled webhook becomes Disabled with reason, disabled_at_ms
-     * and until_version; *changed false when it was not Enabled. expire: every
-     * Enabled webhook of every tenant with valid_until_ms <= now_ms becomes
-     * Disabled/Expired at valid_until_ms with until_version = its tenant's counter
-     * as this transaction sees it; *n_out how many. */
+     * set_disabled: each row's webhook, if still Enabled, becomes Disabled with the
+     * row's reason, disabled_at_ms and until_version (rows[i].changed tells whether
+     * it was Enabled). expiring: every Enabled webhook of every tenant with
+     * valid_until_ms <= now_ms, ordered by tenant and id, into a malloc'd *out. */
     int (*webhooks_enabled_count)(store__tx_t *tx, int64_t tenant_id, int64_t now_ms,
                                   uint64_t *out);
     int (*webhook_insert)(store__tx_t *tx, int64_t tenant_id, const store_webhook_t *w);
     int (*webhook_read)(store__tx_t *tx, int64_t tenant_id, const char *id,
                         store_webhook_t *out);
-    int (*webhook_set_disabled)(store__tx_t *tx, int64_t tenant_id, const char *id,
-                                store_webhook_reason_t reason, int64_t disabled_at_ms,
-                                uint64_t until_version, bool *changed);
-    int (*webhooks_expire_rows)(store__tx_t *tx, int64_t now_ms, size_t *n_out);
+    int (*webhooks_set_disabled)(store__tx_t *tx, store__disable_row_t *rows, size_t n);
+    int (*webhooks_expiring)(store__tx_t *tx, int64_t now_ms, store__disable_row_t **out,
+                             size_t *n_out);
 
     /* Delivery state. attempts_append: appends n attempts. marks_read: fills each
      * mark's found, version and times from its webhook (tenant_id, webhook_id).
@@ -399,6 +411,12 @@ BH_MUST_USE int store__webhook_create(store_t *s, int64_t tenant_id, store_webho
 BH_MUST_USE int store__webhook_disable(store_t *s, int64_t tenant_id, const char *id,
                                        store_webhook_reason_t reason, int64_t now_ms);
 BH_MUST_USE int store__webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out);
+/* The back-end's read, then what a client sees of an expired webhook (store.h). */
+BH_MUST_USE int store__webhook_get(store_t *s, int64_t tenant_id, const char *id,
+                                   store_webhook_t *out);
+BH_MUST_USE int store__webhooks_list(store_t *s, int64_t tenant_id,
+                                     const store_webhook_query_t *q, store_webhook_t **out,
+                                     size_t *n_out);
 BH_MUST_USE int store__delivery_commit(store_t *s, const store_delivery_batch_t *b);
 
 /* The stored form of a definition's translations (texts.c), the same for every

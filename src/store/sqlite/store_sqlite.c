@@ -118,7 +118,7 @@ enum {
     ST_WH_SET_DISABLED,
     ST_WH_MARK_GET,
     ST_WH_EXISTS,
-    ST_WH_EXPIRE,
+    ST_WH_EXPIRING,
     ST_WH_PENDING,
     /* delivery state */
     ST_WH_ACTIVE,
@@ -318,10 +318,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_WH_MARK_GET] = "SELECT last_delivered_version, last_success_at_ms, last_failure_at_ms"
                        " FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
     [ST_WH_EXISTS] = "SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
-    [ST_WH_EXPIRE] = "UPDATE webhooks INDEXED BY webhooks_expiry SET status = 1, reason = 1,"
-                     " disabled_at_ms = valid_until_ms, until_version = (SELECT last_version"
-                     " FROM tenants t WHERE t.id = webhooks.tenant_id)"
-                     " WHERE status = 0 AND valid_until_ms <= ?1",
+    /* Through the partial index of Enabled webhooks; the few rows are sorted
+     * afterwards. */
+    [ST_WH_EXPIRING] = "SELECT tenant_id, id, valid_until_ms FROM webhooks"
+                       " INDEXED BY webhooks_expiry WHERE status = 0 AND valid_until_ms <= ?1"
+                       " ORDER BY tenant_id, id",
     /*
      * A webhook's pending events, with its status and validity, in one statement
      * (one snapshot): the window's changes not yet delivered are one range of
@@ -2551,19 +2552,7 @@ static int decode_webhook(sqlite3_stmt *st, void *out)
     return row_webhook(st, out);
 }
 
-/* What a reader sees: an Enabled webhook past valid_until at now_ms is Disabled/
- * Expired since valid_until, exactly as the sweep will write it (until_version
- * stays 0 until then; the window's committed_at_ms bound already closes it). */
-static void webhook_as_of(store_webhook_t *w, int64_t now_ms)
-{
-    if (w->status == STORE_WH_ENABLED && w->valid_until_ms <= now_ms) {
-        w->status = STORE_WH_DISABLED;
-        w->reason = STORE_WH_EXPIRED;
-        w->disabled_at_ms = w->valid_until_ms;
-    }
-}
-
-/* Expiry is judged by the store's clock: a GET has no other time to go by. */
+/* The row as stored: delivery.c applies what a reader sees of an expired webhook. */
 static int sq_webhook_get(store_t *base, int64_t tenant_id, const char *id,
                           store_webhook_t *out)
 {
@@ -2579,8 +2568,6 @@ static int sq_webhook_get(store_t *base, int64_t tenant_id, const char *id,
         rc = query_one(c, st, ST_WH_GET, decode_webhook, out);
     }
     reader_put(s, c);
-    if (rc == 0)
-        webhook_as_of(out, clock_now_ms(s->cfg.clock));
     return rc;
 }
 
@@ -2606,8 +2593,6 @@ static int sq_webhooks_list(store_t *base, int64_t tenant_id, const store_webhoo
         rc = query_all(c, st, id, decode_webhook, sizeof(**out), (void **)out, n_out);
     }
     reader_put(s, c);
-    for (size_t i = 0; rc == 0 && i < *n_out; i++)
-        webhook_as_of(&(*out)[i], q->now_ms);
     return rc;
 }
 
@@ -2988,36 +2973,41 @@ static int sq_webhook_read(store__tx_t *c, int64_t tenant_id, const char *id,
     return query_one(c, st, ST_WH_GET, decode_webhook, out);
 }
 
-static int sq_webhook_set_disabled(store__tx_t *c, int64_t tenant_id, const char *id,
-                                   store_webhook_reason_t reason, int64_t disabled_at_ms,
-                                   uint64_t until_version, bool *changed)
+static int sq_webhooks_set_disabled(store__tx_t *c, store__disable_row_t *rows, size_t n)
 {
     int rc = 0;
     sqlite3_stmt *st = stmt_get(c, ST_WH_SET_DISABLED, &rc);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, (int)reason);
-    sqlite3_bind_int64(st, 4, disabled_at_ms);
-    sqlite3_bind_int64(st, 5, (int64_t)until_version);
-    rc = step_done(c, st, ST_WH_SET_DISABLED);
-    *changed = rc == 0 && sqlite3_changes(c->db) > 0;
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        store__disable_row_t *r = &rows[i];
+        sqlite3_bind_int64(st, 1, r->tenant_id);
+        sqlite3_bind_text(st, 2, r->webhook_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, (int)r->reason);
+        sqlite3_bind_int64(st, 4, r->disabled_at_ms);
+        sqlite3_bind_int64(st, 5, (int64_t)r->until_version);
+        rc = step_done(c, st, ST_WH_SET_DISABLED);
+        r->changed = rc == 0 && sqlite3_changes(c->db) > 0;
+    }
     return rc;
 }
 
-/* One UPDATE over every tenant through the partial index of Enabled webhooks. */
-static int sq_webhooks_expire_rows(store__tx_t *c, int64_t now_ms, size_t *n_out)
+static int decode_expiring(sqlite3_stmt *st, void *out)
+{
+    store__disable_row_t *r = out;
+    memset(r, 0, sizeof(*r));
+    r->tenant_id = sqlite3_column_int64(st, 0);
+    r->disabled_at_ms = sqlite3_column_int64(st, 2);
+    return col_text(st, 1, r->webhook_id, sizeof(r->webhook_id));
+}
+
+static int sq_webhooks_expiring(store__tx_t *c, int64_t now_ms, store__disable_row_t **out,
+                                size_t *n_out)
 {
     int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_WH_EXPIRE, &rc);
+    sqlite3_stmt *st = stmt_get(c, ST_WH_EXPIRING, &rc);
     if (!st)
         return rc;
     sqlite3_bind_int64(st, 1, now_ms);
-    rc = step_done(c, st, ST_WH_EXPIRE);
-    if (rc == 0)
-        *n_out = (size_t)sqlite3_changes64(c->db);
-    return rc;
+    return query_all(c, st, ST_WH_EXPIRING, decode_expiring, sizeof(**out), (void **)out, n_out);
 }
 
 /* Binds v to parameter i, or NULL when it is 0 ("none"). */
@@ -3297,8 +3287,8 @@ static const store__ops_t sqlite_ops = {
     .webhooks_enabled_count = sq_webhooks_enabled_count,
     .webhook_insert = sq_webhook_insert,
     .webhook_read = sq_webhook_read,
-    .webhook_set_disabled = sq_webhook_set_disabled,
-    .webhooks_expire_rows = sq_webhooks_expire_rows,
+    .webhooks_set_disabled = sq_webhooks_set_disabled,
+    .webhooks_expiring = sq_webhooks_expiring,
     .attempts_append = sq_attempts_append,
     .marks_read = sq_marks_read,
     .acks_raise = sq_acks_raise,
