@@ -22,6 +22,9 @@
 /* Delivery batches with more rows than this run solo (a transaction of their own,
  * no savepoint); smaller ones share a group commit. */
 #define DELIVERY_SOLO_ROWS 256
+/* Change-log rows one prune job deletes; the writer serves other jobs between
+ * chunks. */
+#define PRUNE_CHUNK 5000
 
 /* ---- the webhook window ------------------------------------------------------------- */
 
@@ -354,4 +357,63 @@ int store__delivery_commit(store_t *s, const store_delivery_batch_t *b)
     commit_arg_t a = { s, b };
     size_t rows = b->n_attempts + b->n_acks + b->n_marks;
     return s->ops->run_write(s, job_delivery_commit, &a, rows > DELIVERY_SOLO_ROWS);
+}
+
+/* ---- change-log pruning ------------------------------------------------------------- */
+
+typedef struct {
+    store_t *s;
+    int64_t tenant_id;
+    uint64_t upto;
+    size_t n; /* out */
+} prune_arg_t;
+
+static int job_changes_prune(store__tx_t *tx, void *arg)
+{
+    prune_arg_t *a = arg;
+    return a->s->ops->changes_delete_upto(tx, a->tenant_id, a->upto, PRUNE_CHUNK, &a->n);
+}
+
+/*
+ * A change committed before before_ms goes once every Enabled webhook of its tenant
+ * has passed it (at or below max(from_version, watermark)): a delivered event is
+ * pruned, a pending one never is. The newest versions are read before the webhooks:
+ * a webhook created in between starts its window at or above every version read,
+ * one disabled no longer waits, and a watermark only rises, so the later read never
+ * lets a pending event go. The deletes go by version range in chunks, each a solo
+ * job of its own, so a week of rows never holds the writer in one long transaction;
+ * *n_out counts what committed, also when a later chunk fails.
+ */
+int store__changes_prune(store_t *s, int64_t before_ms, size_t *n_out)
+{
+    store__tenant_version_t *newest = NULL;
+    store__floor_t *floors = NULL;
+    size_t n = 0, m = 0;
+    int rc = s->ops->changes_newest(s, before_ms, &newest, &n);
+    if (rc == 0)
+        rc = s->ops->webhook_floors(s, &floors, &m);
+    size_t k = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint64_t upto = newest[i].version;
+        while (k < m && floors[k].tenant_id < newest[i].tenant_id)
+            k++;
+        for (; k < m && floors[k].tenant_id == newest[i].tenant_id; k++) {
+            const store__floor_t *f = &floors[k];
+            uint64_t passed = f->from_version > f->last_delivered_version
+                                  ? f->from_version
+                                  : f->last_delivered_version;
+            if (passed < upto)
+                upto = passed;
+        }
+        for (prune_arg_t a = { s, newest[i].tenant_id, upto, PRUNE_CHUNK };
+             rc == 0 && upto > 0 && a.n == PRUNE_CHUNK;) {
+            a.n = 0;
+            rc = s->ops->run_write(s, job_changes_prune, &a, true);
+            if (rc == 0)
+                *n_out += a.n;
+        }
+    }
+    free(newest);
+    free(floors);
+    return rc;
 }

@@ -973,7 +973,7 @@ int store_changes_prune(store_t *s, int64_t before_ms, size_t *n_out)
         return BH_EINVAL;
     *n_out = 0;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_CHANGES_PRUNE, t0, s->ops->changes_prune(s, before_ms, n_out));
+    return store__timed(s, STORE__OP_CHANGES_PRUNE, t0, store__changes_prune(s, before_ms, n_out));
 }
 
 int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out)

@@ -220,6 +220,16 @@ typedef struct store__disable_row {
     bool changed;                  /* set_disabled: it was Enabled and now is not */
 } store__disable_row_t;
 
+typedef struct store__tenant_version {
+    int64_t tenant_id;
+    uint64_t version;
+} store__tenant_version_t;
+
+typedef struct store__floor {
+    int64_t tenant_id;
+    uint64_t from_version, last_delivered_version;
+} store__floor_t;
+
 typedef struct store__ops {
     const char *name; /* "sqlite", "postgres": for logs */
 
@@ -287,7 +297,13 @@ typedef struct store__ops {
                          const store_attempt_query_t *q, store_attempt_t **out,
                          int64_t **seq_out, size_t *n_out);
     int (*attempts_prune)(store_t *s, int64_t before_ms, size_t *n_out);
-    int (*changes_prune)(store_t *s, int64_t before_ms, size_t *n_out);
+    /* Change-log pruning, read on a read connection (delivery.c holds the rule).
+     * newest: per tenant, by id, the newest version committed before before_ms (0:
+     * none). floors: every Enabled webhook (status Enabled in the table, expired or
+     * not), by tenant, with its window start and watermark. */
+    int (*changes_newest)(store_t *s, int64_t before_ms, store__tenant_version_t **out,
+                          size_t *n_out);
+    int (*webhook_floors)(store_t *s, store__floor_t **out, size_t *n_out);
     int (*webhooks_prune)(store_t *s, int64_t before_ms, size_t *n_out);
 
     /* ---- write transactions (see "write transactions and primitives") ---- */
@@ -371,6 +387,10 @@ typedef struct store__ops {
     int (*webhooks_set_disabled)(store__tx_t *tx, store__disable_row_t *rows, size_t n);
     int (*webhooks_expiring)(store__tx_t *tx, int64_t now_ms, store__disable_row_t **out,
                              size_t *n_out);
+    /* Deletes the tenant's change-log rows with version <= upto, the oldest first, at
+     * most limit; *n_out how many. */
+    int (*changes_delete_upto)(store__tx_t *tx, int64_t tenant_id, uint64_t upto, size_t limit,
+                               size_t *n_out);
 
     /* Delivery state. attempts_append: appends n attempts. marks_read: fills each
      * mark's found, version and times from its webhook (tenant_id, webhook_id).
@@ -418,6 +438,7 @@ BH_MUST_USE int store__webhooks_list(store_t *s, int64_t tenant_id,
                                      const store_webhook_query_t *q, store_webhook_t **out,
                                      size_t *n_out);
 BH_MUST_USE int store__delivery_commit(store_t *s, const store_delivery_batch_t *b);
+BH_MUST_USE int store__changes_prune(store_t *s, int64_t before_ms, size_t *n_out);
 
 /* The stored form of a definition's translations (texts.c), the same for every
  * back-end: a JSON array of [lang, text] pairs in the record's order, so decoding

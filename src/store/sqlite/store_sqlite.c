@@ -131,7 +131,8 @@ enum {
     ST_ATTEMPTS_LIST,
     ST_ATTEMPTS_LIST_STATUS,
     ST_ATTEMPTS_PRUNE,
-    ST_CHANGES_CUTOFF,
+    ST_CHANGES_NEWEST,
+    ST_WH_FLOORS,
     ST_CHANGES_PRUNE,
     ST_WH_PRUNE_ACKS,
     ST_WH_PRUNE_ATTEMPTS,
@@ -392,13 +393,14 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_ATTEMPTS_LIST_STATUS] = ATTEMPTS_BY_STATUS "?5 ORDER BY seq DESC LIMIT ?4",
     /* At most ?2 attempts older than ?1, found oldest first by time, deleted by
      * rowid. */
-    /* Per tenant: the newest version committed before ?2, capped by the lowest
-     * watermark of its Enabled webhooks (what they have not passed stays). */
-    [ST_CHANGES_CUTOFF] = "SELECT t.id, MIN(COALESCE((SELECT MAX(c.version) FROM changes c"
-                          " WHERE c.tenant_id = t.id AND c.committed_at_ms < ?1), 0),"
-                          " COALESCE((SELECT MIN(MAX(w.from_version, w.last_delivered_version))"
-                          " FROM webhooks w WHERE w.tenant_id = t.id AND w.status = 0),"
-                          " 9223372036854775807)) FROM tenants t",
+    /* Per tenant: the newest version committed before ?1 (0: none). */
+    [ST_CHANGES_NEWEST] = "SELECT t.id, COALESCE((SELECT MAX(c.version) FROM changes c"
+                          " WHERE c.tenant_id = t.id AND c.committed_at_ms < ?1), 0)"
+                          " FROM tenants t ORDER BY t.id",
+    /* Every Enabled webhook's window start and watermark, from the partial index of
+     * Enabled webhooks. */
+    [ST_WH_FLOORS] = "SELECT tenant_id, from_version, last_delivered_version FROM webhooks"
+                     " INDEXED BY webhooks_expiry WHERE status = 0 ORDER BY tenant_id",
     [ST_CHANGES_PRUNE] = "DELETE FROM changes WHERE tenant_id = ?1 AND version IN (SELECT version"
                          " FROM changes WHERE tenant_id = ?1 AND version <= ?2 ORDER BY version"
                          " LIMIT ?3)",
@@ -2895,35 +2897,48 @@ static int sq_webhooks_prune(store_t *base, int64_t before_ms, size_t *n_out)
                         -1, n_out);
 }
 
-/* ---- change-log pruning ----------------------------------------------------------- */
+/* ---- change-log pruning (the rule is delivery.c's) ------------------------------- */
 
-/* A tenant and the version its change log may be pruned up to. */
-typedef struct {
-    int64_t tenant_id, upto;
-} prune_cut_t;
-
-static int decode_cut(sqlite3_stmt *st, void *out)
+static int decode_tenant_version(sqlite3_stmt *st, void *out)
 {
-    prune_cut_t *c = out;
-    c->tenant_id = sqlite3_column_int64(st, 0);
-    c->upto = sqlite3_column_int64(st, 1);
+    store__tenant_version_t *t = out;
+    t->tenant_id = sqlite3_column_int64(st, 0);
+    t->version = (uint64_t)sqlite3_column_int64(st, 1);
     return 0;
 }
 
-/* The cut-off of each tenant is read on a read connection (the scan by time does not
- * hold the writer); the deletes go by version range in chunks, each its own job. */
-static int sq_changes_prune(store_t *base, int64_t before_ms, size_t *n_out)
+static int decode_floor(sqlite3_stmt *st, void *out)
 {
-    static const int changes_prune_stmt[] = { ST_CHANGES_PRUNE };
-    prune_cut_t *cut = NULL;
-    size_t n = 0;
-    int rc = read_all(base, ST_CHANGES_CUTOFF, &before_ms, decode_cut, sizeof(*cut),
-                      (void **)&cut, &n);
-    for (size_t i = 0; i < n && !rc; i++)
-        if (cut[i].upto > 0)
-            rc = prune_chunks(from_base(base), changes_prune_stmt, 1, cut[i].tenant_id,
-                              cut[i].upto, n_out);
-    free(cut);
+    store__floor_t *f = out;
+    f->tenant_id = sqlite3_column_int64(st, 0);
+    f->from_version = (uint64_t)sqlite3_column_int64(st, 1);
+    f->last_delivered_version = (uint64_t)sqlite3_column_int64(st, 2);
+    return 0;
+}
+
+static int sq_changes_newest(store_t *base, int64_t before_ms, store__tenant_version_t **out,
+                             size_t *n_out)
+{
+    return read_all(base, ST_CHANGES_NEWEST, &before_ms, decode_tenant_version, sizeof(**out),
+                    (void **)out, n_out);
+}
+
+static int sq_webhook_floors(store_t *base, store__floor_t **out, size_t *n_out)
+{
+    return read_all(base, ST_WH_FLOORS, NULL, decode_floor, sizeof(**out), (void **)out, n_out);
+}
+
+static int sq_changes_delete_upto(store__tx_t *c, int64_t tenant_id, uint64_t upto,
+                                  size_t limit, size_t *n_out)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_tenant_id(c, ST_CHANGES_PRUNE, tenant_id, (int64_t)upto, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 3, limit_arg(limit));
+    rc = step_done(c, st, ST_CHANGES_PRUNE);
+    if (rc == 0)
+        *n_out = (size_t)sqlite3_changes64(c->db);
     return rc;
 }
 
@@ -3262,7 +3277,9 @@ static const store__ops_t sqlite_ops = {
     .delivery_retrying = sq_delivery_retrying,
     .attempts_list = sq_attempts_list,
     .attempts_prune = sq_attempts_prune,
-    .changes_prune = sq_changes_prune,
+    .changes_newest = sq_changes_newest,
+    .webhook_floors = sq_webhook_floors,
+    .changes_delete_upto = sq_changes_delete_upto,
     .webhooks_prune = sq_webhooks_prune,
 
     .run_write = sq_run_write,
