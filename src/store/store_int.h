@@ -124,9 +124,17 @@ void store__webhooks_disabled(store_t *s, store_webhook_reason_t reason, size_t 
  *
  * Every primitive returns 0 or a BH_E* store failure (BH_EIO, BH_ENOMEM, BH_ENOSPC,
  * BH_EDISKIO...), after which the transaction function returns that error and the
- * back-end rolls the job back; refusals (a missing person, a conflict) are domain
- * outcomes decided above, never primitive errors. A primitive sees every write made
- * earlier in the same transaction. Arrays of rows are applied in their order.
+ * back-end rolls the job back. The only other codes are the ones a contract below
+ * names (a missing tenant or webhook, a taken webhook id); refusals of a write (a
+ * missing person, a conflict, their reasons) are decided above, from what the
+ * primitives read. A primitive sees every write made earlier in the same
+ * transaction, and assumes its arguments valid (the front end checked them). Arrays
+ * of rows are applied in their order; out arrays have room for n elements.
+ *
+ * Shaped for PostgreSQL: counter_get is the tenant's write lock (SELECT ... FOR
+ * UPDATE), held to commit, which is what keeps version order equal to commit order
+ * and every webhook window exact; a set primitive is one statement over arrays
+ * (unnest) or a pipelined batch.
  */
 
 /* A back-end's transaction handle: valid only inside the store__tx_fn it was passed
