@@ -123,7 +123,9 @@ run_section() {
 }
 
 # flag_supported FLAG: does this breakhook's `serve` know FLAG?
-flag_supported() { "$BIN" serve --help 2>/dev/null | grep -q -- "$1"; }
+# Not grep -q: it exits at the first match, serve can then die of SIGPIPE, and with
+# pipefail the check failed at random (3 in 20 runs).
+flag_supported() { "$BIN" serve --help 2>/dev/null | grep -- "$1" >/dev/null; }
 
 # start_server [serve options...]: one HTTP loop thread, no rate limit, warnings only;
 # sets SERVER_PID, PORT, API, TOKEN and AUTH (a fresh token for the bench client).
