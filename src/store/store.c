@@ -215,8 +215,11 @@ int store_open(const char *url, const store_options_t *opt, store_t **out,
         store__subs_free(cfg.subs);
         if (!*err_msg)
             *err_msg = err_str(rc);
+        return rc;
     }
-    return rc;
+    const char *hook = getenv("BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK");
+    (*out)->test_versions_outside_lock = hook && strcmp(hook, "1") == 0;
+    return 0;
 }
 
 void store__shutdown(store_t *s)

@@ -19,6 +19,26 @@
  * disk is full) and BH_EDISKIO (the disk failed a read or write).
  * Results come back through out-parameters the caller owns; arrays returned
  * through `**out` are malloc'd and freed with free().
+ *
+ * Invariants every back-end keeps (tests/unit/test_store_contract.c checks them
+ * through this header only, against any store URL):
+ *
+ *  - Commit order. Each tenant's changeVersions are 1, 2, 3, … with no gap, and
+ *    version order is commit order: a reader never sees changeVersion v+1 committed
+ *    while v is not. So a consumer (the delivery engine, a delta token) that has read
+ *    up to v resumes after v and misses nothing. A back-end keeps it by taking the
+ *    tenant's next version from the tenant's counter inside the writing transaction
+ *    and holding the tenant's write lock until that transaction commits: SQLite by
+ *    its single writer, which runs every write transaction one after another;
+ *    PostgreSQL by the row lock of the tenant's counter row (UPDATE … RETURNING),
+ *    held to COMMIT. A sequence, or any number taken outside that lock, breaks it
+ *    (BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK=1 does exactly that, for the test).
+ *  - The outbox. Every committed change is one change-log row in the same
+ *    transaction, so there is exactly one event per committed change and webhook
+ *    that was Enabled for it. A webhook's window (from_version at creation,
+ *    until_version when disabled) is read under the same tenant write lock as the
+ *    writes, inside the transaction that creates or disables it, so no change can
+ *    commit between a webhook's window and its state.
  */
 #ifndef BREAKHOOK_STORE_STORE_H
 #define BREAKHOOK_STORE_STORE_H

@@ -463,6 +463,12 @@ struct store {
     store__metrics_t *metrics;
     store__subs_t *subs;
     bh_clock_t *clock;  /* committed_at_ms of changes; the back-end copies it from cfg */
+    /* Test hook, set by store_open from BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK=1: a single
+     * write takes its version from a sequence before it reaches the writer, the way a
+     * back-end that used a database sequence would, so that versions no longer commit
+     * in order. test_store_contract proves its commit-order check catches that. Never
+     * set in production. */
+    bool test_versions_outside_lock;
 };
 
 /* Options with the defaults filled in, as every back-end receives them. */

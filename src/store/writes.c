@@ -21,9 +21,11 @@
  * undoes it, and flagged so that the caller can tell it from a store failure.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -794,6 +796,8 @@ typedef struct write_arg {
     int64_t id;        /* the id of a delete */
     store_write_result_t *res;
     bool refused;      /* set in the job: it failed with res->rc, a refusal */
+    uint64_t preassigned; /* test hook only (test_versions_outside_lock): the version
+                             taken before the job reached the writer */
 } write_arg_t;
 
 /* One PUT or DELETE as one job. A refusal (res->rc set) is returned as the job's
@@ -804,6 +808,8 @@ static int job_write(store__tx_t *tx, void *arg)
     write_arg_t *a = arg;
     wctx_t x;
     int rc = ctx_begin(&x, a->s, tx, a->tenant_id);
+    if (rc == 0 && a->preassigned)
+        x.version = a->preassigned - 1; /* the hook's version, not the counter's */
     if (rc == 0) {
         switch (a->kind) {
         case W_PERSON_PUT:
@@ -839,9 +845,30 @@ static int job_write(store__tx_t *tx, void *arg)
 /* Runs a write job and sorts out its two kinds of failure: a refusal is the job's
  * outcome (0, with res->rc), anything else the call's error (res cleared). A
  * definition change runs solo: its fan-out may rewrite any number of breaks. */
+/* The test hook's sequence: what a back-end that took versions from a database
+ * sequence, outside the tenant's lock, would do. Seeded from the tenant's counter
+ * at first use; one tenant per process is all the contract test needs. */
+static _Atomic uint64_t hook_sequence;
+
+static void hook_preassign(store_t *s, write_arg_t *a)
+{
+    if (atomic_load(&hook_sequence) == 0) {
+        uint64_t v = 0;
+        if (store_tenant_version(s, a->tenant_id, &v) == 0) {
+            uint64_t zero = 0;
+            atomic_compare_exchange_strong(&hook_sequence, &zero, v);
+        }
+    }
+    a->preassigned = atomic_fetch_add(&hook_sequence, 1) + 1;
+    /* The time between taking a number and committing, that makes the order differ. */
+    usleep((useconds_t)(a->preassigned % 7) * 150);
+}
+
 static int run_single(store_t *s, write_arg_t *a)
 {
     a->s = s;
+    if (s->test_versions_outside_lock)
+        hook_preassign(s, a);
     int rc = s->ops->run_write(s, job_write, a, a->kind == W_DEFINITION_PUT);
     if (a->refused)
         return 0;

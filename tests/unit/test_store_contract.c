@@ -10,9 +10,11 @@
  * tenant is then a change of that one collection, so the committed versions must
  * always be a gap-free prefix 1..n); readers on other threads read the change log
  * after what they have seen and fail on any gap: a version above one missing is a
- * version committed before the one below it. BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK=1
- * (a test hook of the back-end, where it has one) takes versions the wrong way, and
- * then this test must fail: that is how we know it can.
+ * version committed before the one below it. With BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK=1
+ * the store takes each write's version from a sequence before the write reaches the
+ * tenant's lock (store/writes.c), as a back-end using a database sequence would;
+ * test_commit_order_check_can_fail runs the same check on such a store and requires
+ * it to report the broken order: that is how we know the check can fail.
  */
 #define _GNU_SOURCE /* mkdtemp, nftw */
 
@@ -176,9 +178,10 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-static void test_commit_order(void **state)
+/* Runs the writers and readers on f; returns the number of failures seen, with the
+ * first one's description in why. */
+static int commit_order_run(fixture_t *f, char *why, size_t why_len)
 {
-    fixture_t *f = *state;
     run_t r = { .f = f, .why_lock = PTHREAD_MUTEX_INITIALIZER };
     atomic_init(&r.writers_left, WRITERS);
     atomic_init(&r.failures, 0);
@@ -196,17 +199,44 @@ static void test_commit_order(void **state)
         pthread_join(wt[i], NULL);
     for (int i = 0; i < READERS; i++)
         pthread_join(rt[i], NULL);
-    if (atomic_load(&r.failures))
-        fail_msg("commit order broken: %s", r.why);
+    snprintf(why, why_len, "%s", r.why);
+    return atomic_load(&r.failures);
+}
+
+static void test_commit_order(void **state)
+{
+    fixture_t *f = *state;
+    char why[256];
+    if (commit_order_run(f, why, sizeof(why)))
+        fail_msg("commit order broken: %s", why);
     uint64_t last = 0;
     assert_int_equal(store_tenant_version(f->s, f->tenant, &last), 0);
     assert_int_equal(last, (uint64_t)WRITERS * WRITES_PER_WRITER);
+}
+
+/* The same check on a store that takes versions outside the lock must fail. */
+static void test_commit_order_check_can_fail(void **state)
+{
+    fixture_t *f = *state;
+    store_close(f->s);
+    setenv("BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK", "1", 1);
+    const char *msg = NULL;
+    int rc = store_open(f->url, NULL, &f->s, &msg);
+    unsetenv("BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK");
+    assert_int_equal(rc, 0);
+    char why[256] = "";
+    int failures = commit_order_run(f, why, sizeof(why));
+    if (failures == 0)
+        fail_msg("versions taken outside the lock went unnoticed: the commit-order check "
+                 "cannot fail");
+    fprintf(stderr, "as it must, the check caught it: %s\n", why);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commit_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_order_check_can_fail, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
