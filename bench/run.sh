@@ -37,6 +37,7 @@ if [ $SMOKE = 1 ]; then
   ISO_SECONDS=1.5      # isolation: seconds of paced writes per phase
   BACKLOG_RECORDS=2000 # backlog: records, each written BACKLOG_VERSIONS times
   BACKLOG_FILE_RECORDS=2000
+  IMPORT_BREAKS=100    # import: new breaks written by the CLI beside the server
   WAIT_MAX=60          # the longest wait for deliveries in any one step (s)
 else
   BATCH_FILES=40
@@ -46,6 +47,7 @@ else
   ISO_SECONDS=10
   BACKLOG_RECORDS=100000
   BACKLOG_FILE_RECORDS=10000
+  IMPORT_BREAKS=1000
   WAIT_MAX=240
 fi
 LINES=10000
@@ -440,11 +442,20 @@ LUA
   record "reads alone: GET /breaks/{id}" "$WRK_RPS" "req/s"
   record "reads alone: p99" "$WRK_P99" "ms"
 
-  # $batch in a loop (new ids each file) for as long as wrk reads.
+  # $batch in a loop for as long as wrk reads: 8 files of new breaks, then the same
+  # breaks again with clockedDurationInMinutes 91, 92, … (every line a real change),
+  # 80 files in all (enough for 80,000 upserts/s over 10 s). Eight files alone ran
+  # out within seconds: the reads ran beside $batch only part of the time and the
+  # rate read 80,000 / DURATION whatever the server did.
+  local mixed_files=80 k
   for f in 0 1 2 3 4 5 6 7; do
     gen_breaks "$WORK/mixedw$f.ndjson" $((31000000 + f * LINES + 1)) "$LINES" 1 2026-05 0
   done
-  (f=0; while [ ! -e "$WORK/mixed.stop" ] && [ $f -lt 8 ]; do
+  for k in $(seq 8 $((mixed_files - 1))); do
+    sed "s/\"clockedDurationInMinutes\":[0-9]*/\"clockedDurationInMinutes\":$((91 + k / 8))/" \
+      "$WORK/mixedw$((k % 8)).ndjson" >"$WORK/mixedw$k.ndjson"
+  done
+  (f=0; while [ ! -e "$WORK/mixed.stop" ] && [ $f -lt $mixed_files ]; do
      post_batch "$WORK/mixedw$f.ndjson" >/dev/null; f=$((f + 1)); echo $f >"$WORK/mixed.files"
    done) &
   local loop=$! t0 t1 files
@@ -453,6 +464,8 @@ LUA
   touch "$WORK/mixed.stop"; wait "$loop" 2>/dev/null || true
   t1=$(date +%s.%N)
   files=$(cat "$WORK/mixed.files" 2>/dev/null || echo 0)
+  [ "$files" -ge $mixed_files ] &&
+    note "mixed: all $mixed_files \$batch files were posted before the reads ended; the reads ran beside \$batch only part of the time"
   record "reads while \$batch runs: GET /breaks/{id}" "$WRK_RPS" "req/s"
   record "reads while \$batch runs: p99" "$WRK_P99" "ms"
   record "\$batch upserts while reads run" \
@@ -599,6 +612,37 @@ sec_latency() {
   record "latency write sent -> sink received, p99" "$P99" "ms"
   record "latency write sent -> sink received, p99.9" "$P999" "ms"
   record "latency write answered -> sink received, p99 (lower bound)" "$LOW_P99" "ms"
+}
+
+# Import beside a running server: the CLI (`breakhook import`, another process) writes
+# IMPORT_BREAKS new breaks into the same SQLite file while the server runs with one
+# webhook to a sink; nothing else writes meanwhile, so only the server noticing
+# another process's commit (the store's writer polls PRAGMA data_version every
+# 100 ms and notifies) or the engine's own 250 ms poll can pick them up. Timed from
+# the import process's exit to the sink's first and last receipt (the sink's
+# wall-clock first_ms/last_ms; the first can come before the exit, as the commit
+# precedes it: then it is negative).
+sec_import() {
+  sink_start import || return 1
+  local sport=$SINK_PORT t0 t1 first last rc=0
+  start_delivery_server || return 1
+  webhook_create "http://127.0.0.1:$sport/hook" || return 1
+  wait_engine_pickup
+  gen_breaks "$WORK/import.ndjson" 40000001 "$IMPORT_BREAKS" 1 2026-08 0
+  t0=$(now_ms)
+  timeout 120 "$BIN" import --tenant bench --store "$STORE" --quiet "$WORK/import.ndjson" \
+    >"$WORK/import.out" 2>"$WORK/import.err" || rc=$?
+  t1=$(now_ms)
+  [ "$rc" = 0 ] || { note "import: exit status $rc: $(head -c 300 "$WORK/import.err")"; return 1; }
+  if ! wait_deliveries "$sport" "$IMPORT_BREAKS" 30 5; then
+    note "import: only $GOT of $IMPORT_BREAKS deliveries within the wait; no figure"
+    return 1
+  fi
+  read -r _ first last < <(sink_stats "$sport")
+  record "import of $IMPORT_BREAKS breaks beside a running server: import run" "$((t1 - t0))" "ms"
+  record "import beside a running server: import exit -> first delivery" "$((first - t1))" "ms"
+  record "import beside a running server: import exit -> last delivery" "$((last - t1))" "ms"
+  rm -f "$WORK/import.ndjson"
 }
 
 # Isolation: four healthy webhooks, each to its own sink (A1-A4: four healthy
@@ -784,6 +828,7 @@ if [ -x "$SINK" ]; then
   run_section e2e1 "end-to-end, 1 webhook" sec_e2e_one
   run_section e2e100 "end-to-end, 100 webhooks" sec_e2e_hundred
   run_section latency "latency at 1,000 writes/s" sec_latency
+  run_section import "import beside a running server" sec_import
   run_section isolation "isolation from a hung destination" sec_isolation
   run_section backlog-on "backlog, coalescing on" sec_backlog on
   run_section backlog-off "backlog, coalescing off" sec_backlog off
