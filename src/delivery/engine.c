@@ -204,6 +204,7 @@ struct engine {
 
 static void dispatch(engine_t *e);
 static void scan(engine_t *e, wh_t *w);
+static void on_commit(void *arg, int64_t tenant_id, uint64_t version);
 
 /* Commit -> 2xx, in nanoseconds: 0.25 ms … 1 day, fine below 30 ms where the SPEC's
  * target (p99 <= 20 ms at 1,000 events/s) is read by interpolation. */
@@ -1763,6 +1764,9 @@ static void engine_main(void *arg)
     uv_unref((uv_handle_t *)&e->log_prepare);
     log_buffer_begin();
     e->wake_async.data = e->stop_async.data = e->tick.data = e;
+    /* Once wake_async exists: the store may call on_commit from now on. */
+    if (e->start_rc == 0 && (e->start_rc = store_subscribe(e->o.store, on_commit, e)) != 0)
+        log_error("engine: cannot subscribe to the store's commits");
     uv_sem_post(&e->started);
     if (e->start_rc == 0) {
         uv_timer_start(&e->tick, on_tick, 0, TICK_MS);
@@ -1807,8 +1811,6 @@ int engine_start(const engine_options_t *o, engine_t **out)
         return BH_EIO;
     }
     uv_sem_wait(&e->started);
-    if (e->start_rc == 0 && (e->start_rc = store_subscribe(e->o.store, on_commit, e)) != 0)
-        log_error("engine: cannot subscribe to the store's commits");
     if (e->start_rc) {
         uv_async_send(&e->stop_async);
         uv_thread_join(&e->thread);
