@@ -160,6 +160,14 @@ int log_format_parse(const char *s, log_format_t *out)
 _Static_assert(LOG_LINE_MAX <= LOG_BUFFER_SIZE, "a line must fit in an empty batch");
 #define LOG_VALUE_ROOM (LOG_LINE_MAX - 256) /* what values may fill; the rest closes the line */
 
+/* Bytes written as they are: everything but quotes, backslashes, controls and (in
+ * JSON) bytes of UTF-8 sequences. */
+static bool plain_byte(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f &&
+           (c < 0x80 || L.format != LOG_FORMAT_JSON);
+}
+
 static void put_escaped(buf_t *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -167,6 +175,18 @@ static void put_escaped(buf_t *b, const char *s, size_t n)
             if (buf_append_str(b, "...")) {
             }
             return; /* the value is cut, the line stays whole */
+        }
+        /* A run of plain bytes in one copy (an access line is nearly all of them),
+         * bounded by the room values may fill. */
+        size_t run = 0;
+        while (i + run < n && run < LOG_VALUE_ROOM - b->len &&
+               plain_byte((unsigned char)s[i + run]))
+            run++;
+        if (run) {
+            if (buf_append(b, s + i, run))
+                return;
+            i += run - 1;
+            continue;
         }
         unsigned char c = (unsigned char)s[i];
         int rc = 0;
@@ -185,30 +205,70 @@ static void put_escaped(buf_t *b, const char *s, size_t n)
     }
 }
 
+/* An integer in decimal, without printf (the access log writes several per line). */
+static int put_int(buf_t *b, int64_t v)
+{
+    char tmp[24];
+    size_t k = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--k] = '-';
+    return buf_append(b, tmp + k, sizeof(tmp) - k);
+}
+
+/* ,"key":"value" in JSON, or  key="value" in logfmt (keys are ours, never escaped);
+ * an integer value when s is NULL. */
 static void put_field(buf_t *b, bool first, const char *key, const char *s, size_t n,
                       int64_t i)
 {
-    int rc;
-    if (L.format == LOG_FORMAT_JSON) {
-        rc = buf_printf(b, "%s\"%s\":", first ? "" : ",", key);
-        if (s) {
-            rc = rc ? rc : buf_append_char(b, '"');
+    bool json = L.format == LOG_FORMAT_JSON;
+    int rc = first ? 0 : buf_append_char(b, json ? ',' : ' ');
+    if (json)
+        rc = rc ? rc : buf_append_char(b, '"');
+    rc = rc ? rc : buf_append_str(b, key);
+    rc = rc ? rc : buf_append_str(b, json ? "\":" : "=");
+    if (s) {
+        rc = rc ? rc : buf_append_char(b, '"');
+        if (rc == 0)
             put_escaped(b, s, n);
-            rc = rc ? rc : buf_append_char(b, '"');
-        } else {
-            rc = rc ? rc : buf_printf(b, "%lld", (long long)i);
-        }
+        rc = rc ? rc : buf_append_char(b, '"');
     } else {
-        rc = buf_printf(b, "%s%s=", first ? "" : " ", key);
-        if (s) {
-            rc = rc ? rc : buf_append_char(b, '"');
-            put_escaped(b, s, n);
-            rc = rc ? rc : buf_append_char(b, '"');
-        } else {
-            rc = rc ? rc : buf_printf(b, "%lld", (long long)i);
-        }
+        rc = rc ? rc : put_int(b, i);
     }
     (void)rc;
+}
+
+/* The line's timestamp. gmtime_r and a printf per line showed in the access log's
+ * profile: the part up to the second is kept per thread and redone once a second. */
+static void format_ts(char out[32])
+{
+    static __thread int64_t cached_sec = -1;
+    static __thread char prefix[32]; /* "YYYY-MM-DDTHH:MM:SS" */
+    int64_t ms = clock_now_ms(clock_system());
+    int64_t sec = ms / 1000;
+    int frac = (int)(ms % 1000);
+    if (ms < 0 || frac < 0) {
+        clock_format_rfc3339(ms, out);
+        return;
+    }
+    if (sec != cached_sec) {
+        char full[32];
+        clock_format_rfc3339(sec * 1000, full);
+        memcpy(prefix, full, 19);
+        prefix[19] = '\0';
+        cached_sec = sec;
+    }
+    memcpy(out, prefix, 19);
+    out[19] = '.';
+    out[20] = (char)('0' + frac / 100);
+    out[21] = (char)('0' + frac / 10 % 10);
+    out[22] = (char)('0' + frac % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
 }
 
 void log_write(log_level_t level, const char *msg, const log_field_t *fields, size_t n)
@@ -216,7 +276,7 @@ void log_write(log_level_t level, const char *msg, const log_field_t *fields, si
     if (!log_enabled(level))
         return;
     char ts[32];
-    clock_format_rfc3339(clock_now_ms(clock_system()), ts);
+    format_ts(ts);
     buf_t b;
     buf_init(&b, LOG_LINE_MAX);
     if (L.format == LOG_FORMAT_JSON && buf_append_char(&b, '{'))
