@@ -16,7 +16,6 @@
  * test_commit_order_check_can_fail runs the same check on such a store and requires
  * it to report the broken order: that is how we know the check can fail.
  */
-#define _GNU_SOURCE /* mkdtemp, nftw */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,7 +24,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "fixture_store.h"
 #include "store/store.h"
 
 #define WRITERS 4
@@ -42,43 +41,20 @@
 #define READERS 2
 
 typedef struct fixture {
-    char dir[64];
-    char url[160];
-    store_t *s;
+    fx_store_t fx; /* the store: $BREAKHOOK_TEST_STORE_URL or a fresh SQLite file */
     int64_t tenant;
 } fixture_t;
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
+    if (!f || fx_store_new(&f->fx, "contract", 1767225600000LL, true) != 0 ||
+        fx_store_open(&f->fx) != 0)
         return -1;
-    const char *url = getenv("BREAKHOOK_TEST_STORE_URL");
-    if (url && *url) {
-        snprintf(f->url, sizeof(f->url), "%s", url);
-    } else {
-        snprintf(f->dir, sizeof(f->dir), "/tmp/bh-contract-XXXXXX");
-        if (!mkdtemp(f->dir))
-            return -1;
-        snprintf(f->url, sizeof(f->url), "sqlite:%s/store.db", f->dir);
-    }
-    const char *msg = NULL;
-    if (store_open(f->url, NULL, &f->s, &msg) != 0) {
-        fprintf(stderr, "store_open %s: %s\n", f->url, msg ? msg : "?");
-        return -1;
-    }
     char name[32];
     snprintf(name, sizeof(name), "contract-%d", (int)getpid());
     store_tenant_t t;
-    if (store_tenant_create(f->s, name, &t) != 0)
+    if (store_tenant_create(f->fx.s, name, &t) != 0)
         return -1;
     f->tenant = t.id;
     *state = f;
@@ -88,9 +64,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    store_close(f->s);
-    if (f->dir[0])
-        nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fx_store_free(&f->fx);
     free(f);
     return 0;
 }
@@ -131,7 +105,7 @@ static void *writer_main(void *arg)
         memset(&p, 0, sizeof(p));
         p.id = (int64_t)w->index * 100000 + i + 1;
         store_write_result_t res;
-        int rc = store_person_put(r->f->s, r->f->tenant, &p, &res);
+        int rc = store_person_put(r->f->fx.s, r->f->tenant, &p, &res);
         if (rc != 0 || res.rc != 0 || res.version == 0)
             fail_run(r, "writer %d: person_put failed (%d, %d)", w->index, rc, res.rc);
     }
@@ -150,7 +124,7 @@ static void *reader_main(void *arg)
         bool done = atomic_load(&r->writers_left) == 0;
         store_change_t *c = NULL;
         size_t n = 0;
-        int rc = store_changes_after(r->f->s, r->f->tenant, STORE_COLL_PEOPLE, seen, 1000, &c, &n);
+        int rc = store_changes_after(r->f->fx.s, r->f->tenant, STORE_COLL_PEOPLE, seen, 1000, &c, &n);
         if (rc != 0) {
             fail_run(r, "reader %d: changes_after failed (%d)", w->index, rc);
             return NULL;
@@ -210,7 +184,7 @@ static void test_commit_order(void **state)
     if (commit_order_run(f, why, sizeof(why)))
         fail_msg("commit order broken: %s", why);
     uint64_t last = 0;
-    assert_int_equal(store_tenant_version(f->s, f->tenant, &last), 0);
+    assert_int_equal(store_tenant_version(f->fx.s, f->tenant, &last), 0);
     assert_int_equal(last, (uint64_t)WRITERS * WRITES_PER_WRITER);
 }
 
@@ -218,10 +192,9 @@ static void test_commit_order(void **state)
 static void test_commit_order_check_can_fail(void **state)
 {
     fixture_t *f = *state;
-    store_close(f->s);
+    store_close(f->fx.s);
     setenv("BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK", "1", 1);
-    const char *msg = NULL;
-    int rc = store_open(f->url, NULL, &f->s, &msg);
+    int rc = fx_store_open(&f->fx);
     unsetenv("BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK");
     assert_int_equal(rc, 0);
     char why[256] = "";

@@ -7,7 +7,7 @@
  * Where the store's own answers could hide a mistake (an ack that is filtered out
  * rather than deleted), the test reads the file through a separate raw connection.
  */
-#define _GNU_SOURCE /* nftw, mkdtemp */
+#define _GNU_SOURCE
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -30,6 +29,7 @@
 #include "core/err.h"
 #include "model/model.h"
 #include "store/sqlite/sqlite_int.h"
+#include "fixture_store.h"
 #include "store/store.h"
 
 #define T0_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
@@ -37,42 +37,18 @@
 #define CAP 100
 
 typedef struct fixture {
-    char dir[64];
-    char url[160];
-    char path[128];
-    bh_clock_t clock;
-    store_t *s;
+    fx_store_t fx;  /* the store, its directory and fake clock (fixture_store.h) */
     int64_t ta, tb; /* two tenants */
 } fixture_t;
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int make_dir(fixture_t *f)
 {
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bh-test-dlv-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
-    snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
-    clock_fake_init(&f->clock, T0_MS);
-    return 0;
+    return fx_store_new(&f->fx, "dlv", T0_MS, false);
 }
 
 static int open_store(fixture_t *f)
 {
-    store_options_t opt = { .clock = &f->clock };
-    const char *msg = NULL;
-    if (store_open(f->url, &opt, &f->s, &msg) != 0) {
-        fprintf(stderr, "store_open: %s\n", msg ? msg : "?");
-        return -1;
-    }
-    return 0;
+    return fx_store_open(&f->fx);
 }
 
 static int setup(void **state)
@@ -85,10 +61,10 @@ static int setup(void **state)
         return -1;
     }
     store_tenant_t t;
-    if (store_tenant_create(f->s, "tenant-a", &t) != 0)
+    if (store_tenant_create(f->fx.s, "tenant-a", &t) != 0)
         return -1;
     f->ta = t.id;
-    if (store_tenant_create(f->s, "tenant-b", &t) != 0)
+    if (store_tenant_create(f->fx.s, "tenant-b", &t) != 0)
         return -1;
     f->tb = t.id;
     *state = f;
@@ -112,10 +88,9 @@ static int setup_bare(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    store_close(f->s);
-    int rc = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fx_store_free(&f->fx);
     free(f);
-    return rc;
+    return 0;
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -131,7 +106,7 @@ static int64_t raw_int(fixture_t *f, const char *fmt, ...)
     vsnprintf(sql, sizeof(sql), fmt, ap);
     va_end(ap);
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(f->fx.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
@@ -168,7 +143,7 @@ static void create(fixture_t *f, int64_t tenant, int n, int64_t valid_ms)
         w.key_blob[i] = (unsigned char)(n * 7 + (int)i);
     w.created_at_ms = T0_MS;
     w.valid_until_ms = T0_MS + valid_ms;
-    assert_int_equal(store_webhook_create(f->s, tenant, &w, CAP), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, tenant, &w, CAP), 0);
 }
 
 static store_webhook_t get(fixture_t *f, int64_t tenant, int n)
@@ -176,7 +151,7 @@ static store_webhook_t get(fixture_t *f, int64_t tenant, int n)
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, n);
     store_webhook_t w;
-    assert_int_equal(store_webhook_get(f->s, tenant, id, &w), 0);
+    assert_int_equal(store_webhook_get(f->fx.s, tenant, id, &w), 0);
     return w;
 }
 
@@ -235,13 +210,13 @@ static void assert_attempt_equal(const store_attempt_t *x, const store_attempt_t
 static int commit_attempts(fixture_t *f, const store_attempt_t *a, size_t n)
 {
     store_delivery_batch_t b = { .attempts = a, .n_attempts = n };
-    return store_delivery_commit(f->s, &b);
+    return store_delivery_commit(f->fx.s, &b);
 }
 
 static int commit_acks(fixture_t *f, const struct store_ack *k, size_t n)
 {
     store_delivery_batch_t b = { .acks = k, .n_acks = n };
-    return store_delivery_commit(f->s, &b);
+    return store_delivery_commit(f->fx.s, &b);
 }
 
 static int commit_mark(fixture_t *f, int64_t tenant, const char *id, uint64_t version,
@@ -249,7 +224,7 @@ static int commit_mark(fixture_t *f, int64_t tenant, const char *id, uint64_t ve
 {
     struct store_watermark m = { tenant, id, version, success_ms, failure_ms };
     store_delivery_batch_t b = { .marks = &m, .n_marks = 1 };
-    return store_delivery_commit(f->s, &b);
+    return store_delivery_commit(f->fx.s, &b);
 }
 
 /* Lists one page; returns the row count (the arrays are the caller's). */
@@ -258,7 +233,7 @@ static size_t list(fixture_t *f, int64_t tenant, const char *id, int status, int
 {
     store_attempt_query_t q = { status, before, limit };
     size_t n = 9999;
-    assert_int_equal(store_attempts_list(f->s, tenant, id, &q, rows, seqs, &n), 0);
+    assert_int_equal(store_attempts_list(f->fx.s, tenant, id, &q, rows, seqs, &n), 0);
     return n;
 }
 
@@ -266,7 +241,7 @@ static size_t list(fixture_t *f, int64_t tenant, const char *id, int status, int
 static size_t acked(fixture_t *f, int64_t tenant, const char *id, store_acked_t **out)
 {
     size_t n = 9999;
-    assert_int_equal(store_delivery_acked(f->s, tenant, id, out, &n), 0);
+    assert_int_equal(store_delivery_acked(f->fx.s, tenant, id, out, &n), 0);
     for (size_t i = 1; i < n; i++)
         assert_true((*out)[i - 1].record_id < (*out)[i].record_id);
     return n;
@@ -302,15 +277,15 @@ static void test_active(void **state)
     create(f, f->tb, 6, 30 * DAY_MS);
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, 2);
-    assert_int_equal(store_webhook_disable(f->s, f->ta, id, STORE_WH_DELETED, T0_MS + 5), 0);
+    assert_int_equal(store_webhook_disable(f->fx.s, f->ta, id, STORE_WH_DELETED, T0_MS + 5), 0);
     wh_id(id, 6);
-    assert_int_equal(store_webhook_disable(f->s, f->tb, id, STORE_WH_RETRIES_EXHAUSTED,
+    assert_int_equal(store_webhook_disable(f->fx.s, f->tb, id, STORE_WH_RETRIES_EXHAUSTED,
                                            T0_MS + 5),
                      0);
 
     store_webhook_t *w = NULL;
     size_t n = 0;
-    assert_int_equal(store_webhooks_active(f->s, T0_MS + 10, &w, &n), 0);
+    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 10, &w, &n), 0);
     assert_int_equal(n, 4);
     int want[] = { 1, 3, 4, 5 };
     for (size_t i = 0; i < n; i++) {
@@ -323,11 +298,11 @@ static void test_active(void **state)
     free(w);
 
     size_t swept = 0;
-    assert_int_equal(store_webhooks_expire(f->s, T0_MS + 3 * DAY_MS, &swept), 0);
+    assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 3 * DAY_MS, &swept), 0);
     assert_int_equal(swept, 2); /* 3 and 5 */
     /* At two days, 3 is expired (unswept at that time, but swept now) and 5 is not
      * past valid_until, but swept: the sweep has the last word. */
-    assert_int_equal(store_webhooks_active(f->s, T0_MS + 1 * DAY_MS + 1, &w, &n), 0);
+    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 1 * DAY_MS + 1, &w, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(id_num(w[0].id), 1);
     assert_int_equal(id_num(w[1].id), 4);
@@ -335,18 +310,18 @@ static void test_active(void **state)
 
     /* Unswept expiry: valid_until <= now_ms is not active. */
     create(f, f->ta, 7, 4 * DAY_MS);
-    assert_int_equal(store_webhooks_active(f->s, T0_MS + 4 * DAY_MS, &w, &n), 0);
+    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 4 * DAY_MS, &w, &n), 0);
     assert_int_equal(n, 2);
     free(w);
-    assert_int_equal(store_webhooks_active(f->s, T0_MS + 4 * DAY_MS - 1, &w, &n), 0);
+    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 4 * DAY_MS - 1, &w, &n), 0);
     assert_int_equal(n, 3);
     free(w);
-    assert_int_equal(store_webhooks_active(f->s, T0_MS + 31 * DAY_MS, &w, &n), 0);
+    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 31 * DAY_MS, &w, &n), 0);
     assert_int_equal(n, 0);
     assert_null(w);
 
-    assert_int_equal(store_webhooks_active(f->s, 0, &w, &n), BH_EINVAL);
-    assert_int_equal(store_webhooks_active(f->s, T0_MS, NULL, &n), BH_EINVAL);
+    assert_int_equal(store_webhooks_active(f->fx.s, 0, &w, &n), BH_EINVAL);
+    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS, NULL, &n), BH_EINVAL);
 }
 
 /* ---- the attempt log ------------------------------------------------------------- */
@@ -465,14 +440,14 @@ static void test_attempts_paging(void **state)
     /* Bad queries. */
     store_attempt_query_t q = { 3, 0, 10 };
     size_t n;
-    assert_int_equal(store_attempts_list(f->s, f->ta, id, &q, &rows, &seqs, &n), BH_EINVAL);
+    assert_int_equal(store_attempts_list(f->fx.s, f->ta, id, &q, &rows, &seqs, &n), BH_EINVAL);
     q.status = -2;
-    assert_int_equal(store_attempts_list(f->s, f->ta, id, &q, &rows, &seqs, &n), BH_EINVAL);
+    assert_int_equal(store_attempts_list(f->fx.s, f->ta, id, &q, &rows, &seqs, &n), BH_EINVAL);
     q.status = -1;
     q.before_seq = -1;
-    assert_int_equal(store_attempts_list(f->s, f->ta, id, &q, &rows, &seqs, &n), BH_EINVAL);
+    assert_int_equal(store_attempts_list(f->fx.s, f->ta, id, &q, &rows, &seqs, &n), BH_EINVAL);
     q.before_seq = 0;
-    assert_int_equal(store_attempts_list(f->s, f->ta, id, &q, &rows, NULL, &n), BH_EINVAL);
+    assert_int_equal(store_attempts_list(f->fx.s, f->ta, id, &q, &rows, NULL, &n), BH_EINVAL);
     free(in);
 }
 
@@ -526,10 +501,10 @@ static void test_commit_invalid(void **state)
     assert_int_equal(commit_mark(f, 0, id, 3, 0, 0), BH_EINVAL);
 
     store_delivery_batch_t b = { .attempts = NULL, .n_attempts = 1 };
-    assert_int_equal(store_delivery_commit(f->s, &b), BH_EINVAL);
-    assert_int_equal(store_delivery_commit(f->s, NULL), BH_EINVAL);
+    assert_int_equal(store_delivery_commit(f->fx.s, &b), BH_EINVAL);
+    assert_int_equal(store_delivery_commit(f->fx.s, NULL), BH_EINVAL);
     store_delivery_batch_t empty = { 0 };
-    assert_int_equal(store_delivery_commit(f->s, &empty), 0);
+    assert_int_equal(store_delivery_commit(f->fx.s, &empty), 0);
 
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_attempts"), 0);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_acks"), 0);
@@ -631,7 +606,7 @@ static void test_acks_watermark(void **state)
                                     { f->ta, id, 12, T0_MS + 150, 0 },
                                     { f->ta, id2, 5, 0, T0_MS + 300 } };
     store_delivery_batch_t b = { &at, 1, k4, 3, m4, 3 };
-    assert_int_equal(store_delivery_commit(f->s, &b), 0);
+    assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
     w = get(f, f->ta, 1);
     assert_int_equal(w.last_delivered_version, 15);
     assert_int_equal(w.last_success_at_ms, T0_MS + 200);
@@ -654,7 +629,7 @@ static void test_acks_watermark(void **state)
     /* Acks filtered by the read alone (the file edited behind the store): the read
      * still answers only those above the watermark. */
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(f->fx.path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     char sql[256];
     snprintf(sql, sizeof(sql), "INSERT INTO delivery_acks VALUES (%lld, '%s', 77, 3)",
@@ -667,7 +642,7 @@ static void test_acks_watermark(void **state)
     free(a);
 
     /* A disabled webhook's state is still recorded (results of requests in flight). */
-    assert_int_equal(store_webhook_disable(f->s, f->ta, id, STORE_WH_DELETED, T0_MS + 400), 0);
+    assert_int_equal(store_webhook_disable(f->fx.s, f->ta, id, STORE_WH_DELETED, T0_MS + 400), 0);
     assert_int_equal(commit_mark(f, f->ta, id, 30, T0_MS + 500, 0), 0);
     assert_int_equal(get(f, f->ta, 1).last_delivered_version, 30);
     n = acked(f, f->ta, id, &a);
@@ -702,7 +677,7 @@ static void test_retrying(void **state)
     wh_id(id, 1);
     store_retrying_t *r = NULL;
     size_t n = 99;
-    assert_int_equal(store_delivery_retrying(f->s, f->ta, id, &r, &n), 0);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
     assert_int_equal(n, 0);
     free(r);
 
@@ -720,7 +695,7 @@ static void test_retrying(void **state)
     struct store_ack k[] = { { f->ta, id, 11, 101 }, { f->ta, id, 10, 90 } };
     assert_int_equal(commit_acks(f, k, 2), 0);
     assert_int_equal(commit_mark(f, f->ta, id, 60, 0, 0), 0);
-    assert_int_equal(store_delivery_retrying(f->s, f->ta, id, &r, &n), 0);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(r[0].record_id, 10);
     assert_int_equal(r[0].version, 100);
@@ -730,10 +705,10 @@ static void test_retrying(void **state)
 
     /* The other tenant, or an unknown id: not found. */
     r = NULL;
-    assert_int_equal(store_delivery_retrying(f->s, f->tb, id, &r, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->tb, id, &r, &n), BH_ENOTFOUND);
     assert_null(r);
     wh_id(id, 2);
-    assert_int_equal(store_delivery_retrying(f->s, f->ta, id, &r, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), BH_ENOTFOUND);
 }
 
 static void test_tenant_isolation(void **state)
@@ -749,36 +724,36 @@ static void test_tenant_isolation(void **state)
     struct store_ack k = { f->ta, id, 5, 9 };
     struct store_watermark m = { f->ta, id, 3, T0_MS + 1, 0 };
     store_delivery_batch_t b = { &at, 1, &k, 1, &m, 1 };
-    assert_int_equal(store_delivery_commit(f->s, &b), 0);
+    assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
 
     /* B cannot see A's log or acks: its id is not found, exactly like a missing one. */
     store_attempt_query_t q = { -1, 0, 10 };
     store_attempt_t *rows = NULL;
     int64_t *seqs = NULL;
     size_t n = 0;
-    assert_int_equal(store_attempts_list(f->s, f->tb, id, &q, &rows, &seqs, &n), BH_ENOTFOUND);
+    assert_int_equal(store_attempts_list(f->fx.s, f->tb, id, &q, &rows, &seqs, &n), BH_ENOTFOUND);
     assert_null(rows);
     assert_int_equal(n, 0);
     q.limit = 0;
-    assert_int_equal(store_attempts_list(f->s, f->tb, id, &q, &rows, &seqs, &n), BH_ENOTFOUND);
+    assert_int_equal(store_attempts_list(f->fx.s, f->tb, id, &q, &rows, &seqs, &n), BH_ENOTFOUND);
     q.limit = 10;
     char missing[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(missing, 3);
-    assert_int_equal(store_attempts_list(f->s, f->ta, missing, &q, &rows, &seqs, &n),
+    assert_int_equal(store_attempts_list(f->fx.s, f->ta, missing, &q, &rows, &seqs, &n),
                      BH_ENOTFOUND);
-    assert_int_equal(store_attempts_list(f->s, f->ta, "nope", &q, &rows, &seqs, &n),
+    assert_int_equal(store_attempts_list(f->fx.s, f->ta, "nope", &q, &rows, &seqs, &n),
                      BH_ENOTFOUND);
-    assert_int_equal(store_attempts_list(f->s, 0, id, &q, &rows, &seqs, &n), BH_ENOTFOUND);
+    assert_int_equal(store_attempts_list(f->fx.s, 0, id, &q, &rows, &seqs, &n), BH_ENOTFOUND);
     store_acked_t *a = NULL;
-    assert_int_equal(store_delivery_acked(f->s, f->tb, id, &a, &n), BH_ENOTFOUND);
-    assert_int_equal(store_delivery_acked(f->s, f->ta, missing, &a, &n), BH_ENOTFOUND);
-    assert_int_equal(store_delivery_acked(f->s, f->ta, "nope", &a, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_acked(f->fx.s, f->tb, id, &a, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_acked(f->fx.s, f->ta, missing, &a, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_acked(f->fx.s, f->ta, "nope", &a, &n), BH_ENOTFOUND);
 
     /* B's writes naming A's webhook change nothing of A's. */
     struct store_ack kb = { f->tb, id, 6, 50 };
     struct store_watermark mb = { f->tb, id, 40, T0_MS + 9, T0_MS + 9 };
     store_delivery_batch_t bb = { NULL, 0, &kb, 1, &mb, 1 };
-    assert_int_equal(store_delivery_commit(f->s, &bb), 0);
+    assert_int_equal(store_delivery_commit(f->fx.s, &bb), 0);
     store_webhook_t w = get(f, f->ta, 1);
     assert_int_equal(w.last_delivered_version, 3);
     assert_int_equal(w.last_success_at_ms, T0_MS + 1);
@@ -812,9 +787,9 @@ static void test_deleted_listable(void **state)
     char id[STORE_WEBHOOK_ID_LEN + 1], id2[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, 1);
     wh_id(id2, 2);
-    assert_int_equal(store_webhook_disable(f->s, f->ta, id, STORE_WH_DELETED, T0_MS + 5), 0);
+    assert_int_equal(store_webhook_disable(f->fx.s, f->ta, id, STORE_WH_DELETED, T0_MS + 5), 0);
     size_t swept = 0;
-    assert_int_equal(store_webhooks_expire(f->s, T0_MS + 2 * DAY_MS, &swept), 0);
+    assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 2 * DAY_MS, &swept), 0);
     assert_int_equal(swept, 1);
 
     /* An attempt that finishes after the delete is still logged. */
@@ -859,15 +834,15 @@ static void test_prune(void **state)
     }
     /* Nothing older than the oldest. */
     size_t n = 99;
-    assert_int_equal(store_attempts_prune(f->s, T0_MS, &n), 0);
+    assert_int_equal(store_attempts_prune(f->fx.s, T0_MS, &n), 0);
     assert_int_equal(n, 0);
     /* Strictly before: the attempts at T0 + 0 .. T0 + 99 (one each). */
-    assert_int_equal(store_attempts_prune(f->s, T0_MS + 100, &n), 0);
+    assert_int_equal(store_attempts_prune(f->fx.s, T0_MS + 100, &n), 0);
     assert_int_equal(n, 100);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_attempts"), OLD + NEW - 100);
 
     double t0 = now_s();
-    assert_int_equal(store_attempts_prune(f->s, T0_MS + 7 * DAY_MS, &n), 0);
+    assert_int_equal(store_attempts_prune(f->fx.s, T0_MS + 7 * DAY_MS, &n), 0);
     double dt = now_s() - t0;
     assert_int_equal(n, OLD - 100);
     printf("    prune of %d attempts in chunks: %.1f ms\n", OLD - 100, dt * 1000);
@@ -889,7 +864,7 @@ static void test_prune(void **state)
 
     /* Emptied, the log keeps counting: a new attempt never reuses a seq a client may
      * hold as a cursor. */
-    assert_int_equal(store_attempts_prune(f->s, T0_MS + 30 * DAY_MS, &n), 0);
+    assert_int_equal(store_attempts_prune(f->fx.s, T0_MS + 30 * DAY_MS, &n), 0);
     assert_int_equal(n, NEW);
     assert_int_equal(commit_attempts(f, at, 1), 0);
     n = list(f, f->ta, id, -1, 0, 100, &rows, &seqs);
@@ -898,8 +873,8 @@ static void test_prune(void **state)
     free(rows);
     free(seqs);
 
-    assert_int_equal(store_attempts_prune(f->s, 0, &n), BH_EINVAL);
-    assert_int_equal(store_attempts_prune(f->s, T0_MS, NULL), BH_EINVAL);
+    assert_int_equal(store_attempts_prune(f->fx.s, 0, &n), BH_EINVAL);
+    assert_int_equal(store_attempts_prune(f->fx.s, T0_MS, NULL), BH_EINVAL);
     free(at);
 }
 
@@ -935,7 +910,7 @@ static void test_large_commit(void **state)
 
     store_delivery_batch_t b = { at, N, k, N, m, WH };
     double t0 = now_s();
-    assert_int_equal(store_delivery_commit(f->s, &b), 0);
+    assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
     double dt = now_s() - t0;
     printf("    commit of %d attempts + %d acks + %d marks: %.1f ms\n", N, N, WH, dt * 1000);
 
@@ -947,7 +922,7 @@ static void test_large_commit(void **state)
     for (int w = 0; w < WH; w++)
         m[w].version += N;
     t0 = now_s();
-    assert_int_equal(store_delivery_commit(f->s, &b), 0);
+    assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
     dt = now_s() - t0;
     printf("    second commit of the same size: %.1f ms\n", dt * 1000);
 
@@ -999,7 +974,7 @@ static void *worker(void *p)
         struct store_ack k = { f->ta, id, 1000 + i, (uint64_t)(10 + i) };
         struct store_watermark m = { f->ta, id, (uint64_t)(5 + i), T0_MS + i, 0 };
         store_delivery_batch_t b = { &at, 1, &k, 1, &m, 1 };
-        if (store_delivery_commit(f->s, &b) != 0)
+        if (store_delivery_commit(f->fx.s, &b) != 0)
             return (void *)1;
     }
     return NULL;
@@ -1038,7 +1013,7 @@ static void test_concurrent(void **state)
                      0);
     assert_int_equal(n, 5); /* versions 10 + last - 4 .. 10 + last */
     store_stats_t st;
-    store_get_stats(f->s, &st);
+    store_get_stats(f->fx.s, &st);
     printf("    %llu writes in %llu commits\n", (unsigned long long)st.writes,
            (unsigned long long)st.commits);
 }
@@ -1052,7 +1027,7 @@ static void test_migration(void **state)
     fixture_t *f = *state;
     assert_true(sqlite__n_migrations >= 4);
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+    assert_int_equal(sqlite3_open_v2(f->fx.path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                                      NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
@@ -1077,11 +1052,11 @@ static void test_migration(void **state)
 
     assert_int_equal(open_store(f), 0);
     int v = 0;
-    assert_int_equal(store_schema_version(f->s, &v), 0);
+    assert_int_equal(store_schema_version(f->fx.s, &v), 0);
     assert_int_equal(v, (int)sqlite__n_migrations);
     store_webhook_t *w = NULL;
     size_t n = 0;
-    assert_int_equal(store_webhooks_active(f->s, T0_MS, &w, &n), 0);
+    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS, &w, &n), 0);
     assert_int_equal(n, 1);
     free(w);
     char id[STORE_WEBHOOK_ID_LEN + 1];

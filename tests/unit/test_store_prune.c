@@ -3,9 +3,8 @@
  * Enabled webhook still has to deliver; webhooks disabled longer than the retention
  * go with their logs.
  */
-#define _GNU_SOURCE /* nftw, mkdtemp */
+#define _GNU_SOURCE
 
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "core/crypto.h"
+#include "fixture_store.h"
 #include "store/store.h"
 
 #define T0 1800000000000LL
@@ -27,31 +27,18 @@
 #define RETENTION (7 * DAY)
 
 typedef struct fx {
-    char dir[64];
-    bh_clock_t clock;
-    store_t *s;
+    fx_store_t fx;  /* the store, its directory and fake clock (fixture_store.h) */
     int64_t tenant;
 } fx_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bh-test-prune-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    clock_fake_init(&f->clock, T0);
-    char url[128];
-    snprintf(url, sizeof(url), "sqlite:%s/db", f->dir);
-    store_options_t opt = { .clock = &f->clock };
-    const char *msg = NULL;
-    assert_int_equal(store_open(url, &opt, &f->s, &msg), 0);
+    assert_non_null(f);
+    assert_int_equal(fx_store_new(&f->fx, "prune", T0, false), 0);
+    assert_int_equal(fx_store_open(&f->fx), 0);
     store_tenant_t t;
-    assert_int_equal(store_tenant_create(f->s, "acme", &t), 0);
+    assert_int_equal(store_tenant_create(f->fx.s, "acme", &t), 0);
     f->tenant = t.id;
     *state = f;
     return 0;
@@ -60,8 +47,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    store_close(f->s);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    fx_store_free(&f->fx);
     free(f);
     return 0;
 }
@@ -72,7 +58,7 @@ static uint64_t put_person(fx_t *f, int64_t id)
     memset(&p, 0, sizeof(p));
     p.id = id;
     store_write_result_t r;
-    assert_int_equal(store_person_put(f->s, f->tenant, &p, &r), 0);
+    assert_int_equal(store_person_put(f->fx.s, f->tenant, &p, &r), 0);
     assert_int_equal(r.rc, 0);
     return r.version;
 }
@@ -81,7 +67,7 @@ static size_t count_changes(fx_t *f)
 {
     store_change_t *c = NULL;
     size_t n = 0;
-    assert_int_equal(store_changes_after(f->s, f->tenant, STORE_COLL_PEOPLE, 0, 1000, &c, &n), 0);
+    assert_int_equal(store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, 0, 1000, &c, &n), 0);
     store_changes_free(c, n);
     return n;
 }
@@ -91,15 +77,15 @@ static void test_prune_by_age(void **state)
     fx_t *f = *state;
     for (int i = 1; i <= 5; i++) {
         put_person(f, i);
-        clock_fake_advance(&f->clock, HOUR);
+        clock_fake_advance(&f->fx.clock, HOUR);
     }
     /* Changes at T0, T0+1h, …, T0+4h; prune what is older than T0+2h: two go. */
     size_t n = 0;
-    assert_int_equal(store_changes_prune(f->s, T0 + 2 * HOUR, &n), 0);
+    assert_int_equal(store_changes_prune(f->fx.s, T0 + 2 * HOUR, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(count_changes(f), 3);
     /* Again: nothing more. */
-    assert_int_equal(store_changes_prune(f->s, T0 + 2 * HOUR, &n), 0);
+    assert_int_equal(store_changes_prune(f->fx.s, T0 + 2 * HOUR, &n), 0);
     assert_int_equal(n, 0);
 }
 
@@ -117,9 +103,9 @@ static int new_webhook(fx_t *f, uint64_t seed, int64_t valid_until_ms, size_t ca
     snprintf(w->destination_url, sizeof(w->destination_url), "https://x.invalid/");
     snprintf(w->ext_refs, sizeof(w->ext_refs), "[]");
     w->key_blob_len = 33;
-    w->created_at_ms = clock_now_ms(&f->clock);
+    w->created_at_ms = clock_now_ms(&f->fx.clock);
     w->valid_until_ms = valid_until_ms;
-    return store_webhook_create(f->s, f->tenant, w, cap);
+    return store_webhook_create(f->fx.s, f->tenant, w, cap);
 }
 
 static void test_pending_events_are_kept(void **state)
@@ -132,23 +118,23 @@ static void test_pending_events_are_kept(void **state)
     uint64_t v[5];
     for (int i = 0; i < 5; i++) {
         v[i] = put_person(f, i + 1);
-        clock_fake_advance(&f->clock, HOUR);
+        clock_fake_advance(&f->fx.clock, HOUR);
     }
     size_t n = 0;
-    assert_int_equal(store_changes_prune(f->s, T0 + 100 * HOUR, &n), 0);
+    assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
     assert_int_equal(n, 0);
     assert_int_equal(count_changes(f), 5);
     /* It delivers up to the third change: those three may go, the rest stays. */
     struct store_watermark m = { f->tenant, w.id, v[2], T0, 0 };
     store_delivery_batch_t b = { NULL, 0, NULL, 0, &m, 1 };
-    assert_int_equal(store_delivery_commit(f->s, &b), 0);
-    assert_int_equal(store_changes_prune(f->s, T0 + 100 * HOUR, &n), 0);
+    assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
+    assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
     assert_int_equal(n, 3);
     assert_int_equal(count_changes(f), 2);
     /* Once the webhook is disabled it no longer holds anything back. */
-    assert_int_equal(store_webhook_disable(f->s, f->tenant, w.id, STORE_WH_DELETED, T0 + 6 * HOUR),
+    assert_int_equal(store_webhook_disable(f->fx.s, f->tenant, w.id, STORE_WH_DELETED, T0 + 6 * HOUR),
                      0);
-    assert_int_equal(store_changes_prune(f->s, T0 + 100 * HOUR, &n), 0);
+    assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(count_changes(f), 0);
 }
@@ -169,14 +155,14 @@ static void log_delivery(fx_t *f, const store_webhook_t *w, int64_t at_ms)
     a.status = STORE_ATTEMPT_DELIVERED;
     struct store_ack ack = { f->tenant, w->id, 1, 5 };
     store_delivery_batch_t b = { &a, 1, &ack, 1, NULL, 0 };
-    assert_int_equal(store_delivery_commit(f->s, &b), 0);
+    assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
 }
 
 /* Rows of table whose webhook column is id, read from the file directly. */
 static int64_t raw_count(fx_t *f, const char *table, const char *col, const char *id)
 {
-    char path[128], sql[160];
-    snprintf(path, sizeof(path), "%s/db", f->dir);
+    const char *path = f->fx.path;
+    char sql[160];
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE %s = ?1", table, col);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
@@ -197,7 +183,7 @@ static size_t count_attempts(fx_t *f, const char *id, int *rc)
     store_attempt_t *a = NULL;
     int64_t *seq = NULL;
     size_t n = 0;
-    *rc = store_attempts_list(f->s, f->tenant, id, &q, &a, &seq, &n);
+    *rc = store_attempts_list(f->fx.s, f->tenant, id, &q, &a, &seq, &n);
     free(a);
     free(seq);
     return n;
@@ -220,47 +206,47 @@ static void test_disabled_webhooks_pruned(void **state)
     log_delivery(f, &recent, T0 + 3 * DAY + 12 * HOUR);
     log_delivery(f, &enabled, T0 + 9 * DAY);
 
-    assert_int_equal(store_webhook_disable(f->s, f->tenant, old.id, STORE_WH_DELETED, T0 + 2 * DAY),
+    assert_int_equal(store_webhook_disable(f->fx.s, f->tenant, old.id, STORE_WH_DELETED, T0 + 2 * DAY),
                      0);
     assert_int_equal(
-        store_webhook_disable(f->s, f->tenant, recent.id, STORE_WH_DELETED, T0 + 4 * DAY), 0);
+        store_webhook_disable(f->fx.s, f->tenant, recent.id, STORE_WH_DELETED, T0 + 4 * DAY), 0);
     size_t n = 0;
-    assert_int_equal(store_webhooks_expire(f->s, T0 + 2 * DAY, &n), 0);
+    assert_int_equal(store_webhooks_expire(f->fx.s, T0 + 2 * DAY, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(raw_count(f, "delivery_acks", "webhook_id", old.id), 1);
 
-    clock_fake_advance(&f->clock, 10 * DAY);
-    int64_t now = clock_now_ms(&f->clock);
-    assert_int_equal(store_webhooks_prune(f->s, now - RETENTION, &n), 0);
+    clock_fake_advance(&f->fx.clock, 10 * DAY);
+    int64_t now = clock_now_ms(&f->fx.clock);
+    assert_int_equal(store_webhooks_prune(f->fx.s, now - RETENTION, &n), 0);
     assert_int_equal(n, 2);
 
     store_webhook_t got;
     int rc = 0;
     const store_webhook_t *gone[] = { &old, &expired };
     for (size_t i = 0; i < 2; i++) {
-        assert_int_equal(store_webhook_get(f->s, f->tenant, gone[i]->id, &got), BH_ENOTFOUND);
+        assert_int_equal(store_webhook_get(f->fx.s, f->tenant, gone[i]->id, &got), BH_ENOTFOUND);
         count_attempts(f, gone[i]->id, &rc);
         assert_int_equal(rc, BH_ENOTFOUND);
         assert_int_equal(raw_count(f, "delivery_attempts", "webhook_id", gone[i]->id), 0);
         assert_int_equal(raw_count(f, "delivery_acks", "webhook_id", gone[i]->id), 0);
     }
-    assert_int_equal(store_webhook_get(f->s, f->tenant, recent.id, &got), 0);
+    assert_int_equal(store_webhook_get(f->fx.s, f->tenant, recent.id, &got), 0);
     assert_int_equal(got.status, STORE_WH_DISABLED);
     assert_int_equal(got.reason, STORE_WH_DELETED);
     assert_int_equal(count_attempts(f, recent.id, &rc), 1);
     assert_int_equal(rc, 0);
-    assert_int_equal(store_webhook_get(f->s, f->tenant, enabled.id, &got), 0);
+    assert_int_equal(store_webhook_get(f->fx.s, f->tenant, enabled.id, &got), 0);
     assert_int_equal(got.status, STORE_WH_ENABLED);
     assert_int_equal(count_attempts(f, enabled.id, &rc), 1);
 
     /* Two days later the recent one has passed the retention too. */
-    clock_fake_advance(&f->clock, 2 * DAY);
-    now = clock_now_ms(&f->clock);
-    assert_int_equal(store_webhooks_prune(f->s, now - RETENTION, &n), 0);
+    clock_fake_advance(&f->fx.clock, 2 * DAY);
+    now = clock_now_ms(&f->fx.clock);
+    assert_int_equal(store_webhooks_prune(f->fx.s, now - RETENTION, &n), 0);
     assert_int_equal(n, 1);
-    assert_int_equal(store_webhook_get(f->s, f->tenant, recent.id, &got), BH_ENOTFOUND);
-    assert_int_equal(store_webhook_get(f->s, f->tenant, enabled.id, &got), 0);
-    assert_int_equal(store_webhooks_prune(f->s, now - RETENTION, &n), 0);
+    assert_int_equal(store_webhook_get(f->fx.s, f->tenant, recent.id, &got), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_get(f->fx.s, f->tenant, enabled.id, &got), 0);
+    assert_int_equal(store_webhooks_prune(f->fx.s, now - RETENTION, &n), 0);
     assert_int_equal(n, 0);
 }
 
@@ -277,22 +263,22 @@ static void test_deleted_webhooks_do_not_count(void **state)
     for (int i = 0; i < CYCLES; i++) {
         assert_int_equal(new_webhook(f, 200 + (uint64_t)i, T0 + 60 * DAY, CAP, &w), 0);
         assert_int_equal(
-            store_webhook_disable(f->s, f->tenant, w.id, STORE_WH_DELETED, T0 + i), 0);
+            store_webhook_disable(f->fx.s, f->tenant, w.id, STORE_WH_DELETED, T0 + i), 0);
     }
     /* The cap itself still holds for Enabled webhooks. */
     assert_int_equal(new_webhook(f, 300, T0 + 60 * DAY, CAP, &w), 0);
     store_webhook_t over;
     assert_int_equal(new_webhook(f, 301, T0 + 60 * DAY, CAP, &over), BH_ECONFLICT);
 
-    clock_fake_advance(&f->clock, 8 * DAY);
+    clock_fake_advance(&f->fx.clock, 8 * DAY);
     size_t n = 0;
-    assert_int_equal(store_webhooks_prune(f->s, clock_now_ms(&f->clock) - RETENTION, &n), 0);
+    assert_int_equal(store_webhooks_prune(f->fx.s, clock_now_ms(&f->fx.clock) - RETENTION, &n), 0);
     assert_int_equal(n, CYCLES);
     store_webhook_query_t q = { .status = -1, .limit = 1000,
-                                .now_ms = clock_now_ms(&f->clock) };
+                                .now_ms = clock_now_ms(&f->fx.clock) };
     store_webhook_t *list = NULL;
     size_t nl = 0;
-    assert_int_equal(store_webhooks_list(f->s, f->tenant, &q, &list, &nl), 0);
+    assert_int_equal(store_webhooks_list(f->fx.s, f->tenant, &q, &list, &nl), 0);
     assert_int_equal(nl, CAP);
     free(list);
 }

@@ -8,7 +8,7 @@
  * answers could hide a mistake (a read that derives "expired" over a row the sweep
  * never wrote), the test reads the file through a separate raw SQLite connection.
  */
-#define _GNU_SOURCE /* nftw, mkdtemp */
+#define _GNU_SOURCE
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +17,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include "core/err.h"
 #include "model/model.h"
 #include "store/sqlite/sqlite_int.h"
+#include "fixture_store.h"
 #include "store/store.h"
 
 #define T0_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
@@ -39,42 +39,18 @@
 #define CAP 100               /* max_enabled where the test is not about the cap */
 
 typedef struct fixture {
-    char dir[64];
-    char url[160];
-    char path[128];
-    bh_clock_t clock;
-    store_t *s;
+    fx_store_t fx;  /* the store, its directory and fake clock (fixture_store.h) */
     int64_t ta, tb; /* two tenants */
 } fixture_t;
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int make_dir(fixture_t *f)
 {
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bh-test-wh-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
-    snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
-    clock_fake_init(&f->clock, T0_MS);
-    return 0;
+    return fx_store_new(&f->fx, "wh", T0_MS, false);
 }
 
 static int open_store(fixture_t *f)
 {
-    store_options_t opt = { .clock = &f->clock };
-    const char *msg = NULL;
-    if (store_open(f->url, &opt, &f->s, &msg) != 0) {
-        fprintf(stderr, "store_open: %s\n", msg ? msg : "?");
-        return -1;
-    }
-    return 0;
+    return fx_store_open(&f->fx);
 }
 
 static int setup(void **state)
@@ -87,10 +63,10 @@ static int setup(void **state)
         return -1;
     }
     store_tenant_t t;
-    if (store_tenant_create(f->s, "tenant-a", &t) != 0)
+    if (store_tenant_create(f->fx.s, "tenant-a", &t) != 0)
         return -1;
     f->ta = t.id;
-    if (store_tenant_create(f->s, "tenant-b", &t) != 0)
+    if (store_tenant_create(f->fx.s, "tenant-b", &t) != 0)
         return -1;
     f->tb = t.id;
     *state = f;
@@ -114,10 +90,9 @@ static int setup_bare(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    store_close(f->s);
-    int rc = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fx_store_free(&f->fx);
     free(f);
-    return rc;
+    return 0;
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -125,7 +100,7 @@ static int teardown(void **state)
 static sqlite3 *raw_open(fixture_t *f, bool write)
 {
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db,
+    assert_int_equal(sqlite3_open_v2(f->fx.path, &db,
                                      write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY,
                                      NULL),
                      SQLITE_OK);
@@ -205,7 +180,7 @@ static store_webhook_t mk_webhook(int n, store_collection_t coll)
 static store_webhook_t create(fixture_t *f, int64_t tenant, int n, store_collection_t coll)
 {
     store_webhook_t w = mk_webhook(n, coll);
-    assert_int_equal(store_webhook_create(f->s, tenant, &w, CAP), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, tenant, &w, CAP), 0);
     return w;
 }
 
@@ -214,7 +189,7 @@ static store_webhook_t get(fixture_t *f, int64_t tenant, int n)
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, n);
     store_webhook_t w;
-    assert_int_equal(store_webhook_get(f->s, tenant, id, &w), 0);
+    assert_int_equal(store_webhook_get(f->fx.s, tenant, id, &w), 0);
     return w;
 }
 
@@ -223,7 +198,7 @@ static int disable(fixture_t *f, int64_t tenant, int n, store_webhook_reason_t r
 {
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, n);
-    return store_webhook_disable(f->s, tenant, id, reason, now_ms);
+    return store_webhook_disable(f->fx.s, tenant, id, reason, now_ms);
 }
 
 /* Pending count of webhook n at now_ms; *oldest (if given) the oldest version. */
@@ -232,7 +207,7 @@ static uint64_t pending(fixture_t *f, int64_t tenant, int n, int64_t now_ms, uin
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, n);
     uint64_t count = 99999, old = 99999;
-    assert_int_equal(store_webhook_pending(f->s, tenant, id, now_ms, &count, &old), 0);
+    assert_int_equal(store_webhook_pending(f->fx.s, tenant, id, now_ms, &count, &old), 0);
     if (oldest)
         *oldest = old;
     return count;
@@ -241,7 +216,7 @@ static uint64_t pending(fixture_t *f, int64_t tenant, int n, int64_t now_ms, uin
 static uint64_t tenant_version(fixture_t *f, int64_t tenant)
 {
     uint64_t v = 0;
-    assert_int_equal(store_tenant_version(f->s, tenant, &v), 0);
+    assert_int_equal(store_tenant_version(f->fx.s, tenant, &v), 0);
     return v;
 }
 
@@ -260,7 +235,7 @@ static size_t list_ids(fixture_t *f, int64_t tenant, int status, store_collectio
     store_webhook_query_t q = { status, coll, after, limit, now_ms };
     store_webhook_t *w = NULL;
     size_t n = 0;
-    assert_int_equal(store_webhooks_list(f->s, tenant, &q, &w, &n), 0);
+    assert_int_equal(store_webhooks_list(f->fx.s, tenant, &q, &w, &n), 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(w[i].tenant_id, tenant);
         ids[i] = id_num(w[i].id);
@@ -310,10 +285,10 @@ static void seed(fixture_t *f, int64_t tenant)
     memset(&p, 0, sizeof(p));
     p.id = 1;
     store_write_result_t r;
-    assert_int_equal(store_person_put(f->s, tenant, &p, &r), 0);
+    assert_int_equal(store_person_put(f->fx.s, tenant, &p, &r), 0);
     assert_int_equal(r.rc, 0);
     model_definition_t *d = mk_def(1, "Lunch");
-    assert_int_equal(store_definition_put(f->s, tenant, d, &r), 0);
+    assert_int_equal(store_definition_put(f->fx.s, tenant, d, &r), 0);
     assert_int_equal(r.rc, 0);
     free(d);
 }
@@ -323,7 +298,7 @@ static uint64_t put_break(fixture_t *f, int64_t tenant, int64_t id, int32_t cloc
 {
     model_break_t b = mk_break(id, clocked);
     store_write_result_t r;
-    assert_int_equal(store_break_put(f->s, tenant, &b, &r), 0);
+    assert_int_equal(store_break_put(f->fx.s, tenant, &b, &r), 0);
     assert_int_equal(r.rc, 0);
     assert_true(r.version > 0);
     return r.version;
@@ -335,7 +310,7 @@ static size_t break_changes_after(fixture_t *f, int64_t tenant, uint64_t after,
 {
     store_change_t *c = NULL;
     size_t n = 0;
-    assert_int_equal(store_changes_after(f->s, tenant, STORE_COLL_BREAKS, after, 10000000, &c,
+    assert_int_equal(store_changes_after(f->fx.s, tenant, STORE_COLL_BREAKS, after, 10000000, &c,
                                          &n),
                      0);
     if (first)
@@ -396,10 +371,10 @@ static void test_create_get(void **state)
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, 3);
     store_webhook_t out;
-    assert_int_equal(store_webhook_get(f->s, f->ta, id, &out), BH_ENOTFOUND);
-    assert_int_equal(store_webhook_get(f->s, f->ta, "short", &out), BH_ENOTFOUND);
-    assert_int_equal(store_webhook_get(f->s, 0, w.id, &out), BH_ENOTFOUND);
-    assert_int_equal(store_webhook_get(f->s, f->ta, NULL, &out), BH_EINVAL);
+    assert_int_equal(store_webhook_get(f->fx.s, f->ta, id, &out), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_get(f->fx.s, f->ta, "short", &out), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_get(f->fx.s, 0, w.id, &out), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_get(f->fx.s, f->ta, NULL, &out), BH_EINVAL);
 }
 
 static void test_create_invalid(void **state)
@@ -409,36 +384,36 @@ static void test_create_invalid(void **state)
 
     w = mk_webhook(1, STORE_COLL_BREAKS);
     w.id[35] = '\0';
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     w = mk_webhook(1, STORE_COLL_BREAKS);
     memset(w.id, 'a', sizeof(w.id)); /* no NUL inside the field */
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     w = mk_webhook(1, STORE_COLL_PEOPLE);
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     w = mk_webhook(1, (store_collection_t)0);
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     w = mk_webhook(1, STORE_COLL_BREAKS);
     w.destination_url[0] = '\0';
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     w = mk_webhook(1, STORE_COLL_BREAKS);
     memset(w.destination_url, 'h', sizeof(w.destination_url));
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     w = mk_webhook(1, STORE_COLL_BREAKS);
     w.key_blob_len = 0;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     w = mk_webhook(1, STORE_COLL_BREAKS);
     w.key_blob_len = STORE_KEY_BLOB_MAX + 1;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     w = mk_webhook(1, STORE_COLL_BREAKS);
     w.valid_until_ms = w.created_at_ms;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EINVAL);
-    assert_int_equal(store_webhook_create(f->s, f->ta, NULL, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, NULL, CAP), BH_EINVAL);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM webhooks"), 0);
 
     /* A tenant that does not exist. */
     w = mk_webhook(1, STORE_COLL_BREAKS);
-    assert_int_equal(store_webhook_create(f->s, 0, &w, CAP), BH_ENOTFOUND);
-    assert_int_equal(store_webhook_create(f->s, 9999, &w, CAP), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_create(f->fx.s, 0, &w, CAP), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_create(f->fx.s, 9999, &w, CAP), BH_ENOTFOUND);
 
     /* The edges that are fine: a full-size URL and key, a 1 ms validity. */
     w = mk_webhook(1, STORE_COLL_BREAKS);
@@ -446,7 +421,7 @@ static void test_create_invalid(void **state)
     w.destination_url[STORE_URL_MAX] = '\0';
     w.key_blob_len = STORE_KEY_BLOB_MAX;
     w.valid_until_ms = w.created_at_ms + 1;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), 0);
     store_webhook_t g = get(f, f->ta, 1);
     assert_int_equal(strlen(g.destination_url), STORE_URL_MAX);
     assert_int_equal(g.key_blob_len, STORE_KEY_BLOB_MAX);
@@ -458,15 +433,15 @@ static void test_duplicate(void **state)
     fixture_t *f = *state;
     create(f, f->ta, 1, STORE_COLL_BREAKS);
     store_webhook_t w = mk_webhook(1, STORE_COLL_DEFINITIONS);
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EEXIST);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EEXIST);
     /* The first one is untouched. */
     assert_int_equal(get(f, f->ta, 1).collection, STORE_COLL_BREAKS);
     /* Ids are scoped by tenant like everything else. */
-    assert_int_equal(store_webhook_create(f->s, f->tb, &w, CAP), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->tb, &w, CAP), 0);
     assert_int_equal(get(f, f->tb, 1).collection, STORE_COLL_DEFINITIONS);
     /* A duplicate of a Disabled one is still a duplicate. */
     assert_int_equal(disable(f, f->ta, 1, STORE_WH_DELETED, T0_MS + 1), 0);
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), BH_EEXIST);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EEXIST);
 }
 
 /* ---- the cap ---------------------------------------------------------------------- */
@@ -479,43 +454,43 @@ static void test_cap(void **state)
     /* 1 expires at T0 + 1000; 2 and 3 last 30 days. */
     w = mk_webhook(1, STORE_COLL_BREAKS);
     w.valid_until_ms = T0_MS + 1000;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, 3), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), 0);
     w = mk_webhook(2, STORE_COLL_BREAKS);
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, 3), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), 0);
     w = mk_webhook(3, STORE_COLL_DEFINITIONS);
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, 3), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), 0);
 
     /* Full: both collections count. */
     w = mk_webhook(4, STORE_COLL_BREAKS);
     w.created_at_ms = T0_MS + 999;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, 3), BH_ECONFLICT);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), BH_ECONFLICT);
     /* Tenant B has its own count. */
-    assert_int_equal(store_webhook_create(f->s, f->tb, &w, 3), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->tb, &w, 3), 0);
 
     /* At valid_until, 1 no longer counts, although the sweep has not marked it. */
     w.created_at_ms = T0_MS + 1000;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, 3), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), 0);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM webhooks WHERE tenant_id = %lld"
                                 " AND status = 0", (long long)f->ta),
                      4);
     w = mk_webhook(5, STORE_COLL_BREAKS);
     w.created_at_ms = T0_MS + 2000;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, 3), BH_ECONFLICT);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), BH_ECONFLICT);
 
     /* A Disabled one frees its place. */
     assert_int_equal(disable(f, f->ta, 2, STORE_WH_DELETED, T0_MS + 2000), 0);
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, 3), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), 0);
     w = mk_webhook(6, STORE_COLL_BREAKS);
     w.created_at_ms = T0_MS + 2000;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, 3), BH_ECONFLICT);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), BH_ECONFLICT);
 
     /* A refused create wrote nothing. */
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, 6);
     store_webhook_t out;
-    assert_int_equal(store_webhook_get(f->s, f->ta, id, &out), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_get(f->fx.s, f->ta, id, &out), BH_ENOTFOUND);
     /* max_enabled 0 allows none. */
-    assert_int_equal(store_webhook_create(f->s, f->tb, &w, 0), BH_ECONFLICT);
+    assert_int_equal(store_webhook_create(f->fx.s, f->tb, &w, 0), BH_ECONFLICT);
 }
 
 /* ---- list ------------------------------------------------------------------------- */
@@ -544,7 +519,7 @@ static void test_list(void **state)
             w.valid_until_ms = T0_MS + 1000;
         if (n == 9)
             w.valid_until_ms = now;
-        assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), 0);
+        assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), 0);
     }
     assert_int_equal(disable(f, f->ta, 3, STORE_WH_DELETED, T0_MS + 10), 0);
     assert_int_equal(disable(f, f->ta, 8, STORE_WH_DESTINATION_GONE, T0_MS + 20), 0);
@@ -645,16 +620,16 @@ static void test_list(void **state)
     /* Arguments. */
     store_webhook_query_t q = { 5, 0, NULL, 10, now };
     store_webhook_t *w = NULL;
-    assert_int_equal(store_webhooks_list(f->s, f->ta, &q, &w, &n), BH_EINVAL);
+    assert_int_equal(store_webhooks_list(f->fx.s, f->ta, &q, &w, &n), BH_EINVAL);
     q.status = -1;
     q.collection = (store_collection_t)7;
-    assert_int_equal(store_webhooks_list(f->s, f->ta, &q, &w, &n), BH_EINVAL);
+    assert_int_equal(store_webhooks_list(f->fx.s, f->ta, &q, &w, &n), BH_EINVAL);
     q.collection = 0;
     q.after_id = "00000000-0000-4000-8000-0000000000001"; /* 37 characters */
-    assert_int_equal(store_webhooks_list(f->s, f->ta, &q, &w, &n), BH_EINVAL);
+    assert_int_equal(store_webhooks_list(f->fx.s, f->ta, &q, &w, &n), BH_EINVAL);
     q.after_id = NULL;
     q.limit = 0;
-    assert_int_equal(store_webhooks_list(f->s, f->ta, &q, &w, &n), 0);
+    assert_int_equal(store_webhooks_list(f->fx.s, f->ta, &q, &w, &n), 0);
     assert_int_equal(n, 0);
     assert_null(w);
 }
@@ -669,17 +644,17 @@ static void test_tenant_isolation(void **state)
     put_break(f, f->ta, 1, 20);
 
     store_webhook_t out;
-    assert_int_equal(store_webhook_get(f->s, f->tb, a.id, &out), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_get(f->fx.s, f->tb, a.id, &out), BH_ENOTFOUND);
     int ids[8];
     assert_int_equal(list_ids(f, f->tb, -1, 0, NULL, 100, T0_MS, ids, NULL), 0);
     assert_int_equal(list_ids(f, f->tb, STORE_WH_ENABLED, 0, NULL, 100, T0_MS, ids, NULL), 0);
     assert_int_equal(list_ids(f, f->tb, STORE_WH_DISABLED, 0, NULL, 100, T0_MS + 40 * DAY_MS,
                               ids, NULL),
                      0);
-    assert_int_equal(store_webhook_disable(f->s, f->tb, a.id, STORE_WH_DELETED, T0_MS + 1),
+    assert_int_equal(store_webhook_disable(f->fx.s, f->tb, a.id, STORE_WH_DELETED, T0_MS + 1),
                      BH_ENOTFOUND);
     uint64_t count = 7, oldest = 7;
-    assert_int_equal(store_webhook_pending(f->s, f->tb, a.id, T0_MS, &count, &oldest),
+    assert_int_equal(store_webhook_pending(f->fx.s, f->tb, a.id, T0_MS, &count, &oldest),
                      BH_ENOTFOUND);
 
     /* A is untouched, and B's writes are not A's events. */
@@ -724,7 +699,7 @@ static void test_disable(void **state)
 
     /* Missing, malformed, bad arguments. */
     assert_int_equal(disable(f, f->ta, 2, STORE_WH_DELETED, T0_MS), BH_ENOTFOUND);
-    assert_int_equal(store_webhook_disable(f->s, f->ta, "x", STORE_WH_DELETED, T0_MS),
+    assert_int_equal(store_webhook_disable(f->fx.s, f->ta, "x", STORE_WH_DELETED, T0_MS),
                      BH_ENOTFOUND);
     assert_int_equal(disable(f, f->ta, 1, STORE_WH_REASON_NONE, T0_MS), BH_EINVAL);
     assert_int_equal(disable(f, f->ta, 1, (store_webhook_reason_t)9, T0_MS), BH_EINVAL);
@@ -734,7 +709,7 @@ static void test_disable(void **state)
      * keeps Expired, at valid_until, in the table itself. */
     store_webhook_t w = mk_webhook(3, STORE_COLL_BREAKS);
     w.valid_until_ms = T0_MS + 1000;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), 0);
     put_break(f, f->ta, 3, 20);
     uint64_t v3 = tenant_version(f, f->ta);
     assert_int_equal(disable(f, f->ta, 3, STORE_WH_DELETED, T0_MS + 5000), 0);
@@ -747,7 +722,7 @@ static void test_disable(void **state)
     /* Deleted before valid_until: Deleted. */
     w = mk_webhook(4, STORE_COLL_BREAKS);
     w.valid_until_ms = T0_MS + 1000;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), 0);
     assert_int_equal(disable(f, f->ta, 4, STORE_WH_DELETED, T0_MS + 999), 0);
     assert_int_equal(raw_int(f, "SELECT reason FROM webhooks WHERE id = '%s'", w.id),
                      STORE_WH_DELETED);
@@ -777,15 +752,15 @@ static void test_expire_sweep(void **state)
     for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
         store_webhook_t w = mk_webhook(hooks[i].n, STORE_COLL_BREAKS);
         w.valid_until_ms = hooks[i].until;
-        assert_int_equal(store_webhook_create(f->s, hooks[i].tenant, &w, CAP), 0);
+        assert_int_equal(store_webhook_create(f->fx.s, hooks[i].tenant, &w, CAP), 0);
     }
     /* 6 was deleted before it expired: the sweep leaves it alone. */
     assert_int_equal(disable(f, f->tb, 6, STORE_WH_DELETED, T0_MS + 10), 0);
 
     size_t n = 99;
-    assert_int_equal(store_webhooks_expire(f->s, T0_MS + 99, &n), 0);
+    assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 99, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(store_webhooks_expire(f->s, T0_MS + 100, &n), 0);
+    assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 100, &n), 0);
     assert_int_equal(n, 1); /* 1, at exactly valid_until */
     /* Versions move on between sweeps: each webhook's until_version is its
      * tenant's version when the sweep marked it. */
@@ -793,9 +768,9 @@ static void test_expire_sweep(void **state)
     put_break(f, f->ta, 3, 20);
     put_break(f, f->tb, 3, 20);
     put_break(f, f->tb, 4, 20); /* A at 5, B at 6 */
-    assert_int_equal(store_webhooks_expire(f->s, T0_MS + 260, &n), 0);
+    assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 260, &n), 0);
     assert_int_equal(n, 3); /* 2, 4, 5 */
-    assert_int_equal(store_webhooks_expire(f->s, T0_MS + 260, &n), 0);
+    assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 260, &n), 0);
     assert_int_equal(n, 0);
 
     struct {
@@ -827,8 +802,8 @@ static void test_expire_sweep(void **state)
                                     " WHERE id = '%s'", id),
                          (int64_t)want[i].until_version);
     }
-    assert_int_equal(store_webhooks_expire(f->s, 0, &n), BH_EINVAL);
-    assert_int_equal(store_webhooks_expire(f->s, T0_MS, NULL), BH_EINVAL);
+    assert_int_equal(store_webhooks_expire(f->fx.s, 0, &n), BH_EINVAL);
+    assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS, NULL), BH_EINVAL);
 }
 
 /* ---- the outbox rule -------------------------------------------------------------- */
@@ -857,22 +832,22 @@ static void test_outbox(void **state)
     ops[10].rec = mk_break(1, 20);            /* unchanged */
     ops[11].rec = mk_break(200, 25);
     ops[11].rec.person_id = 42;               /* refused: no such person */
-    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, 12), 0);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, 12), 0);
     assert_int_equal(ops[10].res.outcome, STORE_OUT_UNCHANGED);
     assert_int_equal(ops[11].res.rc, BH_EINVAL);
     free(ops);
     put_break(f, f->ta, 1, 30);               /* replace */
     store_write_result_t r;
-    assert_int_equal(store_break_delete(f->s, f->ta, 2, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->ta, 2, &r), 0);
     assert_int_equal(r.rc, 0);
     /* A person change and a definition rename (no duration depends on a name, so
      * no break fans out). */
     model_person_t p;
     memset(&p, 0, sizeof(p));
     p.id = 2;
-    assert_int_equal(store_person_put(f->s, f->ta, &p, &r), 0);
+    assert_int_equal(store_person_put(f->fx.s, f->ta, &p, &r), 0);
     model_definition_t *d = mk_def(1, "Lunch break");
-    assert_int_equal(store_definition_put(f->s, f->ta, d, &r), 0);
+    assert_int_equal(store_definition_put(f->fx.s, f->ta, d, &r), 0);
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.fanout, 0);
     uint64_t def_version = r.version;
@@ -922,9 +897,9 @@ static void test_outbox(void **state)
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, 99);
     uint64_t count;
-    assert_int_equal(store_webhook_pending(f->s, f->ta, id, T0_MS, &count, &oldest),
+    assert_int_equal(store_webhook_pending(f->fx.s, f->ta, id, T0_MS, &count, &oldest),
                      BH_ENOTFOUND);
-    assert_int_equal(store_webhook_pending(f->s, f->ta, id, T0_MS, NULL, &oldest), BH_EINVAL);
+    assert_int_equal(store_webhook_pending(f->fx.s, f->ta, id, T0_MS, NULL, &oldest), BH_EINVAL);
 }
 
 static void test_disable_window(void **state)
@@ -977,23 +952,23 @@ static void test_valid_until_window(void **state)
     seed(f, f->ta);
     store_webhook_t w = mk_webhook(1, STORE_COLL_BREAKS);
     w.valid_until_ms = T0_MS + 10000;
-    assert_int_equal(store_webhook_create(f->s, f->ta, &w, CAP), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), 0);
     create(f, f->ta, 2, STORE_COLL_BREAKS); /* 30 days */
 
     put_break(f, f->ta, 1, 20);
     put_break(f, f->ta, 2, 20);
-    clock_fake_advance(&f->clock, 9999);
+    clock_fake_advance(&f->fx.clock, 9999);
     put_break(f, f->ta, 3, 20);
     assert_int_equal(pending(f, f->ta, 1, T0_MS + 9999, NULL), 3);
-    clock_fake_advance(&f->clock, 1); /* now valid_until */
+    clock_fake_advance(&f->fx.clock, 1); /* now valid_until */
     uint64_t at_end = put_break(f, f->ta, 4, 20);
-    clock_fake_advance(&f->clock, 1);
+    clock_fake_advance(&f->fx.clock, 1);
     put_break(f, f->ta, 5, 20);
 
     /* The store stamped the changes with its (fake) clock. */
     store_change_t *c = NULL;
     size_t n = 0;
-    assert_int_equal(store_changes_after(f->s, f->ta, STORE_COLL_BREAKS, 0, 100, &c, &n), 0);
+    assert_int_equal(store_changes_after(f->fx.s, f->ta, STORE_COLL_BREAKS, 0, 100, &c, &n), 0);
     assert_int_equal(n, 5);
     assert_int_equal(c[0].committed_at_ms, T0_MS);
     assert_int_equal(c[2].committed_at_ms, T0_MS + 9999);
@@ -1021,7 +996,7 @@ static void test_valid_until_window(void **state)
     /* ... while the table still says Enabled until the sweep. */
     assert_int_equal(raw_int(f, "SELECT status FROM webhooks WHERE id = '%s'", w.id), 0);
     size_t swept = 0;
-    assert_int_equal(store_webhooks_expire(f->s, clock_now_ms(&f->clock), &swept), 0);
+    assert_int_equal(store_webhooks_expire(f->fx.s, clock_now_ms(&f->fx.clock), &swept), 0);
     assert_int_equal(swept, 1);
     assert_int_equal(pending(f, f->ta, 1, T0_MS + 9999, NULL), 0);
 }
@@ -1042,7 +1017,7 @@ static void *cc_writer(void *p)
     for (int i = 0; i < CC_PER_WRITER; i++) {
         model_break_t b = mk_break(1 + a->idx * 100000 + i, 20);
         store_write_result_t r;
-        if (store_break_put(a->f->s, a->f->ta, &b, &r) != 0 || r.rc != 0)
+        if (store_break_put(a->f->fx.s, a->f->ta, &b, &r) != 0 || r.rc != 0)
             a->failures++;
         if (i % 25 == 0) {
             /* A small $batch too. */
@@ -1050,7 +1025,7 @@ static void *cc_writer(void *p)
             memset(ops, 0, sizeof(ops));
             for (int j = 0; j < 5; j++)
                 ops[j].rec = mk_break(1 + a->idx * 100000 + 50000 + i * 5 + j, 21);
-            if (store_breaks_apply(a->f->s, a->f->ta, ops, 5) != 0)
+            if (store_breaks_apply(a->f->fx.s, a->f->ta, ops, 5) != 0)
                 a->failures++;
         }
     }
@@ -1068,9 +1043,9 @@ static void *cc_creator(void *p)
     cc_creator_arg_t *a = p;
     for (int k = 0; k < CC_HOOKS; k++) {
         store_webhook_t w = mk_webhook(k + 1, STORE_COLL_BREAKS);
-        if (store_tenant_version(a->f->s, a->f->ta, &a->before[k]) != 0 ||
-            store_webhook_create(a->f->s, a->f->ta, &w, CAP) != 0 ||
-            store_tenant_version(a->f->s, a->f->ta, &a->after[k]) != 0)
+        if (store_tenant_version(a->f->fx.s, a->f->ta, &a->before[k]) != 0 ||
+            store_webhook_create(a->f->fx.s, a->f->ta, &w, CAP) != 0 ||
+            store_tenant_version(a->f->fx.s, a->f->ta, &a->after[k]) != 0)
             a->failures++;
         a->from[k] = w.from_version;
         struct timespec ts = { 0, 500000 };
@@ -1128,7 +1103,7 @@ static void test_migration(void **state)
     fixture_t *f = *state;
     assert_true(sqlite__n_migrations >= 3);
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+    assert_int_equal(sqlite3_open_v2(f->fx.path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                                      NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
@@ -1151,7 +1126,7 @@ static void test_migration(void **state)
 
     assert_int_equal(open_store(f), 0);
     int v = 0;
-    assert_int_equal(store_schema_version(f->s, &v), 0);
+    assert_int_equal(store_schema_version(f->fx.s, &v), 0);
     assert_int_equal(v, (int)sqlite__n_migrations);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM pragma_index_info('changes_by_collection')"),
                      4);
@@ -1159,9 +1134,9 @@ static void test_migration(void **state)
                                 " pragma_index_info('changes_by_collection') WHERE seqno = 3"),
                      1);
     store_tenant_t t;
-    assert_int_equal(store_tenant_get(f->s, "old", &t), 0);
+    assert_int_equal(store_tenant_get(f->fx.s, "old", &t), 0);
     store_webhook_t w = mk_webhook(1, STORE_COLL_BREAKS);
-    assert_int_equal(store_webhook_create(f->s, t.id, &w, CAP), 0);
+    assert_int_equal(store_webhook_create(f->fx.s, t.id, &w, CAP), 0);
     assert_int_equal(w.from_version, 3);
     raw_exec(f, "UPDATE webhooks SET from_version = 0");
     assert_int_equal(pending(f, t.id, 1, T0_MS, NULL), 2);

@@ -1,0 +1,32 @@
+/*
+ * fixture_store.h: the one store fixture of the store unit tests: a fresh SQLite
+ * file in its own temporary directory (or, for tests that talk only to store.h, the
+ * store $BREAKHOOK_TEST_STORE_URL names), a fake clock, and the cleanup.
+ */
+#ifndef BREAKHOOK_TESTS_FIXTURE_STORE_H
+#define BREAKHOOK_TESTS_FIXTURE_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/clock.h"
+#include "store/store.h"
+
+typedef struct fx_store {
+    char dir[64];     /* the temporary directory; "" for a store from the environment */
+    char path[128];   /* the SQLite file in dir ("" for a store from the environment) */
+    char url[256];
+    bh_clock_t clock; /* fake, at the t0 given to fx_store_new */
+    store_t *s;       /* NULL until fx_store_open */
+} fx_store_t;
+
+/* A new temporary directory /tmp/bh-<name>-XXXXXX with the URL of a SQLite file in
+ * it, and the fake clock at t0_ms; or, with from_env and $BREAKHOOK_TEST_STORE_URL
+ * set, that store. Opens nothing. 0 or -1. */
+int fx_store_new(fx_store_t *fx, const char *name, int64_t t0_ms, bool from_env);
+/* store_open of fx->url with the fake clock into fx->s; prints why on failure. */
+int fx_store_open(fx_store_t *fx);
+/* Closes the store (if open) and removes the temporary directory. */
+void fx_store_free(fx_store_t *fx);
+
+#endif
