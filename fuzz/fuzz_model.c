@@ -80,9 +80,12 @@ static void fuzz_break(const char *p, size_t n, int64_t path_id)
     check_canonical(&out);
     rc = model_break_parse(out.p, out.len, a.id, &b, &errs);
     CHECK(rc == 0);
-    /* The output always carries calculatedDurationInMinutes, so a record whose
-     * duration was left to the server comes back as given. */
+    /* The output always carries calculatedDurationInMinutes, startTimeInMinutes and
+     * endTimeInMinutes (what a GET shows after the store filled them), so a record
+     * that left them to the server comes back as giving them. */
+    CHECK(!a.window_taken || (a.start == 0 && a.end == 0));
     a.calculated_given = true;
+    a.window_taken = false;
     CHECK(model_break_same(&a, &b));
     buf_deinit(&out);
 }
@@ -154,6 +157,7 @@ static void fuzz_line(const char *p, size_t n)
         CHECK(model_break_json(&out, &l.rec, NULL) == 0);
         CHECK(buf_append_char(&out, '}') == 0);
         l.rec.calculated_given = true;
+        l.rec.window_taken = false;
     }
     CHECK(model_batch_line_parse(out.p, out.len, &m, &errs) == 0);
     CHECK(m.del == l.del);

@@ -100,8 +100,8 @@ static const col_spec_t break_cols[] = {
     { "date", false, CELL_STRING, true, { "date" } },
     { "calculatedDurationInMinutes", false, CELL_INT, false, { "calculatedDurationInMinutes" } },
     { "clockedDurationInMinutes", false, CELL_INT, true, { "clockedDurationInMinutes" } },
-    { "startTimeInMinutes", false, CELL_INT, true, { "startTimeInMinutes" } },
-    { "endTimeInMinutes", false, CELL_INT, true, { "endTimeInMinutes" } },
+    { "startTimeInMinutes", false, CELL_INT, false, { "startTimeInMinutes" } },
+    { "endTimeInMinutes", false, CELL_INT, false, { "endTimeInMinutes" } },
     { "isBreakTaken", false, CELL_BOOL, true, { "isBreakTaken" } },
     { "op", false, CELL_OP, false, { NULL } },
     { NULL, false, CELL_INT, false, { NULL } },
@@ -124,6 +124,8 @@ static const col_spec_t definition_cols[] = {
     { "ifNotClockedDurationInMinutes", false, CELL_INT, true,
       { "ifNotClockedDurationInMinutes" } },
     { "hasToBeTakenUninterrupted", false, CELL_BOOL, true, { "hasToBeTakenUninterrupted" } },
+    { "earliestStartTimeInMinutes", false, CELL_INT, false, { "earliestStartTimeInMinutes" } },
+    { "latestEndTimeInMinutes", false, CELL_INT, false, { "latestEndTimeInMinutes" } },
     { "name.translations.", true, CELL_STRING, false, { "name", "translations" } },
     { "friendlyName.translations.", true, CELL_STRING, false, { "friendlyName", "translations" } },
     { "op", false, CELL_OP, false, { NULL } },
@@ -902,8 +904,9 @@ static void print_help(void)
         "Integers as digits, booleans as true/false. An optional 'op' column (upsert or\n"
         "delete; empty is upsert) allows deletes, which need only the id.\n"
         "  breaks: id, person.id, breakDefinition.id, date, clockedDurationInMinutes,\n"
-        "    startTimeInMinutes, endTimeInMinutes, isBreakTaken,\n"
-        "    [calculatedDurationInMinutes] (empty: computed by the server), [op]\n"
+        "    isBreakTaken, [startTimeInMinutes, endTimeInMinutes] (both empty: taken\n"
+        "    from the definition's window), [calculatedDurationInMinutes] (empty:\n"
+        "    computed by the server), [op]\n"
         "      id,person.id,breakDefinition.id,date,clockedDurationInMinutes,startTimeInMinutes,endTimeInMinutes,isBreakTaken\n"
         "      1,7,2,2024-03-01,31,720,780,true\n"
         "  people: id, and externalReferences.NAME per reference (empty: no value)\n"
@@ -912,6 +915,7 @@ static void print_help(void)
         "  break-definitions: id, name.default, friendlyName.default,\n"
         "    paidDurationInMinutes, minimumDurationInMinutes, maximumDurationInMinutes,\n"
         "    ifNotClockedDurationInMinutes, hasToBeTakenUninterrupted,\n"
+        "    [earliestStartTimeInMinutes], [latestEndTimeInMinutes],\n"
         "    [name.translations.LANG], [friendlyName.translations.LANG]\n"
         "      id,name.default,name.translations.nl,friendlyName.default,paidDurationInMinutes,minimumDurationInMinutes,maximumDurationInMinutes,ifNotClockedDurationInMinutes,hasToBeTakenUninterrupted\n"
         "      2,Lunch,Middagpauze,Lunch break,30,15,60,30,false\n\n"

@@ -91,10 +91,22 @@ int model__break_read(const json_t *obj, int64_t path_id, const char *prefix,
     }
     if (model__get_int(&o, "clockedDurationInMinutes", true, 0, MODEL_DURATION_MAX, &v))
         out->clocked = (int32_t)v;
-    bool have_start = model__get_int(&o, "startTimeInMinutes", true, MODEL_MINUTES_MIN,
-                                     MODEL_MINUTES_MAX, &start);
-    bool have_end = model__get_int(&o, "endTimeInMinutes", true, MODEL_MINUTES_MIN,
-                                   MODEL_MINUTES_MAX, &end);
+    /* Start and end are given as a pair or omitted as a pair (absent or null):
+     * omitted, the store takes them from the break definition's window. */
+    const json_t *js = json_object_get(obj, "startTimeInMinutes");
+    const json_t *je = json_object_get(obj, "endTimeInMinutes");
+    bool give_start = js && !json_is_null(js), give_end = je && !json_is_null(je);
+    out->window_taken = !give_start && !give_end;
+    bool have_start = give_start && model__get_int(&o, "startTimeInMinutes", true,
+                                                   MODEL_MINUTES_MIN, MODEL_MINUTES_MAX, &start);
+    bool have_end = give_end && model__get_int(&o, "endTimeInMinutes", true, MODEL_MINUTES_MIN,
+                                               MODEL_MINUTES_MAX, &end);
+    if (give_start && !give_end)
+        model__reason(errs, "%sendTimeInMinutes: is required when startTimeInMinutes is given",
+                      prefix);
+    if (give_end && !give_start)
+        model__reason(errs, "%sstartTimeInMinutes: is required when endTimeInMinutes is given",
+                      prefix);
     out->start = (int32_t)start;
     out->end = (int32_t)end;
     if (have_start && have_end && end < start)
@@ -207,7 +219,7 @@ bool model_break_same(const model_break_t *a, const model_break_t *b)
            a->definition_id == b->definition_id && a->date == b->date &&
            a->calculated == b->calculated && a->calculated_given == b->calculated_given &&
            a->clocked == b->clocked && a->start == b->start && a->end == b->end &&
-           a->taken == b->taken;
+           a->window_taken == b->window_taken && a->taken == b->taken;
 }
 
 /* ---- serialisation ------------------------------------------------------- */

@@ -9,7 +9,7 @@
 static const char *const definition_keys[] = {
     "id", "name", "friendlyName", "paidDurationInMinutes", "minimumDurationInMinutes",
     "maximumDurationInMinutes", "ifNotClockedDurationInMinutes", "hasToBeTakenUninterrupted",
-    NULL,
+    "earliestStartTimeInMinutes", "latestEndTimeInMinutes", NULL,
 };
 static const char *const definition_read_only[] = { "changeVersion", NULL };
 static const char *const text_keys[] = { "default", "translations", NULL };
@@ -137,6 +137,25 @@ static int definition_read(const json_t *obj, int64_t path_id, model_definition_
     if (model__get_int(&o, "ifNotClockedDurationInMinutes", true, 0, MODEL_DURATION_MAX, &v))
         out->if_not_clocked = (int32_t)v;
     (void)model__get_bool(&o, "hasToBeTakenUninterrupted", true, &out->uninterrupted);
+    /* The window breaks take when they give no start and end: each bound optional
+     * (absent or null), in a break's range, and not crossed. */
+    const json_t *je = json_object_get(obj, "earliestStartTimeInMinutes");
+    const json_t *jl = json_object_get(obj, "latestEndTimeInMinutes");
+    if (je && !json_is_null(je) &&
+        model__get_int(&o, "earliestStartTimeInMinutes", false, MODEL_MINUTES_MIN,
+                       MODEL_MINUTES_MAX, &v)) {
+        out->earliest = (int32_t)v;
+        out->has_earliest = true;
+    }
+    if (jl && !json_is_null(jl) &&
+        model__get_int(&o, "latestEndTimeInMinutes", false, MODEL_MINUTES_MIN,
+                       MODEL_MINUTES_MAX, &v)) {
+        out->latest = (int32_t)v;
+        out->has_latest = true;
+    }
+    if (out->has_earliest && out->has_latest && out->latest < out->earliest)
+        model__reason(errs,
+                      "latestEndTimeInMinutes: must not be before earliestStartTimeInMinutes");
     model__check_keys(&o, definition_keys, definition_read_only);
     return errs->n ? BH_EINVAL : 0;
 }
@@ -174,7 +193,15 @@ bool model_definition_same(const model_definition_t *a, const model_definition_t
     return a->id == b->id && text_same(&a->name, &b->name) &&
            text_same(&a->friendly_name, &b->friendly_name) && a->paid == b->paid &&
            a->minimum == b->minimum && a->maximum == b->maximum &&
-           a->if_not_clocked == b->if_not_clocked && a->uninterrupted == b->uninterrupted;
+           a->if_not_clocked == b->if_not_clocked && a->uninterrupted == b->uninterrupted &&
+           model_definition_window_same(a, b);
+}
+
+bool model_definition_window_same(const model_definition_t *a, const model_definition_t *b)
+{
+    return a->has_earliest == b->has_earliest && a->has_latest == b->has_latest &&
+           (!a->has_earliest || a->earliest == b->earliest) &&
+           (!a->has_latest || a->latest == b->latest);
 }
 
 static void write_text(model__w_t *w, const model_text_t *t)
@@ -213,8 +240,18 @@ int model_definition_json(buf_t *b, const model_definition_t *r)
     model__w_lit(&w, ",\"ifNotClockedDurationInMinutes\":");
     model__w_int(&w, r->if_not_clocked);
     if (r->uninterrupted)
-        model__w_lit(&w, ",\"hasToBeTakenUninterrupted\":true}");
+        model__w_lit(&w, ",\"hasToBeTakenUninterrupted\":true");
     else
-        model__w_lit(&w, ",\"hasToBeTakenUninterrupted\":false}");
+        model__w_lit(&w, ",\"hasToBeTakenUninterrupted\":false");
+    /* The window's bounds only when set: absent, not null, when not. */
+    if (r->has_earliest) {
+        model__w_lit(&w, ",\"earliestStartTimeInMinutes\":");
+        model__w_int(&w, r->earliest);
+    }
+    if (r->has_latest) {
+        model__w_lit(&w, ",\"latestEndTimeInMinutes\":");
+        model__w_int(&w, r->latest);
+    }
+    model__w_lit(&w, "}");
     return model__w_end(&w);
 }

@@ -49,6 +49,9 @@ typedef struct model_break {
     int32_t clocked;             /* clockedDurationInMinutes, >= 0 */
     int32_t start;               /* startTimeInMinutes, -1440..2880 */
     int32_t end;                 /* endTimeInMinutes, -1440..2880, >= start */
+    bool window_taken;           /* true: start and end were both omitted; the store
+                                    takes them from the definition's window. false
+                                    (the zero value) is today's break: both given */
     bool taken;                  /* isBreakTaken */
 } model_break_t;
 
@@ -75,6 +78,11 @@ typedef struct model_definition {
     int32_t maximum;             /* maximumDurationInMinutes, >= minimum */
     int32_t if_not_clocked;      /* ifNotClockedDurationInMinutes, >= 0 */
     bool uninterrupted;          /* hasToBeTakenUninterrupted */
+    /* The window a break takes when it gives no start and end: optional, each in
+     * MODEL_MINUTES_MIN..MAX, latest >= earliest when both are set; 0 when not set. */
+    bool has_earliest, has_latest;
+    int32_t earliest;            /* earliestStartTimeInMinutes */
+    int32_t latest;              /* latestEndTimeInMinutes */
 } model_definition_t;
 
 #define MODEL_REFS_MAX 16
@@ -100,6 +108,8 @@ int32_t model_break_compute(const model_break_t *b, const model_definition_t *d)
 bool model_break_same(const model_break_t *a, const model_break_t *b);
 bool model_definition_same(const model_definition_t *a, const model_definition_t *b);
 bool model_person_same(const model_person_t *a, const model_person_t *b);
+/* True when both definitions have the same window (set bounds and their values). */
+bool model_definition_window_same(const model_definition_t *a, const model_definition_t *b);
 
 /* ---- parsing (PUT bodies, $batch lines) ---------------------------------- */
 

@@ -160,13 +160,17 @@ typedef struct store__change_row {
     size_t body_len;
 } store__change_row_t;
 
-/* The numbers of a definition a computed duration depends on (what a break write
- * needs of it); exists false: the tenant has no such definition. */
+/* What a break write needs of its definition: the numbers a computed duration
+ * depends on and the window (earliest start, latest end; has_* false when the bound
+ * is not set) a break without start and end takes; exists false: the tenant has no
+ * such definition. */
 typedef struct store__def_calc {
     int64_t id;
     bool exists;
     int32_t paid, minimum, maximum, if_not_clocked;
     bool uninterrupted;
+    bool has_earliest, has_latest;
+    int32_t earliest, latest;
 } store__def_calc_t;
 
 /* A definition as stored: the record and its translations already encoded
@@ -190,8 +194,10 @@ typedef enum store__break_write {
     STORE__BREAK_INSERT,    /* b is new */
     STORE__BREAK_UPDATE,    /* b replaces prev (every column; prev lets the back-end
                                leave index entries of unchanged columns alone) */
-    STORE__BREAK_SET_CALC,  /* only b.calculated and b.version change */
-    STORE__BREAK_SET_GIVEN, /* only b.calculated_given changes (no new version) */
+    STORE__BREAK_SET_DERIVED, /* only b.calculated, b.start, b.end and b.version
+                                 change (a definition fan-out) */
+    STORE__BREAK_SET_GIVEN, /* only b.calculated_given and b.window_taken change (no
+                               new version) */
     STORE__BREAK_DELETE,    /* b.id goes */
 } store__break_write_t;
 
@@ -359,8 +365,10 @@ typedef struct store__ops {
     /* Definitions. read: the full records (found[i]). calcs_read: only the numbers
      * (out[i].id = ids[i], exists). write: upserts each row. delete: removes each
      * (the caller checked it is unused). computed: the tenant's breaks of
-     * definition def_id whose duration the server computed (calculated_given 0),
-     * with id > after_id, by id, at most limit, into out (room for limit). */
+     * definition def_id that take something from it: their duration computed
+     * (calculated_given false) or their start and end taken from its window
+     * (window_taken true), with id > after_id, by id, at most limit, into out
+     * (room for limit). */
     int (*definitions_read)(store__tx_t *tx, int64_t tenant_id, const int64_t *ids, size_t n,
                             model_definition_t *out, bool *found);
     int (*definition_calcs_read)(store__tx_t *tx, int64_t tenant_id, const int64_t *ids,

@@ -11,8 +11,9 @@
  *     version order is commit order;
  *   - unchanged detection: a PUT that changes nothing a reader sees takes no version
  *     and writes no change-log row;
- *   - computed durations (model_break_compute) and the fan-out of a definition
- *     change to the breaks computed from it;
+ *   - computed durations (model_break_compute), the start and end a break without
+ *     them takes from its definition's window, and the fan-out of a definition
+ *     change to the breaks that took either from it;
  *   - the reasons of refused writes, word for word;
  *   - the change-log records: the canonical JSON of the record at its version, or
  *     its tombstone.
@@ -242,10 +243,13 @@ static int op_person_delete(wctx_t *x, int64_t id, store_write_result_t *res)
 
 /* ---- definitions -------------------------------------------------------------------- */
 
-/* Recomputes every break whose duration the server computed from d (the definition
- * as just stored); each one whose value changes gets the next version and its own
- * change-log row, after the definition's. A chunk of breaks is read, then written
- * as one set of rows and one set of change-log rows. */
+/* Re-derives every break that takes something from d (the definition as just
+ * stored): its duration when the server computed it, its start and end when it
+ * took them from the window. Each one whose record changes gets the next version
+ * (one, whatever changed) and its own change-log row, after the definition's. A
+ * definition whose window lost a bound leaves those breaks' start and end as they
+ * are (docs/API.md). A chunk of breaks is read, then written as one set of rows and
+ * one set of change-log rows. */
 static int definition_fanout(wctx_t *x, const model_definition_t *d, size_t *count)
 {
     model_break_t *chunk = malloc(FANOUT_CHUNK * sizeof(*chunk));
@@ -262,12 +266,19 @@ static int definition_fanout(wctx_t *x, const model_definition_t *d, size_t *cou
         uint64_t v = x->version;
         for (size_t i = 0; rc == 0 && i < n; i++) {
             model_break_t *b = &chunk[i];
-            int32_t calc = model_break_compute(b, d);
-            if (calc == b->calculated)
+            int32_t calc = b->calculated_given ? b->calculated : model_break_compute(b, d);
+            int32_t start = b->start, end = b->end;
+            if (b->window_taken && d->has_earliest && d->has_latest) {
+                start = d->earliest;
+                end = d->latest;
+            }
+            if (calc == b->calculated && start == b->start && end == b->end)
                 continue;
             b->calculated = calc;
+            b->start = start;
+            b->end = end;
             b->version = ++v;
-            rows[m] = (store__break_row_t){ .kind = STORE__BREAK_SET_CALC, .b = *b };
+            rows[m] = (store__break_row_t){ .kind = STORE__BREAK_SET_DERIVED, .b = *b };
             rc = model_break_json(&x->body, b, NULL);
             ends[m] = x->body.len;
             changes[m] = change_row(x, b->version, STORE_COLL_BREAKS, STORE_CHANGE_UPSERT,
@@ -321,7 +332,8 @@ static int op_definition_put(wctx_t *x, const model_definition_t *d, store_write
         free(cur);
         return rc;
     }
-    bool recompute = exists && !definition_calc_same(cur, d);
+    bool recompute =
+        exists && (!definition_calc_same(cur, d) || !model_definition_window_same(cur, d));
 
     char *name_tr = NULL, *friendly_tr = NULL;
     rc = store__texts_encode(&d->name, &name_tr);
@@ -472,6 +484,10 @@ static int calc_of(wctx_t *x, const store__def_calc_t *d, const model_definition
     x->calc->maximum = d->maximum;
     x->calc->if_not_clocked = d->if_not_clocked;
     x->calc->uninterrupted = d->uninterrupted;
+    x->calc->has_earliest = d->has_earliest;
+    x->calc->has_latest = d->has_latest;
+    x->calc->earliest = d->earliest;
+    x->calc->latest = d->latest;
     *out = x->calc;
     return 0;
 }
@@ -505,6 +521,17 @@ static int decide_upsert(wctx_t *x, const model_break_t *in, bool person, bool *
     }
     model_break_t b = *in;
     b.version = 0;
+    if (b.window_taken) {
+        if (!def->has_earliest || !def->has_latest) {
+            set_reason(res, BH_EINVAL,
+                       "startTimeInMinutes, endTimeInMinutes: not given, and break definition "
+                       "%lld has no earliestStartTimeInMinutes/latestEndTimeInMinutes",
+                       (long long)in->definition_id);
+            return 0;
+        }
+        b.start = def->earliest;
+        b.end = def->latest;
+    }
     if (!b.calculated_given) {
         const model_definition_t *calc;
         int rc = calc_of(x, def, &calc);
@@ -513,15 +540,19 @@ static int decide_upsert(wctx_t *x, const model_break_t *in, bool person, bool *
         b.calculated = model_break_compute(&b, calc);
     }
     if (*exists) {
-        /* Whether the duration was given or computed is not part of the record a
-         * reader sees: when only that changed there is no new version, but the row
-         * keeps the new flag, which decides whether definition changes recompute it. */
+        /* Whether the duration and the window were given or derived is not part of
+         * the record a reader sees: when only that changed there is no new version,
+         * but the row keeps the new flags, which decide whether definition changes
+         * re-derive them. */
         model_break_t cmp = b;
         cmp.calculated_given = cur->calculated_given;
+        cmp.window_taken = cur->window_taken;
         cmp.version = cur->version;
         if (model_break_same(cur, &cmp)) {
-            if (cur->calculated_given != b.calculated_given) {
+            if (cur->calculated_given != b.calculated_given ||
+                cur->window_taken != b.window_taken) {
                 cur->calculated_given = b.calculated_given;
+                cur->window_taken = b.window_taken;
                 out->has_row = true;
                 out->row = (store__break_row_t){ .kind = STORE__BREAK_SET_GIVEN, .b = *cur };
             }

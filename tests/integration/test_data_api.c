@@ -2391,6 +2391,123 @@ static char *doc_target(const char *target)
  * definition, then a break of both), as a reader would try them. A doc edit that
  * breaks an example, or a server change that breaks the doc, fails here.
  */
+/* ---- the definition's window (issue #14 point 7) ---------------------------------------- */
+
+/* def_body with a window (earliest/latest). */
+static char *def_window_body(int64_t id, int earliest, int latest)
+{
+    char *d = def_body(id, "Window", 10, 60, 20);
+    size_t n = strlen(d);
+    d[n - 1] = '\0'; /* the closing brace */
+    char *out = it_fmt("%s,\"earliestStartTimeInMinutes\":%d,\"latestEndTimeInMinutes\":%d}", d,
+                       earliest, latest);
+    free(d);
+    return out;
+}
+
+static void test_definition_window(void **state)
+{
+    fixture_t *f = boot(state);
+    seed_people(f, 1);
+    char *d = def_window_body(1, 600, 660);
+    json_t *j = put_expect(f, BASE "/break-definitions/1", d, 201);
+    free(d);
+    assert_int_equal(jint(j, "earliestStartTimeInMinutes"), 600);
+    assert_int_equal(jint(j, "latestEndTimeInMinutes"), 660);
+    json_decref(j);
+    seed_definition(f, 2, 10, 60, 20); /* no window */
+    j = get_json(f, BASE "/break-definitions/2", 200);
+    assert_null(json_object_get(j, "earliestStartTimeInMinutes"));
+    assert_null(json_object_get(j, "latestEndTimeInMinutes"));
+    json_decref(j);
+
+    /* A break without start and end takes the window. */
+#define TAKEN_BODY                                                                          \
+    "{\"id\":%d,\"person\":{\"id\":1},\"breakDefinition\":{\"id\":%d},"                       \
+    "\"date\":\"2024-03-01\",\"clockedDurationInMinutes\":15,\"isBreakTaken\":true}"
+    char *b = it_fmt(TAKEN_BODY, 1, 1);
+    j = put_expect(f, BASE "/breaks/1", b, 201);
+    free(b);
+    assert_int_equal(jint(j, "startTimeInMinutes"), 600);
+    assert_int_equal(jint(j, "endTimeInMinutes"), 660);
+    char before[21];
+    version_of(j, before);
+    json_decref(j);
+    /* One that gives its own is left alone by the definition. */
+    b = break_body(2, 1, 1, "2024-03-01", -1, 15, 0, 120, true);
+    put_ok(f, BASE "/breaks/2", b, 201);
+    free(b);
+    j = get_json(f, BASE "/breaks/2", 200);
+    char given_before[21];
+    version_of(j, given_before);
+    json_decref(j);
+
+    /* Without a window on the definition: 400 naming both fields. */
+    it_response_t r;
+    b = it_fmt(TAKEN_BODY, 3, 2);
+    put_json(f, BASE "/breaks/3", b, &r);
+    free(b);
+    EXPECT_ERROR(&r, 400, "BadRequest",
+                 "startTimeInMinutes, endTimeInMinutes: not given, and break definition 2 has "
+                 "no earliestStartTimeInMinutes/latestEndTimeInMinutes");
+    it_response_free(&r);
+    expect_status(f, "GET", BASE "/breaks/3", 404);
+    /* Only one of the pair: 400 naming the missing one. */
+    b = it_fmt("{\"id\":3,\"person\":{\"id\":1},\"breakDefinition\":{\"id\":1},"
+               "\"date\":\"2024-03-01\",\"clockedDurationInMinutes\":15,"
+               "\"startTimeInMinutes\":600,\"isBreakTaken\":true}");
+    put_json(f, BASE "/breaks/3", b, &r);
+    free(b);
+    EXPECT_ERROR(&r, 400, "BadRequest",
+                 "endTimeInMinutes: is required when startTimeInMinutes is given");
+    it_response_free(&r);
+
+    /* $batch: the same parse and the same rule, per line. */
+    const char *lines = "{\"op\":\"upsert\",\"data\":{\"id\":4,\"person\":{\"id\":1},"
+                        "\"breakDefinition\":{\"id\":1},\"date\":\"2024-03-02\","
+                        "\"clockedDurationInMinutes\":15,\"isBreakTaken\":true}}\n"
+                        "{\"op\":\"upsert\",\"data\":{\"id\":5,\"person\":{\"id\":1},"
+                        "\"breakDefinition\":{\"id\":2},\"date\":\"2024-03-02\","
+                        "\"clockedDurationInMinutes\":15,\"isBreakTaken\":true}}\n";
+    post_batch(f, NDJSON_CT, lines, strlen(lines), &r);
+    assert_int_equal(r.status, 200);
+    json_t *out = ndjson_lines(r.body, r.body_len);
+    summary_t sum = summary_of(out);
+    assert_int_equal(sum.created, 1);
+    assert_int_equal(sum.failed, 1);
+    assert_non_null(strstr(r.body, "break definition 2 has no earliestStartTimeInMinutes"));
+    json_decref(out);
+    it_response_free(&r);
+    j = get_json(f, BASE "/breaks/4", 200);
+    assert_int_equal(jint(j, "startTimeInMinutes"), 600);
+    json_decref(j);
+
+    /* The window moves: the breaks that took it follow, each with a new version. */
+    d = def_window_body(1, 540, 600);
+    j = put_expect(f, BASE "/break-definitions/1", d, 200);
+    free(d);
+    char dver[21];
+    version_of(j, dver);
+    json_decref(j);
+    j = get_json(f, BASE "/breaks/1", 200);
+    assert_int_equal(jint(j, "startTimeInMinutes"), 540);
+    assert_int_equal(jint(j, "endTimeInMinutes"), 600);
+    char after[21];
+    version_of(j, after);
+    assert_true(strcmp(after, before) > 0);
+    assert_true(strcmp(after, dver) > 0);
+    json_decref(j);
+    j = get_json(f, BASE "/breaks/4", 200);
+    assert_int_equal(jint(j, "startTimeInMinutes"), 540);
+    json_decref(j);
+    j = get_json(f, BASE "/breaks/2", 200);
+    char given_after[21];
+    version_of(j, given_after);
+    assert_string_equal(given_after, given_before);
+    assert_int_equal(jint(j, "startTimeInMinutes"), 0);
+    json_decref(j);
+}
+
 static void test_api_doc_examples(void **state)
 {
     fixture_t *f = boot(state);
@@ -2449,6 +2566,7 @@ int main(void)
         T(test_breaks_list),
         T(test_paging_with_concurrent_writes),
         T(test_definition_fanout),
+        T(test_definition_window),
         T(test_batch),
         T(test_batch_empty_body),
         T(test_batch_big_chunked),

@@ -527,6 +527,55 @@ static void test_breaks_csv(void **state)
     check_breaks(f, n, true);
 }
 
+/* The definition's window through the importer: the CSV columns of a definition's
+ * window, and breaks whose start and end cells are both empty take it (issue #14
+ * point 7); the model's and the store's reasons name the fields. */
+static void test_window_csv(void **state)
+{
+    fixture_t *f = *state;
+    const char wdefs[] = "id,name.default,friendlyName.default,paidDurationInMinutes,"
+                         "minimumDurationInMinutes,maximumDurationInMinutes,"
+                         "ifNotClockedDurationInMinutes,hasToBeTakenUninterrupted,"
+                         "earliestStartTimeInMinutes,latestEndTimeInMinutes\n"
+                         "3,Window,Window,0,10,20,15,false,600,630\n";
+    it_run_result_t r;
+    import_text(f, "window-defs.csv", wdefs, strlen(wdefs), "break-definitions", &r);
+    expect_status(&r, 0);
+    expect_summary(&r, "break-definitions", 1, 1, 0, 0, 0, 0);
+    it_run_result_free(&r);
+
+    const char breaks[] = "id,person.id,breakDefinition.id,date,clockedDurationInMinutes,"
+                          "startTimeInMinutes,endTimeInMinutes,isBreakTaken\n"
+                          "1,1,3,2024-03-01,12,,,true\n"
+                          "2,1,1,2024-03-01,12,,,true\n"
+                          "3,1,3,2024-03-01,12,700,,true\n"
+                          "4,1,3,2024-03-01,12,700,720,true\n";
+    import_text(f, "window-breaks.csv", breaks, strlen(breaks), "breaks", &r);
+    expect_status(&r, 1);
+    expect_summary(&r, "breaks", 4, 2, 0, 0, 0, 2);
+    expect_report(&r, 3, "break definition 1 has no earliestStartTimeInMinutes");
+    expect_report(&r, 4, "endTimeInMinutes: is required when startTimeInMinutes is given");
+    it_run_result_free(&r);
+
+    int64_t tid;
+    store_t *s = open_store(f, &tid);
+    model_break_t b;
+    assert_int_equal(store_break_get(s, tid, 1, &b), 0);
+    assert_int_equal(b.start, 600);
+    assert_int_equal(b.end, 630);
+    assert_true(b.window_taken);
+    assert_int_equal(store_break_get(s, tid, 4, &b), 0);
+    assert_int_equal(b.start, 700);
+    assert_false(b.window_taken);
+    model_definition_t *d = malloc(sizeof(*d));
+    assert_non_null(d);
+    assert_int_equal(store_definition_get(s, tid, 3, d), 0);
+    assert_true(d->has_earliest && d->has_latest);
+    assert_int_equal(d->latest, 630);
+    free(d);
+    store_close(s);
+}
+
 /* A clean file exits 0; a deletes file (CSV with an op column, and NDJSON) removes
  * exactly what it names; deleting a missing break is that line's failure. */
 static void test_deletes(void **state)
@@ -712,6 +761,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_people_and_definitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_people_and_definitions_bad_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_breaks_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_csv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stdin, setup, teardown),

@@ -401,12 +401,14 @@ static void test_break_each_error(void **state)
         { "clockedDurationInMinutes", "-1", 42,
           "clockedDurationInMinutes: must be between 0 and 100000" },
         { "clockedDurationInMinutes", "1e2", 42, "clockedDurationInMinutes: must be an integer" },
-        { "startTimeInMinutes", NULL, 42, "startTimeInMinutes: is required" },
+        { "startTimeInMinutes", NULL, 42,
+          "startTimeInMinutes: is required when endTimeInMinutes is given" },
         { "startTimeInMinutes", "-1441", 42,
           "startTimeInMinutes: must be between -1440 and 2880" },
         { "startTimeInMinutes", "781", 42,
           "endTimeInMinutes: must not be before startTimeInMinutes" },
-        { "endTimeInMinutes", NULL, 42, "endTimeInMinutes: is required" },
+        { "endTimeInMinutes", NULL, 42,
+          "endTimeInMinutes: is required when startTimeInMinutes is given" },
         { "endTimeInMinutes", "2881", 42, "endTimeInMinutes: must be between -1440 and 2880" },
         { "endTimeInMinutes", "719", 42,
           "endTimeInMinutes: must not be before startTimeInMinutes" },
@@ -492,7 +494,8 @@ static void test_break_multiple_errors(void **state)
     for (size_t i = 0; i < N_OF(want); i++)
         assert_string_equal(errs.reasons[i], want[i]);
 
-    /* An empty object: every required field is reported. */
+    /* An empty object: every required field is reported (start and end, omitted
+     * as a pair, are taken from the definition). */
     assert_int_equal(model_break_parse("{}", 2, 0, &b, &errs), BH_EINVAL);
     static const char *const want2[] = {
         "id: is required",
@@ -500,8 +503,6 @@ static void test_break_multiple_errors(void **state)
         "breakDefinition: is required",
         "date: is required",
         "clockedDurationInMinutes: is required",
-        "startTimeInMinutes: is required",
-        "endTimeInMinutes: is required",
         "isBreakTaken: is required",
     };
     assert_int_equal(errs.n, N_OF(want2));
@@ -523,9 +524,9 @@ static void test_reasons_capped(void **state)
     assert_int_equal(model_break_parse(body.p, body.len, 0, &b, &errs), BH_EINVAL);
     assert_int_equal(errs.n, MODEL_REASONS_MAX);
     assert_string_equal(errs.reasons[0], "id: is required");
-    /* 8 missing fields, then unknown properties in document order. */
-    assert_string_equal(errs.reasons[8], "unknown property 'u0'");
-    assert_string_equal(errs.reasons[MODEL_REASONS_MAX - 1], "unknown property 'u23'");
+    /* 6 missing fields, then unknown properties in document order. */
+    assert_string_equal(errs.reasons[6], "unknown property 'u0'");
+    assert_string_equal(errs.reasons[MODEL_REASONS_MAX - 1], "unknown property 'u25'");
     buf_deinit(&body);
 }
 
@@ -1185,8 +1186,6 @@ static void test_batch_line_errors(void **state)
         "data.breakDefinition: is required",
         "data.date: '2024-02-30' is not a calendar date",
         "data.clockedDurationInMinutes: is required",
-        "data.startTimeInMinutes: is required",
-        "data.endTimeInMinutes: is required",
         "data.isBreakTaken: is required",
         "unknown property 'data.x'",
     };
@@ -1213,6 +1212,177 @@ static model_break_t fixed_break(void)
     b.end = 780;
     b.taken = true;
     return b;
+}
+
+/* ---- the definition's window (issue #14 point 7) ----------------------------- */
+
+/* Parses s as a break (path id 42) and expects exactly the one reason want. */
+static void break_one_reason(char *s, const char *want)
+{
+    model_break_t b;
+    model_errors_t errs;
+    assert_int_equal(model_break_parse(s, strlen(s), 42, &b, &errs), BH_EINVAL);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.reasons[0], want);
+    free(s);
+}
+
+static void test_break_window_pair(void **state)
+{
+    (void)state;
+    model_break_t b;
+    model_errors_t errs;
+    /* Both given: as always. */
+    assert_int_equal(model_break_parse(BREAK_BODY, strlen(BREAK_BODY), 42, &b, &errs), 0);
+    assert_false(b.window_taken);
+    assert_int_equal(b.start, 720);
+    assert_int_equal(b.end, 780);
+
+    /* Both omitted, or both null: taken from the definition. */
+    char *s1 = mutate(BREAK_BODY, "startTimeInMinutes", NULL);
+    char *s2 = mutate(s1, "endTimeInMinutes", NULL);
+    assert_int_equal(model_break_parse(s2, strlen(s2), 42, &b, &errs), 0);
+    assert_true(b.window_taken);
+    assert_int_equal(b.start, 0);
+    assert_int_equal(b.end, 0);
+    free(s1);
+    free(s2);
+    s1 = mutate(BREAK_BODY, "startTimeInMinutes", "null");
+    s2 = mutate(s1, "endTimeInMinutes", "null");
+    assert_int_equal(model_break_parse(s2, strlen(s2), 42, &b, &errs), 0);
+    assert_true(b.window_taken);
+    free(s1);
+    free(s2);
+
+    /* Only one of the two: the other is named. */
+    break_one_reason(mutate(BREAK_BODY, "endTimeInMinutes", NULL),
+                     "endTimeInMinutes: is required when startTimeInMinutes is given");
+    break_one_reason(mutate(BREAK_BODY, "startTimeInMinutes", "null"),
+                     "startTimeInMinutes: is required when endTimeInMinutes is given");
+    /* A bad value of the one given is reported too. */
+    s1 = mutate(BREAK_BODY, "endTimeInMinutes", NULL);
+    s2 = mutate(s1, "startTimeInMinutes", "2881");
+    assert_int_equal(model_break_parse(s2, strlen(s2), 42, &b, &errs), BH_EINVAL);
+    assert_int_equal(errs.n, 2);
+    assert_string_equal(errs.reasons[0], "startTimeInMinutes: must be between -1440 and 2880");
+    assert_string_equal(errs.reasons[1],
+                        "endTimeInMinutes: is required when startTimeInMinutes is given");
+    free(s1);
+    free(s2);
+
+    /* The same parse for a $batch line, under data. */
+    const char line[] = "{\"op\":\"upsert\",\"data\":{\"id\":1,\"person\":{\"id\":7},"
+                        "\"breakDefinition\":{\"id\":3},\"date\":\"2024-02-29\","
+                        "\"clockedDurationInMinutes\":25,\"startTimeInMinutes\":5,"
+                        "\"isBreakTaken\":true}}";
+    model_batch_line_t l;
+    assert_int_equal(model_batch_line_parse(line, strlen(line), &l, &errs), BH_EINVAL);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.reasons[0],
+                        "data.endTimeInMinutes: is required when startTimeInMinutes is given");
+    const char line2[] = "{\"op\":\"upsert\",\"data\":{\"id\":1,\"person\":{\"id\":7},"
+                         "\"breakDefinition\":{\"id\":3},\"date\":\"2024-02-29\","
+                         "\"clockedDurationInMinutes\":25,\"isBreakTaken\":true}}";
+    assert_int_equal(model_batch_line_parse(line2, strlen(line2), &l, &errs), 0);
+    assert_true(l.rec.window_taken);
+
+    /* Taken or given is part of the record model_break_same compares. */
+    model_break_t a;
+    assert_int_equal(model_break_parse(BREAK_BODY, strlen(BREAK_BODY), 42, &a, &errs), 0);
+    b = a;
+    b.window_taken = true;
+    assert_false(model_break_same(&a, &b));
+}
+
+/* Parses s as a definition (path id 3) and expects exactly the one reason want. */
+static void definition_one_reason(char *s, const char *want)
+{
+    model_definition_t d;
+    model_errors_t errs;
+    assert_int_equal(model_definition_parse(s, strlen(s), 3, &d, &errs), BH_EINVAL);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.reasons[0], want);
+    free(s);
+}
+
+static void test_definition_window(void **state)
+{
+    (void)state;
+    model_definition_t d, e;
+    model_errors_t errs;
+    /* Not set: absent from the JSON. */
+    assert_int_equal(
+        model_definition_parse(DEFINITION_BODY, strlen(DEFINITION_BODY), 3, &d, &errs), 0);
+    assert_false(d.has_earliest);
+    assert_false(d.has_latest);
+    buf_t b;
+    buf_init(&b, 1 << 16);
+    assert_int_equal(model_definition_json(&b, &d), 0);
+    assert_null(strstr(buf_cstr(&b), "earliestStartTimeInMinutes"));
+    assert_null(strstr(buf_cstr(&b), "latestEndTimeInMinutes"));
+
+    /* Both set, at the range's ends, and equal bounds: accepted, written back. */
+    static const char *const ok[][2] = {
+        { "-1440", "2880" }, { "600", "600" }, { "0", "60" },
+    };
+    for (size_t i = 0; i < N_OF(ok); i++) {
+        char *s1 = mutate(DEFINITION_BODY, "earliestStartTimeInMinutes", ok[i][0]);
+        char *s2 = mutate(s1, "latestEndTimeInMinutes", ok[i][1]);
+        assert_int_equal(model_definition_parse(s2, strlen(s2), 3, &d, &errs), 0);
+        assert_true(d.has_earliest && d.has_latest);
+        char want[96];
+        snprintf(want, sizeof(want),
+                 "\"earliestStartTimeInMinutes\":%s,\"latestEndTimeInMinutes\":%s}", ok[i][0],
+                 ok[i][1]);
+        buf_reset(&b);
+        assert_int_equal(model_definition_json(&b, &d), 0);
+        assert_non_null(strstr(buf_cstr(&b), want));
+        /* The JSON parses back to the same record. */
+        assert_int_equal(model_definition_parse(b.p, b.len, 3, &e, &errs), 0);
+        assert_true(model_definition_same(&d, &e));
+        free(s1);
+        free(s2);
+    }
+
+    /* One bound alone, or null: optional each. */
+    char *s1 = mutate(DEFINITION_BODY, "latestEndTimeInMinutes", "900");
+    assert_int_equal(model_definition_parse(s1, strlen(s1), 3, &d, &errs), 0);
+    assert_false(d.has_earliest);
+    assert_true(d.has_latest);
+    assert_int_equal(d.latest, 900);
+    buf_reset(&b);
+    assert_int_equal(model_definition_json(&b, &d), 0);
+    assert_null(strstr(buf_cstr(&b), "earliestStartTimeInMinutes"));
+    free(s1);
+    s1 = mutate(DEFINITION_BODY, "earliestStartTimeInMinutes", "null");
+    assert_int_equal(model_definition_parse(s1, strlen(s1), 3, &d, &errs), 0);
+    assert_false(d.has_earliest);
+    free(s1);
+    buf_deinit(&b);
+
+    /* Refusals, each naming its field. */
+    definition_one_reason(mutate(DEFINITION_BODY, "earliestStartTimeInMinutes", "-1441"),
+                          "earliestStartTimeInMinutes: must be between -1440 and 2880");
+    definition_one_reason(mutate(DEFINITION_BODY, "latestEndTimeInMinutes", "2881"),
+                          "latestEndTimeInMinutes: must be between -1440 and 2880");
+    definition_one_reason(mutate(DEFINITION_BODY, "latestEndTimeInMinutes", "\"9\""),
+                          "latestEndTimeInMinutes: must be an integer");
+    s1 = mutate(DEFINITION_BODY, "earliestStartTimeInMinutes", "601");
+    definition_one_reason(mutate(s1, "latestEndTimeInMinutes", "600"),
+                          "latestEndTimeInMinutes: must not be before earliestStartTimeInMinutes");
+    free(s1);
+
+    /* The window is part of what model_definition_same compares. */
+    s1 = mutate(DEFINITION_BODY, "earliestStartTimeInMinutes", "600");
+    assert_int_equal(model_definition_parse(s1, strlen(s1), 3, &d, &errs), 0);
+    assert_int_equal(
+        model_definition_parse(DEFINITION_BODY, strlen(DEFINITION_BODY), 3, &e, &errs), 0);
+    assert_false(model_definition_same(&d, &e));
+    assert_false(model_definition_window_same(&d, &e));
+    e.has_earliest = true;
+    e.earliest = 600;
+    assert_true(model_definition_same(&d, &e));
+    free(s1);
 }
 
 static void test_break_json_canonical(void **state)
@@ -1415,6 +1585,8 @@ int main(void)
         cmocka_unit_test(test_person_boundaries_accepted),
         cmocka_unit_test(test_batch_line_ok),
         cmocka_unit_test(test_batch_line_errors),
+        cmocka_unit_test(test_break_window_pair),
+        cmocka_unit_test(test_definition_window),
         cmocka_unit_test(test_break_json_canonical),
         cmocka_unit_test(test_other_json_canonical),
         cmocka_unit_test(test_json_matches_jansson),

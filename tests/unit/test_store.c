@@ -967,10 +967,16 @@ static void test_signing_keys_sealed_at_open(void **state)
     char *tok = issue_token(s);
     store_close(s);
 
-    /* Back to schema 4, as an older breakhook left it. */
+    /* Back to schema 4, as an older breakhook left it (migration 6 undone too). */
     sqlite3 *db = raw_open(f);
     char *sql = sqlite3_mprintf(
-        "DELETE FROM schema_migrations WHERE version = 5;"
+        "DELETE FROM schema_migrations WHERE version >= 5;"
+        "DROP INDEX breaks_by_definition;"
+        "ALTER TABLE breaks DROP COLUMN window_given;"
+        "ALTER TABLE break_definitions DROP COLUMN earliest_start;"
+        "ALTER TABLE break_definitions DROP COLUMN latest_end;"
+        "CREATE INDEX breaks_by_definition ON breaks (tenant_id, definition_id,"
+        " calculated_given);"
         "DROP TABLE signing_keys;"
         "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY NOT NULL,"
         " secret BLOB NOT NULL CHECK (length(secret) = 32), created_at_ms INTEGER NOT NULL,"

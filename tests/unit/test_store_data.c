@@ -582,6 +582,274 @@ static void test_definition_fanout(void **state)
     free(d);
 }
 
+/* ---- the definition's window (issue #14 point 7) ---------------------------------- */
+
+#define WINDOW_REASON(def)                                                                  \
+    "startTimeInMinutes, endTimeInMinutes: not given, and break definition " #def          \
+    " has no earliestStartTimeInMinutes/latestEndTimeInMinutes"
+
+/* A break without start and end: it takes them from its definition's window. */
+static model_break_t mk_taken(int64_t id, int64_t def, int32_t calc)
+{
+    model_break_t b = mk_break(id, 1, def, DAY0, 15, true, calc);
+    b.window_taken = true;
+    b.start = b.end = 0;
+    return b;
+}
+
+/* A break without start and end takes the window and remembers it did; without a
+ * window on the definition (or with half of one) the write is refused, in a single
+ * PUT and in a $batch op alike, and takes no version. */
+static void test_window_fill_and_refusal(void **state)
+{
+    fixture_t *f = *state;
+    seed(f, f->ta, 1, 0);
+    model_definition_t *d = mk_def(1, 10, 60, 30);
+    d->has_earliest = d->has_latest = true;
+    d->earliest = 600;
+    d->latest = 660;
+    put_def(f, f->ta, d);
+    model_definition_t *bare = mk_def(2, 10, 60, 30);
+    put_def(f, f->ta, bare);
+    model_definition_t *half = mk_def(3, 10, 60, 30);
+    half->has_earliest = true;
+    half->earliest = 600;
+    put_def(f, f->ta, half);
+
+    model_definition_t got_d;
+    assert_int_equal(store_definition_get(f->s, f->ta, 1, &got_d), 0);
+    assert_true(got_d.has_earliest && got_d.has_latest);
+    assert_int_equal(got_d.earliest, 600);
+    assert_int_equal(got_d.latest, 660);
+    assert_int_equal(store_definition_get(f->s, f->ta, 2, &got_d), 0);
+    assert_false(got_d.has_earliest || got_d.has_latest);
+    assert_int_equal(store_definition_get(f->s, f->ta, 3, &got_d), 0);
+    assert_true(got_d.has_earliest);
+    assert_false(got_d.has_latest);
+
+    uint64_t v = tenant_version(f, f->ta);
+    model_break_t b = mk_taken(1, 1, -1);
+    store_write_result_t r = put_break(f, f->ta, &b);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.outcome, STORE_OUT_CREATED);
+    assert_int_equal(r.version, v + 1);
+    assert_int_equal(r.stored.start, 600);
+    assert_int_equal(r.stored.end, 660);
+    assert_true(r.stored.window_taken);
+    model_break_t got;
+    assert_int_equal(store_break_get(f->s, f->ta, 1, &got), 0);
+    assert_int_equal(got.start, 600);
+    assert_int_equal(got.end, 660);
+    assert_true(got.window_taken);
+    /* The change log holds what a GET shows: the stored start and end. */
+    size_t n = 0;
+    store_change_t *c = changes(f, f->ta, STORE_COLL_BREAKS, v, &n);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(c[0].body, "\"startTimeInMinutes\":600,\"endTimeInMinutes\":660"));
+    store_changes_free(c, n);
+
+    /* Refused: no window, or half of one. */
+    v = tenant_version(f, f->ta);
+    b = mk_taken(2, 2, -1);
+    r = put_break(f, f->ta, &b);
+    assert_int_equal(r.rc, BH_EINVAL);
+    assert_string_equal(r.reason, WINDOW_REASON(2));
+    b = mk_taken(2, 3, -1);
+    r = put_break(f, f->ta, &b);
+    assert_int_equal(r.rc, BH_EINVAL);
+    assert_string_equal(r.reason, WINDOW_REASON(3));
+    assert_int_equal(store_break_get(f->s, f->ta, 2, &got), BH_ENOTFOUND);
+    /* Given start and end need no window. */
+    b = mk_break(2, 1, 2, DAY0, 15, true, -1);
+    assert_int_equal(put_break(f, f->ta, &b).outcome, STORE_OUT_CREATED);
+
+    /* The same in a $batch: the refused op alone, the others applied. */
+    store_break_op_t ops[3];
+    memset(ops, 0, sizeof(ops));
+    ops[0].rec = mk_taken(10, 1, -1);
+    ops[1].rec = mk_taken(11, 2, -1);
+    ops[2].rec = mk_taken(12, 1, 5);
+    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, 3), 0);
+    assert_int_equal(ops[0].res.rc, 0);
+    assert_int_equal(ops[0].res.stored.start, 600);
+    assert_int_equal(ops[1].res.rc, BH_EINVAL);
+    assert_string_equal(ops[1].res.reason, WINDOW_REASON(2));
+    assert_int_equal(ops[1].res.version, 0);
+    assert_int_equal(ops[2].res.rc, 0);
+    assert_int_equal(ops[2].res.stored.end, 660);
+    assert_int_equal(tenant_version(f, f->ta), v + 3);
+
+    free(d);
+    free(bare);
+    free(half);
+}
+
+/* A window change gives each break that took the window one new version and one
+ * change-log row, and none to a break that gave its start and end; a break whose
+ * duration AND window both change gets one version; an unchanged PUT takes none. */
+static void test_window_fanout(void **state)
+{
+    fixture_t *f = *state;
+    seed(f, f->ta, 1, 0);
+    model_definition_t *d = mk_def(1, 10, 60, 30);
+    d->has_earliest = d->has_latest = true;
+    d->earliest = 600;
+    d->latest = 660;
+    put_def(f, f->ta, d);
+
+    /* Taken windows, given durations; crosses the fan-out chunk size. */
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        model_break_t b = mk_taken(1000 + i, 1, 15);
+        assert_int_equal(put_break(f, f->ta, &b).rc, 0);
+    }
+    /* Given windows and durations: never touched by the definition. */
+    for (int i = 0; i < 5; i++) {
+        model_break_t b = mk_break(2000 + i, 1, 1, DAY0, 15, true, 15);
+        put_break(f, f->ta, &b);
+    }
+    /* Taken window AND computed duration. */
+    model_break_t both = mk_taken(3000, 1, -1);
+    assert_int_equal(put_break(f, f->ta, &both).stored.calculated, 15);
+
+    /* Unchanged PUTs: no version. */
+    uint64_t before = tenant_version(f, f->ta);
+    assert_int_equal(put_def(f, f->ta, d).outcome, STORE_OUT_UNCHANGED);
+    model_break_t again = mk_taken(1000, 1, 15);
+    assert_int_equal(put_break(f, f->ta, &again).outcome, STORE_OUT_UNCHANGED);
+    /* Giving exactly the window's values is no visible change either, but the row
+     * now gives its window and leaves the fan-out. */
+    model_break_t pinned = mk_break(1001, 1, 1, DAY0, 15, true, 15);
+    pinned.start = 600;
+    pinned.end = 660;
+    store_write_result_t r = put_break(f, f->ta, &pinned);
+    assert_int_equal(r.outcome, STORE_OUT_UNCHANGED);
+    assert_false(r.stored.window_taken);
+    assert_int_equal(tenant_version(f, f->ta), before);
+    int64_t rows_before = change_rows(f, f->ta);
+
+    /* The window moves: N - 1 taken breaks plus 3000. */
+    d->earliest = 540;
+    d->latest = 600;
+    r = put_def(f, f->ta, d);
+    assert_int_equal(r.outcome, STORE_OUT_REPLACED);
+    assert_int_equal(r.version, before + 1);
+    assert_int_equal(r.fanout, N);
+    assert_int_equal(tenant_version(f, f->ta), before + 1 + N);
+    assert_int_equal(change_rows(f, f->ta), rows_before + 1 + N);
+    size_t n = 0;
+    store_change_t *c = changes(f, f->ta, STORE_COLL_BREAKS, before, &n);
+    assert_int_equal(n, N);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(c[i].version, before + 2 + i);
+        assert_true((c[i].record_id != 1001 && c[i].record_id < 2000) ||
+                    c[i].record_id == 3000);
+        model_break_t got;
+        assert_int_equal(store_break_get(f->s, f->ta, c[i].record_id, &got), 0);
+        assert_int_equal(got.version, c[i].version);
+        assert_int_equal(got.start, 540);
+        assert_int_equal(got.end, 600);
+        assert_true(got.window_taken);
+        char *want = break_body(&got);
+        assert_string_equal(c[i].body, want);
+        free(want);
+    }
+    store_changes_free(c, n);
+    model_break_t got;
+    assert_int_equal(store_break_get(f->s, f->ta, 1001, &got), 0);
+    assert_int_equal(got.start, 600);
+    assert_true(got.version <= before);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(store_break_get(f->s, f->ta, 2000 + i, &got), 0);
+        assert_int_equal(got.start, 720);
+        assert_true(got.version <= before);
+    }
+
+    /* Duration rule and window at once: 3000 changes in both, one version; the
+     * others (given durations) in their window only. */
+    uint64_t v = tenant_version(f, f->ta);
+    d->minimum = 25;
+    d->earliest = 500;
+    r = put_def(f, f->ta, d);
+    assert_int_equal(r.fanout, N);
+    assert_int_equal(tenant_version(f, f->ta), v + 1 + N);
+    assert_int_equal(store_break_get(f->s, f->ta, 3000, &got), 0);
+    assert_int_equal(got.calculated, 25);
+    assert_int_equal(got.start, 500);
+    assert_int_equal(got.end, 600);
+    c = changes(f, f->ta, STORE_COLL_BREAKS, v, &n);
+    size_t seen = 0;
+    for (size_t i = 0; i < n; i++)
+        seen += c[i].record_id == 3000;
+    assert_int_equal(seen, 1);
+    store_changes_free(c, n);
+
+    /* A duration rule alone moves only 3000 (the others give theirs). */
+    v = tenant_version(f, f->ta);
+    d->minimum = 26;
+    assert_int_equal(put_def(f, f->ta, d).fanout, 1);
+    assert_int_equal(tenant_version(f, f->ta), v + 2);
+
+    /* The window removed: the breaks keep the start and end they took, no version;
+     * a new window reaches them again. */
+    v = tenant_version(f, f->ta);
+    d->has_earliest = d->has_latest = false;
+    d->earliest = d->latest = 0;
+    r = put_def(f, f->ta, d);
+    assert_int_equal(r.outcome, STORE_OUT_REPLACED);
+    assert_int_equal(r.fanout, 0);
+    assert_int_equal(tenant_version(f, f->ta), v + 1);
+    assert_int_equal(store_break_get(f->s, f->ta, 1000, &got), 0);
+    assert_int_equal(got.start, 500);
+    assert_true(got.window_taken);
+    d->has_earliest = d->has_latest = true;
+    d->earliest = 700;
+    d->latest = 710;
+    assert_int_equal(put_def(f, f->ta, d).fanout, N);
+    assert_int_equal(store_break_get(f->s, f->ta, 1000, &got), 0);
+    assert_int_equal(got.start, 700);
+    free(d);
+}
+
+/* window_given is stored: it survives a reopen and still decides the fan-out. */
+static void test_window_reopen(void **state)
+{
+    fixture_t *f = *state;
+    seed(f, f->ta, 1, 0);
+    model_definition_t *d = mk_def(1, 10, 60, 30);
+    d->has_earliest = d->has_latest = true;
+    d->earliest = 600;
+    d->latest = 660;
+    put_def(f, f->ta, d);
+    model_break_t taken = mk_taken(1, 1, 15);
+    put_break(f, f->ta, &taken);
+    model_break_t given = mk_break(2, 1, 1, DAY0, 15, true, 15);
+    put_break(f, f->ta, &given);
+    assert_int_equal(raw_int(f, "SELECT window_given FROM breaks WHERE id = 1"), 0);
+    assert_int_equal(raw_int(f, "SELECT window_given FROM breaks WHERE id = 2"), 1);
+
+    store_close(f->s);
+    store_options_t opt = { .clock = &f->clock };
+    assert_int_equal(store_open(f->url, &opt, &f->s, NULL), 0);
+    model_break_t got;
+    assert_int_equal(store_break_get(f->s, f->ta, 1, &got), 0);
+    assert_true(got.window_taken);
+    assert_int_equal(got.start, 600);
+    assert_int_equal(store_break_get(f->s, f->ta, 2, &got), 0);
+    assert_false(got.window_taken);
+    model_definition_t got_d;
+    assert_int_equal(store_definition_get(f->s, f->ta, 1, &got_d), 0);
+    assert_true(model_definition_same(&got_d, d));
+
+    d->latest = 690;
+    assert_int_equal(put_def(f, f->ta, d).fanout, 1);
+    assert_int_equal(store_break_get(f->s, f->ta, 1, &got), 0);
+    assert_int_equal(got.end, 690);
+    assert_int_equal(store_break_get(f->s, f->ta, 2, &got), 0);
+    assert_int_equal(got.end, 840);
+    free(d);
+}
+
 /* ---- references ------------------------------------------------------------------- */
 
 static void test_reference_checks(void **state)
@@ -1559,6 +1827,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_computed_duration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_definition_fanout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_fill_and_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_fanout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reference_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_conflicts, setup, teardown),

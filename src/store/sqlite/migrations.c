@@ -244,6 +244,21 @@ const char *const sqlite__migrations[] = {
     "ALTER TABLE signing_keys_new RENAME TO signing_keys;\n"
     "CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((retired_at_ms IS NULL))\n"
     "  WHERE retired_at_ms IS NULL;\n",
+
+    /* 6: the break definition's window (docs/API.md). earliest_start and latest_end
+     * are NULL when not set. breaks.window_given is 0 for a break written without
+     * start and end, which took them from its definition; every row before this
+     * migration gave them. The fan-out of a definition change now selects breaks
+     * whose duration OR window is derived: an OR of two flags cannot be one range
+     * of the old index, so the index walks a definition's breaks by id with both
+     * flags in the entry, and the filter never reads a table row. Still "is this
+     * definition referenced" by its leading columns. */
+    "ALTER TABLE break_definitions ADD COLUMN earliest_start INTEGER;\n"
+    "ALTER TABLE break_definitions ADD COLUMN latest_end INTEGER;\n"
+    "ALTER TABLE breaks ADD COLUMN window_given INTEGER NOT NULL DEFAULT 1;\n"
+    "DROP INDEX breaks_by_definition;\n"
+    "CREATE INDEX breaks_by_definition ON breaks\n"
+    "  (tenant_id, definition_id, id, calculated_given, window_given);\n",
 };
 
 const size_t sqlite__n_migrations = sizeof(sqlite__migrations) / sizeof(sqlite__migrations[0]);

@@ -102,7 +102,7 @@ enum {
     ST_BREAK_INSERT,
     ST_BREAK_UPDATE,
     ST_BREAK_UPDATE_VALUES,
-    ST_BREAK_SET_CALC,
+    ST_BREAK_SET_DERIVED,
     ST_BREAK_SET_GIVEN,
     ST_BREAK_DELETE,
     ST_BREAKS_LIST,
@@ -146,9 +146,9 @@ enum {
 
 /* The column lists row_break and row_definition decode, in their order. */
 #define BREAK_COLS "id, version, person_id, definition_id, date, calculated," \
-                   " calculated_given, clocked, start, \"end\", taken"
+                   " calculated_given, clocked, start, \"end\", taken, window_given"
 #define DEF_COLS "id, version, paid, minimum, maximum, if_not_clocked, uninterrupted," \
-                 " name, name_tr, friendly, friendly_tr"
+                 " name, name_tr, friendly, friendly_tr, earliest_start, latest_end"
 /* The keyset condition of GET /breaks. Written as a row value so that SQLite starts
  * the index range at the last row of the previous page (a page costs its own rows,
  * not the pages before it); the caller folds date_from into ?2/?3. */
@@ -239,45 +239,49 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_REF_OWNER] = "SELECT person_id FROM person_refs WHERE tenant_id = ?1 AND name = ?2"
                      " AND value = ?3",
     [ST_DEF_GET] = "SELECT " DEF_COLS " FROM break_definitions WHERE tenant_id = ?1 AND id = ?2",
-    [ST_DEF_CALC] = "SELECT paid, minimum, maximum, if_not_clocked, uninterrupted"
+    [ST_DEF_CALC] = "SELECT paid, minimum, maximum, if_not_clocked, uninterrupted,"
+                    " earliest_start, latest_end"
                     " FROM break_definitions WHERE tenant_id = ?1 AND id = ?2",
     [ST_DEF_UPSERT] = "INSERT INTO break_definitions (tenant_id, " DEF_COLS ")"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                       " ON CONFLICT (tenant_id, id) DO UPDATE SET version = excluded.version,"
                       " paid = excluded.paid, minimum = excluded.minimum,"
                       " maximum = excluded.maximum, if_not_clocked = excluded.if_not_clocked,"
                       " uninterrupted = excluded.uninterrupted, name = excluded.name,"
                       " name_tr = excluded.name_tr, friendly = excluded.friendly,"
-                      " friendly_tr = excluded.friendly_tr",
+                      " friendly_tr = excluded.friendly_tr,"
+                      " earliest_start = excluded.earliest_start,"
+                      " latest_end = excluded.latest_end",
     [ST_DEF_DELETE] = "DELETE FROM break_definitions WHERE tenant_id = ?1 AND id = ?2",
     [ST_DEF_LIST] = "SELECT " DEF_COLS " FROM break_definitions WHERE tenant_id = ?1"
                     " AND id > ?2 ORDER BY id LIMIT ?3",
     [ST_DEF_USES] = "SELECT COUNT(*) FROM breaks WHERE tenant_id = ?1 AND definition_id = ?2",
     [ST_DEF_COMPUTED] = "SELECT " BREAK_COLS " FROM breaks INDEXED BY breaks_by_definition"
                         " WHERE tenant_id = ?1"
-                        " AND definition_id = ?2 AND calculated_given = 0 AND id > ?3"
+                        " AND definition_id = ?2 AND id > ?3"
+                        " AND (calculated_given = 0 OR window_given = 0)"
                         " ORDER BY id LIMIT ?4",
     /* The one read a break upsert needs: whether its person exists, and the current
      * row if any (NULL columns when none); always exactly one row. */
     [ST_BREAK_PROBE] = "SELECT EXISTS (SELECT 1 FROM people WHERE tenant_id = ?1 AND id = ?3),"
                        " b.id, b.version, b.person_id, b.definition_id, b.date, b.calculated,"
-                       " b.calculated_given, b.clocked, b.start, b.\"end\", b.taken"
+                       " b.calculated_given, b.clocked, b.start, b.\"end\", b.taken, b.window_given"
                        " FROM (SELECT 1) LEFT JOIN breaks b ON b.tenant_id = ?1 AND b.id = ?2",
     [ST_BREAK_GET] = "SELECT " BREAK_COLS " FROM breaks WHERE tenant_id = ?1 AND id = ?2",
     [ST_BREAK_INSERT] = "INSERT INTO breaks (tenant_id, " BREAK_COLS ")"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [ST_BREAK_UPDATE] = "UPDATE breaks SET version = ?3, person_id = ?4, definition_id = ?5,"
                         " date = ?6, calculated = ?7, calculated_given = ?8, clocked = ?9,"
-                        " start = ?10, \"end\" = ?11, taken = ?12"
+                        " start = ?10, \"end\" = ?11, taken = ?12, window_given = ?13"
                         " WHERE tenant_id = ?1 AND id = ?2",
     /* The common replace: nothing an index covers changed, and SQLite rewrites the
      * entries of every index with a column in the SET list, changed or not. */
     [ST_BREAK_UPDATE_VALUES] = "UPDATE breaks SET version = ?3, calculated = ?7, clocked = ?9,"
                                " start = ?10, \"end\" = ?11, taken = ?12"
                                " WHERE tenant_id = ?1 AND id = ?2",
-    [ST_BREAK_SET_CALC] = "UPDATE breaks SET calculated = ?3, version = ?4"
-                          " WHERE tenant_id = ?1 AND id = ?2",
-    [ST_BREAK_SET_GIVEN] = "UPDATE breaks SET calculated_given = ?3"
+    [ST_BREAK_SET_DERIVED] = "UPDATE breaks SET calculated = ?3, version = ?4, start = ?5,"
+                             " \"end\" = ?6 WHERE tenant_id = ?1 AND id = ?2",
+    [ST_BREAK_SET_GIVEN] = "UPDATE breaks SET calculated_given = ?3, window_given = ?4"
                            " WHERE tenant_id = ?1 AND id = ?2",
     [ST_BREAK_DELETE] = "DELETE FROM breaks WHERE tenant_id = ?1 AND id = ?2",
     [ST_BREAKS_LIST] = "SELECT " BREAK_COLS " FROM breaks WHERE tenant_id = ?1 AND"
@@ -1790,6 +1794,7 @@ static void row_break(sqlite3_stmt *st, int col, model_break_t *b)
     b->start = sqlite3_column_int(st, col + 8);
     b->end = sqlite3_column_int(st, col + 9);
     b->taken = sqlite3_column_int(st, col + 10) != 0;
+    b->window_taken = sqlite3_column_int(st, col + 11) == 0;
 }
 
 static int decode_break(sqlite3_stmt *st, void *out)
@@ -1798,7 +1803,7 @@ static int decode_break(sqlite3_stmt *st, void *out)
     return 0;
 }
 
-/* Binds b as ?1..?12 of ST_BREAK_INSERT / ST_BREAK_UPDATE (same numbering); the
+/* Binds b as ?1..?13 of ST_BREAK_INSERT / ST_BREAK_UPDATE (same numbering); the
  * parameters ST_BREAK_UPDATE_VALUES does not use stay unused. */
 static void bind_break(sqlite3_stmt *st, int64_t tenant_id, const model_break_t *b)
 {
@@ -1814,6 +1819,7 @@ static void bind_break(sqlite3_stmt *st, int64_t tenant_id, const model_break_t 
     sqlite3_bind_int(st, 10, b->start);
     sqlite3_bind_int(st, 11, b->end);
     sqlite3_bind_int(st, 12, b->taken);
+    sqlite3_bind_int(st, 13, !b->window_taken);
 }
 
 /* A definition from DEF_COLS. */
@@ -1835,6 +1841,11 @@ static int row_definition(sqlite3_stmt *st, model_definition_t *d)
     if (rc == 0)
         rc = store__texts_decode((const char *)sqlite3_column_text(st, 10), "friendly_tr",
                                  &d->friendly_name);
+    /* NULL: the bound is not set. */
+    d->has_earliest = sqlite3_column_type(st, 11) != SQLITE_NULL;
+    d->earliest = sqlite3_column_int(st, 11);
+    d->has_latest = sqlite3_column_type(st, 12) != SQLITE_NULL;
+    d->latest = sqlite3_column_int(st, 12);
     return rc;
 }
 
@@ -2360,6 +2371,10 @@ static int sq_definition_calcs_read(store__tx_t *c, int64_t tenant_id, const int
             e->maximum = sqlite3_column_int(st, 2);
             e->if_not_clocked = sqlite3_column_int(st, 3);
             e->uninterrupted = sqlite3_column_int(st, 4) != 0;
+            e->has_earliest = sqlite3_column_type(st, 5) != SQLITE_NULL;
+            e->earliest = sqlite3_column_int(st, 5);
+            e->has_latest = sqlite3_column_type(st, 6) != SQLITE_NULL;
+            e->latest = sqlite3_column_int(st, 6);
         } else if (src != SQLITE_DONE) {
             rc = map_error(c->db, src, stmt_sql[ST_DEF_CALC]);
         }
@@ -2387,6 +2402,14 @@ static int sq_definitions_write(store__tx_t *c, int64_t tenant_id,
         sqlite3_bind_text(st, 10, rows[i].name_tr, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 11, d->friendly_name.def, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 12, rows[i].friendly_tr, -1, SQLITE_STATIC);
+        if (d->has_earliest)
+            sqlite3_bind_int(st, 13, d->earliest);
+        else
+            sqlite3_bind_null(st, 13);
+        if (d->has_latest)
+            sqlite3_bind_int(st, 14, d->latest);
+        else
+            sqlite3_bind_null(st, 14);
         rc = step_done(c, st, ST_DEF_UPSERT);
     }
     return rc;
@@ -2478,12 +2501,13 @@ static int sq_breaks_write(store__tx_t *c, int64_t tenant_id, const store__break
             break;
         case STORE__BREAK_UPDATE:
             id = prev->person_id == b->person_id && prev->definition_id == b->definition_id &&
-                         prev->date == b->date && prev->calculated_given == b->calculated_given
+                         prev->date == b->date && prev->calculated_given == b->calculated_given &&
+                         prev->window_taken == b->window_taken
                      ? ST_BREAK_UPDATE_VALUES
                      : ST_BREAK_UPDATE;
             break;
-        case STORE__BREAK_SET_CALC:
-            id = ST_BREAK_SET_CALC;
+        case STORE__BREAK_SET_DERIVED:
+            id = ST_BREAK_SET_DERIVED;
             break;
         case STORE__BREAK_SET_GIVEN:
             id = ST_BREAK_SET_GIVEN;
@@ -2500,11 +2524,14 @@ static int sq_breaks_write(store__tx_t *c, int64_t tenant_id, const store__break
         } else {
             sqlite3_bind_int64(st, 1, tenant_id);
             sqlite3_bind_int64(st, 2, b->id);
-            if (id == ST_BREAK_SET_CALC) {
+            if (id == ST_BREAK_SET_DERIVED) {
                 sqlite3_bind_int(st, 3, b->calculated);
                 sqlite3_bind_int64(st, 4, (int64_t)b->version);
+                sqlite3_bind_int(st, 5, b->start);
+                sqlite3_bind_int(st, 6, b->end);
             } else if (id == ST_BREAK_SET_GIVEN) {
                 sqlite3_bind_int(st, 3, b->calculated_given);
+                sqlite3_bind_int(st, 4, !b->window_taken);
             }
         }
         rc = step_done(c, st, id);
