@@ -7,7 +7,7 @@
  * PUT, a version skipped), the test counts rows in the file through a separate raw
  * SQLite connection.
  */
-#define _GNU_SOURCE /* nftw, mkdtemp */
+#define _GNU_SOURCE
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -31,52 +30,31 @@
 #include "core/date.h"
 #include "core/err.h"
 #include "model/model.h"
+#include "fixture_store.h"
 #include "store/store.h"
 
 #define T0_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
 #define DAY0 20454            /* 2026-01-01 in days since the epoch */
 
 typedef struct fixture {
-    char dir[64];
-    char url[160];
-    char path[128];
-    bh_clock_t clock;
-    store_t *s;
+    fx_store_t fx;  /* the store, its directory and fake clock (fixture_store.h) */
     int64_t ta, tb; /* two tenants */
 } fixture_t;
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bh-test-data-XXXXXX");
-    if (!mkdtemp(f->dir)) {
+    if (fx_store_new(&f->fx, "data", T0_MS, false) != 0 || fx_store_open(&f->fx) != 0) {
         free(f);
         return -1;
     }
-    snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
-    snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
-    clock_fake_init(&f->clock, T0_MS);
-    store_options_t opt = { .clock = &f->clock };
-    const char *msg = NULL;
-    if (store_open(f->url, &opt, &f->s, &msg) != 0) {
-        fprintf(stderr, "store_open: %s\n", msg ? msg : "?");
-        return -1;
-    }
     store_tenant_t t;
-    if (store_tenant_create(f->s, "tenant-a", &t) != 0)
+    if (store_tenant_create(f->fx.s, "tenant-a", &t) != 0)
         return -1;
     f->ta = t.id;
-    if (store_tenant_create(f->s, "tenant-b", &t) != 0)
+    if (store_tenant_create(f->fx.s, "tenant-b", &t) != 0)
         return -1;
     f->tb = t.id;
     *state = f;
@@ -86,10 +64,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    store_close(f->s);
-    int rc = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fx_store_free(&f->fx);
     free(f);
-    return rc;
+    return 0;
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -105,7 +82,7 @@ static int64_t raw_int(fixture_t *f, const char *fmt, ...)
     vsnprintf(sql, sizeof(sql), fmt, ap);
     va_end(ap);
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(f->fx.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
@@ -124,7 +101,7 @@ static int64_t change_rows(fixture_t *f, int64_t tenant)
 static uint64_t tenant_version(fixture_t *f, int64_t tenant)
 {
     uint64_t v = 0;
-    assert_int_equal(store_tenant_version(f->s, tenant, &v), 0);
+    assert_int_equal(store_tenant_version(f->fx.s, tenant, &v), 0);
     return v;
 }
 
@@ -190,21 +167,21 @@ static model_break_t mk_break(int64_t id, int64_t person, int64_t def, int32_t d
 static store_write_result_t put_person(fixture_t *f, int64_t tenant, const model_person_t *p)
 {
     store_write_result_t r;
-    assert_int_equal(store_person_put(f->s, tenant, p, &r), 0);
+    assert_int_equal(store_person_put(f->fx.s, tenant, p, &r), 0);
     return r;
 }
 
 static store_write_result_t put_def(fixture_t *f, int64_t tenant, const model_definition_t *d)
 {
     store_write_result_t r;
-    assert_int_equal(store_definition_put(f->s, tenant, d, &r), 0);
+    assert_int_equal(store_definition_put(f->fx.s, tenant, d, &r), 0);
     return r;
 }
 
 static store_write_result_t put_break(fixture_t *f, int64_t tenant, const model_break_t *b)
 {
     store_write_result_t r;
-    assert_int_equal(store_break_put(f->s, tenant, b, &r), 0);
+    assert_int_equal(store_break_put(f->fx.s, tenant, b, &r), 0);
     return r;
 }
 
@@ -248,7 +225,7 @@ static store_change_t *changes(fixture_t *f, int64_t tenant, store_collection_t 
                                uint64_t after, size_t *n)
 {
     store_change_t *c = NULL;
-    assert_int_equal(store_changes_after(f->s, tenant, coll, after, 1000000, &c, n), 0);
+    assert_int_equal(store_changes_after(f->fx.s, tenant, coll, after, 1000000, &c, n), 0);
     return c;
 }
 
@@ -291,7 +268,7 @@ static void test_versions(void **state)
     assert_int_equal(r.outcome, STORE_OUT_REPLACED);
     assert_int_equal(r.version, 4);
     store_write_result_t del;
-    assert_int_equal(store_break_delete(f->s, f->ta, 100, &del), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->ta, 100, &del), 0);
     assert_int_equal(del.rc, 0);
     assert_int_equal(del.outcome, STORE_OUT_DELETED);
     assert_int_equal(del.version, 5);
@@ -324,9 +301,9 @@ static void test_versions(void **state)
 
     /* An unknown tenant has no counter and takes no write. */
     uint64_t v;
-    assert_int_equal(store_tenant_version(f->s, 999, &v), BH_ENOTFOUND);
-    assert_int_equal(store_person_put(f->s, 999, &p, &r), BH_ENOTFOUND);
-    assert_int_equal(store_person_put(f->s, 0, &p, &r), BH_ENOTFOUND);
+    assert_int_equal(store_tenant_version(f->fx.s, 999, &v), BH_ENOTFOUND);
+    assert_int_equal(store_person_put(f->fx.s, 999, &p, &r), BH_ENOTFOUND);
+    assert_int_equal(store_person_put(f->fx.s, 0, &p, &r), BH_ENOTFOUND);
     free(d);
 }
 
@@ -350,7 +327,7 @@ static void test_put_outcomes(void **state)
     r = put_person(f, f->ta, &fewer);
     assert_int_equal(r.outcome, STORE_OUT_REPLACED);
     model_person_t got;
-    assert_int_equal(store_person_get(f->s, f->ta, 1, &got), 0);
+    assert_int_equal(store_person_get(f->fx.s, f->ta, 1, &got), 0);
     assert_int_equal(got.version, 3);
     assert_int_equal(got.n_refs, 1);
     assert_string_equal(got.refs[0].name, "@employee-number");
@@ -369,7 +346,7 @@ static void test_put_outcomes(void **state)
     assert_int_equal(r.fanout, 0);
     model_definition_t *gd = calloc(1, sizeof(*gd));
     assert_non_null(gd);
-    assert_int_equal(store_definition_get(f->s, f->ta, 1, gd), 0);
+    assert_int_equal(store_definition_get(f->fx.s, f->ta, 1, gd), 0);
     assert_int_equal(gd->version, 5);
     assert_true(model_definition_same(gd, d));
     assert_string_equal(gd->name.tr[0].text, "D\xc3\xa9jeuner \"1\"");
@@ -391,7 +368,7 @@ static void test_put_outcomes(void **state)
     assert_int_equal(r.outcome, STORE_OUT_REPLACED);
     assert_int_equal(r.version, 7);
     model_break_t gb;
-    assert_int_equal(store_break_get(f->s, f->ta, 9, &gb), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 9, &gb), 0);
     assert_int_equal(gb.version, 7);
     assert_int_equal(gb.end, 900);
     assert_int_equal(gb.date, DAY0 + 3);
@@ -453,7 +430,7 @@ static void test_computed_duration(void **state)
         assert_int_equal(r.stored.calculated, cases[i].want);
         assert_int_equal(r.stored.calculated_given, cases[i].given >= 0);
         model_break_t got;
-        assert_int_equal(store_break_get(f->s, f->ta, b.id, &got), 0);
+        assert_int_equal(store_break_get(f->fx.s, f->ta, b.id, &got), 0);
         assert_int_equal(got.calculated, cases[i].want);
         assert_true(model_break_same(&got, &r.stored));
     }
@@ -514,7 +491,7 @@ static void test_definition_fanout(void **state)
         assert_int_equal(c[i].type, STORE_CHANGE_UPSERT);
         assert_true(c[i].record_id >= 1000 && c[i].record_id < 1000 + N);
         model_break_t got;
-        assert_int_equal(store_break_get(f->s, f->ta, c[i].record_id, &got), 0);
+        assert_int_equal(store_break_get(f->fx.s, f->ta, c[i].record_id, &got), 0);
         assert_int_equal(got.version, c[i].version);
         assert_int_equal(got.calculated, 25);
         assert_int_equal(c[i].date, got.date);
@@ -530,17 +507,17 @@ static void test_definition_fanout(void **state)
 
     model_break_t got;
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(store_break_get(f->s, f->ta, 2000 + i, &got), 0);
+        assert_int_equal(store_break_get(f->fx.s, f->ta, 2000 + i, &got), 0);
         assert_int_equal(got.calculated, 15);
         assert_true(got.version <= before);
     }
-    assert_int_equal(store_break_get(f->s, f->ta, 3000, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 3000, &got), 0);
     assert_int_equal(got.calculated, 40);
     assert_true(got.version <= before);
-    assert_int_equal(store_break_get(f->s, f->ta, 3001, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 3001, &got), 0);
     assert_int_equal(got.calculated, 30);
     assert_true(got.version <= before);
-    assert_int_equal(store_break_get(f->s, f->ta, 4000, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 4000, &got), 0);
     assert_int_equal(got.calculated, 15);
     assert_true(got.version <= before);
 
@@ -568,14 +545,14 @@ static void test_definition_fanout(void **state)
     /* Only 2000 (30, now computed) and 3000 (40) exceed the new maximum; the others
      * stay at 25 (clamped up) or 30 (not taken). */
     assert_int_equal(r.fanout, 2);
-    assert_int_equal(store_break_get(f->s, f->ta, 2000, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 2000, &got), 0);
     assert_int_equal(got.calculated, 28);
     assert_int_equal(got.version, v + 2);
-    assert_int_equal(store_break_get(f->s, f->ta, 3000, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 3000, &got), 0);
     assert_int_equal(got.calculated, 28);
     assert_int_equal(got.version, v + 3);
     assert_int_equal(tenant_version(f, f->ta), v + 3);
-    assert_int_equal(store_break_get(f->s, f->ta, 2001, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 2001, &got), 0);
     assert_int_equal(got.calculated, 15); /* still given */
 
     free(other);
@@ -617,13 +594,13 @@ static void test_window_fill_and_refusal(void **state)
     put_def(f, f->ta, half);
 
     model_definition_t got_d;
-    assert_int_equal(store_definition_get(f->s, f->ta, 1, &got_d), 0);
+    assert_int_equal(store_definition_get(f->fx.s, f->ta, 1, &got_d), 0);
     assert_true(got_d.has_earliest && got_d.has_latest);
     assert_int_equal(got_d.earliest, 600);
     assert_int_equal(got_d.latest, 660);
-    assert_int_equal(store_definition_get(f->s, f->ta, 2, &got_d), 0);
+    assert_int_equal(store_definition_get(f->fx.s, f->ta, 2, &got_d), 0);
     assert_false(got_d.has_earliest || got_d.has_latest);
-    assert_int_equal(store_definition_get(f->s, f->ta, 3, &got_d), 0);
+    assert_int_equal(store_definition_get(f->fx.s, f->ta, 3, &got_d), 0);
     assert_true(got_d.has_earliest);
     assert_false(got_d.has_latest);
 
@@ -637,7 +614,7 @@ static void test_window_fill_and_refusal(void **state)
     assert_int_equal(r.stored.end, 660);
     assert_true(r.stored.window_taken);
     model_break_t got;
-    assert_int_equal(store_break_get(f->s, f->ta, 1, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1, &got), 0);
     assert_int_equal(got.start, 600);
     assert_int_equal(got.end, 660);
     assert_true(got.window_taken);
@@ -658,7 +635,7 @@ static void test_window_fill_and_refusal(void **state)
     r = put_break(f, f->ta, &b);
     assert_int_equal(r.rc, BH_EINVAL);
     assert_string_equal(r.reason, WINDOW_REASON(3));
-    assert_int_equal(store_break_get(f->s, f->ta, 2, &got), BH_ENOTFOUND);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 2, &got), BH_ENOTFOUND);
     /* Given start and end need no window. */
     b = mk_break(2, 1, 2, DAY0, 15, true, -1);
     assert_int_equal(put_break(f, f->ta, &b).outcome, STORE_OUT_CREATED);
@@ -669,7 +646,7 @@ static void test_window_fill_and_refusal(void **state)
     ops[0].rec = mk_taken(10, 1, -1);
     ops[1].rec = mk_taken(11, 2, -1);
     ops[2].rec = mk_taken(12, 1, 5);
-    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, 3), 0);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, 3), 0);
     assert_int_equal(ops[0].res.rc, 0);
     assert_int_equal(ops[0].res.stored.start, 600);
     assert_int_equal(ops[1].res.rc, BH_EINVAL);
@@ -745,7 +722,7 @@ static void test_window_fanout(void **state)
         assert_true((c[i].record_id != 1001 && c[i].record_id < 2000) ||
                     c[i].record_id == 3000);
         model_break_t got;
-        assert_int_equal(store_break_get(f->s, f->ta, c[i].record_id, &got), 0);
+        assert_int_equal(store_break_get(f->fx.s, f->ta, c[i].record_id, &got), 0);
         assert_int_equal(got.version, c[i].version);
         assert_int_equal(got.start, 540);
         assert_int_equal(got.end, 600);
@@ -756,11 +733,11 @@ static void test_window_fanout(void **state)
     }
     store_changes_free(c, n);
     model_break_t got;
-    assert_int_equal(store_break_get(f->s, f->ta, 1001, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1001, &got), 0);
     assert_int_equal(got.start, 600);
     assert_true(got.version <= before);
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(store_break_get(f->s, f->ta, 2000 + i, &got), 0);
+        assert_int_equal(store_break_get(f->fx.s, f->ta, 2000 + i, &got), 0);
         assert_int_equal(got.start, 720);
         assert_true(got.version <= before);
     }
@@ -773,7 +750,7 @@ static void test_window_fanout(void **state)
     r = put_def(f, f->ta, d);
     assert_int_equal(r.fanout, N);
     assert_int_equal(tenant_version(f, f->ta), v + 1 + N);
-    assert_int_equal(store_break_get(f->s, f->ta, 3000, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 3000, &got), 0);
     assert_int_equal(got.calculated, 25);
     assert_int_equal(got.start, 500);
     assert_int_equal(got.end, 600);
@@ -799,14 +776,14 @@ static void test_window_fanout(void **state)
     assert_int_equal(r.outcome, STORE_OUT_REPLACED);
     assert_int_equal(r.fanout, 0);
     assert_int_equal(tenant_version(f, f->ta), v + 1);
-    assert_int_equal(store_break_get(f->s, f->ta, 1000, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1000, &got), 0);
     assert_int_equal(got.start, 500);
     assert_true(got.window_taken);
     d->has_earliest = d->has_latest = true;
     d->earliest = 700;
     d->latest = 710;
     assert_int_equal(put_def(f, f->ta, d).fanout, N);
-    assert_int_equal(store_break_get(f->s, f->ta, 1000, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1000, &got), 0);
     assert_int_equal(got.start, 700);
     free(d);
 }
@@ -828,24 +805,24 @@ static void test_window_reopen(void **state)
     assert_int_equal(raw_int(f, "SELECT window_given FROM breaks WHERE id = 1"), 0);
     assert_int_equal(raw_int(f, "SELECT window_given FROM breaks WHERE id = 2"), 1);
 
-    store_close(f->s);
-    store_options_t opt = { .clock = &f->clock };
-    assert_int_equal(store_open(f->url, &opt, &f->s, NULL), 0);
+    store_close(f->fx.s);
+    store_options_t opt = { .clock = &f->fx.clock };
+    assert_int_equal(store_open(f->fx.url, &opt, &f->fx.s, NULL), 0);
     model_break_t got;
-    assert_int_equal(store_break_get(f->s, f->ta, 1, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1, &got), 0);
     assert_true(got.window_taken);
     assert_int_equal(got.start, 600);
-    assert_int_equal(store_break_get(f->s, f->ta, 2, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 2, &got), 0);
     assert_false(got.window_taken);
     model_definition_t got_d;
-    assert_int_equal(store_definition_get(f->s, f->ta, 1, &got_d), 0);
+    assert_int_equal(store_definition_get(f->fx.s, f->ta, 1, &got_d), 0);
     assert_true(model_definition_same(&got_d, d));
 
     d->latest = 690;
     assert_int_equal(put_def(f, f->ta, d).fanout, 1);
-    assert_int_equal(store_break_get(f->s, f->ta, 1, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1, &got), 0);
     assert_int_equal(got.end, 690);
-    assert_int_equal(store_break_get(f->s, f->ta, 2, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 2, &got), 0);
     assert_int_equal(got.end, 840);
     free(d);
 }
@@ -860,40 +837,40 @@ static void test_reference_checks(void **state)
 
     model_break_t b = mk_break(1, 99, 1, DAY0, 10, true, -1);
     store_write_result_t r;
-    assert_int_equal(store_break_put(f->s, f->ta, &b, &r), 0);
+    assert_int_equal(store_break_put(f->fx.s, f->ta, &b, &r), 0);
     assert_int_equal(r.rc, BH_EINVAL);
     assert_string_equal(r.reason, "person.id: no person 99");
     assert_int_equal(r.version, 0);
     b = mk_break(1, 1, 42, DAY0, 10, true, -1);
-    assert_int_equal(store_break_put(f->s, f->ta, &b, &r), 0);
+    assert_int_equal(store_break_put(f->fx.s, f->ta, &b, &r), 0);
     assert_int_equal(r.rc, BH_EINVAL);
     assert_string_equal(r.reason, "breakDefinition.id: no break definition 42");
     /* Even a given duration needs its definition to exist. */
     b = mk_break(1, 1, 42, DAY0, 10, true, 10);
-    assert_int_equal(store_break_put(f->s, f->ta, &b, &r), 0);
+    assert_int_equal(store_break_put(f->fx.s, f->ta, &b, &r), 0);
     assert_int_equal(r.rc, BH_EINVAL);
 
     assert_int_equal(tenant_version(f, f->ta), v);
     model_break_t got;
-    assert_int_equal(store_break_get(f->s, f->ta, 1, &got), BH_ENOTFOUND);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1, &got), BH_ENOTFOUND);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM breaks"), 0);
 
     /* A refused replace leaves the stored break as it was. */
     b = mk_break(1, 1, 1, DAY0, 10, true, -1);
     assert_int_equal(put_break(f, f->ta, &b).outcome, STORE_OUT_CREATED);
     b.person_id = 5;
-    assert_int_equal(store_break_put(f->s, f->ta, &b, &r), 0);
+    assert_int_equal(store_break_put(f->fx.s, f->ta, &b, &r), 0);
     assert_int_equal(r.rc, BH_EINVAL);
-    assert_int_equal(store_break_get(f->s, f->ta, 1, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1, &got), 0);
     assert_int_equal(got.person_id, 1);
 
     /* Caller bugs. */
-    assert_int_equal(store_break_put(f->s, f->ta, NULL, &r), BH_EINVAL);
+    assert_int_equal(store_break_put(f->fx.s, f->ta, NULL, &r), BH_EINVAL);
     b.id = 0;
-    assert_int_equal(store_break_put(f->s, f->ta, &b, &r), BH_EINVAL);
+    assert_int_equal(store_break_put(f->fx.s, f->ta, &b, &r), BH_EINVAL);
     model_person_t bad = mk_person(3, "x", "y");
     memcpy(bad.refs[0].name, "@zzz", 5); /* not sorted any more */
-    assert_int_equal(store_person_put(f->s, f->ta, &bad, &r), BH_EINVAL);
+    assert_int_equal(store_person_put(f->fx.s, f->ta, &bad, &r), BH_EINVAL);
 }
 
 /* ---- deletes ---------------------------------------------------------------------- */
@@ -907,12 +884,12 @@ static void test_deletes(void **state)
     uint64_t v = tenant_version(f, f->ta);
 
     store_write_result_t r;
-    assert_int_equal(store_break_delete(f->s, f->ta, 5, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->ta, 5, &r), 0);
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.outcome, STORE_OUT_DELETED);
     assert_int_equal(r.version, v + 1);
     model_break_t got;
-    assert_int_equal(store_break_get(f->s, f->ta, 5, &got), BH_ENOTFOUND);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 5, &got), BH_ENOTFOUND);
 
     size_t n = 0;
     store_change_t *c = changes(f, f->ta, STORE_COLL_BREAKS, v, &n);
@@ -929,30 +906,30 @@ static void test_deletes(void **state)
     store_changes_free(c, n);
 
     /* A second delete, and a delete of something never there: not found, no version. */
-    assert_int_equal(store_break_delete(f->s, f->ta, 5, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->ta, 5, &r), 0);
     assert_int_equal(r.rc, BH_ENOTFOUND);
     assert_int_equal(r.version, 0);
-    assert_int_equal(store_break_delete(f->s, f->ta, 12345, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->ta, 12345, &r), 0);
     assert_int_equal(r.rc, BH_ENOTFOUND);
-    assert_int_equal(store_break_delete(f->s, f->ta, -1, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->ta, -1, &r), 0);
     assert_int_equal(r.rc, BH_ENOTFOUND);
-    assert_int_equal(store_person_delete(f->s, f->ta, 77, &r), 0);
+    assert_int_equal(store_person_delete(f->fx.s, f->ta, 77, &r), 0);
     assert_int_equal(r.rc, BH_ENOTFOUND);
-    assert_int_equal(store_definition_delete(f->s, f->ta, 77, &r), 0);
+    assert_int_equal(store_definition_delete(f->fx.s, f->ta, 77, &r), 0);
     assert_int_equal(r.rc, BH_ENOTFOUND);
     assert_int_equal(tenant_version(f, f->ta), v + 1);
 
     /* Unreferenced people and definitions go, with tombstones in their collections. */
-    assert_int_equal(store_person_delete(f->s, f->ta, 2, &r), 0);
+    assert_int_equal(store_person_delete(f->fx.s, f->ta, 2, &r), 0);
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.version, v + 2);
-    assert_int_equal(store_definition_delete(f->s, f->ta, 2, &r), 0);
+    assert_int_equal(store_definition_delete(f->fx.s, f->ta, 2, &r), 0);
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.version, v + 3);
     model_person_t gp;
-    assert_int_equal(store_person_get(f->s, f->ta, 2, &gp), BH_ENOTFOUND);
+    assert_int_equal(store_person_get(f->fx.s, f->ta, 2, &gp), BH_ENOTFOUND);
     model_definition_t *gd = calloc(1, sizeof(*gd));
-    assert_int_equal(store_definition_get(f->s, f->ta, 2, gd), BH_ENOTFOUND);
+    assert_int_equal(store_definition_get(f->fx.s, f->ta, 2, gd), BH_ENOTFOUND);
     free(gd);
     c = changes(f, f->ta, STORE_COLL_PEOPLE, v, &n);
     assert_int_equal(n, 1);
@@ -984,25 +961,25 @@ static void test_delete_conflicts(void **state)
     uint64_t v = tenant_version(f, f->ta);
 
     store_write_result_t r;
-    assert_int_equal(store_definition_delete(f->s, f->ta, 1, &r), 0);
+    assert_int_equal(store_definition_delete(f->fx.s, f->ta, 1, &r), 0);
     assert_int_equal(r.rc, BH_ECONFLICT);
     assert_string_equal(r.reason, "break definition 1 is used by 2 breaks");
-    assert_int_equal(store_person_delete(f->s, f->ta, 1, &r), 0);
+    assert_int_equal(store_person_delete(f->fx.s, f->ta, 1, &r), 0);
     assert_int_equal(r.rc, BH_ECONFLICT);
     assert_string_equal(r.reason, "person 1 is used by 1 break");
     assert_int_equal(tenant_version(f, f->ta), v);
     model_person_t gp;
-    assert_int_equal(store_person_get(f->s, f->ta, 1, &gp), 0);
+    assert_int_equal(store_person_get(f->fx.s, f->ta, 1, &gp), 0);
 
     /* Once the breaks are gone, the deletes go through. */
-    assert_int_equal(store_break_delete(f->s, f->ta, 1, &r), 0);
-    assert_int_equal(store_person_delete(f->s, f->ta, 1, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->ta, 1, &r), 0);
+    assert_int_equal(store_person_delete(f->fx.s, f->ta, 1, &r), 0);
     assert_int_equal(r.rc, 0);
-    assert_int_equal(store_definition_delete(f->s, f->ta, 1, &r), 0);
+    assert_int_equal(store_definition_delete(f->fx.s, f->ta, 1, &r), 0);
     assert_int_equal(r.rc, BH_ECONFLICT);
     assert_string_equal(r.reason, "break definition 1 is used by 1 break");
-    assert_int_equal(store_break_delete(f->s, f->ta, 2, &r), 0);
-    assert_int_equal(store_definition_delete(f->s, f->ta, 1, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->ta, 2, &r), 0);
+    assert_int_equal(store_definition_delete(f->fx.s, f->ta, 1, &r), 0);
     assert_int_equal(r.rc, 0);
     assert_int_equal(tenant_version(f, f->ta), v + 4);
 }
@@ -1018,11 +995,11 @@ static void test_ref_uniqueness(void **state)
 
     model_person_t p13 = mk_person(13, "E-1", NULL);
     store_write_result_t r;
-    assert_int_equal(store_person_put(f->s, f->ta, &p13, &r), 0);
+    assert_int_equal(store_person_put(f->fx.s, f->ta, &p13, &r), 0);
     assert_int_equal(r.rc, BH_ECONFLICT);
     assert_string_equal(r.reason, "@employee-number 'E-1' is already used by person 12");
     model_person_t got;
-    assert_int_equal(store_person_get(f->s, f->ta, 13, &got), BH_ENOTFOUND);
+    assert_int_equal(store_person_get(f->fx.s, f->ta, 13, &got), BH_ENOTFOUND);
     assert_int_equal(tenant_version(f, f->ta), v);
 
     /* The same value under another name is another reference. */
@@ -1034,7 +1011,7 @@ static void test_ref_uniqueness(void **state)
     /* A person may keep its own values; and once 12 lets go of one, 13 can take it. */
     assert_int_equal(put_person(f, f->ta, &p12).outcome, STORE_OUT_UNCHANGED);
     model_person_t p14 = mk_person(14, NULL, "B-1");
-    assert_int_equal(store_person_put(f->s, f->ta, &p14, &r), 0);
+    assert_int_equal(store_person_put(f->fx.s, f->ta, &p14, &r), 0);
     assert_int_equal(r.rc, BH_ECONFLICT);
     assert_string_equal(r.reason, "@badge-number 'B-1' is already used by person 12");
     p12 = mk_person(12, "E-1", NULL);
@@ -1043,9 +1020,9 @@ static void test_ref_uniqueness(void **state)
 
     /* A refused replace keeps the stored references. */
     model_person_t p13b = mk_person(13, "E-1", NULL);
-    assert_int_equal(store_person_put(f->s, f->ta, &p13b, &r), 0);
+    assert_int_equal(store_person_put(f->fx.s, f->ta, &p13b, &r), 0);
     assert_int_equal(r.rc, BH_ECONFLICT);
-    assert_int_equal(store_person_get(f->s, f->ta, 13, &got), 0);
+    assert_int_equal(store_person_get(f->fx.s, f->ta, 13, &got), 0);
     assert_true(model_person_same(&got, &p13));
 
     /* Another tenant's people are not in the way. */
@@ -1058,7 +1035,7 @@ static void test_ref_uniqueness(void **state)
     snprintf(c1.refs[0].value, MODEL_REF_VALUE_MAX, "h-1");
     c2.refs[0] = c1.refs[0];
     assert_int_equal(put_person(f, f->ta, &c1).rc, 0);
-    assert_int_equal(store_person_put(f->s, f->ta, &c2, &r), 0);
+    assert_int_equal(store_person_put(f->fx.s, f->ta, &c2, &r), 0);
     assert_int_equal(r.rc, BH_ECONFLICT);
     assert_string_equal(r.reason, "HRMID 'h-1' is already used by person 20");
 }
@@ -1078,28 +1055,28 @@ static void test_tenant_isolation(void **state)
     model_person_t p;
     model_break_t gb;
     model_definition_t *d = calloc(1, sizeof(*d));
-    assert_int_equal(store_person_get(f->s, f->tb, 1, &p), BH_ENOTFOUND);
-    assert_int_equal(store_break_get(f->s, f->tb, 1, &gb), BH_ENOTFOUND);
-    assert_int_equal(store_definition_get(f->s, f->tb, 1, d), BH_ENOTFOUND);
+    assert_int_equal(store_person_get(f->fx.s, f->tb, 1, &p), BH_ENOTFOUND);
+    assert_int_equal(store_break_get(f->fx.s, f->tb, 1, &gb), BH_ENOTFOUND);
+    assert_int_equal(store_definition_get(f->fx.s, f->tb, 1, d), BH_ENOTFOUND);
     free(d);
     model_definition_t *defs = NULL;
     size_t n = 99;
-    assert_int_equal(store_definitions_list(f->s, f->tb, 0, 100, &defs, &n), 0);
+    assert_int_equal(store_definitions_list(f->fx.s, f->tb, 0, 100, &defs, &n), 0);
     assert_int_equal(n, 0);
     free(defs);
     model_break_t *list = NULL;
     store_breaks_query_t q = { .date_from = DAY0 - 10, .date_to = DAY0 + 10, .limit = 100 };
-    assert_int_equal(store_breaks_list(f->s, f->tb, &q, &list, &n), 0);
+    assert_int_equal(store_breaks_list(f->fx.s, f->tb, &q, &list, &n), 0);
     assert_int_equal(n, 0);
     free(list);
     int64_t ids[] = { 1, 2 };
     q.persons = ids;
     q.n_persons = 2;
-    assert_int_equal(store_breaks_list(f->s, f->tb, &q, &list, &n), 0);
+    assert_int_equal(store_breaks_list(f->fx.s, f->tb, &q, &list, &n), 0);
     assert_int_equal(n, 0);
     free(list);
     model_person_t *people = NULL;
-    assert_int_equal(store_people_get_many(f->s, f->tb, ids, 2, &people, &n), 0);
+    assert_int_equal(store_people_get_many(f->fx.s, f->tb, ids, 2, &people, &n), 0);
     assert_int_equal(n, 0);
     free(people);
     store_change_t *c = changes(f, f->tb, STORE_COLL_BREAKS, 0, &n);
@@ -1108,16 +1085,16 @@ static void test_tenant_isolation(void **state)
     assert_int_equal(tenant_version(f, f->tb), 0);
 
     /* Writes: B cannot delete A's records, nor reference A's people or definitions. */
-    assert_int_equal(store_break_delete(f->s, f->tb, 1, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->tb, 1, &r), 0);
     assert_int_equal(r.rc, BH_ENOTFOUND);
-    assert_int_equal(store_person_delete(f->s, f->tb, 2, &r), 0);
+    assert_int_equal(store_person_delete(f->fx.s, f->tb, 2, &r), 0);
     assert_int_equal(r.rc, BH_ENOTFOUND);
-    assert_int_equal(store_definition_delete(f->s, f->tb, 1, &r), 0);
+    assert_int_equal(store_definition_delete(f->fx.s, f->tb, 1, &r), 0);
     assert_int_equal(r.rc, BH_ENOTFOUND);
-    assert_int_equal(store_break_put(f->s, f->tb, &b, &r), 0);
+    assert_int_equal(store_break_put(f->fx.s, f->tb, &b, &r), 0);
     assert_int_equal(r.rc, BH_EINVAL);
     store_break_op_t ops[2] = { { .del = true, .rec = { .id = 1 } }, { .rec = b } };
-    assert_int_equal(store_breaks_apply(f->s, f->tb, ops, 2), 0);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->tb, ops, 2), 0);
     assert_int_equal(ops[0].res.rc, BH_ENOTFOUND);
     assert_int_equal(ops[1].res.rc, BH_EINVAL);
     assert_int_equal(tenant_version(f, f->tb), 0);
@@ -1127,14 +1104,14 @@ static void test_tenant_isolation(void **state)
     seed(f, f->tb, 2, 1);
     model_break_t bb = mk_break(1, 2, 1, DAY0 + 1, 50, true, -1);
     assert_int_equal(put_break(f, f->tb, &bb).outcome, STORE_OUT_CREATED);
-    assert_int_equal(store_break_get(f->s, f->ta, 1, &gb), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1, &gb), 0);
     assert_int_equal(gb.person_id, 1);
     assert_int_equal(gb.date, DAY0);
-    assert_int_equal(store_break_get(f->s, f->tb, 1, &gb), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->tb, 1, &gb), 0);
     assert_int_equal(gb.person_id, 2);
-    assert_int_equal(store_break_delete(f->s, f->tb, 1, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->tb, 1, &r), 0);
     assert_int_equal(r.rc, 0);
-    assert_int_equal(store_break_get(f->s, f->ta, 1, &gb), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 1, &gb), 0);
     assert_int_equal(tenant_version(f, f->ta), va);
 }
 
@@ -1148,7 +1125,7 @@ static void test_batch(void **state)
     put_break(f, f->ta, &existing);
     uint64_t v = tenant_version(f, f->ta);
     store_stats_t st0, st1;
-    store_get_stats(f->s, &st0);
+    store_get_stats(f->fx.s, &st0);
 
     store_break_op_t ops[7];
     memset(ops, 0, sizeof(ops));
@@ -1161,7 +1138,7 @@ static void test_batch(void **state)
     ops[4].rec.id = 50;
     ops[5].rec = mk_break(1, 1, 1, DAY0, 20, true, -1);   /* same as op 0: unchanged */
     ops[6].rec = mk_break(4, 1, 9, DAY0, 20, true, -1);   /* no such definition */
-    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, 7), 0);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, 7), 0);
 
     assert_int_equal(ops[0].res.rc, 0);
     assert_int_equal(ops[0].res.outcome, STORE_OUT_CREATED);
@@ -1193,23 +1170,23 @@ static void test_batch(void **state)
     assert_int_equal(c[2].type, STORE_CHANGE_DELETE);
     store_changes_free(c, n);
     model_break_t got;
-    assert_int_equal(store_break_get(f->s, f->ta, 2, &got), BH_ENOTFOUND);
-    assert_int_equal(store_break_get(f->s, f->ta, 4, &got), BH_ENOTFOUND);
-    assert_int_equal(store_break_get(f->s, f->ta, 50, &got), BH_ENOTFOUND);
-    assert_int_equal(store_break_get(f->s, f->ta, 3, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 2, &got), BH_ENOTFOUND);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 4, &got), BH_ENOTFOUND);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 50, &got), BH_ENOTFOUND);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, 3, &got), 0);
 
     /* One job, one commit. */
-    store_get_stats(f->s, &st1);
+    store_get_stats(f->fx.s, &st1);
     assert_int_equal(st1.commits - st0.commits, 1);
 
     /* Bounds and caller bugs. */
-    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, 0), 0);
-    assert_int_equal(store_breaks_apply(f->s, f->ta, NULL, 1), BH_EINVAL);
-    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, STORE_BATCH_MAX + 1), BH_EINVAL);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, 0), 0);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, NULL, 1), BH_EINVAL);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, STORE_BATCH_MAX + 1), BH_EINVAL);
     ops[0].rec.id = 0;
-    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, 1), BH_EINVAL);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, 1), BH_EINVAL);
     ops[0].rec.id = 1;
-    assert_int_equal(store_breaks_apply(f->s, 999, ops, 1), BH_ENOTFOUND);
+    assert_int_equal(store_breaks_apply(f->fx.s, 999, ops, 1), BH_ENOTFOUND);
     assert_int_equal(tenant_version(f, f->ta), v + 3);
 }
 
@@ -1227,7 +1204,7 @@ static void test_batch_same_record(void **state)
     ops[2].rec.id = 1;
     ops[3].rec = mk_break(1, 1, 1, DAY0 + 2, 20, true, -1);
     uint64_t v = tenant_version(f, f->ta);
-    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, 4), 0);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, 4), 0);
     assert_int_equal(ops[0].res.outcome, STORE_OUT_CREATED);
     assert_int_equal(ops[1].res.outcome, STORE_OUT_REPLACED);
     assert_int_equal(ops[2].res.outcome, STORE_OUT_DELETED);
@@ -1273,13 +1250,13 @@ static void test_batch_matches_single_writes(void **state)
     }
     uint64_t va = tenant_version(f, f->ta), vb = tenant_version(f, f->tb);
     assert_int_equal(va, vb); /* seeded alike: the bodies must match byte for byte */
-    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, N), 0);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, N), 0);
     for (int i = 0; i < N; i++) {
         store_write_result_t one;
         if (ops[i].del)
-            assert_int_equal(store_break_delete(f->s, f->tb, ops[i].rec.id, &one), 0);
+            assert_int_equal(store_break_delete(f->fx.s, f->tb, ops[i].rec.id, &one), 0);
         else
-            assert_int_equal(store_break_put(f->s, f->tb, &ops[i].rec, &one), 0);
+            assert_int_equal(store_break_put(f->fx.s, f->tb, &ops[i].rec, &one), 0);
         const store_write_result_t *b = &ops[i].res;
         assert_int_equal(b->rc, one.rc);
         assert_int_equal(b->outcome, one.outcome);
@@ -1327,7 +1304,7 @@ static void check_paging(fixture_t *f, store_breaks_query_t q, size_t page,
     for (int guard = 0; guard < 10000; guard++) {
         model_break_t *list = NULL;
         size_t n = 0;
-        assert_int_equal(store_breaks_list(f->s, f->ta, &q, &list, &n), 0);
+        assert_int_equal(store_breaks_list(f->fx.s, f->ta, &q, &list, &n), 0);
         assert_true(n <= page);
         for (size_t i = 0; i < n; i++) {
             assert_true(seen < n_want);
@@ -1360,7 +1337,7 @@ static void test_list_keyset(void **state)
         ops[i].rec = mk_break(id, 1 + i % PEOPLE, 1, DAY0 + (i * 31) % 9, 10, true, -1);
         all[i] = ops[i].rec;
     }
-    assert_int_equal(store_breaks_apply(f->s, f->ta, ops, BREAKS), 0);
+    assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, BREAKS), 0);
     for (int i = 0; i < BREAKS; i++)
         assert_int_equal(ops[i].res.rc, 0);
     qsort(all, BREAKS, sizeof(*all), cmp_break_key);
@@ -1389,11 +1366,11 @@ static void test_list_keyset(void **state)
     q.limit = 10000;
     model_break_t *list = NULL;
     size_t n = 0;
-    assert_int_equal(store_breaks_list(f->s, f->ta, &q, &list, &n), 0);
+    assert_int_equal(store_breaks_list(f->fx.s, f->ta, &q, &list, &n), 0);
     assert_int_equal(n, n_sub);
     free(list);
     q = (store_breaks_query_t){ .date_from = DAY0 + 20, .date_to = DAY0 + 30, .limit = 10 };
-    assert_int_equal(store_breaks_list(f->s, f->ta, &q, &list, &n), 0);
+    assert_int_equal(store_breaks_list(f->fx.s, f->ta, &q, &list, &n), 0);
     assert_int_equal(n, 0);
     free(list);
 
@@ -1418,16 +1395,16 @@ static void test_list_keyset(void **state)
     check_paging(f, q, 9, sub, n_sub);
     q.n_persons = 0;
     q.limit = 10;
-    assert_int_equal(store_breaks_list(f->s, f->ta, &q, &list, &n), 0);
+    assert_int_equal(store_breaks_list(f->fx.s, f->ta, &q, &list, &n), 0);
     assert_int_equal(n, 0);
     free(list);
 
     /* The rows carry every field. */
     q = (store_breaks_query_t){ .date_from = DAY0, .date_to = DAY0 + 8, .limit = 1 };
-    assert_int_equal(store_breaks_list(f->s, f->ta, &q, &list, &n), 0);
+    assert_int_equal(store_breaks_list(f->fx.s, f->ta, &q, &list, &n), 0);
     assert_int_equal(n, 1);
     model_break_t got;
-    assert_int_equal(store_break_get(f->s, f->ta, list[0].id, &got), 0);
+    assert_int_equal(store_break_get(f->fx.s, f->ta, list[0].id, &got), 0);
     assert_memory_equal(&got, &list[0], sizeof(got));
     assert_true(got.version > 0);
     free(list);
@@ -1447,7 +1424,7 @@ static void test_definitions_and_people_reads(void **state)
     }
     model_definition_t *defs = NULL;
     size_t n = 0;
-    assert_int_equal(store_definitions_list(f->s, f->ta, 0, 4, &defs, &n), 0);
+    assert_int_equal(store_definitions_list(f->fx.s, f->ta, 0, 4, &defs, &n), 0);
     assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(defs[i].id, (int64_t)i + 1);
@@ -1456,7 +1433,7 @@ static void test_definitions_and_people_reads(void **state)
     assert_true(model_definition_same(&defs[3], want));
     free(want);
     free(defs);
-    assert_int_equal(store_definitions_list(f->s, f->ta, 8, 100, &defs, &n), 0);
+    assert_int_equal(store_definitions_list(f->fx.s, f->ta, 8, 100, &defs, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(defs[0].id, 9);
     assert_int_equal(defs[1].id, 10);
@@ -1469,7 +1446,7 @@ static void test_definitions_and_people_reads(void **state)
     put_person(f, f->ta, &p3);
     int64_t ids[] = { 3, 99, 1, 3, 2 };
     model_person_t *people = NULL;
-    assert_int_equal(store_people_get_many(f->s, f->ta, ids, 5, &people, &n), 0);
+    assert_int_equal(store_people_get_many(f->fx.s, f->ta, ids, 5, &people, &n), 0);
     assert_int_equal(n, 3);
     assert_int_equal(people[0].id, 1);
     assert_true(model_person_same(&people[0], &p1));
@@ -1495,14 +1472,14 @@ static void test_changes_paging(void **state)
         }
     }
     store_write_result_t r;
-    assert_int_equal(store_break_delete(f->s, f->ta, 4, &r), 0);
+    assert_int_equal(store_break_delete(f->fx.s, f->ta, 4, &r), 0);
 
     uint64_t after = 0, last = 0;
     size_t total = 0;
     for (int guard = 0; guard < 100; guard++) {
         store_change_t *c = NULL;
         size_t n = 0;
-        assert_int_equal(store_changes_after(f->s, f->ta, STORE_COLL_BREAKS, after, 3, &c, &n),
+        assert_int_equal(store_changes_after(f->fx.s, f->ta, STORE_COLL_BREAKS, after, 3, &c, &n),
                          0);
         assert_true(n <= 3);
         for (size_t i = 0; i < n; i++) {
@@ -1528,7 +1505,7 @@ static void test_changes_paging(void **state)
     c = changes(f, f->ta, STORE_COLL_BREAKS, last, &n);
     assert_int_equal(n, 0);
     store_changes_free(c, n);
-    assert_int_equal(store_changes_after(f->s, f->ta, (store_collection_t)9, 0, 10, &c, &n),
+    assert_int_equal(store_changes_after(f->fx.s, f->ta, (store_collection_t)9, 0, 10, &c, &n),
                      BH_EINVAL);
     store_changes_free(NULL, 0);
 }
@@ -1552,7 +1529,7 @@ static void *cc_writer(void *p)
         model_break_t b = mk_break(1 + a->idx * 100000 + i, 1 + i % 5, 1 + i % 2, DAY0 + i % 30,
                                    i % 90, true, -1);
         store_write_result_t r;
-        if (store_break_put(a->f->s, a->f->ta, &b, &r) != 0 || r.rc != 0 ||
+        if (store_break_put(a->f->fx.s, a->f->ta, &b, &r) != 0 || r.rc != 0 ||
             r.outcome != STORE_OUT_CREATED)
             a->failures++;
         else
@@ -1560,7 +1537,7 @@ static void *cc_writer(void *p)
         if (i % 10 == 0) {
             /* A replace as well, and a person update: several collections at once. */
             b.clocked += 1;
-            if (store_break_put(a->f->s, a->f->ta, &b, &r) != 0 || r.rc != 0)
+            if (store_break_put(a->f->fx.s, a->f->ta, &b, &r) != 0 || r.rc != 0)
                 a->failures++;
             else
                 a->versions[a->n_versions++] = r.version;
@@ -1568,7 +1545,7 @@ static void *cc_writer(void *p)
             char v[16];
             snprintf(v, sizeof(v), "T%d-%d", a->idx, i);
             pp = mk_person(10 + a->idx, v, NULL);
-            if (store_person_put(a->f->s, a->f->ta, &pp, &r) != 0 || r.rc != 0)
+            if (store_person_put(a->f->fx.s, a->f->ta, &pp, &r) != 0 || r.rc != 0)
                 a->failures++;
             else
                 a->versions[a->n_versions++] = r.version;
@@ -1632,11 +1609,11 @@ static void test_reopen(void **state)
     model_break_t b = mk_break(1, 1, 1, DAY0, 10, true, -1);
     put_break(f, f->ta, &b);
     uint64_t v = tenant_version(f, f->ta);
-    store_close(f->s);
-    store_options_t opt = { .clock = &f->clock };
-    assert_int_equal(store_open(f->url, &opt, &f->s, NULL), 0);
+    store_close(f->fx.s);
+    store_options_t opt = { .clock = &f->fx.clock };
+    assert_int_equal(store_open(f->fx.url, &opt, &f->fx.s, NULL), 0);
     int schema = 0;
-    assert_int_equal(store_schema_version(f->s, &schema), 0);
+    assert_int_equal(store_schema_version(f->fx.s, &schema), 0);
     assert_true(schema >= 2);
     assert_int_equal(tenant_version(f, f->ta), v);
     b.clocked = 20;
@@ -1669,30 +1646,30 @@ static void test_commit_times(void **state)
     store_write_result_t rb = put_person(f, f->tb, &p1);
     model_break_t orphan = mk_break(50, 77, 1, DAY0, 30, true, -1);
     store_write_result_t ro;
-    assert_int_equal(store_break_put(f->s, f->ta, &orphan, &ro), 0);
+    assert_int_equal(store_break_put(f->fx.s, f->ta, &orphan, &ro), 0);
     assert_int_not_equal(ro.rc, 0);
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t after = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 
     uint64_t v[4] = { r1.version, r2.version, r2.version + 1, r2.version + 100 };
     int64_t at[4];
-    store_commit_times(f->s, f->ta, v, 4, at);
+    store_commit_times(f->fx.s, f->ta, v, 4, at);
     assert_true(at[0] >= before && at[0] <= after);
     assert_true(at[1] >= at[0] && at[1] <= after);
     assert_int_equal(at[2], 0); /* the refused break took none */
     assert_int_equal(at[3], 0);
     uint64_t vb = rb.version;
     int64_t atb;
-    store_commit_times(f->s, f->tb, &vb, 1, &atb);
+    store_commit_times(f->fx.s, f->tb, &vb, 1, &atb);
     assert_true(atb >= at[1] && atb <= after);
     /* Tenant b's version is not tenant a's. */
     uint64_t va = rb.version + 50;
-    store_commit_times(f->s, f->ta, &va, 1, &atb);
+    store_commit_times(f->fx.s, f->ta, &va, 1, &atb);
     assert_int_equal(atb, 0);
 
     buf_t out;
     buf_init(&out, 1 << 20);
-    assert_int_equal(store_metrics_write(f->s, &out), 0);
+    assert_int_equal(store_metrics_write(f->fx.s, &out), 0);
     assert_non_null(strstr(buf_cstr(&out),
                            "breakhook_events_created_total{collection=\"people\"} 3\n"));
     assert_non_null(strstr(buf_cstr(&out),
@@ -1735,7 +1712,7 @@ static void test_commit_notifications(void **state)
 {
     fixture_t *f = *state;
     heard_t h = { .lock = PTHREAD_MUTEX_INITIALIZER };
-    assert_int_equal(store_subscribe(f->s, on_commit, &h), 0);
+    assert_int_equal(store_subscribe(f->fx.s, on_commit, &h), 0);
     model_person_t p = mk_person(1, "E1", NULL);
     store_write_result_t r = put_person(f, f->ta, &p);
     heard_t got = heard_get(&h);
@@ -1744,13 +1721,13 @@ static void test_commit_notifications(void **state)
     assert_int_equal(got.version, r.version);
     model_break_t orphan = mk_break(50, 77, 1, DAY0, 30, true, -1);
     store_write_result_t ro;
-    assert_int_equal(store_break_put(f->s, f->ta, &orphan, &ro), 0);
+    assert_int_equal(store_break_put(f->fx.s, f->ta, &orphan, &ro), 0);
     assert_int_not_equal(ro.rc, 0);
     assert_int_equal(heard_get(&h).calls, 1);
 
     store_t *other = NULL;
-    store_options_t opt = { .clock = &f->clock };
-    assert_int_equal(store_open(f->url, &opt, &other, NULL), 0);
+    store_options_t opt = { .clock = &f->fx.clock };
+    assert_int_equal(store_open(f->fx.url, &opt, &other, NULL), 0);
     model_person_t q = mk_person(2, "E2", NULL);
     store_write_result_t rq;
     assert_int_equal(store_person_put(other, f->tb, &q, &rq), 0);
@@ -1769,7 +1746,7 @@ static void test_commit_notifications(void **state)
     assert_int_equal(got.version, 0);
     store_close(other);
 
-    store_unsubscribe(f->s, on_commit, &h);
+    store_unsubscribe(f->fx.s, on_commit, &h);
     int before = heard_get(&h).calls;
     model_person_t p3 = mk_person(3, "E3", NULL);
     (void)put_person(f, f->ta, &p3);
@@ -1792,7 +1769,7 @@ static void test_batch_throughput(void **state)
             ops[i].rec = mk_break(id, 1 + id % PEOPLE, 1 + id % 3, DAY0 + (int32_t)(id % 366),
                                   (int32_t)(id % 90), id % 4 != 0, -1);
         }
-        assert_int_equal(store_breaks_apply(f->s, f->ta, ops, PER), 0);
+        assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, PER), 0);
         for (int i = 0; i < PER; i++)
             assert_int_equal(ops[i].res.rc, 0);
     }
@@ -1807,7 +1784,7 @@ static void test_batch_throughput(void **state)
             ops[i].rec = mk_break(id, 1 + id % PEOPLE, 1 + id % 3, DAY0 + (int32_t)(id % 366),
                                   (int32_t)(id % 90) + 1, id % 4 != 0, -1);
         }
-        assert_int_equal(store_breaks_apply(f->s, f->ta, ops, PER), 0);
+        assert_int_equal(store_breaks_apply(f->fx.s, f->ta, ops, PER), 0);
     }
     double t_replace = now_s() - t0;
 
