@@ -166,27 +166,19 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
 
 int api_metrics_write(api_pool_t *token_pool, api_pool_t *write_pool, buf_t *out)
 {
-    int rc = metrics_write_family(out, "breakhook_worker_queue_length", "gauge",
-                                  "API store jobs waiting for a worker thread.");
-    rc = rc ? rc
-            : metrics_write_u64(out, "breakhook_worker_queue_length", NULL,
-                                atomic_load_explicit(&jobs_waiting, memory_order_relaxed));
-    if (token_pool) {
+    int rc = metrics_write_single(out, "breakhook_worker_queue_length", "gauge",
+                                  "API store jobs waiting for a worker thread.",
+                                  atomic_load_explicit(&jobs_waiting, memory_order_relaxed));
+    if (token_pool)
         rc = rc ? rc
-                : metrics_write_family(out, "breakhook_token_queue_length", "gauge",
-                                       "Token requests waiting for (or in) a bh-token thread.");
+                : metrics_write_single(out, "breakhook_token_queue_length", "gauge",
+                                       "Token requests waiting for (or in) a bh-token thread.",
+                                       api_pool_queued(token_pool));
+    if (write_pool)
         rc = rc ? rc
-                : metrics_write_u64(out, "breakhook_token_queue_length", NULL,
-                                    api_pool_queued(token_pool));
-    }
-    if (write_pool) {
-        rc = rc ? rc
-                : metrics_write_family(out, "breakhook_write_queue_length", "gauge",
+                : metrics_write_single(out, "breakhook_write_queue_length", "gauge",
                                        "API writes waiting for (or in) a bh-write thread, "
-                                       "which waits for the write's group commit.");
-        rc = rc ? rc
-                : metrics_write_u64(out, "breakhook_write_queue_length", NULL,
-                                    api_pool_queued(write_pool));
-    }
+                                       "which waits for the write's group commit.",
+                                       api_pool_queued(write_pool));
     return rc;
 }

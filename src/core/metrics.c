@@ -53,6 +53,13 @@ uint64_t metrics_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int64_t metrics_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int metrics_write_family(buf_t *out, const char *name, const char *type, const char *help)
 {
     return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -103,6 +110,13 @@ static int put_double(buf_t *out, double v)
     char text[32];
     format_double(v, text);
     return buf_printf(out, "%s\n", text);
+}
+
+int metrics_write_single(buf_t *out, const char *name, const char *type, const char *help,
+                         uint64_t v)
+{
+    int rc = metrics_write_family(out, name, type, help);
+    return rc ? rc : metrics_write_u64(out, name, NULL, v);
 }
 
 int metrics_write_double(buf_t *out, const char *name, const char *labels, double v)

@@ -63,6 +63,9 @@ extern const size_t metrics_buckets_request_n;
 
 /* Monotonic nanoseconds, for timing an operation. */
 uint64_t metrics_now_ns(void);
+/* Wall-clock microseconds since the epoch, for latencies between threads or
+ * processes (a commit's time and the answer's). */
+int64_t metrics_wall_us(void);
 
 /* ---- the text format ----------------------------------------------------- *
  * Each writer appends to out and returns 0 or BH_ENOMEM when out is full (the
@@ -74,6 +77,9 @@ uint64_t metrics_now_ns(void);
 int metrics_write_family(buf_t *out, const char *name, const char *type, const char *help);
 int metrics_write_u64(buf_t *out, const char *name, const char *labels, uint64_t v);
 int metrics_write_double(buf_t *out, const char *name, const char *labels, double v);
+/* "# HELP", "# TYPE" and the one unlabelled sample of a family. */
+int metrics_write_single(buf_t *out, const char *name, const char *type, const char *help,
+                         uint64_t v);
 /* The _bucket lines (cumulative, le="…"), _sum and _count of h. */
 int metrics_write_hist(buf_t *out, const char *name, const char *labels, const metrics_hist_t *h);
 /* Appends `key="value"` with value escaped as the text format wants (\\, \", \n),

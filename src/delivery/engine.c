@@ -794,12 +794,6 @@ static void wh_disable(engine_t *e, wh_t *w, store_webhook_reason_t reason, cons
 
 /* ---- attempts -------------------------------------------------------------- */
 
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static int outcome_of(const hc_result_t *res)
 {
@@ -909,7 +903,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
     if (ok) {
         w->min_known = false; /* the lane's lowest version rose, or the lane goes */
         if (ev->committed_us) {
-            int64_t lat = wall_us() - ev->committed_us;
+            int64_t lat = metrics_wall_us() - ev->committed_us;
             metrics_hist_observe(&e->m.latency, (uint64_t)(lat > 0 ? lat : 0) * 1000u);
         }
         log_attempt(e, w, a, res, outcome, 0);
@@ -1865,11 +1859,6 @@ void engine_get_stats(engine_t *e, engine_stats_t *out)
     out->gave_up = metrics_counter_get(&e->m.given_up);
 }
 
-static int write_gauge(buf_t *out, const char *name, const char *help, uint64_t v)
-{
-    int rc = metrics_write_family(out, name, "gauge", help);
-    return rc ? rc : metrics_write_u64(out, name, NULL, v);
-}
 
 static double age_s(int64_t now_us, int64_t then_us)
 {
@@ -1891,18 +1880,14 @@ int engine_metrics_write(engine_t *e, buf_t *out)
                                     metrics_counter_get(&e->m.outcome[i]));
     }
     rc = rc ? rc
-            : metrics_write_family(out, "breakhook_delivery_retries_total", "counter",
-                                   "Failed attempts scheduled to be tried again.");
+            : metrics_write_single(out, "breakhook_delivery_retries_total", "counter",
+                                   "Failed attempts scheduled to be tried again.",
+                                   metrics_counter_get(&e->m.retries));
     rc = rc ? rc
-            : metrics_write_u64(out, "breakhook_delivery_retries_total", NULL,
-                                metrics_counter_get(&e->m.retries));
-    rc = rc ? rc
-            : metrics_write_family(out, "breakhook_delivery_given_up_total", "counter",
+            : metrics_write_single(out, "breakhook_delivery_given_up_total", "counter",
                                    "Events given up: the destination answered 410, or the "
-                                   "last retry failed (the webhook is then disabled).");
-    rc = rc ? rc
-            : metrics_write_u64(out, "breakhook_delivery_given_up_total", NULL,
-                                metrics_counter_get(&e->m.given_up));
+                                   "last retry failed (the webhook is then disabled).",
+                                   metrics_counter_get(&e->m.given_up));
     rc = rc ? rc
             : metrics_write_family(out, "breakhook_delivery_latency_seconds", "histogram",
                                    "From the COMMIT of a change to its consumer's 2xx answer, "
@@ -1918,13 +1903,13 @@ int engine_metrics_write(engine_t *e, buf_t *out)
     pthread_mutex_lock(&e->stats_lock);
     engine_snapshot_t sn = e->snap;
     pthread_mutex_unlock(&e->stats_lock);
-    int64_t now_us = wall_us();
+    int64_t now_us = metrics_wall_us();
     rc = rc ? rc
-            : write_gauge(out, "breakhook_destinations_paused",
-                          "Destinations whose circuit breaker is open now.", sn.paused);
+            : metrics_write_single(out, "breakhook_destinations_paused", "gauge",
+                                   "Destinations whose circuit breaker is open now.", sn.paused);
     rc = rc ? rc
-            : write_gauge(out, "breakhook_webhooks_enabled",
-                          "Enabled webhooks the engine delivers for.", sn.enabled);
+            : metrics_write_single(out, "breakhook_webhooks_enabled", "gauge",
+                                   "Enabled webhooks the engine delivers for.", sn.enabled);
     rc = rc ? rc
             : metrics_write_family(out, "breakhook_webhooks_expiring", "gauge",
                                    "Enabled webhooks whose validUntil is less than `within` away.");
@@ -1933,8 +1918,8 @@ int engine_metrics_write(engine_t *e, buf_t *out)
     rc = rc ? rc : metrics_write_u64(out, "breakhook_webhooks_expiring", "within=\"7d\"",
                                      sn.expiring_7d);
     rc = rc ? rc
-            : write_gauge(out, "breakhook_pending_events",
-                          "Events not delivered yet, all webhooks.", sn.pending);
+            : metrics_write_single(out, "breakhook_pending_events", "gauge",
+                                   "Events not delivered yet, all webhooks.", sn.pending);
     rc = rc ? rc
             : metrics_write_family(out, "breakhook_oldest_pending_age_seconds", "gauge",
                                    "Age of the oldest event not delivered yet (0: none).");

@@ -1545,10 +1545,9 @@ size_t http_server_connections(const http_server_t *s)
 int http_server_metrics_write(const http_server_t *s, buf_t *out)
 {
     int rc = http__stats_write(&s->stats, s->router, out);
-    rc = rc ? rc
-            : metrics_write_family(out, "breakhook_http_connections", "gauge",
-                                   "Open connections on the API listener.");
-    return rc ? rc : metrics_write_u64(out, "breakhook_http_connections", NULL, s->n_conns);
+    return rc ? rc
+              : metrics_write_single(out, "breakhook_http_connections", "gauge",
+                                     "Open connections on the API listener.", s->n_conns);
 }
 
 static void maybe_server_done(http_server_t *s)

@@ -14,7 +14,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/metrics.h"
 #include "store/store_int.h"
@@ -120,12 +119,6 @@ int store__timed(store_t *s, store__op_t op, uint64_t t0, int rc)
     return rc;
 }
 
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void store__metrics_committed(store_t *s, const store__commit_t *commits, size_t n,
                               size_t jobs)
@@ -134,7 +127,7 @@ void store__metrics_committed(store_t *s, const store__commit_t *commits, size_t
     if (!m)
         return;
     metrics_hist_observe(&m->group, jobs);
-    int64_t now = wall_us();
+    int64_t now = metrics_wall_us();
     pthread_mutex_lock(&m->ring_lock);
     for (size_t i = 0; i < n; i++) {
         const store__commit_t *c = &commits[i];
@@ -255,9 +248,9 @@ int store_metrics_write(store_t *s, buf_t *out)
     }
     store_stats_t st;
     store_get_stats(s, &st);
-    rc = rc ? rc
-            : metrics_write_family(out, "breakhook_store_ready", "gauge",
-                                   "1 while writes commit; 0 while they fail for a full disk or "
-                                   "an I/O error (see /readyz).");
-    return rc ? rc : metrics_write_u64(out, "breakhook_store_ready", NULL, st.disk_rc == 0);
+    return rc ? rc
+              : metrics_write_single(out, "breakhook_store_ready", "gauge",
+                                     "1 while writes commit; 0 while they fail for a full disk "
+                                     "or an I/O error (see /readyz).",
+                                     st.disk_rc == 0);
 }
