@@ -247,6 +247,7 @@ static void finish(hc_t *c, hc_request_t *r, CURLcode code)
     if (code == CURLE_WRITE_ERROR && r->body_capped && status > 0)
         code = CURLE_OK;
     r->res.http_status = code == CURLE_OK ? (int)status : 0;
+    r->res.timed_out = code == CURLE_OPERATION_TIMEDOUT;
     if (code != CURLE_OK && !r->res.error[0]) {
         const char *what = code == CURLE_OPERATION_TIMEDOUT ? "timeout"
                            : code == CURLE_COULDNT_CONNECT  ? "connection refused"
@@ -303,6 +304,7 @@ static void global_init(void)
 void hc_result_reset(hc_result_t *res)
 {
     res->http_status = 0;
+    res->timed_out = false;
     res->error[0] = '\0';
     res->excerpt[0] = '\0';
     res->excerpt_len = 0;

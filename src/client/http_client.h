@@ -28,6 +28,7 @@ typedef struct hc_request hc_request_t;
 
 typedef struct hc_result {
     int http_status;          /* 0 when no answer arrived */
+    bool timed_out;           /* no answer within the attempt's time limit */
     char error[160];          /* "" when an answer arrived; else what went wrong */
     char excerpt[HC_EXCERPT_MAX + 1]; /* the first bytes of the answer body */
     size_t excerpt_len;

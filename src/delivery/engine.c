@@ -803,7 +803,7 @@ static int outcome_of(const hc_result_t *res)
         return OUT_GONE;
     if (res->http_status > 0)
         return OUT_HTTP_ERROR;
-    return strncmp(res->error, "timeout", 7) == 0 ? OUT_TIMEOUT : OUT_NETWORK_ERROR;
+    return res->timed_out ? OUT_TIMEOUT : OUT_NETWORK_ERROR;
 }
 
 /* One line per attempt (SPEC §8). A success is an info line; a failure a warning,
