@@ -1,6 +1,12 @@
 #define _GNU_SOURCE /* mkdtemp, nftw */
 #include "fixture_store.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,34 +21,27 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
     return remove(p);
 }
 
-int fx_store_new(fx_store_t *fx, const char *name, int64_t t0_ms, bool from_env)
+void fx_store_new(fx_store_t *fx, const char *name, int64_t t0_ms, bool from_env)
 {
     memset(fx, 0, sizeof(*fx));
     clock_fake_init(&fx->clock, t0_ms);
     const char *env = from_env ? getenv("BREAKHOOK_TEST_STORE_URL") : NULL;
     if (env && *env) {
         snprintf(fx->url, sizeof(fx->url), "%s", env);
-        return 0;
+        return;
     }
     snprintf(fx->dir, sizeof(fx->dir), "/tmp/bh-%.20s-XXXXXX", name);
-    if (!mkdtemp(fx->dir)) {
-        fx->dir[0] = '\0';
-        return -1;
-    }
+    assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->path, sizeof(fx->path), "%s/store.db", fx->dir);
     snprintf(fx->url, sizeof(fx->url), "sqlite:%s", fx->path);
-    return 0;
 }
 
-int fx_store_open(fx_store_t *fx)
+void fx_store_open(fx_store_t *fx)
 {
     store_options_t opt = { .clock = &fx->clock };
     const char *msg = NULL;
-    if (store_open(fx->url, &opt, &fx->s, &msg) != 0) {
-        fprintf(stderr, "store_open %s: %s\n", fx->url, msg ? msg : "?");
-        return -1;
-    }
-    return 0;
+    if (store_open(fx->url, &opt, &fx->s, &msg) != 0)
+        fail_msg("store_open %s: %s", fx->url, msg ? msg : "?");
 }
 
 void fx_store_free(fx_store_t *fx)

@@ -22,10 +22,12 @@ typedef struct fx_store {
 
 /* A new temporary directory /tmp/bh-<name>-XXXXXX with the URL of a SQLite file in
  * it, and the fake clock at t0_ms; or, with from_env and $BREAKHOOK_TEST_STORE_URL
- * set, that store. Opens nothing. 0 or -1. */
-int fx_store_new(fx_store_t *fx, const char *name, int64_t t0_ms, bool from_env);
-/* store_open of fx->url with the fake clock into fx->s; prints why on failure. */
-int fx_store_open(fx_store_t *fx);
+ * set, that store. Opens nothing. Fails the test (cmocka) when the directory cannot
+ * be made. */
+void fx_store_new(fx_store_t *fx, const char *name, int64_t t0_ms, bool from_env);
+/* store_open of fx->url with the fake clock into fx->s; fails the test with
+ * store_open's message when the store does not open. */
+void fx_store_open(fx_store_t *fx);
 /* Closes the store (if open) and removes the temporary directory. */
 void fx_store_free(fx_store_t *fx);
 

@@ -43,25 +43,13 @@ typedef struct fixture {
     int64_t ta, tb; /* two tenants */
 } fixture_t;
 
-static int make_dir(fixture_t *f)
-{
-    return fx_store_new(&f->fx, "wh", T0_MS, false);
-}
-
-static int open_store(fixture_t *f)
-{
-    return fx_store_open(&f->fx);
-}
-
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    if (make_dir(f) != 0 || open_store(f) != 0) {
-        free(f);
-        return -1;
-    }
+    fx_store_new(&f->fx, "wh", T0_MS, false);
+    fx_store_open(&f->fx);
     store_tenant_t t;
     if (store_tenant_create(f->fx.s, "tenant-a", &t) != 0)
         return -1;
@@ -79,10 +67,7 @@ static int setup_bare(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    if (make_dir(f) != 0) {
-        free(f);
-        return -1;
-    }
+    fx_store_new(&f->fx, "wh", T0_MS, false);
     *state = f;
     return 0;
 }
@@ -1124,7 +1109,7 @@ static void test_migration(void **state)
                      SQLITE_OK);
     sqlite3_close(db);
 
-    assert_int_equal(open_store(f), 0);
+    fx_store_open(&f->fx);
     int v = 0;
     assert_int_equal(store_schema_version(f->fx.s, &v), 0);
     assert_int_equal(v, (int)sqlite__n_migrations);
