@@ -167,6 +167,26 @@ static void webhook_to_sink(fixture_t *f, const char *status)
     free(body);
 }
 
+/* Seeds the data, a webhook to a sink answering 204, and break id delivered. */
+static void deliver_one(fixture_t *f, int64_t id)
+{
+    seed(f);
+    webhook_to_sink(f, "204");
+    put_break(f, id, 201);
+    wait_metric(f, "breakhook_delivery_attempts_total{outcome=\"success\"}", 1);
+}
+
+/* Writes text to a new file name in dir; the path (malloc'd). */
+static char *write_temp(const char *dir, const char *name, const char *text)
+{
+    char *path = it_fmt("%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+    return path;
+}
+
 /* Runs promtool (from PATH) with args and text on stdin; its exit status, and its
  * output in *out (malloc'd). */
 static int promtool(const char *const *args, const char *text, char **out)
@@ -178,12 +198,8 @@ static int promtool(const char *const *args, const char *text, char **out)
     argv[n] = NULL;
     char dir[256];
     assert_int_equal(it_tmpdir_new(dir, sizeof(dir)), 0);
-    char *in_path = it_fmt("%s/in", dir);
+    char *in_path = write_temp(dir, "in", text);
     char *out_path = it_fmt("%s/out", dir);
-    FILE *fp = fopen(in_path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -213,10 +229,7 @@ static int promtool(const char *const *args, const char *text, char **out)
 static void test_promtool_accepts_live_scrape(void **state)
 {
     fixture_t *f = boot(state, NULL);
-    seed(f);
-    webhook_to_sink(f, "204");
-    put_break(f, 1, 201);
-    wait_metric(f, "breakhook_delivery_attempts_total{outcome=\"success\"}", 1);
+    deliver_one(f, 1);
     wait_metric(f, "breakhook_webhooks_enabled", 1);
     call(f, "GET", BASE "/breaks/1", NULL, 200);
     call(f, "GET", BASE "/breaks/404", NULL, 404);
@@ -451,10 +464,7 @@ static void test_attempt_log_lines(void **state)
 static void test_attempt_log_success(void **state)
 {
     fixture_t *f = boot(state, NULL);
-    seed(f);
-    webhook_to_sink(f, "204");
-    put_break(f, 7, 201);
-    wait_metric(f, "breakhook_delivery_attempts_total{outcome=\"success\"}", 1);
+    deliver_one(f, 7);
     assert_int_equal(it_server_stop_clean(&f->srv), 0);
     char *log = it_read_file(f->srv.log_path, NULL);
     assert_non_null(log);
@@ -523,18 +533,11 @@ static void test_import_beside_server_delivered(void **state)
 static void test_contrib_names_exist(void **state)
 {
     fixture_t *f = boot(state, NULL);
-    seed(f);
-    webhook_to_sink(f, "204");
-    put_break(f, 1, 201);
-    wait_metric(f, "breakhook_delivery_attempts_total{outcome=\"success\"}", 1);
+    deliver_one(f, 1);
     char *s = scrape(f);
     char dir[256];
     assert_int_equal(it_tmpdir_new(dir, sizeof(dir)), 0);
-    char *path = it_fmt("%s/scrape.prom", dir);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(s, fp);
-    fclose(fp);
+    char *path = write_temp(dir, "scrape.prom", s);
     char *cmd = it_fmt("%s/scripts/check-contrib.sh %s 2>&1", SOURCE_DIR, path);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
