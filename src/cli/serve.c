@@ -648,7 +648,6 @@ int cli_serve(int argc, char **argv)
         }
     }
     st.store = store;
-    st.engine = NULL;
     st.token_ttl_ms = cfg.token_ttl;
     st.retention_ms = cfg.retention;
     auth_keyring_init(&st.keyring);

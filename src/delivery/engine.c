@@ -107,7 +107,7 @@ typedef struct engine_metrics {
 } engine_metrics_t;
 
 /* The gauges, computed on the engine loop every SNAPSHOT_MS from its own memory and
- * read by a scrape under stats_lock. */
+ * read by a scrape under snap_lock. */
 typedef struct tenant_pending {
     int64_t tenant_id;
     char name[STORE_NAME_MAX];
@@ -196,7 +196,7 @@ struct engine {
     imap_t tenant_names;       /* tenant id -> name (malloc'd), for metric labels */
     bool want_names;           /* a tenant without a name: the next refresh reads them */
     int64_t last_snapshot_ms;
-    pthread_mutex_t stats_lock; /* guards snap */
+    pthread_mutex_t snap_lock; /* guards snap */
     engine_snapshot_t snap;
     uv_sem_t started;
     int start_rc;
@@ -1667,9 +1667,9 @@ static void snapshot(engine_t *e)
     }
     free(per);
     imap_deinit(&ix);
-    pthread_mutex_lock(&e->stats_lock);
+    pthread_mutex_lock(&e->snap_lock);
     e->snap = sn;
-    pthread_mutex_unlock(&e->stats_lock);
+    pthread_mutex_unlock(&e->snap_lock);
     e->last_snapshot_ms = mono;
 }
 
@@ -1792,7 +1792,7 @@ int engine_start(const engine_options_t *o, engine_t **out)
     if (!e)
         return BH_ENOMEM;
     e->o = *o;
-    pthread_mutex_init(&e->stats_lock, NULL);
+    pthread_mutex_init(&e->snap_lock, NULL);
     imap_init(&e->tenant_names);
     metrics_hist_init(&e->m.latency, latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]),
                       1e9);
@@ -1843,7 +1843,7 @@ void engine_stop(engine_t *e)
     free(e->spare);
     free(e->acks);
     uv_sem_destroy(&e->started);
-    pthread_mutex_destroy(&e->stats_lock);
+    pthread_mutex_destroy(&e->snap_lock);
     imap_each(&e->tenant_names, tenant_name_free, NULL);
     imap_deinit(&e->tenant_names);
     free(e);
@@ -1900,9 +1900,9 @@ int engine_metrics_write(engine_t *e, buf_t *out)
             : metrics_write_hist(out, "breakhook_delivery_attempt_duration_seconds", NULL,
                                  &e->m.attempt);
 
-    pthread_mutex_lock(&e->stats_lock);
+    pthread_mutex_lock(&e->snap_lock);
     engine_snapshot_t sn = e->snap;
-    pthread_mutex_unlock(&e->stats_lock);
+    pthread_mutex_unlock(&e->snap_lock);
     int64_t now_us = metrics_wall_us();
     rc = rc ? rc
             : metrics_write_single(out, "breakhook_destinations_paused", "gauge",
