@@ -61,6 +61,16 @@ bool fx_store_shared(const fx_store_t *fx)
     return fx->dir[0] == '\0';
 }
 
+void fx_store_assert_count(const fx_store_t *fx, size_t n, size_t want)
+{
+    if (fx_store_shared(fx)) {
+        if (n < want)
+            fail_msg("counted %zu, want at least %zu", n, want);
+    } else {
+        assert_int_equal(n, want);
+    }
+}
+
 int64_t fx_store_tenant(fx_store_t *fx, const char *label, char *name_out)
 {
     /* The process id, the wall clock in microseconds and a counter: unique across the

@@ -9,6 +9,7 @@
 #define BREAKHOOK_TESTS_FIXTURE_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/clock.h"
@@ -38,6 +39,9 @@ void fx_store_free(fx_store_t *fx);
  * tenants (the active list, the sweeps) checks its own tenants' rows and bounds the
  * totals from below instead of expecting them exactly. */
 bool fx_store_shared(const fx_store_t *fx);
+/* Checks a count that spans every tenant (rows a sweep or prune acted on): exactly
+ * want on a store of the test's own, at least want on a shared one. */
+void fx_store_assert_count(const fx_store_t *fx, size_t n, size_t want);
 /* Creates, in the open store, a tenant named "<label>-<suffix>" with a suffix no other
  * process or run uses, and returns its id; *name_out (if given, STORE_NAME_MAX bytes)
  * receives the name. Fails the test when the store refuses. */
