@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1018,6 +1019,193 @@ static void test_concurrent(void **state)
     free(ca);
 }
 
+/* ---- the window under the tenant's lock, observed -------------------------------- */
+
+/* While writers write, one thread creates and deletes webhooks 101..100+LW_HOOKS and
+ * another lets webhooks 201..200+LW_HOOKS expire by sweeps; observers read the
+ * tenant's version V and then the webhook. What they see bounds the windows:
+ * absent after V was committed: from_version >= V (a change committed before the
+ * webhook existed is not its event); Enabled after V: until_version >= V once it is
+ * disabled (a change committed while it was Enabled is its event); Disabled with
+ * until_version U: U <= the version read right after (no window ends at a version not
+ * yet committed). A store that read the window outside the tenant's write lock
+ * would, sooner or later, let a change commit between the window and the state. */
+enum { LW_WRITERS = 3, LW_PER_WRITER = 300, LW_HOOKS = 25, LW_OBSERVERS = 2 };
+
+typedef struct lw_seen {
+    uint64_t absent_after[2 * LW_HOOKS];  /* highest V before an absent read */
+    uint64_t enabled_after[2 * LW_HOOKS]; /* highest V before an Enabled read */
+    int failures;
+    char why[160];
+} lw_seen_t;
+
+typedef struct lw_run {
+    fixture_t *f;
+    atomic_int writers_left;
+    lw_seen_t seen[LW_OBSERVERS];
+    atomic_int lifecycle_failures;
+} lw_run_t;
+
+typedef struct lw_arg {
+    lw_run_t *run;
+    int idx;
+} lw_arg_t;
+
+/* Hook number k (0 .. 2 * LW_HOOKS - 1) is webhook 101 + k, or 201 + k - LW_HOOKS. */
+static int lw_num(int k)
+{
+    return k < LW_HOOKS ? 101 + k : 201 + k - LW_HOOKS;
+}
+
+static void lw_pause(void)
+{
+    struct timespec ts = { 0, 300000 };
+    nanosleep(&ts, NULL);
+}
+
+static void *lw_writer(void *p)
+{
+    lw_arg_t *a = p;
+    fixture_t *f = a->run->f;
+    for (int i = 0; i < LW_PER_WRITER; i++) {
+        model_break_t b = mk_break(1 + a->idx * 100000 + i, 20);
+        store_write_result_t r;
+        if (store_break_put(f->fx.s, f->ta, &b, &r) != 0 || r.rc != 0)
+            atomic_fetch_add(&a->run->lifecycle_failures, 1);
+    }
+    atomic_fetch_sub(&a->run->writers_left, 1);
+    return NULL;
+}
+
+/* Creates and deletes 101.. one after the other. */
+static void *lw_deleter(void *p)
+{
+    lw_run_t *run = p;
+    fixture_t *f = run->f;
+    for (int k = 0; k < LW_HOOKS; k++) {
+        store_webhook_t w = mk_webhook(lw_num(k), STORE_COLL_BREAKS);
+        if (store_webhook_create(f->fx.s, f->ta, &w, CAP) != 0)
+            atomic_fetch_add(&run->lifecycle_failures, 1);
+        lw_pause();
+        if (store_webhook_disable(f->fx.s, f->ta, w.id, STORE_WH_DELETED, T0_MS + 1) != 0)
+            atomic_fetch_add(&run->lifecycle_failures, 1);
+        lw_pause();
+    }
+    return NULL;
+}
+
+/* Creates 201.. valid until T0 + 1 + k and sweeps each at its valid_until. */
+static void *lw_sweeper(void *p)
+{
+    lw_run_t *run = p;
+    fixture_t *f = run->f;
+    for (int k = LW_HOOKS; k < 2 * LW_HOOKS; k++) {
+        store_webhook_t w = mk_webhook(lw_num(k), STORE_COLL_BREAKS);
+        w.valid_until_ms = T0_MS + 1 + k;
+        size_t n = 0;
+        if (store_webhook_create(f->fx.s, f->ta, &w, CAP) != 0)
+            atomic_fetch_add(&run->lifecycle_failures, 1);
+        lw_pause();
+        if (store_webhooks_expire(f->fx.s, w.valid_until_ms, &n) != 0 || n < 1)
+            atomic_fetch_add(&run->lifecycle_failures, 1);
+        lw_pause();
+    }
+    return NULL;
+}
+
+static void lw_fail(lw_seen_t *seen, const char *what, int num, uint64_t a, uint64_t b)
+{
+    if (seen->failures++ == 0)
+        snprintf(seen->why, sizeof(seen->why), "webhook %d: %s (%llu, %llu)", num, what,
+                 (unsigned long long)a, (unsigned long long)b);
+}
+
+static void *lw_observer(void *p)
+{
+    lw_arg_t *a = p;
+    fixture_t *f = a->run->f;
+    lw_seen_t *seen = &a->run->seen[a->idx];
+    for (unsigned i = (unsigned)a->idx; atomic_load(&a->run->writers_left) > 0; i++) {
+        int k = (int)(i % (2 * LW_HOOKS));
+        char id[STORE_WEBHOOK_ID_LEN + 1];
+        wh_id(id, lw_num(k));
+        uint64_t v = 0, v_after = 0;
+        store_webhook_t w;
+        if (store_tenant_version(f->fx.s, f->ta, &v) != 0) {
+            lw_fail(seen, "tenant_version failed", lw_num(k), 0, 0);
+            continue;
+        }
+        int rc = store_webhook_get(f->fx.s, f->ta, id, &w);
+        if (rc == BH_ENOTFOUND) {
+            if (v > seen->absent_after[k])
+                seen->absent_after[k] = v;
+        } else if (rc != 0) {
+            lw_fail(seen, "get failed", lw_num(k), (uint64_t)-rc, 0);
+        } else if (w.status == STORE_WH_ENABLED) {
+            if (v > seen->enabled_after[k])
+                seen->enabled_after[k] = v;
+        } else {
+            if (store_tenant_version(f->fx.s, f->ta, &v_after) != 0 || w.until_version > v_after)
+                lw_fail(seen, "until_version above the committed version", lw_num(k),
+                        w.until_version, v_after);
+        }
+    }
+    return NULL;
+}
+
+static void test_window_under_lock(void **state)
+{
+    fixture_t *f = *state;
+    seed(f, f->ta);
+    lw_run_t *run = calloc(1, sizeof(*run));
+    assert_non_null(run);
+    run->f = f;
+    atomic_init(&run->writers_left, LW_WRITERS);
+    pthread_t wt[LW_WRITERS], ot[LW_OBSERVERS], dt, st;
+    lw_arg_t wa[LW_WRITERS], oa[LW_OBSERVERS];
+    for (int i = 0; i < LW_OBSERVERS; i++) {
+        oa[i] = (lw_arg_t){ run, i };
+        assert_int_equal(pthread_create(&ot[i], NULL, lw_observer, &oa[i]), 0);
+    }
+    for (int i = 0; i < LW_WRITERS; i++) {
+        wa[i] = (lw_arg_t){ run, i };
+        assert_int_equal(pthread_create(&wt[i], NULL, lw_writer, &wa[i]), 0);
+    }
+    assert_int_equal(pthread_create(&dt, NULL, lw_deleter, run), 0);
+    assert_int_equal(pthread_create(&st, NULL, lw_sweeper, run), 0);
+    pthread_join(dt, NULL);
+    pthread_join(st, NULL);
+    for (int i = 0; i < LW_WRITERS; i++)
+        pthread_join(wt[i], NULL);
+    for (int i = 0; i < LW_OBSERVERS; i++)
+        pthread_join(ot[i], NULL);
+    assert_int_equal(atomic_load(&run->lifecycle_failures), 0);
+
+    size_t overlapped = 0;
+    for (int o = 0; o < LW_OBSERVERS; o++) {
+        lw_seen_t *seen = &run->seen[o];
+        if (seen->failures)
+            fail_msg("%d bad observations, the first: %s", seen->failures, seen->why);
+        for (int k = 0; k < 2 * LW_HOOKS; k++) {
+            store_webhook_t w = get(f, f->ta, lw_num(k));
+            assert_int_equal(w.status, STORE_WH_DISABLED);
+            assert_true(w.from_version <= w.until_version);
+            if (seen->absent_after[k] > w.from_version)
+                fail_msg("webhook %d: absent after version %llu, but its window starts at "
+                         "%llu", lw_num(k), (unsigned long long)seen->absent_after[k],
+                         (unsigned long long)w.from_version);
+            if (seen->enabled_after[k] > w.until_version)
+                fail_msg("webhook %d: Enabled after version %llu, but its window ends at %llu",
+                         lw_num(k), (unsigned long long)seen->enabled_after[k],
+                         (unsigned long long)w.until_version);
+            overlapped += w.until_version > w.from_version;
+        }
+    }
+    /* The lifecycles really did interleave with the writes. */
+    assert_true(overlapped > 0);
+    free(run);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1033,6 +1221,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disable_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_valid_until_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_under_lock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
