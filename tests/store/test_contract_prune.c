@@ -4,7 +4,8 @@
  * Enabled webhook still has to deliver (a pending event is never pruned); webhooks
  * disabled longer than the retention go with their attempt logs and delivery state
  * (and a webhook created again under the same id starts from nothing); deleted
- * webhooks do not count against the cap.
+ * webhooks do not count against the cap; only a tenant's own Enabled webhooks, from
+ * the start of their windows, hold its changes back.
  *
  * The store is $BREAKHOOK_TEST_STORE_URL when set, else a fresh SQLite file per test;
  * every test writes to a tenant of its own. The prunes act on every tenant, so on a
@@ -303,6 +304,62 @@ static void test_deleted_webhooks_do_not_count(void **state)
     free(list);
 }
 
+/* What holds a change back is its own tenant's Enabled webhooks, each from the start
+ * of its window: a webhook created after some changes does not keep them (they are
+ * not its events), and one tenant's webhook keeps nothing of another tenant's. */
+static void test_window_start_and_tenant(void **state)
+{
+    fx_t *f = *state;
+    int64_t other = fx_store_tenant(&f->fx, "prune-other", NULL);
+    uint64_t v[6];
+    for (int i = 0; i < 3; i++) {
+        v[i] = put_person(f, i + 1);
+        clock_fake_advance(&f->fx.clock, HOUR);
+    }
+    store_webhook_t w;
+    assert_int_equal(new_webhook(f, 21, T0 + 1000 * HOUR, 10, &w), 0);
+    assert_int_equal(w.from_version, v[2]);
+    for (int i = 3; i < 6; i++) {
+        v[i] = put_person(f, i + 1);
+        clock_fake_advance(&f->fx.clock, HOUR);
+    }
+    /* The other tenant writes too, and has no webhook. */
+    model_person_t p;
+    memset(&p, 0, sizeof(p));
+    p.id = 1;
+    store_write_result_t r;
+    assert_int_equal(store_person_put(f->fx.s, other, &p, &r), 0);
+    assert_int_equal(r.rc, 0);
+
+    size_t n = 0;
+    assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
+    fx_store_assert_count(&f->fx, n, 3 + 1);
+    store_change_t *c = NULL;
+    size_t nc = 0;
+    assert_int_equal(store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, 0, 10, &c, &nc),
+                     0);
+    assert_int_equal(nc, 3);
+    for (size_t i = 0; i < nc; i++)
+        assert_int_equal(c[i].version, v[3 + i]);
+    store_changes_free(c, nc);
+    assert_int_equal(store_changes_after(f->fx.s, other, STORE_COLL_PEOPLE, 0, 10, &c, &nc), 0);
+    assert_int_equal(nc, 0);
+    store_changes_free(c, nc);
+    /* Versions go on from where they were: pruning is not a reset. */
+    assert_int_equal(put_person(f, 10), v[5] + 1);
+}
+
+/* Caller bugs. */
+static void test_prune_arguments(void **state)
+{
+    fx_t *f = *state;
+    size_t n = 0;
+    assert_int_equal(store_changes_prune(f->fx.s, 0, &n), BH_EINVAL);
+    assert_int_equal(store_changes_prune(f->fx.s, T0, NULL), BH_EINVAL);
+    assert_int_equal(store_webhooks_prune(f->fx.s, 0, &n), BH_EINVAL);
+    assert_int_equal(store_webhooks_prune(f->fx.s, T0, NULL), BH_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +367,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pending_events_are_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disabled_webhooks_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_webhooks_do_not_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_start_and_tenant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -333,6 +333,9 @@ static void test_create_invalid(void **state)
     w = mk_webhook(1, STORE_COLL_BREAKS);
     w.valid_until_ms = w.created_at_ms;
     assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
+    w = mk_webhook(1, STORE_COLL_BREAKS);
+    w.created_at_ms = -1;
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     assert_int_equal(store_webhook_create(f->fx.s, f->ta, NULL, CAP), BH_EINVAL);
     int ids[4];
     assert_int_equal(list_ids(f, f->ta, -1, 0, NULL, 100, T0_MS, ids, NULL), 0);
