@@ -505,6 +505,7 @@ static void test_commit_invalid(void **state)
     assert_int_equal(attempts_count(f, f->ta, id), 0);
     store_acked_t *acks = NULL;
     assert_int_equal(acked(f, f->ta, id, &acks), 0);
+    free(acks);
     assert_int_equal(get(f, f->ta, 1).last_delivered_version, 0);
 
     /* An attempt whose record the engine no longer knows (record id 0) is logged. */
@@ -690,6 +691,63 @@ static void test_retrying(void **state)
     assert_null(r);
     wh_id(id, 2);
     assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), BH_ENOTFOUND);
+}
+
+/* The retry read-back per record: a newer version's failure replaces an older one's
+ * (with its own attempt count), an ack of a newer version than the failure ends it,
+ * and failures committed in separate batches count like one batch. */
+static void test_retrying_newest_attempt(void **state)
+{
+    fixture_t *f = *state;
+    create(f, f->ta, 1, DAY_MS);
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    wh_id(id, 1);
+    store_attempt_t a[] = {
+        retry_row(f, 21, 100, STORE_ATTEMPT_FAILED, 3),  /* record 21: v100 failing, ... */
+        retry_row(f, 21, 110, STORE_ATTEMPT_FAILED, 1),  /* ... then v110 failing */
+        retry_row(f, 22, 100, STORE_ATTEMPT_FAILED, 1),  /* record 22: acked at v105 */
+    };
+    for (size_t i = 0; i < sizeof(a) / sizeof(a[0]); i++)
+        assert_int_equal(commit_attempts(f, &a[i], 1), 0);
+    struct store_ack k = ACK(f->ta, id, 22, 105);
+    assert_int_equal(commit_acks(f, &k, 1), 0);
+    store_retrying_t *r = NULL;
+    size_t n = 0;
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].record_id, 21);
+    assert_int_equal(r[0].version, 110);
+    assert_int_equal(r[0].attempt, 1);
+    assert_int_equal(r[0].next_attempt_at_ms, T0_MS + 60000);
+    free(r);
+}
+
+/* Known disagreement inside store.h (not settled here: src/ belongs to another
+ * change). store_retrying_t says a record is retrying when its NEWEST ATTEMPT above the
+ * watermark failed; store_delivery_retrying says when its newest FAILED attempt is not
+ * followed by an ack, and the back-end does that: a failure followed by a give-up (or
+ * by a delivery whose ack was not committed) is still answered as retrying. The engine
+ * disables a webhook when it gives up, so nothing reads it today; the PostgreSQL
+ * back-end must know which one to implement. Runs only with
+ * BREAKHOOK_TEST_KNOWN_BUGS=1, and fails. */
+static void test_retrying_after_give_up(void **state)
+{
+    fixture_t *f = *state;
+    if (!getenv("BREAKHOOK_TEST_KNOWN_BUGS"))
+        skip();
+    create(f, f->ta, 1, DAY_MS);
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    wh_id(id, 1);
+    store_attempt_t a[] = {
+        retry_row(f, 20, 100, STORE_ATTEMPT_FAILED, 1),
+        retry_row(f, 20, 100, STORE_ATTEMPT_GAVE_UP, 2),
+    };
+    assert_int_equal(commit_attempts(f, a, 2), 0);
+    store_retrying_t *r = NULL;
+    size_t n = 0;
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
+    free(r);
+    assert_int_equal(n, 0);
 }
 
 static void test_tenant_isolation(void **state)
@@ -1014,6 +1072,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retrying, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retrying_newest_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retrying_after_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_listable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
