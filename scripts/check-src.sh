@@ -10,3 +10,5 @@ if [ -n "$hits" ]; then
   exit 1
 fi
 echo "check-src: no banned functions"
+# The back-end contract calls every operation of store.h (tests/store/).
+./scripts/check-store-contract.sh

@@ -8,10 +8,13 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -51,4 +54,41 @@ void fx_store_free(fx_store_t *fx)
     if (fx->dir[0])
         nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     fx->dir[0] = '\0';
+}
+
+bool fx_store_shared(const fx_store_t *fx)
+{
+    return fx->dir[0] == '\0';
+}
+
+void fx_store_assert_count(const fx_store_t *fx, size_t n, size_t want)
+{
+    if (fx_store_shared(fx)) {
+        if (n < want)
+            fail_msg("counted %zu, want at least %zu", n, want);
+    } else {
+        assert_int_equal(n, want);
+    }
+}
+
+int64_t fx_store_tenant(fx_store_t *fx, const char *label, char *name_out)
+{
+    /* The process id, the wall clock in microseconds and a counter: unique across the
+     * tests of one process, the processes of one run and the runs against one
+     * database. */
+    static atomic_uint counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long us = (unsigned long long)ts.tv_sec * 1000000ULL +
+                            (unsigned long long)ts.tv_nsec / 1000ULL;
+    char name[STORE_NAME_MAX];
+    snprintf(name, sizeof(name), "%.16s-%x-%llx-%u", label, (unsigned)getpid(), us,
+             atomic_fetch_add(&counter, 1));
+    store_tenant_t t;
+    int rc = store_tenant_create(fx->s, name, &t);
+    if (rc != 0)
+        fail_msg("store_tenant_create %s: %d", name, rc);
+    if (name_out)
+        snprintf(name_out, STORE_NAME_MAX, "%s", name);
+    return t.id;
 }

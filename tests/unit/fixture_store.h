@@ -1,12 +1,15 @@
 /*
- * fixture_store.h: the one store fixture of the store unit tests: a fresh SQLite
- * file in its own temporary directory (or, for tests that talk only to store.h, the
- * store $BREAKHOOK_TEST_STORE_URL names), a fake clock, and the cleanup.
+ * fixture_store.h: the one store fixture of the store tests (tests/unit/test_store*.c
+ * and the back-end contract in tests/store/): a fresh SQLite file in its own
+ * temporary directory (or, for tests that talk only to store.h, the store
+ * $BREAKHOOK_TEST_STORE_URL names), a fake clock, uniquely named tenants, and the
+ * cleanup.
  */
 #ifndef BREAKHOOK_TESTS_FIXTURE_STORE_H
 #define BREAKHOOK_TESTS_FIXTURE_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/clock.h"
@@ -30,5 +33,18 @@ void fx_store_new(fx_store_t *fx, const char *name, int64_t t0_ms, bool from_env
 void fx_store_open(fx_store_t *fx);
 /* Closes the store (if open) and removes the temporary directory. */
 void fx_store_free(fx_store_t *fx);
+
+/* True when fx is the store $BREAKHOOK_TEST_STORE_URL names rather than a fresh file:
+ * other tests and earlier runs may have rows in it, so a test that reads across
+ * tenants (the active list, the sweeps) checks its own tenants' rows and bounds the
+ * totals from below instead of expecting them exactly. */
+bool fx_store_shared(const fx_store_t *fx);
+/* Checks a count that spans every tenant (rows a sweep or prune acted on): exactly
+ * want on a store of the test's own, at least want on a shared one. */
+void fx_store_assert_count(const fx_store_t *fx, size_t n, size_t want);
+/* Creates, in the open store, a tenant named "<label>-<suffix>" with a suffix no other
+ * process or run uses, and returns its id; *name_out (if given, STORE_NAME_MAX bytes)
+ * receives the name. Fails the test when the store refuses. */
+int64_t fx_store_tenant(fx_store_t *fx, const char *label, char *name_out);
 
 #endif

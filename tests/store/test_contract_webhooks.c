@@ -1,12 +1,17 @@
 /*
- * test_store_webhooks.c: the webhooks of the store (subscriptions, their expiry, and
- * the log-based outbox: a webhook's version window over the change log) against
- * real SQLite files in a temporary directory.
+ * test_contract_webhooks.c: the back-end contract (tests/store/), part 3: webhooks
+ * through store.h only. Create (the written-back window start, every BH_EINVAL, the
+ * duplicate, the cap of Enabled ones with expired ones not counted), get and list
+ * (filters, keyset paging, expiry as a reader sees it before any sweep), disable
+ * (first reason wins, an expired one stays Expired), the expiry sweep, tenant scoping,
+ * and the outbox rule: a webhook's window (from_version, until_version] and
+ * committed_at_ms < valid_until holds exactly the changes committed while it was
+ * Enabled, one pending event each, also while webhooks are created concurrently with
+ * writes.
  *
- * Each test gets a fresh directory under /tmp (removed afterwards) and a fake clock,
- * which the store also uses to stamp changes.committed_at_ms. Where the store's own
- * answers could hide a mistake (a read that derives "expired" over a row the sweep
- * never wrote), the test reads the file through a separate raw SQLite connection.
+ * The store is $BREAKHOOK_TEST_STORE_URL when set, else a fresh SQLite file per test;
+ * every test writes to two tenants of its own. What the SQLite file holds after a
+ * migration is checked in tests/unit/test_store_sqlite.c.
  */
 #define _GNU_SOURCE
 
@@ -18,7 +23,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
-#include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +34,6 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "model/model.h"
-#include "store/sqlite/sqlite_int.h"
 #include "fixture_store.h"
 #include "store/store.h"
 
@@ -37,6 +41,7 @@
 #define DAY0 20454            /* 2026-01-01 in days since the epoch */
 #define DAY_MS 86400000LL
 #define CAP 100               /* max_enabled where the test is not about the cap */
+#define NO_TENANT INT64_MAX   /* a tenant id no store hands out */
 
 typedef struct fixture {
     fx_store_t fx;  /* the store, its directory and fake clock (fixture_store.h) */
@@ -48,26 +53,10 @@ static int setup(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    fx_store_new(&f->fx, "wh", T0_MS, false);
+    fx_store_new(&f->fx, "wh", T0_MS, true);
     fx_store_open(&f->fx);
-    store_tenant_t t;
-    if (store_tenant_create(f->fx.s, "tenant-a", &t) != 0)
-        return -1;
-    f->ta = t.id;
-    if (store_tenant_create(f->fx.s, "tenant-b", &t) != 0)
-        return -1;
-    f->tb = t.id;
-    *state = f;
-    return 0;
-}
-
-/* A fixture without a store, for the migration test. */
-static int setup_bare(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    fx_store_new(&f->fx, "wh", T0_MS, false);
+    f->ta = fx_store_tenant(&f->fx, "wh-a", NULL);
+    f->tb = fx_store_tenant(&f->fx, "wh-b", NULL);
     *state = f;
     return 0;
 }
@@ -82,61 +71,20 @@ static int teardown(void **state)
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static sqlite3 *raw_open(fixture_t *f, bool write)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->fx.path, &db,
-                                     write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY,
-                                     NULL),
-                     SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-static int64_t raw_int(fixture_t *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Runs a one-integer query on a separate connection to the file. */
-static int64_t raw_int(fixture_t *f, const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    sqlite3 *db = raw_open(f, false);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
-static void raw_exec(fixture_t *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Writes behind the store's back (what the delivery engine will do later). */
-static void raw_exec(fixture_t *f, const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    sqlite3 *db = raw_open(f, true);
-    char *err = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-    if (rc != SQLITE_OK)
-        fprintf(stderr, "raw_exec: %s\n", err ? err : "?");
-    sqlite3_free(err);
-    sqlite3_close(db);
-    assert_int_equal(rc, SQLITE_OK);
-}
-
 /* A UUID-shaped id whose string order is n's order. */
 static void wh_id(char out[STORE_WEBHOOK_ID_LEN + 1], int n)
 {
     snprintf(out, STORE_WEBHOOK_ID_LEN + 1, "00000000-0000-4000-8000-%012d", n);
+}
+
+/* Raises webhook n's watermark to version, as the delivery engine does. */
+static void mark_delivered(fixture_t *f, int64_t tenant, int n, uint64_t version)
+{
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    wh_id(id, n);
+    struct store_watermark m = { .tenant_id = tenant, .webhook_id = id, .version = version };
+    store_delivery_batch_t b = { .marks = &m, .n_marks = 1 };
+    assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
 }
 
 /* A webhook as the API hands it to create: valid for 30 days from T0. */
@@ -345,13 +293,6 @@ static void test_create_get(void **state)
     assert_int_equal(g.last_success_at_ms, 0);
     assert_int_equal(g.last_failure_at_ms, 0);
 
-    /* What reached the file. */
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM webhooks WHERE tenant_id = %lld"
-                                " AND status = 0 AND from_version = %llu AND length(key_blob)"
-                                " = 60 AND until_version IS NULL AND disabled_at_ms IS NULL",
-                             (long long)f->ta, (unsigned long long)v),
-                     1);
-
     /* Missing, malformed, other tenant's. */
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, 3);
@@ -392,13 +333,17 @@ static void test_create_invalid(void **state)
     w = mk_webhook(1, STORE_COLL_BREAKS);
     w.valid_until_ms = w.created_at_ms;
     assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
+    w = mk_webhook(1, STORE_COLL_BREAKS);
+    w.created_at_ms = -1;
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), BH_EINVAL);
     assert_int_equal(store_webhook_create(f->fx.s, f->ta, NULL, CAP), BH_EINVAL);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM webhooks"), 0);
+    int ids[4];
+    assert_int_equal(list_ids(f, f->ta, -1, 0, NULL, 100, T0_MS, ids, NULL), 0);
 
     /* A tenant that does not exist. */
     w = mk_webhook(1, STORE_COLL_BREAKS);
     assert_int_equal(store_webhook_create(f->fx.s, 0, &w, CAP), BH_ENOTFOUND);
-    assert_int_equal(store_webhook_create(f->fx.s, 9999, &w, CAP), BH_ENOTFOUND);
+    assert_int_equal(store_webhook_create(f->fx.s, NO_TENANT, &w, CAP), BH_ENOTFOUND);
 
     /* The edges that are fine: a full-size URL and key, a 1 ms validity. */
     w = mk_webhook(1, STORE_COLL_BREAKS);
@@ -455,9 +400,8 @@ static void test_cap(void **state)
     /* At valid_until, 1 no longer counts, although the sweep has not marked it. */
     w.created_at_ms = T0_MS + 1000;
     assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), 0);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM webhooks WHERE tenant_id = %lld"
-                                " AND status = 0", (long long)f->ta),
-                     4);
+    int ids[8];
+    assert_int_equal(list_ids(f, f->ta, STORE_WH_ENABLED, 0, NULL, 100, T0_MS, ids, NULL), 4);
     w = mk_webhook(5, STORE_COLL_BREAKS);
     w.created_at_ms = T0_MS + 2000;
     assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, 3), BH_ECONFLICT);
@@ -698,19 +642,19 @@ static void test_disable(void **state)
     put_break(f, f->ta, 3, 20);
     uint64_t v3 = tenant_version(f, f->ta);
     assert_int_equal(disable(f, f->ta, 3, STORE_WH_DELETED, T0_MS + 5000), 0);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM webhooks WHERE tenant_id = %lld"
-                                " AND id = '%s' AND status = 1 AND reason = %d"
-                                " AND disabled_at_ms = %lld AND until_version = %llu",
-                             (long long)f->ta, w.id, STORE_WH_EXPIRED,
-                             (long long)(T0_MS + 1000), (unsigned long long)v3),
-                     1);
+    /* Read at the store's clock (T0, before valid_until): the stored row, not the
+     * derived expiry; until_version shows it was marked. */
+    g = get(f, f->ta, 3);
+    assert_int_equal(g.status, STORE_WH_DISABLED);
+    assert_int_equal(g.reason, STORE_WH_EXPIRED);
+    assert_int_equal(g.disabled_at_ms, T0_MS + 1000);
+    assert_int_equal(g.until_version, v3);
     /* Deleted before valid_until: Deleted. */
     w = mk_webhook(4, STORE_COLL_BREAKS);
     w.valid_until_ms = T0_MS + 1000;
     assert_int_equal(store_webhook_create(f->fx.s, f->ta, &w, CAP), 0);
     assert_int_equal(disable(f, f->ta, 4, STORE_WH_DELETED, T0_MS + 999), 0);
-    assert_int_equal(raw_int(f, "SELECT reason FROM webhooks WHERE id = '%s'", w.id),
-                     STORE_WH_DELETED);
+    assert_int_equal(get(f, f->ta, 4).reason, STORE_WH_DELETED);
 }
 
 static void test_expire_sweep(void **state)
@@ -744,9 +688,10 @@ static void test_expire_sweep(void **state)
 
     size_t n = 99;
     assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 99, &n), 0);
-    assert_int_equal(n, 0);
+    fx_store_assert_count(&f->fx, n, 0);
+    assert_int_equal(get(f, f->ta, 1).until_version, 0);
     assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 100, &n), 0);
-    assert_int_equal(n, 1); /* 1, at exactly valid_until */
+    fx_store_assert_count(&f->fx, n, 1); /* 1, at exactly valid_until */
     /* Versions move on between sweeps: each webhook's until_version is its
      * tenant's version when the sweep marked it. */
     put_break(f, f->ta, 2, 20);
@@ -754,9 +699,9 @@ static void test_expire_sweep(void **state)
     put_break(f, f->tb, 3, 20);
     put_break(f, f->tb, 4, 20); /* A at 5, B at 6 */
     assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 260, &n), 0);
-    assert_int_equal(n, 3); /* 2, 4, 5 */
+    fx_store_assert_count(&f->fx, n, 3); /* 2, 4, 5 */
     assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 260, &n), 0);
-    assert_int_equal(n, 0);
+    fx_store_assert_count(&f->fx, n, 0);
 
     struct {
         int64_t tenant;
@@ -773,19 +718,13 @@ static void test_expire_sweep(void **state)
         { f->tb, 6, STORE_WH_DISABLED, STORE_WH_DELETED, T0_MS + 10, 4 },
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        char id[STORE_WEBHOOK_ID_LEN + 1];
-        wh_id(id, want[i].n);
-        /* The table itself, not the derived read. */
-        assert_int_equal(raw_int(f, "SELECT status FROM webhooks WHERE id = '%s'", id),
-                         want[i].status);
-        assert_int_equal(raw_int(f, "SELECT reason FROM webhooks WHERE id = '%s'", id),
-                         want[i].reason);
-        assert_int_equal(raw_int(f, "SELECT ifnull(disabled_at_ms, 0) FROM webhooks"
-                                    " WHERE id = '%s'", id),
-                         want[i].disabled_at);
-        assert_int_equal(raw_int(f, "SELECT ifnull(until_version, 0) FROM webhooks"
-                                    " WHERE id = '%s'", id),
-                         (int64_t)want[i].until_version);
+        /* Read at the store's clock, T0, before every valid_until: what the sweep
+         * stored, not the expiry a read derives. */
+        store_webhook_t g = get(f, want[i].tenant, want[i].n);
+        assert_int_equal(g.status, want[i].status);
+        assert_int_equal(g.reason, want[i].reason);
+        assert_int_equal(g.disabled_at_ms, want[i].disabled_at);
+        assert_int_equal(g.until_version, want[i].until_version);
     }
     assert_int_equal(store_webhooks_expire(f->fx.s, 0, &n), BH_EINVAL);
     assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS, NULL), BH_EINVAL);
@@ -867,15 +806,13 @@ static void test_outbox(void **state)
 
     /* Delivered events are not pending: the window starts after
      * max(from_version, last_delivered_version). */
-    raw_exec(f, "UPDATE webhooks SET last_delivered_version = %llu WHERE id = '%s'",
-             (unsigned long long)first + 4, get(f, f->ta, 1).id);
+    mark_delivered(f, f->ta, 1, first + 4);
     assert_int_equal(pending(f, f->ta, 1, T0_MS, &oldest),
                      break_changes_after(f, f->ta, first + 4, NULL));
     assert_int_equal(pending(f, f->ta, 1, T0_MS, &oldest), OB_N + 2 - 5);
     assert_int_equal(oldest, first + 5);
     /* A last_delivered_version below from_version changes nothing. */
-    raw_exec(f, "UPDATE webhooks SET last_delivered_version = 1 WHERE id = '%s'",
-             get(f, f->ta, 20).id);
+    mark_delivered(f, f->ta, 20, 1);
     assert_int_equal(pending(f, f->ta, 20, T0_MS, NULL), 2);
 
     /* Missing webhook. */
@@ -920,9 +857,7 @@ static void test_disable_window(void **state)
     /* A webhook disabled before its tenant's first change has the empty window. */
     create(f, f->tb, 3, STORE_COLL_BREAKS);
     assert_int_equal(disable(f, f->tb, 3, STORE_WH_DELETED, T0_MS + 5), 0);
-    assert_int_equal(raw_int(f, "SELECT until_version FROM webhooks WHERE tenant_id = %lld",
-                             (long long)f->tb),
-                     0);
+    assert_int_equal(get(f, f->tb, 3).until_version, 0);
     seed(f, f->tb);
     put_break(f, f->tb, 1, 20);
     assert_int_equal(pending(f, f->tb, 3, T0_MS, NULL), 0);
@@ -978,11 +913,19 @@ static void test_valid_until_window(void **state)
     assert_int_equal(g.reason, STORE_WH_EXPIRED);
     assert_int_equal(g.disabled_at_ms, T0_MS + 10000);
     assert_int_equal(get(f, f->ta, 2).status, STORE_WH_ENABLED);
-    /* ... while the table still says Enabled until the sweep. */
-    assert_int_equal(raw_int(f, "SELECT status FROM webhooks WHERE id = '%s'", w.id), 0);
+    /* ... while it is still Enabled as stored until the sweep marks it: read as of a
+     * time before valid_until, and without an until_version. */
+    int ids[4];
+    store_webhook_t *rows = NULL;
+    assert_int_equal(list_ids(f, f->ta, STORE_WH_ENABLED, 0, NULL, 100, T0_MS, ids, NULL), 2);
+    assert_int_equal(g.until_version, 0);
     size_t swept = 0;
     assert_int_equal(store_webhooks_expire(f->fx.s, clock_now_ms(&f->fx.clock), &swept), 0);
-    assert_int_equal(swept, 1);
+    fx_store_assert_count(&f->fx, swept, 1);
+    assert_int_equal(list_ids(f, f->ta, STORE_WH_ENABLED, 0, NULL, 100, T0_MS, ids, &rows), 1);
+    assert_int_equal(ids[0], 2);
+    free(rows);
+    assert_int_equal(get(f, f->ta, 1).until_version, tenant_version(f, f->ta));
     assert_int_equal(pending(f, f->ta, 1, T0_MS + 9999, NULL), 0);
 }
 
@@ -1079,52 +1022,191 @@ static void test_concurrent(void **state)
     free(ca);
 }
 
-/* ---- schema ----------------------------------------------------------------------- */
+/* ---- the window under the tenant's lock, observed -------------------------------- */
 
-/* A database at schema 2 with changes in it migrates to 3: the webhooks table
- * appears, and changes_by_collection carries committed_at_ms without losing rows. */
-static void test_migration(void **state)
+/* While writers write, one thread creates and deletes webhooks 101..100+LW_HOOKS and
+ * another lets webhooks 201..200+LW_HOOKS expire by sweeps; observers read the
+ * tenant's version V and then the webhook. What they see bounds the windows:
+ * absent after V was committed: from_version >= V (a change committed before the
+ * webhook existed is not its event); Enabled after V: until_version >= V once it is
+ * disabled (a change committed while it was Enabled is its event); Disabled with
+ * until_version U: U <= the version read right after (no window ends at a version not
+ * yet committed). A store that read the window outside the tenant's write lock
+ * would, sooner or later, let a change commit between the window and the state. */
+enum { LW_WRITERS = 3, LW_PER_WRITER = 300, LW_HOOKS = 25, LW_OBSERVERS = 2 };
+
+typedef struct lw_seen {
+    uint64_t absent_after[2 * LW_HOOKS];  /* highest V before an absent read */
+    uint64_t enabled_after[2 * LW_HOOKS]; /* highest V before an Enabled read */
+    int failures;
+    char why[160];
+} lw_seen_t;
+
+typedef struct lw_run {
+    fixture_t *f;
+    atomic_int writers_left;
+    lw_seen_t seen[LW_OBSERVERS];
+    atomic_int lifecycle_failures;
+} lw_run_t;
+
+typedef struct lw_arg {
+    lw_run_t *run;
+    int idx;
+} lw_arg_t;
+
+/* Hook number k (0 .. 2 * LW_HOOKS - 1) is webhook 101 + k, or 201 + k - LW_HOOKS. */
+static int lw_num(int k)
+{
+    return k < LW_HOOKS ? 101 + k : 201 + k - LW_HOOKS;
+}
+
+static void lw_pause(void)
+{
+    struct timespec ts = { 0, 300000 };
+    nanosleep(&ts, NULL);
+}
+
+static void *lw_writer(void *p)
+{
+    lw_arg_t *a = p;
+    fixture_t *f = a->run->f;
+    for (int i = 0; i < LW_PER_WRITER; i++) {
+        model_break_t b = mk_break(1 + a->idx * 100000 + i, 20);
+        store_write_result_t r;
+        if (store_break_put(f->fx.s, f->ta, &b, &r) != 0 || r.rc != 0)
+            atomic_fetch_add(&a->run->lifecycle_failures, 1);
+    }
+    atomic_fetch_sub(&a->run->writers_left, 1);
+    return NULL;
+}
+
+/* Creates and deletes 101.. one after the other. */
+static void *lw_deleter(void *p)
+{
+    lw_run_t *run = p;
+    fixture_t *f = run->f;
+    for (int k = 0; k < LW_HOOKS; k++) {
+        store_webhook_t w = mk_webhook(lw_num(k), STORE_COLL_BREAKS);
+        if (store_webhook_create(f->fx.s, f->ta, &w, CAP) != 0)
+            atomic_fetch_add(&run->lifecycle_failures, 1);
+        lw_pause();
+        if (store_webhook_disable(f->fx.s, f->ta, w.id, STORE_WH_DELETED, T0_MS + 1) != 0)
+            atomic_fetch_add(&run->lifecycle_failures, 1);
+        lw_pause();
+    }
+    return NULL;
+}
+
+/* Creates 201.. valid until T0 + 1 + k and sweeps each at its valid_until. */
+static void *lw_sweeper(void *p)
+{
+    lw_run_t *run = p;
+    fixture_t *f = run->f;
+    for (int k = LW_HOOKS; k < 2 * LW_HOOKS; k++) {
+        store_webhook_t w = mk_webhook(lw_num(k), STORE_COLL_BREAKS);
+        w.valid_until_ms = T0_MS + 1 + k;
+        size_t n = 0;
+        if (store_webhook_create(f->fx.s, f->ta, &w, CAP) != 0)
+            atomic_fetch_add(&run->lifecycle_failures, 1);
+        lw_pause();
+        if (store_webhooks_expire(f->fx.s, w.valid_until_ms, &n) != 0 || n < 1)
+            atomic_fetch_add(&run->lifecycle_failures, 1);
+        lw_pause();
+    }
+    return NULL;
+}
+
+static void lw_fail(lw_seen_t *seen, const char *what, int num, uint64_t a, uint64_t b)
+{
+    if (seen->failures++ == 0)
+        snprintf(seen->why, sizeof(seen->why), "webhook %d: %s (%llu, %llu)", num, what,
+                 (unsigned long long)a, (unsigned long long)b);
+}
+
+static void *lw_observer(void *p)
+{
+    lw_arg_t *a = p;
+    fixture_t *f = a->run->f;
+    lw_seen_t *seen = &a->run->seen[a->idx];
+    for (unsigned i = (unsigned)a->idx; atomic_load(&a->run->writers_left) > 0; i++) {
+        int k = (int)(i % (2 * LW_HOOKS));
+        char id[STORE_WEBHOOK_ID_LEN + 1];
+        wh_id(id, lw_num(k));
+        uint64_t v = 0, v_after = 0;
+        store_webhook_t w;
+        if (store_tenant_version(f->fx.s, f->ta, &v) != 0) {
+            lw_fail(seen, "tenant_version failed", lw_num(k), 0, 0);
+            continue;
+        }
+        int rc = store_webhook_get(f->fx.s, f->ta, id, &w);
+        if (rc == BH_ENOTFOUND) {
+            if (v > seen->absent_after[k])
+                seen->absent_after[k] = v;
+        } else if (rc != 0) {
+            lw_fail(seen, "get failed", lw_num(k), (uint64_t)-rc, 0);
+        } else if (w.status == STORE_WH_ENABLED) {
+            if (v > seen->enabled_after[k])
+                seen->enabled_after[k] = v;
+        } else {
+            if (store_tenant_version(f->fx.s, f->ta, &v_after) != 0 || w.until_version > v_after)
+                lw_fail(seen, "until_version above the committed version", lw_num(k),
+                        w.until_version, v_after);
+        }
+    }
+    return NULL;
+}
+
+static void test_window_under_lock(void **state)
 {
     fixture_t *f = *state;
-    assert_true(sqlite__n_migrations >= 3);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->fx.path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                     NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
-                                  " applied_at INTEGER NOT NULL)",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(sqlite3_exec(db, sqlite__migrations[i], NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO schema_migrations VALUES (1, 0), (2, 0);"
-                                  "INSERT INTO tenants (id, name, created_at_ms, last_version)"
-                                  " VALUES (1, 'old', 0, 3);"
-                                  "INSERT INTO changes VALUES (1, 1, 3, 0, 1, 20454, 5, '{}'),"
-                                  " (1, 2, 2, 0, 1, NULL, 6, '{}'), (1, 3, 3, 0, 2, 20454, 7,"
-                                  " '{}');",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    seed(f, f->ta);
+    lw_run_t *run = calloc(1, sizeof(*run));
+    assert_non_null(run);
+    run->f = f;
+    atomic_init(&run->writers_left, LW_WRITERS);
+    pthread_t wt[LW_WRITERS], ot[LW_OBSERVERS], dt, st;
+    lw_arg_t wa[LW_WRITERS], oa[LW_OBSERVERS];
+    for (int i = 0; i < LW_OBSERVERS; i++) {
+        oa[i] = (lw_arg_t){ run, i };
+        assert_int_equal(pthread_create(&ot[i], NULL, lw_observer, &oa[i]), 0);
+    }
+    for (int i = 0; i < LW_WRITERS; i++) {
+        wa[i] = (lw_arg_t){ run, i };
+        assert_int_equal(pthread_create(&wt[i], NULL, lw_writer, &wa[i]), 0);
+    }
+    assert_int_equal(pthread_create(&dt, NULL, lw_deleter, run), 0);
+    assert_int_equal(pthread_create(&st, NULL, lw_sweeper, run), 0);
+    pthread_join(dt, NULL);
+    pthread_join(st, NULL);
+    for (int i = 0; i < LW_WRITERS; i++)
+        pthread_join(wt[i], NULL);
+    for (int i = 0; i < LW_OBSERVERS; i++)
+        pthread_join(ot[i], NULL);
+    assert_int_equal(atomic_load(&run->lifecycle_failures), 0);
 
-    fx_store_open(&f->fx);
-    int v = 0;
-    assert_int_equal(store_schema_version(f->fx.s, &v), 0);
-    assert_int_equal(v, (int)sqlite__n_migrations);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM pragma_index_info('changes_by_collection')"),
-                     4);
-    assert_int_equal(raw_int(f, "SELECT name = 'committed_at_ms' FROM"
-                                " pragma_index_info('changes_by_collection') WHERE seqno = 3"),
-                     1);
-    store_tenant_t t;
-    assert_int_equal(store_tenant_get(f->fx.s, "old", &t), 0);
-    store_webhook_t w = mk_webhook(1, STORE_COLL_BREAKS);
-    assert_int_equal(store_webhook_create(f->fx.s, t.id, &w, CAP), 0);
-    assert_int_equal(w.from_version, 3);
-    raw_exec(f, "UPDATE webhooks SET from_version = 0");
-    assert_int_equal(pending(f, t.id, 1, T0_MS, NULL), 2);
+    size_t overlapped = 0;
+    for (int o = 0; o < LW_OBSERVERS; o++) {
+        lw_seen_t *seen = &run->seen[o];
+        if (seen->failures)
+            fail_msg("%d bad observations, the first: %s", seen->failures, seen->why);
+        for (int k = 0; k < 2 * LW_HOOKS; k++) {
+            store_webhook_t w = get(f, f->ta, lw_num(k));
+            assert_int_equal(w.status, STORE_WH_DISABLED);
+            assert_true(w.from_version <= w.until_version);
+            if (seen->absent_after[k] > w.from_version)
+                fail_msg("webhook %d: absent after version %llu, but its window starts at "
+                         "%llu", lw_num(k), (unsigned long long)seen->absent_after[k],
+                         (unsigned long long)w.from_version);
+            if (seen->enabled_after[k] > w.until_version)
+                fail_msg("webhook %d: Enabled after version %llu, but its window ends at %llu",
+                         lw_num(k), (unsigned long long)seen->enabled_after[k],
+                         (unsigned long long)w.until_version);
+            overlapped += w.until_version > w.from_version;
+        }
+    }
+    /* The lifecycles really did interleave with the writes. */
+    assert_true(overlapped > 0);
+    free(run);
 }
 
 int main(void)
@@ -1142,7 +1224,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disable_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_valid_until_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migration, setup_bare, teardown),
+        cmocka_unit_test_setup_teardown(test_window_under_lock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,15 @@
 /*
- * test_store_prune.c: the change log is pruned by age, but never past what an
- * Enabled webhook still has to deliver; webhooks disabled longer than the retention
- * go with their logs.
+ * test_contract_prune.c: the back-end contract (tests/store/), part 5: retention,
+ * through store.h only. The change log is pruned by age, but never past what an
+ * Enabled webhook still has to deliver (a pending event is never pruned); webhooks
+ * disabled longer than the retention go with their attempt logs and delivery state
+ * (and a webhook created again under the same id starts from nothing); deleted
+ * webhooks do not count against the cap; only a tenant's own Enabled webhooks, from
+ * the start of their windows, hold its changes back.
+ *
+ * The store is $BREAKHOOK_TEST_STORE_URL when set, else a fresh SQLite file per test;
+ * every test writes to a tenant of its own. The prunes act on every tenant, so on a
+ * shared store their counts are lower bounds (fixture_store.h).
  */
 #define _GNU_SOURCE
 
@@ -15,7 +23,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "core/crypto.h"
 #include "fixture_store.h"
@@ -35,11 +42,9 @@ static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    fx_store_new(&f->fx, "prune", T0, false);
+    fx_store_new(&f->fx, "prune", T0, true);
     fx_store_open(&f->fx);
-    store_tenant_t t;
-    assert_int_equal(store_tenant_create(f->fx.s, "acme", &t), 0);
-    f->tenant = t.id;
+    f->tenant = fx_store_tenant(&f->fx, "prune", NULL);
     *state = f;
     return 0;
 }
@@ -82,11 +87,12 @@ static void test_prune_by_age(void **state)
     /* Changes at T0, T0+1h, …, T0+4h; prune what is older than T0+2h: two go. */
     size_t n = 0;
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 2 * HOUR, &n), 0);
-    assert_int_equal(n, 2);
+    fx_store_assert_count(&f->fx, n, 2);
     assert_int_equal(count_changes(f), 3);
     /* Again: nothing more. */
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 2 * HOUR, &n), 0);
-    assert_int_equal(n, 0);
+    fx_store_assert_count(&f->fx, n, 0);
+    assert_int_equal(count_changes(f), 3);
 }
 
 /* Creates a webhook now (the fake clock), valid until valid_until_ms, with a random
@@ -122,20 +128,28 @@ static void test_pending_events_are_kept(void **state)
     }
     size_t n = 0;
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
-    assert_int_equal(n, 0);
+    fx_store_assert_count(&f->fx, n, 0);
     assert_int_equal(count_changes(f), 5);
     /* It delivers up to the third change: those three may go, the rest stays. */
-    struct store_watermark m = { f->tenant, w.id, v[2], T0, 0 };
-    store_delivery_batch_t b = { NULL, 0, NULL, 0, &m, 1 };
+    struct store_watermark m = { .tenant_id = f->tenant, .webhook_id = w.id, .version = v[2],
+                                 .last_success_at_ms = T0 };
+    store_delivery_batch_t b = { .marks = &m, .n_marks = 1 };
     assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
-    assert_int_equal(n, 3);
+    fx_store_assert_count(&f->fx, n, 3);
     assert_int_equal(count_changes(f), 2);
+    store_change_t *c = NULL;
+    size_t nc = 0;
+    assert_int_equal(store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, 0, 10, &c, &nc),
+                     0);
+    assert_int_equal(nc, 2);
+    assert_int_equal(c[0].version, v[3]); /* the undelivered ones, from the oldest */
+    store_changes_free(c, nc);
     /* Once the webhook is disabled it no longer holds anything back. */
     assert_int_equal(store_webhook_disable(f->fx.s, f->tenant, w.id, STORE_WH_DELETED, T0 + 6 * HOUR),
                      0);
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
-    assert_int_equal(n, 2);
+    fx_store_assert_count(&f->fx, n, 2);
     assert_int_equal(count_changes(f), 0);
 }
 
@@ -153,27 +167,19 @@ static void log_delivery(fx_t *f, const store_webhook_t *w, int64_t at_ms)
     a.attempted_at_ms = at_ms;
     a.http_status = 200;
     a.status = STORE_ATTEMPT_DELIVERED;
-    struct store_ack ack = { f->tenant, w->id, 1, 5 };
-    store_delivery_batch_t b = { &a, 1, &ack, 1, NULL, 0 };
+    struct store_ack ack = { .tenant_id = f->tenant, .webhook_id = w->id, .record_id = 1,
+                             .version = 5 };
+    store_delivery_batch_t b = { .attempts = &a, .n_attempts = 1, .acks = &ack, .n_acks = 1 };
     assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
 }
 
-/* Rows of table whose webhook column is id, read from the file directly. */
-static int64_t raw_count(fx_t *f, const char *table, const char *col, const char *id)
+/* How many acknowledgements webhook id has; its store_delivery_acked code in *rc. */
+static size_t count_acks(fx_t *f, const char *id, int *rc)
 {
-    const char *path = f->fx.path;
-    char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE %s = ?1", table, col);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    store_acked_t *a = NULL;
+    size_t n = 0;
+    *rc = store_delivery_acked(f->fx.s, f->tenant, id, &a, &n);
+    free(a);
     return n;
 }
 
@@ -212,24 +218,38 @@ static void test_disabled_webhooks_pruned(void **state)
         store_webhook_disable(f->fx.s, f->tenant, recent.id, STORE_WH_DELETED, T0 + 4 * DAY), 0);
     size_t n = 0;
     assert_int_equal(store_webhooks_expire(f->fx.s, T0 + 2 * DAY, &n), 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(raw_count(f, "delivery_acks", "webhook_id", old.id), 1);
+    fx_store_assert_count(&f->fx, n, 1);
+    int rc = 0;
+    assert_int_equal(count_acks(f, old.id, &rc), 1);
+    assert_int_equal(rc, 0);
 
     clock_fake_advance(&f->fx.clock, 10 * DAY);
     int64_t now = clock_now_ms(&f->fx.clock);
     assert_int_equal(store_webhooks_prune(f->fx.s, now - RETENTION, &n), 0);
-    assert_int_equal(n, 2);
+    fx_store_assert_count(&f->fx, n, 2);
 
     store_webhook_t got;
-    int rc = 0;
     const store_webhook_t *gone[] = { &old, &expired };
     for (size_t i = 0; i < 2; i++) {
         assert_int_equal(store_webhook_get(f->fx.s, f->tenant, gone[i]->id, &got), BH_ENOTFOUND);
         count_attempts(f, gone[i]->id, &rc);
         assert_int_equal(rc, BH_ENOTFOUND);
-        assert_int_equal(raw_count(f, "delivery_attempts", "webhook_id", gone[i]->id), 0);
-        assert_int_equal(raw_count(f, "delivery_acks", "webhook_id", gone[i]->id), 0);
+        count_acks(f, gone[i]->id, &rc);
+        assert_int_equal(rc, BH_ENOTFOUND);
     }
+    /* Its state went with it: the same id created again starts from nothing. */
+    store_webhook_t again = old;
+    again.created_at_ms = now;
+    again.valid_until_ms = now + DAY;
+    assert_int_equal(store_webhook_create(f->fx.s, f->tenant, &again, 10), 0);
+    assert_int_equal(count_attempts(f, old.id, &rc), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(count_acks(f, old.id, &rc), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(store_webhook_get(f->fx.s, f->tenant, old.id, &got), 0);
+    assert_int_equal(got.last_delivered_version, 0);
+    assert_int_equal(got.status, STORE_WH_ENABLED);
+    assert_int_equal(store_webhook_disable(f->fx.s, f->tenant, old.id, STORE_WH_DELETED, now), 0);
     assert_int_equal(store_webhook_get(f->fx.s, f->tenant, recent.id, &got), 0);
     assert_int_equal(got.status, STORE_WH_DISABLED);
     assert_int_equal(got.reason, STORE_WH_DELETED);
@@ -243,16 +263,17 @@ static void test_disabled_webhooks_pruned(void **state)
     clock_fake_advance(&f->fx.clock, 2 * DAY);
     now = clock_now_ms(&f->fx.clock);
     assert_int_equal(store_webhooks_prune(f->fx.s, now - RETENTION, &n), 0);
-    assert_int_equal(n, 1);
+    fx_store_assert_count(&f->fx, n, 1);
     assert_int_equal(store_webhook_get(f->fx.s, f->tenant, recent.id, &got), BH_ENOTFOUND);
     assert_int_equal(store_webhook_get(f->fx.s, f->tenant, enabled.id, &got), 0);
+    assert_int_equal(store_webhook_get(f->fx.s, f->tenant, old.id, &got), 0); /* too recent */
     assert_int_equal(store_webhooks_prune(f->fx.s, now - RETENTION, &n), 0);
-    assert_int_equal(n, 0);
+    fx_store_assert_count(&f->fx, n, 0);
 }
 
 /* Deleted webhooks do not count against the cap of Enabled ones: a consumer that
  * deletes and creates again and again (the monthly rollover) never gets a 409, and
- * once the retention has passed the deleted ones are gone from the file. */
+ * once the retention has passed the deleted ones are gone. */
 static void test_deleted_webhooks_do_not_count(void **state)
 {
     fx_t *f = *state;
@@ -273,7 +294,7 @@ static void test_deleted_webhooks_do_not_count(void **state)
     clock_fake_advance(&f->fx.clock, 8 * DAY);
     size_t n = 0;
     assert_int_equal(store_webhooks_prune(f->fx.s, clock_now_ms(&f->fx.clock) - RETENTION, &n), 0);
-    assert_int_equal(n, CYCLES);
+    fx_store_assert_count(&f->fx, n, CYCLES);
     store_webhook_query_t q = { .status = -1, .limit = 1000,
                                 .now_ms = clock_now_ms(&f->fx.clock) };
     store_webhook_t *list = NULL;
@@ -283,6 +304,62 @@ static void test_deleted_webhooks_do_not_count(void **state)
     free(list);
 }
 
+/* What holds a change back is its own tenant's Enabled webhooks, each from the start
+ * of its window: a webhook created after some changes does not keep them (they are
+ * not its events), and one tenant's webhook keeps nothing of another tenant's. */
+static void test_window_start_and_tenant(void **state)
+{
+    fx_t *f = *state;
+    int64_t other = fx_store_tenant(&f->fx, "prune-other", NULL);
+    uint64_t v[6];
+    for (int i = 0; i < 3; i++) {
+        v[i] = put_person(f, i + 1);
+        clock_fake_advance(&f->fx.clock, HOUR);
+    }
+    store_webhook_t w;
+    assert_int_equal(new_webhook(f, 21, T0 + 1000 * HOUR, 10, &w), 0);
+    assert_int_equal(w.from_version, v[2]);
+    for (int i = 3; i < 6; i++) {
+        v[i] = put_person(f, i + 1);
+        clock_fake_advance(&f->fx.clock, HOUR);
+    }
+    /* The other tenant writes too, and has no webhook. */
+    model_person_t p;
+    memset(&p, 0, sizeof(p));
+    p.id = 1;
+    store_write_result_t r;
+    assert_int_equal(store_person_put(f->fx.s, other, &p, &r), 0);
+    assert_int_equal(r.rc, 0);
+
+    size_t n = 0;
+    assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
+    fx_store_assert_count(&f->fx, n, 3 + 1);
+    store_change_t *c = NULL;
+    size_t nc = 0;
+    assert_int_equal(store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, 0, 10, &c, &nc),
+                     0);
+    assert_int_equal(nc, 3);
+    for (size_t i = 0; i < nc; i++)
+        assert_int_equal(c[i].version, v[3 + i]);
+    store_changes_free(c, nc);
+    assert_int_equal(store_changes_after(f->fx.s, other, STORE_COLL_PEOPLE, 0, 10, &c, &nc), 0);
+    assert_int_equal(nc, 0);
+    store_changes_free(c, nc);
+    /* Versions go on from where they were: pruning is not a reset. */
+    assert_int_equal(put_person(f, 10), v[5] + 1);
+}
+
+/* Caller bugs. */
+static void test_prune_arguments(void **state)
+{
+    fx_t *f = *state;
+    size_t n = 0;
+    assert_int_equal(store_changes_prune(f->fx.s, 0, &n), BH_EINVAL);
+    assert_int_equal(store_changes_prune(f->fx.s, T0, NULL), BH_EINVAL);
+    assert_int_equal(store_webhooks_prune(f->fx.s, 0, &n), BH_EINVAL);
+    assert_int_equal(store_webhooks_prune(f->fx.s, T0, NULL), BH_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +367,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pending_events_are_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disabled_webhooks_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_webhooks_do_not_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_start_and_tenant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

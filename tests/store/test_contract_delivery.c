@@ -1,11 +1,16 @@
 /*
- * test_store_delivery.c: the delivery state of the store (the active webhook list,
- * acks and watermarks, the attempt log and its pruning) against real SQLite files in
- * a temporary directory.
+ * test_contract_delivery.c: the back-end contract (tests/store/), part 4: the delivery
+ * state through store.h only. The active list (expired and disabled webhooks left out,
+ * swept or not), the attempt log (every field round trip, status filter and keyset
+ * paging, the log of a disabled webhook, pruning by age), store_delivery_commit (an
+ * invalid field refuses the whole batch; a record's ack only rises; the watermark only
+ * rises and drops the acks at or below it; times only rise), the retry read-back,
+ * tenant scoping of all of it, and large and concurrent commits.
  *
- * Each test gets a fresh directory under /tmp (removed afterwards) and a fake clock.
- * Where the store's own answers could hide a mistake (an ack that is filtered out
- * rather than deleted), the test reads the file through a separate raw connection.
+ * The store is $BREAKHOOK_TEST_STORE_URL when set, else a fresh SQLite file per test;
+ * every test writes to two tenants of its own. That acks below the watermark leave the
+ * SQLite file (rather than being filtered by the reads), and the migrations of the
+ * delivery tables, are checked in tests/unit/test_store_sqlite.c.
  */
 #define _GNU_SOURCE
 
@@ -17,7 +22,6 @@
 #include <cmocka.h>
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +32,6 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "model/model.h"
-#include "store/sqlite/sqlite_int.h"
 #include "fixture_store.h"
 #include "store/store.h"
 
@@ -46,26 +49,10 @@ static int setup(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    fx_store_new(&f->fx, "dlv", T0_MS, false);
+    fx_store_new(&f->fx, "dlv", T0_MS, true);
     fx_store_open(&f->fx);
-    store_tenant_t t;
-    if (store_tenant_create(f->fx.s, "tenant-a", &t) != 0)
-        return -1;
-    f->ta = t.id;
-    if (store_tenant_create(f->fx.s, "tenant-b", &t) != 0)
-        return -1;
-    f->tb = t.id;
-    *state = f;
-    return 0;
-}
-
-/* A fixture without a store, for the migration test. */
-static int setup_bare(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    fx_store_new(&f->fx, "dlv", T0_MS, false);
+    f->ta = fx_store_tenant(&f->fx, "dlv-a", NULL);
+    f->tb = fx_store_tenant(&f->fx, "dlv-b", NULL);
     *state = f;
     return 0;
 }
@@ -79,28 +66,6 @@ static int teardown(void **state)
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
-
-static int64_t raw_int(fixture_t *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Runs a one-integer query on a separate read-only connection to the file. */
-static int64_t raw_int(fixture_t *f, const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->fx.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
 
 /* A UUID-shaped id whose string order is n's order. */
 static void wh_id(char out[STORE_WEBHOOK_ID_LEN + 1], int n)
@@ -192,6 +157,16 @@ static void assert_attempt_equal(const store_attempt_t *x, const store_attempt_t
     assert_memory_equal(x->excerpt, y->excerpt, strlen(x->excerpt) + 1);
 }
 
+/* An acknowledgement and a watermark as the engine fills them, by field name so that
+ * a new field (zero by default) changes nothing here. */
+#define ACK(t, w, rec, ver)                                                                \
+    ((struct store_ack){ .tenant_id = (t), .webhook_id = (w), .record_id = (rec),         \
+                         .version = (ver) })
+#define MARK(t, w, ver, success_ms, failure_ms)                                            \
+    ((struct store_watermark){ .tenant_id = (t), .webhook_id = (w), .version = (ver),      \
+                               .last_success_at_ms = (success_ms),                         \
+                               .last_failure_at_ms = (failure_ms) })
+
 static int commit_attempts(fixture_t *f, const store_attempt_t *a, size_t n)
 {
     store_delivery_batch_t b = { .attempts = a, .n_attempts = n };
@@ -207,7 +182,7 @@ static int commit_acks(fixture_t *f, const struct store_ack *k, size_t n)
 static int commit_mark(fixture_t *f, int64_t tenant, const char *id, uint64_t version,
                        int64_t success_ms, int64_t failure_ms)
 {
-    struct store_watermark m = { tenant, id, version, success_ms, failure_ms };
+    struct store_watermark m = MARK(tenant, id, version, success_ms, failure_ms);
     store_delivery_batch_t b = { .marks = &m, .n_marks = 1 };
     return store_delivery_commit(f->fx.s, &b);
 }
@@ -230,6 +205,38 @@ static size_t acked(fixture_t *f, int64_t tenant, const char *id, store_acked_t 
     for (size_t i = 1; i < n; i++)
         assert_true((*out)[i - 1].record_id < (*out)[i].record_id);
     return n;
+}
+
+/* How many attempts webhook id of tenant has in its log. */
+static size_t attempts_count(fixture_t *f, int64_t tenant, const char *id)
+{
+    store_attempt_t *rows = NULL;
+    int64_t *seqs = NULL;
+    size_t n = list(f, tenant, id, -1, 0, 1000000, &rows, &seqs);
+    free(rows);
+    free(seqs);
+    return n;
+}
+
+/* The webhook numbers of the active list at now_ms that belong to this test's tenants,
+ * in the list's order (a shared store has other tenants' webhooks too); n_all gets
+ * the whole list's length. */
+static size_t active_mine(fixture_t *f, int64_t now_ms, int *nums, size_t *n_all)
+{
+    store_webhook_t *w = NULL;
+    size_t n = 0, k = 0;
+    assert_int_equal(store_webhooks_active(f->fx.s, now_ms, &w, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].tenant_id != f->ta && w[i].tenant_id != f->tb)
+            continue;
+        assert_int_equal(w[i].status, STORE_WH_ENABLED);
+        assert_true(w[i].valid_until_ms > now_ms);
+        nums[k++] = id_num(w[i].id);
+    }
+    free(w);
+    if (n_all)
+        *n_all = n;
+    return k;
 }
 
 static uint64_t acked_version(const store_acked_t *a, size_t n, int64_t record_id)
@@ -271,39 +278,43 @@ static void test_active(void **state)
     store_webhook_t *w = NULL;
     size_t n = 0;
     assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 10, &w, &n), 0);
-    assert_int_equal(n, 4);
+    size_t k = 0;
     int want[] = { 1, 3, 4, 5 };
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(id_num(w[i].id), want[i]);
+        if (w[i].tenant_id != f->ta && w[i].tenant_id != f->tb)
+            continue;
+        assert_true(k < 4);
+        assert_int_equal(id_num(w[i].id), want[k]);
         assert_int_equal(w[i].status, STORE_WH_ENABLED);
         assert_int_equal(w[i].key_blob_len, 60);
-        assert_int_equal(w[i].key_blob[1], (unsigned char)(want[i] * 7 + 1));
-        assert_int_equal(w[i].tenant_id, want[i] <= 3 ? f->ta : f->tb);
+        assert_int_equal(w[i].key_blob[1], (unsigned char)(want[k] * 7 + 1));
+        assert_int_equal(w[i].tenant_id, want[k] <= 3 ? f->ta : f->tb);
+        k++;
     }
+    assert_int_equal(k, 4);
+    fx_store_assert_count(&f->fx, n, 4);
     free(w);
 
     size_t swept = 0;
     assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 3 * DAY_MS, &swept), 0);
-    assert_int_equal(swept, 2); /* 3 and 5 */
+    fx_store_assert_count(&f->fx, swept, 2); /* 3 and 5 */
     /* At two days, 3 is expired (unswept at that time, but swept now) and 5 is not
      * past valid_until, but swept: the sweep has the last word. */
-    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 1 * DAY_MS + 1, &w, &n), 0);
-    assert_int_equal(n, 2);
-    assert_int_equal(id_num(w[0].id), 1);
-    assert_int_equal(id_num(w[1].id), 4);
-    free(w);
+    int got[8];
+    assert_int_equal(active_mine(f, T0_MS + 1 * DAY_MS + 1, got, NULL), 2);
+    assert_int_equal(got[0], 1);
+    assert_int_equal(got[1], 4);
 
     /* Unswept expiry: valid_until <= now_ms is not active. */
     create(f, f->ta, 7, 4 * DAY_MS);
-    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 4 * DAY_MS, &w, &n), 0);
-    assert_int_equal(n, 2);
-    free(w);
-    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 4 * DAY_MS - 1, &w, &n), 0);
-    assert_int_equal(n, 3);
-    free(w);
-    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 31 * DAY_MS, &w, &n), 0);
-    assert_int_equal(n, 0);
-    assert_null(w);
+    assert_int_equal(active_mine(f, T0_MS + 4 * DAY_MS, got, NULL), 2);
+    assert_int_equal(active_mine(f, T0_MS + 4 * DAY_MS - 1, got, NULL), 3);
+    assert_int_equal(active_mine(f, T0_MS + 31 * DAY_MS, got, &n), 0);
+    fx_store_assert_count(&f->fx, n, 0);
+    if (!fx_store_shared(&f->fx)) {
+        assert_int_equal(store_webhooks_active(f->fx.s, T0_MS + 31 * DAY_MS, &w, &n), 0);
+        assert_null(w);
+    }
 
     assert_int_equal(store_webhooks_active(f->fx.s, 0, &w, &n), BH_EINVAL);
     assert_int_equal(store_webhooks_active(f->fx.s, T0_MS, NULL, &n), BH_EINVAL);
@@ -476,7 +487,7 @@ static void test_commit_invalid(void **state)
     pair[1] = bad;
     assert_int_equal(commit_attempts(f, pair, 2), BH_EINVAL);
 
-    struct store_ack k = { f->ta, id, 5, 0 };
+    struct store_ack k = ACK(f->ta, id, 5, 0);
     assert_int_equal(commit_acks(f, &k, 1), BH_EINVAL);
     k.version = 3;
     k.webhook_id = "short";
@@ -491,8 +502,10 @@ static void test_commit_invalid(void **state)
     store_delivery_batch_t empty = { 0 };
     assert_int_equal(store_delivery_commit(f->fx.s, &empty), 0);
 
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_attempts"), 0);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_acks"), 0);
+    assert_int_equal(attempts_count(f, f->ta, id), 0);
+    store_acked_t *acks = NULL;
+    assert_int_equal(acked(f, f->ta, id, &acks), 0);
+    free(acks);
     assert_int_equal(get(f, f->ta, 1).last_delivered_version, 0);
 
     /* An attempt whose record the engine no longer knows (record id 0) is logged. */
@@ -501,7 +514,12 @@ static void test_commit_invalid(void **state)
     assert_int_equal(commit_attempts(f, &bad, 1), BH_EINVAL);
     bad.record_id = 0;
     assert_int_equal(commit_attempts(f, &bad, 1), 0);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_attempts WHERE record_id = 0"), 1);
+    store_attempt_t *rows = NULL;
+    int64_t *seqs = NULL;
+    assert_int_equal(list(f, f->ta, id, -1, 0, 10, &rows, &seqs), 1);
+    assert_int_equal(rows[0].record_id, 0);
+    free(rows);
+    free(seqs);
 }
 
 /* ---- acks and watermarks --------------------------------------------------------- */
@@ -521,8 +539,8 @@ static void test_acks_watermark(void **state)
 
     /* A record's acked version only rises, also within one batch. */
     struct store_ack k1[] = {
-        { f->ta, id, 10, 5 }, { f->ta, id, 11, 7 }, { f->ta, id, 12, 9 },
-        { f->ta, id, 10, 8 }, { f->ta, id, 10, 6 }, { f->ta, id2, 10, 4 },
+        ACK(f->ta, id, 10, 5), ACK(f->ta, id, 11, 7), ACK(f->ta, id, 12, 9),
+        ACK(f->ta, id, 10, 8), ACK(f->ta, id, 10, 6), ACK(f->ta, id2, 10, 4),
     };
     assert_int_equal(commit_acks(f, k1, sizeof(k1) / sizeof(k1[0])), 0);
     size_t n = acked(f, f->ta, id, &a);
@@ -531,15 +549,15 @@ static void test_acks_watermark(void **state)
     assert_int_equal(acked_version(a, n, 11), 7);
     assert_int_equal(acked_version(a, n, 12), 9);
     free(a);
-    struct store_ack k2[] = { { f->ta, id, 11, 3 }, { f->ta, id, 12, 20 } };
+    struct store_ack k2[] = { ACK(f->ta, id, 11, 3), ACK(f->ta, id, 12, 20) };
     assert_int_equal(commit_acks(f, k2, 2), 0);
     n = acked(f, f->ta, id, &a);
     assert_int_equal(acked_version(a, n, 11), 7);
     assert_int_equal(acked_version(a, n, 12), 20);
     free(a);
 
-    /* The watermark rises to 8: acks at or below it are deleted from the file, the
-     * others stay; webhook 2's acks are untouched. */
+    /* The watermark rises to 8: acks at or below it are dropped, the others stay;
+     * webhook 2's acks are untouched. */
     assert_int_equal(commit_mark(f, f->ta, id, 8, T0_MS + 100, 0), 0);
     store_webhook_t w = get(f, f->ta, 1);
     assert_int_equal(w.last_delivered_version, 8);
@@ -550,12 +568,10 @@ static void test_acks_watermark(void **state)
     assert_int_equal(a[0].record_id, 12);
     assert_int_equal(a[0].version, 20);
     free(a);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_acks WHERE webhook_id = '%s'",
-                             id),
-                     1);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_acks WHERE webhook_id = '%s'",
-                             id2),
-                     1);
+    n = acked(f, f->ta, id2, &a);
+    assert_int_equal(n, 1);
+    assert_int_equal(acked_version(a, n, 10), 4);
+    free(a);
 
     /* The watermark never falls; the times only rise, 0 leaves them. */
     assert_int_equal(commit_mark(f, f->ta, id, 4, T0_MS + 50, T0_MS + 60), 0);
@@ -570,27 +586,26 @@ static void test_acks_watermark(void **state)
     assert_int_equal(w.last_failure_at_ms, T0_MS + 70);
 
     /* An ack at or below the watermark is not kept. */
-    struct store_ack k3[] = { { f->ta, id, 30, 8 }, { f->ta, id, 31, 2 }, { f->ta, id, 32, 9 } };
+    struct store_ack k3[] = { ACK(f->ta, id, 30, 8), ACK(f->ta, id, 31, 2),
+                              ACK(f->ta, id, 32, 9) };
     assert_int_equal(commit_acks(f, k3, 3), 0);
     n = acked(f, f->ta, id, &a);
     assert_int_equal(n, 2);
     assert_int_equal(acked_version(a, n, 32), 9);
     assert_int_equal(acked_version(a, n, 12), 20);
     free(a);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_acks WHERE webhook_id = '%s'",
-                             id),
-                     2);
 
     /* One batch: attempts, acks and marks together, the mark covering some of the
      * batch's own acks. Two marks for one webhook: the higher wins. */
     store_attempt_t at;
     mk_attempt(&at, f->ta, 1, 3);
-    struct store_ack k4[] = { { f->ta, id, 40, 15 }, { f->ta, id, 41, 25 },
-                              { f->ta, id2, 11, 6 } };
-    struct store_watermark m4[] = { { f->ta, id, 15, T0_MS + 200, 0 },
-                                    { f->ta, id, 12, T0_MS + 150, 0 },
-                                    { f->ta, id2, 5, 0, T0_MS + 300 } };
-    store_delivery_batch_t b = { &at, 1, k4, 3, m4, 3 };
+    struct store_ack k4[] = { ACK(f->ta, id, 40, 15), ACK(f->ta, id, 41, 25),
+                              ACK(f->ta, id2, 11, 6) };
+    struct store_watermark m4[] = { MARK(f->ta, id, 15, T0_MS + 200, 0),
+                                    MARK(f->ta, id, 12, T0_MS + 150, 0),
+                                    MARK(f->ta, id2, 5, 0, T0_MS + 300) };
+    store_delivery_batch_t b = { .attempts = &at, .n_attempts = 1, .acks = k4, .n_acks = 3,
+                                 .marks = m4, .n_marks = 3 };
     assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
     w = get(f, f->ta, 1);
     assert_int_equal(w.last_delivered_version, 15);
@@ -600,30 +615,12 @@ static void test_acks_watermark(void **state)
     assert_int_equal(acked_version(a, n, 12), 20);
     assert_int_equal(acked_version(a, n, 41), 25);
     free(a);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_acks WHERE webhook_id = '%s'",
-                             id),
-                     2);
     w = get(f, f->ta, 2);
     assert_int_equal(w.last_delivered_version, 5);
     assert_int_equal(w.last_failure_at_ms, T0_MS + 300);
     n = acked(f, f->ta, id2, &a);
     assert_int_equal(n, 1); /* 10@4 dropped, 11@6 kept */
     assert_int_equal(a[0].record_id, 11);
-    free(a);
-
-    /* Acks filtered by the read alone (the file edited behind the store): the read
-     * still answers only those above the watermark. */
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->fx.path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char sql[256];
-    snprintf(sql, sizeof(sql), "INSERT INTO delivery_acks VALUES (%lld, '%s', 77, 3)",
-             (long long)f->ta, id);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-    n = acked(f, f->ta, id, &a);
-    assert_int_equal(n, 2);
-    assert_int_equal(acked_version(a, n, 77), 0);
     free(a);
 
     /* A disabled webhook's state is still recorded (results of requests in flight). */
@@ -677,7 +674,7 @@ static void test_retrying(void **state)
     assert_int_equal(commit_attempts(f, a, sizeof(a) / sizeof(a[0])), 0);
     /* The engine commits an ack with each delivery (record 11); record 10 has an ack
      * of an older version, which does not end its retries. */
-    struct store_ack k[] = { { f->ta, id, 11, 101 }, { f->ta, id, 10, 90 } };
+    struct store_ack k[] = { ACK(f->ta, id, 11, 101), ACK(f->ta, id, 10, 90) };
     assert_int_equal(commit_acks(f, k, 2), 0);
     assert_int_equal(commit_mark(f, f->ta, id, 60, 0, 0), 0);
     assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
@@ -696,6 +693,63 @@ static void test_retrying(void **state)
     assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), BH_ENOTFOUND);
 }
 
+/* The retry read-back per record: a newer version's failure replaces an older one's
+ * (with its own attempt count), an ack of a newer version than the failure ends it,
+ * and failures committed in separate batches count like one batch. */
+static void test_retrying_newest_attempt(void **state)
+{
+    fixture_t *f = *state;
+    create(f, f->ta, 1, DAY_MS);
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    wh_id(id, 1);
+    store_attempt_t a[] = {
+        retry_row(f, 21, 100, STORE_ATTEMPT_FAILED, 3),  /* record 21: v100 failing, ... */
+        retry_row(f, 21, 110, STORE_ATTEMPT_FAILED, 1),  /* ... then v110 failing */
+        retry_row(f, 22, 100, STORE_ATTEMPT_FAILED, 1),  /* record 22: acked at v105 */
+    };
+    for (size_t i = 0; i < sizeof(a) / sizeof(a[0]); i++)
+        assert_int_equal(commit_attempts(f, &a[i], 1), 0);
+    struct store_ack k = ACK(f->ta, id, 22, 105);
+    assert_int_equal(commit_acks(f, &k, 1), 0);
+    store_retrying_t *r = NULL;
+    size_t n = 0;
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].record_id, 21);
+    assert_int_equal(r[0].version, 110);
+    assert_int_equal(r[0].attempt, 1);
+    assert_int_equal(r[0].next_attempt_at_ms, T0_MS + 60000);
+    free(r);
+}
+
+/* Known disagreement inside store.h (not settled here: src/ belongs to another
+ * change). store_retrying_t says a record is retrying when its NEWEST ATTEMPT above the
+ * watermark failed; store_delivery_retrying says when its newest FAILED attempt is not
+ * followed by an ack, and the back-end does that: a failure followed by a give-up (or
+ * by a delivery whose ack was not committed) is still answered as retrying. The engine
+ * disables a webhook when it gives up, so nothing reads it today; the PostgreSQL
+ * back-end must know which one to implement. Runs only with
+ * BREAKHOOK_TEST_KNOWN_BUGS=1, and fails. */
+static void test_retrying_after_give_up(void **state)
+{
+    fixture_t *f = *state;
+    if (!getenv("BREAKHOOK_TEST_KNOWN_BUGS"))
+        skip();
+    create(f, f->ta, 1, DAY_MS);
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    wh_id(id, 1);
+    store_attempt_t a[] = {
+        retry_row(f, 20, 100, STORE_ATTEMPT_FAILED, 1),
+        retry_row(f, 20, 100, STORE_ATTEMPT_GAVE_UP, 2),
+    };
+    assert_int_equal(commit_attempts(f, a, 2), 0);
+    store_retrying_t *r = NULL;
+    size_t n = 0;
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
+    free(r);
+    assert_int_equal(n, 0);
+}
+
 static void test_tenant_isolation(void **state)
 {
     fixture_t *f = *state;
@@ -706,9 +760,10 @@ static void test_tenant_isolation(void **state)
     wh_id(idb, 2);
     store_attempt_t at;
     mk_attempt(&at, f->ta, 1, 0);
-    struct store_ack k = { f->ta, id, 5, 9 };
-    struct store_watermark m = { f->ta, id, 3, T0_MS + 1, 0 };
-    store_delivery_batch_t b = { &at, 1, &k, 1, &m, 1 };
+    struct store_ack k = ACK(f->ta, id, 5, 9);
+    struct store_watermark m = MARK(f->ta, id, 3, T0_MS + 1, 0);
+    store_delivery_batch_t b = { .attempts = &at, .n_attempts = 1, .acks = &k, .n_acks = 1,
+                                 .marks = &m, .n_marks = 1 };
     assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
 
     /* B cannot see A's log or acks: its id is not found, exactly like a missing one. */
@@ -735,9 +790,9 @@ static void test_tenant_isolation(void **state)
     assert_int_equal(store_delivery_acked(f->fx.s, f->ta, "nope", &a, &n), BH_ENOTFOUND);
 
     /* B's writes naming A's webhook change nothing of A's. */
-    struct store_ack kb = { f->tb, id, 6, 50 };
-    struct store_watermark mb = { f->tb, id, 40, T0_MS + 9, T0_MS + 9 };
-    store_delivery_batch_t bb = { NULL, 0, &kb, 1, &mb, 1 };
+    struct store_ack kb = ACK(f->tb, id, 6, 50);
+    struct store_watermark mb = MARK(f->tb, id, 40, T0_MS + 9, T0_MS + 9);
+    store_delivery_batch_t bb = { .acks = &kb, .n_acks = 1, .marks = &mb, .n_marks = 1 };
     assert_int_equal(store_delivery_commit(f->fx.s, &bb), 0);
     store_webhook_t w = get(f, f->ta, 1);
     assert_int_equal(w.last_delivered_version, 3);
@@ -747,7 +802,9 @@ static void test_tenant_isolation(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(a[0].record_id, 5);
     free(a);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_acks"), 1);
+    n = acked(f, f->tb, idb, &a);
+    assert_int_equal(n, 0);
+    assert_int_equal(get(f, f->tb, 2).last_delivered_version, 0);
 
     /* A sees its own log; B's webhook has an empty one. */
     n = list(f, f->ta, id, -1, 0, 10, &rows, &seqs);
@@ -775,7 +832,7 @@ static void test_deleted_listable(void **state)
     assert_int_equal(store_webhook_disable(f->fx.s, f->ta, id, STORE_WH_DELETED, T0_MS + 5), 0);
     size_t swept = 0;
     assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 2 * DAY_MS, &swept), 0);
-    assert_int_equal(swept, 1);
+    fx_store_assert_count(&f->fx, swept, 1);
 
     /* An attempt that finishes after the delete is still logged. */
     store_attempt_t late;
@@ -817,26 +874,27 @@ static void test_prune(void **state)
         size_t k = OLD + NEW - i < 4000 ? OLD + NEW - i : 4000;
         assert_int_equal(commit_attempts(f, at + i, k), 0);
     }
+    char id[STORE_WEBHOOK_ID_LEN + 1], id2[STORE_WEBHOOK_ID_LEN + 1];
+    wh_id(id, 1);
+    wh_id(id2, 2);
     /* Nothing older than the oldest. */
     size_t n = 99;
     assert_int_equal(store_attempts_prune(f->fx.s, T0_MS, &n), 0);
-    assert_int_equal(n, 0);
+    fx_store_assert_count(&f->fx, n, 0);
+    assert_int_equal(attempts_count(f, f->ta, id) + attempts_count(f, f->tb, id2), OLD + NEW);
     /* Strictly before: the attempts at T0 + 0 .. T0 + 99 (one each). */
     assert_int_equal(store_attempts_prune(f->fx.s, T0_MS + 100, &n), 0);
-    assert_int_equal(n, 100);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_attempts"), OLD + NEW - 100);
+    fx_store_assert_count(&f->fx, n, 100);
+    assert_int_equal(attempts_count(f, f->ta, id) + attempts_count(f, f->tb, id2),
+                     OLD + NEW - 100);
 
     double t0 = now_s();
     assert_int_equal(store_attempts_prune(f->fx.s, T0_MS + 7 * DAY_MS, &n), 0);
     double dt = now_s() - t0;
-    assert_int_equal(n, OLD - 100);
+    fx_store_assert_count(&f->fx, n, OLD - 100);
     printf("    prune of %d attempts in chunks: %.1f ms\n", OLD - 100, dt * 1000);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_attempts"), NEW);
-    assert_int_equal(raw_int(f, "SELECT MIN(attempted_at_ms) FROM delivery_attempts"),
-                     T0_MS + 8 * DAY_MS + OLD);
+    assert_int_equal(attempts_count(f, f->ta, id) + attempts_count(f, f->tb, id2), NEW);
 
-    char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
     store_attempt_t *rows = NULL;
     int64_t *seqs = NULL;
     n = list(f, f->ta, id, -1, 0, 100, &rows, &seqs);
@@ -850,7 +908,7 @@ static void test_prune(void **state)
     /* Emptied, the log keeps counting: a new attempt never reuses a seq a client may
      * hold as a cursor. */
     assert_int_equal(store_attempts_prune(f->fx.s, T0_MS + 30 * DAY_MS, &n), 0);
-    assert_int_equal(n, NEW);
+    fx_store_assert_count(&f->fx, n, NEW);
     assert_int_equal(commit_attempts(f, at, 1), 0);
     n = list(f, f->ta, id, -1, 0, 100, &rows, &seqs);
     assert_int_equal(n, 1);
@@ -886,14 +944,14 @@ static void test_large_commit(void **state)
         int64_t tenant = w % 2 ? f->tb : f->ta;
         mk_attempt(&at[i], tenant, w + 1, i);
         at[i].excerpt[i % 600] = '\0'; /* realistic bodies: a few hundred bytes */
-        k[i] = (struct store_ack){ tenant, ids[w], 1 + i / WH, (uint64_t)(100 + i) };
+        k[i] = ACK(tenant, ids[w], 1 + i / WH, (uint64_t)(100 + i));
     }
     struct store_watermark m[WH];
     for (int w = 0; w < WH; w++)
-        m[w] = (struct store_watermark){ w % 2 ? f->tb : f->ta, ids[w],
-                                         (uint64_t)(100 + N / 2), T0_MS + 1, 0 };
+        m[w] = MARK(w % 2 ? f->tb : f->ta, ids[w], (uint64_t)(100 + N / 2), T0_MS + 1, 0);
 
-    store_delivery_batch_t b = { at, N, k, N, m, WH };
+    store_delivery_batch_t b = { .attempts = at, .n_attempts = N, .acks = k, .n_acks = N,
+                                 .marks = m, .n_marks = WH };
     double t0 = now_s();
     assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
     double dt = now_s() - t0;
@@ -911,17 +969,21 @@ static void test_large_commit(void **state)
     dt = now_s() - t0;
     printf("    second commit of the same size: %.1f ms\n", dt * 1000);
 
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_attempts"), 2 * N);
     /* Each record's ack went from 100+i to 100+N+i; the watermark is 100+N+N/2, so
      * the upper half of each webhook's acks is left. */
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_acks"), N / 2 - 1);
-    store_acked_t *a = NULL;
-    size_t n = acked(f, f->ta, ids[0], &a);
-    assert_int_equal(n, raw_int(f, "SELECT COUNT(*) FROM delivery_acks WHERE webhook_id = '%s'",
-                                ids[0]));
-    for (size_t i = 0; i < n; i++)
-        assert_true(a[i].version > 100 + N + N / 2);
-    free(a);
+    size_t attempts = 0, acks = 0, n = 0;
+    for (int w = 0; w < WH; w++) {
+        int64_t tenant = w % 2 ? f->tb : f->ta;
+        attempts += attempts_count(f, tenant, ids[w]);
+        store_acked_t *a = NULL;
+        n = acked(f, tenant, ids[w], &a);
+        for (size_t i = 0; i < n; i++)
+            assert_true(a[i].version > 100 + N + N / 2);
+        acks += n;
+        free(a);
+    }
+    assert_int_equal(attempts, 2 * N);
+    assert_int_equal(acks, N / 2 - 1);
 
     store_attempt_t *rows = NULL;
     int64_t *seqs = NULL;
@@ -956,9 +1018,10 @@ static void *worker(void *p)
         int i = w->thread * ROUNDS + r;
         store_attempt_t at;
         mk_attempt(&at, f->ta, 1, i);
-        struct store_ack k = { f->ta, id, 1000 + i, (uint64_t)(10 + i) };
-        struct store_watermark m = { f->ta, id, (uint64_t)(5 + i), T0_MS + i, 0 };
-        store_delivery_batch_t b = { &at, 1, &k, 1, &m, 1 };
+        struct store_ack k = ACK(f->ta, id, 1000 + i, (uint64_t)(10 + i));
+        struct store_watermark m = MARK(f->ta, id, (uint64_t)(5 + i), T0_MS + i, 0);
+        store_delivery_batch_t b = { .attempts = &at, .n_attempts = 1, .acks = &k, .n_acks = 1,
+                                 .marks = &m, .n_marks = 1 };
         if (store_delivery_commit(f->fx.s, &b) != 0)
             return (void *)1;
     }
@@ -984,74 +1047,20 @@ static void test_concurrent(void **state)
     store_webhook_t w = get(f, f->ta, 1);
     assert_int_equal(w.last_delivered_version, 5 + last);
     assert_int_equal(w.last_success_at_ms, T0_MS + last);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_attempts"), THREADS * ROUNDS);
-    /* Every ack left is above the final watermark, and every one above it is left. */
     char id[STORE_WEBHOOK_ID_LEN + 1];
     wh_id(id, 1);
+    assert_int_equal(attempts_count(f, f->ta, id), THREADS * ROUNDS);
+    /* Every ack left is above the final watermark, and every one above it is left. */
     store_acked_t *a = NULL;
     size_t n = acked(f, f->ta, id, &a);
     for (size_t i = 0; i < n; i++)
         assert_true(a[i].version > w.last_delivered_version);
     free(a);
-    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM delivery_acks WHERE version <= %llu",
-                             (unsigned long long)w.last_delivered_version),
-                     0);
     assert_int_equal(n, 5); /* versions 10 + last - 4 .. 10 + last */
     store_stats_t st;
     store_get_stats(f->fx.s, &st);
     printf("    %llu writes in %llu commits\n", (unsigned long long)st.writes,
            (unsigned long long)st.commits);
-}
-
-/* ---- schema ----------------------------------------------------------------------- */
-
-/* A database at schema 3 with a webhook migrates to 4: the webhook keeps working
- * with the new tables. */
-static void test_migration(void **state)
-{
-    fixture_t *f = *state;
-    assert_true(sqlite__n_migrations >= 4);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->fx.path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                     NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
-                                  " applied_at INTEGER NOT NULL)",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(sqlite3_exec(db, sqlite__migrations[i], NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0);"
-                                  "INSERT INTO tenants (id, name, created_at_ms, last_version)"
-                                  " VALUES (1, 'old', 0, 3);"
-                                  "INSERT INTO webhooks (tenant_id, id, collection,"
-                                  " destination_url, ext_refs, key_blob, created_at_ms,"
-                                  " valid_until_ms, status, reason, from_version) VALUES (1,"
-                                  " '00000000-0000-4000-8000-000000000001', 3, 'https://x/',"
-                                  " '[]', x'01', 0, 9999999999999, 0, 0, 3);",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
-
-    fx_store_open(&f->fx);
-    int v = 0;
-    assert_int_equal(store_schema_version(f->fx.s, &v), 0);
-    assert_int_equal(v, (int)sqlite__n_migrations);
-    store_webhook_t *w = NULL;
-    size_t n = 0;
-    assert_int_equal(store_webhooks_active(f->fx.s, T0_MS, &w, &n), 0);
-    assert_int_equal(n, 1);
-    free(w);
-    char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
-    assert_int_equal(commit_mark(f, 1, id, 2, T0_MS, 0), 0);
-    struct store_ack k = { 1, id, 9, 4 };
-    assert_int_equal(commit_acks(f, &k, 1), 0);
-    store_acked_t *a = NULL;
-    assert_int_equal(acked(f, 1, id, &a), 1);
-    free(a);
 }
 
 int main(void)
@@ -1063,12 +1072,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retrying, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retrying_newest_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retrying_after_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_listable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migration, setup_bare, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,8 @@
 /*
- * test_store_contract.c: the store's invariants, through store.h only, so that
- * every back-end can be held to them. The store under test is
- * $BREAKHOOK_TEST_STORE_URL when set (a PostgreSQL URL, later), else a fresh
- * SQLite file in a temporary directory.
+ * test_contract_order.c: the back-end contract (tests/store/), part 1: the
+ * commit-order invariant of store.h, through store.h only. The store under test is
+ * $BREAKHOOK_TEST_STORE_URL when set (a PostgreSQL URL, later), else a fresh SQLite
+ * file in a temporary directory; each test writes to a tenant of its own.
  *
  * Commit order (store.h): a reader never sees changeVersion v+1 committed while v is
  * not, so a consumer that has read up to v can resume after v and miss nothing.
@@ -52,12 +52,7 @@ static int setup(void **state)
         return -1;
     fx_store_new(&f->fx, "contract", 1767225600000LL, true);
     fx_store_open(&f->fx);
-    char name[32];
-    snprintf(name, sizeof(name), "contract-%d", (int)getpid());
-    store_tenant_t t;
-    if (store_tenant_create(f->fx.s, name, &t) != 0)
-        return -1;
-    f->tenant = t.id;
+    f->tenant = fx_store_tenant(&f->fx, "order", NULL);
     *state = f;
     return 0;
 }
