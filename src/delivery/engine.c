@@ -683,8 +683,9 @@ static flush_job_t *flush_take(engine_t *e)
         if (wm < w->watermark)
             wm = w->watermark;
         w->watermark = wm;
+        /* Partition 0, the only one (see refresh_work). */
         marks[k++] = (struct store_watermark){ w->row.tenant_id, w->row.id, wm,
-                                               w->last_success_ms, w->last_failure_ms };
+                                               w->last_success_ms, w->last_failure_ms, 0 };
         w->touched = false;
     }
     /* An ack at or below its webhook's new watermark says nothing the watermark does
@@ -1409,10 +1410,12 @@ static void refresh_work(uv_work_t *wk)
                 j->is_new[i] = false;
         if (!j->is_new[i])
             continue;
-        if (store_delivery_acked(s, j->rows[i].tenant_id, j->rows[i].id, &j->acked[i],
+        /* Partition 0: the engine runs one partition per webhook, which is what
+         * store_webhook_create makes (store.h, "delivery state"). */
+        if (store_delivery_acked(s, j->rows[i].tenant_id, j->rows[i].id, 0, &j->acked[i],
                                  &j->n_acked[i]))
             j->n_acked[i] = 0;
-        if (store_delivery_retrying(s, j->rows[i].tenant_id, j->rows[i].id, &j->retrying[i],
+        if (store_delivery_retrying(s, j->rows[i].tenant_id, j->rows[i].id, 0, &j->retrying[i],
                                     &j->n_retrying[i]))
             j->n_retrying[i] = 0;
         load_latest(s, &j->rows[i], j->e->o.coalesce, &j->latest[i]);

@@ -776,7 +776,7 @@ int store_webhook_create(store_t *s, int64_t tenant_id, store_webhook_t *w,
     if (tenant_id <= 0)
         return BH_ENOTFOUND;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_WEBHOOK_CREATE, t0, store__webhook_create(s, tenant_id, w, max_enabled));
+    return store__timed(s, STORE__OP_WEBHOOK_CREATE, t0, store__webhook_create(s, tenant_id, w, max_enabled, 1));
 }
 
 int store_webhook_get(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out)
@@ -848,7 +848,7 @@ int store_webhook_pending(store_t *s, int64_t tenant_id, const char *id, int64_t
     if (tenant_id <= 0 || !webhook_id_ok(id))
         return BH_ENOTFOUND;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_WEBHOOK_PENDING, t0, s->ops->webhook_pending(s, tenant_id, id, now_ms, count, oldest));
+    return store__timed(s, STORE__OP_WEBHOOK_PENDING, t0, store__webhook_pending(s, tenant_id, id, now_ms, count, oldest));
 }
 
 /* ---- delivery state --------------------------------------------------------------- */
@@ -860,11 +860,11 @@ int store_webhooks_active(store_t *s, int64_t now_ms, store_webhook_t **out, siz
     *out = NULL;
     *n_out = 0;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_WEBHOOKS_ACTIVE, t0, s->ops->webhooks_active(s, now_ms, out, n_out));
+    return store__timed(s, STORE__OP_WEBHOOKS_ACTIVE, t0, store__webhooks_active(s, now_ms, out, n_out));
 }
 
 int store_delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_id,
-                            store_retrying_t **out, size_t *n_out)
+                            uint32_t partition, store_retrying_t **out, size_t *n_out)
 {
     if (!s || !webhook_id || !out || !n_out)
         return BH_EINVAL;
@@ -873,11 +873,11 @@ int store_delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_i
     if (tenant_id <= 0 || !webhook_id_ok(webhook_id))
         return BH_ENOTFOUND;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_DELIVERY_RETRYING, t0, s->ops->delivery_retrying(s, tenant_id, webhook_id, out, n_out));
+    return store__timed(s, STORE__OP_DELIVERY_RETRYING, t0, store__delivery_retrying(s, tenant_id, webhook_id, partition, out, n_out));
 }
 
 int store_delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
-                         store_acked_t **out, size_t *n_out)
+                         uint32_t partition, store_acked_t **out, size_t *n_out)
 {
     if (!s || !webhook_id || !out || !n_out)
         return BH_EINVAL;
@@ -886,7 +886,7 @@ int store_delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
     if (tenant_id <= 0 || !webhook_id_ok(webhook_id))
         return BH_ENOTFOUND;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_DELIVERY_ACKED, t0, s->ops->delivery_acked(s, tenant_id, webhook_id, out, n_out));
+    return store__timed(s, STORE__OP_DELIVERY_ACKED, t0, store__delivery_acked(s, tenant_id, webhook_id, partition, out, n_out));
 }
 
 /* Versions are changeVersions (>= 1) stored as SQLite integers. */

@@ -366,7 +366,13 @@ typedef struct store_webhook {
     int64_t disabled_at_ms;              /* 0 while enabled */
     uint64_t from_version;               /* set by store_webhook_create */
     uint64_t until_version;              /* 0 while enabled */
-    /* delivery health, kept by the delivery engine */
+    /* How many partitions its delivery state is split into (store_record_partition),
+     * >= 1; set by the store (1 until the multi-node issue raises it). */
+    uint32_t partitions;
+    /* Delivery health, kept by the delivery engine per partition ("delivery state"
+     * below) and read here over all of them: last_delivered_version is the lowest
+     * watermark of its partitions (every event at or below it is delivered in every
+     * partition), the times the latest of any partition. */
     uint64_t last_delivered_version;
     int64_t last_success_at_ms;
     int64_t last_failure_at_ms;
@@ -374,7 +380,8 @@ typedef struct store_webhook {
 
 /* Creates w (id, collection, destination, ext_refs, key blob, created_at_ms and
  * valid_until_ms given by the caller) as Enabled with from_version = the tenant's
- * last changeVersion, read in the writer's transaction (written back into *w).
+ * last changeVersion, read in the writer's transaction (written back into *w), one
+ * partition (w->partitions is ignored and written back as 1) and a watermark of 0.
  * BH_ECONFLICT when the tenant already has max_enabled Enabled webhooks (expired
  * ones are not counted, whether or not the sweep has marked them yet: now_ms is
  * w->created_at_ms); BH_EEXIST for a duplicate id; BH_ENOTFOUND for a missing
@@ -416,7 +423,8 @@ BH_MUST_USE int store_webhook_disable(store_t *s, int64_t tenant_id, const char 
 BH_MUST_USE int store_webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out);
 
 /* The pending events of a webhook: the changes of its window not yet delivered
- * (version > last_delivered_version), their number and the oldest version (0 when
+ * (in each partition, the partition's records with version > the partition's
+ * watermark), their number over all partitions and the oldest version (0 when
  * none). A Disabled webhook has none: nothing more will be delivered; neither has
  * one past valid_until at now_ms. BH_ENOTFOUND when missing. */
 BH_MUST_USE int store_webhook_pending(store_t *s, int64_t tenant_id, const char *id,
@@ -424,13 +432,32 @@ BH_MUST_USE int store_webhook_pending(store_t *s, int64_t tenant_id, const char 
 
 /* ---- delivery state (the delivery engine) -------------------------------- *
  *
- * What survives a crash: per webhook, a watermark (last_delivered_version: every
- * event at or below it is delivered or replaced by a newer one of its record) and,
- * above it, the newest acknowledged version of each record. After a restart the
- * engine rescans each window from the watermark and skips, per record, what was
+ * What survives a crash: per webhook and partition, a watermark (every event of the
+ * partition's records at or below it is delivered or replaced by a newer one of its
+ * record) with the partition's last success and failure times, and, above it, the
+ * newest acknowledged version of each of the partition's records. After a restart
+ * the engine rescans each window from the watermark and skips, per record, what was
  * acknowledged: every committed change is sent at least once, and a record's older
  * state is never sent after a newer one was acknowledged.
+ *
+ * Partitions. Delivery state is keyed (tenant, webhook, partition[, record]) so
+ * that a webhook's records can later be split among nodes, each owning some
+ * partitions with their own watermark, without another change of the schema or of
+ * these calls. A record's partition is store_record_partition(record_id,
+ * partitions); a webhook has one partition (0) until the multi-node issue raises
+ * it, and the delivery engine runs that one. Pruning and store_webhook_pending go by
+ * each partition's own watermark; store_webhook_t.last_delivered_version is the
+ * lowest of them.
  */
+
+/* The partition of a record in a webhook of `partitions` partitions: record_id mod
+ * partitions, in [0, partitions). Record ids are >= 1 (model.h) and partitions >=
+ * 1; for those, SQL's `record_id % partitions` is the same number in SQLite and
+ * PostgreSQL alike, so a back-end may select a partition's rows in SQL. */
+static inline uint32_t store_record_partition(int64_t record_id, uint32_t partitions)
+{
+    return partitions > 1 ? (uint32_t)(record_id % (int64_t)partitions) : 0;
+}
 
 /* Every Enabled webhook of every tenant not past valid_until at now_ms (the engine
  * serves all tenants). *out is malloc'd. */
@@ -442,10 +469,11 @@ typedef struct store_acked {
     uint64_t version;
 } store_acked_t;
 
-/* The acknowledged record versions above the webhook's watermark, by record id.
- * BH_ENOTFOUND when the webhook does not exist in the tenant. */
+/* The acknowledged versions of the partition's records above the partition's
+ * watermark, by record id. BH_ENOTFOUND when the webhook does not exist in the
+ * tenant or has no such partition. */
 BH_MUST_USE int store_delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
-                                     store_acked_t **out, size_t *n_out);
+                                     uint32_t partition, store_acked_t **out, size_t *n_out);
 
 /* A record whose newest attempt above the watermark failed and waits for a retry: the
  * engine resumes its retry count and time after a restart instead of starting over
@@ -457,11 +485,13 @@ typedef struct store_retrying {
     int64_t next_attempt_at_ms;
 } store_retrying_t;
 
-/* The records of the webhook whose newest failed attempt above the watermark is not
- * followed by an acknowledgement of that version or a newer one, by record id.
- * BH_ENOTFOUND when the webhook does not exist in the tenant. */
+/* The partition's records whose newest failed attempt above the partition's
+ * watermark is not followed by an acknowledgement of that version or a newer one,
+ * by record id. BH_ENOTFOUND when the webhook does not exist in the tenant or has no
+ * such partition. */
 BH_MUST_USE int store_delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_id,
-                                        store_retrying_t **out, size_t *n_out);
+                                        uint32_t partition, store_retrying_t **out,
+                                        size_t *n_out);
 
 typedef enum {
     STORE_ATTEMPT_DELIVERED = 0,  /* 2xx */
@@ -493,7 +523,7 @@ typedef struct store_attempt {
 typedef struct store_delivery_batch {
     const store_attempt_t *attempts;   /* appended to the attempt log */
     size_t n_attempts;
-    const struct store_ack {
+    const struct store_ack {          /* goes to the record's partition */
         int64_t tenant_id;
         const char *webhook_id;
         int64_t record_id;
@@ -503,16 +533,19 @@ typedef struct store_delivery_batch {
     const struct store_watermark {
         int64_t tenant_id;
         const char *webhook_id;
-        uint64_t version;             /* new last_delivered_version (only raised) */
+        uint64_t version;             /* the partition's new watermark (only raised) */
         int64_t last_success_at_ms;   /* 0: unchanged */
         int64_t last_failure_at_ms;   /* 0: unchanged */
+        uint32_t partition;           /* < the webhook's partitions; 0 for one */
     } *marks;
     size_t n_marks;
 } store_delivery_batch_t;
 
-/* Commits a batch in one writer job: attempts appended, acks upserted (a record's
- * acked version only rises), watermarks raised, acks at or below a raised watermark
- * dropped. */
+/* Commits a batch in one writer job: attempts appended, acks upserted into their
+ * record's partition (a record's acked version only rises), watermarks raised, and
+ * the acks of a raised watermark's partition at or below it dropped (other
+ * partitions' acks stay). Acks and marks of a missing webhook, and marks of a
+ * partition the webhook does not have, are ignored. */
 BH_MUST_USE int store_delivery_commit(store_t *s, const store_delivery_batch_t *b);
 
 typedef struct store_attempt_query {
@@ -528,8 +561,8 @@ BH_MUST_USE int store_attempts_list(store_t *s, int64_t tenant_id, const char *w
                                     const store_attempt_query_t *q, store_attempt_t **out,
                                     int64_t **seq_out, size_t *n_out);
 /* Deletes change-log rows committed before before_ms that every Enabled webhook of
- * their tenant has already passed (at or below its watermark): a delivered event is
- * pruned, a pending one never is. In bounded chunks; *n_out how many. */
+ * their tenant has already passed (at or below the lowest watermark of its
+ * partitions): a delivered event is pruned, a pending one never is. In bounded chunks; *n_out how many. */
 BH_MUST_USE int store_changes_prune(store_t *s, int64_t before_ms, size_t *n_out);
 /* Deletes attempts older than before_ms, in bounded chunks; *n_out how many. */
 BH_MUST_USE int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out);

@@ -213,15 +213,41 @@ typedef enum store__uses {
     STORE__USES_DEFINITION,
 } store__uses_t;
 
-/* A webhook's delivery state as delivery_commit reads and writes it. */
+/* A webhook's delivery state in one partition (store.h, "delivery state"), keyed by
+ * (tenant_id, webhook_id, part), as the marks primitives read and write it. */
 typedef struct store__mark {
     int64_t tenant_id;
     const char *webhook_id;
-    bool found;                    /* read: the webhook exists in the tenant */
-    uint64_t version;              /* last_delivered_version */
+    uint32_t part;
+    bool found;                    /* read: the webhook exists in the tenant and
+                                      part < partitions */
+    uint32_t partitions;           /* read: the webhook's partitions; 0 when it does
+                                      not exist */
+    uint64_t version;              /* the partition's watermark */
     int64_t last_success_at_ms;    /* 0: none */
     int64_t last_failure_at_ms;    /* 0: none */
 } store__mark_t;
+
+/* An acknowledged record version, in the partition delivery.c computed for it. */
+typedef struct store__ack_row {
+    int64_t tenant_id;
+    const char *webhook_id;
+    uint32_t part;
+    int64_t record_id;
+    uint64_t version;
+} store__ack_row_t;
+
+/* A range of one collection's change log, counted by changes_count: the tenant's
+ * changes with after < version <= upto, committed_at_ms < before_ms and, when
+ * partitions > 1, record_id % partitions == part (store_record_partition). */
+typedef struct store__change_range {
+    store_collection_t collection;
+    uint64_t after, upto;
+    int64_t before_ms;
+    uint32_t partitions, part;
+    uint64_t count;                /* out */
+    uint64_t oldest;               /* out: its lowest version, 0 when empty */
+} store__change_range_t;
 
 /* A webhook to disable (webhooks_set_disabled), or one that expired
  * (webhooks_expiring fills tenant_id, webhook_id and disabled_at_ms = valid_until). */
@@ -239,9 +265,10 @@ typedef struct store__tenant_version {
     uint64_t version;
 } store__tenant_version_t;
 
+/* One partition of an Enabled webhook, for the change-log prune. */
 typedef struct store__floor {
     int64_t tenant_id;
-    uint64_t from_version, last_delivered_version;
+    uint64_t from_version, watermark;
 } store__floor_t;
 
 typedef struct store__ops {
@@ -290,31 +317,49 @@ typedef struct store__ops {
     int (*tenant_version)(store_t *s, int64_t tenant_id, uint64_t *out);
 
     /* Webhook reads. The front end has checked that ids are 36 characters and times
-     * are positive; the pending outputs are zeroed. */
-    /* The rows as stored: delivery.c applies expiry as readers see it. The list's
-     * status filter still judges expiry by q->now_ms (an Enabled row past
-     * valid_until lists as Disabled). */
+     * are positive. */
+    /* The rows as stored, with partitions and without delivery state (the delivery
+     * fields are 0): delivery.c folds in the marks and applies expiry as readers see
+     * it. The list's status filter still judges expiry by q->now_ms (an Enabled row
+     * past valid_until lists as Disabled). active: every webhook Enabled in the
+     * table with valid_until_ms > now_ms, by tenant and id. */
     int (*webhook_get)(store_t *s, int64_t tenant_id, const char *id, store_webhook_t *out);
     int (*webhooks_list)(store_t *s, int64_t tenant_id, const store_webhook_query_t *q,
                          store_webhook_t **out, size_t *n_out);
-    int (*webhook_pending)(store_t *s, int64_t tenant_id, const char *id, int64_t now_ms,
-                           uint64_t *count, uint64_t *oldest);
-
-    /* Delivery state reads and pruning. Query statuses are -1 or an attempt status,
-     * before_seq >= 0, times positive; outputs are zeroed. */
     int (*webhooks_active)(store_t *s, int64_t now_ms, store_webhook_t **out, size_t *n_out);
-    int (*delivery_acked)(store_t *s, int64_t tenant_id, const char *webhook_id,
-                          store_acked_t **out, size_t *n_out);
-    int (*delivery_retrying)(store_t *s, int64_t tenant_id, const char *webhook_id,
-                             store_retrying_t **out, size_t *n_out);
+
+    /* Delivery state reads, plain keyed and range reads on a read connection; the
+     * rules (which watermark, which window, what an ack cancels) are delivery.c's.
+     * Each is one snapshot of its own, not shared with the next call. Outputs are
+     * zeroed; *out arrays are malloc'd (NULL when empty).
+     * marks_get: like marks_read below. acks_above: the acks of partition part with
+     * version > above, by record id. attempts_newest: per record of partition part
+     * (record_id % partitions == part; every record when partitions is 1), its
+     * newest attempt (highest seq) among those with the given status and version >
+     * above, by record id, as (record, version, attempt, next_attempt_at_ms).
+     * changes_count: fills count and oldest of each range (one snapshot per range). */
+    int (*marks_get)(store_t *s, store__mark_t *marks, size_t n);
+    int (*acks_above)(store_t *s, int64_t tenant_id, const char *webhook_id, uint32_t part,
+                      uint64_t above, store_acked_t **out, size_t *n_out);
+    int (*attempts_newest)(store_t *s, int64_t tenant_id, const char *webhook_id,
+                           store_attempt_status_t status, uint32_t partitions, uint32_t part,
+                           uint64_t above, store_retrying_t **out, size_t *n_out);
+    int (*changes_count)(store_t *s, int64_t tenant_id, store__change_range_t *ranges,
+                         size_t n);
+
+    /* Attempt log reads and pruning. Query statuses are -1 or an attempt status,
+     * before_seq >= 0, times positive; outputs are zeroed. */
     int (*attempts_list)(store_t *s, int64_t tenant_id, const char *webhook_id,
                          const store_attempt_query_t *q, store_attempt_t **out,
                          int64_t **seq_out, size_t *n_out);
     int (*attempts_prune)(store_t *s, int64_t before_ms, size_t *n_out);
     /* Change-log pruning, read on a read connection (delivery.c holds the rule).
      * newest: per tenant, by id, the newest version committed before before_ms (0:
-     * none). floors: every Enabled webhook (status Enabled in the table, expired or
-     * not), by tenant, with its window start and watermark. */
+     * none). floors: one row per partition of every Enabled webhook (status Enabled
+     * in the table, expired or not), by tenant, with the webhook's window start and
+     * the partition's watermark (0 for a partition without a mark). webhooks_prune:
+     * deletes the webhooks disabled before before_ms with their marks, acks and
+     * attempts, in chunks (store.h). */
     int (*changes_newest)(store_t *s, int64_t before_ms, store__tenant_version_t **out,
                           size_t *n_out);
     int (*webhook_floors)(store_t *s, store__floor_t **out, size_t *n_out);
@@ -389,7 +434,8 @@ typedef struct store__ops {
                         size_t n);
 
     /* Webhooks. enabled_count: the tenant's Enabled webhooks not past valid_until at
-     * now_ms. insert: w as Enabled with w->from_version; BH_EEXIST for a taken id.
+     * now_ms. insert: w as Enabled with w->from_version and w->partitions (no marks:
+     * the caller writes them); BH_EEXIST for a taken id.
      * read: BH_ENOTFOUND when missing (the row as stored, no expiry applied).
      * set_disabled: each row's webhook, if still Enabled, becomes Disabled with the
      * row's reason, disabled_at_ms and until_version (rows[i].changed tells whether
@@ -408,15 +454,19 @@ typedef struct store__ops {
     int (*changes_delete_upto)(store__tx_t *tx, int64_t tenant_id, uint64_t upto, size_t limit,
                                size_t *n_out);
 
-    /* Delivery state. attempts_append: appends n attempts. marks_read: fills each
-     * mark's found, version and times from its webhook (tenant_id, webhook_id).
-     * acks_raise: per (tenant, webhook, record) stores the greater of the stored and
-     * the given version (the webhook exists). marks_write: sets each webhook's
-     * watermark and times (0: none). acks_drop: removes each mark's webhook's acks
-     * at or below mark.version. */
+    /* Delivery state, keyed by (tenant, webhook, part). attempts_append: appends n
+     * attempts. marks_read: for each mark (tenant_id, webhook_id, part in), fills
+     * partitions from its webhook, found (the webhook exists and part < partitions),
+     * and the partition's version and times (0 when it has no mark row). acks_raise:
+     * per (tenant, webhook, part, record) stores the greater of the stored and the
+     * given version (the webhook exists). marks_write: sets each partition's
+     * watermark and times (0: none), creating its row when missing (a webhook's
+     * creation writes partitions 0..partitions-1 at version 0). acks_drop: removes
+     * each mark's partition's acks at or below mark.version, and no other
+     * partition's. */
     int (*attempts_append)(store__tx_t *tx, const store_attempt_t *a, size_t n);
     int (*marks_read)(store__tx_t *tx, store__mark_t *marks, size_t n);
-    int (*acks_raise)(store__tx_t *tx, const struct store_ack *acks, size_t n);
+    int (*acks_raise)(store__tx_t *tx, const store__ack_row_t *acks, size_t n);
     int (*marks_write)(store__tx_t *tx, const store__mark_t *marks, size_t n);
     int (*acks_drop)(store__tx_t *tx, const store__mark_t *marks, size_t n);
 } store__ops_t;
@@ -442,8 +492,12 @@ BH_MUST_USE int store__breaks_apply(store_t *s, int64_t tenant_id, store_break_o
                                     size_t n);
 
 /* delivery.c */
+/* partitions, 1..1024 (else BH_EINVAL): how many partitions the webhook's delivery
+ * state has. store.c passes 1 (one partition per webhook until the multi-node
+ * issue); only tests call this directly with more, to check the per-partition rules
+ * (test-only until then: the delivery engine runs partition 0 alone). */
 BH_MUST_USE int store__webhook_create(store_t *s, int64_t tenant_id, store_webhook_t *w,
-                                      size_t max_enabled);
+                                      size_t max_enabled, uint32_t partitions);
 BH_MUST_USE int store__webhook_disable(store_t *s, int64_t tenant_id, const char *id,
                                        store_webhook_reason_t reason, int64_t now_ms);
 BH_MUST_USE int store__webhooks_expire(store_t *s, int64_t now_ms, size_t *n_out);
@@ -453,6 +507,15 @@ BH_MUST_USE int store__webhook_get(store_t *s, int64_t tenant_id, const char *id
 BH_MUST_USE int store__webhooks_list(store_t *s, int64_t tenant_id,
                                      const store_webhook_query_t *q, store_webhook_t **out,
                                      size_t *n_out);
+BH_MUST_USE int store__webhooks_active(store_t *s, int64_t now_ms, store_webhook_t **out,
+                                       size_t *n_out);
+BH_MUST_USE int store__webhook_pending(store_t *s, int64_t tenant_id, const char *id,
+                                       int64_t now_ms, uint64_t *count, uint64_t *oldest);
+BH_MUST_USE int store__delivery_acked(store_t *s, int64_t tenant_id, const char *webhook_id,
+                                      uint32_t partition, store_acked_t **out, size_t *n_out);
+BH_MUST_USE int store__delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_id,
+                                         uint32_t partition, store_retrying_t **out,
+                                         size_t *n_out);
 BH_MUST_USE int store__delivery_commit(store_t *s, const store_delivery_batch_t *b);
 BH_MUST_USE int store__changes_prune(store_t *s, int64_t before_ms, size_t *n_out);
 

@@ -201,7 +201,7 @@ static size_t list(fixture_t *f, int64_t tenant, const char *id, int status, int
 static size_t acked(fixture_t *f, int64_t tenant, const char *id, store_acked_t **out)
 {
     size_t n = 9999;
-    assert_int_equal(store_delivery_acked(f->fx.s, tenant, id, out, &n), 0);
+    assert_int_equal(store_delivery_acked(f->fx.s, tenant, id, 0, out, &n), 0);
     for (size_t i = 1; i < n; i++)
         assert_true((*out)[i - 1].record_id < (*out)[i].record_id);
     return n;
@@ -536,6 +536,10 @@ static void test_acks_watermark(void **state)
     store_acked_t *a = NULL;
     assert_int_equal(acked(f, f->ta, id, &a), 0);
     assert_null(a);
+    /* A webhook has one partition: every record's acks are in partition 0
+     * (store_record_partition), the one acked() reads. */
+    assert_int_equal(get(f, f->ta, 1).partitions, 1);
+    assert_int_equal(store_record_partition(41, get(f, f->ta, 1).partitions), 0);
 
     /* A record's acked version only rises, also within one batch. */
     struct store_ack k1[] = {
@@ -659,7 +663,7 @@ static void test_retrying(void **state)
     wh_id(id, 1);
     store_retrying_t *r = NULL;
     size_t n = 99;
-    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, 0, &r, &n), 0);
     assert_int_equal(n, 0);
     free(r);
 
@@ -677,7 +681,7 @@ static void test_retrying(void **state)
     struct store_ack k[] = { ACK(f->ta, id, 11, 101), ACK(f->ta, id, 10, 90) };
     assert_int_equal(commit_acks(f, k, 2), 0);
     assert_int_equal(commit_mark(f, f->ta, id, 60, 0, 0), 0);
-    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, 0, &r, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(r[0].record_id, 10);
     assert_int_equal(r[0].version, 100);
@@ -687,10 +691,10 @@ static void test_retrying(void **state)
 
     /* The other tenant, or an unknown id: not found. */
     r = NULL;
-    assert_int_equal(store_delivery_retrying(f->fx.s, f->tb, id, &r, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->tb, id, 0, &r, &n), BH_ENOTFOUND);
     assert_null(r);
     wh_id(id, 2);
-    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, 0, &r, &n), BH_ENOTFOUND);
 }
 
 /* The retry read-back per record: a newer version's failure replaces an older one's
@@ -713,7 +717,7 @@ static void test_retrying_newest_attempt(void **state)
     assert_int_equal(commit_acks(f, &k, 1), 0);
     store_retrying_t *r = NULL;
     size_t n = 0;
-    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, 0, &r, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(r[0].record_id, 21);
     assert_int_equal(r[0].version, 110);
@@ -745,7 +749,7 @@ static void test_retrying_after_give_up(void **state)
     assert_int_equal(commit_attempts(f, a, 2), 0);
     store_retrying_t *r = NULL;
     size_t n = 0;
-    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, &r, &n), 0);
+    assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, 0, &r, &n), 0);
     free(r);
     assert_int_equal(n, 0);
 }
@@ -785,9 +789,9 @@ static void test_tenant_isolation(void **state)
                      BH_ENOTFOUND);
     assert_int_equal(store_attempts_list(f->fx.s, 0, id, &q, &rows, &seqs, &n), BH_ENOTFOUND);
     store_acked_t *a = NULL;
-    assert_int_equal(store_delivery_acked(f->fx.s, f->tb, id, &a, &n), BH_ENOTFOUND);
-    assert_int_equal(store_delivery_acked(f->fx.s, f->ta, missing, &a, &n), BH_ENOTFOUND);
-    assert_int_equal(store_delivery_acked(f->fx.s, f->ta, "nope", &a, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_acked(f->fx.s, f->tb, id, 0, &a, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_acked(f->fx.s, f->ta, missing, 0, &a, &n), BH_ENOTFOUND);
+    assert_int_equal(store_delivery_acked(f->fx.s, f->ta, "nope", 0, &a, &n), BH_ENOTFOUND);
 
     /* B's writes naming A's webhook change nothing of A's. */
     struct store_ack kb = ACK(f->tb, id, 6, 50);

@@ -178,7 +178,7 @@ static size_t count_acks(fx_t *f, const char *id, int *rc)
 {
     store_acked_t *a = NULL;
     size_t n = 0;
-    *rc = store_delivery_acked(f->fx.s, f->tenant, id, &a, &n);
+    *rc = store_delivery_acked(f->fx.s, f->tenant, id, 0, &a, &n);
     free(a);
     return n;
 }

@@ -586,10 +586,19 @@ static void test_signing_keys_sealed_at_open(void **state)
     char *tok = issue_token(s);
     store_close(s);
 
-    /* Back to schema 4, as an older breakhook left it (migration 6 undone too). */
+    /* Back to schema 4, as an older breakhook left it (migrations 6 and 7 undone too). */
     sqlite3 *db = raw_open(f);
     char *sql = sqlite3_mprintf(
         "DELETE FROM schema_migrations WHERE version >= 5;"
+        "DROP TABLE delivery_marks;"
+        "ALTER TABLE webhooks DROP COLUMN partitions;"
+        "ALTER TABLE webhooks ADD COLUMN last_delivered_version INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE webhooks ADD COLUMN last_success_at_ms INTEGER;"
+        "ALTER TABLE webhooks ADD COLUMN last_failure_at_ms INTEGER;"
+        "DROP TABLE delivery_acks;"
+        "CREATE TABLE delivery_acks (tenant_id INTEGER NOT NULL, webhook_id TEXT NOT NULL,"
+        " record_id INTEGER NOT NULL, version INTEGER NOT NULL,"
+        " PRIMARY KEY (tenant_id, webhook_id, record_id)) WITHOUT ROWID;"
         "DROP INDEX breaks_by_definition;"
         "ALTER TABLE breaks DROP COLUMN window_given;"
         "ALTER TABLE break_definitions DROP COLUMN earliest_start;"
@@ -783,12 +792,12 @@ static void test_acks_leave_the_file(void **state)
     assert_int_equal(raw_int_at(f, "SELECT COUNT(*) FROM delivery_acks"), 4);
 
     char sql[160];
-    snprintf(sql, sizeof(sql), "INSERT INTO delivery_acks VALUES (%lld, '%s', 77, 3)",
+    snprintf(sql, sizeof(sql), "INSERT INTO delivery_acks VALUES (%lld, '%s', 0, 77, 3)",
              (long long)t.id, WH1);
     raw_exec(f, sql);
     store_acked_t *a = NULL;
     size_t n = 0;
-    assert_int_equal(store_delivery_acked(s, t.id, WH1, &a, &n), 0);
+    assert_int_equal(store_delivery_acked(s, t.id, WH1, 0, &a, &n), 0);
     assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++)
         assert_int_not_equal(a[i].record_id, 77);
@@ -880,7 +889,7 @@ static void test_migration_delivery(void **state)
     assert_int_equal(commit_mark(s, 1, 2), 0);
     assert_int_equal(commit_ack(s, 1, 9, 4), 0);
     store_acked_t *a = NULL;
-    assert_int_equal(store_delivery_acked(s, 1, WH1, &a, &n), 0);
+    assert_int_equal(store_delivery_acked(s, 1, WH1, 0, &a, &n), 0);
     assert_int_equal(n, 1);
     free(a);
     store_close(s);

@@ -259,6 +259,49 @@ const char *const sqlite__migrations[] = {
     "DROP INDEX breaks_by_definition;\n"
     "CREATE INDEX breaks_by_definition ON breaks\n"
     "  (tenant_id, definition_id, id, calculated_given, window_given);\n",
+
+    /* 7: delivery state keyed by partition (store.h, "delivery state"). A webhook's
+     * records are split into `partitions` partitions by record_id % partitions
+     * (store_record_partition), so that a later multi-node step can hand them to
+     * different nodes without another redesign; every webhook has one partition
+     * until then. delivery_marks holds one watermark and its delivery times per
+     * (webhook, partition), created at version 0 with the webhook and filled here,
+     * as partition 0, from the webhook columns that held them; delivery_acks gains
+     * the partition in its key (a primary key cannot be altered in SQLite: the
+     * table is rebuilt), so a partition's acks are one range and a raised
+     * watermark drops only its own partition's. The old webhook columns are
+     * dropped (none of them is indexed, constrained or referenced, so SQLite 3.35+
+     * drops them cleanly): the marks are the only copy of the delivery state. */
+    "ALTER TABLE webhooks ADD COLUMN partitions INTEGER NOT NULL DEFAULT 1\n"
+    "  CHECK (partitions >= 1);\n"
+    "CREATE TABLE delivery_marks (\n"
+    "  tenant_id          INTEGER NOT NULL,\n"
+    "  webhook_id         TEXT    NOT NULL,\n"
+    "  part               INTEGER NOT NULL,\n"
+    "  version            INTEGER NOT NULL,\n"
+    "  last_success_at_ms INTEGER,\n"
+    "  last_failure_at_ms INTEGER,\n"
+    "  PRIMARY KEY (tenant_id, webhook_id, part)\n"
+    ") WITHOUT ROWID;\n"
+    "INSERT INTO delivery_marks (tenant_id, webhook_id, part, version, last_success_at_ms,\n"
+    "                            last_failure_at_ms)\n"
+    "  SELECT tenant_id, id, 0, last_delivered_version, last_success_at_ms,\n"
+    "         last_failure_at_ms FROM webhooks;\n"
+    "CREATE TABLE delivery_acks_new (\n"
+    "  tenant_id  INTEGER NOT NULL,\n"
+    "  webhook_id TEXT    NOT NULL,\n"
+    "  part       INTEGER NOT NULL,\n"
+    "  record_id  INTEGER NOT NULL,\n"
+    "  version    INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (tenant_id, webhook_id, part, record_id)\n"
+    ") WITHOUT ROWID;\n"
+    "INSERT INTO delivery_acks_new (tenant_id, webhook_id, part, record_id, version)\n"
+    "  SELECT tenant_id, webhook_id, 0, record_id, version FROM delivery_acks;\n"
+    "DROP TABLE delivery_acks;\n"
+    "ALTER TABLE delivery_acks_new RENAME TO delivery_acks;\n"
+    "ALTER TABLE webhooks DROP COLUMN last_delivered_version;\n"
+    "ALTER TABLE webhooks DROP COLUMN last_success_at_ms;\n"
+    "ALTER TABLE webhooks DROP COLUMN last_failure_at_ms;\n",
 };
 
 const size_t sqlite__n_migrations = sizeof(sqlite__migrations) / sizeof(sqlite__migrations[0]);

@@ -119,11 +119,12 @@ enum {
     ST_WH_MARK_GET,
     ST_WH_EXISTS,
     ST_WH_EXPIRING,
-    ST_WH_PENDING,
+    ST_CHANGES_COUNT,
+    ST_CHANGES_COUNT_PART,
     /* delivery state */
     ST_WH_ACTIVE,
-    ST_ACKED,
-    ST_RETRYING,
+    ST_ACKS_ABOVE,
+    ST_ATTEMPTS_NEWEST,
     ST_ATTEMPT_INSERT,
     ST_ACK_RAISE,
     ST_MARK_SET,
@@ -135,6 +136,7 @@ enum {
     ST_WH_FLOORS,
     ST_CHANGES_PRUNE,
     ST_WH_PRUNE_ACKS,
+    ST_WH_PRUNE_MARKS,
     ST_WH_PRUNE_ATTEMPTS,
     ST_WH_PRUNE,
     ST__COUNT
@@ -161,8 +163,7 @@ enum {
 /* The column list row_webhook decodes, in its order. */
 #define WH_COLS "id, tenant_id, collection, destination_url, ext_refs, key_blob," \
                 " created_at_ms, valid_until_ms, status, reason, disabled_at_ms," \
-                " from_version, until_version, last_delivered_version," \
-                " last_success_at_ms, last_failure_at_ms"
+                " from_version, until_version, partitions"
 /* The keyset and collection filter every webhook list shares: ?2 the last id of
  * the previous page ('' from the start), ?3 the collection (0: any). */
 #define WH_PAGE " AND id > ?2 AND (?3 = 0 OR collection = ?3)"
@@ -302,7 +303,8 @@ static const char *const stmt_sql[ST__COUNT] = {
                             " WHERE tenant_id = ?1 AND status = 0 AND valid_until_ms > ?2",
     [ST_WH_INSERT] = "INSERT INTO webhooks (tenant_id, id, collection, destination_url,"
                      " ext_refs, key_blob, created_at_ms, valid_until_ms, status, reason,"
-                     " from_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9)",
+                     " from_version, partitions)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10)",
     [ST_WH_GET] = "SELECT " WH_COLS " FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
     /* Lists, ?4 the page size and ?5 the time that decides expiry. Any status: the
      * primary key in id order. Enabled: one range of webhooks_by_status, expired
@@ -320,58 +322,51 @@ static const char *const stmt_sql[ST__COUNT] = {
     /* Only an Enabled webhook changes (delivery.c decides reason and times). */
     [ST_WH_SET_DISABLED] = "UPDATE webhooks SET status = 1, reason = ?3, disabled_at_ms = ?4,"
                            " until_version = ?5 WHERE tenant_id = ?1 AND id = ?2 AND status = 0",
-    [ST_WH_MARK_GET] = "SELECT last_delivered_version, last_success_at_ms, last_failure_at_ms"
-                       " FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
+    /* A partition's mark with its webhook's partitions, in one snapshot: one row
+     * when the webhook exists (mark columns NULL when the partition has no row),
+     * none when it does not; two primary-key lookups. */
+    [ST_WH_MARK_GET] = "SELECT w.partitions, m.version, m.last_success_at_ms,"
+                       " m.last_failure_at_ms FROM webhooks w LEFT JOIN delivery_marks m"
+                       " ON m.tenant_id = w.tenant_id AND m.webhook_id = w.id AND m.part = ?3"
+                       " WHERE w.tenant_id = ?1 AND w.id = ?2",
     [ST_WH_EXISTS] = "SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
     /* Through the partial index of Enabled webhooks; the few rows are sorted
      * afterwards. */
     [ST_WH_EXPIRING] = "SELECT tenant_id, id, valid_until_ms FROM webhooks"
                        " INDEXED BY webhooks_expiry WHERE status = 0 AND valid_until_ms <= ?1"
                        " ORDER BY tenant_id, id",
-    /*
-     * A webhook's pending events, with its status and validity, in one statement
-     * (one snapshot): the window's changes not yet delivered are one range of
-     * changes_by_collection, counted from the index alone (committed_at_ms is in
-     * it since migration 3). The range is empty unless the webhook is Enabled and
-     * not expired at ?3: an upper bound of 0 makes SQLite's seek find nothing at
-     * once, where a plain ON-clause test on w would still walk the range. Being
-     * an aggregate, the statement answers one row even for a missing webhook
-     * (status NULL).
-     */
-    [ST_WH_PENDING] = "SELECT w.status, w.valid_until_ms, COUNT(c.version), MIN(c.version)"
-                      " FROM webhooks w LEFT JOIN changes c INDEXED BY changes_by_collection"
-                      " ON c.tenant_id = w.tenant_id AND c.collection = w.collection"
-                      " AND c.version > max(w.from_version, w.last_delivered_version)"
-                      " AND c.version <= CASE WHEN w.status = 0 AND w.valid_until_ms > ?3"
-                      " THEN ifnull(w.until_version, 9223372036854775807) ELSE 0 END"
-                      " AND c.committed_at_ms < w.valid_until_ms"
-                      " WHERE w.tenant_id = ?1 AND w.id = ?2",
+    /* A range of one collection's change log (delivery.c decides which: the pending
+     * window of a partition): one range of changes_by_collection, counted from the
+     * index alone (committed_at_ms is in it since migration 3). Being an aggregate
+     * it answers one row, count 0 and MIN NULL when the range is empty. */
+    [ST_CHANGES_COUNT] = "SELECT COUNT(*), MIN(version) FROM changes"
+                         " INDEXED BY changes_by_collection WHERE tenant_id = ?1"
+                         " AND collection = ?2 AND version > ?3 AND version <= ?4"
+                         " AND committed_at_ms < ?5",
+    /* The same range restricted to one partition's records (record_id % ?6 = ?7):
+     * record_id is not in the index, so each change of the range is looked up;
+     * only a webhook with more than one partition takes it. */
+    [ST_CHANGES_COUNT_PART] = "SELECT COUNT(*), MIN(version) FROM changes"
+                              " INDEXED BY changes_by_collection WHERE tenant_id = ?1"
+                              " AND collection = ?2 AND version > ?3 AND version <= ?4"
+                              " AND committed_at_ms < ?5 AND record_id % ?6 = ?7",
     /* The delivery engine's list over every tenant: the partial index of Enabled
      * webhooks, from validity end ?1 on; the few rows are sorted afterwards. */
     [ST_WH_ACTIVE] = "SELECT " WH_COLS " FROM webhooks INDEXED BY webhooks_expiry"
                      " WHERE status = 0 AND valid_until_ms > ?1 ORDER BY tenant_id, id",
-    /* A webhook's acks above its watermark, in one snapshot with the watermark: one
-     * range of the acks' primary key. Always one row per existing webhook (record
-     * NULL when it has no acks); none for a missing one. */
-    [ST_ACKED] = "SELECT a.record_id, a.version FROM webhooks w"
-                 " LEFT JOIN delivery_acks a ON a.tenant_id = w.tenant_id"
-                 " AND a.webhook_id = w.id AND a.version > w.last_delivered_version"
-                 " WHERE w.tenant_id = ?1 AND w.id = ?2 ORDER BY a.record_id",
-    /* Per record, the newest Failed attempt above the watermark (the Failed range of
-     * delivery_attempts_by_webhook; with MAX(seq), SQLite takes the bare columns from
-     * that row), unless an ack of that version or a newer one says it is over: only
-     * failures are read, however many deliveries succeeded since. */
-    [ST_RETRYING] = "SELECT r.record_id, r.version, r.attempt, r.next_at FROM"
-                    " (SELECT a.record_id, a.version, a.attempt,"
-                    " a.next_attempt_at_ms AS next_at, MAX(a.seq)"
-                    " FROM webhooks w JOIN delivery_attempts a"
-                    " INDEXED BY delivery_attempts_by_webhook ON a.tenant_id = w.tenant_id"
-                    " AND a.webhook_id = w.id AND a.status = 1"
-                    " AND a.version > w.last_delivered_version"
-                    " WHERE w.tenant_id = ?1 AND w.id = ?2 GROUP BY a.record_id) r"
-                    " WHERE NOT EXISTS (SELECT 1 FROM delivery_acks k WHERE k.tenant_id = ?1"
-                    " AND k.webhook_id = ?2 AND k.record_id = r.record_id"
-                    " AND k.version >= r.version)",
+    /* One partition's acks above a version: one range of the acks' primary key, in
+     * record id order. */
+    [ST_ACKS_ABOVE] = "SELECT record_id, version FROM delivery_acks WHERE tenant_id = ?1"
+                      " AND webhook_id = ?2 AND part = ?3 AND version > ?4 ORDER BY record_id",
+    /* Per record of partition ?6 of ?5, the newest attempt of status ?3 above version
+     * ?4: one status range of delivery_attempts_by_webhook (with MAX(seq), SQLite
+     * takes the bare columns from that row), so only that status is read, however
+     * many attempts of the others the webhook has. */
+    [ST_ATTEMPTS_NEWEST] = "SELECT record_id, version, attempt, next_attempt_at_ms, MAX(seq)"
+                           " FROM delivery_attempts INDEXED BY delivery_attempts_by_webhook"
+                           " WHERE tenant_id = ?1 AND webhook_id = ?2 AND status = ?3"
+                           " AND version > ?4 AND record_id % ?5 = ?6"
+                           " GROUP BY record_id ORDER BY record_id",
     [ST_ATTEMPT_INSERT] = "INSERT INTO delivery_attempts (tenant_id, webhook_id, event_id,"
                           " record_id, version, change_type, attempt, attempted_at_ms,"
                           " duration_ms, http_status, error, next_attempt_at_ms, status,"
@@ -379,15 +374,21 @@ static const char *const stmt_sql[ST__COUNT] = {
                           " ?12, ?13, ?14)",
     /* A record's acked version only rises; an ack that does not raise it writes
      * nothing. */
-    [ST_ACK_RAISE] = "INSERT INTO delivery_acks (tenant_id, webhook_id, record_id, version)"
-                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant_id, webhook_id, record_id)"
+    [ST_ACK_RAISE] = "INSERT INTO delivery_acks (tenant_id, webhook_id, part, record_id,"
+                     " version) VALUES (?1, ?2, ?3, ?4, ?5)"
+                     " ON CONFLICT (tenant_id, webhook_id, part, record_id)"
                      " DO UPDATE SET version = excluded.version"
                      " WHERE excluded.version > delivery_acks.version",
-    /* None of these columns is indexed. */
-    [ST_MARK_SET] = "UPDATE webhooks SET last_delivered_version = ?3, last_success_at_ms = ?4,"
-                    " last_failure_at_ms = ?5 WHERE tenant_id = ?1 AND id = ?2",
+    /* A partition's mark, created when missing (a webhook's creation). */
+    [ST_MARK_SET] = "INSERT INTO delivery_marks (tenant_id, webhook_id, part, version,"
+                    " last_success_at_ms, last_failure_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                    " ON CONFLICT (tenant_id, webhook_id, part) DO UPDATE SET"
+                    " version = excluded.version,"
+                    " last_success_at_ms = excluded.last_success_at_ms,"
+                    " last_failure_at_ms = excluded.last_failure_at_ms",
+    /* One partition's acks: one range of the acks' primary key. */
     [ST_ACKS_DROP] = "DELETE FROM delivery_acks WHERE tenant_id = ?1 AND webhook_id = ?2"
-                     " AND version <= ?3",
+                     " AND part = ?3 AND version <= ?4",
     /* The log of webhook (?1, ?2) before seq ?3, newest first, ?4 rows. Without a
      * status filter: the three status ranges of delivery_attempts_by_webhook, each
      * sorted by seq, merged (MERGE (UNION ALL)) and stopped at the LIMIT, no sort;
@@ -401,10 +402,14 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_CHANGES_NEWEST] = "SELECT t.id, COALESCE((SELECT MAX(c.version) FROM changes c"
                           " WHERE c.tenant_id = t.id AND c.committed_at_ms < ?1), 0)"
                           " FROM tenants t ORDER BY t.id",
-    /* Every Enabled webhook's window start and watermark, from the partial index of
-     * Enabled webhooks. */
-    [ST_WH_FLOORS] = "SELECT tenant_id, from_version, last_delivered_version FROM webhooks"
-                     " INDEXED BY webhooks_expiry WHERE status = 0 ORDER BY tenant_id",
+    /* Every Enabled webhook's window start with each partition's watermark, from the
+     * partial index of Enabled webhooks and one range of delivery_marks' primary key
+     * per webhook (LEFT JOIN: a webhook without marks still holds its window back,
+     * as a watermark of 0). */
+    [ST_WH_FLOORS] = "SELECT w.tenant_id, w.from_version, m.version FROM webhooks w"
+                     " INDEXED BY webhooks_expiry LEFT JOIN delivery_marks m"
+                     " ON m.tenant_id = w.tenant_id AND m.webhook_id = w.id"
+                     " WHERE w.status = 0 ORDER BY w.tenant_id",
     [ST_CHANGES_PRUNE] = "DELETE FROM changes WHERE tenant_id = ?1 AND version IN (SELECT version"
                          " FROM changes WHERE tenant_id = ?1 AND version <= ?2 ORDER BY version"
                          " LIMIT ?3)",
@@ -418,6 +423,8 @@ static const char *const stmt_sql[ST__COUNT] = {
      * webhooks per tenant and what was disabled within the retention. */
     [ST_WH_PRUNE_ACKS] = "DELETE FROM delivery_acks WHERE (tenant_id, webhook_id) IN"
                          " (" WH_PRUNABLE ")",
+    [ST_WH_PRUNE_MARKS] = "DELETE FROM delivery_marks WHERE (tenant_id, webhook_id) IN"
+                          " (" WH_PRUNABLE ")",
     [ST_WH_PRUNE_ATTEMPTS] = "DELETE FROM delivery_attempts WHERE (tenant_id, webhook_id) IN"
                              " (" WH_PRUNABLE ")",
     [ST_WH_PRUNE] = "DELETE FROM webhooks WHERE (tenant_id, id) IN (" WH_PRUNABLE ")",
@@ -2541,7 +2548,8 @@ static int sq_breaks_write(store__tx_t *c, int64_t tenant_id, const store__break
 
 /* ---- webhooks ------------------------------------------------------------------------ */
 
-/* A webhook from WH_COLS. NULL columns ("not yet") read as 0. */
+/* A webhook from WH_COLS. NULL columns ("not yet") read as 0. The delivery fields
+ * stay 0: delivery.c reads them from delivery_marks. */
 static int row_webhook(sqlite3_stmt *st, store_webhook_t *w)
 {
     memset(w, 0, sizeof(*w));
@@ -2554,9 +2562,7 @@ static int row_webhook(sqlite3_stmt *st, store_webhook_t *w)
     w->disabled_at_ms = sqlite3_column_int64(st, 10);
     w->from_version = (uint64_t)sqlite3_column_int64(st, 11);
     w->until_version = (uint64_t)sqlite3_column_int64(st, 12);
-    w->last_delivered_version = (uint64_t)sqlite3_column_int64(st, 13);
-    w->last_success_at_ms = sqlite3_column_int64(st, 14);
-    w->last_failure_at_ms = sqlite3_column_int64(st, 15);
+    w->partitions = (uint32_t)sqlite3_column_int64(st, 13);
     int rc = col_text(st, 0, w->id, sizeof(w->id));
     if (rc == 0)
         rc = col_text(st, 3, w->destination_url, sizeof(w->destination_url));
@@ -2641,35 +2647,6 @@ static int webhook_exists(sqlite__conn_t *c, int64_t tenant_id, const char *id)
     return rc == 0 && !found ? BH_ENOTFOUND : rc;
 }
 
-static int sq_webhook_pending(store_t *base, int64_t tenant_id, const char *id,
-                              int64_t now_ms, uint64_t *count, uint64_t *oldest)
-{
-    sqlite__store_t *s = from_base(base);
-    sqlite__conn_t *c;
-    int rc = reader_take(s, &c);
-    if (rc != 0)
-        return rc;
-    sqlite3_stmt *st = stmt_get(c, ST_WH_PENDING, &rc);
-    if (st) {
-        sqlite3_bind_int64(st, 1, tenant_id);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now_ms);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL) {
-            rc = BH_ENOTFOUND;
-        } else if (src == SQLITE_ROW) {
-            *count = (uint64_t)sqlite3_column_int64(st, 2);
-            *oldest = (uint64_t)sqlite3_column_int64(st, 3); /* NULL (none) reads as 0 */
-        } else {
-            rc = map_error(c->db, src == SQLITE_DONE ? SQLITE_ERROR : src,
-                           stmt_sql[ST_WH_PENDING]);
-        }
-        stmt_done(st);
-    }
-    reader_put(s, c);
-    return rc;
-}
-
 /* ---- delivery state --------------------------------------------------------------- */
 
 /* Attempts one prune job deletes; the writer serves other jobs between chunks. */
@@ -2692,81 +2669,133 @@ static int decode_retrying(sqlite3_stmt *st, void *out)
     return 0;
 }
 
-static int sq_delivery_retrying(store_t *base, int64_t tenant_id, const char *webhook_id,
-                                store_retrying_t **out, size_t *n_out)
+static int decode_acked(sqlite3_stmt *st, void *out)
+{
+    store_acked_t *a = out;
+    a->record_id = sqlite3_column_int64(st, 0);
+    a->version = (uint64_t)sqlite3_column_int64(st, 1);
+    return 0;
+}
+
+/* Reads each mark of ST_WH_MARK_GET on connection c (the writer's inside a
+ * transaction, or a reader's). */
+static int marks_read(sqlite__conn_t *c, store__mark_t *marks, size_t n)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_WH_MARK_GET, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        store__mark_t *m = &marks[i];
+        sqlite3_bind_int64(st, 1, m->tenant_id);
+        sqlite3_bind_text(st, 2, m->webhook_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, m->part);
+        int src = sqlite3_step(st);
+        m->partitions = 0;
+        m->version = 0;
+        m->last_success_at_ms = m->last_failure_at_ms = 0;
+        if (src == SQLITE_ROW) {
+            m->partitions = (uint32_t)sqlite3_column_int64(st, 0);
+            m->version = (uint64_t)sqlite3_column_int64(st, 1); /* NULL reads as 0 */
+            m->last_success_at_ms = sqlite3_column_int64(st, 2);
+            m->last_failure_at_ms = sqlite3_column_int64(st, 3);
+        } else if (src != SQLITE_DONE) {
+            rc = map_error(c->db, src, stmt_sql[ST_WH_MARK_GET]);
+        }
+        m->found = m->part < m->partitions;
+        stmt_done(st);
+    }
+    return rc;
+}
+
+static int sq_marks_get(store_t *base, store__mark_t *marks, size_t n)
 {
     sqlite__store_t *s = from_base(base);
     sqlite__conn_t *c;
     int rc = reader_take(s, &c);
     if (rc != 0)
         return rc;
-    /* Webhooks are never removed (a delete is a soft one): the check and the rows need
-     * not share a snapshot. */
-    rc = webhook_exists(c, tenant_id, webhook_id);
-    sqlite3_stmt *st;
-    if (rc == 0 && (st = stmt_get(c, ST_RETRYING, &rc)) != NULL) {
+    rc = marks_read(c, marks, n);
+    reader_put(s, c);
+    return rc;
+}
+
+static int sq_acks_above(store_t *base, int64_t tenant_id, const char *webhook_id, uint32_t part,
+                         uint64_t above, store_acked_t **out, size_t *n_out)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = stmt_get(c, ST_ACKS_ABOVE, &rc);
+    if (st) {
         sqlite3_bind_int64(st, 1, tenant_id);
         sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
-        rc = query_all(c, st, ST_RETRYING, decode_retrying, sizeof(**out), (void **)out, n_out);
+        sqlite3_bind_int64(st, 3, part);
+        sqlite3_bind_int64(st, 4, (int64_t)above);
+        rc = query_all(c, st, ST_ACKS_ABOVE, decode_acked, sizeof(**out), (void **)out, n_out);
     }
     reader_put(s, c);
     return rc;
 }
 
-/* Not query_all: the first row tells whether the webhook exists, and its NULL
- * record (no acks) is not an element. */
-static int sq_delivery_acked(store_t *base, int64_t tenant_id, const char *webhook_id,
-                             store_acked_t **out, size_t *n_out)
+static int sq_attempts_newest(store_t *base, int64_t tenant_id, const char *webhook_id,
+                              store_attempt_status_t status, uint32_t partitions, uint32_t part,
+                              uint64_t above, store_retrying_t **out, size_t *n_out)
 {
     sqlite__store_t *s = from_base(base);
     sqlite__conn_t *c;
     int rc = reader_take(s, &c);
     if (rc != 0)
         return rc;
-    sqlite3_stmt *st = stmt_get(c, ST_ACKED, &rc);
-    store_acked_t *arr = NULL;
-    size_t n = 0, cap = 0;
-    bool found = false;
+    sqlite3_stmt *st = stmt_get(c, ST_ATTEMPTS_NEWEST, &rc);
     if (st) {
         sqlite3_bind_int64(st, 1, tenant_id);
         sqlite3_bind_text(st, 2, webhook_id, -1, SQLITE_STATIC);
-        for (;;) {
-            int src = sqlite3_step(st);
-            if (src == SQLITE_DONE)
-                break;
-            if (src != SQLITE_ROW) {
-                rc = map_error(c->db, src, stmt_sql[ST_ACKED]);
-                break;
-            }
-            found = true;
-            if (sqlite3_column_type(st, 0) == SQLITE_NULL)
-                continue;
-            if (n == cap) {
-                size_t ncap = cap ? cap * 2 : 64;
-                store_acked_t *narr = realloc(arr, ncap * sizeof(*arr));
-                if (!narr) {
-                    rc = BH_ENOMEM;
-                    break;
-                }
-                arr = narr;
-                cap = ncap;
-            }
-            arr[n].record_id = sqlite3_column_int64(st, 0);
-            arr[n].version = (uint64_t)sqlite3_column_int64(st, 1);
-            n++;
+        sqlite3_bind_int(st, 3, (int)status);
+        sqlite3_bind_int64(st, 4, (int64_t)above);
+        sqlite3_bind_int64(st, 5, partitions ? partitions : 1);
+        sqlite3_bind_int64(st, 6, part);
+        rc = query_all(c, st, ST_ATTEMPTS_NEWEST, decode_retrying, sizeof(**out), (void **)out,
+                       n_out);
+    }
+    reader_put(s, c);
+    return rc;
+}
+
+/* One statement per range; a range of a single partition's webhook uses the index
+ * alone (ST_CHANGES_COUNT). */
+static int sq_changes_count(store_t *base, int64_t tenant_id, store__change_range_t *ranges,
+                            size_t n)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        store__change_range_t *r = &ranges[i];
+        int id = r->partitions > 1 ? ST_CHANGES_COUNT_PART : ST_CHANGES_COUNT;
+        sqlite3_stmt *st = stmt_tenant_id(c, id, tenant_id, (int64_t)r->collection, &rc);
+        if (!st)
+            break;
+        sqlite3_bind_int64(st, 3, (int64_t)r->after);
+        sqlite3_bind_int64(st, 4, r->upto > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)r->upto);
+        sqlite3_bind_int64(st, 5, r->before_ms);
+        if (id == ST_CHANGES_COUNT_PART) {
+            sqlite3_bind_int64(st, 6, r->partitions);
+            sqlite3_bind_int64(st, 7, r->part);
+        }
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            r->count = (uint64_t)sqlite3_column_int64(st, 0);
+            r->oldest = (uint64_t)sqlite3_column_int64(st, 1); /* NULL (none) reads as 0 */
+        } else {
+            rc = map_error(c->db, src == SQLITE_DONE ? SQLITE_ERROR : src, stmt_sql[id]);
         }
         stmt_done(st);
     }
     reader_put(s, c);
-    if (rc == 0 && !found)
-        rc = BH_ENOTFOUND;
-    if (rc != 0) {
-        free(arr);
-        return rc;
-    }
-    *out = arr;
-    *n_out = n;
-    return 0;
+    return rc;
 }
 
 /* An attempt from ATTEMPT_COLS (seq is column 0). NULL columns read as 0 or "". */
@@ -2919,7 +2948,8 @@ static int sq_attempts_prune(store_t *base, int64_t before_ms, size_t *n_out)
 /* Webhooks disabled before before_ms, with everything kept under their id. */
 static int sq_webhooks_prune(store_t *base, int64_t before_ms, size_t *n_out)
 {
-    static const int stmts[] = { ST_WH_PRUNE_ACKS, ST_WH_PRUNE_ATTEMPTS, ST_WH_PRUNE };
+    static const int stmts[] = { ST_WH_PRUNE_ACKS, ST_WH_PRUNE_MARKS, ST_WH_PRUNE_ATTEMPTS,
+                                 ST_WH_PRUNE };
     return prune_chunks(from_base(base), stmts, sizeof(stmts) / sizeof(stmts[0]), before_ms,
                         -1, n_out);
 }
@@ -2939,7 +2969,7 @@ static int decode_floor(sqlite3_stmt *st, void *out)
     store__floor_t *f = out;
     f->tenant_id = sqlite3_column_int64(st, 0);
     f->from_version = (uint64_t)sqlite3_column_int64(st, 1);
-    f->last_delivered_version = (uint64_t)sqlite3_column_int64(st, 2);
+    f->watermark = (uint64_t)sqlite3_column_int64(st, 2); /* NULL (no mark) reads as 0 */
     return 0;
 }
 
@@ -3000,6 +3030,7 @@ static int sq_webhook_insert(store__tx_t *c, int64_t tenant_id, const store_webh
     sqlite3_bind_int64(st, 7, w->created_at_ms);
     sqlite3_bind_int64(st, 8, w->valid_until_ms);
     sqlite3_bind_int64(st, 9, (int64_t)w->from_version);
+    sqlite3_bind_int64(st, 10, w->partitions ? w->partitions : 1);
     return step_done(c, st, ST_WH_INSERT);
 }
 
@@ -3091,37 +3122,19 @@ static int sq_attempts_append(store__tx_t *c, const store_attempt_t *attempts, s
 
 static int sq_marks_read(store__tx_t *c, store__mark_t *marks, size_t n)
 {
-    int rc = 0;
-    sqlite3_stmt *st = stmt_get(c, ST_WH_MARK_GET, &rc);
-    for (size_t i = 0; st && rc == 0 && i < n; i++) {
-        store__mark_t *m = &marks[i];
-        sqlite3_bind_int64(st, 1, m->tenant_id);
-        sqlite3_bind_text(st, 2, m->webhook_id, -1, SQLITE_STATIC);
-        int src = sqlite3_step(st);
-        m->found = src == SQLITE_ROW;
-        m->version = 0;
-        m->last_success_at_ms = m->last_failure_at_ms = 0;
-        if (src == SQLITE_ROW) {
-            m->version = (uint64_t)sqlite3_column_int64(st, 0);
-            m->last_success_at_ms = sqlite3_column_int64(st, 1); /* NULL reads as 0 */
-            m->last_failure_at_ms = sqlite3_column_int64(st, 2);
-        } else if (src != SQLITE_DONE) {
-            rc = map_error(c->db, src, stmt_sql[ST_WH_MARK_GET]);
-        }
-        stmt_done(st);
-    }
-    return rc;
+    return marks_read(c, marks, n);
 }
 
-static int sq_acks_raise(store__tx_t *c, const struct store_ack *acks, size_t n)
+static int sq_acks_raise(store__tx_t *c, const store__ack_row_t *acks, size_t n)
 {
     int rc = 0;
     sqlite3_stmt *st = stmt_get(c, ST_ACK_RAISE, &rc);
     for (size_t i = 0; st && rc == 0 && i < n; i++) {
         sqlite3_bind_int64(st, 1, acks[i].tenant_id);
         sqlite3_bind_text(st, 2, acks[i].webhook_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, acks[i].record_id);
-        sqlite3_bind_int64(st, 4, (int64_t)acks[i].version);
+        sqlite3_bind_int64(st, 3, acks[i].part);
+        sqlite3_bind_int64(st, 4, acks[i].record_id);
+        sqlite3_bind_int64(st, 5, (int64_t)acks[i].version);
         rc = step_done(c, st, ST_ACK_RAISE);
     }
     return rc;
@@ -3134,9 +3147,10 @@ static int sq_marks_write(store__tx_t *c, const store__mark_t *marks, size_t n)
     for (size_t i = 0; st && rc == 0 && i < n; i++) {
         sqlite3_bind_int64(st, 1, marks[i].tenant_id);
         sqlite3_bind_text(st, 2, marks[i].webhook_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (int64_t)marks[i].version);
-        bind_int64_or_null(st, 4, marks[i].last_success_at_ms);
-        bind_int64_or_null(st, 5, marks[i].last_failure_at_ms);
+        sqlite3_bind_int64(st, 3, marks[i].part);
+        sqlite3_bind_int64(st, 4, (int64_t)marks[i].version);
+        bind_int64_or_null(st, 5, marks[i].last_success_at_ms);
+        bind_int64_or_null(st, 6, marks[i].last_failure_at_ms);
         rc = step_done(c, st, ST_MARK_SET);
     }
     return rc;
@@ -3149,7 +3163,8 @@ static int sq_acks_drop(store__tx_t *c, const store__mark_t *marks, size_t n)
     for (size_t i = 0; st && rc == 0 && i < n; i++) {
         sqlite3_bind_int64(st, 1, marks[i].tenant_id);
         sqlite3_bind_text(st, 2, marks[i].webhook_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (int64_t)marks[i].version);
+        sqlite3_bind_int64(st, 3, marks[i].part);
+        sqlite3_bind_int64(st, 4, (int64_t)marks[i].version);
         rc = step_done(c, st, ST_ACKS_DROP);
     }
     return rc;
@@ -3298,10 +3313,11 @@ static const store__ops_t sqlite_ops = {
     .tenant_version = sq_tenant_version,
     .webhook_get = sq_webhook_get,
     .webhooks_list = sq_webhooks_list,
-    .webhook_pending = sq_webhook_pending,
     .webhooks_active = sq_webhooks_active,
-    .delivery_acked = sq_delivery_acked,
-    .delivery_retrying = sq_delivery_retrying,
+    .marks_get = sq_marks_get,
+    .acks_above = sq_acks_above,
+    .attempts_newest = sq_attempts_newest,
+    .changes_count = sq_changes_count,
     .attempts_list = sq_attempts_list,
     .attempts_prune = sq_attempts_prune,
     .changes_newest = sq_changes_newest,
