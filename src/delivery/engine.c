@@ -28,6 +28,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/workpool.h"
+#include "delivery/breaker.h"
+#include "delivery/lane.h"
 #include "delivery/sign.h"
 #include "model/model.h"
 
@@ -36,43 +38,26 @@
 #define FLUSH_MS 100
 #define FLUSH_MAX 2000
 #define BREAKER_PAUSE_MAX_MS (5 * 60 * 1000)
+/* An attempt that could not even be sent (no memory, signing failed) is tried again
+ * after this pause, without counting as a failure. */
+#define START_RETRY_MS 1000
 #define SNAPSHOT_MS 1000         /* the gauges of /metrics are this old at most */
 #define TOP_TENANTS 10           /* tenants with a pending series of their own */
 #define FAIL_LOG_WINDOW_MS 10000 /* failed-attempt lines: at most FAIL_LOG_BURST per */
 #define FAIL_LOG_BURST 10        /* destination per window; the rest are counted */
 
-typedef struct event {
-    uint64_t version;
-    store_change_type_t type;
-    char *body;                /* the delivery body: {"changeType":…,"data":…} */
-    size_t len;
-    int64_t committed_us;      /* when its version committed (wall clock, µs) */
-    struct event *next;        /* the lane's queue (longer than one without coalescing) */
-} event_t;
-
 typedef struct wh wh_t;
 typedef struct dest dest_t;
 
-typedef struct lane {
-    wh_t *wh;
-    int64_t record_id;
-    event_t *inflight;
-    event_t *waiting;          /* oldest first; at most one when coalescing */
-    event_t *waiting_tail;
-    int failures;              /* consecutive failed attempts of this lane */
-    int64_t next_at_ms;        /* no attempt before this (retry delay) */
-    bool queued;               /* in the webhook's ready list */
-    size_t delayed_ix;         /* index + 1 in the webhook's delayed list; 0: not in it */
-    struct lane *next_ready;
-} lane_t;
+/* A lane (delivery/lane.h) is the webhook's: lane_t.owner is its wh_t, or NULL once
+ * the webhook dropped its lanes while this one had an attempt in flight (the attempt
+ * then frees it). next_ready links the webhook's ready list (READY lanes only);
+ * delayed_ix is index + 1 in its delayed list (DELAYED lanes), 0 when not in it. */
 
 struct dest {
     char key[280];             /* scheme://host:port */
     size_t inflight;
-    int consecutive_failures;
-    int64_t open_until_ms;     /* breaker open (paused) until then */
-    int64_t pause_ms;
-    bool probing;              /* half-open: one request decides */
+    breaker_t breaker;         /* delivery/breaker.h */
     /* Failed-attempt log lines: at most FAIL_LOG_BURST per FAIL_LOG_WINDOW_MS; the
      * lines left out are counted and reported on the next line written. */
     int64_t log_window_ms;
@@ -86,6 +71,7 @@ typedef struct attempt {
     wh_t *wh;                  /* kept alive while it has attempts in flight */
     lane_t *lane;
     event_t *ev;
+    bool probe;                /* the breaker's half-open probe */
     const char *headers[5];
     char id[64];               /* the webhook-id header's value */
     char hbuf[64 + 80 + 48 + SIGN_V1_LEN + 32]; /* the header lines headers[] point into */
@@ -263,14 +249,6 @@ static void event_id(const wh_t *w, uint64_t version, char out[64])
     snprintf(out, 64, "evt_%s_%s", v, hex);
 }
 
-static void event_free(event_t *ev)
-{
-    if (!ev)
-        return;
-    free(ev->body);
-    free(ev);
-}
-
 /* ---- destinations and the breaker ---------------------------------------- */
 
 static dest_t *dest_get(engine_t *e, const char *url)
@@ -289,56 +267,39 @@ static dest_t *dest_get(engine_t *e, const char *url)
     if (!d)
         return NULL;
     snprintf(d->key, sizeof(d->key), "%s", key);
-    d->pause_ms = e->o.breaker_pause_ms;
+    breaker_init(&d->breaker);
     d->next = e->dests;
     e->dests = d;
     return d;
 }
 
-/* May an attempt start toward d now? Closed: up to the in-flight cap. Open: no,
- * until the pause ends; then one probe at a time (half-open). */
-static bool dest_admits(engine_t *e, dest_t *d)
-{
-    if (d->inflight >= e->o.max_inflight_per_dest)
-        return false;
-    if (d->open_until_ms == 0)
-        return true;
-    if (now_ms(e) < d->open_until_ms || d->probing)
-        return false;
-    d->probing = true;
-    return true;
-}
-
+/* The result of an attempt toward d for its breaker; ok: an answer that counts as
+ * one (2xx, or 410). */
 static void dest_result(engine_t *e, dest_t *d, bool ok)
 {
-    if (ok) {
-        if (d->open_until_ms)
-            log_info("destination resumed", LOG_STR("destination", d->key));
-        d->consecutive_failures = 0;
-        d->open_until_ms = 0;
-        d->probing = false;
-        d->pause_ms = e->o.breaker_pause_ms;
-        return;
-    }
-    d->consecutive_failures++;
-    if (d->probing || (d->open_until_ms == 0 && d->consecutive_failures >= e->o.breaker_threshold)) {
-        if (d->probing && d->pause_ms < BREAKER_PAUSE_MAX_MS)
-            d->pause_ms = d->pause_ms * 2 > BREAKER_PAUSE_MAX_MS ? BREAKER_PAUSE_MAX_MS
-                                                                  : d->pause_ms * 2;
-        d->probing = false;
-        d->open_until_ms = now_ms(e) + d->pause_ms;
+    breaker_config_t c = { .threshold = e->o.breaker_threshold,
+                           .pause_ms = e->o.breaker_pause_ms,
+                           .pause_max_ms = BREAKER_PAUSE_MAX_MS };
+    switch (breaker_result(&d->breaker, &c, ok, now_ms(e))) {
+    case BREAKER_OPENED:
         log_warn("destination paused", LOG_STR("destination", d->key),
-                 LOG_INT("failures", d->consecutive_failures), LOG_INT("pause_ms", d->pause_ms));
+                 LOG_INT("failures", d->breaker.failures),
+                 LOG_INT("pause_ms", d->breaker.pause_ms));
+        break;
+    case BREAKER_CLOSED_AGAIN:
+        log_info("destination resumed", LOG_STR("destination", d->key));
+        break;
+    case BREAKER_UNCHANGED:
+        break;
     }
 }
 
-/* ---- lanes --------------------------------------------------------------- */
+/* ---- lanes: the webhook's lists, moved by the lanes' transitions ---------- */
 
+/* Only READY lanes are in the ready list, each once: a lane is scheduled only from
+ * IDLE, DELAYED or INFLIGHT, none of which is in it. */
 static void ready_push(wh_t *w, lane_t *l)
 {
-    if (l->queued)
-        return;
-    l->queued = true;
     l->next_ready = NULL;
     if (w->ready_tail)
         w->ready_tail->next_ready = l;
@@ -355,7 +316,6 @@ static lane_t *ready_pop(wh_t *w)
     w->ready_head = l->next_ready;
     if (!w->ready_head)
         w->ready_tail = NULL;
-    l->queued = false;
     return l;
 }
 
@@ -370,119 +330,107 @@ static void delayed_remove(wh_t *w, lane_t *l)
     l->delayed_ix = 0;
 }
 
-/* The lane waits until l->next_at_ms. On failure to grow the list it is readied
- * now instead (when it has an event to send): an early retry, never a lost one. */
-static void delayed_add(wh_t *w, lane_t *l)
+/* The lane waits until l->next_at_ms; false when the list cannot grow. */
+static bool delayed_add(wh_t *w, lane_t *l)
 {
     if (l->next_at_ms < w->next_due_ms)
         w->next_due_ms = l->next_at_ms;
     if (l->delayed_ix)
-        return;
+        return true;
     if (w->n_delayed == w->cap_delayed) {
         size_t cap = w->cap_delayed ? w->cap_delayed * 2 : 64;
         lane_t **p = realloc(w->delayed, cap * sizeof(*p));
-        if (!p) {
-            l->next_at_ms = 0;
-            if (!l->inflight && l->waiting)
-                ready_push(w, l);
-            return;
-        }
+        if (!p)
+            return false;
         w->delayed = p;
         w->cap_delayed = cap;
     }
     w->delayed[w->n_delayed++] = l;
     l->delayed_ix = w->n_delayed;
+    return true;
 }
 
 static void lane_free(lane_t *l)
 {
-    for (event_t *ev = l->waiting, *next; ev; ev = next) {
-        next = ev->next;
-        event_free(ev);
-    }
     /* An in-flight event belongs to its attempt until the attempt ends. */
+    lane_clear(l);
     free(l);
 }
 
-/* The lane's queue. With coalescing it holds at most one event. */
-static void waiting_push_back(wh_t *w, lane_t *l, event_t *ev)
+/* Carries out a transition's action on the webhook's lists and counts; waiting_before
+ * is l->n_waiting before the transition. */
+static void lane_apply(engine_t *e, wh_t *w, lane_t *l, lane_step_t st, size_t waiting_before)
 {
-    ev->next = NULL;
-    if (l->waiting_tail)
-        l->waiting_tail->next = ev;
-    else
-        l->waiting = ev;
-    l->waiting_tail = ev;
-    w->n_waiting++;
+    w->n_waiting = w->n_waiting + l->n_waiting - waiting_before;
+    if (st.released)
+        w->min_known = false; /* the lane's lowest version may have risen */
+    switch (st.action) {
+    case LANE_KEEP:
+        break;
+    case LANE_SCHEDULE:
+        delayed_remove(w, l);
+        ready_push(w, l);
+        break;
+    case LANE_DELAY:
+        if (!delayed_add(w, l)) {
+            /* No room to wait: due now instead (an early retry, never a lost one). */
+            l->next_at_ms = now_ms(e);
+            lane_apply(e, w, l, lane_due(l, l->next_at_ms), l->n_waiting);
+        }
+        break;
+    case LANE_UNLIST:
+        delayed_remove(w, l); /* never in the ready list: it was taken from it to start */
+        break;
+    case LANE_RELEASE:
+        delayed_remove(w, l);
+        imap_del(&w->lanes, l->record_id);
+        lane_free(l);
+        break;
+    }
 }
 
-static void waiting_push_front(wh_t *w, lane_t *l, event_t *ev)
-{
-    ev->next = l->waiting;
-    l->waiting = ev;
-    if (!l->waiting_tail)
-        l->waiting_tail = ev;
-    w->n_waiting++;
-}
-
-static event_t *waiting_pop(wh_t *w, lane_t *l)
-{
-    event_t *ev = l->waiting;
-    if (!ev)
-        return NULL;
-    l->waiting = ev->next;
-    if (!l->waiting)
-        l->waiting_tail = NULL;
-    ev->next = NULL;
-    w->n_waiting--;
-    return ev;
-}
-
-/* Adds a change to its record's lane. Coalescing: a waiting event is replaced by the
- * newer one (a Delete, being newer, replaces anything waiting). Without: queued. */
-static void lane_add(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
+/* Adds a change to its record's lane (a new one, resuming a retry kept across a
+ * restart, when the record has none). */
+static void lane_add_event(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
 {
     lane_t *l = imap_get(&w->lanes, record_id);
     if (!l) {
-        l = calloc(1, sizeof(*l));
+        l = malloc(sizeof(*l));
         if (!l || imap_put(&w->lanes, record_id, l)) {
             free(l);
             event_free(ev);
             w->more = true; /* read it again later */
             return;
         }
-        l->wh = w;
-        l->record_id = record_id;
+        lane_init(l, record_id);
+        l->owner = w;
         uintptr_t k = (uintptr_t)imap_get(&w->retrying, record_id);
         if (k) {
-            l->failures = w->retry_v[k - 1].attempt;
-            l->next_at_ms = w->retry_v[k - 1].next_attempt_at_ms;
-            if (l->next_at_ms > now_ms(e))
-                delayed_add(w, l);
+            lane_restore(l, w->retry_v[k - 1].attempt, w->retry_v[k - 1].next_attempt_at_ms);
             imap_del(&w->retrying, record_id);
         }
     }
-    if (l->waiting_tail && l->waiting_tail->version >= ev->version) {
-        event_free(ev);
-        return;
-    }
-    if (e->o.coalesce && l->waiting) {
-        event_free(waiting_pop(w, l));
-        w->min_known = false; /* this lane's lowest version may have risen */
-    }
-    if (w->min_known && ev->version < w->min_v)
-        w->min_v = ev->version;
-    waiting_push_back(w, l, ev);
-    if (!l->inflight && now_ms(e) >= l->next_at_ms)
-        ready_push(w, l);
+    size_t before = l->n_waiting;
+    lane_apply(e, w, l, lane_add(l, ev, e->o.coalesce, now_ms(e)), before);
+    uint64_t low = lane_lowest(l);
+    if (w->min_known && low && low < w->min_v)
+        w->min_v = low;
+}
+
+/* READY -> INFLIGHT: the event to send (NULL when the lane is not READY). */
+static event_t *lane_take(wh_t *w, lane_t *l, int64_t now)
+{
+    size_t before = l->n_waiting;
+    event_t *ev = lane_start(l, now);
+    w->n_waiting -= before - l->n_waiting;
+    return ev;
 }
 
 static void min_pending(int64_t key, void *value, void *arg)
 {
-    lane_t *l = value;
     uint64_t *m = arg;
     (void)key;
-    uint64_t v = l->inflight ? l->inflight->version : l->waiting ? l->waiting->version : 0;
+    uint64_t v = lane_lowest(value);
     if (v && v < *m)
         *m = v;
 }
@@ -508,7 +456,7 @@ static void free_lane_cb(int64_t key, void *value, void *arg)
     lane_t *l = value;
     if (l->inflight) {
         /* The attempt still owns its event and points to the lane: detach. */
-        l->wh = NULL;
+        l->owner = NULL;
         return;
     }
     lane_free(l);
@@ -851,19 +799,6 @@ static void attempt_free(attempt_t *a)
     free(a);
 }
 
-/* An event that was not delivered goes back to the front of its lane (unless
- * coalescing and a newer state of the record is already waiting), so the watermark
- * stays below it. */
-static void keep_pending(engine_t *e, wh_t *w, lane_t *l, event_t *ev)
-{
-    if (e->o.coalesce && l->waiting) {
-        event_free(ev);
-        w->min_known = false; /* the lane's lowest version rose to the waiting one */
-    } else {
-        waiting_push_front(w, l, ev);
-    }
-}
-
 static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
 {
     attempt_t *a = (attempt_t *)r;
@@ -878,30 +813,32 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
                                             1000u);
     w->in_flight--;
     w->dest->inflight--;
-    if (w->dest->probing && !e->stopping && (l->wh == NULL || w->dead))
-        w->dest->probing = false;
-    l->inflight = NULL;
-    if (l->wh == NULL || w->dead) {
+    int64_t now = now_ms(e);
+    if (l->owner == NULL || w->dead) {
         /* The webhook was disabled or went away while this was in flight; its lanes
-         * were dropped and this one was left to us. */
+         * were dropped and this one was left to us. A probe brings no verdict. */
+        if (a->probe && !e->stopping)
+            breaker_abandon(&w->dest->breaker, now);
         if (!ok)
-            w->last_failure_ms = now_ms(e);
+            w->last_failure_ms = now;
+        l->inflight = NULL;
         lane_free(l);
         event_free(ev);
         attempt_free(a);
         return;
     }
-    int64_t now = now_ms(e);
+    size_t before = l->n_waiting;
     if (e->stopping) {
         /* Aborted by the stop: not acknowledged, so it stays pending (and holds the
          * watermark below it) and is sent again after a restart. */
-        keep_pending(e, w, l, ev);
+        lane_apply(e, w, l, lane_unsent(l, e->o.coalesce), before);
         attempt_free(a);
         return;
     }
     dest_result(e, w->dest, ok || res->http_status == 410);
+    /* The attempt is logged and recorded before the lane's transition, which may free
+     * its event. */
     if (ok) {
-        w->min_known = false; /* the lane's lowest version rose, or the lane goes */
         if (ev->committed_us) {
             int64_t lat = metrics_wall_us() - ev->committed_us;
             metrics_hist_observe(&e->m.latency, (uint64_t)(lat > 0 ? lat : 0) * 1000u);
@@ -910,42 +847,31 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         record_attempt(e, w, a, res, STORE_ATTEMPT_DELIVERED, 0);
         record_ack(e, w, l->record_id, ev->version);
         w->last_success_ms = now;
-        l->failures = 0;
-        l->next_at_ms = 0;
-        event_free(ev);
-        if (l->waiting) {
-            ready_push(w, l);
-        } else {
-            imap_del(&w->lanes, l->record_id);
-            delayed_remove(w, l);
-            lane_free(l);
-        }
+        lane_apply(e, w, l, lane_delivered(l), before);
     } else if (res->http_status == 410) {
         metrics_counter_add(&e->m.given_up, 1);
         log_attempt(e, w, a, res, outcome, 0);
         record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
         w->last_failure_ms = now;
-        keep_pending(e, w, l, ev); /* undelivered: it must hold the watermark below it */
+        /* Undelivered: it must hold the watermark below it. */
+        lane_apply(e, w, l, lane_unsent(l, e->o.coalesce), before);
         wh_disable(e, w, STORE_WH_DESTINATION_GONE, "the destination answered 410 Gone");
     } else {
-        l->failures++;
         int64_t ra = (res->http_status == 429 || res->http_status == 503) ? res->retry_after_s : -1;
-        int64_t delay = retry_next_delay_ms(&e->o.retry, l->failures, ra, e->o.rand);
+        int64_t delay = retry_next_delay_ms(&e->o.retry, l->failures + 1, ra, e->o.rand);
         w->last_failure_ms = now;
         if (delay < 0) {
             metrics_counter_add(&e->m.given_up, 1);
             log_attempt(e, w, a, res, outcome, 0);
             record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
-            keep_pending(e, w, l, ev);
+            lane_apply(e, w, l, lane_unsent(l, e->o.coalesce), before);
             wh_disable(e, w, STORE_WH_RETRIES_EXHAUSTED, "the last retry failed");
         } else {
             metrics_counter_add(&e->m.retries, 1);
-            l->next_at_ms = now + delay;
-            log_attempt(e, w, a, res, outcome, l->next_at_ms);
-            record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, l->next_at_ms);
+            log_attempt(e, w, a, res, outcome, now + delay);
+            record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, now + delay);
             /* Retry the newest state: a newer waiting change replaces this one. */
-            keep_pending(e, w, l, ev);
-            delayed_add(w, l);
+            lane_apply(e, w, l, lane_failed(l, e->o.coalesce, now + delay), before);
         }
     }
     attempt_free(a);
@@ -955,15 +881,21 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
     dispatch(e);
 }
 
-static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
+/* Sends ev, the event lane l just took (INFLIGHT). Before the request is handed to
+ * the HTTP pool nothing is sent and an error is returned (the caller puts the event
+ * back); once handed over, every outcome ends in on_attempt_done. */
+static int start_attempt(engine_t *e, wh_t *w, lane_t *l, event_t *ev, bool probe)
 {
+    if (e->o.test_fail_starts > 0) {
+        e->o.test_fail_starts--;
+        return BH_ENOMEM;
+    }
     /* Not calloc: the request's result holds a 4 KiB excerpt buffer that hc resets
      * by its length; the request's own fields are all set below. */
     attempt_t *a = malloc(sizeof(*a));
     if (!a)
         return BH_ENOMEM;
     hc_request_init(&a->req);
-    event_t *ev = l->waiting;
     int64_t ts = now_ms(e) / 1000;
     char sig[SIGN_V1_LEN + 1];
     const char *id = a->id;
@@ -988,6 +920,7 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
     a->wh = w;
     a->lane = l;
     a->ev = ev;
+    a->probe = probe;
     a->number = l->failures + 1;
     a->started_ms = now_ms(e);
     a->req.url = w->row.destination_url;
@@ -998,12 +931,10 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
     a->req.connect_timeout_ms = e->o.connect_timeout_ms;
     a->req.done = on_attempt_done;
     a->req.data = e;
-    l->inflight = waiting_pop(w, l);
-    delayed_remove(w, l);
+    w->in_flight++;
+    w->dest->inflight++;
     int rc = hc_pool_send(e->http, &a->req);
     if (rc) {
-        w->in_flight++;
-        w->dest->inflight++;
         /* Not sent: the same path as a failed attempt, so it is logged and retried. */
         hc_result_t res;
         hc_result_reset(&res);
@@ -1011,15 +942,12 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
                  rc == BH_ENOTFOUND ? "name not resolved (.invalid never resolves)"
                                     : "could not start the request");
         on_attempt_done(&a->req, &res);
-        return 0;
     }
-    w->in_flight++;
-    w->dest->inflight++;
     return 0;
 }
 
 /* Lanes whose retry time has come go back to the ready list. */
-static void wake_due(wh_t *w, int64_t now)
+static void wake_due(engine_t *e, wh_t *w, int64_t now)
 {
     if (now < w->next_due_ms)
         return;
@@ -1032,9 +960,11 @@ static void wake_due(wh_t *w, int64_t now)
             i++;
             continue;
         }
-        delayed_remove(w, l); /* the last one moves to i */
-        if (!l->inflight && l->waiting)
-            ready_push(w, l);
+        lane_step_t st = lane_due(l, now);
+        if (st.action == LANE_KEEP)
+            delayed_remove(w, l); /* not DELAYED any more; the last one moves to i */
+        else
+            lane_apply(e, w, l, st, l->n_waiting); /* out of the list: the last moves to i */
     }
     w->next_due_ms = next;
 }
@@ -1050,18 +980,27 @@ static void dispatch_once(engine_t *e)
             wh_kill(w);
             continue;
         }
-        wake_due(w, now);
-        while (w->ready_head && dest_admits(e, w->dest)) {
+        wake_due(e, w, now);
+        dest_t *d = w->dest;
+        while (w->ready_head && d->inflight < e->o.max_inflight_per_dest &&
+               breaker_admit(&d->breaker, now)) {
+            bool probe = d->breaker.state == BREAKER_HALF_OPEN;
             lane_t *l = ready_pop(w);
-            if (l->inflight || !l->waiting)
+            event_t *ev = lane_take(w, l, now);
+            int rc = ev ? start_attempt(e, w, l, ev, probe) : 0;
+            if (ev && rc == 0)
                 continue;
-            if (l->next_at_ms > now)
-                continue; /* wake_due brings it back */
-            if (start_attempt(e, w, l)) {
-                if (w->dest->probing)
-                    w->dest->probing = false;
-                break;
-            }
+            if (probe)
+                breaker_abandon(&d->breaker, now);
+            if (!ev)
+                continue; /* not READY: never in the list (see ready_push) */
+            /* Not sent: first in line again after a pause, so the record does not
+             * stall (and hold the webhook's watermark) until its next change. */
+            log_warn("delivery not started", LOG_STR("webhook", w->row.id),
+                     LOG_INT("record", l->record_id), LOG_STR("error", err_str(rc)),
+                     LOG_INT("retry_in_ms", START_RETRY_MS));
+            lane_apply(e, w, l, lane_start_failed(l, now, START_RETRY_MS), l->n_waiting);
+            break;
         }
     }
 }
@@ -1256,7 +1195,7 @@ static void scan_done(uv_work_t *wk, int status)
             ev->body = j->bodies[i];
             ev->len = strlen(ev->body);
             j->bodies[i] = NULL;
-            lane_add(e, w, c->record_id, ev);
+            lane_add_event(e, w, c->record_id, ev);
         }
         w->more = j->n == SCAN_BATCH;
         if (j->head > w->head)
@@ -1601,7 +1540,7 @@ static void snapshot(engine_t *e)
     int64_t now = now_ms(e);
     int64_t mono = mono_ms(e);
     for (dest_t *d = e->dests; d; d = d->next)
-        if (d->open_until_ms && d->open_until_ms > now)
+        if (d->breaker.state != BREAKER_CLOSED)
             sn.paused++;
     imap_t ix;                   /* tenant id -> index + 1 into per */
     imap_init(&ix);

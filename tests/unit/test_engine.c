@@ -29,8 +29,9 @@
  * on a backlog the engine finds when it starts or when it loads a new webhook; three
  * tests run again with the transfers on two transport threads (setup_threads).
  *
- * Regressions these tests caught and keep covered (marked "was a bug"): the
- * watermark claimed an undelivered event after RetriesExhausted, expiry and stop;
+ * Regressions these tests caught and keep covered (marked "was a bug"): a record
+ * stalled when its attempt could not be started (test_start_failure_does_not_stall,
+ * with the engine's test_fail_starts); the watermark claimed an undelivered event after RetriesExhausted, expiry and stop;
  * the wh_t was freed while a scan job or a flush batch still pointed to it. Those
  * two tests run last; `test_engine <name>` runs one test alone.
  */
@@ -823,6 +824,38 @@ static void test_success_after_failures(void **state)
     assert_int_equal(consumer_count(&f->cons), 3);
 }
 
+/* An attempt that fails before anything is sent (no memory while preparing it,
+ * signing failed) puts its event back first in line: it goes out after a short pause
+ * (START_RETRY_MS in engine.c, 1 s of the engine's clock), as attempt 1 since nothing
+ * failed at the destination, and the watermark passes it. Was a bug: the lane was
+ * taken from the ready list and put nowhere, so the record stalled, holding the
+ * webhook's watermark, until its next change or a restart. */
+static void test_start_failure_does_not_stall(void **state)
+{
+    fx_t *f = *state;
+    f->eo.test_fail_starts = 1;
+    make_webhook(f, 30 * DAY);
+    start_engine(f);
+    uint64_t v = put_break(f, 7, 25);
+    expect_quiet(f, 300, "during the pause after the failed start");
+    assert_int_equal(consumer_count(&f->cons), 0);
+    clock_fake_advance(&f->clock, 1000);
+    expect_requests(f, 1, WAIT_MS, "the event whose first start failed");
+    store_attempt_t log[4];
+    assert_int_equal(expect_log(f, 1, log, 4), 1);
+    assert_int_equal(log[0].attempt, 1);
+    assert_int_equal(log[0].status, STORE_ATTEMPT_DELIVERED);
+    assert_int_equal(log[0].version, v);
+    int64_t end = real_ms() + WAIT_MS;
+    store_webhook_t w = get_webhook(f);
+    while (w.last_delivered_version != v && real_ms() < end) {
+        clock_fake_advance(&f->clock, FLUSH_NUDGE_MS);
+        sleep_ms(50);
+        w = get_webhook(f);
+    }
+    assert_int_equal(w.last_delivered_version, v);
+}
+
 /* 429/503 with Retry-After: honoured when longer than the step, capped at 24 h,
  * the step when shorter; ignored on a 500. */
 static void test_retry_after(void **state)
@@ -1369,6 +1402,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_retry_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_success_after_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_failure_does_not_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_exhausted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
