@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <uv.h>
 
 #include "client/hc_pool.h"
@@ -54,10 +55,18 @@ typedef struct dest dest_t;
  * then frees it). next_ready links the webhook's ready list (READY lanes only);
  * delayed_ix is index + 1 in its delayed list (DELAYED lanes), 0 when not in it. */
 
+/* A host (scheme://host:port) that webhooks deliver to. The in-flight cap protects
+ * the host and is shared in turns: the webhooks with a lane ready for it queue in
+ * `run`, each starts one attempt and goes to the back, so a busy or failing webhook
+ * cannot take every slot while another one waits. The circuit breaker is not here
+ * but the webhook's: one tenant's failing URL does not pause another's on the same
+ * host. */
 struct dest {
     char key[280];             /* scheme://host:port */
     size_t inflight;
-    breaker_t breaker;         /* delivery/breaker.h */
+    TAILQ_HEAD(, wh) run;      /* webhooks with a ready lane, in turn order */
+    bool busy;                 /* in the engine's busy list (run not empty) */
+    TAILQ_ENTRY(dest) busy_link;
     /* Failed-attempt log lines: at most FAIL_LOG_BURST per FAIL_LOG_WINDOW_MS; the
      * lines left out are counted and reported on the next line written. */
     int64_t log_window_ms;
@@ -113,6 +122,12 @@ struct wh {
     store_webhook_t row;
     unsigned char key[CRYPTO_WEBHOOK_KEY_LEN];
     dest_t *dest;
+    breaker_t breaker;         /* this webhook's URL's (delivery/breaker.h) */
+    bool runnable;             /* in dest->run */
+    TAILQ_ENTRY(wh) run_link;
+    bool timed;                /* in the engine's timed list: lanes waiting for a
+                                  retry time, or the breaker open */
+    TAILQ_ENTRY(wh) timed_link;
     imap_t lanes;              /* record id -> lane_t* */
     imap_t acked;              /* record id -> acked version (cast), above the watermark */
     /* Recovery after a restart: for changes up to recovery_head (the log's head when
@@ -166,6 +181,8 @@ struct engine {
     workpool_t *writes;        /* the engine's store writes (flush, disable) */
     wh_t *whs;
     dest_t *dests;
+    TAILQ_HEAD(, dest) busy;   /* hosts with a webhook waiting for a turn */
+    TAILQ_HEAD(, wh) timed;    /* webhooks with something due at a time */
     bool stopping, refreshing, flushing;
     bool dispatching, dispatch_again; /* dispatch is not re-entered, it loops instead */
     int64_t last_refresh_ms, last_poll_ms, last_flush_ms;
@@ -267,27 +284,76 @@ static dest_t *dest_get(engine_t *e, const char *url)
     if (!d)
         return NULL;
     snprintf(d->key, sizeof(d->key), "%s", key);
-    breaker_init(&d->breaker);
+    TAILQ_INIT(&d->run);
     d->next = e->dests;
     e->dests = d;
     return d;
 }
 
-/* The result of an attempt toward d for its breaker; ok: an answer that counts as
- * one (2xx, or 410). */
-static void dest_result(engine_t *e, dest_t *d, bool ok)
+/* ---- turns: which webhook sends next --------------------------------------- */
+
+static void timed_add(engine_t *e, wh_t *w)
+{
+    if (w->timed)
+        return;
+    TAILQ_INSERT_TAIL(&e->timed, w, timed_link);
+    w->timed = true;
+}
+
+static void timed_remove(engine_t *e, wh_t *w)
+{
+    if (!w->timed)
+        return;
+    TAILQ_REMOVE(&e->timed, w, timed_link);
+    w->timed = false;
+}
+
+static void run_remove(wh_t *w)
+{
+    if (!w->runnable)
+        return;
+    TAILQ_REMOVE(&w->dest->run, w, run_link);
+    w->runnable = false;
+}
+
+/* The webhook may have a lane ready: it queues for a turn at its host, unless its
+ * breaker holds it back (OPEN: the timed list brings it back when the pause ends;
+ * HALF_OPEN: the probe's result does). */
+static void wh_poke(engine_t *e, wh_t *w)
+{
+    if (w->runnable || w->dead || !w->ready_head || w->breaker.state == BREAKER_HALF_OPEN)
+        return;
+    if (w->breaker.state == BREAKER_OPEN && now_ms(e) < w->breaker.until_ms) {
+        timed_add(e, w);
+        return;
+    }
+    dest_t *d = w->dest;
+    TAILQ_INSERT_TAIL(&d->run, w, run_link);
+    w->runnable = true;
+    if (!d->busy) {
+        TAILQ_INSERT_TAIL(&e->busy, d, busy_link);
+        d->busy = true;
+    }
+}
+
+/* The result of an attempt of w for its breaker; ok: an answer that counts as one
+ * (2xx, or 410). */
+static void wh_breaker_result(engine_t *e, wh_t *w, bool ok)
 {
     breaker_config_t c = { .threshold = e->o.breaker_threshold,
                            .pause_ms = e->o.breaker_pause_ms,
                            .pause_max_ms = BREAKER_PAUSE_MAX_MS };
-    switch (breaker_result(&d->breaker, &c, ok, now_ms(e))) {
+    switch (breaker_result(&w->breaker, &c, ok, now_ms(e))) {
     case BREAKER_OPENED:
-        log_warn("destination paused", LOG_STR("destination", d->key),
-                 LOG_INT("failures", d->breaker.failures),
-                 LOG_INT("pause_ms", d->breaker.pause_ms));
+        log_warn("destination paused", LOG_STR("webhook", w->row.id),
+                 LOG_STR("destination", w->dest->key), LOG_INT("failures", w->breaker.failures),
+                 LOG_INT("pause_ms", w->breaker.pause_ms));
+        run_remove(w);
+        timed_add(e, w);
         break;
     case BREAKER_CLOSED_AGAIN:
-        log_info("destination resumed", LOG_STR("destination", d->key));
+        log_info("destination resumed", LOG_STR("webhook", w->row.id),
+                 LOG_STR("destination", w->dest->key));
         break;
     case BREAKER_UNCHANGED:
         break;
@@ -370,9 +436,12 @@ static void lane_apply(engine_t *e, wh_t *w, lane_t *l, lane_step_t st, size_t w
     case LANE_SCHEDULE:
         delayed_remove(w, l);
         ready_push(w, l);
+        wh_poke(e, w);
         break;
     case LANE_DELAY:
-        if (!delayed_add(w, l)) {
+        if (delayed_add(w, l)) {
+            timed_add(e, w);
+        } else {
             /* No room to wait: due now instead (an early retry, never a lost one). */
             l->next_at_ms = now_ms(e);
             lane_apply(e, w, l, lane_due(l, l->next_at_ms), l->n_waiting);
@@ -490,8 +559,10 @@ static void wh_kill(wh_t *w)
     wh_drop_lanes(w);
 }
 
-static void wh_free(wh_t *w)
+static void wh_free(engine_t *e, wh_t *w)
 {
+    run_remove(w);
+    timed_remove(e, w);
     wh_drop_lanes(w);
     imap_deinit(&w->acked);
     imap_deinit(&w->latest);
@@ -818,7 +889,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         /* The webhook was disabled or went away while this was in flight; its lanes
          * were dropped and this one was left to us. A probe brings no verdict. */
         if (a->probe && !e->stopping)
-            breaker_abandon(&w->dest->breaker, now);
+            breaker_abandon(&w->breaker, now);
         if (!ok)
             w->last_failure_ms = now;
         l->inflight = NULL;
@@ -835,7 +906,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         attempt_free(a);
         return;
     }
-    dest_result(e, w->dest, ok || res->http_status == 410);
+    wh_breaker_result(e, w, ok || res->http_status == 410);
     /* The attempt is logged and recorded before the lane's transition, which may free
      * its event. */
     if (ok) {
@@ -875,6 +946,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         }
     }
     attempt_free(a);
+    wh_poke(e, w); /* a probe's success lets the webhook's ready lanes go again */
     if (e->n_attempts >= FLUSH_MAX)
         flush(e);
     /* A slot toward this destination is free: use it now, not at the next tick. */
@@ -969,38 +1041,69 @@ static void wake_due(engine_t *e, wh_t *w, int64_t now)
     w->next_due_ms = next;
 }
 
-static void dispatch_once(engine_t *e)
+/* The webhooks waiting for a time: lanes whose retry time came go back to the ready
+ * list, a breaker whose pause ended lets its webhook queue for the probe. Only these
+ * webhooks are looked at, not every webhook. */
+static void timed_walk(engine_t *e, int64_t now)
 {
-    int64_t now = now_ms(e);
-    for (wh_t *w = e->whs; w; w = w->next) {
-        if (w->dead)
-            continue;
-        if (now >= w->row.valid_until_ms) {
-            /* Expired: nothing more is sent (the store's sweep records it). */
-            wh_kill(w);
+    wh_t *next;
+    for (wh_t *w = TAILQ_FIRST(&e->timed); w; w = next) {
+        next = TAILQ_NEXT(w, timed_link);
+        if (w->dead) {
+            timed_remove(e, w);
             continue;
         }
         wake_due(e, w, now);
-        dest_t *d = w->dest;
-        while (w->ready_head && d->inflight < e->o.max_inflight_per_dest &&
-               breaker_admit(&d->breaker, now)) {
-            bool probe = d->breaker.state == BREAKER_HALF_OPEN;
+        bool held = w->breaker.state == BREAKER_OPEN && now < w->breaker.until_ms;
+        if (!held)
+            wh_poke(e, w);
+        if (w->n_delayed == 0 && !held)
+            timed_remove(e, w);
+    }
+}
+
+/* Starts every attempt that may start now: per host with free slots, one attempt per
+ * webhook in turn. */
+static void dispatch_once(engine_t *e)
+{
+    int64_t now = now_ms(e);
+    timed_walk(e, now);
+    dest_t *dnext;
+    for (dest_t *d = TAILQ_FIRST(&e->busy); d; d = dnext) {
+        dnext = TAILQ_NEXT(d, busy_link);
+        while (d->inflight < e->o.max_inflight_per_dest && !TAILQ_EMPTY(&d->run)) {
+            wh_t *w = TAILQ_FIRST(&d->run);
+            run_remove(w);
+            if (w->dead || !w->ready_head)
+                continue;
+            if (now >= w->row.valid_until_ms) {
+                /* Expired: nothing more is sent (the store's sweep records it). */
+                wh_kill(w);
+                continue;
+            }
+            if (!breaker_admit(&w->breaker, now)) {
+                wh_poke(e, w); /* into the timed list while the pause runs */
+                continue;
+            }
+            bool probe = w->breaker.state == BREAKER_HALF_OPEN;
             lane_t *l = ready_pop(w);
             event_t *ev = lane_take(w, l, now);
             int rc = ev ? start_attempt(e, w, l, ev, probe) : 0;
-            if (ev && rc == 0)
-                continue;
-            if (probe)
-                breaker_abandon(&d->breaker, now);
-            if (!ev)
-                continue; /* not READY: never in the list (see ready_push) */
-            /* Not sent: first in line again after a pause, so the record does not
-             * stall (and hold the webhook's watermark) until its next change. */
-            log_warn("delivery not started", LOG_STR("webhook", w->row.id),
-                     LOG_INT("record", l->record_id), LOG_STR("error", err_str(rc)),
-                     LOG_INT("retry_in_ms", START_RETRY_MS));
-            lane_apply(e, w, l, lane_start_failed(l, now, START_RETRY_MS), l->n_waiting);
-            break;
+            if ((!ev || rc) && probe)
+                breaker_abandon(&w->breaker, now);
+            if (ev && rc) {
+                /* Not sent: first in line again after a pause, so the record does not
+                 * stall (and hold the webhook's watermark) until its next change. */
+                log_warn("delivery not started", LOG_STR("webhook", w->row.id),
+                         LOG_INT("record", l->record_id), LOG_STR("error", err_str(rc)),
+                         LOG_INT("retry_in_ms", START_RETRY_MS));
+                lane_apply(e, w, l, lane_start_failed(l, now, START_RETRY_MS), l->n_waiting);
+            }
+            wh_poke(e, w); /* to the back of the line, if it has more to send */
+        }
+        if (TAILQ_EMPTY(&d->run)) {
+            TAILQ_REMOVE(&e->busy, d, busy_link);
+            d->busy = false;
         }
     }
 }
@@ -1447,7 +1550,7 @@ static void refresh_done(uv_work_t *wk, int status)
             wh_t *w = *pp;
             if (!w->seen && !w->touched && w->in_flight == 0 && !w->scanning) {
                 *pp = w->next;
-                wh_free(w);
+                wh_free(e, w);
                 continue;
             }
             if (!w->seen && !w->dead)
@@ -1539,9 +1642,7 @@ static void snapshot(engine_t *e)
     memset(&sn, 0, sizeof(sn));
     int64_t now = now_ms(e);
     int64_t mono = mono_ms(e);
-    for (dest_t *d = e->dests; d; d = d->next)
-        if (d->breaker.state != BREAKER_CLOSED)
-            sn.paused++;
+
     imap_t ix;                   /* tenant id -> index + 1 into per */
     imap_init(&ix);
     tenant_pending_t *per = NULL;
@@ -1550,6 +1651,8 @@ static void snapshot(engine_t *e)
         if (w->dead)
             continue;
         sn.enabled++;
+        if (w->breaker.state != BREAKER_CLOSED)
+            sn.paused++;
         if (w->row.valid_until_ms - now < 24 * 3600 * 1000LL)
             sn.expiring_1d++;
         if (w->row.valid_until_ms - now < 7 * 24 * 3600 * 1000LL)
@@ -1733,6 +1836,8 @@ int engine_start(const engine_options_t *o, engine_t **out)
     e->o = *o;
     pthread_mutex_init(&e->snap_lock, NULL);
     imap_init(&e->tenant_names);
+    TAILQ_INIT(&e->busy);
+    TAILQ_INIT(&e->timed);
     metrics_hist_init(&e->m.latency, latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]),
                       1e9);
     metrics_hist_init(&e->m.attempt, attempt_bounds, sizeof(attempt_bounds) / sizeof(attempt_bounds[0]),
@@ -1770,7 +1875,7 @@ void engine_stop(engine_t *e)
     uv_thread_join(&e->thread);
     for (wh_t *w = e->whs; w;) {
         wh_t *next = w->next;
-        wh_free(w);
+        wh_free(e, w);
         w = next;
     }
     for (dest_t *d = e->dests; d;) {
