@@ -73,6 +73,7 @@ struct dest {
     int log_lines;
     uint64_t log_suppressed;
     dest_t *next;
+    dest_t *hash_next;         /* the same key hash (the engine's by_dest) */
 };
 
 typedef struct attempt {
@@ -128,6 +129,12 @@ struct wh {
     bool timed;                /* in the engine's timed list: lanes waiting for a
                                   retry time, or the breaker open */
     TAILQ_ENTRY(wh) timed_link;
+    bool listed;               /* in the engine's scan list (dirty or more) */
+    TAILQ_ENTRY(wh) scan_link;
+    bool flush_listed;         /* in the engine's touched list */
+    TAILQ_ENTRY(wh) touched_link;
+    wh_t *tenant_next;         /* the engine's webhooks of the same tenant */
+    wh_t *id_next;             /* the same id hash (the engine's by_id) */
     imap_t lanes;              /* record id -> lane_t* */
     imap_t acked;              /* record id -> acked version (cast), above the watermark */
     /* Recovery after a restart: for changes up to recovery_head (the log's head when
@@ -183,6 +190,20 @@ struct engine {
     dest_t *dests;
     TAILQ_HEAD(, dest) busy;   /* hosts with a webhook waiting for a turn */
     TAILQ_HEAD(, wh) timed;    /* webhooks with something due at a time */
+    TAILQ_HEAD(, wh) to_scan;  /* webhooks with changes to read (dirty or more) */
+    TAILQ_HEAD(, wh) touched;  /* webhooks with results to commit */
+    imap_t by_tenant;          /* tenant id -> its first webhook (tenant_next) */
+    imap_t by_id;              /* hash of the id -> first webhook with it (id_next) */
+    imap_t by_dest;            /* hash of the host key -> first dest with it */
+    /* Tenants whose commits woke the engine, handed over by on_commit (store's writer)
+     * to the loop under wake_lock; all_dirty: every webhook (another process wrote,
+     * or the list overflowed). */
+    pthread_mutex_t wake_lock;
+    int64_t wake_tenants[64];
+    size_t n_wake;
+    bool all_dirty;
+    /* The acks' webhooks, parallel to acks (alive until the flush: touched). */
+    wh_t **ack_whs;
     bool stopping, refreshing, flushing;
     bool dispatching, dispatch_again; /* dispatch is not re-entered, it loops instead */
     int64_t last_refresh_ms, last_poll_ms, last_flush_ms;
@@ -232,7 +253,10 @@ void engine_options_default(engine_options_t *o)
     o->connect_timeout_ms = 5000;
     o->max_inflight_per_dest = 16;
     o->max_lanes_per_webhook = 20000;
-    o->poll_ms = 250;
+    /* A safety net only: commits wake the engine (store_subscribe), per tenant, and
+     * the store notices another process's commits itself. Reading every webhook's
+     * change log four times a second cost thousands of idle webhooks their scans. */
+    o->poll_ms = 30000;
     o->refresh_ms = 1000;
     o->breaker_threshold = 10;
     o->breaker_pause_ms = 5000;
@@ -268,6 +292,17 @@ static void event_id(const wh_t *w, uint64_t version, char out[64])
 
 /* ---- destinations and the breaker ---------------------------------------- */
 
+/* FNV-1a of a NUL-terminated string, as an imap key. */
+static int64_t str_key(const char *str)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return (int64_t)h;
+}
+
 static dest_t *dest_get(engine_t *e, const char *url)
 {
     char key[280];
@@ -277,17 +312,108 @@ static dest_t *dest_get(engine_t *e, const char *url)
         snprintf(key, sizeof(key), "%s://%.200s:%d", u.scheme, u.host, u.port);
     else
         snprintf(key, sizeof(key), "%.270s", url);
-    for (dest_t *d = e->dests; d; d = d->next)
+    int64_t hk = str_key(key);
+    dest_t *first = imap_get(&e->by_dest, hk);
+    for (dest_t *d = first; d; d = d->hash_next)
         if (!strcmp(d->key, key))
             return d;
     dest_t *d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
+    if (imap_put(&e->by_dest, hk, d)) {
+        free(d);
+        return NULL;
+    }
+    d->hash_next = first;
     snprintf(d->key, sizeof(d->key), "%s", key);
     TAILQ_INIT(&d->run);
     d->next = e->dests;
     e->dests = d;
     return d;
+}
+
+/* ---- the engine's indexes and work lists ------------------------------------ *
+ * So that a commit, a completion or a tick costs what it has to do, not a walk of
+ * every webhook: a commit marks only its tenant's webhooks (by_tenant), the tick reads
+ * the change log only for the webhooks in to_scan, a flush commits only those in
+ * touched, and a refresh finds a webhook by its id (by_id). */
+
+static void scan_list_add(engine_t *e, wh_t *w)
+{
+    if (w->listed || w->dead)
+        return;
+    TAILQ_INSERT_TAIL(&e->to_scan, w, scan_link);
+    w->listed = true;
+}
+
+static void scan_list_remove(engine_t *e, wh_t *w)
+{
+    if (!w->listed)
+        return;
+    TAILQ_REMOVE(&e->to_scan, w, scan_link);
+    w->listed = false;
+}
+
+/* New changes may wait in w's window. */
+static void mark_dirty(engine_t *e, wh_t *w)
+{
+    w->dirty = true;
+    scan_list_add(e, w);
+}
+
+/* w has results (attempts, acks, a watermark) for the next flush. */
+static void mark_touched(engine_t *e, wh_t *w)
+{
+    w->touched = true;
+    if (w->flush_listed)
+        return;
+    TAILQ_INSERT_TAIL(&e->touched, w, touched_link);
+    w->flush_listed = true;
+}
+
+static int wh_index(engine_t *e, wh_t *w)
+{
+    int64_t k = str_key(w->row.id);
+    wh_t *first_id = imap_get(&e->by_id, k);
+    wh_t *first_tenant = imap_get(&e->by_tenant, w->row.tenant_id);
+    if (imap_put(&e->by_id, k, w))
+        return BH_ENOMEM;
+    if (imap_put(&e->by_tenant, w->row.tenant_id, w)) {
+        if (!imap_replace(&e->by_id, k, first_id))
+            imap_del(&e->by_id, k);
+        return BH_ENOMEM;
+    }
+    w->id_next = first_id;
+    w->tenant_next = first_tenant;
+    return 0;
+}
+
+/* Takes w out of a chain whose head is the map's value at key. */
+static void chain_remove(imap_t *m, int64_t key, wh_t *w, size_t next_off)
+{
+    wh_t **pp = NULL;
+    wh_t *head = imap_get(m, key);
+    if (head == w) {
+        wh_t *next = *(wh_t **)((char *)w + next_off);
+        if (next)
+            imap_replace(m, key, next);
+        else
+            imap_del(m, key);
+        return;
+    }
+    for (wh_t *p = head; p; p = *pp) {
+        pp = (wh_t **)((char *)p + next_off);
+        if (*pp == w) {
+            *pp = *(wh_t **)((char *)w + next_off);
+            return;
+        }
+    }
+}
+
+static void wh_unindex(engine_t *e, wh_t *w)
+{
+    chain_remove(&e->by_id, str_key(w->row.id), w, offsetof(wh_t, id_next));
+    chain_remove(&e->by_tenant, w->row.tenant_id, w, offsetof(wh_t, tenant_next));
 }
 
 /* ---- turns: which webhook sends next --------------------------------------- */
@@ -547,15 +673,16 @@ static void wh_drop_lanes(wh_t *w)
 
 /* The webhook gets nothing more. Its watermark is settled first, from the lanes that
  * are still pending (what was delivered until now counts, nothing after). */
-static void wh_kill(wh_t *w)
+static void wh_kill(engine_t *e, wh_t *w)
 {
     if (w->dead)
         return;
     uint64_t wm = wh_watermark(w);
     if (wm > w->watermark)
         w->watermark = wm;
-    w->touched = true;
+    mark_touched(e, w);
     w->dead = true;
+    scan_list_remove(e, w);
     wh_drop_lanes(w);
 }
 
@@ -563,6 +690,10 @@ static void wh_free(engine_t *e, wh_t *w)
 {
     run_remove(w);
     timed_remove(e, w);
+    scan_list_remove(e, w);
+    if (w->flush_listed)
+        TAILQ_REMOVE(&e->touched, w, touched_link);
+    wh_unindex(e, w);
     wh_drop_lanes(w);
     imap_deinit(&w->acked);
     imap_deinit(&w->latest);
@@ -604,21 +735,25 @@ static void record_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_re
     t->status = status;
     memcpy(t->excerpt, res->excerpt, res->excerpt_len);
     t->excerpt[res->excerpt_len] = '\0';
-    w->touched = true;
+    mark_touched(e, w);
 }
 
 static void record_ack(engine_t *e, wh_t *w, int64_t record_id, uint64_t version)
 {
     if (e->n_acks == e->cap_acks) {
         size_t cap = e->cap_acks ? e->cap_acks * 2 : 256;
-        struct store_ack *p = realloc(e->acks, cap * sizeof(*p));
+        wh_t **q = realloc(e->ack_whs, cap * sizeof(*q));
+        if (q)
+            e->ack_whs = q;
+        struct store_ack *p = q ? realloc(e->acks, cap * sizeof(*p)) : NULL;
         if (!p)
             return; /* a restart may send this record again: at least once still holds */
         e->acks = p;
         e->cap_acks = cap;
     }
+    e->ack_whs[e->n_acks] = w;
     e->acks[e->n_acks++] = (struct store_ack){ w->row.tenant_id, w->row.id, record_id, version };
-    w->touched = true;
+    mark_touched(e, w);
 }
 
 /* The engine's writes (flush, disable) run on its own store thread (e->writes), not
@@ -681,8 +816,9 @@ static void flush_done(void *arg)
 static flush_job_t *flush_take(engine_t *e)
 {
     size_t n_marks = 0;
-    for (wh_t *w = e->whs; w; w = w->next)
-        n_marks += w->touched;
+    wh_t *w;
+    TAILQ_FOREACH(w, &e->touched, touched_link)
+        n_marks++;
     if (!e->n_attempts && !e->n_acks && !n_marks)
         return NULL;
     flush_job_t *j = calloc(1, sizeof(*j));
@@ -693,9 +829,9 @@ static flush_job_t *flush_take(engine_t *e)
         return NULL;
     }
     size_t k = 0;
-    for (wh_t *w = e->whs; w; w = w->next) {
-        if (!w->touched)
-            continue;
+    while ((w = TAILQ_FIRST(&e->touched)) != NULL) {
+        TAILQ_REMOVE(&e->touched, w, touched_link);
+        w->flush_listed = false;
         /* A webhook whose lanes were dropped undelivered (disabled, expired) keeps
          * the watermark it had: it must never claim events it did not deliver. */
         uint64_t wm = w->dead ? w->watermark : wh_watermark(w);
@@ -711,12 +847,8 @@ static flush_job_t *flush_take(engine_t *e)
      * here saves the store most of its writes per delivery. */
     size_t kept = 0;
     for (size_t i = 0; i < e->n_acks; i++) {
-        bool covered = false;
-        for (size_t m = 0; m < k && !covered; m++)
-            covered = marks[m].tenant_id == e->acks[i].tenant_id &&
-                      !strcmp(marks[m].webhook_id, e->acks[i].webhook_id) &&
-                      e->acks[i].version <= marks[m].version;
-        if (!covered)
+        /* Every ack's webhook was touched, so its watermark was just settled above. */
+        if (e->acks[i].version > e->ack_whs[i]->watermark)
             e->acks[kept++] = e->acks[i];
     }
     e->n_acks = kept;
@@ -797,7 +929,7 @@ static void wh_disable(engine_t *e, wh_t *w, store_webhook_reason_t reason, cons
     if (w->dead)
         return;
     log_warn("webhook disabled", LOG_STR("webhook", w->row.id), LOG_STR("reason", why));
-    wh_kill(w);
+    wh_kill(e, w);
     disable_job_t *j = calloc(1, sizeof(*j));
     if (!j)
         return;
@@ -1078,7 +1210,7 @@ static void dispatch_once(engine_t *e)
                 continue;
             if (now >= w->row.valid_until_ms) {
                 /* Expired: nothing more is sent (the store's sweep records it). */
-                wh_kill(w);
+                wh_kill(e, w);
                 continue;
             }
             if (!breaker_admit(&w->breaker, now)) {
@@ -1311,7 +1443,7 @@ static void scan_done(uv_work_t *wk, int status)
             imap_init(&w->retrying);
         }
         if (j->n)
-            w->touched = true; /* the watermark may rise past skipped changes */
+            mark_touched(e, w); /* the watermark may rise past skipped changes */
     }
     for (size_t i = 0; j->bodies && i < j->n; i++)
         free(j->bodies[i]);
@@ -1324,6 +1456,8 @@ static void scan_done(uv_work_t *wk, int status)
         dispatch(e);
         if (w->more && !w->dead)
             scan(e, w); /* keep reading while there is room */
+        if ((w->more || w->dirty) && !w->scanning)
+            scan_list_add(e, w); /* the next tick tries again (room, or new changes) */
     }
 }
 
@@ -1379,7 +1513,7 @@ typedef struct refresh_job {
 
 static wh_t *wh_find(engine_t *e, const char *id)
 {
-    for (wh_t *w = e->whs; w; w = w->next)
+    for (wh_t *w = imap_get(&e->by_id, str_key(id)); w; w = w->id_next)
         if (!strcmp(w->row.id, id))
             return w;
     return NULL;
@@ -1509,10 +1643,14 @@ static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t 
     w->scan_cursor = w->watermark;
     json_error_t err;
     w->ext_refs = json_loads(row->ext_refs[0] ? row->ext_refs : "[]", 0, &err);
-    w->dirty = true;
+    if (wh_index(e, w)) {
+        wh_free(e, w);
+        return;
+    }
     w->seen = true;
     w->next = e->whs;
     e->whs = w;
+    mark_dirty(e, w);
 }
 
 static void refresh_done(uv_work_t *wk, int status)
@@ -1554,7 +1692,7 @@ static void refresh_done(uv_work_t *wk, int status)
                 continue;
             }
             if (!w->seen && !w->dead)
-                wh_kill(w);
+                wh_kill(e, w);
             pp = &w->next;
         }
     }
@@ -1730,19 +1868,43 @@ static void on_tick(uv_timer_t *t)
     bool poll = now - e->last_poll_ms >= e->o.poll_ms;
     if (poll)
         e->last_poll_ms = now;
-    for (wh_t *w = e->whs; w; w = w->next)
-        if (!w->dead && (w->dirty || w->more || poll))
+    if (poll)
+        for (wh_t *w = e->whs; w; w = w->next)
+            mark_dirty(e, w);
+    wh_t *next;
+    for (wh_t *w = TAILQ_FIRST(&e->to_scan); w; w = next) {
+        next = TAILQ_NEXT(w, scan_link);
+        if (!w->dead && (w->dirty || w->more))
             scan(e, w);
+        /* Kept while it could not start (already reading, lanes full). */
+        if (w->dead || w->scanning || !(w->dirty || w->more))
+            scan_list_remove(e, w);
+    }
     dispatch(e);
     if (now - e->last_flush_ms >= FLUSH_MS)
         flush(e);
 }
 
+/* Commits happened: the webhooks of the tenants that committed read their change log
+ * (every webhook after another process's commit, or an engine_wake). */
 static void on_wake(uv_async_t *a)
 {
     engine_t *e = a->data;
-    for (wh_t *w = e->whs; w; w = w->next)
-        w->dirty = true;
+    int64_t tenants[sizeof(e->wake_tenants) / sizeof(e->wake_tenants[0])];
+    pthread_mutex_lock(&e->wake_lock);
+    size_t n = e->n_wake;
+    bool all = e->all_dirty;
+    memcpy(tenants, e->wake_tenants, n * sizeof(tenants[0]));
+    e->n_wake = 0;
+    e->all_dirty = false;
+    pthread_mutex_unlock(&e->wake_lock);
+    if (all)
+        for (wh_t *w = e->whs; w; w = w->next)
+            mark_dirty(e, w);
+    else
+        for (size_t i = 0; i < n; i++)
+            for (wh_t *w = imap_get(&e->by_tenant, tenants[i]); w; w = w->tenant_next)
+                mark_dirty(e, w);
     on_tick(&e->tick);
 }
 
@@ -1823,9 +1985,21 @@ static void engine_main(void *arg)
  * the hand-over to the engine's loop happens here. */
 static void on_commit(void *arg, int64_t tenant_id, uint64_t version)
 {
-    (void)tenant_id;
+    engine_t *e = arg;
     (void)version;
-    engine_wake(arg);
+    const size_t cap = sizeof(e->wake_tenants) / sizeof(e->wake_tenants[0]);
+    pthread_mutex_lock(&e->wake_lock);
+    bool known = e->all_dirty;
+    for (size_t i = 0; i < e->n_wake && !known; i++)
+        known = e->wake_tenants[i] == tenant_id;
+    if (!known) {
+        if (tenant_id == 0 || e->n_wake == cap)
+            e->all_dirty = true; /* another process wrote, or too many to list */
+        else
+            e->wake_tenants[e->n_wake++] = tenant_id;
+    }
+    pthread_mutex_unlock(&e->wake_lock);
+    uv_async_send(&e->wake_async);
 }
 
 int engine_start(const engine_options_t *o, engine_t **out)
@@ -1835,9 +2009,15 @@ int engine_start(const engine_options_t *o, engine_t **out)
         return BH_ENOMEM;
     e->o = *o;
     pthread_mutex_init(&e->snap_lock, NULL);
+    pthread_mutex_init(&e->wake_lock, NULL);
     imap_init(&e->tenant_names);
     TAILQ_INIT(&e->busy);
     TAILQ_INIT(&e->timed);
+    TAILQ_INIT(&e->to_scan);
+    TAILQ_INIT(&e->touched);
+    imap_init(&e->by_tenant);
+    imap_init(&e->by_id);
+    imap_init(&e->by_dest);
     metrics_hist_init(&e->m.latency, latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]),
                       1e9);
     metrics_hist_init(&e->m.attempt, attempt_bounds, sizeof(attempt_bounds) / sizeof(attempt_bounds[0]),
@@ -1862,8 +2042,12 @@ int engine_start(const engine_options_t *o, engine_t **out)
 
 void engine_wake(engine_t *e)
 {
-    if (e)
-        uv_async_send(&e->wake_async);
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->wake_lock);
+    e->all_dirty = true;
+    pthread_mutex_unlock(&e->wake_lock);
+    uv_async_send(&e->wake_async);
 }
 
 void engine_stop(engine_t *e)
@@ -1886,8 +2070,13 @@ void engine_stop(engine_t *e)
     free(e->attempts);
     free(e->spare);
     free(e->acks);
+    free(e->ack_whs);
+    imap_deinit(&e->by_tenant);
+    imap_deinit(&e->by_id);
+    imap_deinit(&e->by_dest);
     uv_sem_destroy(&e->started);
     pthread_mutex_destroy(&e->snap_lock);
+    pthread_mutex_destroy(&e->wake_lock);
     imap_each(&e->tenant_names, tenant_name_free, NULL);
     imap_deinit(&e->tenant_names);
     free(e);
