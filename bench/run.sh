@@ -38,6 +38,8 @@ if [ $SMOKE = 1 ]; then
   BACKLOG_RECORDS=2000 # backlog: records, each written BACKLOG_VERSIONS times
   BACKLOG_FILE_RECORDS=2000
   IMPORT_BREAKS=100    # import: new breaks written by the CLI beside the server
+  IDLE_TENANTS=5       # idle: tenants with idle webhooks (bench/fleet.py)
+  IDLE_PER=2           # idle: webhooks per such tenant
   WAIT_MAX=60          # the longest wait for deliveries in any one step (s)
 else
   BATCH_FILES=40
@@ -48,6 +50,8 @@ else
   BACKLOG_RECORDS=100000
   BACKLOG_FILE_RECORDS=10000
   IMPORT_BREAKS=1000
+  IDLE_TENANTS=1000
+  IDLE_PER=10
   WAIT_MAX=240
 fi
 LINES=10000
@@ -68,6 +72,7 @@ TIMINGS=()
 STOPPED=0
 NEXT_ID=20000000 # ids of breaks written by bench_load, each used once
 CEIL=""
+E2E_ONE=""       # end-to-end with one webhook alone (sec_e2e_one), for sec_idle's ratio
 
 # ---- helpers --------------------------------------------------------------
 
@@ -548,6 +553,7 @@ sec_e2e_one() {
     gen_breaks "$WORK/e2e1-$f.ndjson" $((5000000 + f * LINES + 1)) "$LINES" 1 2026-04 0
   done
   end_to_end e2e1 1 "$WORK"/e2e1-*.ndjson || return 1
+  E2E_ONE=$E2E
   record "end-to-end: \$batch write -> signed POST -> 2xx (1 webhook)" "$E2E" "events/s"
   [ -n "$CEIL" ] && record "end-to-end as a ratio of the ceiling" "$(calc 'sprintf("%.2f", a / b)' a="$E2E" b="$CEIL")" "ratio"
   # The same with a higher per-destination cap than the SPEC's default of 16: at 16
@@ -643,6 +649,78 @@ sec_import() {
   record "import beside a running server: import exit -> first delivery" "$((first - t1))" "ms"
   record "import beside a running server: import exit -> last delivery" "$((last - t1))" "ms"
   rm -f "$WORK/import.ndjson"
+}
+
+# CPU time (user + system, in clock ticks) of process PID so far.
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One busy webhook beside many idle ones (issue #15): IDLE_TENANTS other tenants with
+# IDLE_PER webhooks each on breaks (bench/fleet.py: the CLI makes the tenants and
+# clients, the API the webhooks), all to the same sink host:port as the busy one and
+# never written to; then the bench tenant's one webhook gets the e2e1 load (E2E_FILES
+# $batch files of new breaks). Reported: events/s, as a ratio of e2e1's (the same
+# webhook alone, earlier in this run), commit -> 2xx p99 from /metrics, the server's
+# CPU per delivered event and its RSS. Then the server is stopped, one break is
+# imported by the CLI while it is down, and the server started again with every
+# webhook in place: process start -> that break's delivery.
+sec_idle() {
+  command -v python3 >/dev/null || { note "idle: python3 missing; skipped"; return 0; }
+  sink_start idle || return 1
+  local sport=$SINK_PORT t0 first last fleet ticks0 ticks1 n lines=0
+  start_delivery_server --max-webhooks $((IDLE_PER + 10)) || return 1
+  if ! fleet=$(timeout 900 python3 bench/fleet.py "$BIN" "$STORE" "$PORT" "$IDLE_TENANTS" \
+      "$IDLE_PER" "http://127.0.0.1:$sport/idle" 2>&1); then
+    note "idle: fleet setup failed: $(printf '%s' "$fleet" | tail -n 1 | head -c 300)"
+    return 1
+  fi
+  record "idle: webhooks of $IDLE_TENANTS other tenants, never written" \
+    "$((IDLE_TENANTS * IDLE_PER))" "webhooks"
+  record "idle: setting them up (CLI + API)" "$(printf '%s' "$fleet" | sed -n 's/.*seconds=//p')" "s"
+  webhook_create "http://127.0.0.1:$sport/hook" || return 1
+  sleep 3 # the engine loads new webhooks once a second; thousands take a moment
+  for f in $(seq 0 $((E2E_FILES - 1))); do
+    gen_breaks "$WORK/idle-$f.ndjson" $((8000000 + f * LINES + 1)) "$LINES" 1 2026-05 0
+    lines=$((lines + LINES))
+  done
+  scrape "$WORK/idle.before.prom"
+  ticks0=$(proc_ticks "$SERVER_PID")
+  t0=$(now_ms)
+  for f in "$WORK"/idle-*.ndjson; do post_batch "$f" >/dev/null; done
+  if ! wait_deliveries "$sport" "$lines" 180 15; then
+    note "idle: only $GOT of $lines deliveries within the wait; no figure"
+    return 1
+  fi
+  read -r n first last < <(sink_stats "$sport")
+  ticks1=$(proc_ticks "$SERVER_PID")
+  scrape "$WORK/idle.after.prom"
+  local e2e
+  e2e=$(calc 'sprintf("%.0f", n * 1000 / (b - a))' n="$n" a="$t0" b="$last")
+  record "idle: end-to-end, 1 busy webhook beside them" "$e2e" "events/s"
+  if [ -n "$E2E_ONE" ]; then
+    record "idle: as a ratio of the same webhook alone (e2e1)" \
+      "$(calc 'sprintf("%.2f", a / b)' a="$e2e" b="$E2E_ONE")" "ratio"
+  else
+    note "idle: no e2e1 figure in this run to compare with (SECTIONS without e2e1?)"
+  fi
+  hist_quantiles breakhook_delivery_latency_seconds "$WORK/idle.before.prom" "$WORK/idle.after.prom"
+  [ -n "$HQ99" ] && record "idle: commit -> 2xx p99 (inside, /metrics)" "$HQ99" "ms"
+  record "idle: server CPU per delivered event" \
+    "$(calc 'sprintf("%.1f", (b - a) * 1000000 / hz / n)' a="$ticks0" b="$ticks1" hz="$(getconf CLK_TCK)" n="$n")" "us"
+  record "idle: server RSS" "$(proc_mib "$SERVER_PID" VmRSS)" "MiB"
+  stop_server
+  gen_breaks "$WORK/idle-restart.ndjson" 8900001 1 1 2026-05 0
+  timeout 60 "$BIN" import --tenant bench --store "$STORE" --quiet "$WORK/idle-restart.ndjson" \
+    >/dev/null 2>"$WORK/idle-import.err" ||
+    { note "idle: import while down failed: $(head -c 300 "$WORK/idle-import.err")"; return 1; }
+  t0=$(now_ms)
+  start_delivery_server --max-webhooks $((IDLE_PER + 10)) || return 1
+  if ! wait_deliveries "$sport" $((n + 1)) 60 60; then
+    note "idle: the change written while down was not delivered within 60 s of the restart"
+    return 1
+  fi
+  read -r _ _ last < <(sink_stats "$sport")
+  record "idle: restart with them all -> first delivery" "$((last - t0))" "ms"
+  rm -f "$WORK"/idle-*.ndjson
 }
 
 # Isolation: four healthy webhooks, each to its own sink (A1-A4: four healthy
@@ -829,6 +907,7 @@ if [ -x "$SINK" ]; then
   run_section e2e100 "end-to-end, 100 webhooks" sec_e2e_hundred
   run_section latency "latency at 1,000 writes/s" sec_latency
   run_section import "import beside a running server" sec_import
+  run_section idle "one busy webhook beside idle ones" sec_idle
   run_section isolation "isolation from a hung destination" sec_isolation
   run_section backlog-on "backlog, coalescing on" sec_backlog on
   run_section backlog-off "backlog, coalescing off" sec_backlog off

@@ -170,7 +170,8 @@ static const config_option_t serve_options[] = {
     OPT("ca-file", CONFIG_STRING, ca_file, "PATH",
         "extra CA certificates (PEM) trusted for https destinations, e.g. a private CA", 0, 0),
     OPT("max-inflight-per-destination", CONFIG_INT, max_inflight_per_destination, "N",
-        "deliveries in flight to one host:port at most (default 16)", 1, 10000),
+        "deliveries in flight to one host:port at most, shared in turns by the webhooks "
+        "that have events for it (default 16)", 1, 10000),
     OPT("max-pending-in-memory", CONFIG_INT, max_pending_in_memory, "N",
         "records (with --coalesce=false: events) pending in memory per webhook; the rest "
         "waits on disk (default 20000)", 16, 10000000),
@@ -178,7 +179,8 @@ static const config_option_t serve_options[] = {
         "threads that send deliveries, beside the engine's own; 0 sends on the engine's thread "
         "(default: one per CPU, at most 4)", 0, 16),
     OPT("breaker-threshold", CONFIG_INT, breaker_threshold, "N",
-        "consecutive failed deliveries that pause a destination (circuit breaker; default 10)", 1,
+        "consecutive failed deliveries that pause a webhook's destination (circuit breaker, "
+        "per webhook; default 10)", 1,
         1000000),
     OPT("breaker-pause", CONFIG_DURATION, breaker_pause, "DURATION",
         "first pause of a failing destination; doubles while its probe fails, up to 5m "

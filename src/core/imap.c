@@ -85,6 +85,19 @@ int imap_put(imap_t *m, int64_t key, void *value)
     return 0;
 }
 
+bool imap_replace(imap_t *m, int64_t key, void *value)
+{
+    if (!m->n_buckets)
+        return false;
+    for (imap_node_t *n = m->buckets[slot(m, key)]; n; n = n->next) {
+        if (n->key == key) {
+            n->value = value;
+            return true;
+        }
+    }
+    return false;
+}
+
 void *imap_del(imap_t *m, int64_t key)
 {
     if (!m->n_buckets)

@@ -6,6 +6,7 @@
 #ifndef BREAKHOOK_CORE_IMAP_H
 #define BREAKHOOK_CORE_IMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,9 @@ void imap_deinit(imap_t *m);
 void *imap_get(const imap_t *m, int64_t key);
 /* Sets key to value (replacing). BH_ENOMEM on failure. */
 BH_MUST_USE int imap_put(imap_t *m, int64_t key, void *value);
+/* Sets the value of a key that is in the map (allocates nothing, cannot fail); false
+ * when the key is not there (nothing changes). */
+bool imap_replace(imap_t *m, int64_t key, void *value);
 /* Removes key; returns its value or NULL. */
 void *imap_del(imap_t *m, int64_t key);
 /* Calls fn for every entry (the map must not change meanwhile). */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <uv.h>
 
 #include "client/hc_pool.h"
@@ -28,6 +29,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/workpool.h"
+#include "delivery/breaker.h"
+#include "delivery/lane.h"
 #include "delivery/sign.h"
 #include "model/model.h"
 
@@ -36,49 +39,41 @@
 #define FLUSH_MS 100
 #define FLUSH_MAX 2000
 #define BREAKER_PAUSE_MAX_MS (5 * 60 * 1000)
+/* An attempt that could not even be sent (no memory, signing failed) is tried again
+ * after this pause, without counting as a failure. */
+#define START_RETRY_MS 1000
 #define SNAPSHOT_MS 1000         /* the gauges of /metrics are this old at most */
 #define TOP_TENANTS 10           /* tenants with a pending series of their own */
 #define FAIL_LOG_WINDOW_MS 10000 /* failed-attempt lines: at most FAIL_LOG_BURST per */
 #define FAIL_LOG_BURST 10        /* destination per window; the rest are counted */
 
-typedef struct event {
-    uint64_t version;
-    store_change_type_t type;
-    char *body;                /* the delivery body: {"changeType":…,"data":…} */
-    size_t len;
-    int64_t committed_us;      /* when its version committed (wall clock, µs) */
-    struct event *next;        /* the lane's queue (longer than one without coalescing) */
-} event_t;
-
 typedef struct wh wh_t;
 typedef struct dest dest_t;
 
-typedef struct lane {
-    wh_t *wh;
-    int64_t record_id;
-    event_t *inflight;
-    event_t *waiting;          /* oldest first; at most one when coalescing */
-    event_t *waiting_tail;
-    int failures;              /* consecutive failed attempts of this lane */
-    int64_t next_at_ms;        /* no attempt before this (retry delay) */
-    bool queued;               /* in the webhook's ready list */
-    size_t delayed_ix;         /* index + 1 in the webhook's delayed list; 0: not in it */
-    struct lane *next_ready;
-} lane_t;
+/* A lane (delivery/lane.h) is the webhook's: lane_t.owner is its wh_t, or NULL once
+ * the webhook dropped its lanes while this one had an attempt in flight (the attempt
+ * then frees it). next_ready links the webhook's ready list (READY lanes only);
+ * delayed_ix is index + 1 in its delayed list (DELAYED lanes), 0 when not in it. */
 
+/* A host (scheme://host:port) that webhooks deliver to. The in-flight cap protects
+ * the host and is shared in turns: the webhooks with a lane ready for it queue in
+ * `run`, each starts one attempt and goes to the back, so a busy or failing webhook
+ * cannot take every slot while another one waits. The circuit breaker is not here
+ * but the webhook's: one tenant's failing URL does not pause another's on the same
+ * host. */
 struct dest {
     char key[280];             /* scheme://host:port */
     size_t inflight;
-    int consecutive_failures;
-    int64_t open_until_ms;     /* breaker open (paused) until then */
-    int64_t pause_ms;
-    bool probing;              /* half-open: one request decides */
+    TAILQ_HEAD(, wh) run;      /* webhooks with a ready lane, in turn order */
+    bool busy;                 /* in the engine's busy list (run not empty) */
+    TAILQ_ENTRY(dest) busy_link;
     /* Failed-attempt log lines: at most FAIL_LOG_BURST per FAIL_LOG_WINDOW_MS; the
      * lines left out are counted and reported on the next line written. */
     int64_t log_window_ms;
     int log_lines;
     uint64_t log_suppressed;
     dest_t *next;
+    dest_t *hash_next;         /* the same key hash (the engine's by_dest) */
 };
 
 typedef struct attempt {
@@ -86,6 +81,7 @@ typedef struct attempt {
     wh_t *wh;                  /* kept alive while it has attempts in flight */
     lane_t *lane;
     event_t *ev;
+    bool probe;                /* the breaker's half-open probe */
     const char *headers[5];
     char id[64];               /* the webhook-id header's value */
     char hbuf[64 + 80 + 48 + SIGN_V1_LEN + 32]; /* the header lines headers[] point into */
@@ -127,6 +123,18 @@ struct wh {
     store_webhook_t row;
     unsigned char key[CRYPTO_WEBHOOK_KEY_LEN];
     dest_t *dest;
+    breaker_t breaker;         /* this webhook's URL's (delivery/breaker.h) */
+    bool runnable;             /* in dest->run */
+    TAILQ_ENTRY(wh) run_link;
+    bool timed;                /* in the engine's timed list: lanes waiting for a
+                                  retry time, or the breaker open */
+    TAILQ_ENTRY(wh) timed_link;
+    bool listed;               /* in the engine's scan list (dirty or more) */
+    TAILQ_ENTRY(wh) scan_link;
+    bool flush_listed;         /* in the engine's touched list */
+    TAILQ_ENTRY(wh) touched_link;
+    wh_t *tenant_next;         /* the engine's webhooks of the same tenant */
+    wh_t *id_next;             /* the same id hash (the engine's by_id) */
     imap_t lanes;              /* record id -> lane_t* */
     imap_t acked;              /* record id -> acked version (cast), above the watermark */
     /* Recovery after a restart: for changes up to recovery_head (the log's head when
@@ -180,6 +188,22 @@ struct engine {
     workpool_t *writes;        /* the engine's store writes (flush, disable) */
     wh_t *whs;
     dest_t *dests;
+    TAILQ_HEAD(, dest) busy;   /* hosts with a webhook waiting for a turn */
+    TAILQ_HEAD(, wh) timed;    /* webhooks with something due at a time */
+    TAILQ_HEAD(, wh) to_scan;  /* webhooks with changes to read (dirty or more) */
+    TAILQ_HEAD(, wh) touched;  /* webhooks with results to commit */
+    imap_t by_tenant;          /* tenant id -> its first webhook (tenant_next) */
+    imap_t by_id;              /* hash of the id -> first webhook with it (id_next) */
+    imap_t by_dest;            /* hash of the host key -> first dest with it */
+    /* Tenants whose commits woke the engine, handed over by on_commit (store's writer)
+     * to the loop under wake_lock; all_dirty: every webhook (another process wrote,
+     * or the list overflowed). */
+    pthread_mutex_t wake_lock;
+    int64_t wake_tenants[64];
+    size_t n_wake;
+    bool all_dirty;
+    /* The acks' webhooks, parallel to acks (alive until the flush: touched). */
+    wh_t **ack_whs;
     bool stopping, refreshing, flushing;
     bool dispatching, dispatch_again; /* dispatch is not re-entered, it loops instead */
     int64_t last_refresh_ms, last_poll_ms, last_flush_ms;
@@ -229,7 +253,10 @@ void engine_options_default(engine_options_t *o)
     o->connect_timeout_ms = 5000;
     o->max_inflight_per_dest = 16;
     o->max_lanes_per_webhook = 20000;
-    o->poll_ms = 250;
+    /* A safety net only: commits wake the engine (store_subscribe), per tenant, and
+     * the store notices another process's commits itself. Reading every webhook's
+     * change log four times a second cost thousands of idle webhooks their scans. */
+    o->poll_ms = 30000;
     o->refresh_ms = 1000;
     o->breaker_threshold = 10;
     o->breaker_pause_ms = 5000;
@@ -263,15 +290,18 @@ static void event_id(const wh_t *w, uint64_t version, char out[64])
     snprintf(out, 64, "evt_%s_%s", v, hex);
 }
 
-static void event_free(event_t *ev)
-{
-    if (!ev)
-        return;
-    free(ev->body);
-    free(ev);
-}
-
 /* ---- destinations and the breaker ---------------------------------------- */
+
+/* FNV-1a of a NUL-terminated string, as an imap key. */
+static int64_t str_key(const char *str)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return (int64_t)h;
+}
 
 static dest_t *dest_get(engine_t *e, const char *url)
 {
@@ -282,63 +312,186 @@ static dest_t *dest_get(engine_t *e, const char *url)
         snprintf(key, sizeof(key), "%s://%.200s:%d", u.scheme, u.host, u.port);
     else
         snprintf(key, sizeof(key), "%.270s", url);
-    for (dest_t *d = e->dests; d; d = d->next)
+    int64_t hk = str_key(key);
+    dest_t *first = imap_get(&e->by_dest, hk);
+    for (dest_t *d = first; d; d = d->hash_next)
         if (!strcmp(d->key, key))
             return d;
     dest_t *d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
+    if (imap_put(&e->by_dest, hk, d)) {
+        free(d);
+        return NULL;
+    }
+    d->hash_next = first;
     snprintf(d->key, sizeof(d->key), "%s", key);
-    d->pause_ms = e->o.breaker_pause_ms;
+    TAILQ_INIT(&d->run);
     d->next = e->dests;
     e->dests = d;
     return d;
 }
 
-/* May an attempt start toward d now? Closed: up to the in-flight cap. Open: no,
- * until the pause ends; then one probe at a time (half-open). */
-static bool dest_admits(engine_t *e, dest_t *d)
+/* ---- the engine's indexes and work lists ------------------------------------ *
+ * So that a commit, a completion or a tick costs what it has to do, not a walk of
+ * every webhook: a commit marks only its tenant's webhooks (by_tenant), the tick reads
+ * the change log only for the webhooks in to_scan, a flush commits only those in
+ * touched, and a refresh finds a webhook by its id (by_id). */
+
+static void scan_list_add(engine_t *e, wh_t *w)
 {
-    if (d->inflight >= e->o.max_inflight_per_dest)
-        return false;
-    if (d->open_until_ms == 0)
-        return true;
-    if (now_ms(e) < d->open_until_ms || d->probing)
-        return false;
-    d->probing = true;
-    return true;
+    if (w->listed || w->dead)
+        return;
+    TAILQ_INSERT_TAIL(&e->to_scan, w, scan_link);
+    w->listed = true;
 }
 
-static void dest_result(engine_t *e, dest_t *d, bool ok)
+static void scan_list_remove(engine_t *e, wh_t *w)
 {
-    if (ok) {
-        if (d->open_until_ms)
-            log_info("destination resumed", LOG_STR("destination", d->key));
-        d->consecutive_failures = 0;
-        d->open_until_ms = 0;
-        d->probing = false;
-        d->pause_ms = e->o.breaker_pause_ms;
+    if (!w->listed)
+        return;
+    TAILQ_REMOVE(&e->to_scan, w, scan_link);
+    w->listed = false;
+}
+
+/* New changes may wait in w's window. */
+static void mark_dirty(engine_t *e, wh_t *w)
+{
+    w->dirty = true;
+    scan_list_add(e, w);
+}
+
+/* w has results (attempts, acks, a watermark) for the next flush. */
+static void mark_touched(engine_t *e, wh_t *w)
+{
+    w->touched = true;
+    if (w->flush_listed)
+        return;
+    TAILQ_INSERT_TAIL(&e->touched, w, touched_link);
+    w->flush_listed = true;
+}
+
+static int wh_index(engine_t *e, wh_t *w)
+{
+    int64_t k = str_key(w->row.id);
+    wh_t *first_id = imap_get(&e->by_id, k);
+    wh_t *first_tenant = imap_get(&e->by_tenant, w->row.tenant_id);
+    if (imap_put(&e->by_id, k, w))
+        return BH_ENOMEM;
+    if (imap_put(&e->by_tenant, w->row.tenant_id, w)) {
+        if (!imap_replace(&e->by_id, k, first_id))
+            imap_del(&e->by_id, k);
+        return BH_ENOMEM;
+    }
+    w->id_next = first_id;
+    w->tenant_next = first_tenant;
+    return 0;
+}
+
+/* Takes w out of a chain whose head is the map's value at key. */
+static void chain_remove(imap_t *m, int64_t key, wh_t *w, size_t next_off)
+{
+    wh_t **pp = NULL;
+    wh_t *head = imap_get(m, key);
+    if (head == w) {
+        wh_t *next = *(wh_t **)((char *)w + next_off);
+        if (next)
+            imap_replace(m, key, next);
+        else
+            imap_del(m, key);
         return;
     }
-    d->consecutive_failures++;
-    if (d->probing || (d->open_until_ms == 0 && d->consecutive_failures >= e->o.breaker_threshold)) {
-        if (d->probing && d->pause_ms < BREAKER_PAUSE_MAX_MS)
-            d->pause_ms = d->pause_ms * 2 > BREAKER_PAUSE_MAX_MS ? BREAKER_PAUSE_MAX_MS
-                                                                  : d->pause_ms * 2;
-        d->probing = false;
-        d->open_until_ms = now_ms(e) + d->pause_ms;
-        log_warn("destination paused", LOG_STR("destination", d->key),
-                 LOG_INT("failures", d->consecutive_failures), LOG_INT("pause_ms", d->pause_ms));
+    for (wh_t *p = head; p; p = *pp) {
+        pp = (wh_t **)((char *)p + next_off);
+        if (*pp == w) {
+            *pp = *(wh_t **)((char *)w + next_off);
+            return;
+        }
     }
 }
 
-/* ---- lanes --------------------------------------------------------------- */
+static void wh_unindex(engine_t *e, wh_t *w)
+{
+    chain_remove(&e->by_id, str_key(w->row.id), w, offsetof(wh_t, id_next));
+    chain_remove(&e->by_tenant, w->row.tenant_id, w, offsetof(wh_t, tenant_next));
+}
 
+/* ---- turns: which webhook sends next --------------------------------------- */
+
+static void timed_add(engine_t *e, wh_t *w)
+{
+    if (w->timed)
+        return;
+    TAILQ_INSERT_TAIL(&e->timed, w, timed_link);
+    w->timed = true;
+}
+
+static void timed_remove(engine_t *e, wh_t *w)
+{
+    if (!w->timed)
+        return;
+    TAILQ_REMOVE(&e->timed, w, timed_link);
+    w->timed = false;
+}
+
+static void run_remove(wh_t *w)
+{
+    if (!w->runnable)
+        return;
+    TAILQ_REMOVE(&w->dest->run, w, run_link);
+    w->runnable = false;
+}
+
+/* The webhook may have a lane ready: it queues for a turn at its host, unless its
+ * breaker holds it back (OPEN: the timed list brings it back when the pause ends;
+ * HALF_OPEN: the probe's result does). */
+static void wh_poke(engine_t *e, wh_t *w)
+{
+    if (w->runnable || w->dead || !w->ready_head || w->breaker.state == BREAKER_HALF_OPEN)
+        return;
+    if (w->breaker.state == BREAKER_OPEN && now_ms(e) < w->breaker.until_ms) {
+        timed_add(e, w);
+        return;
+    }
+    dest_t *d = w->dest;
+    TAILQ_INSERT_TAIL(&d->run, w, run_link);
+    w->runnable = true;
+    if (!d->busy) {
+        TAILQ_INSERT_TAIL(&e->busy, d, busy_link);
+        d->busy = true;
+    }
+}
+
+/* The result of an attempt of w for its breaker; ok: an answer that counts as one
+ * (2xx, or 410). */
+static void wh_breaker_result(engine_t *e, wh_t *w, bool ok)
+{
+    breaker_config_t c = { .threshold = e->o.breaker_threshold,
+                           .pause_ms = e->o.breaker_pause_ms,
+                           .pause_max_ms = BREAKER_PAUSE_MAX_MS };
+    switch (breaker_result(&w->breaker, &c, ok, now_ms(e))) {
+    case BREAKER_OPENED:
+        log_warn("destination paused", LOG_STR("webhook", w->row.id),
+                 LOG_STR("destination", w->dest->key), LOG_INT("failures", w->breaker.failures),
+                 LOG_INT("pause_ms", w->breaker.pause_ms));
+        run_remove(w);
+        timed_add(e, w);
+        break;
+    case BREAKER_CLOSED_AGAIN:
+        log_info("destination resumed", LOG_STR("webhook", w->row.id),
+                 LOG_STR("destination", w->dest->key));
+        break;
+    case BREAKER_UNCHANGED:
+        break;
+    }
+}
+
+/* ---- lanes: the webhook's lists, moved by the lanes' transitions ---------- */
+
+/* Only READY lanes are in the ready list, each once: a lane is scheduled only from
+ * IDLE, DELAYED or INFLIGHT, none of which is in it. */
 static void ready_push(wh_t *w, lane_t *l)
 {
-    if (l->queued)
-        return;
-    l->queued = true;
     l->next_ready = NULL;
     if (w->ready_tail)
         w->ready_tail->next_ready = l;
@@ -355,7 +508,6 @@ static lane_t *ready_pop(wh_t *w)
     w->ready_head = l->next_ready;
     if (!w->ready_head)
         w->ready_tail = NULL;
-    l->queued = false;
     return l;
 }
 
@@ -370,119 +522,110 @@ static void delayed_remove(wh_t *w, lane_t *l)
     l->delayed_ix = 0;
 }
 
-/* The lane waits until l->next_at_ms. On failure to grow the list it is readied
- * now instead (when it has an event to send): an early retry, never a lost one. */
-static void delayed_add(wh_t *w, lane_t *l)
+/* The lane waits until l->next_at_ms; false when the list cannot grow. */
+static bool delayed_add(wh_t *w, lane_t *l)
 {
     if (l->next_at_ms < w->next_due_ms)
         w->next_due_ms = l->next_at_ms;
     if (l->delayed_ix)
-        return;
+        return true;
     if (w->n_delayed == w->cap_delayed) {
         size_t cap = w->cap_delayed ? w->cap_delayed * 2 : 64;
         lane_t **p = realloc(w->delayed, cap * sizeof(*p));
-        if (!p) {
-            l->next_at_ms = 0;
-            if (!l->inflight && l->waiting)
-                ready_push(w, l);
-            return;
-        }
+        if (!p)
+            return false;
         w->delayed = p;
         w->cap_delayed = cap;
     }
     w->delayed[w->n_delayed++] = l;
     l->delayed_ix = w->n_delayed;
+    return true;
 }
 
 static void lane_free(lane_t *l)
 {
-    for (event_t *ev = l->waiting, *next; ev; ev = next) {
-        next = ev->next;
-        event_free(ev);
-    }
     /* An in-flight event belongs to its attempt until the attempt ends. */
+    lane_clear(l);
     free(l);
 }
 
-/* The lane's queue. With coalescing it holds at most one event. */
-static void waiting_push_back(wh_t *w, lane_t *l, event_t *ev)
+/* Carries out a transition's action on the webhook's lists and counts; waiting_before
+ * is l->n_waiting before the transition. */
+static void lane_apply(engine_t *e, wh_t *w, lane_t *l, lane_step_t st, size_t waiting_before)
 {
-    ev->next = NULL;
-    if (l->waiting_tail)
-        l->waiting_tail->next = ev;
-    else
-        l->waiting = ev;
-    l->waiting_tail = ev;
-    w->n_waiting++;
+    w->n_waiting = w->n_waiting + l->n_waiting - waiting_before;
+    if (st.released)
+        w->min_known = false; /* the lane's lowest version may have risen */
+    switch (st.action) {
+    case LANE_KEEP:
+        break;
+    case LANE_SCHEDULE:
+        delayed_remove(w, l);
+        ready_push(w, l);
+        wh_poke(e, w);
+        break;
+    case LANE_DELAY:
+        if (delayed_add(w, l)) {
+            timed_add(e, w);
+        } else {
+            /* No room to wait: due now instead (an early retry, never a lost one). */
+            l->next_at_ms = now_ms(e);
+            lane_apply(e, w, l, lane_due(l, l->next_at_ms), l->n_waiting);
+        }
+        break;
+    case LANE_UNLIST:
+        delayed_remove(w, l); /* never in the ready list: it was taken from it to start */
+        break;
+    case LANE_RELEASE:
+        delayed_remove(w, l);
+        imap_del(&w->lanes, l->record_id);
+        lane_free(l);
+        break;
+    }
 }
 
-static void waiting_push_front(wh_t *w, lane_t *l, event_t *ev)
-{
-    ev->next = l->waiting;
-    l->waiting = ev;
-    if (!l->waiting_tail)
-        l->waiting_tail = ev;
-    w->n_waiting++;
-}
-
-static event_t *waiting_pop(wh_t *w, lane_t *l)
-{
-    event_t *ev = l->waiting;
-    if (!ev)
-        return NULL;
-    l->waiting = ev->next;
-    if (!l->waiting)
-        l->waiting_tail = NULL;
-    ev->next = NULL;
-    w->n_waiting--;
-    return ev;
-}
-
-/* Adds a change to its record's lane. Coalescing: a waiting event is replaced by the
- * newer one (a Delete, being newer, replaces anything waiting). Without: queued. */
-static void lane_add(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
+/* Adds a change to its record's lane (a new one, resuming a retry kept across a
+ * restart, when the record has none). */
+static void lane_add_event(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
 {
     lane_t *l = imap_get(&w->lanes, record_id);
     if (!l) {
-        l = calloc(1, sizeof(*l));
+        l = malloc(sizeof(*l));
         if (!l || imap_put(&w->lanes, record_id, l)) {
             free(l);
             event_free(ev);
             w->more = true; /* read it again later */
             return;
         }
-        l->wh = w;
-        l->record_id = record_id;
+        lane_init(l, record_id);
+        l->owner = w;
         uintptr_t k = (uintptr_t)imap_get(&w->retrying, record_id);
         if (k) {
-            l->failures = w->retry_v[k - 1].attempt;
-            l->next_at_ms = w->retry_v[k - 1].next_attempt_at_ms;
-            if (l->next_at_ms > now_ms(e))
-                delayed_add(w, l);
+            lane_restore(l, w->retry_v[k - 1].attempt, w->retry_v[k - 1].next_attempt_at_ms);
             imap_del(&w->retrying, record_id);
         }
     }
-    if (l->waiting_tail && l->waiting_tail->version >= ev->version) {
-        event_free(ev);
-        return;
-    }
-    if (e->o.coalesce && l->waiting) {
-        event_free(waiting_pop(w, l));
-        w->min_known = false; /* this lane's lowest version may have risen */
-    }
-    if (w->min_known && ev->version < w->min_v)
-        w->min_v = ev->version;
-    waiting_push_back(w, l, ev);
-    if (!l->inflight && now_ms(e) >= l->next_at_ms)
-        ready_push(w, l);
+    size_t before = l->n_waiting;
+    lane_apply(e, w, l, lane_add(l, ev, e->o.coalesce, now_ms(e)), before);
+    uint64_t low = lane_lowest(l);
+    if (w->min_known && low && low < w->min_v)
+        w->min_v = low;
+}
+
+/* READY -> INFLIGHT: the event to send (NULL when the lane is not READY). */
+static event_t *lane_take(wh_t *w, lane_t *l, int64_t now)
+{
+    size_t before = l->n_waiting;
+    event_t *ev = lane_start(l, now);
+    w->n_waiting -= before - l->n_waiting;
+    return ev;
 }
 
 static void min_pending(int64_t key, void *value, void *arg)
 {
-    lane_t *l = value;
     uint64_t *m = arg;
     (void)key;
-    uint64_t v = l->inflight ? l->inflight->version : l->waiting ? l->waiting->version : 0;
+    uint64_t v = lane_lowest(value);
     if (v && v < *m)
         *m = v;
 }
@@ -508,7 +651,7 @@ static void free_lane_cb(int64_t key, void *value, void *arg)
     lane_t *l = value;
     if (l->inflight) {
         /* The attempt still owns its event and points to the lane: detach. */
-        l->wh = NULL;
+        l->owner = NULL;
         return;
     }
     lane_free(l);
@@ -530,20 +673,27 @@ static void wh_drop_lanes(wh_t *w)
 
 /* The webhook gets nothing more. Its watermark is settled first, from the lanes that
  * are still pending (what was delivered until now counts, nothing after). */
-static void wh_kill(wh_t *w)
+static void wh_kill(engine_t *e, wh_t *w)
 {
     if (w->dead)
         return;
     uint64_t wm = wh_watermark(w);
     if (wm > w->watermark)
         w->watermark = wm;
-    w->touched = true;
+    mark_touched(e, w);
     w->dead = true;
+    scan_list_remove(e, w);
     wh_drop_lanes(w);
 }
 
-static void wh_free(wh_t *w)
+static void wh_free(engine_t *e, wh_t *w)
 {
+    run_remove(w);
+    timed_remove(e, w);
+    scan_list_remove(e, w);
+    if (w->flush_listed)
+        TAILQ_REMOVE(&e->touched, w, touched_link);
+    wh_unindex(e, w);
     wh_drop_lanes(w);
     imap_deinit(&w->acked);
     imap_deinit(&w->latest);
@@ -585,21 +735,25 @@ static void record_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_re
     t->status = status;
     memcpy(t->excerpt, res->excerpt, res->excerpt_len);
     t->excerpt[res->excerpt_len] = '\0';
-    w->touched = true;
+    mark_touched(e, w);
 }
 
 static void record_ack(engine_t *e, wh_t *w, int64_t record_id, uint64_t version)
 {
     if (e->n_acks == e->cap_acks) {
         size_t cap = e->cap_acks ? e->cap_acks * 2 : 256;
-        struct store_ack *p = realloc(e->acks, cap * sizeof(*p));
+        wh_t **q = realloc(e->ack_whs, cap * sizeof(*q));
+        if (q)
+            e->ack_whs = q;
+        struct store_ack *p = q ? realloc(e->acks, cap * sizeof(*p)) : NULL;
         if (!p)
             return; /* a restart may send this record again: at least once still holds */
         e->acks = p;
         e->cap_acks = cap;
     }
+    e->ack_whs[e->n_acks] = w;
     e->acks[e->n_acks++] = (struct store_ack){ w->row.tenant_id, w->row.id, record_id, version };
-    w->touched = true;
+    mark_touched(e, w);
 }
 
 /* The engine's writes (flush, disable) run on its own store thread (e->writes), not
@@ -662,8 +816,9 @@ static void flush_done(void *arg)
 static flush_job_t *flush_take(engine_t *e)
 {
     size_t n_marks = 0;
-    for (wh_t *w = e->whs; w; w = w->next)
-        n_marks += w->touched;
+    wh_t *w;
+    TAILQ_FOREACH(w, &e->touched, touched_link)
+        n_marks++;
     if (!e->n_attempts && !e->n_acks && !n_marks)
         return NULL;
     flush_job_t *j = calloc(1, sizeof(*j));
@@ -674,9 +829,9 @@ static flush_job_t *flush_take(engine_t *e)
         return NULL;
     }
     size_t k = 0;
-    for (wh_t *w = e->whs; w; w = w->next) {
-        if (!w->touched)
-            continue;
+    while ((w = TAILQ_FIRST(&e->touched)) != NULL) {
+        TAILQ_REMOVE(&e->touched, w, touched_link);
+        w->flush_listed = false;
         /* A webhook whose lanes were dropped undelivered (disabled, expired) keeps
          * the watermark it had: it must never claim events it did not deliver. */
         uint64_t wm = w->dead ? w->watermark : wh_watermark(w);
@@ -693,12 +848,8 @@ static flush_job_t *flush_take(engine_t *e)
      * here saves the store most of its writes per delivery. */
     size_t kept = 0;
     for (size_t i = 0; i < e->n_acks; i++) {
-        bool covered = false;
-        for (size_t m = 0; m < k && !covered; m++)
-            covered = marks[m].tenant_id == e->acks[i].tenant_id &&
-                      !strcmp(marks[m].webhook_id, e->acks[i].webhook_id) &&
-                      e->acks[i].version <= marks[m].version;
-        if (!covered)
+        /* Every ack's webhook was touched, so its watermark was just settled above. */
+        if (e->acks[i].version > e->ack_whs[i]->watermark)
             e->acks[kept++] = e->acks[i];
     }
     e->n_acks = kept;
@@ -779,7 +930,7 @@ static void wh_disable(engine_t *e, wh_t *w, store_webhook_reason_t reason, cons
     if (w->dead)
         return;
     log_warn("webhook disabled", LOG_STR("webhook", w->row.id), LOG_STR("reason", why));
-    wh_kill(w);
+    wh_kill(e, w);
     disable_job_t *j = calloc(1, sizeof(*j));
     if (!j)
         return;
@@ -852,19 +1003,6 @@ static void attempt_free(attempt_t *a)
     free(a);
 }
 
-/* An event that was not delivered goes back to the front of its lane (unless
- * coalescing and a newer state of the record is already waiting), so the watermark
- * stays below it. */
-static void keep_pending(engine_t *e, wh_t *w, lane_t *l, event_t *ev)
-{
-    if (e->o.coalesce && l->waiting) {
-        event_free(ev);
-        w->min_known = false; /* the lane's lowest version rose to the waiting one */
-    } else {
-        waiting_push_front(w, l, ev);
-    }
-}
-
 static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
 {
     attempt_t *a = (attempt_t *)r;
@@ -879,30 +1017,32 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
                                             1000u);
     w->in_flight--;
     w->dest->inflight--;
-    if (w->dest->probing && !e->stopping && (l->wh == NULL || w->dead))
-        w->dest->probing = false;
-    l->inflight = NULL;
-    if (l->wh == NULL || w->dead) {
+    int64_t now = now_ms(e);
+    if (l->owner == NULL || w->dead) {
         /* The webhook was disabled or went away while this was in flight; its lanes
-         * were dropped and this one was left to us. */
+         * were dropped and this one was left to us. A probe brings no verdict. */
+        if (a->probe && !e->stopping)
+            breaker_abandon(&w->breaker, now);
         if (!ok)
-            w->last_failure_ms = now_ms(e);
+            w->last_failure_ms = now;
+        l->inflight = NULL;
         lane_free(l);
         event_free(ev);
         attempt_free(a);
         return;
     }
-    int64_t now = now_ms(e);
+    size_t before = l->n_waiting;
     if (e->stopping) {
         /* Aborted by the stop: not acknowledged, so it stays pending (and holds the
          * watermark below it) and is sent again after a restart. */
-        keep_pending(e, w, l, ev);
+        lane_apply(e, w, l, lane_unsent(l, e->o.coalesce), before);
         attempt_free(a);
         return;
     }
-    dest_result(e, w->dest, ok || res->http_status == 410);
+    wh_breaker_result(e, w, ok || res->http_status == 410);
+    /* The attempt is logged and recorded before the lane's transition, which may free
+     * its event. */
     if (ok) {
-        w->min_known = false; /* the lane's lowest version rose, or the lane goes */
         if (ev->committed_us) {
             int64_t lat = metrics_wall_us() - ev->committed_us;
             metrics_hist_observe(&e->m.latency, (uint64_t)(lat > 0 ? lat : 0) * 1000u);
@@ -911,60 +1051,56 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         record_attempt(e, w, a, res, STORE_ATTEMPT_DELIVERED, 0);
         record_ack(e, w, l->record_id, ev->version);
         w->last_success_ms = now;
-        l->failures = 0;
-        l->next_at_ms = 0;
-        event_free(ev);
-        if (l->waiting) {
-            ready_push(w, l);
-        } else {
-            imap_del(&w->lanes, l->record_id);
-            delayed_remove(w, l);
-            lane_free(l);
-        }
+        lane_apply(e, w, l, lane_delivered(l), before);
     } else if (res->http_status == 410) {
         metrics_counter_add(&e->m.given_up, 1);
         log_attempt(e, w, a, res, outcome, 0);
         record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
         w->last_failure_ms = now;
-        keep_pending(e, w, l, ev); /* undelivered: it must hold the watermark below it */
+        /* Undelivered: it must hold the watermark below it. */
+        lane_apply(e, w, l, lane_unsent(l, e->o.coalesce), before);
         wh_disable(e, w, STORE_WH_DESTINATION_GONE, "the destination answered 410 Gone");
     } else {
-        l->failures++;
         int64_t ra = (res->http_status == 429 || res->http_status == 503) ? res->retry_after_s : -1;
-        int64_t delay = retry_next_delay_ms(&e->o.retry, l->failures, ra, e->o.rand);
+        int64_t delay = retry_next_delay_ms(&e->o.retry, l->failures + 1, ra, e->o.rand);
         w->last_failure_ms = now;
         if (delay < 0) {
             metrics_counter_add(&e->m.given_up, 1);
             log_attempt(e, w, a, res, outcome, 0);
             record_attempt(e, w, a, res, STORE_ATTEMPT_GAVE_UP, 0);
-            keep_pending(e, w, l, ev);
+            lane_apply(e, w, l, lane_unsent(l, e->o.coalesce), before);
             wh_disable(e, w, STORE_WH_RETRIES_EXHAUSTED, "the last retry failed");
         } else {
             metrics_counter_add(&e->m.retries, 1);
-            l->next_at_ms = now + delay;
-            log_attempt(e, w, a, res, outcome, l->next_at_ms);
-            record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, l->next_at_ms);
+            log_attempt(e, w, a, res, outcome, now + delay);
+            record_attempt(e, w, a, res, STORE_ATTEMPT_FAILED, now + delay);
             /* Retry the newest state: a newer waiting change replaces this one. */
-            keep_pending(e, w, l, ev);
-            delayed_add(w, l);
+            lane_apply(e, w, l, lane_failed(l, e->o.coalesce, now + delay), before);
         }
     }
     attempt_free(a);
+    wh_poke(e, w); /* a probe's success lets the webhook's ready lanes go again */
     if (e->n_attempts >= FLUSH_MAX)
         flush(e);
     /* A slot toward this destination is free: use it now, not at the next tick. */
     dispatch(e);
 }
 
-static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
+/* Sends ev, the event lane l just took (INFLIGHT). Before the request is handed to
+ * the HTTP pool nothing is sent and an error is returned (the caller puts the event
+ * back); once handed over, every outcome ends in on_attempt_done. */
+static int start_attempt(engine_t *e, wh_t *w, lane_t *l, event_t *ev, bool probe)
 {
+    if (e->o.test_fail_starts > 0) {
+        e->o.test_fail_starts--;
+        return BH_ENOMEM;
+    }
     /* Not calloc: the request's result holds a 4 KiB excerpt buffer that hc resets
      * by its length; the request's own fields are all set below. */
     attempt_t *a = malloc(sizeof(*a));
     if (!a)
         return BH_ENOMEM;
     hc_request_init(&a->req);
-    event_t *ev = l->waiting;
     int64_t ts = now_ms(e) / 1000;
     char sig[SIGN_V1_LEN + 1];
     const char *id = a->id;
@@ -989,6 +1125,7 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
     a->wh = w;
     a->lane = l;
     a->ev = ev;
+    a->probe = probe;
     a->number = l->failures + 1;
     a->started_ms = now_ms(e);
     a->req.url = w->row.destination_url;
@@ -999,12 +1136,10 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
     a->req.connect_timeout_ms = e->o.connect_timeout_ms;
     a->req.done = on_attempt_done;
     a->req.data = e;
-    l->inflight = waiting_pop(w, l);
-    delayed_remove(w, l);
+    w->in_flight++;
+    w->dest->inflight++;
     int rc = hc_pool_send(e->http, &a->req);
     if (rc) {
-        w->in_flight++;
-        w->dest->inflight++;
         /* Not sent: the same path as a failed attempt, so it is logged and retried. */
         hc_result_t res;
         hc_result_reset(&res);
@@ -1012,15 +1147,12 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l)
                  rc == BH_ENOTFOUND ? "name not resolved (.invalid never resolves)"
                                     : "could not start the request");
         on_attempt_done(&a->req, &res);
-        return 0;
     }
-    w->in_flight++;
-    w->dest->inflight++;
     return 0;
 }
 
 /* Lanes whose retry time has come go back to the ready list. */
-static void wake_due(wh_t *w, int64_t now)
+static void wake_due(engine_t *e, wh_t *w, int64_t now)
 {
     if (now < w->next_due_ms)
         return;
@@ -1033,36 +1165,78 @@ static void wake_due(wh_t *w, int64_t now)
             i++;
             continue;
         }
-        delayed_remove(w, l); /* the last one moves to i */
-        if (!l->inflight && l->waiting)
-            ready_push(w, l);
+        lane_step_t st = lane_due(l, now);
+        if (st.action == LANE_KEEP)
+            delayed_remove(w, l); /* not DELAYED any more; the last one moves to i */
+        else
+            lane_apply(e, w, l, st, l->n_waiting); /* out of the list: the last moves to i */
     }
     w->next_due_ms = next;
 }
 
+/* The webhooks waiting for a time: lanes whose retry time came go back to the ready
+ * list, a breaker whose pause ended lets its webhook queue for the probe. Only these
+ * webhooks are looked at, not every webhook. */
+static void timed_walk(engine_t *e, int64_t now)
+{
+    wh_t *next;
+    for (wh_t *w = TAILQ_FIRST(&e->timed); w; w = next) {
+        next = TAILQ_NEXT(w, timed_link);
+        if (w->dead) {
+            timed_remove(e, w);
+            continue;
+        }
+        wake_due(e, w, now);
+        bool held = w->breaker.state == BREAKER_OPEN && now < w->breaker.until_ms;
+        if (!held)
+            wh_poke(e, w);
+        if (w->n_delayed == 0 && !held)
+            timed_remove(e, w);
+    }
+}
+
+/* Starts every attempt that may start now: per host with free slots, one attempt per
+ * webhook in turn. */
 static void dispatch_once(engine_t *e)
 {
     int64_t now = now_ms(e);
-    for (wh_t *w = e->whs; w; w = w->next) {
-        if (w->dead)
-            continue;
-        if (now >= w->row.valid_until_ms) {
-            /* Expired: nothing more is sent (the store's sweep records it). */
-            wh_kill(w);
-            continue;
-        }
-        wake_due(w, now);
-        while (w->ready_head && dest_admits(e, w->dest)) {
-            lane_t *l = ready_pop(w);
-            if (l->inflight || !l->waiting)
+    timed_walk(e, now);
+    dest_t *dnext;
+    for (dest_t *d = TAILQ_FIRST(&e->busy); d; d = dnext) {
+        dnext = TAILQ_NEXT(d, busy_link);
+        while (d->inflight < e->o.max_inflight_per_dest && !TAILQ_EMPTY(&d->run)) {
+            wh_t *w = TAILQ_FIRST(&d->run);
+            run_remove(w);
+            if (w->dead || !w->ready_head)
                 continue;
-            if (l->next_at_ms > now)
-                continue; /* wake_due brings it back */
-            if (start_attempt(e, w, l)) {
-                if (w->dest->probing)
-                    w->dest->probing = false;
-                break;
+            if (now >= w->row.valid_until_ms) {
+                /* Expired: nothing more is sent (the store's sweep records it). */
+                wh_kill(e, w);
+                continue;
             }
+            if (!breaker_admit(&w->breaker, now)) {
+                wh_poke(e, w); /* into the timed list while the pause runs */
+                continue;
+            }
+            bool probe = w->breaker.state == BREAKER_HALF_OPEN;
+            lane_t *l = ready_pop(w);
+            event_t *ev = lane_take(w, l, now);
+            int rc = ev ? start_attempt(e, w, l, ev, probe) : 0;
+            if ((!ev || rc) && probe)
+                breaker_abandon(&w->breaker, now);
+            if (ev && rc) {
+                /* Not sent: first in line again after a pause, so the record does not
+                 * stall (and hold the webhook's watermark) until its next change. */
+                log_warn("delivery not started", LOG_STR("webhook", w->row.id),
+                         LOG_INT("record", l->record_id), LOG_STR("error", err_str(rc)),
+                         LOG_INT("retry_in_ms", START_RETRY_MS));
+                lane_apply(e, w, l, lane_start_failed(l, now, START_RETRY_MS), l->n_waiting);
+            }
+            wh_poke(e, w); /* to the back of the line, if it has more to send */
+        }
+        if (TAILQ_EMPTY(&d->run)) {
+            TAILQ_REMOVE(&e->busy, d, busy_link);
+            d->busy = false;
         }
     }
 }
@@ -1257,7 +1431,7 @@ static void scan_done(uv_work_t *wk, int status)
             ev->body = j->bodies[i];
             ev->len = strlen(ev->body);
             j->bodies[i] = NULL;
-            lane_add(e, w, c->record_id, ev);
+            lane_add_event(e, w, c->record_id, ev);
         }
         w->more = j->n == SCAN_BATCH;
         if (j->head > w->head)
@@ -1270,7 +1444,7 @@ static void scan_done(uv_work_t *wk, int status)
             imap_init(&w->retrying);
         }
         if (j->n)
-            w->touched = true; /* the watermark may rise past skipped changes */
+            mark_touched(e, w); /* the watermark may rise past skipped changes */
     }
     for (size_t i = 0; j->bodies && i < j->n; i++)
         free(j->bodies[i]);
@@ -1283,6 +1457,8 @@ static void scan_done(uv_work_t *wk, int status)
         dispatch(e);
         if (w->more && !w->dead)
             scan(e, w); /* keep reading while there is room */
+        if ((w->more || w->dirty) && !w->scanning)
+            scan_list_add(e, w); /* the next tick tries again (room, or new changes) */
     }
 }
 
@@ -1338,7 +1514,7 @@ typedef struct refresh_job {
 
 static wh_t *wh_find(engine_t *e, const char *id)
 {
-    for (wh_t *w = e->whs; w; w = w->next)
+    for (wh_t *w = imap_get(&e->by_id, str_key(id)); w; w = w->id_next)
         if (!strcmp(w->row.id, id))
             return w;
     return NULL;
@@ -1470,10 +1646,14 @@ static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t 
     w->scan_cursor = w->watermark;
     json_error_t err;
     w->ext_refs = json_loads(row->ext_refs[0] ? row->ext_refs : "[]", 0, &err);
-    w->dirty = true;
+    if (wh_index(e, w)) {
+        wh_free(e, w);
+        return;
+    }
     w->seen = true;
     w->next = e->whs;
     e->whs = w;
+    mark_dirty(e, w);
 }
 
 static void refresh_done(uv_work_t *wk, int status)
@@ -1511,11 +1691,11 @@ static void refresh_done(uv_work_t *wk, int status)
             wh_t *w = *pp;
             if (!w->seen && !w->touched && w->in_flight == 0 && !w->scanning) {
                 *pp = w->next;
-                wh_free(w);
+                wh_free(e, w);
                 continue;
             }
             if (!w->seen && !w->dead)
-                wh_kill(w);
+                wh_kill(e, w);
             pp = &w->next;
         }
     }
@@ -1603,9 +1783,7 @@ static void snapshot(engine_t *e)
     memset(&sn, 0, sizeof(sn));
     int64_t now = now_ms(e);
     int64_t mono = mono_ms(e);
-    for (dest_t *d = e->dests; d; d = d->next)
-        if (d->open_until_ms && d->open_until_ms > now)
-            sn.paused++;
+
     imap_t ix;                   /* tenant id -> index + 1 into per */
     imap_init(&ix);
     tenant_pending_t *per = NULL;
@@ -1614,6 +1792,8 @@ static void snapshot(engine_t *e)
         if (w->dead)
             continue;
         sn.enabled++;
+        if (w->breaker.state != BREAKER_CLOSED)
+            sn.paused++;
         if (w->row.valid_until_ms - now < 24 * 3600 * 1000LL)
             sn.expiring_1d++;
         if (w->row.valid_until_ms - now < 7 * 24 * 3600 * 1000LL)
@@ -1691,19 +1871,43 @@ static void on_tick(uv_timer_t *t)
     bool poll = now - e->last_poll_ms >= e->o.poll_ms;
     if (poll)
         e->last_poll_ms = now;
-    for (wh_t *w = e->whs; w; w = w->next)
-        if (!w->dead && (w->dirty || w->more || poll))
+    if (poll)
+        for (wh_t *w = e->whs; w; w = w->next)
+            mark_dirty(e, w);
+    wh_t *next;
+    for (wh_t *w = TAILQ_FIRST(&e->to_scan); w; w = next) {
+        next = TAILQ_NEXT(w, scan_link);
+        if (!w->dead && (w->dirty || w->more))
             scan(e, w);
+        /* Kept while it could not start (already reading, lanes full). */
+        if (w->dead || w->scanning || !(w->dirty || w->more))
+            scan_list_remove(e, w);
+    }
     dispatch(e);
     if (now - e->last_flush_ms >= FLUSH_MS)
         flush(e);
 }
 
+/* Commits happened: the webhooks of the tenants that committed read their change log
+ * (every webhook after another process's commit, or an engine_wake). */
 static void on_wake(uv_async_t *a)
 {
     engine_t *e = a->data;
-    for (wh_t *w = e->whs; w; w = w->next)
-        w->dirty = true;
+    int64_t tenants[sizeof(e->wake_tenants) / sizeof(e->wake_tenants[0])];
+    pthread_mutex_lock(&e->wake_lock);
+    size_t n = e->n_wake;
+    bool all = e->all_dirty;
+    memcpy(tenants, e->wake_tenants, n * sizeof(tenants[0]));
+    e->n_wake = 0;
+    e->all_dirty = false;
+    pthread_mutex_unlock(&e->wake_lock);
+    if (all)
+        for (wh_t *w = e->whs; w; w = w->next)
+            mark_dirty(e, w);
+    else
+        for (size_t i = 0; i < n; i++)
+            for (wh_t *w = imap_get(&e->by_tenant, tenants[i]); w; w = w->tenant_next)
+                mark_dirty(e, w);
     on_tick(&e->tick);
 }
 
@@ -1784,9 +1988,21 @@ static void engine_main(void *arg)
  * the hand-over to the engine's loop happens here. */
 static void on_commit(void *arg, int64_t tenant_id, uint64_t version)
 {
-    (void)tenant_id;
+    engine_t *e = arg;
     (void)version;
-    engine_wake(arg);
+    const size_t cap = sizeof(e->wake_tenants) / sizeof(e->wake_tenants[0]);
+    pthread_mutex_lock(&e->wake_lock);
+    bool known = e->all_dirty;
+    for (size_t i = 0; i < e->n_wake && !known; i++)
+        known = e->wake_tenants[i] == tenant_id;
+    if (!known) {
+        if (tenant_id == 0 || e->n_wake == cap)
+            e->all_dirty = true; /* another process wrote, or too many to list */
+        else
+            e->wake_tenants[e->n_wake++] = tenant_id;
+    }
+    pthread_mutex_unlock(&e->wake_lock);
+    uv_async_send(&e->wake_async);
 }
 
 int engine_start(const engine_options_t *o, engine_t **out)
@@ -1796,7 +2012,15 @@ int engine_start(const engine_options_t *o, engine_t **out)
         return BH_ENOMEM;
     e->o = *o;
     pthread_mutex_init(&e->snap_lock, NULL);
+    pthread_mutex_init(&e->wake_lock, NULL);
     imap_init(&e->tenant_names);
+    TAILQ_INIT(&e->busy);
+    TAILQ_INIT(&e->timed);
+    TAILQ_INIT(&e->to_scan);
+    TAILQ_INIT(&e->touched);
+    imap_init(&e->by_tenant);
+    imap_init(&e->by_id);
+    imap_init(&e->by_dest);
     metrics_hist_init(&e->m.latency, latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]),
                       1e9);
     metrics_hist_init(&e->m.attempt, attempt_bounds, sizeof(attempt_bounds) / sizeof(attempt_bounds[0]),
@@ -1821,8 +2045,12 @@ int engine_start(const engine_options_t *o, engine_t **out)
 
 void engine_wake(engine_t *e)
 {
-    if (e)
-        uv_async_send(&e->wake_async);
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->wake_lock);
+    e->all_dirty = true;
+    pthread_mutex_unlock(&e->wake_lock);
+    uv_async_send(&e->wake_async);
 }
 
 void engine_stop(engine_t *e)
@@ -1834,7 +2062,7 @@ void engine_stop(engine_t *e)
     uv_thread_join(&e->thread);
     for (wh_t *w = e->whs; w;) {
         wh_t *next = w->next;
-        wh_free(w);
+        wh_free(e, w);
         w = next;
     }
     for (dest_t *d = e->dests; d;) {
@@ -1845,8 +2073,13 @@ void engine_stop(engine_t *e)
     free(e->attempts);
     free(e->spare);
     free(e->acks);
+    free(e->ack_whs);
+    imap_deinit(&e->by_tenant);
+    imap_deinit(&e->by_id);
+    imap_deinit(&e->by_dest);
     uv_sem_destroy(&e->started);
     pthread_mutex_destroy(&e->snap_lock);
+    pthread_mutex_destroy(&e->wake_lock);
     imap_each(&e->tenant_names, tenant_name_free, NULL);
     imap_deinit(&e->tenant_names);
     free(e);

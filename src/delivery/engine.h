@@ -52,6 +52,9 @@ typedef struct engine_options {
     bool coalesce;                   /* a newer change replaces a waiting one (SPEC: on) */
     bool log_attempts;               /* one log line per attempt (failures rate-limited per
                                       * destination) */
+    /* Tests only (0 everywhere else): the next this-many attempts fail before anything
+     * is sent, as when memory runs out while preparing one. */
+    unsigned test_fail_starts;
 } engine_options_t;
 
 /* Fills the SPEC defaults (store, clock, rand, master, allow left NULL). */

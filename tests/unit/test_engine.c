@@ -29,8 +29,9 @@
  * on a backlog the engine finds when it starts or when it loads a new webhook; three
  * tests run again with the transfers on two transport threads (setup_threads).
  *
- * Regressions these tests caught and keep covered (marked "was a bug"): the
- * watermark claimed an undelivered event after RetriesExhausted, expiry and stop;
+ * Regressions these tests caught and keep covered (marked "was a bug"): a record
+ * stalled when its attempt could not be started (test_start_failure_does_not_stall,
+ * with the engine's test_fail_starts); the watermark claimed an undelivered event after RetriesExhausted, expiry and stop;
  * the wh_t was freed while a scan job or a flush batch still pointed to it. Those
  * two tests run last; `test_engine <name>` runs one test alone.
  */
@@ -105,6 +106,7 @@ typedef struct received {
     uint64_t version;         /* data.changeVersion */
     int64_t record_id;        /* data.id */
     char change_type[24];
+    char path[32];            /* the request's target */
     int answered;             /* the status sent back, 0 when hung */
 } received_t;
 
@@ -126,6 +128,8 @@ typedef struct consumer {
     int fail_left;            /* -1: always fail; 0: answer 204 */
     long long retry_after;    /* -1: no Retry-After header */
     bool hang;
+    char fail_path[32];       /* "": the above for every request; else only for this
+                                 target, and 204 for the others */
     /* recorded (under mu) */
     int n_requests;
     int n_bad;                /* requests that could not be parsed */
@@ -222,14 +226,19 @@ static bool consumer_serve(consumer_t *c, conn_t *k)
 
         received_t r;
         memset(&r, 0, sizeof(r));
+        const char *target = memchr(k->buf, ' ', hlen);
+        const char *target_end = target ? memchr(target + 1, ' ', hlen - (size_t)(target - k->buf) - 1) : NULL;
+        if (target && target_end && (size_t)(target_end - target - 1) < sizeof(r.path))
+            memcpy(r.path, target + 1, (size_t)(target_end - target - 1));
         (void)header_value(k->buf, hlen, "webhook-id", r.webhook_id, sizeof(r.webhook_id));
         record_body(&r, k->buf + hlen, (size_t)body_len);
 
         pthread_mutex_lock(&c->mu);
-        bool hang = c->hang;
+        bool programmed = !c->fail_path[0] || !strcmp(c->fail_path, r.path);
+        bool hang = c->hang && programmed;
         int status = 204;
         long long ra = -1;
-        if (!hang && c->fail_left != 0) {
+        if (!hang && programmed && c->fail_left != 0) {
             status = c->fail_status;
             ra = c->retry_after;
             if (c->fail_left > 0)
@@ -401,6 +410,34 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
     return remove(p);
 }
 
+/* A tenant with person 1 and break definition 1, which every break here uses. */
+static int seed_tenant(fx_t *f, const char *name, int64_t *id)
+{
+    store_tenant_t t;
+    if (store_tenant_create(f->s, name, &t) != 0)
+        return -1;
+    *id = t.id;
+    model_person_t p;
+    memset(&p, 0, sizeof(p));
+    p.id = 1;
+    store_write_result_t r;
+    if (store_person_put(f->s, t.id, &p, &r) != 0 || r.rc != 0)
+        return -1;
+    model_definition_t *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -1;
+    d->id = 1;
+    snprintf(d->name.def, sizeof(d->name.def), "Lunch");
+    snprintf(d->friendly_name.def, sizeof(d->friendly_name.def), "Lunch");
+    d->paid = 15;
+    d->minimum = 0;
+    d->maximum = 120;
+    d->if_not_clocked = 30;
+    int rc = store_definition_put(f->s, t.id, d, &r);
+    free(d);
+    return rc != 0 || r.rc != 0 ? -1 : 0;
+}
+
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
@@ -420,30 +457,7 @@ static int setup(void **state)
         fprintf(stderr, "store_open: %s\n", msg ? msg : "?");
         return -1;
     }
-    store_tenant_t t;
-    if (store_tenant_create(f->s, "tenant-eng", &t) != 0)
-        return -1;
-    f->tenant = t.id;
-
-    model_person_t p;
-    memset(&p, 0, sizeof(p));
-    p.id = 1;
-    store_write_result_t r;
-    if (store_person_put(f->s, f->tenant, &p, &r) != 0 || r.rc != 0)
-        return -1;
-    model_definition_t *d = calloc(1, sizeof(*d));
-    if (!d)
-        return -1;
-    d->id = 1;
-    snprintf(d->name.def, sizeof(d->name.def), "Lunch");
-    snprintf(d->friendly_name.def, sizeof(d->friendly_name.def), "Lunch");
-    d->paid = 15;
-    d->minimum = 0;
-    d->maximum = 120;
-    d->if_not_clocked = 30;
-    int rc = store_definition_put(f->s, f->tenant, d, &r);
-    free(d);
-    if (rc != 0 || r.rc != 0)
+    if (seed_tenant(f, "tenant-eng", &f->tenant) != 0)
         return -1;
 
     if (consumer_start(&f->cons) != 0)
@@ -507,26 +521,35 @@ static void clock_to(fx_t *f, int64_t target)
     clock_fake_advance(&f->clock, target - now);
 }
 
-/* Creates the breaks webhook to the consumer, valid for valid_ms from now. */
-static void make_webhook(fx_t *f, int64_t valid_ms)
+/* Creates a breaks webhook of tenant to the consumer's path, valid for valid_ms from
+ * now; its id into id. */
+static void make_webhook_at(fx_t *f, int64_t tenant, const char *path, int64_t valid_ms,
+                            char id[STORE_WEBHOOK_ID_LEN + 1])
 {
     store_webhook_t w;
     memset(&w, 0, sizeof(w));
     assert_int_equal(crypto_uuid4(&f->trand, w.id), 0);
     w.collection = STORE_COLL_BREAKS;
-    snprintf(w.destination_url, sizeof(w.destination_url), "http://127.0.0.1:%u/hook",
-             (unsigned)f->cons.port);
+    snprintf(w.destination_url, sizeof(w.destination_url), "http://127.0.0.1:%u%s",
+             (unsigned)f->cons.port, path);
     snprintf(w.ext_refs, sizeof(w.ext_refs), "[]");
     unsigned char key[CRYPTO_WEBHOOK_KEY_LEN];
     assert_int_equal(rand_bytes(&f->trand, key, sizeof(key)), 0);
-    assert_int_equal(crypto_key_seal(&f->master, &f->trand, f->tenant, w.id, key, w.key_blob,
+    assert_int_equal(crypto_key_seal(&f->master, &f->trand, tenant, w.id, key, w.key_blob,
                                      &w.key_blob_len),
                      0);
     w.created_at_ms = fake_now(f);
     w.valid_until_ms = fake_now(f) + valid_ms;
-    assert_int_equal(store_webhook_create(f->s, f->tenant, &w, 100), 0);
-    snprintf(f->wh, sizeof(f->wh), "%s", w.id);
-    f->from_version = w.from_version;
+    assert_int_equal(store_webhook_create(f->s, tenant, &w, 100), 0);
+    snprintf(id, STORE_WEBHOOK_ID_LEN + 1, "%s", w.id);
+    if (tenant == f->tenant)
+        f->from_version = w.from_version;
+}
+
+/* The breaks webhook of the fixture's tenant to /hook (f->wh). */
+static void make_webhook(fx_t *f, int64_t valid_ms)
+{
+    make_webhook_at(f, f->tenant, "/hook", valid_ms, f->wh);
 }
 
 static void start_engine(fx_t *f)
@@ -536,9 +559,9 @@ static void start_engine(fx_t *f)
     assert_non_null(f->e);
 }
 
-/* Writes break `id` (clocked minutes make each write a change) and wakes the engine.
- * Returns the new changeVersion. */
-static uint64_t put_break(fx_t *f, int64_t id, int32_t clocked)
+/* Writes break `id` of tenant (clocked minutes make each write a change) and wakes the
+ * engine (when started). Returns the new changeVersion. */
+static uint64_t put_break_in(fx_t *f, int64_t tenant, int64_t id, int32_t clocked)
 {
     model_break_t b;
     memset(&b, 0, sizeof(b));
@@ -551,11 +574,17 @@ static uint64_t put_break(fx_t *f, int64_t id, int32_t clocked)
     b.start = 720;
     b.end = 780;
     store_write_result_t r;
-    assert_int_equal(store_break_put(f->s, f->tenant, &b, &r), 0);
+    assert_int_equal(store_break_put(f->s, tenant, &b, &r), 0);
     assert_int_equal(r.rc, 0);
     assert_true(r.version > 0);
-    engine_wake(f->e);
+    if (f->e)
+        engine_wake(f->e);
     return r.version;
+}
+
+static uint64_t put_break(fx_t *f, int64_t id, int32_t clocked)
+{
+    return put_break_in(f, f->tenant, id, clocked);
 }
 
 static store_webhook_t get_webhook(fx_t *f)
@@ -821,6 +850,103 @@ static void test_success_after_failures(void **state)
     clock_fake_advance(&f->clock, 2 * DAY);
     expect_quiet(f, 300, "after delivery");
     assert_int_equal(consumer_count(&f->cons), 3);
+}
+
+/* An attempt that fails before anything is sent (no memory while preparing it,
+ * signing failed) puts its event back first in line: it goes out after a short pause
+ * (START_RETRY_MS in engine.c, 1 s of the engine's clock), as attempt 1 since nothing
+ * failed at the destination, and the watermark passes it. Was a bug: the lane was
+ * taken from the ready list and put nowhere, so the record stalled, holding the
+ * webhook's watermark, until its next change or a restart. */
+static void test_start_failure_does_not_stall(void **state)
+{
+    fx_t *f = *state;
+    f->eo.test_fail_starts = 1;
+    make_webhook(f, 30 * DAY);
+    start_engine(f);
+    uint64_t v = put_break(f, 7, 25);
+    expect_quiet(f, 300, "during the pause after the failed start");
+    assert_int_equal(consumer_count(&f->cons), 0);
+    clock_fake_advance(&f->clock, 1000);
+    expect_requests(f, 1, WAIT_MS, "the event whose first start failed");
+    store_attempt_t log[4];
+    assert_int_equal(expect_log(f, 1, log, 4), 1);
+    assert_int_equal(log[0].attempt, 1);
+    assert_int_equal(log[0].status, STORE_ATTEMPT_DELIVERED);
+    assert_int_equal(log[0].version, v);
+    int64_t end = real_ms() + WAIT_MS;
+    store_webhook_t w = get_webhook(f);
+    while (w.last_delivered_version != v && real_ms() < end) {
+        clock_fake_advance(&f->clock, FLUSH_NUDGE_MS);
+        sleep_ms(50);
+        w = get_webhook(f);
+    }
+    assert_int_equal(w.last_delivered_version, v);
+}
+
+/* Two tenants' webhooks on one host. A's URL fails every time: after
+ * breaker_threshold failures A's breaker opens, and B, on the same host:port, is
+ * delivered at once all the same. Was a bug: the breaker belonged to the host, so one
+ * tenant's failing path paused every other tenant's webhook there. */
+static void test_breaker_belongs_to_the_webhook(void **state)
+{
+    fx_t *f = *state;
+    f->eo.breaker_threshold = 3;
+    f->eo.breaker_pause_ms = 10 * MIN;
+    pthread_mutex_lock(&f->cons.mu);
+    snprintf(f->cons.fail_path, sizeof(f->cons.fail_path), "/a");
+    pthread_mutex_unlock(&f->cons.mu);
+    consumer_program(&f->cons, 500, -1, -1, false);
+    int64_t tb;
+    assert_int_equal(seed_tenant(f, "tenant-b", &tb), 0);
+    char wa[STORE_WEBHOOK_ID_LEN + 1], wb[STORE_WEBHOOK_ID_LEN + 1];
+    make_webhook_at(f, f->tenant, "/a", 30 * DAY, wa);
+    make_webhook_at(f, tb, "/b", 30 * DAY, wb);
+    start_engine(f);
+    for (int64_t id = 1; id <= 5; id++)
+        put_break(f, id, 20);
+    /* Three failures open A's breaker; up to two more may have been in flight. */
+    expect_requests(f, 3, WAIT_MS, "A's records until its breaker opens");
+    expect_quiet(f, 300, "A paused (its records wait for their retry time anyway)");
+    int n = consumer_count(&f->cons);
+    assert_true(n >= 3 && n <= 5);
+    uint64_t vb = put_break_in(f, tb, 9, 20);
+    expect_requests(f, n + 1, WAIT_MS, "B's record while A's breaker is open");
+    received_t r = consumer_get(&f->cons, n);
+    assert_string_equal(r.path, "/b");
+    assert_int_equal(r.version, vb);
+    assert_int_equal(r.answered, 204);
+    /* A stays paused past its records' retry time (5 s): nothing goes to /a while its
+     * 10-minute pause runs. */
+    clock_fake_advance(&f->clock, 30 * SEC);
+    expect_quiet(f, 300, "A's retries while its breaker is open");
+}
+
+/* The host's in-flight cap is shared in turns. With a cap of 2, webhook A (20 records
+ * ready) and webhook B (1 record) on one host: B's event is among the first four
+ * requests, not after A's twenty. Was a bug: the engine walked its webhooks in list
+ * order and the first one took every free slot, at every completion. */
+static void test_host_slots_taken_in_turns(void **state)
+{
+    fx_t *f = *state;
+    f->eo.max_inflight_per_dest = 2;
+    int64_t tb;
+    assert_int_equal(seed_tenant(f, "tenant-b", &tb), 0);
+    char wa[STORE_WEBHOOK_ID_LEN + 1], wb[STORE_WEBHOOK_ID_LEN + 1];
+    /* The busy webhook belongs to the second tenant: the engine loaded it first. */
+    make_webhook_at(f, f->tenant, "/b", 30 * DAY, wb);
+    make_webhook_at(f, tb, "/a", 30 * DAY, wa);
+    for (int64_t id = 1; id <= 20; id++)
+        put_break_in(f, tb, id, 20);
+    put_break(f, 99, 20);
+    start_engine(f);
+    expect_requests(f, 21, WAIT_MS, "every event");
+    int b_at = -1;
+    for (int i = 0; i < 21; i++)
+        if (!strcmp(consumer_get(&f->cons, i).path, "/b"))
+            b_at = i;
+    if (b_at < 0 || b_at > 3)
+        fail_msg("B's only event was request %d of 21, want one of the first four", b_at + 1);
 }
 
 /* 429/503 with Retry-After: honoured when longer than the step, capped at 24 h,
@@ -1369,6 +1495,9 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_retry_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_success_after_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_failure_does_not_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_breaker_belongs_to_the_webhook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_slots_taken_in_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_exhausted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
