@@ -667,7 +667,11 @@ sec_idle() {
   command -v python3 >/dev/null || { note "idle: python3 missing; skipped"; return 0; }
   sink_start idle || return 1
   local sport=$SINK_PORT t0 first last fleet ticks0 ticks1 n lines=0
-  start_delivery_server --max-webhooks $((IDLE_PER + 10)) || return 1
+  # The fleet gets a token per tenant from one address: the token limiters off.
+  local unlimited=()
+  flag_supported --token-rate-per-address &&
+    unlimited=(--token-rate-per-address 0 --token-rate-global 0)
+  start_delivery_server --max-webhooks $((IDLE_PER + 10)) "${unlimited[@]}" || return 1
   if ! fleet=$(timeout 900 python3 bench/fleet.py "$BIN" "$STORE" "$PORT" "$IDLE_TENANTS" \
       "$IDLE_PER" "http://127.0.0.1:$sport/idle" 2>&1); then
     note "idle: fleet setup failed: $(printf '%s' "$fleet" | tail -n 1 | head -c 300)"

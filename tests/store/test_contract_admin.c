@@ -98,7 +98,8 @@ static store_signing_key_t make_key(const fixture_t *f, const char *kid, unsigne
 {
     store_signing_key_t k;
     memset(&k, 0, sizeof(k));
-    snprintf(k.kid, sizeof(k.kid), "%s-%s", kid, f->suffix);
+    int n = snprintf(k.kid, sizeof(k.kid), "%s-%s", kid, f->suffix);
+    assert_true(n > 0 && (size_t)n < sizeof(k.kid));
     memset(k.secret, fill, sizeof(k.secret));
     k.created_at_ms = created;
     return k;
