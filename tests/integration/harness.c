@@ -77,6 +77,18 @@ void it_sleep_ms(unsigned ms)
         ;
 }
 
+bool it_wait_until(bool (*check)(void *arg), void *arg, unsigned timeout_ms, unsigned poll_ms)
+{
+    uint64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        if (check(arg))
+            return true;
+        if (it_now_ms() >= deadline)
+            return false;
+        it_sleep_ms(poll_ms);
+    }
+}
+
 static unsigned remaining_ms(uint64_t deadline)
 {
     uint64_t now = it_now_ms();

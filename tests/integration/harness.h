@@ -28,12 +28,21 @@
                                      * --shutdown-timeout defaults to 10 s) */
 #define IT_IO_TIMEOUT_MS 15000    /* default bound on one response */
 #define IT_STOP_KILLED (-1)       /* it_server_stop: had to SIGKILL after the bound */
+/* Waits for something a server does in the background (a delivery, a retry, a
+ * webhook catching up) stretch their deadline by this factor: the deadlines are there
+ * to catch a server that never gets there, not to time it, and the suite runs under
+ * ASan on a 2-core machine that may be busy with another build. */
+#define IT_PATIENCE 4
 
 /* Why the last harness call failed (timeout, EOF, malformed answer, ...). */
 const char *it_last_error(void);
 /* Monotonic milliseconds. */
 uint64_t it_now_ms(void);
 void it_sleep_ms(unsigned ms);
+/* Calls check(arg) every poll_ms until it returns true, for at most timeout_ms (it is
+ * called once more at the deadline); whether it held. The caller decides how to fail,
+ * naming what it waited for. */
+bool it_wait_until(bool (*check)(void *arg), void *arg, unsigned timeout_ms, unsigned poll_ms);
 
 /* ---- temporary directories and files -------------------------------------- */
 

@@ -8,10 +8,17 @@
  * own signing key (read from its store) when a test needs claims the endpoint never
  * issues, such as an expired token. Every helper fails the current cmocka test
  * instead of returning an error.
+ *
+ * These helpers talk over a new connection per request with a raw token and an
+ * optional Host (test_auth.c, test_access.c, test_metrics.c); a test that boots a
+ * server with its tenant and client and keeps one connection uses harness_api.h,
+ * which is built on them.
  */
 #ifndef BREAKHOOK_TESTS_INTEGRATION_HARNESS_AUTH_H
 #define BREAKHOOK_TESTS_INTEGRATION_HARNESS_AUTH_H
 
+#include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "harness.h"
@@ -77,6 +84,14 @@ char *it_token_forge(const it_server_t *s, const it_client_t *c, const char *sco
  * as application/json (or none). */
 void it_api_request(int port, const char *method, const char *target, const char *token,
                     const char *host, const char *body, it_response_t *r);
+/* it_api_request whose answer must have status; returns the parsed JSON answer
+ * (caller decrefs; NULL for a 204). */
+json_t *it_api_expect(int port, const char *method, const char *target, const char *token,
+                      const char *host, const char *body, int status);
+/* GET target (200 with a JSON body required); the body (malloc'd). */
+char *it_get_body(int port, const char *target, const char *token, const char *host);
+/* GET target (200 required); the number of items in its "value" list. */
+size_t it_list_size(int port, const char *target, const char *token, const char *host);
 /* 401 with the SPEC body and a Bearer challenge (error="invalid_token" when a token
  * was sent). */
 void it_assert_401(const it_response_t *r, bool had_token);

@@ -1,0 +1,197 @@
+/*
+ * harness_api.c: a booted server with tenant, client, token and seeded data
+ * (harness_api.h).
+ */
+#define _GNU_SOURCE
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "harness_api.h"
+#include "model/model.h"
+
+void it_srv_start(it_srv_t *s, const it_server_opts_t *o)
+{
+    s->conn.fd = -1;
+    if (it_server_start(&s->s, o) != 0) {
+        s->started = s->s.dir[0] != '\0';
+        s->done = true;
+        fail_msg("server did not start: %s", it_last_error());
+    }
+    s->started = true;
+    snprintf(s->store, sizeof(s->store), "sqlite:%s", s->s.db_path);
+}
+
+void it_srv_boot(it_srv_t *s, const it_boot_opts_t *o)
+{
+    static const it_boot_opts_t none = { 0 };
+    if (!o)
+        o = &none;
+    const char *args[40];
+    size_t n = 0;
+    args[n++] = "--rate-limit";
+    args[n++] = "0";
+    if (o->same_store) {
+        args[n++] = "--store"; /* the last --store wins over the harness's own */
+        args[n++] = o->same_store->store;
+    }
+    for (size_t i = 0; o->args && o->args[i]; i++) {
+        if (n >= 38)
+            fail_msg("it_srv_boot: more than %zu arguments", n);
+        args[n++] = o->args[i];
+    }
+    args[n] = NULL;
+    it_server_opts_t so = { .args = args, .env = o->env };
+    it_srv_start(s, &so);
+    if (o->same_store) {
+        memcpy(s->store, o->same_store->store, sizeof(s->store));
+        s->client = o->same_store->client;
+    } else {
+        it_tenant_create(&s->s, IT_TENANT);
+        it_client_create(&s->s, IT_TENANT, o->scopes ? o->scopes : IT_ALL_SCOPES, &s->client);
+    }
+    it_srv_auth(s, &s->client, NULL);
+}
+
+void it_srv_auth(it_srv_t *s, const it_client_t *c, const char *scope)
+{
+    char *tok = it_token_get(s->s.port, c, scope, NULL);
+    if (strlen(tok) >= sizeof(s->auth) - 40)
+        fail_msg("a token of %zu bytes does not fit", strlen(tok));
+    snprintf(s->auth, sizeof(s->auth), "Authorization: Bearer %s\r\n", tok);
+    free(tok);
+}
+
+void it_srv_stop(it_srv_t *s)
+{
+    it_conn_close(&s->conn);
+    int st = it_server_stop(&s->s, 0);
+    s->done = true;
+    if (st != 0) {
+        it_server_dump(&s->s);
+        fail_msg("the server exited with status %d", st);
+    }
+}
+
+int it_srv_finish(it_srv_t *s)
+{
+    if (!s->started)
+        return 0;
+    it_conn_close(&s->conn);
+    int rc = 0;
+    if (!s->done && it_server_stop_clean(&s->s) != 0)
+        rc = -1;
+    it_server_cleanup(&s->s);
+    s->started = false;
+    return rc;
+}
+
+void it_srv_call(it_srv_t *s, const char *auth, const char *method, const char *target,
+                 const char *ctype, const char *body, size_t len, it_response_t *r)
+{
+    it_conn_ensure(&s->conn, s->s.port);
+    char *headers = it_fmt("%s%s%s%s", auth ? auth : "", ctype ? "Content-Type: " : "",
+                           ctype ? ctype : "", ctype ? "\r\n" : "");
+    int rc = it_conn_request(&s->conn, method, target, headers, body, len, r);
+    free(headers);
+    if (rc != 0) {
+        it_conn_close(&s->conn);
+        fail_msg("%s %.200s: %s (server running: %d)", method, target, it_last_error(),
+                 it_server_running(&s->s));
+    }
+    const char *c = it_response_header(r, "connection");
+    if (c && strcasecmp(c, "close") == 0)
+        it_conn_close(&s->conn);
+}
+
+json_t *it_srv_expect(it_srv_t *s, const char *method, const char *target, const char *body,
+                      int status)
+{
+    it_response_t r;
+    it_srv_call(s, s->auth, method, target, body ? "application/json" : NULL, body,
+                body ? strlen(body) : 0, &r);
+    bool ok = status ? r.status == status : (r.status == 200 || r.status == 201);
+    if (!ok)
+        fail_msg("%s %.200s: status %d, expected %d; body: %.600s", method, target, r.status,
+                 status, r.body);
+    json_t *j = NULL;
+    if (r.status != 204) {
+        j = it_json_parse(r.body, r.body_len);
+        if (!j)
+            fail_msg("%s %.200s: the answer is not JSON: %.300s", method, target, r.body);
+    }
+    it_response_free(&r);
+    return j;
+}
+
+void it_seed_people(it_srv_t *s, int n, unsigned refs)
+{
+    for (int i = 1; i <= n; i++) {
+        char emp[48] = "", hrmid[48] = "";
+        if (refs & IT_REF_EMPLOYEE)
+            snprintf(emp, sizeof(emp), "\"@employee-number\":\"E-%d\"", i);
+        if (refs & IT_REF_HRMID)
+            snprintf(hrmid, sizeof(hrmid), "%s\"HRMID\":\"H-%d\"", emp[0] ? "," : "", i);
+        char *path = it_fmt(IT_BASE "/people/%d", i);
+        char *body = refs ? it_fmt("{\"id\":%d,\"externalReferences\":{%s%s}}", i, emp, hrmid)
+                          : it_fmt("{\"id\":%d}", i);
+        json_decref(it_srv_expect(s, "PUT", path, body, 201));
+        free(path);
+        free(body);
+    }
+}
+
+void it_seed_definition(it_srv_t *s, const it_definition_t *d)
+{
+    char *path = it_fmt(IT_BASE "/break-definitions/%lld", (long long)d->id);
+    char *body = it_fmt("{\"id\":%lld,\"name\":{\"default\":\"Lunch\"%s},\"friendlyName\":"
+                        "{\"default\":\"Lunch break\"},\"paidDurationInMinutes\":%d,"
+                        "\"minimumDurationInMinutes\":%d,\"maximumDurationInMinutes\":%d,"
+                        "\"ifNotClockedDurationInMinutes\":%d,\"hasToBeTakenUninterrupted\":%s}",
+                        (long long)d->id,
+                        d->translated ? ",\"translations\":{\"nl\":\"Lunch-nl\"}" : "", d->paid,
+                        d->minimum, d->maximum, d->if_not_clocked,
+                        d->uninterrupted ? "true" : "false");
+    json_decref(it_srv_expect(s, "PUT", path, body, 201));
+    free(path);
+    free(body);
+}
+
+uint64_t it_version_num(const char *s)
+{
+    uint64_t v;
+    return s && model_version_parse(s, strlen(s), &v) == 0 ? v : 0;
+}
+
+void it_webhook_create(it_srv_t *s, const char *url, const char *ext_refs, it_webhook_t *out)
+{
+    snprintf(out->url, sizeof(out->url), "%s", url);
+    char *target;
+    if (ext_refs) {
+        char *e = it_urlenc(ext_refs);
+        target = it_fmt(IT_BASE "/webhooks?externalReferences=%s", e);
+        free(e);
+    } else {
+        target = it_fmt(IT_BASE "/webhooks");
+    }
+    char *body = it_fmt("{\"destinationUrl\":\"%s\",\"collectionName\":\"breaks\"}", url);
+    json_t *j = it_srv_expect(s, "POST", target, body, 201);
+    free(target);
+    free(body);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    const char *key = json_string_value(json_object_get(j, "key"));
+    if (!id || !key || strlen(id) >= sizeof(out->id) || strlen(key) >= sizeof(out->key))
+        fail_msg("webhook create answered no id or key (or one too long)");
+    snprintf(out->id, sizeof(out->id), "%s", id);
+    snprintf(out->key, sizeof(out->key), "%s", key);
+    json_decref(j);
+}

@@ -1,0 +1,104 @@
+/*
+ * harness_api.h: a booted server, as every integration test that writes data needs it.
+ *
+ * One it_srv_t is one `breakhook serve` on 127.0.0.1 with its own SQLite store, tenant
+ * IT_TENANT, an API client holding the scopes the test asks for (made with the CLI,
+ * harness_auth.h), a bearer token from the token endpoint, and one keep-alive
+ * connection the requests go over (reopened when the server closes it). On top of it:
+ * requests that must answer a given status, seeding people and break definitions,
+ * creating a webhook, and a bounded wait on a condition.
+ *
+ * These are the only copies: test_delivery.c, test_data_api.c, test_webhooks.c,
+ * test_disk.c, test_metrics.c and test_auth.c boot through here. Everything runs on the
+ * test's thread; every helper fails the current cmocka test itself, with a message
+ * naming what failed, instead of returning an error.
+ */
+#ifndef BREAKHOOK_TESTS_INTEGRATION_HARNESS_API_H
+#define BREAKHOOK_TESTS_INTEGRATION_HARNESS_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "harness_auth.h"
+
+#define IT_BASE "/connector/protimeapi/api/v1"
+#define IT_TENANT "acme"
+
+typedef struct it_srv {
+    it_server_t s;
+    bool started;       /* its directory exists (it_srv_finish must clean it up) */
+    bool done;          /* stopped or killed by the test itself, which checked how */
+    it_conn_t conn;     /* the keep-alive connection; fd < 0: none */
+    char store[400];    /* "sqlite:<db>", the --store of CLI runs on this server's data */
+    it_client_t client; /* tenant IT_TENANT's client (it_srv_boot) */
+    char auth[1200];    /* "Authorization: Bearer <client's token>\r\n" */
+} it_srv_t;
+
+typedef struct it_boot_opts {
+    const char *const *args;     /* extra serve arguments (NULL-terminated) or NULL */
+    const char *const *env;      /* as it_server_opts_t.env */
+    const char *scopes;          /* the client's scopes; NULL: IT_ALL_SCOPES */
+    const it_srv_t *same_store;  /* run on that server's store (a restart: its tenant and
+                                  * client exist and are reused), not a fresh one */
+} it_boot_opts_t;
+
+/* Starts `breakhook serve [args...]` (nothing else added), without tenant or client.
+ * args may be NULL. Fails the test when it does not start. */
+void it_srv_start(it_srv_t *s, const it_server_opts_t *o);
+/* Starts `breakhook serve --rate-limit 0 [o->args...]` (o may be NULL), creates tenant
+ * IT_TENANT and a client with o->scopes (unless same_store) and gets its token into
+ * s->auth. */
+void it_srv_boot(it_srv_t *s, const it_boot_opts_t *o);
+/* Gets a token for the client c (scope NULL: all of the client's) and puts it into
+ * s->auth. */
+void it_srv_auth(it_srv_t *s, const it_client_t *c, const char *scope);
+/* SIGTERM from the test itself; fails the test unless the server exits 0. */
+void it_srv_stop(it_srv_t *s);
+/* For the teardown: closes the connection; unless the test stopped the server itself,
+ * SIGTERM requiring exit 0 (it_server_stop_clean); removes its directory. Returns 0,
+ * or -1 when the server did not exit cleanly. A server never started: 0. Servers that
+ * share a store are finished newest first. */
+int it_srv_finish(it_srv_t *s);
+
+/* One request on s's keep-alive connection. auth: a header line ("Authorization:
+ * ...\r\n") or NULL; ctype: a Content-Type value or NULL. Fails the test when no
+ * answer comes. */
+void it_srv_call(it_srv_t *s, const char *auth, const char *method, const char *target,
+                 const char *ctype, const char *body, size_t len, it_response_t *r);
+/* A request with s->auth and a JSON body (or none) whose answer must have status (0:
+ * 200 or 201). Returns the parsed JSON answer (caller decrefs), NULL for a 204. */
+json_t *it_srv_expect(it_srv_t *s, const char *method, const char *target, const char *body,
+                      int status);
+
+/* The externalReferences a seeded person gets. */
+#define IT_REF_EMPLOYEE 1u /* "@employee-number": "E-<id>" */
+#define IT_REF_HRMID 2u    /* "HRMID": "H-<id>" */
+/* Creates people 1..n with refs (IT_REF_* or 0); each PUT must answer 201. */
+void it_seed_people(it_srv_t *s, int n, unsigned refs);
+/* Creates break definition id (name Lunch, with a Dutch translation when translated;
+ * friendly name "Lunch break") with the durations given; the PUT must answer 201. */
+typedef struct it_definition {
+    int64_t id;
+    int paid, minimum, maximum, if_not_clocked;
+    bool uninterrupted;
+    bool translated;
+} it_definition_t;
+void it_seed_definition(it_srv_t *s, const it_definition_t *d);
+
+/* A changeVersion (20 upper-case hex digits) as a number; 0 when it is not one. */
+uint64_t it_version_num(const char *s);
+
+typedef struct it_webhook {
+    char id[64];
+    char url[128];
+    char key[128]; /* whsec_... */
+} it_webhook_t;
+
+/* Creates a webhook on the breaks collection to url (201 required) and fills out.
+ * ext_refs: the externalReferences query value (not encoded) or NULL. */
+void it_webhook_create(it_srv_t *s, const char *url, const char *ext_refs, it_webhook_t *out);
+
+#endif
