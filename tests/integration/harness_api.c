@@ -64,11 +64,11 @@ void it_srv_boot(it_srv_t *s, const it_boot_opts_t *o)
 
 void it_srv_auth(it_srv_t *s, const it_client_t *c, const char *scope)
 {
-    char *tok = it_token_get(s->s.port, c, scope, NULL);
-    if (strlen(tok) >= sizeof(s->auth) - 40)
-        fail_msg("a token of %zu bytes does not fit", strlen(tok));
-    snprintf(s->auth, sizeof(s->auth), "Authorization: Bearer %s\r\n", tok);
-    free(tok);
+    char *h = it_token_header(s->s.port, c, scope);
+    if (strlen(h) >= sizeof(s->auth))
+        fail_msg("a token header of %zu bytes does not fit", strlen(h));
+    snprintf(s->auth, sizeof(s->auth), "%s", h);
+    free(h);
 }
 
 void it_srv_stop(it_srv_t *s)
@@ -116,19 +116,26 @@ void it_srv_call(it_srv_t *s, const char *auth, const char *method, const char *
 json_t *it_srv_expect(it_srv_t *s, const char *method, const char *target, const char *body,
                       int status)
 {
+    return it_srv_expect_as(s, s->auth, method, target, body, status);
+}
+
+json_t *it_srv_expect_as(it_srv_t *s, const char *auth, const char *method, const char *target,
+                         const char *body, int status)
+{
     it_response_t r;
-    it_srv_call(s, s->auth, method, target, body ? "application/json" : NULL, body,
+    it_srv_call(s, auth, method, target, body ? "application/json" : NULL, body,
                 body ? strlen(body) : 0, &r);
     bool ok = status ? r.status == status : (r.status == 200 || r.status == 201);
     if (!ok)
         fail_msg("%s %.200s: status %d, expected %d; body: %.600s", method, target, r.status,
                  status, r.body);
-    json_t *j = NULL;
-    if (r.status != 204) {
-        j = it_json_parse(r.body, r.body_len);
-        if (!j)
-            fail_msg("%s %.200s: the answer is not JSON: %.300s", method, target, r.body);
-    }
+    /* docs/API.md: a PUT that creates answers 201 and Location; one that replaces, none. */
+    const char *loc = it_response_header(&r, "location");
+    if (strcmp(method, "PUT") == 0 && r.status == 201 && (!loc || strcmp(loc, target) != 0))
+        fail_msg("PUT %s: Location is '%s', expected the target", target, loc ? loc : "(none)");
+    if (strcmp(method, "PUT") == 0 && r.status != 201 && loc)
+        fail_msg("PUT %s: status %d with a Location header", target, r.status);
+    json_t *j = r.status == 204 ? NULL : it_assert_json(&r, r.status);
     it_response_free(&r);
     return j;
 }

@@ -69,9 +69,15 @@ int it_srv_finish(it_srv_t *s);
 void it_srv_call(it_srv_t *s, const char *auth, const char *method, const char *target,
                  const char *ctype, const char *body, size_t len, it_response_t *r);
 /* A request with s->auth and a JSON body (or none) whose answer must have status (0:
- * 200 or 201). Returns the parsed JSON answer (caller decrefs), NULL for a 204. */
+ * 200 or 201) and, unless it is a 204, a JSON body; a PUT answered 201 must name the
+ * target in Location, any other PUT answer must not have one. Returns the parsed JSON
+ * answer (caller decrefs), NULL for a 204. */
 json_t *it_srv_expect(it_srv_t *s, const char *method, const char *target, const char *body,
                       int status);
+/* The same with another Authorization header line (another tenant's or scope's token;
+ * NULL: none). */
+json_t *it_srv_expect_as(it_srv_t *s, const char *auth, const char *method, const char *target,
+                         const char *body, int status);
 
 /* The externalReferences a seeded person gets. */
 #define IT_REF_EMPLOYEE 1u /* "@employee-number": "E-<id>" */

@@ -173,6 +173,14 @@ char *it_token_get(int port, const it_client_t *c, const char *scope, const char
     return tok;
 }
 
+char *it_token_header(int port, const it_client_t *c, const char *scope)
+{
+    char *tok = it_token_get(port, c, scope, NULL);
+    char *h = it_fmt("Authorization: Bearer %s\r\n", tok);
+    free(tok);
+    return h;
+}
+
 /* Issues a token signed with the server's real current key (read from its store), for
  * the claims given: the only way to get an expired or not-yet-valid one in a test. */
 char *it_token_forge(const it_server_t *s, const it_client_t *c, const char *scope, int64_t iat,

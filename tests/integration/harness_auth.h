@@ -40,11 +40,7 @@
 #define IT_FORM_CT "Content-Type: application/x-www-form-urlencoded\r\n"
 #define IT_JSON_CT "Content-Type: application/json\r\n"
 /* Every scope a client can hold. */
-#define IT_ALL_SCOPES                                                                         \
-    "connector-protimeapi-breaks.read connector-protimeapi-breaks.write "                        \
-    "connector-protimeapi-break-definitions.read connector-protimeapi-break-definitions.write " \
-    "connector-protimeapi-people.read connector-protimeapi-people.write "                        \
-    "connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write"
+#define IT_ALL_SCOPES SC_ALL
 
 typedef struct it_client {
     char tenant[64];
@@ -74,6 +70,9 @@ char *it_assert_token_ok(const it_response_t *r, const char *want_scope, long lo
  * every scope of the client) and with a Host header (NULL: none). The server must
  * use the default --token-ttl. malloc'd. */
 char *it_token_get(int port, const it_client_t *c, const char *scope, const char *host);
+/* it_token_get (without Host) as an "Authorization: Bearer <token>\r\n" header line
+ * (malloc'd). */
+char *it_token_header(int port, const it_client_t *c, const char *scope);
 /* Issues a token signed with the server's real current key (read from its store) for
  * c, with scope and the times given (Unix seconds): the only way to get an expired
  * or not-yet-valid one in a test. malloc'd. */

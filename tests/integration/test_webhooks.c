@@ -31,47 +31,22 @@
 #include <strings.h>
 #include <time.h>
 
-#include "harness.h"
+#include "harness_api.h"
 
-#define BASE "/connector/protimeapi/api/v1"
-#define WH BASE "/webhooks"
-#define TENANT "acme"
+#define WH IT_BASE "/webhooks"
 #define TENANT_B "beta"
 #define JSON_CT "application/json"
 #define NDJSON_CT "application/x-ndjson"
-
-#define S_BREAKS_R "connector-protimeapi-breaks.read"
-#define S_BREAKS_W "connector-protimeapi-breaks.write"
-#define S_DEFS_R "connector-protimeapi-break-definitions.read"
-#define S_DEFS_W "connector-protimeapi-break-definitions.write"
-#define S_PEOPLE_R "connector-protimeapi-people.read"
-#define S_PEOPLE_W "connector-protimeapi-people.write"
-#define S_WH_R "connector-protimeapi-webhooks.read"
-#define S_WH_W "connector-protimeapi-webhooks.write"
-#define ALL_SCOPES                                                                           \
-    S_BREAKS_R " " S_BREAKS_W " " S_DEFS_R " " S_DEFS_W " " S_PEOPLE_R " " S_PEOPLE_W " " \
-        S_WH_R " " S_WH_W
 
 #define DAY_MS 86400000LL
 #define MASTER_KEY "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 /* ---- fixture ------------------------------------------------------------------------- */
 
-typedef struct srv {
-    it_server_t s;
-    bool started;
-    bool stopped;        /* stopped by the test itself (which checked the exit status) */
-    it_conn_t conn;      /* keep-alive connection; fd < 0: none */
-    char store[400];     /* sqlite:<db> for the CLI */
-    char client_id[128]; /* the tenant acme client holding ALL_SCOPES */
-    char client_secret[256];
-    char auth[1200];     /* "Authorization: Bearer <token with ALL_SCOPES>\r\n" */
-} srv_t;
-
 #define MAX_SRV 3
 
 typedef struct fixture {
-    srv_t srv[MAX_SRV];
+    it_srv_t srv[MAX_SRV];
     size_t n;
 } fixture_t;
 
@@ -80,8 +55,6 @@ static int setup(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    for (size_t i = 0; i < MAX_SRV; i++)
-        f->srv[i].conn.fd = -1;
     *state = f;
     return 0;
 }
@@ -90,17 +63,9 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     int rc = 0;
-    for (size_t i = 0; i < f->n; i++) {
-        srv_t *s = &f->srv[i];
-        it_conn_close(&s->conn);
-        if (!s->started)
-            continue;
-        if (!s->stopped) {
-            if (it_server_stop_clean(&s->s) != 0)
-                rc = -1;
-        }
-        it_server_cleanup(&s->s);
-    }
+    for (size_t i = 0; i < f->n; i++)
+        if (it_srv_finish(&f->srv[i]) != 0)
+            rc = -1;
     free(f);
     return rc;
 }
@@ -113,129 +78,32 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Runs the CLI against s's store; requires exit 0; returns its stdout (malloc'd). */
-static char *cli(const srv_t *s, const char *const *args)
-{
-    return it_cli_ok(s->s.dir, args);
-}
-
-static void conn_ensure(srv_t *s)
-{
-    it_conn_ensure(&s->conn, s->s.port);
-}
-
 /* One request on s's keep-alive connection. auth: a header line ("Authorization:
  * ...\r\n") or NULL for none; ctype: a Content-Type or NULL. */
-static void call(srv_t *s, const char *auth, const char *method, const char *target,
+static void call(it_srv_t *s, const char *auth, const char *method, const char *target,
                  const char *ctype, const char *body, size_t len, it_response_t *r)
 {
-    conn_ensure(s);
-    char *headers = it_fmt("%s%s%s%s", auth ? auth : "", ctype ? "Content-Type: " : "",
-                        ctype ? ctype : "", ctype ? "\r\n" : "");
-    int rc = it_conn_request(&s->conn, method, target, headers, body, len, r);
-    free(headers);
-    if (rc != 0) {
-        it_conn_close(&s->conn);
-        fail_msg("%s %.200s: %s (did the server die? running: %d)", method, target,
-                 it_last_error(), it_server_running(&s->s));
-    }
-    const char *c = it_response_header(r, "connection");
-    if (c && strcasecmp(c, "close") == 0)
-        it_conn_close(&s->conn);
+    it_srv_call(s, auth, method, target, ctype, body, len, r);
 }
 
-/* Creates a tenant (unless it exists: pass create_tenant false) and a client with
- * scopes; id and secret out. */
-static void make_client(srv_t *s, const char *tenant, bool create_tenant, const char *scopes,
-                        char *id_out, size_t id_len, char *secret_out, size_t secret_len)
+/* A token of tenant acme's all-scope client for scope, as a header line (malloc'd). */
+static char *token_for(it_srv_t *s, const char *scope)
 {
-    if (create_tenant) {
-        const char *const t[] = { "tenant", "create", tenant, "--store", s->store, NULL };
-        free(cli(s, t));
-    }
-    const char *const c[] = { "client", "create", "--tenant", tenant, "--name", "it", "--json",
-                              "--scopes", scopes, "--store", s->store, NULL };
-    char *out = cli(s, c);
-    json_t *j = it_json_parse(out, strlen(out));
-    if (!j)
-        fail_msg("client create --json printed no JSON: %s", out);
-    free(out);
-    const char *id = json_string_value(json_object_get(j, "clientId"));
-    const char *secret = json_string_value(json_object_get(j, "clientSecret"));
-    assert_non_null(id);
-    assert_non_null(secret);
-    assert_true(strlen(id) < id_len && strlen(secret) < secret_len);
-    snprintf(id_out, id_len, "%s", id);
-    snprintf(secret_out, secret_len, "%s", secret);
-    json_decref(j);
-}
-
-/* A token of (tenant, id, secret) for scope (space separated; NULL: every scope of the
- * client), as an Authorization header line (malloc'd). */
-static char *token_header(srv_t *s, const char *tenant, const char *id, const char *secret,
-                          const char *scope)
-{
-    char *eid = it_urlenc(id), *esec = it_urlenc(secret);
-    char *esc = scope ? it_urlenc(scope) : NULL;
-    char *form = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s%s%s", eid,
-                     esec, esc ? "&scope=" : "", esc ? esc : "");
-    free(eid);
-    free(esec);
-    free(esc);
-    char *target = it_fmt("/tenants/%s/connect/token", tenant);
-    it_response_t r;
-    call(s, NULL, "POST", target, "application/x-www-form-urlencoded", form, strlen(form), &r);
-    free(target);
-    free(form);
-    json_t *t = it_assert_json(&r, 200);
-    const char *tok = json_string_value(json_object_get(t, "access_token"));
-    assert_non_null(tok);
-    char *h = it_fmt("Authorization: Bearer %s\r\n", tok);
-    json_decref(t);
-    it_response_free(&r);
-    return h;
-}
-
-/* A token of tenant acme's all-scope client for scope. */
-static char *token_for(srv_t *s, const char *scope)
-{
-    return token_header(s, TENANT, s->client_id, s->client_secret, scope);
+    return it_token_header(s->s.port, &s->client, scope);
 }
 
 /* Starts a server with extra args and env, creates tenant acme and its client. */
-static srv_t *boot_ex(void **state, const char *const *extra, const char *const *env)
+static it_srv_t *boot_ex(void **state, const char *const *extra, const char *const *env)
 {
     fixture_t *f = *state;
     assert_true(f->n < MAX_SRV);
-    srv_t *s = &f->srv[f->n++];
-    const char *args[32];
-    size_t n = 0;
-    args[n++] = "--rate-limit";
-    args[n++] = "0";
-    for (size_t i = 0; extra && extra[i]; i++) {
-        assert_true(n < 30);
-        args[n++] = extra[i];
-    }
-    args[n] = NULL;
-    it_server_opts_t o = { .args = args, .env = env };
-    if (it_server_start(&s->s, &o) != 0) {
-        s->started = s->s.dir[0] != '\0';
-        fail_msg("server did not start: %s", it_last_error());
-    }
-    s->started = true;
-    char store[sizeof(s->store)];
-    snprintf(store, sizeof(store), "sqlite:%s", s->s.db_path);
-    memcpy(s->store, store, sizeof(store));
-    make_client(s, TENANT, true, ALL_SCOPES, s->client_id, sizeof(s->client_id),
-                s->client_secret, sizeof(s->client_secret));
-    char *h = token_for(s, NULL);
-    assert_true(strlen(h) < sizeof(s->auth));
-    snprintf(s->auth, sizeof(s->auth), "%s", h);
-    free(h);
+    it_srv_t *s = &f->srv[f->n++];
+    it_boot_opts_t o = { .args = extra, .env = env };
+    it_srv_boot(s, &o);
     return s;
 }
 
-static srv_t *boot(void **state)
+static it_srv_t *boot(void **state)
 {
     return boot_ex(state, NULL, NULL);
 }
@@ -421,7 +289,7 @@ static char *wh_body(const char *url, const char *coll)
 }
 
 /* POST /webhooks[?query] with body (JSON content type). */
-static void wh_post_raw(srv_t *s, const char *auth, const char *query, const char *ctype,
+static void wh_post_raw(it_srv_t *s, const char *auth, const char *query, const char *ctype,
                         const char *body, it_response_t *r)
 {
     char *target = it_fmt(WH "%s%s", query ? "?" : "", query ? query : "");
@@ -429,7 +297,7 @@ static void wh_post_raw(srv_t *s, const char *auth, const char *query, const cha
     free(target);
 }
 
-static void wh_post(srv_t *s, const char *auth, const char *url, const char *coll,
+static void wh_post(it_srv_t *s, const char *auth, const char *url, const char *coll,
                     const char *query, it_response_t *r)
 {
     char *b = wh_body(url, coll);
@@ -439,7 +307,7 @@ static void wh_post(srv_t *s, const char *auth, const char *url, const char *col
 
 /* Creates a webhook; requires 201, the Location of its id, and a well-formed key;
  * returns the answer (with key). */
-static json_t *wh_create_as(srv_t *s, const char *auth, const char *url, const char *coll,
+static json_t *wh_create_as(it_srv_t *s, const char *auth, const char *url, const char *coll,
                             const char *query)
 {
     it_response_t r;
@@ -461,7 +329,7 @@ static json_t *wh_create_as(srv_t *s, const char *auth, const char *url, const c
     return j;
 }
 
-static json_t *wh_create(srv_t *s, const char *url, const char *coll, const char *query)
+static json_t *wh_create(it_srv_t *s, const char *url, const char *coll, const char *query)
 {
     return wh_create_as(s, s->auth, url, coll, query);
 }
@@ -475,7 +343,7 @@ static void id_of(json_t *w, char out[37])
 }
 
 /* Creates a webhook and returns only its id. */
-static void wh_new(srv_t *s, const char *url, const char *coll, char out[37])
+static void wh_new(it_srv_t *s, const char *url, const char *coll, char out[37])
 {
     json_t *j = wh_create(s, url, coll, NULL);
     id_of(j, out);
@@ -495,7 +363,7 @@ static void wh_new(srv_t *s, const char *url, const char *coll, char out[37])
     } while (0)
 
 /* GET /webhooks/{id}; requires status; returns the body (an error body for errors). */
-static json_t *wh_get_as(srv_t *s, const char *auth, const char *id, int status)
+static json_t *wh_get_as(it_srv_t *s, const char *auth, const char *id, int status)
 {
     char *target = it_fmt(WH "/%s", id);
     it_response_t r;
@@ -513,12 +381,12 @@ static json_t *wh_get_as(srv_t *s, const char *auth, const char *id, int status)
     return j;
 }
 
-static json_t *wh_get(srv_t *s, const char *id)
+static json_t *wh_get(it_srv_t *s, const char *id)
 {
     return wh_get_as(s, s->auth, id, 200);
 }
 
-static void wh_delete_as(srv_t *s, const char *auth, const char *id, int status)
+static void wh_delete_as(it_srv_t *s, const char *auth, const char *id, int status)
 {
     char *target = it_fmt(WH "/%s", id);
     it_response_t r;
@@ -554,7 +422,7 @@ static void expect_status(json_t *w, const char *status, const char *reason)
 }
 
 /* GET the webhook and check pendingEvents and oldestPendingChangeVersion (NULL: null). */
-static void expect_pending_as(srv_t *s, const char *auth, const char *id, int64_t count,
+static void expect_pending_as(it_srv_t *s, const char *auth, const char *id, int64_t count,
                               const char *oldest, const char *what)
 {
     json_t *w = wh_get_as(s, auth, id, 200);
@@ -577,7 +445,7 @@ static void expect_pending_as(srv_t *s, const char *auth, const char *id, int64_
     json_decref(w);
 }
 
-static void expect_pending(srv_t *s, const char *id, int64_t count, const char *oldest,
+static void expect_pending(it_srv_t *s, const char *id, int64_t count, const char *oldest,
                            const char *what)
 {
     expect_pending_as(s, s->auth, id, count, oldest, what);
@@ -599,7 +467,7 @@ static char *token_of(const char *link)
 
 /* Follows the nextLink chain of GET /webhooks[?query]; returns every item (a new JSON
  * array), each id at most once, pages of at most max_page items when max_page > 0. */
-static json_t *wh_list_as(srv_t *s, const char *auth, const char *query, size_t max_page,
+static json_t *wh_list_as(it_srv_t *s, const char *auth, const char *query, size_t max_page,
                           size_t *pages_out)
 {
     json_t *all = json_array();
@@ -650,7 +518,7 @@ static json_t *wh_list_as(srv_t *s, const char *auth, const char *query, size_t 
     return all;
 }
 
-static json_t *wh_list(srv_t *s, const char *filter)
+static json_t *wh_list(it_srv_t *s, const char *filter)
 {
     char *q = NULL;
     if (filter) {
@@ -675,7 +543,7 @@ static bool list_has(json_t *list, const char *id)
 }
 
 /* The list under filter holds exactly the given ids (NULL-terminated), in any order. */
-static void expect_list(srv_t *s, const char *filter, const char *const *ids)
+static void expect_list(it_srv_t *s, const char *filter, const char *const *ids)
 {
     json_t *l = wh_list(s, filter);
     size_t n = 0;
@@ -699,36 +567,31 @@ static void copy_version(json_t *o, char out[21])
     memcpy(out, v, 21);
 }
 
-/* PUT target body; requires status; the record's changeVersion into ver (may be NULL). */
-static void put_ok(srv_t *s, const char *auth, const char *target, const char *body, int status,
+/* PUT target body with auth; requires status; the record's changeVersion into ver (may
+ * be NULL). */
+static void put_ok(it_srv_t *s, const char *auth, const char *target, const char *body, int status,
                    char ver[21])
 {
-    it_response_t r;
-    call(s, auth, "PUT", target, JSON_CT, body, strlen(body), &r);
-    if (r.status != status)
-        fail_msg("PUT %s: status %d, expected %d; body: %.400s", target, r.status, status,
-                 r.body);
-    json_t *j = it_assert_json(&r, status);
+    json_t *j = it_srv_expect_as(s, auth, "PUT", target, body, status);
     if (ver)
         copy_version(j, ver);
     json_decref(j);
-    it_response_free(&r);
 }
 
-static void put_person(srv_t *s, const char *auth, int id, const char *emp, int status,
+static void put_person(it_srv_t *s, const char *auth, int id, const char *emp, int status,
                        char ver[21])
 {
-    char *t = it_fmt(BASE "/people/%d", id);
+    char *t = it_fmt(IT_BASE "/people/%d", id);
     char *b = it_fmt("{\"id\":%d,\"externalReferences\":{\"@employee-number\":\"%s\"}}", id, emp);
     put_ok(s, auth, t, b, status, ver);
     free(t);
     free(b);
 }
 
-static void put_def(srv_t *s, const char *auth, int id, const char *name, int minimum, int maximum,
+static void put_def(it_srv_t *s, const char *auth, int id, const char *name, int minimum, int maximum,
                     int if_not, int status, char ver[21])
 {
-    char *t = it_fmt(BASE "/break-definitions/%d", id);
+    char *t = it_fmt(IT_BASE "/break-definitions/%d", id);
     char *b = it_fmt("{\"id\":%d,\"name\":{\"default\":\"%s\"},\"friendlyName\":{\"default\":\"%s\"},"
                   "\"paidDurationInMinutes\":0,\"minimumDurationInMinutes\":%d,"
                   "\"maximumDurationInMinutes\":%d,\"ifNotClockedDurationInMinutes\":%d,"
@@ -751,10 +614,10 @@ static char *break_json(int id, int person, int def, int day, int calc, int cloc
                id, person, def, day % 28 + 1, c, clocked);
 }
 
-static void put_break(srv_t *s, const char *auth, int id, int person, int def, int calc,
+static void put_break(it_srv_t *s, const char *auth, int id, int person, int def, int calc,
                       int clocked, int status, char ver[21])
 {
-    char *t = it_fmt(BASE "/breaks/%d", id);
+    char *t = it_fmt(IT_BASE "/breaks/%d", id);
     char *b = break_json(id, person, def, id, calc, clocked);
     put_ok(s, auth, t, b, status, ver);
     free(t);
@@ -762,9 +625,9 @@ static void put_break(srv_t *s, const char *auth, int id, int person, int def, i
 }
 
 /* The changeVersion of a break as GET shows it. */
-static void break_version(srv_t *s, int id, char out[21])
+static void break_version(it_srv_t *s, int id, char out[21])
 {
-    char *t = it_fmt(BASE "/breaks/%d", id);
+    char *t = it_fmt(IT_BASE "/breaks/%d", id);
     it_response_t r;
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     free(t);
@@ -774,11 +637,13 @@ static void break_version(srv_t *s, int id, char out[21])
     it_response_free(&r);
 }
 
-/* A person, a definition and a break in tenant acme of s: the data a webhook reports on. */
-static void seed_basics(srv_t *s)
+/* A person and a definition in tenant acme of s: the data a webhook reports on. */
+static void seed_basics(it_srv_t *s)
 {
-    put_person(s, s->auth, 1, "E-1", 201, NULL);
-    put_def(s, s->auth, 1, "Lunch", 30, 60, 20, 201, NULL);
+    it_seed_people(s, 1, IT_REF_EMPLOYEE);
+    const it_definition_t lunch = { .id = 1, .minimum = 30, .maximum = 60, .if_not_clocked = 20,
+                                    .uninterrupted = true };
+    it_seed_definition(s, &lunch);
 }
 
 /* ---- keys at rest helpers ------------------------------------------------------------------------ */
@@ -801,7 +666,7 @@ static bool file_contains(const char *path, const void *p, size_t n)
 
 static void test_create(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     const char *url = "https://hooks.example.invalid/protime/breaks?x=1";
     char *q = it_urlenc("(people,@employee-number)");
     char *query = it_fmt("externalReferences=%s", q);
@@ -910,38 +775,38 @@ static void expect_403(const it_response_t *r, const char *scope)
 
 static void test_scopes(void **state)
 {
-    srv_t *s = boot(state);
-    char *t_read = token_for(s, S_WH_R);
-    char *t_write = token_for(s, S_WH_W);
-    char *t_write_breaks = token_for(s, S_WH_W " " S_BREAKS_R);
-    char *t_write_defs = token_for(s, S_WH_W " " S_DEFS_R);
-    char *t_data = token_for(s, S_BREAKS_R " " S_DEFS_R " " S_BREAKS_W);
+    it_srv_t *s = boot(state);
+    char *t_read = token_for(s, SC_HOOKS_R);
+    char *t_write = token_for(s, SC_HOOKS_W);
+    char *t_write_breaks = token_for(s, SC_HOOKS_W " " SC_BREAKS_R);
+    char *t_write_defs = token_for(s, SC_HOOKS_W " " SC_DEFS_R);
+    char *t_data = token_for(s, SC_BREAKS_R " " SC_DEFS_R " " SC_BREAKS_W);
     const char *url = "https://hooks.example.invalid/x";
     it_response_t r;
 
     /* Creating needs webhooks.write. */
     wh_post(s, t_read, url, "breaks", NULL, &r);
-    expect_403(&r, S_WH_W);
+    expect_403(&r, SC_HOOKS_W);
     const char *wa = it_response_header(&r, "www-authenticate");
     if (!wa || !strstr(wa, "insufficient_scope"))
         fail_msg("403 without WWW-Authenticate insufficient_scope: %s", wa ? wa : "(none)");
     it_response_free(&r);
     wh_post(s, t_data, url, "breaks", NULL, &r);
-    expect_403(&r, S_WH_W);
+    expect_403(&r, SC_HOOKS_W);
     it_response_free(&r);
 
     /* ... and the read scope of the collection. */
     wh_post(s, t_write, url, "breaks", NULL, &r);
-    expect_403(&r, S_BREAKS_R);
+    expect_403(&r, SC_BREAKS_R);
     it_response_free(&r);
     wh_post(s, t_write, url, "break-definitions", NULL, &r);
-    expect_403(&r, S_DEFS_R);
+    expect_403(&r, SC_DEFS_R);
     it_response_free(&r);
     wh_post(s, t_write_defs, url, "breaks", NULL, &r);
-    expect_403(&r, S_BREAKS_R);
+    expect_403(&r, SC_BREAKS_R);
     it_response_free(&r);
     wh_post(s, t_write_breaks, url, "break-definitions", NULL, &r);
-    expect_403(&r, S_DEFS_R);
+    expect_403(&r, SC_DEFS_R);
     it_response_free(&r);
 
     /* Without a token: 401. */
@@ -968,10 +833,10 @@ static void test_scopes(void **state)
     const char *const no_read[] = { t_write_breaks, t_write, t_data };
     for (size_t i = 0; i < 3; i++) {
         call(s, no_read[i], "GET", target, NULL, NULL, 0, &r);
-        expect_403(&r, S_WH_R);
+        expect_403(&r, SC_HOOKS_R);
         it_response_free(&r);
         call(s, no_read[i], "GET", WH, NULL, NULL, 0, &r);
-        expect_403(&r, S_WH_R);
+        expect_403(&r, SC_HOOKS_R);
         it_response_free(&r);
     }
     json_decref(wh_get_as(s, t_read, idb, 200));
@@ -984,10 +849,10 @@ static void test_scopes(void **state)
 
     /* Deleting needs webhooks.write; a refused delete changes nothing. */
     call(s, t_read, "DELETE", target, NULL, NULL, 0, &r);
-    expect_403(&r, S_WH_W);
+    expect_403(&r, SC_HOOKS_W);
     it_response_free(&r);
     call(s, t_data, "DELETE", target, NULL, NULL, 0, &r);
-    expect_403(&r, S_WH_W);
+    expect_403(&r, SC_HOOKS_W);
     it_response_free(&r);
     json_t *g = wh_get_as(s, t_read, idb, 200);
     expect_status(g, "Enabled", NULL);
@@ -1009,7 +874,7 @@ static void test_scopes(void **state)
 /* body validation                                                                             */
 /* =========================================================================================== */
 
-static void bad_body(srv_t *s, const char *query, const char *body, const char *frag)
+static void bad_body(it_srv_t *s, const char *query, const char *body, const char *frag)
 {
     it_response_t r;
     wh_post_raw(s, s->auth, query, JSON_CT, body, &r);
@@ -1025,7 +890,7 @@ static void bad_body(srv_t *s, const char *query, const char *body, const char *
 
 static void test_body_validation(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     const char *u = "\"destinationUrl\":\"https://hooks.example.invalid/x\"";
 
     /* Missing fields. */
@@ -1146,7 +1011,7 @@ static void test_body_validation(void **state)
  */
 static void test_body_many_problems(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     it_response_t r;
     wh_post_raw(s, s->auth, NULL, JSON_CT,
                 "{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"resumeAfter\":\"x\"}", &r);
@@ -1181,7 +1046,7 @@ static char *url_of_len(size_t len)
 
 static void test_destinations_default(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     const char *br = "breaks";
 
     /* Plain http and other schemes are refused by default. */
@@ -1270,7 +1135,7 @@ static void test_destinations_default(void **state)
 static void test_destinations_allow_http(void **state)
 {
     const char *const args[] = { "--allow-http-destinations", NULL };
-    srv_t *s = boot_ex(state, args, NULL);
+    it_srv_t *s = boot_ex(state, args, NULL);
     json_t *w = wh_create(s, "http://hooks.example.invalid/x", "breaks", NULL);
     assert_string_equal(jstr(w, "destinationUrl"), "http://hooks.example.invalid/x");
     json_decref(w);
@@ -1287,7 +1152,7 @@ static void test_destinations_allow_list(void **state)
 {
     const char *const args[] = { "--allow-http-destinations", "--allow-destination", "127.0.0.0/8",
                                  "--allow-destination", "169.254.0.0/16", NULL };
-    srv_t *s = boot_ex(state, args, NULL);
+    it_srv_t *s = boot_ex(state, args, NULL);
     json_t *w = wh_create(s, "http://127.0.0.1:9/x", "breaks", NULL);
     assert_string_equal(jstr(w, "destinationUrl"), "http://127.0.0.1:9/x");
     json_decref(w);
@@ -1311,7 +1176,7 @@ static void test_destinations_allow_list(void **state)
 /* list                                                                                        */
 /* =========================================================================================== */
 
-static void bad_filter(srv_t *s, const char *filter)
+static void bad_filter(it_srv_t *s, const char *filter)
 {
     char *e = it_urlenc(filter);
     char *t = it_fmt(WH "?filter=%s", e);
@@ -1327,7 +1192,7 @@ static void bad_filter(srv_t *s, const char *filter)
 
 static void test_list(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     char b1[37], b2[37], b3[37], d1[37], d2[37];
     wh_new(s, "https://b1.example.invalid/x", "breaks", b1);
     wh_new(s, "https://b2.example.invalid/x", "breaks", b2);
@@ -1441,7 +1306,7 @@ static void test_list(void **state)
 
 static void test_delete(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     seed_basics(s);
     char id[37], other[37], v1[21], v2[21];
     wh_new(s, "https://hooks.example.invalid/x", "breaks", id);
@@ -1500,7 +1365,7 @@ static void test_delete(void **state)
 static void test_cap(void **state)
 {
     const char *const args[] = { "--max-webhooks", "2", NULL };
-    srv_t *s = boot_ex(state, args, NULL);
+    it_srv_t *s = boot_ex(state, args, NULL);
     const char *url = "https://hooks.example.invalid/x";
     char a[37], b[37], c[37];
     wh_new(s, url, "breaks", a);
@@ -1519,9 +1384,10 @@ static void test_cap(void **state)
     expect_list(s, "status eq 'Enabled'", en);
 
     /* The cap is per tenant. */
-    char bid[128], bsec[256];
-    make_client(s, TENANT_B, true, ALL_SCOPES, bid, sizeof(bid), bsec, sizeof(bsec));
-    char *tb = token_header(s, TENANT_B, bid, bsec, NULL);
+    it_client_t cb;
+    it_tenant_create(&s->s, TENANT_B);
+    it_client_create(&s->s, TENANT_B, IT_ALL_SCOPES, &cb);
+    char *tb = it_token_header(s->s.port, &cb, NULL);
     json_decref(wh_create_as(s, tb, url, "breaks", NULL));
     json_decref(wh_create_as(s, tb, url, "breaks", NULL));
     it_response_t r;
@@ -1547,7 +1413,7 @@ static void still_before(int64_t deadline, const char *what)
 
 /* Polls GET until the webhook shows Disabled (bounded 5 s past validUntil); checks that
  * it is Enabled before validUntil and Disabled/Expired from validUntil on. */
-static void wait_expired(srv_t *s, const char *id, int64_t vu)
+static void wait_expired(it_srv_t *s, const char *id, int64_t vu)
 {
     int64_t start = wall_ms();
     for (;;) {
@@ -1580,7 +1446,7 @@ static void wait_expired(srv_t *s, const char *id, int64_t vu)
 static void test_expiry(void **state)
 {
     const char *const args[] = { "--webhook-validity", "2s", "--max-webhooks", "2", NULL };
-    srv_t *s = boot_ex(state, args, NULL);
+    it_srv_t *s = boot_ex(state, args, NULL);
     seed_basics(s);
     const char *url = "https://hooks.example.invalid/x";
 
@@ -1711,7 +1577,7 @@ static json_t *ndjson_lines(const char *body, size_t len)
 
 /* Re-reads breaks 1..N_BREAKS (except deleted ones); each whose changeVersion moved past
  * last[] is a change (definition fan-out): added to vs. Returns how many. */
-static int refresh_breaks(srv_t *s, char last[][21], const bool *deleted, versions_t *vs)
+static int refresh_breaks(it_srv_t *s, char last[][21], const bool *deleted, versions_t *vs)
 {
     int changed = 0;
     for (int i = 1; i <= N_BREAKS; i++) {
@@ -1733,7 +1599,7 @@ static int refresh_breaks(srv_t *s, char last[][21], const bool *deleted, versio
 
 static void test_outbox(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     for (int p = 1; p <= 3; p++) {
         char emp[16];
         snprintf(emp, sizeof(emp), "E-%d", p);
@@ -1810,7 +1676,7 @@ static void test_outbox(void **state)
     fprintf(m, "{\"op\":\"delete\",\"id\":3}\n");
     fclose(m);
     it_response_t r;
-    call(s, s->auth, "POST", BASE "/breaks/$batch", NDJSON_CT, nd, ndlen, &r);
+    call(s, s->auth, "POST", IT_BASE "/breaks/$batch", NDJSON_CT, nd, ndlen, &r);
     free(nd);
     if (r.status != 200)
         fail_msg("$batch: status %d; body %.400s", r.status, r.body);
@@ -1893,10 +1759,11 @@ static void test_outbox(void **state)
 
 static void test_tenant_isolation(void **state)
 {
-    srv_t *s = boot(state);
-    char bid[128], bsec[256];
-    make_client(s, TENANT_B, true, ALL_SCOPES, bid, sizeof(bid), bsec, sizeof(bsec));
-    char *tb = token_header(s, TENANT_B, bid, bsec, NULL);
+    it_srv_t *s = boot(state);
+    it_client_t cb;
+    it_tenant_create(&s->s, TENANT_B);
+    it_client_create(&s->s, TENANT_B, IT_ALL_SCOPES, &cb);
+    char *tb = it_token_header(s->s.port, &cb, NULL);
 
     seed_basics(s);
     char wa[37], va[21];
@@ -1947,7 +1814,7 @@ static void keys_case(void **state, bool master)
 {
     const char *const env_master[] = { "BREAKHOOK_MASTER_KEY=" MASTER_KEY, NULL };
     const char *const args[] = { "--log-level", "debug", NULL };
-    srv_t *s = boot_ex(state, args, master ? env_master : NULL);
+    it_srv_t *s = boot_ex(state, args, master ? env_master : NULL);
     seed_basics(s);
 
     /* Two webhooks, read, listed, one deleted: every path that could log. */
@@ -1976,7 +1843,7 @@ static void keys_case(void **state, bool master)
 
     it_conn_close(&s->conn);
     int st = it_server_stop(&s->s, 0);
-    s->stopped = true;
+    s->done = true;
     if (st != 0) {
         it_server_dump(&s->s);
         fail_msg("the server exited with status %d", st);
@@ -2054,7 +1921,7 @@ static void test_keys_at_rest_plain(void **state)
  */
 static void test_extrefs_at_the_limit(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     seed_basics(s);
     put_break(s, s->auth, 1, 1, 1, -1, 40, 201, NULL);
     char param[16 * 80] = "";
@@ -2071,7 +1938,7 @@ static void test_extrefs_at_the_limit(void **state)
     char *e = it_urlenc(param);
     char *q = it_fmt("externalReferences=%s", e);
     free(e);
-    char *t = it_fmt(BASE "/breaks/1?%s", q);
+    char *t = it_fmt(IT_BASE "/breaks/1?%s", q);
     it_response_t r;
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     free(t);
