@@ -50,7 +50,7 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "harness_auth.h"
+#include "harness_api.h"
 
 #define API "/connector/protimeapi/api/v1"
 #define HOST_A "acme.example.test"
@@ -128,8 +128,7 @@ static const route_t routes[] = {
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
 typedef struct fixture {
-    it_server_t srv;
-    bool started;
+    it_srv_t srv;
 } fixture_t;
 
 static int setup(void **state)
@@ -144,12 +143,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    int rc = 0;
-    if (f->started) {
-        if (it_server_stop_clean(&f->srv) != 0)
-            rc = -1;
-        it_server_cleanup(&f->srv);
-    }
+    int rc = it_srv_finish(&f->srv);
     free(f);
     return rc;
 }
@@ -186,57 +180,13 @@ static void expect_refused(int port, const route_t *rt, const char *hook_id, con
     it_response_free(&r);
 }
 
-/* GET target on acme's host with token: 200 and a JSON body; returns the body. */
-static char *get_body(int port, const char *target, const char *token, const char *host)
-{
-    it_response_t r;
-    it_api_request(port, "GET", target, token, host, NULL, &r);
-    if (r.status != 200)
-        fail_msg("GET %s: expected 200, got %d: %.400s", target, r.status, r.body);
-    json_decref(it_assert_json(&r, 200));
-    char *b = strdup(r.body);
-    assert_non_null(b);
-    it_response_free(&r);
-    return b;
-}
-
-static size_t list_size(int port, const char *target, const char *token, const char *host)
-{
-    char *b = get_body(port, target, token, host);
-    json_t *j = it_json_parse(b, strlen(b));
-    json_t *v = json_object_get(j, "value");
-    if (!json_is_array(v))
-        fail_msg("GET %s: no value list: %s", target, b);
-    size_t n = json_array_size(v);
-    json_decref(j);
-    free(b);
-    return n;
-}
-
-/* PUT or POST with acme's good token; requires 201; returns the answer parsed. */
-static json_t *seed(int port, const char *method, const char *target, const char *token,
-                    const char *body)
-{
-    it_response_t r;
-    it_api_request(port, method, target, token, HOST_A, body, &r);
-    if (r.status != 201)
-        fail_msg("%s %s: expected 201, got %d: %.400s", method, target, r.status, r.body);
-    json_t *j = it_assert_json(&r, 201);
-    it_response_free(&r);
-    return j;
-}
-
 static void test_access_table(void **state)
 {
     fixture_t *f = *state;
     const char *args[] = { "--domain", "example.test", NULL };
     it_server_opts_t o = { .args = args };
-    if (it_server_start(&f->srv, &o) != 0) {
-        f->started = f->srv.dir[0] != '\0';
-        fail_msg("server did not start: %s", it_last_error());
-    }
-    f->started = true;
-    it_server_t *s = &f->srv;
+    it_srv_start(&f->srv, &o);
+    it_server_t *s = &f->srv.s;
     int port = s->port;
 
     it_tenant_create(s, "acme");
@@ -254,10 +204,10 @@ static void test_access_table(void **state)
     char *expired = it_token_forge(s, &ca, SC_ALL, now - 3600, now - 3600, now - 60);
 
     /* acme's data, and what it reads like before any refused call. */
-    json_decref(seed(port, "PUT", API "/people/101", ta, person_a));
-    json_decref(seed(port, "PUT", API "/break-definitions/201", ta, def_a));
-    json_decref(seed(port, "PUT", API "/breaks/301", ta, break_a));
-    json_t *hook = seed(port, "POST", API "/webhooks", ta, hook_a);
+    json_decref(it_api_expect(port, "PUT", API "/people/101", ta, HOST_A, person_a, 201));
+    json_decref(it_api_expect(port, "PUT", API "/break-definitions/201", ta, HOST_A, def_a, 201));
+    json_decref(it_api_expect(port, "PUT", API "/breaks/301", ta, HOST_A, break_a, 201));
+    json_t *hook = it_api_expect(port, "POST", API "/webhooks", ta, HOST_A, hook_a, 201);
     const char *hid = json_string_value(json_object_get(hook, "id"));
     if (!hid || strlen(hid) != 36)
         fail_msg("the new webhook has no id");
@@ -268,8 +218,8 @@ static void test_access_table(void **state)
     enum { N_READS = sizeof(reads) / sizeof(reads[0]) };
     char *before[N_READS];
     for (size_t i = 0; i < N_READS; i++)
-        before[i] = get_body(port, reads[i], ta, HOST_A);
-    assert_int_equal(list_size(port, API "/webhooks", ta, HOST_A), 1);
+        before[i] = it_get_body(port, reads[i], ta, HOST_A);
+    assert_int_equal(it_list_size(port, API "/webhooks", ta, HOST_A), 1);
 
     for (size_t i = 0; i < N_ROUTES; i++) {
         const route_t *rt = &routes[i];
@@ -288,15 +238,15 @@ static void test_access_table(void **state)
     /* Nothing changed: acme's records, lists and webhook read exactly as before, and
      * beta got no webhook and no break from its refused calls. */
     for (size_t i = 0; i < N_READS; i++) {
-        char *after = get_body(port, reads[i], ta, HOST_A);
+        char *after = it_get_body(port, reads[i], ta, HOST_A);
         if (strcmp(after, before[i]) != 0)
             fail_msg("GET %s changed:\nbefore %s\nafter  %s", reads[i], before[i], after);
         free(after);
         free(before[i]);
     }
-    assert_int_equal(list_size(port, API "/webhooks", ta, HOST_A), 1);
-    assert_int_equal(list_size(port, API "/webhooks", tb, HOST_B), 0);
-    assert_int_equal(list_size(port, BREAKS_MARCH, tb, HOST_B), 0);
+    assert_int_equal(it_list_size(port, API "/webhooks", ta, HOST_A), 1);
+    assert_int_equal(it_list_size(port, API "/webhooks", tb, HOST_B), 0);
+    assert_int_equal(it_list_size(port, BREAKS_MARCH, tb, HOST_B), 0);
 
     json_decref(hook);
     char *all[] = { ta, tb, t_hooks, t_people, expired, hook_path };
