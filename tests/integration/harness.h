@@ -13,6 +13,17 @@
  * Everything here runs on the test's one thread. Functions that can fail return 0 or
  * -1 (with the reason in it_last_error()); the it_assert_* helpers fail the current
  * cmocka test instead.
+ *
+ * The shared integration helpers, one copy of each, built on one another:
+ *   harness.h           processes (server, sink, CLI), raw HTTP, JSON, bounded waits;
+ *   harness_auth.h      tenants, clients and tokens the way an operator and an
+ *                       integrator get them, requests on a new connection each;
+ *   harness_api.h       a booted server (tenant, client, token, keep-alive requests
+ *                       that must answer a status), seed data, webhook creation;
+ *   harness_consumer.h  the in-process webhook consumer (plain or TLS, signature
+ *                       checks, programmable answers).
+ * A test file keeps only what is about its own subject; CMake builds every harness*.c
+ * into every integration test.
  */
 #ifndef BREAKHOOK_TESTS_INTEGRATION_HARNESS_H
 #define BREAKHOOK_TESTS_INTEGRATION_HARNESS_H

@@ -6,11 +6,12 @@
  * harness_auth.h), a bearer token from the token endpoint, and one keep-alive
  * connection the requests go over (reopened when the server closes it). On top of it:
  * requests that must answer a given status, seeding people and break definitions,
- * creating a webhook, and a bounded wait on a condition.
+ * and creating a webhook. (Bounded waits on a condition: it_wait_until, harness.h.)
  *
- * These are the only copies: test_delivery.c, test_data_api.c, test_webhooks.c,
- * test_disk.c, test_metrics.c and test_auth.c boot through here. Everything runs on the
- * test's thread; every helper fails the current cmocka test itself, with a message
+ * There is no other copy: test_delivery.c, test_data_api.c, test_webhooks.c,
+ * test_disk.c and test_metrics.c boot through it_srv_boot; test_auth.c, test_access.c,
+ * test_http.c and test_log_secrets.c start their server with it_srv_start, and every
+ * teardown is it_srv_finish. Everything runs on the test's thread; every helper fails the current cmocka test itself, with a message
  * naming what failed, instead of returning an error.
  */
 #ifndef BREAKHOOK_TESTS_INTEGRATION_HARNESS_API_H
@@ -45,8 +46,9 @@ typedef struct it_boot_opts {
                                   * client exist and are reused), not a fresh one */
 } it_boot_opts_t;
 
-/* Starts `breakhook serve [args...]` (nothing else added), without tenant or client.
- * args may be NULL. Fails the test when it does not start. */
+/* it_server_start(&s->s, o) (o may be NULL) for a test that makes its own tenants and
+ * clients, or none: no --rate-limit 0, no tenant. Fails the test when the server does
+ * not start; s->store names its store either way. */
 void it_srv_start(it_srv_t *s, const it_server_opts_t *o);
 /* Starts `breakhook serve --rate-limit 0 [o->args...]` (o may be NULL), creates tenant
  * IT_TENANT and a client with o->scopes (unless same_store) and gets its token into

@@ -214,6 +214,21 @@ static bool cc_write_big_body(it_cconn_t *cc, size_t n)
     return ok;
 }
 
+/* Makes room for one more element of size bytes in the array *p of n used and *cap
+ * allocated elements (doubling, from 256); false when out of memory. */
+static bool room_for_one(void **p, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t want = *cap ? *cap * 2 : 256;
+    void *q = realloc(*p, want * size);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = want;
+    return true;
+}
+
 /* Records the answer to delivery idx (status 0: none) and, for a 2xx, an ack: the
  * consumer processed that version, whether or not its answer still reached the sender
  * (a server killed meanwhile). */
@@ -227,15 +242,7 @@ static void consumer_answered(it_consumer_t *c, size_t idx, int status)
     c->inflight[slot]--;
     c->inflight_all--;
     if (status >= 200 && status < 300) {
-        if (c->n_acks == c->cap_acks) {
-            size_t cap = c->cap_acks ? c->cap_acks * 2 : 256;
-            it_ack_t *p = realloc(c->acks, cap * sizeof(*p));
-            if (p) {
-                c->acks = p;
-                c->cap_acks = cap;
-            }
-        }
-        if (c->n_acks < c->cap_acks)
+        if (room_for_one((void **)&c->acks, c->n_acks, &c->cap_acks, sizeof(*c->acks)))
             c->acks[c->n_acks++] = (it_ack_t){ d->record, d->v, d->answered_ms };
         if (d->v > c->acked_max[slot])
             c->acked_max[slot] = d->v;
@@ -299,17 +306,7 @@ static bool consumer_handle(it_cconn_t *cc, const char *head, const char *body, 
     it_rule_t r = c->rule;
     bool applies = r.only_record == 0 || r.only_record == d.record;
     d.failed_on_purpose = applies && (r.fail_first < 0 || d.nth <= r.fail_first);
-    bool ok = true;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 256;
-        it_delivery_t *p = realloc(c->d, cap * sizeof(*p));
-        if (p) {
-            c->d = p;
-            c->cap = cap;
-        } else {
-            ok = false;
-        }
-    }
+    bool ok = room_for_one((void **)&c->d, c->n, &c->cap, sizeof(*c->d));
     size_t idx = c->n;
     if (ok)
         c->d[c->n++] = d;

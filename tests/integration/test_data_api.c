@@ -5,7 +5,8 @@
  * Each test starts its own `breakhook serve --rate-limit 0` on 127.0.0.1 with a fresh
  * SQLite store, creates the tenant and an API client holding every data scope with
  * the CLI (on the same store), obtains a token from POST /tenants/acme/connect/token,
- * and then talks to the API over one keep-alive connection. Answers are checked the
+ * and then talks to the API over one keep-alive connection (all through
+ * harness_api.h). Answers are checked the
  * way a client would check them: status, headers (Location, Content-Type, Allow),
  * bodies parsed with jansson. The teardown stops the server with SIGTERM and
  * requires exit code 0, so a crash or a sanitizer report fails the test too.

@@ -2,14 +2,10 @@
  * test_delivery.c: the delivery engine (SPEC §7.2, §7.3) end to end: the real binary
  * writes, the real engine delivers, and a consumer inside this test receives.
  *
- * The consumer is a small threaded HTTP/1.1 server on 127.0.0.1:0 (plain sockets, or
- * TLS through libssl loaded at run time: CMake links the tests with libcrypto only).
- * It keeps connections alive, reads Content-Length bodies, verifies every delivery's
- * Standard Webhooks signature with sign_verify and the webhook's whsec_ key, records
- * what arrived (time, webhook-id, record, changeVersion, changeType, the answer it
- * gave) and behaves as each test programs it: answer a status, fail the first K
- * deliveries of each record (or of one record), 429/503 with Retry-After, 410, hang
- * until the client gives up, reset the connection in the middle of an answer, delay.
+ * The consumer is the shared in-process one of harness_consumer.h (plain or TLS,
+ * signature checks, programmable answers: fail the first K deliveries, 429/503 with
+ * Retry-After, 410, hang, reset, delay); servers, tokens and seed data come from
+ * harness_api.h.
  *
  * Each test starts its own `breakhook serve` with --allow-http-destinations
  * --allow-destination 127.0.0.1/32 --rate-limit 0 and a short --retry-schedule (unless
@@ -29,32 +25,19 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/ssl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness_consumer.h"
 #include "model/model.h"
 
-#include "core/crypto.h"
 #include "delivery/sign.h"
 
 #define JSON_CT "application/json"

@@ -5,7 +5,7 @@
  * Each test starts its own `breakhook serve --rate-limit 0` (plus the options it is
  * about) on 127.0.0.1 with a fresh SQLite store, creates the tenant and an
  * API client holding every scope with the CLI, and obtains tokens (all scopes, or a
- * chosen subset) from POST /tenants/{tenant}/connect/token.
+ * chosen subset) from POST /tenants/{tenant}/connect/token, through harness_api.h.
  *
  * No destination is ever contacted (there is no delivery engine yet), and the server
  * is never made to resolve a real name: destinations are hosts under .invalid
@@ -1841,13 +1841,7 @@ static void keys_case(void **state, bool master)
             fail_msg("with a master key, key %d's bytes are in the running server's store",
                      i + 1);
 
-    it_conn_close(&s->conn);
-    int st = it_server_stop(&s->s, 0);
-    s->done = true;
-    if (st != 0) {
-        it_server_dump(&s->s);
-        fail_msg("the server exited with status %d", st);
-    }
+    it_srv_stop(s);
 
     size_t dblen = 0;
     char *db = it_read_file(s->s.db_path, &dblen);
