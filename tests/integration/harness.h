@@ -149,6 +149,12 @@ typedef struct it_run_result {
  * child could be run (whatever its exit status), -1 otherwise. */
 int it_run(const char *const *args, const it_run_opts_t *opts, it_run_result_t *r);
 void it_run_result_free(it_run_result_t *r);
+/* Runs another program, argv[0] found on PATH (or a path), in cwd in its own process
+ * group, with stdin from /dev/null and stdout and stderr to log_path (truncated);
+ * waits at most timeout_ms, then SIGKILLs the group. Returns the exit status, 128+N
+ * when killed by signal N, or -1 on timeout or when it could not be run. */
+int it_cmd_run(const char *const *argv, const char *cwd, const char *log_path,
+               unsigned timeout_ms);
 
 /* ---- raw client ------------------------------------------------------------------ */
 

@@ -13,18 +13,15 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -365,6 +362,20 @@ static bool consumer_handle(it_cconn_t *cc, const char *head, const char *body, 
     return cc_write(cc, resp, (size_t)n) && !r.close_each;
 }
 
+/* Reads what arrives within 100 ms into buf[*len, cap); false when the connection
+ * ended or the consumer is stopping. */
+static bool cc_read_more(it_cconn_t *cc, char *buf, size_t *len, size_t cap)
+{
+    if (atomic_load(&cc->c->stop))
+        return false;
+    ssize_t r = cc_read(cc, buf + *len, cap - *len, 100);
+    if (r == 0)
+        return false;
+    if (r > 0)
+        *len += (size_t)r;
+    return true;
+}
+
 static void *conn_main(void *arg)
 {
     it_cconn_t *cc = arg;
@@ -410,13 +421,8 @@ static void *conn_main(void *arg)
             buf[len] = '\0';
             if ((he = memmem(buf, len, "\r\n\r\n", 4)) != NULL)
                 break;
-            if (len == cap || atomic_load(&c->stop))
+            if (len == cap || !cc_read_more(cc, buf, &len, cap))
                 goto done;
-            ssize_t r = cc_read(cc, buf + len, cap - len, 100);
-            if (r == 0)
-                goto done;
-            if (r > 0)
-                len += (size_t)r;
         }
         size_t head_len = (size_t)(he - buf) + 4;
         char saved = buf[head_len];
@@ -441,15 +447,9 @@ static void *conn_main(void *arg)
             buf = p;
             cap = need;
         }
-        while (len < need) {
-            if (atomic_load(&c->stop))
+        while (len < need)
+            if (!cc_read_more(cc, buf, &len, cap))
                 goto done;
-            ssize_t r = cc_read(cc, buf + len, cap - len, 100);
-            if (r == 0)
-                goto done;
-            if (r > 0)
-                len += (size_t)r;
-        }
         char *head = malloc(head_len + 1);
         if (!head)
             goto done;
@@ -688,46 +688,18 @@ void it_consumer_expect_signed(it_consumer_t *c, const char *what)
 
 /* ---- TLS material ---------------------------------------------------------------------- */
 
-/* Runs argv (PATH lookup) in dir with output to dir/cmd.log; bounded. True on exit 0. */
+/* Runs argv (PATH lookup) in dir with output to dir/cmd.log (printed when it fails);
+ * bounded. True on exit 0. */
 static bool run_cmd(const char *dir, const char *const *argv)
 {
     char logp[512];
     snprintf(logp, sizeof(logp), "%s/cmd.log", dir);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0 || chdir(dir) < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    uint64_t deadline = it_now_ms() + 30000;
-    int st = 0;
-    for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            break;
-        if (r < 0 || it_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return false;
-        }
-        it_sleep_ms(10);
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        char *log = it_read_file(logp, NULL);
-        fprintf(stderr, "%s failed:\n%s\n", argv[0], log ? log : "");
-        free(log);
-        return false;
-    }
-    return true;
+    if (it_cmd_run(argv, dir, logp, 30000) == 0)
+        return true;
+    char *log = it_read_file(logp, NULL);
+    fprintf(stderr, "%s failed:\n%s\n", argv[0], log ? log : "");
+    free(log);
+    return false;
 }
 
 void it_consumer_webhook(it_srv_t *s, it_consumer_t *c, const char *ext_refs, it_webhook_t *out)
