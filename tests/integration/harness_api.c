@@ -202,3 +202,88 @@ void it_webhook_create(it_srv_t *s, const char *url, const char *ext_refs, it_we
     snprintf(out->key, sizeof(out->key), "%s", key);
     json_decref(j);
 }
+
+int64_t it_jint(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        fail_msg("'%s' is not an integer", key);
+    return (int64_t)json_integer_value(v);
+}
+
+const char *it_jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    if (!s) {
+        char *t = json_dumps(o, JSON_COMPACT);
+        fail_msg("'%s' is not a string in %.600s", key, t ? t : "(not JSON)");
+    }
+    return s;
+}
+
+void it_expect_error(const it_response_t *r, int status, const char *code, ...)
+{
+    if (r->status != status)
+        fail_msg("status %d, expected %d; body: %.600s", r->status, status, r->body);
+    it_assert_error(r, status, code);
+    json_t *j = it_json_parse(r->body, r->body_len);
+    json_t *reasons = json_object_get(json_object_get(j, "error"), "reasons");
+    va_list ap;
+    va_start(ap, code);
+    const char *frags[8];
+    size_t n = 0;
+    const char *s;
+    while (n < 8 && (s = va_arg(ap, const char *)) != NULL)
+        frags[n++] = s;
+    va_end(ap);
+    bool found = false;
+    for (size_t i = 0; i < json_array_size(reasons) && !found; i++) {
+        const char *rs = json_string_value(json_array_get(reasons, i));
+        bool all = rs != NULL && (n > 0 || rs[0] != '\0');
+        for (size_t k = 0; k < n && all; k++)
+            all = strstr(rs, frags[k]) != NULL;
+        found = all;
+    }
+    json_decref(j);
+    if (found)
+        return;
+    if (n == 0)
+        fail_msg("status %d without a reason: %.600s", status, r->body);
+    char want[256] = "";
+    for (size_t k = 0; k < n; k++)
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s", k ? " | " : "",
+                 frags[k]);
+    fail_msg("status %d: no reason contains all of [%s]; body: %.600s", status, want, r->body);
+}
+
+json_t *it_ndjson_lines(const char *body, size_t len)
+{
+    json_t *a = json_array();
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if (le > p) {
+            json_t *j = it_json_parse(p, (size_t)(le - p));
+            if (!j)
+                fail_msg("answer line is not JSON: %.*s", (int)(le - p > 200 ? 200 : le - p), p);
+            json_array_append_new(a, j);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return a;
+}
+
+char *it_continuation_token(const char *link)
+{
+    const char *p = strstr(link, "continuationToken=");
+    if (!p)
+        fail_msg("nextLink without continuationToken: %s", link);
+    p += strlen("continuationToken=");
+    size_t n = strcspn(p, "&");
+    if (n == 0)
+        fail_msg("nextLink with an empty continuationToken: %s", link);
+    char *t = strndup(p, n);
+    assert_non_null(t);
+    return t;
+}

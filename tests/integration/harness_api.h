@@ -99,6 +99,21 @@ void it_seed_definition(it_srv_t *s, const it_definition_t *d);
 /* A changeVersion (20 upper-case hex digits) as a number; 0 when it is not one. */
 uint64_t it_version_num(const char *s);
 
+/* The member key of o as an integer / a string; fails the test when it is not one. */
+int64_t it_jint(json_t *o, const char *key);
+const char *it_jstr(json_t *o, const char *key);
+/* The SPEC error body with status and code and, when fragments are given (a
+ * NULL-terminated list of up to 8), one reason containing every fragment; without
+ * fragments, a first reason that is not empty. IT_EXPECT_ERROR adds the NULL. */
+void it_expect_error(const it_response_t *r, int status, const char *code, ...);
+#define IT_EXPECT_ERROR(r, status, code, ...) it_expect_error(r, status, code, __VA_ARGS__, NULL)
+/* The lines of an NDJSON body, each parsed, as a JSON array (caller decrefs); fails
+ * the test on a line that is not JSON. */
+json_t *it_ndjson_lines(const char *body, size_t len);
+/* The continuationToken value inside a nextLink (malloc'd); fails the test when there
+ * is none. */
+char *it_continuation_token(const char *link);
+
 typedef struct it_webhook {
     char id[64];
     char url[128];

@@ -158,68 +158,13 @@ static void version_of(json_t *o, char out[21])
     memcpy(out, v, 21);
 }
 
-static int64_t jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v))
-        fail_msg("'%s' is not an integer", key);
-    return (int64_t)json_integer_value(v);
-}
-
 static int64_t jref_id(json_t *o, const char *key)
 {
     json_t *ref = json_object_get(o, key);
     if (!json_is_object(ref))
         fail_msg("'%s' is not an object", key);
-    return jint(ref, "id");
+    return it_jint(ref, "id");
 }
-
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    if (!s)
-        fail_msg("'%s' is not a string", key);
-    return s;
-}
-
-/* The SPEC error body with code, and one reason containing every given fragment. */
-static void expect_error(const it_response_t *r, int status, const char *code, ...)
-{
-    it_assert_error(r, status, code);
-    json_t *j = it_json_parse(r->body, r->body_len);
-    json_t *reasons = json_object_get(json_object_get(j, "error"), "reasons");
-    va_list ap;
-    va_start(ap, code);
-    const char *frags[8];
-    size_t n = 0;
-    const char *s;
-    while (n < 8 && (s = va_arg(ap, const char *)) != NULL)
-        frags[n++] = s;
-    va_end(ap);
-    if (n > 0) {
-        bool found = false;
-        for (size_t i = 0; i < json_array_size(reasons) && !found; i++) {
-            const char *rs = json_string_value(json_array_get(reasons, i));
-            bool all = rs != NULL;
-            for (size_t k = 0; k < n && all; k++)
-                all = strstr(rs, frags[k]) != NULL;
-            found = all;
-        }
-        if (!found) {
-            char want[256] = "";
-            for (size_t k = 0; k < n; k++) {
-                strncat(want, frags[k], sizeof(want) - strlen(want) - 1);
-                strncat(want, " | ", sizeof(want) - strlen(want) - 1);
-            }
-            json_decref(j);
-            fail_msg("status %d: no reason contains all of [%s]; body: %.600s", status, want,
-                     r->body);
-        }
-    }
-    json_decref(j);
-}
-
-#define EXPECT_ERROR(r, status, code, ...) expect_error(r, status, code, __VA_ARGS__, NULL)
 
 /* GET target; requires status and returns the parsed body. */
 static json_t *get_json(fixture_t *f, const char *target, int status)
@@ -267,26 +212,6 @@ static void seed_definition(fixture_t *f, int64_t id, int minimum, int maximum, 
 
 /* ---- NDJSON ------------------------------------------------------------------------------ */
 
-/* The lines of an NDJSON body, each parsed (a JSON array; fails on a line that is not
- * JSON). */
-static json_t *ndjson_lines(const char *body, size_t len)
-{
-    json_t *a = json_array();
-    const char *p = body, *end = body + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        if (le > p) {
-            json_t *j = it_json_parse(p, (size_t)(le - p));
-            if (!j)
-                fail_msg("answer line is not JSON: %.*s", (int)(le - p > 200 ? 200 : le - p), p);
-            json_array_append_new(a, j);
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return a;
-}
-
 typedef struct summary {
     int64_t lines, created, replaced, unchanged, deleted, failed;
 } summary_t;
@@ -300,8 +225,8 @@ static summary_t summary_of(json_t *lines)
     json_t *s = json_object_get(json_array_get(lines, n - 1), "summary");
     if (!json_is_object(s))
         fail_msg("the last line of the $batch answer is not a summary");
-    summary_t out = { jint(s, "lines"), jint(s, "created"), jint(s, "replaced"),
-                      jint(s, "unchanged"), jint(s, "deleted"), jint(s, "failed") };
+    summary_t out = { it_jint(s, "lines"), it_jint(s, "created"), it_jint(s, "replaced"),
+                      it_jint(s, "unchanged"), it_jint(s, "deleted"), it_jint(s, "failed") };
     return out;
 }
 
@@ -337,20 +262,6 @@ static char *breaks_url(const char *filter, const char *extra)
     return u;
 }
 
-/* The continuationToken value inside a nextLink (malloc'd). */
-static char *token_of(const char *link)
-{
-    const char *p = strstr(link, "continuationToken=");
-    if (!p)
-        fail_msg("nextLink without continuationToken: %s", link);
-    p += strlen("continuationToken=");
-    size_t n = strcspn(p, "&");
-    char *t = strndup(p, n);
-    assert_non_null(t);
-    assert_true(n > 0);
-    return t;
-}
-
 typedef struct listed {
     int64_t id;
     char date[11];
@@ -384,7 +295,7 @@ static listed_t *list_all(fixture_t *f, const char *target, size_t *n_out, size_
                 items = realloc(items, cap * sizeof(*items));
                 assert_non_null(items);
             }
-            items[n].id = jint(it, "id");
+            items[n].id = it_jint(it, "id");
             const char *d = json_string_value(json_object_get(it, "date"));
             snprintf(items[n].date, sizeof(items[n].date), "%s", d ? d : "");
             const char *ver = json_string_value(json_object_get(it, "changeVersion"));
@@ -438,7 +349,7 @@ static void test_people(void **state)
     char *p1 = person_body(1, "E-1", "B-1", "H-1");
     json_t *j = put_expect(f, IT_BASE "/people/1", p1, 201);
     version_of(j, v1);
-    assert_int_equal(jint(j, "id"), 1);
+    assert_int_equal(it_jint(j, "id"), 1);
     json_decref(j);
 
     /* Same body again: 200, no new version. */
@@ -459,14 +370,14 @@ static void test_people(void **state)
 
     /* GET shows the replaced references, and nothing of the old badge number. */
     j = get_json(f, IT_BASE "/people/1", 200);
-    assert_int_equal(jint(j, "id"), 1);
+    assert_int_equal(it_jint(j, "id"), 1);
     version_of(j, v2);
     assert_string_equal(v2, v3);
     json_t *refs = json_object_get(j, "externalReferences");
     assert_true(json_is_object(refs));
     assert_int_equal(json_object_size(refs), 2);
-    assert_string_equal(jstr(refs, "@employee-number"), "E-1");
-    assert_string_equal(jstr(refs, "HRMID"), "H-1b");
+    assert_string_equal(it_jstr(refs, "@employee-number"), "E-1");
+    assert_string_equal(it_jstr(refs, "HRMID"), "H-1b");
     assert_null(json_object_get(refs, "@badge-number"));
     json_decref(j);
 
@@ -476,7 +387,7 @@ static void test_people(void **state)
     char *p2 = person_body(2, "E-1", NULL, NULL);
     it_response_t r;
     put_json(f, IT_BASE "/people/2", p2, &r);
-    EXPECT_ERROR(&r, 409, "Conflict", "@employee-number", "E-1");
+    IT_EXPECT_ERROR(&r, 409, "Conflict", "@employee-number", "E-1");
     it_response_free(&r);
     free(p2);
     expect_status(f, "GET", IT_BASE "/people/2", 404);
@@ -504,19 +415,19 @@ static void test_people(void **state)
     put_ok(f, IT_BASE "/breaks/1", b, 201);
     free(b);
     call(f, "DELETE", IT_BASE "/people/1", &r);
-    EXPECT_ERROR(&r, 409, "Conflict", "person 1");
+    IT_EXPECT_ERROR(&r, 409, "Conflict", "person 1");
     it_response_free(&r);
     json_decref(get_json(f, IT_BASE "/people/1", 200));
 
     /* Validation: the body's id must be the path's; unknown properties are refused. */
     put_json(f, IT_BASE "/people/5", "{\"id\":6,\"externalReferences\":{}}", &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "id");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "id");
     it_response_free(&r);
     put_json(f, IT_BASE "/people/5", "{\"id\":5,\"externalReferences\":{},\"name\":\"x\"}", &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "name");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "name");
     it_response_free(&r);
     put_json(f, IT_BASE "/people/5", "{\"id\":5,\"externalReferences\":{\"@nope\":\"1\"}}", &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "@nope");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "@nope");
     it_response_free(&r);
     expect_status(f, "GET", IT_BASE "/people/5", 404);
 }
@@ -548,15 +459,15 @@ static void test_definitions(void **state)
     j = get_json(f, IT_BASE "/break-definitions/1", 200);
     version_of(j, v2);
     assert_string_equal(v2, v3);
-    assert_int_equal(jint(j, "id"), 1);
+    assert_int_equal(it_jint(j, "id"), 1);
     json_t *name = json_object_get(j, "name");
-    assert_string_equal(jstr(name, "default"), "Dinner");
-    assert_string_equal(jstr(json_object_get(name, "translations"), "nl"), "Dinner-nl");
-    assert_string_equal(jstr(json_object_get(j, "friendlyName"), "default"), "Dinner break");
-    assert_int_equal(jint(j, "paidDurationInMinutes"), 15);
-    assert_int_equal(jint(j, "minimumDurationInMinutes"), 15);
-    assert_int_equal(jint(j, "maximumDurationInMinutes"), 60);
-    assert_int_equal(jint(j, "ifNotClockedDurationInMinutes"), 30);
+    assert_string_equal(it_jstr(name, "default"), "Dinner");
+    assert_string_equal(it_jstr(json_object_get(name, "translations"), "nl"), "Dinner-nl");
+    assert_string_equal(it_jstr(json_object_get(j, "friendlyName"), "default"), "Dinner break");
+    assert_int_equal(it_jint(j, "paidDurationInMinutes"), 15);
+    assert_int_equal(it_jint(j, "minimumDurationInMinutes"), 15);
+    assert_int_equal(it_jint(j, "maximumDurationInMinutes"), 60);
+    assert_int_equal(it_jint(j, "ifNotClockedDurationInMinutes"), 30);
     assert_true(json_is_true(json_object_get(j, "hasToBeTakenUninterrupted")));
     json_decref(j);
 
@@ -566,7 +477,7 @@ static void test_definitions(void **state)
     it_response_t r;
     d = def_body(9, "Bad", 30, 20, 5);
     put_json(f, IT_BASE "/break-definitions/9", d, &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "maximumDurationInMinutes");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "maximumDurationInMinutes");
     it_response_free(&r);
     free(d);
 
@@ -598,7 +509,7 @@ static void test_definitions(void **state)
         size_t i;
         json_t *it;
         json_array_foreach(v, i, it) {
-            int64_t id = jint(it, "id");
+            int64_t id = it_jint(it, "id");
             assert_true(id >= 1 && id <= 5);
             assert_true(id > last);
             last = id;
@@ -622,7 +533,7 @@ static void test_definitions(void **state)
     char *e = it_urlenc("id eq 1");
     char *u = it_fmt(IT_BASE "/break-definitions?filter=%s", e);
     call(f, "GET", u, &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "filter");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "filter");
     it_response_free(&r);
     free(u);
     free(e);
@@ -639,7 +550,7 @@ static void test_definitions(void **state)
     put_ok(f, IT_BASE "/breaks/1", b, 201);
     free(b);
     call(f, "DELETE", IT_BASE "/break-definitions/2", &r);
-    EXPECT_ERROR(&r, 409, "Conflict", "break definition 2");
+    IT_EXPECT_ERROR(&r, 409, "Conflict", "break definition 2");
     it_response_free(&r);
     json_decref(get_json(f, IT_BASE "/break-definitions/2", 200));
     /* Once the break is gone, the definition can go. */
@@ -691,20 +602,20 @@ static void test_break_put_durations(void **state)
         free(b);
         char v[21];
         version_of(j, v);
-        if (jint(j, "calculatedDurationInMinutes") != c->expect)
+        if (it_jint(j, "calculatedDurationInMinutes") != c->expect)
             fail_msg("break %lld: calculatedDurationInMinutes %lld, expected %d", (long long)c->id,
-                     (long long)jint(j, "calculatedDurationInMinutes"), c->expect);
+                     (long long)it_jint(j, "calculatedDurationInMinutes"), c->expect);
         json_decref(j);
 
         j = get_json(f, path, 200);
-        assert_int_equal(jint(j, "id"), c->id);
+        assert_int_equal(it_jint(j, "id"), c->id);
         assert_int_equal(jref_id(j, "person"), 1 + (int64_t)(i % 2));
         assert_int_equal(jref_id(j, "breakDefinition"), 1);
-        assert_string_equal(jstr(j, "date"), "2024-01-15");
-        assert_int_equal(jint(j, "calculatedDurationInMinutes"), c->expect);
-        assert_int_equal(jint(j, "clockedDurationInMinutes"), c->clocked);
-        assert_int_equal(jint(j, "startTimeInMinutes"), -60);
-        assert_int_equal(jint(j, "endTimeInMinutes"), 2880);
+        assert_string_equal(it_jstr(j, "date"), "2024-01-15");
+        assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), c->expect);
+        assert_int_equal(it_jint(j, "clockedDurationInMinutes"), c->clocked);
+        assert_int_equal(it_jint(j, "startTimeInMinutes"), -60);
+        assert_int_equal(it_jint(j, "endTimeInMinutes"), 2880);
         assert_true(json_is_boolean(json_object_get(j, "isBreakTaken")));
         assert_int_equal(json_is_true(json_object_get(j, "isBreakTaken")), c->taken);
         /* The person object has no externalReferences unless asked for. */
@@ -719,7 +630,7 @@ static void test_break_put_durations(void **state)
                            "\"clockedDurationInMinutes\":5,\"startTimeInMinutes\":0,"
                            "\"endTimeInMinutes\":0,\"isBreakTaken\":true}",
                            201);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 15);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 15);
     json_decref(j);
 
     /* Replace: same body 200 with the same version; changed 200 with a greater one. */
@@ -738,7 +649,7 @@ static void test_break_put_durations(void **state)
     version_of(j, v2);
     if (strcmp(v2, v1) <= 0)
         fail_msg("changeVersion %s after a change is not greater than %s", v2, v1);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 20);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 20);
     json_decref(j);
     free(b);
 
@@ -751,17 +662,17 @@ static void test_break_put_durations(void **state)
     j = get_json(f, IT_BASE "/breaks/4", 200);
     assert_int_equal(jref_id(j, "person"), 2);
     assert_int_equal(jref_id(j, "breakDefinition"), 2);
-    assert_string_equal(jstr(j, "date"), "2024-02-10");
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 5);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 30);
-    assert_int_equal(jint(j, "endTimeInMinutes"), 45);
+    assert_string_equal(it_jstr(j, "date"), "2024-02-10");
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 5);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 30);
+    assert_int_equal(it_jint(j, "endTimeInMinutes"), 45);
     assert_false(json_is_true(json_object_get(j, "isBreakTaken")));
     json_decref(j);
     char *u = breaks_url("date eq '2024-02-10'", NULL);
     j = get_json(f, u, 200);
     free(u);
     assert_int_equal(json_array_size(json_object_get(j, "value")), 1);
-    assert_int_equal(jint(json_array_get(json_object_get(j, "value"), 0), "id"), 4);
+    assert_int_equal(it_jint(json_array_get(json_object_get(j, "value"), 0), "id"), 4);
     json_decref(j);
     u = breaks_url("date eq '2024-01-15' and person eq 2", NULL);
     j = get_json(f, u, 200);
@@ -769,7 +680,7 @@ static void test_break_put_durations(void **state)
     size_t i;
     json_t *it;
     json_array_foreach(json_object_get(j, "value"), i, it)
-        assert_true(jint(it, "id") != 4);
+        assert_true(it_jint(it, "id") != 4);
     json_decref(j);
 
     expect_status(f, "GET", IT_BASE "/breaks/12345", 404);
@@ -912,9 +823,9 @@ static void test_break_validation(void **state)
         if (r.status != 400)
             fail_msg("%s: status %d, expected 400; body: %.300s", c->what, r.status, r.body);
         if (c->field2)
-            expect_error(&r, 400, "BadRequest", c->field, c->field2, NULL);
+            it_expect_error(&r, 400, "BadRequest", c->field, c->field2, NULL);
         else
-            expect_error(&r, 400, "BadRequest", c->field, NULL);
+            it_expect_error(&r, 400, "BadRequest", c->field, NULL);
         it_response_free(&r);
     }
     /* Every problem of a body is reported, each naming its field. */
@@ -922,15 +833,15 @@ static void test_break_validation(void **state)
              BRK_HEAD "\"date\":\"2023-02-30\",\"clockedDurationInMinutes\":-1,"
                       "\"startTimeInMinutes\":0,\"endTimeInMinutes\":10,\"isBreakTaken\":1}",
              &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "date");
-    EXPECT_ERROR(&r, 400, "BadRequest", "clockedDurationInMinutes");
-    EXPECT_ERROR(&r, 400, "BadRequest", "isBreakTaken");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "date");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "clockedDurationInMinutes");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "isBreakTaken");
     it_response_free(&r);
 
     /* Content types: text/plain and none are 415; a charset parameter is fine. */
     char *good = break_body(1, 1, 1, "2024-01-15", -1, 20, 0, 60, true);
     call_ex(f, "PUT", IT_BASE "/breaks/1", true, "text/plain", good, strlen(good), &r);
-    EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "Content-Type");
+    IT_EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "Content-Type");
     it_response_free(&r);
     call_ex(f, "PUT", IT_BASE "/breaks/1", true, NULL, good, strlen(good), &r);
     it_assert_error(&r, 415, "UnsupportedMediaType");
@@ -950,7 +861,7 @@ static void test_break_validation(void **state)
     call_ex(f, "PUT", IT_BASE "/breaks/1", true, "application/json; charset=utf-8", good,
             strlen(good), &r);
     json_t *j = it_assert_json(&r, 201);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 20);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 20);
     json_decref(j);
     it_response_free(&r);
     free(good);
@@ -984,9 +895,9 @@ static void test_break_roundtrip_and_extrefs(void **state)
     if (!json_is_object(refs))
         fail_msg("person.externalReferences missing: %s", json_dumps(j1, JSON_COMPACT));
     assert_int_equal(json_object_size(refs), 2);
-    assert_string_equal(jstr(refs, "@employee-number"), "E-4821");
-    assert_string_equal(jstr(refs, "HRMID"), "H-77");
-    assert_int_equal(jint(json_object_get(j1, "person"), "id"), 1);
+    assert_string_equal(it_jstr(refs, "@employee-number"), "E-4821");
+    assert_string_equal(it_jstr(refs, "HRMID"), "H-77");
+    assert_int_equal(it_jint(json_object_get(j1, "person"), "id"), 1);
 
     /* Person 2 has neither: an empty map, the badge number not included. */
     json_t *j2 = get_json(f, u2, 200);
@@ -1005,7 +916,7 @@ static void test_break_roundtrip_and_extrefs(void **state)
     refs = json_object_get(json_object_get(j2, "person"), "externalReferences");
     assert_true(json_is_object(refs));
     assert_int_equal(json_object_size(refs), 1);
-    assert_string_equal(jstr(refs, "@badge-number"), "B-9");
+    assert_string_equal(it_jstr(refs, "@badge-number"), "B-9");
     json_decref(j2);
     free(u2);
 
@@ -1025,9 +936,9 @@ static void test_break_roundtrip_and_extrefs(void **state)
     version_of(j, v1);
     if (strcmp(v1, v0) <= 0)
         fail_msg("changeVersion %s after a change is not greater than %s", v1, v0);
-    assert_int_equal(jint(j, "clockedDurationInMinutes"), 55);
+    assert_int_equal(it_jint(j, "clockedDurationInMinutes"), 55);
     /* The GET body carries calculatedDurationInMinutes, so the writer gave it: kept. */
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 40);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 40);
     json_decref(j);
     free(changed);
     /* Without it, the server computes it again from the new clocked time. */
@@ -1038,12 +949,12 @@ static void test_break_roundtrip_and_extrefs(void **state)
     version_of(j, v2);
     if (strcmp(v2, v1) <= 0)
         fail_msg("changeVersion %s after a change is not greater than %s", v2, v1);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 55);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 55);
     json_decref(j);
     free(changed);
     /* The references in the PUT body did not change person 1. */
     json_t *pj = get_json(f, IT_BASE "/people/1", 200);
-    assert_string_equal(jstr(json_object_get(pj, "externalReferences"), "HRMID"), "H-77");
+    assert_string_equal(it_jstr(json_object_get(pj, "externalReferences"), "HRMID"), "H-77");
     json_decref(pj);
     json_decref(j1);
     free(u1);
@@ -1056,7 +967,7 @@ static void test_break_roundtrip_and_extrefs(void **state)
     assert_int_equal(json_array_size(v), 2);
     refs = json_object_get(json_object_get(json_array_get(v, 0), "person"), "externalReferences");
     assert_true(json_is_object(refs));
-    assert_string_equal(jstr(refs, "@employee-number"), "E-4821");
+    assert_string_equal(it_jstr(refs, "@employee-number"), "E-4821");
     json_decref(l);
     free(lu2);
     free(lu);
@@ -1138,7 +1049,7 @@ static void expect_list_error(fixture_t *f, const char *target, int status, cons
     if (r.status != status)
         fail_msg("GET %s: status %d, expected %d; body: %.300s", target, r.status, status,
                  r.body);
-    expect_error(&r, status, code, frag, frag2, NULL);
+    it_expect_error(&r, status, code, frag, frag2, NULL);
     it_response_free(&r);
 }
 
@@ -1183,7 +1094,7 @@ static void test_breaks_list(void **state)
         assert_true(want > 0);
         assert_int_equal(json_array_size(json_object_get(j, "value")), want);
         json_array_foreach(json_object_get(j, "value"), i, it)
-            assert_string_equal(jstr(it, "date"), "2024-01-08");
+            assert_string_equal(it_jstr(it, "date"), "2024-01-08");
         json_decref(j);
         free(u);
     }
@@ -1251,7 +1162,7 @@ static void test_breaks_list(void **state)
     j = get_json(f, u, 200);
     const char *link = json_string_value(json_object_get(j, "nextLink"));
     assert_non_null(link);
-    char *tok = token_of(link);
+    char *tok = it_continuation_token(link);
     /* The link itself works. */
     json_t *p2 = get_json(f, link, 200);
     assert_int_equal(json_array_size(json_object_get(p2, "value")), 3);
@@ -1286,7 +1197,7 @@ static void test_breaks_list(void **state)
     json_t *dl = get_json(f, IT_BASE "/break-definitions?pageSize=1", 200);
     const char *dlink = json_string_value(json_object_get(dl, "nextLink"));
     assert_non_null(dlink);
-    char *dtok = token_of(dlink);
+    char *dtok = it_continuation_token(dlink);
     tu = it_fmt("%s&continuationToken=%s", u, dtok);
     expect_list_error(f, tu, 409, "Conflict", "continuationToken", NULL);
     free(tu);
@@ -1425,7 +1336,7 @@ static void test_paging_with_concurrent_writes(void **state)
     post_batch(f, NDJSON_CT, body, len, &r);
     free(body);
     assert_int_equal(r.status, 200);
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     summary_t s = summary_of(lines);
     assert_int_equal(s.created, PAGING_N);
     assert_int_equal(s.failed, 0);
@@ -1592,7 +1503,7 @@ static void test_definition_fanout(void **state)
         json_t *j = put_expect(f, path, b, 201);
         free(b);
         version_of(j, before[i]);
-        assert_int_equal(jint(j, "calculatedDurationInMinutes"), fan_expected(i, 10));
+        assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), fan_expected(i, 10));
         json_decref(j);
     }
     /* A break of the other definition with a low clocked time. */
@@ -1609,7 +1520,7 @@ static void test_definition_fanout(void **state)
     free(d);
     char dver[21];
     version_of(j, dver);
-    assert_int_equal(jint(j, "minimumDurationInMinutes"), 30);
+    assert_int_equal(it_jint(j, "minimumDurationInMinutes"), 30);
     json_decref(j);
 
     char after[FAN_COMPUTED + FAN_GIVEN + 2][21];
@@ -1620,9 +1531,9 @@ static void test_definition_fanout(void **state)
         j = get_json(f, path, 200);
         version_of(j, after[i]);
         int want = fan_expected(i, 30);
-        if (jint(j, "calculatedDurationInMinutes") != want)
+        if (it_jint(j, "calculatedDurationInMinutes") != want)
             fail_msg("break %d: calculatedDurationInMinutes %lld after the change, expected %d",
-                     i, (long long)jint(j, "calculatedDurationInMinutes"), want);
+                     i, (long long)it_jint(j, "calculatedDurationInMinutes"), want);
         bool should_change = fan_expected(i, 10) != want;
         if (should_change) {
             changed++;
@@ -1648,7 +1559,7 @@ static void test_definition_fanout(void **state)
     char other_after[21];
     version_of(j, other_after);
     assert_string_equal(other_after, other_before);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 10);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 10);
     json_decref(j);
 
     /* A change of D's name only recomputes nothing. */
@@ -1722,7 +1633,7 @@ static void test_batch(void **state)
     const char *ct = it_response_header(&r, "content-type");
     if (!ct || strncmp(ct, NDJSON_CT, strlen(NDJSON_CT)) != 0)
         fail_msg("$batch Content-Type '%s'", ct ? ct : "(none)");
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
 
     static const struct {
@@ -1743,14 +1654,14 @@ static void test_batch(void **state)
                  json_array_size(lines), nw);
     for (size_t i = 0; i < nw; i++) {
         json_t *rep = json_array_get(lines, i); /* in input order */
-        if (jint(rep, "line") != want[i].line)
-            fail_msg("report %zu is for line %lld, expected %d", i, (long long)jint(rep, "line"),
+        if (it_jint(rep, "line") != want[i].line)
+            fail_msg("report %zu is for line %lld, expected %d", i, (long long)it_jint(rep, "line"),
                      want[i].line);
-        if (jint(rep, "status") != want[i].status)
+        if (it_jint(rep, "status") != want[i].status)
             fail_msg("line %d: status %lld, expected %d", want[i].line,
-                     (long long)jint(rep, "status"), want[i].status);
+                     (long long)it_jint(rep, "status"), want[i].status);
         if (want[i].result) {
-            assert_string_equal(jstr(rep, "result"), want[i].result);
+            assert_string_equal(it_jstr(rep, "result"), want[i].result);
         } else {
             json_t *reasons = json_object_get(rep, "reasons");
             if (!json_is_array(reasons) || json_array_size(reasons) == 0)
@@ -1780,14 +1691,14 @@ static void test_batch(void **state)
 
     /* The good lines were applied, the bad ones not. */
     json_t *j = get_json(f, IT_BASE "/breaks/1", 200);
-    assert_int_equal(jint(j, "clockedDurationInMinutes"), 40);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 40);
+    assert_int_equal(it_jint(j, "clockedDurationInMinutes"), 40);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 40);
     char v[21];
     version_of(j, v);
     assert_string_equal(v, v1);
     json_decref(j);
     j = get_json(f, IT_BASE "/breaks/2", 200);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 25);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 25);
     assert_int_equal(jref_id(j, "person"), 2);
     json_decref(j);
     expect_status(f, "GET", IT_BASE "/breaks/3", 404);
@@ -1797,7 +1708,7 @@ static void test_batch(void **state)
     /* Wrong Content-Type: 415 and nothing applied. */
     const char *one = "{\"op\":\"delete\",\"id\":1}\n";
     post_batch(f, JSON_CT, one, strlen(one), &r);
-    EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "Content-Type");
+    IT_EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "Content-Type");
     it_response_free(&r);
     post_batch(f, "text/plain", one, strlen(one), &r);
     it_assert_error(&r, 415, "UnsupportedMediaType");
@@ -1807,7 +1718,7 @@ static void test_batch(void **state)
     /* A body of blank lines only (chunked and sized): just a summary. */
     post_batch(f, NDJSON_CT, "\n\r\n  \n", 6, &r);
     assert_int_equal(r.status, 200);
-    lines = ndjson_lines(r.body, r.body_len);
+    lines = it_ndjson_lines(r.body, r.body_len);
     assert_int_equal(json_array_size(lines), 1);
     s = summary_of(lines);
     assert_int_equal(s.lines, 0);
@@ -1853,7 +1764,7 @@ static void test_batch_empty_body(void **state)
     if (it_read_response(&c, &r, false, IT_IO_TIMEOUT_MS) != 0)
         fail_msg("empty chunked $batch: %s", it_last_error());
     assert_int_equal(r.status, 200);
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     assert_int_equal(json_array_size(lines), 1);
     assert_int_equal(summary_of(lines).lines, 0);
     json_decref(lines);
@@ -1874,7 +1785,7 @@ static void test_batch_empty_body(void **state)
         fail_msg("POST $batch with Content-Length: 0 got no answer within 3 s (%s)",
                  it_last_error());
     assert_int_equal(r.status, 200);
-    lines = ndjson_lines(r.body, r.body_len);
+    lines = it_ndjson_lines(r.body, r.body_len);
     assert_int_equal(json_array_size(lines), 1);
     assert_int_equal(summary_of(lines).lines, 0);
     json_decref(lines);
@@ -1954,8 +1865,8 @@ static void check_big_reports(json_t *lines, const char *result, int status)
                  BIG_N);
     for (size_t i = 0; i < BIG_N; i++) {
         json_t *rep = json_array_get(lines, i);
-        if (jint(rep, "line") != (int64_t)i + 1 || jint(rep, "status") != status ||
-            strcmp(jstr(rep, "result"), result) != 0 || jint(rep, "id") != (int64_t)i + 1)
+        if (it_jint(rep, "line") != (int64_t)i + 1 || it_jint(rep, "status") != status ||
+            strcmp(it_jstr(rep, "result"), result) != 0 || it_jint(rep, "id") != (int64_t)i + 1)
             fail_msg("report %zu: %s", i, json_dumps(rep, JSON_COMPACT));
     }
 }
@@ -1973,7 +1884,7 @@ static void test_batch_big_chunked(void **state)
     it_response_t r;
     post_chunked(f, body, len, 65000, &r);
     assert_int_equal(r.status, 200);
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
     summary_t s = summary_of(lines);
     assert_int_equal(s.lines, BIG_N);
@@ -2008,10 +1919,10 @@ static void test_batch_big_chunked(void **state)
         snprintf(path, sizeof(path), IT_BASE "/breaks/%d", i);
         day_2024(i, date);
         json_t *j = get_json(f, path, 200);
-        assert_string_equal(jstr(j, "date"), date);
+        assert_string_equal(it_jstr(j, "date"), date);
         assert_int_equal(jref_id(j, "person"), i % 5 + 1);
         assert_int_equal(jref_id(j, "breakDefinition"), i % 2 + 1);
-        assert_int_equal(jint(j, "clockedDurationInMinutes"), i % 97);
+        assert_int_equal(it_jint(j, "clockedDurationInMinutes"), i % 97);
         int want;
         if (i % 7 == 0) {
             want = i % 50;
@@ -2022,7 +1933,7 @@ static void test_batch_big_chunked(void **state)
             int c = i % 97;
             want = !taken ? inc : c < mn ? mn : c > mx ? mx : c;
         }
-        assert_int_equal(jint(j, "calculatedDurationInMinutes"), want);
+        assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), want);
         json_decref(j);
     }
 
@@ -2030,7 +1941,7 @@ static void test_batch_big_chunked(void **state)
     json_t *before = get_json(f, IT_BASE "/breaks/12345", 200);
     post_chunked(f, body, len, 100000, &r);
     assert_int_equal(r.status, 200);
-    lines = ndjson_lines(r.body, r.body_len);
+    lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
     s = summary_of(lines);
     assert_int_equal(s.lines, BIG_N);
@@ -2127,28 +2038,28 @@ static void test_batch_over_limit(void **state)
         fail_msg("the connection is still open 20 s after the answer");
     it_conn_close(&c);
 
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
     size_t n = json_array_size(lines);
     if (n != want + 2)
         fail_msg("%zu answer lines, expected %zu reports, an error and a summary", n, want);
     for (size_t i = 0; i < want; i++) {
         json_t *rep = json_array_get(lines, i);
-        if (jint(rep, "line") != (int64_t)i + 1 || jint(rep, "status") != 201)
+        if (it_jint(rep, "line") != (int64_t)i + 1 || it_jint(rep, "status") != 201)
             fail_msg("report %zu: %s", i, json_dumps(rep, JSON_COMPACT));
     }
     json_t *err = json_object_get(json_array_get(lines, want), "error");
     assert_true(json_is_object(err));
-    assert_string_equal(jstr(err, "code"), "PayloadTooLarge");
+    assert_string_equal(it_jstr(err, "code"), "PayloadTooLarge");
     char expect[96];
     snprintf(expect, sizeof(expect), "lines after line %zu were not read and not applied", want);
     assert_string_equal(json_string_value(json_array_get(json_object_get(err, "reasons"), 0)),
                         expect);
     json_t *sum = json_object_get(json_array_get(lines, want + 1), "summary");
     assert_true(json_is_object(sum));
-    assert_int_equal(jint(sum, "lines"), (int64_t)want);
-    assert_int_equal(jint(sum, "created"), (int64_t)want);
-    assert_int_equal(jint(sum, "failed"), 0);
+    assert_int_equal(it_jint(sum, "lines"), (int64_t)want);
+    assert_int_equal(it_jint(sum, "created"), (int64_t)want);
+    assert_int_equal(it_jint(sum, "failed"), 0);
     assert_true(json_is_false(json_object_get(sum, "complete")));
     json_decref(lines);
 
@@ -2232,7 +2143,7 @@ static void test_head_and_405(void **state)
     }
     /* Nothing was changed by the refused requests. */
     json_t *j = get_json(f, IT_BASE "/breaks/1", 200);
-    assert_int_equal(jint(j, "clockedDurationInMinutes"), 20);
+    assert_int_equal(it_jint(j, "clockedDurationInMinutes"), 20);
     json_decref(j);
     free(list);
 
@@ -2310,8 +2221,8 @@ static void test_definition_window(void **state)
     char *d = def_window_body(1, 600, 660);
     json_t *j = put_expect(f, IT_BASE "/break-definitions/1", d, 201);
     free(d);
-    assert_int_equal(jint(j, "earliestStartTimeInMinutes"), 600);
-    assert_int_equal(jint(j, "latestEndTimeInMinutes"), 660);
+    assert_int_equal(it_jint(j, "earliestStartTimeInMinutes"), 600);
+    assert_int_equal(it_jint(j, "latestEndTimeInMinutes"), 660);
     json_decref(j);
     seed_definition(f, 2, 10, 60, 20); /* no window */
     j = get_json(f, IT_BASE "/break-definitions/2", 200);
@@ -2326,8 +2237,8 @@ static void test_definition_window(void **state)
     char *b = it_fmt(TAKEN_BODY, 1, 1);
     j = put_expect(f, IT_BASE "/breaks/1", b, 201);
     free(b);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 600);
-    assert_int_equal(jint(j, "endTimeInMinutes"), 660);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 600);
+    assert_int_equal(it_jint(j, "endTimeInMinutes"), 660);
     char before[21];
     version_of(j, before);
     json_decref(j);
@@ -2345,7 +2256,7 @@ static void test_definition_window(void **state)
     b = it_fmt(TAKEN_BODY, 3, 2);
     put_json(f, IT_BASE "/breaks/3", b, &r);
     free(b);
-    EXPECT_ERROR(&r, 400, "BadRequest",
+    IT_EXPECT_ERROR(&r, 400, "BadRequest",
                  "startTimeInMinutes, endTimeInMinutes: not given, and break definition 2 has "
                  "no earliestStartTimeInMinutes/latestEndTimeInMinutes");
     it_response_free(&r);
@@ -2356,7 +2267,7 @@ static void test_definition_window(void **state)
                "\"startTimeInMinutes\":600,\"isBreakTaken\":true}");
     put_json(f, IT_BASE "/breaks/3", b, &r);
     free(b);
-    EXPECT_ERROR(&r, 400, "BadRequest",
+    IT_EXPECT_ERROR(&r, 400, "BadRequest",
                  "endTimeInMinutes: is required when startTimeInMinutes is given");
     it_response_free(&r);
 
@@ -2369,7 +2280,7 @@ static void test_definition_window(void **state)
                         "\"clockedDurationInMinutes\":15,\"isBreakTaken\":true}}\n";
     post_batch(f, NDJSON_CT, lines, strlen(lines), &r);
     assert_int_equal(r.status, 200);
-    json_t *out = ndjson_lines(r.body, r.body_len);
+    json_t *out = it_ndjson_lines(r.body, r.body_len);
     summary_t sum = summary_of(out);
     assert_int_equal(sum.created, 1);
     assert_int_equal(sum.failed, 1);
@@ -2377,7 +2288,7 @@ static void test_definition_window(void **state)
     json_decref(out);
     it_response_free(&r);
     j = get_json(f, IT_BASE "/breaks/4", 200);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 600);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 600);
     json_decref(j);
 
     /* The window moves: the breaks that took it follow, each with a new version. */
@@ -2388,21 +2299,21 @@ static void test_definition_window(void **state)
     version_of(j, dver);
     json_decref(j);
     j = get_json(f, IT_BASE "/breaks/1", 200);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 540);
-    assert_int_equal(jint(j, "endTimeInMinutes"), 600);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 540);
+    assert_int_equal(it_jint(j, "endTimeInMinutes"), 600);
     char after[21];
     version_of(j, after);
     assert_true(strcmp(after, before) > 0);
     assert_true(strcmp(after, dver) > 0);
     json_decref(j);
     j = get_json(f, IT_BASE "/breaks/4", 200);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 540);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 540);
     json_decref(j);
     j = get_json(f, IT_BASE "/breaks/2", 200);
     char given_after[21];
     version_of(j, given_after);
     assert_string_equal(given_after, given_before);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 0);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 0);
     json_decref(j);
 }
 

@@ -110,65 +110,6 @@ static it_srv_t *boot(void **state)
 
 /* ---- JSON and checks -------------------------------------------------------------------- */
 
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    if (!s)
-        fail_msg("'%s' is not a string in %.600s", key, json_dumps(o, JSON_COMPACT));
-    return s;
-}
-
-static int64_t jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v))
-        fail_msg("'%s' is not an integer", key);
-    return (int64_t)json_integer_value(v);
-}
-
-/* The SPEC error body with code, and (when fragments are given) one reason containing
- * every fragment. */
-static void expect_error(const it_response_t *r, int status, const char *code, ...)
-{
-    if (r->status != status)
-        fail_msg("status %d, expected %d; body: %.600s", r->status, status, r->body);
-    it_assert_error(r, status, code);
-    json_t *j = it_json_parse(r->body, r->body_len);
-    json_t *reasons = json_object_get(json_object_get(j, "error"), "reasons");
-    va_list ap;
-    va_start(ap, code);
-    const char *frags[8];
-    size_t n = 0;
-    const char *s;
-    while (n < 8 && (s = va_arg(ap, const char *)) != NULL)
-        frags[n++] = s;
-    va_end(ap);
-    if (n > 0) {
-        bool found = false;
-        for (size_t i = 0; i < json_array_size(reasons) && !found; i++) {
-            const char *rs = json_string_value(json_array_get(reasons, i));
-            bool all = rs != NULL;
-            for (size_t k = 0; k < n && all; k++)
-                all = strstr(rs, frags[k]) != NULL;
-            found = all;
-        }
-        if (!found) {
-            json_decref(j);
-            fail_msg("status %d: no reason contains all of [%s%s%s%s%s]; body: %.600s", status,
-                     frags[0], n > 1 ? " | " : "", n > 1 ? frags[1] : "", n > 2 ? " | " : "",
-                     n > 2 ? frags[2] : "", r->body);
-        }
-    } else if (json_array_size(reasons) == 0 ||
-               !json_string_value(json_array_get(reasons, 0)) ||
-               !json_string_value(json_array_get(reasons, 0))[0]) {
-        json_decref(j);
-        fail_msg("status %d without a reason: %.600s", status, r->body);
-    }
-    json_decref(j);
-}
-
-#define EXPECT_ERROR(r, status, code, ...) expect_error(r, status, code, __VA_ARGS__, NULL)
-
 /* A lower-case RFC 4122 version-4 UUID. */
 static void assert_uuid4(const char *id)
 {
@@ -316,7 +257,7 @@ static json_t *wh_create_as(it_srv_t *s, const char *auth, const char *url, cons
         fail_msg("POST /webhooks %s (%s): status %d, expected 201; body: %.600s", url, coll,
                  r.status, r.body);
     json_t *j = it_assert_json(&r, 201);
-    const char *id = jstr(j, "id");
+    const char *id = it_jstr(j, "id");
     assert_uuid4(id);
     char *loc = it_fmt(WH "/%s", id);
     const char *got = it_response_header(&r, "location");
@@ -324,7 +265,7 @@ static json_t *wh_create_as(it_srv_t *s, const char *auth, const char *url, cons
         fail_msg("Location is '%s', expected '%s'", got ? got : "(none)", loc);
     free(loc);
     unsigned char k[32];
-    key_bytes(jstr(j, "key"), k);
+    key_bytes(it_jstr(j, "key"), k);
     it_response_free(&r);
     return j;
 }
@@ -337,7 +278,7 @@ static json_t *wh_create(it_srv_t *s, const char *url, const char *coll, const c
 /* The id of a created webhook, copied. */
 static void id_of(json_t *w, char out[37])
 {
-    const char *id = jstr(w, "id");
+    const char *id = it_jstr(w, "id");
     assert_int_equal(strlen(id), 36);
     memcpy(out, id, 37);
 }
@@ -358,7 +299,7 @@ static void wh_new(it_srv_t *s, const char *url, const char *coll, char out[37])
         if (r_.status != (status_))                                                      \
             fail_msg("POST /webhooks %.120s: status %d, expected %d; body: %.400s", (url_), \
                      r_.status, (status_), r_.body);                                     \
-        EXPECT_ERROR(&r_, (status_), (code_), __VA_ARGS__);                              \
+        IT_EXPECT_ERROR(&r_, (status_), (code_), __VA_ARGS__);                              \
         it_response_free(&r_);                                                           \
     } while (0)
 
@@ -405,18 +346,18 @@ static void wh_delete_as(it_srv_t *s, const char *auth, const char *id, int stat
 /* The webhook's status and disabledReason (NULL: JSON null). */
 static void expect_status(json_t *w, const char *status, const char *reason)
 {
-    const char *st = jstr(w, "status");
+    const char *st = it_jstr(w, "status");
     json_t *rv = json_object_get(w, "disabledReason");
     if (!rv)
         fail_msg("no disabledReason in %.400s", json_dumps(w, JSON_COMPACT));
     if (strcmp(st, status) != 0)
-        fail_msg("webhook %s: status %s, expected %s", jstr(w, "id"), st, status);
+        fail_msg("webhook %s: status %s, expected %s", it_jstr(w, "id"), st, status);
     if (reason) {
         if (!json_is_string(rv) || strcmp(json_string_value(rv), reason) != 0)
-            fail_msg("webhook %s: disabledReason %s, expected %s", jstr(w, "id"),
+            fail_msg("webhook %s: disabledReason %s, expected %s", it_jstr(w, "id"),
                      json_is_string(rv) ? json_string_value(rv) : "(not a string)", reason);
     } else if (!json_is_null(rv)) {
-        fail_msg("webhook %s: disabledReason %s, expected null", jstr(w, "id"),
+        fail_msg("webhook %s: disabledReason %s, expected null", it_jstr(w, "id"),
                  json_is_string(rv) ? json_string_value(rv) : "(not a string)");
     }
 }
@@ -451,20 +392,6 @@ static void expect_pending(it_srv_t *s, const char *id, int64_t count, const cha
     expect_pending_as(s, s->auth, id, count, oldest, what);
 }
 
-/* The continuationToken value inside a nextLink (malloc'd). */
-static char *token_of(const char *link)
-{
-    const char *p = strstr(link, "continuationToken=");
-    if (!p)
-        fail_msg("nextLink without continuationToken: %s", link);
-    p += strlen("continuationToken=");
-    size_t n = strcspn(p, "&");
-    assert_true(n > 0);
-    char *t = strndup(p, n);
-    assert_non_null(t);
-    return t;
-}
-
 /* Follows the nextLink chain of GET /webhooks[?query]; returns every item (a new JSON
  * array), each id at most once, pages of at most max_page items when max_page > 0. */
 static json_t *wh_list_as(it_srv_t *s, const char *auth, const char *query, size_t max_page,
@@ -493,11 +420,11 @@ static json_t *wh_list_as(it_srv_t *s, const char *auth, const char *query, size
         json_array_foreach(v, i, it) {
             if (json_object_get(it, "key"))
                 fail_msg("a listed webhook shows its key");
-            const char *id = jstr(it, "id");
+            const char *id = it_jstr(it, "id");
             size_t k;
             json_t *seen;
             json_array_foreach(all, k, seen) {
-                if (strcmp(jstr(seen, "id"), id) == 0)
+                if (strcmp(it_jstr(seen, "id"), id) == 0)
                     fail_msg("webhook %s listed twice", id);
             }
             json_array_append(all, it);
@@ -536,7 +463,7 @@ static bool list_has(json_t *list, const char *id)
     size_t i;
     json_t *it;
     json_array_foreach(list, i, it) {
-        if (strcmp(jstr(it, "id"), id) == 0)
+        if (strcmp(it_jstr(it, "id"), id) == 0)
             return true;
     }
     return false;
@@ -561,7 +488,7 @@ static void expect_list(it_srv_t *s, const char *filter, const char *const *ids)
 
 static void copy_version(json_t *o, char out[21])
 {
-    const char *v = jstr(o, "changeVersion");
+    const char *v = it_jstr(o, "changeVersion");
     if (strlen(v) != 20)
         fail_msg("changeVersion '%s' is not 20 characters", v);
     memcpy(out, v, 21);
@@ -682,7 +609,7 @@ static void test_create(void **state)
     if (!cc || !strstr(cc, "no-store"))
         fail_msg("the answer with the key has Cache-Control '%s', expected no-store",
                  cc ? cc : "(none)");
-    const char *id = jstr(a, "id");
+    const char *id = it_jstr(a, "id");
     assert_uuid4(id);
     char *loc = it_fmt(WH "/%s", id);
     const char *got = it_response_header(&r, "location");
@@ -692,21 +619,21 @@ static void test_create(void **state)
     it_response_free(&r);
 
     unsigned char k1[32];
-    const char *key = jstr(a, "key");
+    const char *key = it_jstr(a, "key");
     assert_int_equal(strlen(key), 6 + 44);
     key_bytes(key, k1);
 
     /* validUntil: creation + 30 days (the default), with an explicit offset. */
-    int64_t vu = iso_ms(jstr(a, "validUntil"));
+    int64_t vu = iso_ms(it_jstr(a, "validUntil"));
     if (vu < before + 30 * DAY_MS - 1000 || vu > after + 30 * DAY_MS + 1000)
         fail_msg("validUntil %s is not creation + 30 days (created between %lld and %lld ms)",
-                 jstr(a, "validUntil"), (long long)before, (long long)after);
-    int64_t ca = iso_ms(jstr(a, "createdAt"));
+                 it_jstr(a, "validUntil"), (long long)before, (long long)after);
+    int64_t ca = iso_ms(it_jstr(a, "createdAt"));
     if (ca < before - 1000 || ca > after + 1000)
-        fail_msg("createdAt %s is not now", jstr(a, "createdAt"));
+        fail_msg("createdAt %s is not now", it_jstr(a, "createdAt"));
     expect_status(a, "Enabled", NULL);
-    assert_string_equal(jstr(a, "destinationUrl"), url);
-    assert_string_equal(jstr(a, "collectionName"), "breaks");
+    assert_string_equal(it_jstr(a, "destinationUrl"), url);
+    assert_string_equal(it_jstr(a, "collectionName"), "breaks");
     json_t *want_refs = json_loads("[{\"collection\":\"people\",\"name\":\"@employee-number\"}]",
                                    0, NULL);
     if (!json_equal(json_object_get(a, "externalReferences"), want_refs))
@@ -714,7 +641,7 @@ static void test_create(void **state)
                  json_dumps(json_object_get(a, "externalReferences"), JSON_COMPACT),
                  json_dumps(want_refs, JSON_COMPACT));
     json_decref(want_refs);
-    assert_int_equal(jint(a, "pendingEvents"), 0);
+    assert_int_equal(it_jint(a, "pendingEvents"), 0);
     assert_true(json_is_null(json_object_get(a, "oldestPendingChangeVersion")));
     assert_true(json_is_null(json_object_get(a, "lastDeliveredChangeVersion")));
 
@@ -731,13 +658,13 @@ static void test_create(void **state)
     /* A second webhook: another id, another key; no references: an empty array. */
     json_t *b = wh_create(s, "https://hooks.example.invalid/protime/defs", "break-definitions",
                           NULL);
-    if (strcmp(jstr(a, "id"), jstr(b, "id")) == 0)
-        fail_msg("two webhooks with the same id %s", jstr(a, "id"));
+    if (strcmp(it_jstr(a, "id"), it_jstr(b, "id")) == 0)
+        fail_msg("two webhooks with the same id %s", it_jstr(a, "id"));
     unsigned char k2[32];
-    key_bytes(jstr(b, "key"), k2);
+    key_bytes(it_jstr(b, "key"), k2);
     if (memcmp(k1, k2, 32) == 0)
         fail_msg("two webhooks with the same key");
-    assert_string_equal(jstr(b, "collectionName"), "break-definitions");
+    assert_string_equal(it_jstr(b, "collectionName"), "break-definitions");
     json_t *refs = json_object_get(b, "externalReferences");
     assert_true(json_is_array(refs));
     assert_int_equal(json_array_size(refs), 0);
@@ -757,7 +684,7 @@ static void test_create(void **state)
     json_decref(want_refs);
 
     /* The list shows all three, no keys. */
-    const char *ids[] = { jstr(a, "id"), jstr(b, "id"), jstr(c, "id"), NULL };
+    const char *ids[] = { it_jstr(a, "id"), it_jstr(b, "id"), it_jstr(c, "id"), NULL };
     expect_list(s, NULL, ids);
     json_decref(a);
     json_decref(b);
@@ -770,7 +697,7 @@ static void test_create(void **state)
 
 static void expect_403(const it_response_t *r, const char *scope)
 {
-    EXPECT_ERROR(r, 403, "Forbidden", scope);
+    IT_EXPECT_ERROR(r, 403, "Forbidden", scope);
 }
 
 static void test_scopes(void **state)
@@ -882,9 +809,9 @@ static void bad_body(it_srv_t *s, const char *query, const char *body, const cha
         fail_msg("POST /webhooks %s: status %d, expected 400; body: %.400s", body, r.status,
                  r.body);
     if (frag)
-        EXPECT_ERROR(&r, 400, "BadRequest", frag);
+        IT_EXPECT_ERROR(&r, 400, "BadRequest", frag);
     else
-        expect_error(&r, 400, "BadRequest", NULL);
+        it_expect_error(&r, 400, "BadRequest", NULL);
     it_response_free(&r);
 }
 
@@ -976,7 +903,7 @@ static void test_body_validation(void **state)
     /* Content-Type other than JSON: 415 (with a body that would otherwise be fine). */
     it_response_t r;
     wh_post_raw(s, s->auth, NULL, "text/plain", b, &r);
-    EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "application/json");
+    IT_EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "application/json");
     it_response_free(&r);
     wh_post_raw(s, s->auth, NULL, "application/x-www-form-urlencoded", b, &r);
     it_assert_error(&r, 415, "UnsupportedMediaType");
@@ -1015,10 +942,10 @@ static void test_body_many_problems(void **state)
     it_response_t r;
     wh_post_raw(s, s->auth, NULL, JSON_CT,
                 "{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"resumeAfter\":\"x\"}", &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "destinationUrl");
-    EXPECT_ERROR(&r, 400, "BadRequest", "collectionName");
-    EXPECT_ERROR(&r, 400, "BadRequest", "resumeAfter");
-    EXPECT_ERROR(&r, 400, "BadRequest", "'a'");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "destinationUrl");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "collectionName");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "resumeAfter");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "'a'");
     it_response_free(&r);
     /* Still serving. */
     json_decref(wh_create(s, "https://hooks.example.invalid/x", "breaks", NULL));
@@ -1116,12 +1043,12 @@ static void test_destinations_default(void **state)
      * path and query; a name in upper case. */
     char *u2048 = url_of_len(2048);
     json_t *w = wh_create(s, u2048, br, NULL);
-    assert_string_equal(jstr(w, "destinationUrl"), u2048);
+    assert_string_equal(it_jstr(w, "destinationUrl"), u2048);
     char id[37];
     id_of(w, id);
     json_decref(w);
     w = wh_get(s, id);
-    assert_string_equal(jstr(w, "destinationUrl"), u2048);
+    assert_string_equal(it_jstr(w, "destinationUrl"), u2048);
     json_decref(w);
     free(u2048);
     json_decref(wh_create(s, "https://nothing-resolves-here.invalid/hook", br, NULL));
@@ -1137,7 +1064,7 @@ static void test_destinations_allow_http(void **state)
     const char *const args[] = { "--allow-http-destinations", NULL };
     it_srv_t *s = boot_ex(state, args, NULL);
     json_t *w = wh_create(s, "http://hooks.example.invalid/x", "breaks", NULL);
-    assert_string_equal(jstr(w, "destinationUrl"), "http://hooks.example.invalid/x");
+    assert_string_equal(it_jstr(w, "destinationUrl"), "http://hooks.example.invalid/x");
     json_decref(w);
     json_decref(wh_create(s, "https://hooks.example.invalid/x", "breaks", NULL));
     /* http does not open the address rules. */
@@ -1154,7 +1081,7 @@ static void test_destinations_allow_list(void **state)
                                  "--allow-destination", "169.254.0.0/16", NULL };
     it_srv_t *s = boot_ex(state, args, NULL);
     json_t *w = wh_create(s, "http://127.0.0.1:9/x", "breaks", NULL);
-    assert_string_equal(jstr(w, "destinationUrl"), "http://127.0.0.1:9/x");
+    assert_string_equal(it_jstr(w, "destinationUrl"), "http://127.0.0.1:9/x");
     json_decref(w);
     json_decref(wh_create(s, "https://127.0.0.1/x", "breaks", NULL));
     json_decref(wh_create(s, "https://127.9.9.9:8443/x", "break-definitions", NULL));
@@ -1185,7 +1112,7 @@ static void bad_filter(it_srv_t *s, const char *filter)
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     if (r.status != 400)
         fail_msg("filter [%s]: status %d, expected 400; body %.300s", filter, r.status, r.body);
-    expect_error(&r, 400, "BadRequest", NULL);
+    it_expect_error(&r, 400, "BadRequest", NULL);
     it_response_free(&r);
     free(t);
 }
@@ -1249,7 +1176,7 @@ static void test_list(void **state)
         if (!list_has(l, all[i]))
             fail_msg("paging lost webhook %s", all[i]);
     for (size_t i = 1; i < json_array_size(l); i++)
-        if (strcmp(jstr(json_array_get(l, i - 1), "id"), jstr(json_array_get(l, i), "id")) >= 0)
+        if (strcmp(it_jstr(json_array_get(l, i - 1), "id"), it_jstr(json_array_get(l, i), "id")) >= 0)
             fail_msg("the list is not in id order at %zu", i);
     json_decref(l);
     /* Paging with a filter: 4 enabled in 2 pages. */
@@ -1268,8 +1195,8 @@ static void test_list(void **state)
     free(t);
     json_t *p1 = it_assert_json(&r, 200);
     it_response_free(&r);
-    const char *link = jstr(p1, "nextLink");
-    char *tok = token_of(link);
+    const char *link = it_jstr(p1, "nextLink");
+    char *tok = it_continuation_token(link);
     /* The untampered link works. */
     call(s, s->auth, "GET", link, NULL, NULL, 0, &r);
     json_decref(it_assert_json(&r, 200));
@@ -1280,17 +1207,17 @@ static void test_list(void **state)
     bad[tl / 2] = bad[tl / 2] == 'A' ? 'B' : 'A';
     t = it_fmt(WH "?%s&continuationToken=%s", q, bad);
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
-    expect_error(&r, 409, "Conflict", NULL);
+    it_expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(t);
     t = it_fmt(WH "?%s&continuationToken=%s", q, "garbage");
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
-    expect_error(&r, 409, "Conflict", NULL);
+    it_expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(t);
     t = it_fmt(WH "?pageSize=2&continuationToken=%s", tok);
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
-    expect_error(&r, 409, "Conflict", NULL);
+    it_expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(t);
     free(bad);
@@ -1302,7 +1229,6 @@ static void test_list(void **state)
 /* =========================================================================================== */
 /* delete                                                                                      */
 /* =========================================================================================== */
-
 
 static void test_delete(void **state)
 {
@@ -1318,7 +1244,7 @@ static void test_delete(void **state)
     wh_delete_as(s, s->auth, id, 204);
     json_t *g = wh_get(s, id);
     expect_status(g, "Disabled", "Deleted");
-    assert_int_equal(jint(g, "pendingEvents"), 0);
+    assert_int_equal(it_jint(g, "pendingEvents"), 0);
     assert_true(json_is_null(json_object_get(g, "oldestPendingChangeVersion")));
     /* Everything else stays as it was. */
     static const char *const same[] = { "id", "validUntil", "destinationUrl", "collectionName",
@@ -1392,7 +1318,7 @@ static void test_cap(void **state)
     json_decref(wh_create_as(s, tb, url, "breaks", NULL));
     it_response_t r;
     wh_post(s, tb, url, "breaks", NULL, &r);
-    expect_error(&r, 409, "Conflict", NULL);
+    it_expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(tb);
 }
@@ -1420,7 +1346,7 @@ static void wait_expired(it_srv_t *s, const char *id, int64_t vu)
         int64_t t_send = wall_ms();
         json_t *w = wh_get(s, id);
         int64_t t_recv = wall_ms();
-        const char *st = jstr(w, "status");
+        const char *st = it_jstr(w, "status");
         if (strcmp(st, "Enabled") == 0) {
             if (t_send > vu + 5)
                 fail_msg("webhook %s still Enabled %lld ms after validUntil", id,
@@ -1431,7 +1357,7 @@ static void wait_expired(it_srv_t *s, const char *id, int64_t vu)
                 fail_msg("webhook %s Disabled %lld ms before validUntil", id,
                          (long long)(vu - t_recv));
             expect_status(w, "Disabled", "Expired");
-            assert_int_equal(jint(w, "pendingEvents"), 0);
+            assert_int_equal(it_jint(w, "pendingEvents"), 0);
             assert_true(json_is_null(json_object_get(w, "oldestPendingChangeVersion")));
             json_decref(w);
             return;
@@ -1453,15 +1379,15 @@ static void test_expiry(void **state)
     int64_t before = wall_ms();
     json_t *w1 = wh_create(s, url, "breaks", NULL);
     int64_t after = wall_ms();
-    int64_t vu1 = iso_ms(jstr(w1, "validUntil"));
+    int64_t vu1 = iso_ms(it_jstr(w1, "validUntil"));
     if (vu1 < before + VALIDITY_MS - 20 || vu1 > after + VALIDITY_MS + 20)
         fail_msg("validUntil %s is not creation + 2 s (created between %lld and %lld)",
-                 jstr(w1, "validUntil"), (long long)before, (long long)after);
+                 it_jstr(w1, "validUntil"), (long long)before, (long long)after);
     char e1[37], e2[37];
     id_of(w1, e1);
     json_decref(w1);
     json_t *w2 = wh_create(s, url, "break-definitions", NULL);
-    int64_t vu2 = iso_ms(jstr(w2, "validUntil"));
+    int64_t vu2 = iso_ms(it_jstr(w2, "validUntil"));
     id_of(w2, e2);
     json_decref(w2);
 
@@ -1554,25 +1480,6 @@ static int64_t versions_after(const versions_t *vs, const char *floor, char olde
             memcpy(oldest, vs->v[i], 21);
     }
     return n;
-}
-
-/* The lines of an NDJSON body, each parsed. */
-static json_t *ndjson_lines(const char *body, size_t len)
-{
-    json_t *a = json_array();
-    const char *p = body, *end = body + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        if (le > p) {
-            json_t *j = it_json_parse(p, (size_t)(le - p));
-            if (!j)
-                fail_msg("answer line is not JSON: %.*s", (int)(le - p > 200 ? 200 : le - p), p);
-            json_array_append_new(a, j);
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return a;
 }
 
 /* Re-reads breaks 1..N_BREAKS (except deleted ones); each whose changeVersion moved past
@@ -1680,15 +1587,15 @@ static void test_outbox(void **state)
     free(nd);
     if (r.status != 200)
         fail_msg("$batch: status %d; body %.400s", r.status, r.body);
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
     assert_int_equal(json_array_size(lines), 14);
     for (int l = 0; l < 13; l++) {
         json_t *line = json_array_get(lines, (size_t)l);
         int want = l < 12 ? 201 : 204;
-        if (jint(line, "status") != want)
+        if (it_jint(line, "status") != want)
             fail_msg("$batch line %d: %s", l + 1, json_dumps(line, JSON_COMPACT));
-        int id = (int)jint(line, "id");
+        int id = (int)it_jint(line, "id");
         assert_true(id >= 1 && id <= N_BREAKS);
         copy_version(line, last[id]);
         versions_add(&bv, last[id]);
@@ -1697,9 +1604,9 @@ static void test_outbox(void **state)
     deleted[3] = true;
     json_t *sum = json_object_get(json_array_get(lines, 13), "summary");
     assert_non_null(sum);
-    assert_int_equal(jint(sum, "created"), 12);
-    assert_int_equal(jint(sum, "deleted"), 1);
-    assert_int_equal(jint(sum, "failed"), 0);
+    assert_int_equal(it_jint(sum, "created"), 12);
+    assert_int_equal(it_jint(sum, "deleted"), 1);
+    assert_int_equal(it_jint(sum, "failed"), 0);
     json_decref(lines);
     assert_int_equal(writes, 25);
 
@@ -1740,14 +1647,14 @@ static void test_outbox(void **state)
     size_t i;
     json_t *it;
     json_array_foreach(all, i, it) {
-        const char *id = jstr(it, "id");
+        const char *id = it_jstr(it, "id");
         int64_t want = strcmp(id, wd) == 0 ? nd_count
                        : strcmp(id, wx) == 0 ? 0
                        : strcmp(id, w4) == 0 ? n4
                                              : n;
-        if (jint(it, "pendingEvents") != want)
+        if (it_jint(it, "pendingEvents") != want)
             fail_msg("listed webhook %s: pendingEvents %lld, expected %lld", id,
-                     (long long)jint(it, "pendingEvents"), (long long)want);
+                     (long long)it_jint(it, "pendingEvents"), (long long)want);
     }
     assert_int_equal(json_array_size(all), K_HOOKS + 3);
     json_decref(all);
@@ -1801,7 +1708,7 @@ static void test_tenant_isolation(void **state)
     expect_list(s, NULL, only_a);
     lb = wh_list_as(s, tb, NULL, 0, NULL);
     assert_int_equal(json_array_size(lb), 1);
-    assert_string_equal(jstr(json_array_get(lb, 0), "id"), wb);
+    assert_string_equal(it_jstr(json_array_get(lb, 0), "id"), wb);
     json_decref(lb);
     free(tb);
 }
@@ -1822,14 +1729,14 @@ static void keys_case(void **state, bool master)
     json_t *w2 = wh_create(s, "https://b.example.invalid/x", "break-definitions", NULL);
     unsigned char k[2][32];
     char whsec[2][64];
-    key_bytes(jstr(w1, "key"), k[0]);
-    key_bytes(jstr(w2, "key"), k[1]);
-    snprintf(whsec[0], sizeof(whsec[0]), "%s", jstr(w1, "key"));
-    snprintf(whsec[1], sizeof(whsec[1]), "%s", jstr(w2, "key"));
-    json_decref(wh_get(s, jstr(w1, "id")));
+    key_bytes(it_jstr(w1, "key"), k[0]);
+    key_bytes(it_jstr(w2, "key"), k[1]);
+    snprintf(whsec[0], sizeof(whsec[0]), "%s", it_jstr(w1, "key"));
+    snprintf(whsec[1], sizeof(whsec[1]), "%s", it_jstr(w2, "key"));
+    json_decref(wh_get(s, it_jstr(w1, "id")));
     json_decref(wh_list(s, NULL));
     put_break(s, s->auth, 1, 1, 1, -1, 40, 201, NULL);
-    wh_delete_as(s, s->auth, jstr(w2, "id"), 204);
+    wh_delete_as(s, s->auth, it_jstr(w2, "id"), 204);
     json_decref(w1);
     json_decref(w2);
 
