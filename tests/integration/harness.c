@@ -77,6 +77,16 @@ void it_sleep_ms(unsigned ms)
         ;
 }
 
+uint64_t it_xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
 bool it_wait_until(bool (*check)(void *arg), void *arg, unsigned timeout_ms, unsigned poll_ms)
 {
     uint64_t deadline = it_now_ms() + timeout_ms;

@@ -50,6 +50,9 @@ const char *it_last_error(void);
 /* Monotonic milliseconds. */
 uint64_t it_now_ms(void);
 void it_sleep_ms(unsigned ms);
+/* The next number of a xorshift64 generator with state *s (not 0): rand is banned and
+ * not thread-safe; each thread keeps its own state. */
+uint64_t it_xorshift(uint64_t *s);
 /* Calls check(arg) every poll_ms until it returns true, for at most timeout_ms (it is
  * called once more at the deadline); whether it held. The caller decides how to fail,
  * naming what it waited for. */

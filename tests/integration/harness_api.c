@@ -95,6 +95,23 @@ int it_srv_finish(it_srv_t *s)
     return rc;
 }
 
+int it_srv_setup(void **state)
+{
+    it_srv_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -1;
+    *state = s;
+    return 0;
+}
+
+int it_srv_teardown(void **state)
+{
+    it_srv_t *s = *state;
+    int rc = it_srv_finish(s);
+    free(s);
+    return rc;
+}
+
 void it_srv_call(it_srv_t *s, const char *auth, const char *method, const char *target,
                  const char *ctype, const char *body, size_t len, it_response_t *r)
 {

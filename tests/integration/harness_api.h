@@ -65,6 +65,11 @@ void it_srv_stop(it_srv_t *s);
  * share a store are finished newest first. */
 int it_srv_finish(it_srv_t *s);
 
+/* cmocka setup and teardown for a test whose state is one it_srv_t: calloc'd, then
+ * it_srv_finish'ed (its result is the teardown's) and freed. */
+int it_srv_setup(void **state);
+int it_srv_teardown(void **state);
+
 /* One request on s's keep-alive connection. auth: a header line ("Authorization:
  * ...\r\n") or NULL; ctype: a Content-Type value or NULL. Fails the test when no
  * answer comes. */

@@ -42,6 +42,21 @@
 /* Every scope a client can hold. */
 #define IT_ALL_SCOPES SC_ALL
 
+/* One record of each kind, acme's data in the isolation and access tests (ids 101,
+ * 201, 301; the break is on 2024-03-05) and a webhook body. */
+#define IT_PERSON_A "{\"id\":101,\"externalReferences\":{\"@employee-number\":\"E-101\"}}"
+#define IT_DEF_A                                                                              \
+    "{\"id\":201,\"name\":{\"default\":\"Lunch\"},\"friendlyName\":{\"default\":\"Lunch break\"}," \
+    "\"paidDurationInMinutes\":30,\"minimumDurationInMinutes\":15,\"maximumDurationInMinutes\":60," \
+    "\"ifNotClockedDurationInMinutes\":30,\"hasToBeTakenUninterrupted\":true}"
+#define IT_BREAK_A                                                                                \
+    "{\"id\":301,\"person\":{\"id\":101},\"breakDefinition\":{\"id\":201},\"date\":\"2024-03-05\"," \
+    "\"clockedDurationInMinutes\":25,\"startTimeInMinutes\":720,\"endTimeInMinutes\":780,"     \
+    "\"isBreakTaken\":true}"
+/* The breaks of March 2024 (a path below the API base). */
+#define IT_BREAKS_MARCH_PATH \
+    "/breaks?filter=date%20ge%20%272024-03-01%27%20and%20date%20le%20%272024-03-31%27"
+
 typedef struct it_client {
     char tenant[64];
     char id[64];

@@ -56,20 +56,8 @@
 #define HOST_A "acme.example.test"
 #define HOST_B "beta.example.test"
 #define NDJSON_CT "Content-Type: application/x-ndjson\r\n"
-#define BREAKS_MARCH_PATH \
-    "/breaks?filter=date%20ge%20%272024-03-01%27%20and%20date%20le%20%272024-03-31%27"
-#define BREAKS_MARCH API BREAKS_MARCH_PATH
+#define BREAKS_MARCH API IT_BREAKS_MARCH_PATH
 
-static const char person_a[] =
-    "{\"id\":101,\"externalReferences\":{\"@employee-number\":\"E-101\"}}";
-static const char def_a[] =
-    "{\"id\":201,\"name\":{\"default\":\"Lunch\"},\"friendlyName\":{\"default\":\"Lunch break\"},"
-    "\"paidDurationInMinutes\":30,\"minimumDurationInMinutes\":15,\"maximumDurationInMinutes\":60,"
-    "\"ifNotClockedDurationInMinutes\":30,\"hasToBeTakenUninterrupted\":true}";
-static const char break_a[] =
-    "{\"id\":301,\"person\":{\"id\":101},\"breakDefinition\":{\"id\":201},\"date\":\"2024-03-05\","
-    "\"clockedDurationInMinutes\":25,\"startTimeInMinutes\":720,\"endTimeInMinutes\":780,"
-    "\"isBreakTaken\":true}";
 static const char hook_a[] =
     "{\"destinationUrl\":\"https://hooks.example.invalid/a\",\"collectionName\":\"breaks\"}";
 
@@ -115,7 +103,7 @@ static const route_t routes[] = {
     { "GET", false, "/break-definitions/201", NULL, NULL, SC_DEFS_R, SC_HOOKS_R, true },
     { "DELETE", false, "/break-definitions/201", NULL, NULL, SC_DEFS_W, SC_HOOKS_R, true },
     { "POST", false, "/breaks/$batch", batch_x, NDJSON_CT, SC_BREAKS_W, SC_HOOKS_R, false },
-    { "GET", false, BREAKS_MARCH_PATH, NULL, NULL, SC_BREAKS_R, SC_HOOKS_R, false },
+    { "GET", false, IT_BREAKS_MARCH_PATH, NULL, NULL, SC_BREAKS_R, SC_HOOKS_R, false },
     { "PUT", false, "/breaks/301", break_x, IT_JSON_CT, SC_BREAKS_W, SC_HOOKS_R, false },
     { "GET", false, "/breaks/301", NULL, NULL, SC_BREAKS_R, SC_HOOKS_R, true },
     { "DELETE", false, "/breaks/301", NULL, NULL, SC_BREAKS_W, SC_HOOKS_R, true },
@@ -127,26 +115,7 @@ static const route_t routes[] = {
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
-typedef struct fixture {
-    it_srv_t srv;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = it_srv_finish(&f->srv);
-    free(f);
-    return rc;
-}
+typedef it_srv_t fixture_t; /* one server */
 
 /* Sends route rt with token (or none) to host; the body with its Content-Type. */
 static void send_route(int port, const route_t *rt, const char *hook_id, const char *token,
@@ -185,8 +154,8 @@ static void test_access_table(void **state)
     fixture_t *f = *state;
     const char *args[] = { "--domain", "example.test", NULL };
     it_server_opts_t o = { .args = args };
-    it_srv_start(&f->srv, &o);
-    it_server_t *s = &f->srv.s;
+    it_srv_start(f, &o);
+    it_server_t *s = &f->s;
     int port = s->port;
 
     it_tenant_create(s, "acme");
@@ -204,9 +173,9 @@ static void test_access_table(void **state)
     char *expired = it_token_forge(s, &ca, SC_ALL, now - 3600, now - 3600, now - 60);
 
     /* acme's data, and what it reads like before any refused call. */
-    json_decref(it_api_expect(port, "PUT", API "/people/101", ta, HOST_A, person_a, 201));
-    json_decref(it_api_expect(port, "PUT", API "/break-definitions/201", ta, HOST_A, def_a, 201));
-    json_decref(it_api_expect(port, "PUT", API "/breaks/301", ta, HOST_A, break_a, 201));
+    json_decref(it_api_expect(port, "PUT", API "/people/101", ta, HOST_A, IT_PERSON_A, 201));
+    json_decref(it_api_expect(port, "PUT", API "/break-definitions/201", ta, HOST_A, IT_DEF_A, 201));
+    json_decref(it_api_expect(port, "PUT", API "/breaks/301", ta, HOST_A, IT_BREAK_A, 201));
     json_t *hook = it_api_expect(port, "POST", API "/webhooks", ta, HOST_A, hook_a, 201);
     const char *hid = json_string_value(json_object_get(hook, "id"));
     if (!hid || strlen(hid) != 36)
@@ -257,7 +226,7 @@ static void test_access_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_access_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_table, it_srv_setup, it_srv_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1077,16 +1077,7 @@ static void test_domain(void **state)
 
 /* ---- tenant isolation ------------------------------------------------------------------------- */
 
-static const char person_a[] = "{\"id\":101,\"externalReferences\":{\"@employee-number\":\"E-101\"}}";
-static const char def_a[] =
-    "{\"id\":201,\"name\":{\"default\":\"Lunch\"},\"friendlyName\":{\"default\":\"Lunch break\"},"
-    "\"paidDurationInMinutes\":30,\"minimumDurationInMinutes\":15,\"maximumDurationInMinutes\":60,"
-    "\"ifNotClockedDurationInMinutes\":30,\"hasToBeTakenUninterrupted\":true}";
-static const char break_a[] =
-    "{\"id\":301,\"person\":{\"id\":101},\"breakDefinition\":{\"id\":201},\"date\":\"2024-03-05\","
-    "\"clockedDurationInMinutes\":25,\"startTimeInMinutes\":720,\"endTimeInMinutes\":780,"
-    "\"isBreakTaken\":true}";
-#define BREAKS_MARCH API "/breaks?filter=date%20ge%20%272024-03-01%27%20and%20date%20le%20%272024-03-31%27"
+#define BREAKS_MARCH API IT_BREAKS_MARCH_PATH
 
 static void expect_status_code(int port, const char *method, const char *target,
                                const char *token, const char *body, int status,
@@ -1131,13 +1122,13 @@ static void test_tenant_isolation(void **state)
 
     /* Tenant A writes a person, a definition and a break. */
     it_response_t r;
-    it_api_request(port, "PUT", API "/people/101", ta, NULL, person_a, &r);
+    it_api_request(port, "PUT", API "/people/101", ta, NULL, IT_PERSON_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    it_api_request(port, "PUT", API "/break-definitions/201", ta, NULL, def_a, &r);
+    it_api_request(port, "PUT", API "/break-definitions/201", ta, NULL, IT_DEF_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    it_api_request(port, "PUT", API "/breaks/301", ta, NULL, break_a, &r);
+    it_api_request(port, "PUT", API "/breaks/301", ta, NULL, IT_BREAK_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
     char *pa = it_get_body(port, API "/people/101", ta, NULL);
@@ -1536,13 +1527,13 @@ static char *flood_setup(it_server_t *s, it_client_t *c)
     it_client_create(s, "acme", SC_ALL, c);
     char *t = it_token_get(s->port, c, NULL, NULL);
     it_response_t r;
-    it_api_request(s->port, "PUT", API "/people/101", t, NULL, person_a, &r);
+    it_api_request(s->port, "PUT", API "/people/101", t, NULL, IT_PERSON_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    it_api_request(s->port, "PUT", API "/break-definitions/201", t, NULL, def_a, &r);
+    it_api_request(s->port, "PUT", API "/break-definitions/201", t, NULL, IT_DEF_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    it_api_request(s->port, "PUT", API "/breaks/301", t, NULL, break_a, &r);
+    it_api_request(s->port, "PUT", API "/breaks/301", t, NULL, IT_BREAK_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
     return t;

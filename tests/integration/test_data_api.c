@@ -40,35 +40,16 @@
 /* The filter of every January 2024 listing. */
 #define JAN_2024 "date ge '2024-01-01' and date le '2024-01-31'"
 
-typedef struct fixture {
-    it_srv_t srv; /* its keep-alive connection carries the tests' requests */
-} fixture_t;
+typedef it_srv_t fixture_t; /* one server; its keep-alive connection carries the tests' requests */
 
 /* ---- setup and teardown ------------------------------------------------------------ */
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = it_srv_finish(&f->srv);
-    free(f);
-    return rc;
-}
 
 /* One request on the fixture's keep-alive connection, with the bearer token (unless
  * auth is false) and a Content-Type when ctype is not NULL. */
 static void call_ex(fixture_t *f, const char *method, const char *target, bool auth,
                     const char *ctype, const char *body, size_t len, it_response_t *r)
 {
-    it_srv_call(&f->srv, auth ? f->srv.auth : NULL, method, target, ctype, body, len, r);
+    it_srv_call(f, auth ? f->auth : NULL, method, target, ctype, body, len, r);
 }
 
 static void call(fixture_t *f, const char *method, const char *target, it_response_t *r)
@@ -88,7 +69,7 @@ static fixture_t *boot_with(void **state, const char *const *extra)
 {
     fixture_t *f = *state;
     it_boot_opts_t o = { .args = extra, .scopes = DATA_SCOPES };
-    it_srv_boot(&f->srv, &o);
+    it_srv_boot(f, &o);
     return f;
 }
 
@@ -192,7 +173,7 @@ static void expect_status(fixture_t *f, const char *method, const char *target, 
  * parsed answer. */
 static json_t *put_expect(fixture_t *f, const char *target, const char *body, int status)
 {
-    return it_srv_expect(&f->srv, "PUT", target, body, status);
+    return it_srv_expect(f, "PUT", target, body, status);
 }
 
 /* PUT and free the answer, requiring status. */
@@ -207,7 +188,7 @@ static void seed_definition(fixture_t *f, int64_t id, int minimum, int maximum, 
     const it_definition_t d = { .id = id, .paid = 15, .minimum = minimum, .maximum = maximum,
                                 .if_not_clocked = if_not, .uninterrupted = true,
                                 .translated = true };
-    it_seed_definition(&f->srv, &d);
+    it_seed_definition(f, &d);
 }
 
 /* ---- NDJSON ------------------------------------------------------------------------------ */
@@ -545,7 +526,7 @@ static void test_definitions(void **state)
     expect_status(f, "GET", IT_BASE "/break-definitions/5", 404);
     expect_status(f, "DELETE", IT_BASE "/break-definitions/5", 404);
 
-    it_seed_people(&f->srv, 1, IT_REF_EMPLOYEE);
+    it_seed_people(f, 1, IT_REF_EMPLOYEE);
     char *b = break_body(1, 1, 2, "2024-03-01", -1, 10, 600, 660, true);
     put_ok(f, IT_BASE "/breaks/1", b, 201);
     free(b);
@@ -578,7 +559,7 @@ typedef struct dur_case {
 static void test_break_put_durations(void **state)
 {
     fixture_t *f = boot(state);
-    it_seed_people(&f->srv, 2, IT_REF_EMPLOYEE);
+    it_seed_people(f, 2, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30); /* [15, 60], 30 when not taken */
 
     static const dur_case_t cases[] = {
@@ -716,7 +697,7 @@ typedef struct bad_case {
 static void test_break_validation(void **state)
 {
     fixture_t *f = boot(state);
-    it_seed_people(&f->srv, 1, IT_REF_EMPLOYEE);
+    it_seed_people(f, 1, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
 
     static const bad_case_t cases[] = {
@@ -1056,7 +1037,7 @@ static void expect_list_error(fixture_t *f, const char *target, int status, cons
 static void test_breaks_list(void **state)
 {
     fixture_t *f = boot(state);
-    it_seed_people(&f->srv, 3, IT_REF_EMPLOYEE);
+    it_seed_people(f, 3, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     for (int i = 1; i <= LIST_N; i++) {
         char path[96], date[11];
@@ -1240,16 +1221,6 @@ typedef struct writer {
     uint64_t rng;
 } writer_t;
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x;
-}
-
 /* Runs on its own thread: no cmocka assertions here; problems are recorded. */
 static void *writer_main(void *arg)
 {
@@ -1266,9 +1237,9 @@ static void *writer_main(void *arg)
     while (!atomic_load(&w->stop) && atomic_load(&w->errors) == 0) {
         bool insert = k % 3 == 2;
         int64_t id = insert ? PAGING_NEW_BASE + (int64_t)k
-                            : 1 + (int64_t)(xorshift(&w->rng) % PAGING_N);
-        int day = insert ? (int)(xorshift(&w->rng) % 29) + 1 : (int)(id % 29) + 1;
-        int clocked = (int)(xorshift(&w->rng) % 120);
+                            : 1 + (int64_t)(it_xorshift(&w->rng) % PAGING_N);
+        int day = insert ? (int)(it_xorshift(&w->rng) % 29) + 1 : (int)(id % 29) + 1;
+        int clocked = (int)(it_xorshift(&w->rng) % 120);
         char body[512], target[96];
         snprintf(body, sizeof(body),
                  "{\"id\":%lld,\"person\":{\"id\":%lld},\"breakDefinition\":{\"id\":1},"
@@ -1316,7 +1287,7 @@ static bool wait_writes(writer_t *w, size_t from, size_t more)
 static void test_paging_with_concurrent_writes(void **state)
 {
     fixture_t *f = boot(state);
-    it_seed_people(&f->srv, 5, IT_REF_EMPLOYEE);
+    it_seed_people(f, 5, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
 
     /* 1500 breaks over February 2024, through one $batch. */
@@ -1345,8 +1316,8 @@ static void test_paging_with_concurrent_writes(void **state)
 
     writer_t *w = calloc(1, sizeof(*w));
     assert_non_null(w);
-    w->port = f->srv.s.port;
-    w->auth = f->srv.auth;
+    w->port = f->s.port;
+    w->auth = f->auth;
     w->rng = 0x9E3779B97F4A7C15ULL;
     atomic_init(&w->stop, false);
     atomic_init(&w->writes, 0);
@@ -1366,8 +1337,8 @@ static void test_paging_with_concurrent_writes(void **state)
     char why[300] = "";
     while (next && !fail) {
         it_response_t pr;
-        it_conn_ensure(&f->srv.conn, f->srv.s.port);
-        if (it_conn_request(&f->srv.conn, "GET", next, f->srv.auth, NULL, 0, &pr) != 0) {
+        it_conn_ensure(&f->conn, f->s.port);
+        if (it_conn_request(&f->conn, "GET", next, f->auth, NULL, 0, &pr) != 0) {
             snprintf(why, sizeof(why), "GET page: %s", it_last_error());
             fail = why;
             break;
@@ -1490,7 +1461,7 @@ static int fan_expected(int i, int minimum)
 static void test_definition_fanout(void **state)
 {
     fixture_t *f = boot(state);
-    it_seed_people(&f->srv, 2, IT_REF_EMPLOYEE);
+    it_seed_people(f, 2, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 10, 60, 20); /* D */
     seed_definition(f, 2, 10, 60, 20); /* another definition, not changed */
     char before[FAN_COMPUTED + FAN_GIVEN + 2][21];
@@ -1596,7 +1567,7 @@ static json_t *report_for(json_t *lines, int64_t line)
 static void test_batch(void **state)
 {
     fixture_t *f = boot(state);
-    it_seed_people(&f->srv, 2, IT_REF_EMPLOYEE);
+    it_seed_people(f, 2, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     char *b = break_body(50, 1, 1, "2024-04-01", -1, 30, 0, 60, true);
     put_ok(f, IT_BASE "/breaks/50", b, 201);
@@ -1731,14 +1702,14 @@ static void test_batch(void **state)
  * by first (more of the request, e.g. the last chunk "0\r\n\r\n"; "" for none). */
 static void batch_chunked_open(fixture_t *f, it_conn_t *c, const char *first)
 {
-    if (it_connect(c, f->srv.s.port) != 0)
+    if (it_connect(c, f->s.port) != 0)
         fail_msg("connect: %s", it_last_error());
     char head[1400];
     int hn = snprintf(head, sizeof(head),
                       "POST " IT_BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
                       "Transfer-Encoding: chunked\r\n\r\n%s",
-                      f->srv.auth, first);
+                      f->auth, first);
     assert_true(hn > 0 && (size_t)hn < sizeof(head));
     if (it_send(c, head, (size_t)hn) != 0)
         fail_msg("send: %s", it_last_error());
@@ -1772,16 +1743,16 @@ static void test_batch_empty_body(void **state)
     it_conn_close(&c);
 
     /* Content-Length: 0: must be answered the same way, and promptly. */
-    it_conn_ensure(&f->srv.conn, f->srv.s.port);
+    it_conn_ensure(&f->conn, f->s.port);
     char head[1400];
     int hn = snprintf(head, sizeof(head),
                   "POST " IT_BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                   "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
                   "Content-Length: 0\r\n\r\n",
-                  f->srv.auth);
+                  f->auth);
     assert_true(hn > 0 && (size_t)hn < sizeof(head));
-    assert_int_equal(it_send(&f->srv.conn, head, (size_t)hn), 0);
-    if (it_read_response(&f->srv.conn, &r, false, 3000) != 0)
+    assert_int_equal(it_send(&f->conn, head, (size_t)hn), 0);
+    if (it_read_response(&f->conn, &r, false, 3000) != 0)
         fail_msg("POST $batch with Content-Length: 0 got no answer within 3 s (%s)",
                  it_last_error());
     assert_int_equal(r.status, 200);
@@ -1874,7 +1845,7 @@ static void check_big_reports(json_t *lines, const char *result, int status)
 static void test_batch_big_chunked(void **state)
 {
     fixture_t *f = boot(state);
-    it_seed_people(&f->srv, 5, IT_REF_EMPLOYEE);
+    it_seed_people(f, 5, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     seed_definition(f, 2, 0, 45, 10);
     size_t len;
@@ -2005,7 +1976,7 @@ static void test_batch_over_limit(void **state)
 {
     const char *const extra[] = { "--max-batch-body", "2098152", NULL };
     fixture_t *f = boot_with(state, extra);
-    it_seed_people(&f->srv, 5, IT_REF_EMPLOYEE);
+    it_seed_people(f, 5, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     seed_definition(f, 2, 0, 45, 10);
     size_t len;
@@ -2078,7 +2049,7 @@ static void test_batch_over_limit(void **state)
 static void test_head_and_405(void **state)
 {
     fixture_t *f = boot(state);
-    it_seed_people(&f->srv, 1, IT_REF_EMPLOYEE);
+    it_seed_people(f, 1, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     char *b = break_body(1, 1, 1, "2024-01-15", -1, 20, 0, 60, true);
     put_ok(f, IT_BASE "/breaks/1", b, 201);
@@ -2156,7 +2127,7 @@ static void test_head_and_405(void **state)
     it_response_free(&r);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, it_srv_setup, it_srv_teardown)
 
 /* ---- docs/API.md's examples, replayed ------------------------------------------------ */
 
@@ -2217,7 +2188,7 @@ static char *def_window_body(int64_t id, int earliest, int latest)
 static void test_definition_window(void **state)
 {
     fixture_t *f = boot(state);
-    it_seed_people(&f->srv, 1, IT_REF_EMPLOYEE);
+    it_seed_people(f, 1, IT_REF_EMPLOYEE);
     char *d = def_window_body(1, 600, 660);
     json_t *j = put_expect(f, IT_BASE "/break-definitions/1", d, 201);
     free(d);

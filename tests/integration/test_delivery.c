@@ -81,19 +81,6 @@ static uint64_t percentile(const uint64_t *sorted, size_t n, unsigned q)
     return sorted[rank ? rank - 1 : 0];
 }
 
-/* A tiny xorshift generator (rand is banned and not thread-safe). */
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x;
-}
-
-
-
 /* ---- the breakhook servers ---------------------------------------------------------------- */
 
 #define MAX_SRV 5
@@ -212,36 +199,31 @@ static void post_batch_lines(it_srv_t *s, const char *body, size_t len, uint64_t
     it_srv_call(s, s->auth, "POST", IT_BASE "/breaks/$batch", NDJSON_CT, body, len, &r);
     if (r.status != 200)
         fail_msg("$batch: status %d: %.300s", r.status, r.body);
-    const char *p = r.body, *end = r.body + r.body_len;
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     bool summary = false;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        if (le > p) {
-            json_t *j = it_json_parse(p, (size_t)(le - p));
-            if (!j)
-                fail_msg("$batch answer line is not JSON: %.*s", (int)(le - p > 200 ? 200 : le - p), p);
-            if (json_object_get(j, "summary")) {
-                summary = true;
-                json_t *sm = json_object_get(j, "summary");
-                if (json_integer_value(json_object_get(sm, "failed")) != 0)
-                    fail_msg("$batch: lines failed: %.*s", (int)(le - p), p);
-            } else {
-                int64_t st = (int64_t)json_integer_value(json_object_get(j, "status"));
-                int64_t id = (int64_t)json_integer_value(json_object_get(j, "id"));
-                uint64_t v = it_version_num(json_string_value(json_object_get(j, "changeVersion")));
-                if ((st != 200 && st != 201 && st != 204) || !v || id <= 0 || id >= IT_MAX_REC)
-                    fail_msg("$batch line not applied: %.*s", (int)(le - p), p);
-                if (final)
-                    final[id] = v;
-                int64_t line = (int64_t)json_integer_value(json_object_get(j, "line"));
-                if (line_v && line >= 1 && (size_t)line <= n_line_v)
-                    line_v[line - 1] = v;
-            }
-            json_decref(j);
+    for (size_t k = 0; k < json_array_size(lines); k++) {
+        json_t *j = json_array_get(lines, k);
+        json_t *sm = json_object_get(j, "summary");
+        if (sm) {
+            summary = true;
+            if (json_integer_value(json_object_get(sm, "failed")) != 0)
+                fail_msg("$batch: lines failed: %.300s", r.body);
+            continue;
         }
-        p = nl ? nl + 1 : end;
+        int64_t st = (int64_t)json_integer_value(json_object_get(j, "status"));
+        int64_t id = (int64_t)json_integer_value(json_object_get(j, "id"));
+        uint64_t v = it_version_num(json_string_value(json_object_get(j, "changeVersion")));
+        if ((st != 200 && st != 201 && st != 204) || !v || id <= 0 || id >= IT_MAX_REC) {
+            char *text = json_dumps(j, JSON_COMPACT);
+            fail_msg("$batch line not applied: %s", text ? text : "?");
+        }
+        if (final)
+            final[id] = v;
+        int64_t line = (int64_t)json_integer_value(json_object_get(j, "line"));
+        if (line_v && line >= 1 && (size_t)line <= n_line_v)
+            line_v[line - 1] = v;
     }
+    json_decref(lines);
     if (!summary)
         fail_msg("$batch answer without a summary");
     it_response_free(&r);
@@ -595,7 +577,7 @@ static void *writer_main(void *arg)
     char headers[1400];
     snprintf(headers, sizeof(headers), "%sContent-Type: " JSON_CT "\r\n", w->s->auth);
     for (int i = 0; i < CW_PER_THREAD; i++) {
-        int64_t id = (int64_t)(xorshift(&w->seed) % CW_RECORDS) + 1;
+        int64_t id = (int64_t)(it_xorshift(&w->seed) % CW_RECORDS) + 1;
         int k = atomic_fetch_add(w->counter, 1);
         char *b = break_body(id, 1, k, 0);
         char path[96];
@@ -1122,7 +1104,6 @@ static void test_timeout_and_reset(void **state)
     it_consumer_expect_signed(ch, "hang");
     it_consumer_expect_signed(cr, "reset");
 }
-
 
 static void test_https(void **state)
 {

@@ -35,26 +35,7 @@
 
 #define API "/connector/protimeapi/api/v1"
 
-typedef struct fixture {
-    it_srv_t srv;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = it_srv_finish(&f->srv);
-    free(f);
-    return rc;
-}
+typedef it_srv_t fixture_t; /* one server */
 
 /* Fails the test when needle (n bytes, n >= 8) occurs in the text named what. */
 static void assert_absent(const char *hay, size_t hay_len, const char *what, const char *needle,
@@ -96,12 +77,12 @@ static void test_no_secret_in_logs(void **state)
                                         "127.0.0.1/32", "--retry-schedule", "100ms,100ms,100ms",
                                         "--revocation-refresh", "200ms", NULL };
     it_server_opts_t o = { .args = args };
-    it_srv_start(&f->srv, &o);
-    int port = f->srv.s.port;
+    it_srv_start(f, &o);
+    int port = f->s.port;
 
-    it_tenant_create(&f->srv.s, "acme");
+    it_tenant_create(&f->s, "acme");
     it_client_t c;
-    it_client_create(&f->srv.s, "acme", SC_ALL, &c);
+    it_client_create(&f->s, "acme", SC_ALL, &c);
 
     /* Tokens: secret in the form, then in HTTP Basic; wrong secrets too. */
     char *tok = it_token_get(port, &c, NULL, NULL);
@@ -157,13 +138,13 @@ static void test_no_secret_in_logs(void **state)
     /* A signing key rotated, reloaded by the server. */
     const char *const rotate[] = { "key", "rotate", NULL };
     it_run_result_t rr;
-    it_cli_store(&f->srv.s, rotate, &rr);
+    it_cli_store(&f->s, rotate, &rr);
     it_run_result_free(&rr);
     it_sleep_ms(1500); /* retries ran, the new key was loaded */
-    it_srv_stop(&f->srv);
+    it_srv_stop(f);
 
     /* Every signing key the store holds, as the secret bytes they are. */
-    const char *url = f->srv.store;
+    const char *url = f->store;
     store_t *st = NULL;
     const char *msg = NULL;
     store_options_t so = { 0 };
@@ -175,7 +156,7 @@ static void test_no_secret_in_logs(void **state)
     store_close(st);
     assert_true(nk >= 2);
 
-    const char *files[] = { f->srv.s.log_path, f->srv.s.output_path };
+    const char *files[] = { f->s.log_path, f->s.output_path };
     size_t lines = 0;
     for (size_t fi = 0; fi < 2; fi++) {
         size_t n = 0;
@@ -225,7 +206,7 @@ static void test_no_secret_in_logs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_no_secret_in_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_secret_in_logs, it_srv_setup, it_srv_teardown),
     };
     return cmocka_run_group_tests_name("integration/log_secrets", tests, NULL, NULL);
 }
