@@ -11,10 +11,12 @@
 
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "harness_api.h"
 #include "model/model.h"
@@ -109,6 +111,39 @@ int it_srv_teardown(void **state)
     it_srv_t *s = *state;
     int rc = it_srv_finish(s);
     free(s);
+    return rc;
+}
+
+it_srv_t *it_srvs_next(it_srvs_t *v)
+{
+    if (v->n >= IT_MAX_SRV)
+        fail_msg("a test may start at most %d servers", IT_MAX_SRV);
+    return &v->srv[v->n++];
+}
+
+int it_srvs_finish(it_srvs_t *v)
+{
+    int rc = 0;
+    for (size_t i = IT_MAX_SRV; i-- > 0;)
+        if (it_srv_finish(&v->srv[i]) != 0)
+            rc = -1;
+    return rc;
+}
+
+int it_srvs_setup(void **state)
+{
+    it_srvs_t *v = calloc(1, sizeof(*v));
+    if (!v)
+        return -1;
+    *state = v;
+    return 0;
+}
+
+int it_srvs_teardown(void **state)
+{
+    it_srvs_t *v = *state;
+    int rc = it_srvs_finish(v);
+    free(v);
     return rc;
 }
 
@@ -303,4 +338,43 @@ char *it_continuation_token(const char *link)
     char *t = strndup(p, n);
     assert_non_null(t);
     return t;
+}
+
+int64_t it_iso_ms(const char *t)
+{
+    int Y, M, D, h, m, sec, oh, om, used = 0;
+    char sign;
+    if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &used) != 6 || used != 19)
+        fail_msg("'%s' is not an ISO 8601 date-time", t);
+    const char *p = t + 19;
+    int64_t frac = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (digits < 3)
+                frac = frac * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+        if (digits == 0)
+            fail_msg("'%s': empty fraction", t);
+        for (; digits < 3; digits++)
+            frac *= 10;
+    }
+    if (sscanf(p, "%c%2d:%2d%n", &sign, &oh, &om, &used) != 3 || used != 6 || p[6] ||
+        (sign != '+' && sign != '-'))
+        fail_msg("'%s' does not end in a numeric offset (+HH:MM)", t);
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    int64_t secs = (int64_t)timegm(&tm);
+    int64_t off = (int64_t)(oh * 60 + om) * 60;
+    secs -= sign == '+' ? off : -off;
+    return secs * 1000 + frac;
 }

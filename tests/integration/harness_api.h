@@ -70,6 +70,22 @@ int it_srv_finish(it_srv_t *s);
 int it_srv_setup(void **state);
 int it_srv_teardown(void **state);
 
+/* The servers of a test that starts several (a restart on the same store, a second
+ * configuration). */
+#define IT_MAX_SRV 5
+typedef struct it_srvs {
+    it_srv_t srv[IT_MAX_SRV];
+    size_t n; /* handed out by it_srvs_next */
+} it_srvs_t;
+/* The next unused server; fails the test when all IT_MAX_SRV are in use. */
+it_srv_t *it_srvs_next(it_srvs_t *v);
+/* it_srv_finish on every server, newest first (a later one may use an earlier one's
+ * store); -1 when any did not exit cleanly. */
+int it_srvs_finish(it_srvs_t *v);
+/* cmocka setup and teardown for a test whose state is one it_srvs_t. */
+int it_srvs_setup(void **state);
+int it_srvs_teardown(void **state);
+
 /* One request on s's keep-alive connection. auth: a header line ("Authorization:
  * ...\r\n") or NULL; ctype: a Content-Type value or NULL. Fails the test when no
  * answer comes. */
@@ -115,6 +131,10 @@ void it_expect_error(const it_response_t *r, int status, const char *code, ...);
 /* The lines of an NDJSON body, each parsed, as a JSON array (caller decrefs); fails
  * the test on a line that is not JSON. */
 json_t *it_ndjson_lines(const char *body, size_t len);
+/* An ISO 8601 date-time "YYYY-MM-DDTHH:MM:SS[.fff]+HH:MM" (the explicit numeric offset
+ * every timestamp the API writes has) as Unix milliseconds; fails the test when t is
+ * not one. */
+int64_t it_iso_ms(const char *t);
 /* The continuationToken value inside a nextLink (malloc'd); fails the test when there
  * is none. */
 char *it_continuation_token(const char *link);

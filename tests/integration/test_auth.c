@@ -43,33 +43,9 @@
 #define REVOKE_BOUND_MS 15000  /* a revoked client's token must fail within this (refresh is 200 ms; the rest is slack for a loaded machine) */
 #define POLL_MS 50
 
-typedef struct fixture {
-    it_srv_t srv[2];
-} fixture_t;
+typedef it_srvs_t fixture_t; /* servers 0 and 1 */
 
 /* ---- fixture ------------------------------------------------------------------------ */
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-/* Stops every server with SIGTERM and requires a clean exit (a crash, a sanitizer
- * report or a hang fails the test here). */
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = 0;
-    for (int i = 0; i < 2; i++)
-        if (it_srv_finish(&f->srv[i]) != 0)
-            rc = -1;
-    free(f);
-    return rc;
-}
 
 /* Starts server idx with extra arguments (NULL-terminated, may be NULL). */
 static it_server_t *start(void **state, int idx, const char *const *args)
@@ -1613,7 +1589,7 @@ static void test_token_flood_reads_answered(void **state)
     free(t);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, it_srvs_setup, it_srvs_teardown)
 
 int main(void)
 {

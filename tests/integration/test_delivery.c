@@ -46,26 +46,6 @@
 /* The options every delivery test runs with (plus its own). */
 #define LOOPBACK_OK "--allow-http-destinations", "--allow-destination", "127.0.0.1/32"
 
-/* "2026-11-27T03:40:00.123+00:00" as Unix milliseconds; -1 when it is not that. */
-static int64_t iso_ms(const char *s)
-{
-    int y, mo, d, h, mi, se, ms, oh, om;
-    char sign;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c%2d:%2d", &y, &mo, &d, &h, &mi, &se, &ms,
-                     &sign, &oh, &om) != 10)
-        return -1;
-    struct tm tm = { 0 };
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    int64_t t = (int64_t)timegm(&tm) * 1000 + ms;
-    int64_t off = ((int64_t)oh * 60 + om) * 60000;
-    return sign == '-' ? t + off : t - off;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -83,12 +63,10 @@ static uint64_t percentile(const uint64_t *sorted, size_t n, unsigned q)
 
 /* ---- the breakhook servers ---------------------------------------------------------------- */
 
-#define MAX_SRV 5
 #define MAX_CONS 4
 
 typedef struct fixture {
-    it_srv_t srv[MAX_SRV];
-    size_t n_srv;
+    it_srvs_t srvs;
     it_consumer_t *cons[MAX_CONS];
     size_t n_cons;
     char tmp[256];       /* TLS material; removed by the teardown */
@@ -120,10 +98,8 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     int rc = 0;
-    /* Newest first: a later server may use an earlier one's store. */
-    for (size_t i = f->n_srv; i-- > 0;)
-        if (it_srv_finish(&f->srv[i]) != 0)
-            rc = -1;
+    if (it_srvs_finish(&f->srvs) != 0)
+        rc = -1;
     for (size_t i = 0; i < f->n_cons; i++)
         it_consumer_free(f->cons[i]);
     it_rmtree(f->tmp);
@@ -146,8 +122,7 @@ static it_consumer_t *consumer_add(fixture_t *f, it_rule_t rule, SSL_CTX *ctx)
  * restart); else on a fresh one with tenant acme and an all-scope client. */
 static it_srv_t *boot(fixture_t *f, const char *const *extra, const it_srv_t *same_store)
 {
-    assert_true(f->n_srv < MAX_SRV);
-    it_srv_t *s = &f->srv[f->n_srv++];
+    it_srv_t *s = it_srvs_next(&f->srvs);
     it_boot_opts_t o = { .args = extra, .same_store = same_store };
     it_srv_boot(s, &o);
     return s;
@@ -763,7 +738,7 @@ static void test_retry_then_delivered(void **state)
             json_t *a = json_array_get(as, i);
             char *t = json_dumps(a, JSON_COMPACT);
             bool failed = i < 3;
-            int64_t at = iso_ms(jstr_or(a, "attemptedAt", ""));
+            int64_t at = it_iso_ms(jstr_or(a, "attemptedAt", ""));
             const char *next = json_string_value(json_object_get(a, "nextAttemptAt"));
             char body[64];
             snprintf(body, sizeof(body), failed ? "failing on purpose %zu" : "ok %zu", i + 1);
@@ -779,7 +754,7 @@ static void test_retry_then_delivered(void **state)
                 json_integer_value(json_object_get(a, "durationMs")) < 0)
                 fail_msg("record %lld attempt %zu logged as %s", (long long)id, i + 1, t);
             if (failed) {
-                if (!next || iso_ms(next) < at + 150)
+                if (!next || it_iso_ms(next) < at + 150)
                     fail_msg("record %lld attempt %zu: nextAttemptAt missing or too early: %s",
                              (long long)id, i + 1, t);
             } else if (next) {
@@ -956,8 +931,8 @@ static void test_retry_after(void **state)
         free(d);
         json_t *log = attempt_log_wait(s, ws[i], 2, 5000);
         json_t *a = json_array_get(log, json_array_size(log) - 1);
-        int64_t at = iso_ms(jstr_or(a, "attemptedAt", ""));
-        int64_t next = iso_ms(jstr_or(a, "nextAttemptAt", ""));
+        int64_t at = it_iso_ms(jstr_or(a, "attemptedAt", ""));
+        int64_t next = it_iso_ms(jstr_or(a, "nextAttemptAt", ""));
         if (json_array_size(log) != 2 || json_integer_value(json_object_get(a, "httpStatus")) != status[i] ||
             next < at + after_s[i] * 1000)
             fail_msg("%d: the attempt log does not show the Retry-After delay (attempted %lld, next "

@@ -40,7 +40,6 @@ typedef struct fixture {
     it_srv_t srv;
     char limit_dir[256];
     char limit_path[320];
-    char auth[1024];
 } fixture_t;
 
 static int setup(void **state)

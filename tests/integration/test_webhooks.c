@@ -43,32 +43,7 @@
 
 /* ---- fixture ------------------------------------------------------------------------- */
 
-#define MAX_SRV 3
-
-typedef struct fixture {
-    it_srv_t srv[MAX_SRV];
-    size_t n;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = 0;
-    for (size_t i = 0; i < f->n; i++)
-        if (it_srv_finish(&f->srv[i]) != 0)
-            rc = -1;
-    free(f);
-    return rc;
-}
+typedef it_srvs_t fixture_t;
 
 /* Wall-clock milliseconds (what validUntil is written in). */
 static int64_t wall_ms(void)
@@ -96,8 +71,7 @@ static char *token_for(it_srv_t *s, const char *scope)
 static it_srv_t *boot_ex(void **state, const char *const *extra, const char *const *env)
 {
     fixture_t *f = *state;
-    assert_true(f->n < MAX_SRV);
-    it_srv_t *s = &f->srv[f->n++];
+    it_srv_t *s = it_srvs_next(f);
     it_boot_opts_t o = { .args = extra, .env = env };
     it_srv_boot(s, &o);
     return s;
@@ -174,46 +148,6 @@ static void key_bytes(const char *key, unsigned char out[32])
     if (n != 32)
         fail_msg("key '%s' is not base64 of exactly 32 bytes (decodes to %d)", key, n);
     memcpy(out, buf, 32);
-}
-
-/* ISO 8601 "YYYY-MM-DDTHH:MM:SS[.fff]+HH:MM" (an explicit numeric offset) to epoch ms. */
-static int64_t iso_ms(const char *t)
-{
-    int Y, M, D, h, m, sec, oh, om, used = 0;
-    char sign;
-    if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &used) != 6 || used != 19)
-        fail_msg("'%s' is not an ISO 8601 date-time", t);
-    const char *p = t + 19;
-    int64_t frac = 0;
-    if (*p == '.') {
-        p++;
-        int digits = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (digits < 3)
-                frac = frac * 10 + (*p - '0');
-            digits++;
-            p++;
-        }
-        if (digits == 0)
-            fail_msg("'%s': empty fraction", t);
-        for (; digits < 3; digits++)
-            frac *= 10;
-    }
-    if (sscanf(p, "%c%2d:%2d%n", &sign, &oh, &om, &used) != 3 || used != 6 || p[6] ||
-        (sign != '+' && sign != '-'))
-        fail_msg("'%s' does not end in a numeric offset (+HH:MM)", t);
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    int64_t secs = (int64_t)timegm(&tm);
-    int64_t off = (int64_t)(oh * 60 + om) * 60;
-    secs -= sign == '+' ? off : -off;
-    return secs * 1000 + frac;
 }
 
 /* ---- webhook requests ---------------------------------------------------------------------- */
@@ -624,11 +558,11 @@ static void test_create(void **state)
     key_bytes(key, k1);
 
     /* validUntil: creation + 30 days (the default), with an explicit offset. */
-    int64_t vu = iso_ms(it_jstr(a, "validUntil"));
+    int64_t vu = it_iso_ms(it_jstr(a, "validUntil"));
     if (vu < before + 30 * DAY_MS - 1000 || vu > after + 30 * DAY_MS + 1000)
         fail_msg("validUntil %s is not creation + 30 days (created between %lld and %lld ms)",
                  it_jstr(a, "validUntil"), (long long)before, (long long)after);
-    int64_t ca = iso_ms(it_jstr(a, "createdAt"));
+    int64_t ca = it_iso_ms(it_jstr(a, "createdAt"));
     if (ca < before - 1000 || ca > after + 1000)
         fail_msg("createdAt %s is not now", it_jstr(a, "createdAt"));
     expect_status(a, "Enabled", NULL);
@@ -1379,7 +1313,7 @@ static void test_expiry(void **state)
     int64_t before = wall_ms();
     json_t *w1 = wh_create(s, url, "breaks", NULL);
     int64_t after = wall_ms();
-    int64_t vu1 = iso_ms(it_jstr(w1, "validUntil"));
+    int64_t vu1 = it_iso_ms(it_jstr(w1, "validUntil"));
     if (vu1 < before + VALIDITY_MS - 20 || vu1 > after + VALIDITY_MS + 20)
         fail_msg("validUntil %s is not creation + 2 s (created between %lld and %lld)",
                  it_jstr(w1, "validUntil"), (long long)before, (long long)after);
@@ -1387,7 +1321,7 @@ static void test_expiry(void **state)
     id_of(w1, e1);
     json_decref(w1);
     json_t *w2 = wh_create(s, url, "break-definitions", NULL);
-    int64_t vu2 = iso_ms(it_jstr(w2, "validUntil"));
+    int64_t vu2 = it_iso_ms(it_jstr(w2, "validUntil"));
     id_of(w2, e2);
     json_decref(w2);
 
@@ -1858,7 +1792,7 @@ static void test_extrefs_at_the_limit(void **state)
     free(q);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, it_srvs_setup, it_srvs_teardown)
 
 int main(void)
 {
