@@ -107,14 +107,15 @@ json_t *it_srv_expect_as(it_srv_t *s, const char *auth, const char *method, cons
 #define IT_REF_HRMID 2u    /* "HRMID": "H-<id>" */
 /* Creates people 1..n with refs (IT_REF_* or 0); each PUT must answer 201. */
 void it_seed_people(it_srv_t *s, int n, unsigned refs);
-/* Creates break definition id (name Lunch, with a Dutch translation when translated;
- * friendly name "Lunch break") with the durations given; the PUT must answer 201. */
+/* A break definition to seed: its id, durations in minutes and flags. */
 typedef struct it_definition {
     int64_t id;
     int paid, minimum, maximum, if_not_clocked;
     bool uninterrupted;
-    bool translated;
+    bool translated; /* the name has a Dutch translation ("Lunch-nl") */
 } it_definition_t;
+/* Creates break definition d->id, named Lunch with friendly name "Lunch break"; the PUT
+ * must answer 201. */
 void it_seed_definition(it_srv_t *s, const it_definition_t *d);
 
 /* A changeVersion (20 upper-case hex digits) as a number; 0 when it is not one. */
@@ -125,7 +126,7 @@ int64_t it_jint(json_t *o, const char *key);
 const char *it_jstr(json_t *o, const char *key);
 /* The SPEC error body with status and code and, when fragments are given (a
  * NULL-terminated list of up to 8), one reason containing every fragment; without
- * fragments, a first reason that is not empty. IT_EXPECT_ERROR adds the NULL. */
+ * fragments, at least one reason that is not empty. IT_EXPECT_ERROR adds the NULL. */
 void it_expect_error(const it_response_t *r, int status, const char *code, ...);
 #define IT_EXPECT_ERROR(r, status, code, ...) it_expect_error(r, status, code, __VA_ARGS__, NULL)
 /* The lines of an NDJSON body, each parsed, as a JSON array (caller decrefs); fails
