@@ -1,7 +1,6 @@
 /*
  * harness_auth.h: tenants, API clients and bearer tokens for integration tests, the
- * way an operator and an integrator get them (shared by test_auth.c and
- * test_access.c).
+ * way an operator and an integrator get them.
  *
  * Tenants and clients are made with the CLI on the very SQLite file the running
  * server uses; tokens come from the token endpoint, or are forged with the server's
@@ -9,10 +8,9 @@
  * issues, such as an expired token. Every helper fails the current cmocka test
  * instead of returning an error.
  *
- * These helpers talk over a new connection per request with a raw token and an
- * optional Host (test_auth.c, test_access.c, test_metrics.c); a test that boots a
- * server with its tenant and client and keeps one connection uses harness_api.h,
- * which is built on them.
+ * The request helpers here open a new connection per request and take a raw token and
+ * an optional Host (test_auth.c, test_access.c); a test that boots a server with its
+ * tenant and client and keeps one connection uses harness_api.h, built on these.
  */
 #ifndef BREAKHOOK_TESTS_INTEGRATION_HARNESS_AUTH_H
 #define BREAKHOOK_TESTS_INTEGRATION_HARNESS_AUTH_H
