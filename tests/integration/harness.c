@@ -77,6 +77,28 @@ void it_sleep_ms(unsigned ms)
         ;
 }
 
+uint64_t it_xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
+bool it_wait_until(bool (*check)(void *arg), void *arg, unsigned timeout_ms, unsigned poll_ms)
+{
+    uint64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        if (check(arg))
+            return true;
+        if (it_now_ms() >= deadline)
+            return false;
+        it_sleep_ms(poll_ms);
+    }
+}
+
 static unsigned remaining_ms(uint64_t deadline)
 {
     uint64_t now = it_now_ms();
@@ -644,6 +666,48 @@ int it_run(const char *const *args, const it_run_opts_t *opts, it_run_result_t *
     child_untrack(pid);
     r->status = st;
     return 0;
+}
+
+int it_cmd_run(const char *const *argv, const char *cwd, const char *log_path,
+                       unsigned timeout_ms)
+{
+    fflush(NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        /* Its own process group, so a timeout kills npm's children too. */
+        setpgid(0, 0);
+        int out = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int in = open("/dev/null", O_RDONLY);
+        if (out < 0 || in < 0 || chdir(cwd) < 0)
+            _exit(127);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    uint64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (it_now_ms() >= deadline) {
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            return -1;
+        }
+        it_sleep_ms(20);
+    }
 }
 
 void it_run_result_free(it_run_result_t *r)

@@ -13,6 +13,17 @@
  * Everything here runs on the test's one thread. Functions that can fail return 0 or
  * -1 (with the reason in it_last_error()); the it_assert_* helpers fail the current
  * cmocka test instead.
+ *
+ * The shared integration helpers, one copy of each, built on one another:
+ *   harness.h           processes (server, sink, CLI), raw HTTP, JSON, bounded waits;
+ *   harness_auth.h      tenants, clients and tokens the way an operator and an
+ *                       integrator get them, requests on a new connection each;
+ *   harness_api.h       a booted server (tenant, client, token, keep-alive requests
+ *                       that must answer a status), seed data, webhook creation;
+ *   harness_consumer.h  the in-process webhook consumer (plain or TLS, signature
+ *                       checks, programmable answers).
+ * A test file keeps only what is about its own subject; CMake builds every harness*.c
+ * into every integration test.
  */
 #ifndef BREAKHOOK_TESTS_INTEGRATION_HARNESS_H
 #define BREAKHOOK_TESTS_INTEGRATION_HARNESS_H
@@ -28,12 +39,24 @@
                                      * --shutdown-timeout defaults to 10 s) */
 #define IT_IO_TIMEOUT_MS 15000    /* default bound on one response */
 #define IT_STOP_KILLED (-1)       /* it_server_stop: had to SIGKILL after the bound */
+/* Waits for something a server does in the background (a delivery, a retry, a
+ * webhook catching up) stretch their deadline by this factor: the deadlines are there
+ * to catch a server that never gets there, not to time it, and the suite runs under
+ * ASan on a 2-core machine that may be busy with another build. */
+#define IT_PATIENCE 4
 
 /* Why the last harness call failed (timeout, EOF, malformed answer, ...). */
 const char *it_last_error(void);
 /* Monotonic milliseconds. */
 uint64_t it_now_ms(void);
 void it_sleep_ms(unsigned ms);
+/* The next number of a xorshift64 generator with state *s (not 0): rand is banned and
+ * not thread-safe; each thread keeps its own state. */
+uint64_t it_xorshift(uint64_t *s);
+/* Calls check(arg) every poll_ms until it returns true, for at most timeout_ms (it is
+ * called once more at the deadline); whether it held. The caller decides how to fail,
+ * naming what it waited for. */
+bool it_wait_until(bool (*check)(void *arg), void *arg, unsigned timeout_ms, unsigned poll_ms);
 
 /* ---- temporary directories and files -------------------------------------- */
 
@@ -129,6 +152,12 @@ typedef struct it_run_result {
  * child could be run (whatever its exit status), -1 otherwise. */
 int it_run(const char *const *args, const it_run_opts_t *opts, it_run_result_t *r);
 void it_run_result_free(it_run_result_t *r);
+/* Runs another program, argv[0] found on PATH (or a path), in cwd in its own process
+ * group, with stdin from /dev/null and stdout and stderr to log_path (truncated);
+ * waits at most timeout_ms, then SIGKILLs the group. Returns the exit status, 128+N
+ * when killed by signal N, or -1 on timeout or when it could not be run. */
+int it_cmd_run(const char *const *argv, const char *cwd, const char *log_path,
+               unsigned timeout_ms);
 
 /* ---- raw client ------------------------------------------------------------------ */
 

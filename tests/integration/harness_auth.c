@@ -155,8 +155,11 @@ char *it_token_get(int port, const it_client_t *c, const char *scope, const char
     for (char *p = extra; p && *p; p++)
         if (*p == ' ')
             *p = '+';
-    char *body = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s%s", c->id,
-                        c->secret, extra ? extra : "");
+    char *eid = it_urlenc(c->id), *esec = it_urlenc(c->secret);
+    char *body = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s%s", eid,
+                        esec, extra ? extra : "");
+    free(eid);
+    free(esec);
     char *headers = host ? it_fmt(IT_FORM_CT "Host: %s\r\n", host) : it_fmt(IT_FORM_CT);
     char *target = it_fmt("/tenants/%s/connect/token", c->tenant);
     it_response_t r;
@@ -168,6 +171,14 @@ char *it_token_get(int port, const it_client_t *c, const char *scope, const char
     free(body);
     free(headers);
     return tok;
+}
+
+char *it_token_header(int port, const it_client_t *c, const char *scope)
+{
+    char *tok = it_token_get(port, c, scope, NULL);
+    char *h = it_fmt("Authorization: Bearer %s\r\n", tok);
+    free(tok);
+    return h;
 }
 
 /* Issues a token signed with the server's real current key (read from its store), for
@@ -222,6 +233,42 @@ void it_api_request(int port, const char *method, const char *target, const char
     }
     it_req(port, method, target, headers, body, r);
     free(headers);
+}
+
+json_t *it_api_expect(int port, const char *method, const char *target, const char *token,
+                      const char *host, const char *body, int status)
+{
+    it_response_t r;
+    it_api_request(port, method, target, token, host, body, &r);
+    if (r.status != status)
+        fail_msg("%s %s: expected %d, got %d: %.400s", method, target, status, r.status, r.body);
+    json_t *j = status == 204 ? NULL : it_assert_json(&r, status);
+    it_response_free(&r);
+    return j;
+}
+
+char *it_get_body(int port, const char *target, const char *token, const char *host)
+{
+    it_response_t r;
+    it_api_request(port, "GET", target, token, host, NULL, &r);
+    if (r.status != 200)
+        fail_msg("GET %s: expected 200, got %d: %.400s", target, r.status, r.body);
+    json_decref(it_assert_json(&r, 200));
+    char *b = strdup(r.body);
+    assert_non_null(b);
+    it_response_free(&r);
+    return b;
+}
+
+size_t it_list_size(int port, const char *target, const char *token, const char *host)
+{
+    json_t *j = it_api_expect(port, "GET", target, token, host, NULL, 200);
+    json_t *v = json_object_get(j, "value");
+    if (!json_is_array(v))
+        fail_msg("GET %s: no value list", target);
+    size_t n = json_array_size(v);
+    json_decref(j);
+    return n;
 }
 
 /* 401 with the SPEC body and a Bearer challenge (invalid_token when one was sent). */

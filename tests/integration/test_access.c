@@ -50,26 +50,14 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "harness_auth.h"
+#include "harness_api.h"
 
 #define API "/connector/protimeapi/api/v1"
 #define HOST_A "acme.example.test"
 #define HOST_B "beta.example.test"
 #define NDJSON_CT "Content-Type: application/x-ndjson\r\n"
-#define BREAKS_MARCH_PATH \
-    "/breaks?filter=date%20ge%20%272024-03-01%27%20and%20date%20le%20%272024-03-31%27"
-#define BREAKS_MARCH API BREAKS_MARCH_PATH
+#define BREAKS_MARCH API IT_BREAKS_MARCH_PATH
 
-static const char person_a[] =
-    "{\"id\":101,\"externalReferences\":{\"@employee-number\":\"E-101\"}}";
-static const char def_a[] =
-    "{\"id\":201,\"name\":{\"default\":\"Lunch\"},\"friendlyName\":{\"default\":\"Lunch break\"},"
-    "\"paidDurationInMinutes\":30,\"minimumDurationInMinutes\":15,\"maximumDurationInMinutes\":60,"
-    "\"ifNotClockedDurationInMinutes\":30,\"hasToBeTakenUninterrupted\":true}";
-static const char break_a[] =
-    "{\"id\":301,\"person\":{\"id\":101},\"breakDefinition\":{\"id\":201},\"date\":\"2024-03-05\","
-    "\"clockedDurationInMinutes\":25,\"startTimeInMinutes\":720,\"endTimeInMinutes\":780,"
-    "\"isBreakTaken\":true}";
 static const char hook_a[] =
     "{\"destinationUrl\":\"https://hooks.example.invalid/a\",\"collectionName\":\"breaks\"}";
 
@@ -115,7 +103,7 @@ static const route_t routes[] = {
     { "GET", false, "/break-definitions/201", NULL, NULL, SC_DEFS_R, SC_HOOKS_R, true },
     { "DELETE", false, "/break-definitions/201", NULL, NULL, SC_DEFS_W, SC_HOOKS_R, true },
     { "POST", false, "/breaks/$batch", batch_x, NDJSON_CT, SC_BREAKS_W, SC_HOOKS_R, false },
-    { "GET", false, BREAKS_MARCH_PATH, NULL, NULL, SC_BREAKS_R, SC_HOOKS_R, false },
+    { "GET", false, IT_BREAKS_MARCH_PATH, NULL, NULL, SC_BREAKS_R, SC_HOOKS_R, false },
     { "PUT", false, "/breaks/301", break_x, IT_JSON_CT, SC_BREAKS_W, SC_HOOKS_R, false },
     { "GET", false, "/breaks/301", NULL, NULL, SC_BREAKS_R, SC_HOOKS_R, true },
     { "DELETE", false, "/breaks/301", NULL, NULL, SC_BREAKS_W, SC_HOOKS_R, true },
@@ -127,32 +115,7 @@ static const route_t routes[] = {
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
-typedef struct fixture {
-    it_server_t srv;
-    bool started;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = 0;
-    if (f->started) {
-        if (it_server_stop_clean(&f->srv) != 0)
-            rc = -1;
-        it_server_cleanup(&f->srv);
-    }
-    free(f);
-    return rc;
-}
+typedef it_srv_t fixture_t; /* one server */
 
 /* Sends route rt with token (or none) to host; the body with its Content-Type. */
 static void send_route(int port, const route_t *rt, const char *hook_id, const char *token,
@@ -186,57 +149,13 @@ static void expect_refused(int port, const route_t *rt, const char *hook_id, con
     it_response_free(&r);
 }
 
-/* GET target on acme's host with token: 200 and a JSON body; returns the body. */
-static char *get_body(int port, const char *target, const char *token, const char *host)
-{
-    it_response_t r;
-    it_api_request(port, "GET", target, token, host, NULL, &r);
-    if (r.status != 200)
-        fail_msg("GET %s: expected 200, got %d: %.400s", target, r.status, r.body);
-    json_decref(it_assert_json(&r, 200));
-    char *b = strdup(r.body);
-    assert_non_null(b);
-    it_response_free(&r);
-    return b;
-}
-
-static size_t list_size(int port, const char *target, const char *token, const char *host)
-{
-    char *b = get_body(port, target, token, host);
-    json_t *j = it_json_parse(b, strlen(b));
-    json_t *v = json_object_get(j, "value");
-    if (!json_is_array(v))
-        fail_msg("GET %s: no value list: %s", target, b);
-    size_t n = json_array_size(v);
-    json_decref(j);
-    free(b);
-    return n;
-}
-
-/* PUT or POST with acme's good token; requires 201; returns the answer parsed. */
-static json_t *seed(int port, const char *method, const char *target, const char *token,
-                    const char *body)
-{
-    it_response_t r;
-    it_api_request(port, method, target, token, HOST_A, body, &r);
-    if (r.status != 201)
-        fail_msg("%s %s: expected 201, got %d: %.400s", method, target, r.status, r.body);
-    json_t *j = it_assert_json(&r, 201);
-    it_response_free(&r);
-    return j;
-}
-
 static void test_access_table(void **state)
 {
     fixture_t *f = *state;
     const char *args[] = { "--domain", "example.test", NULL };
     it_server_opts_t o = { .args = args };
-    if (it_server_start(&f->srv, &o) != 0) {
-        f->started = f->srv.dir[0] != '\0';
-        fail_msg("server did not start: %s", it_last_error());
-    }
-    f->started = true;
-    it_server_t *s = &f->srv;
+    it_srv_start(f, &o);
+    it_server_t *s = &f->s;
     int port = s->port;
 
     it_tenant_create(s, "acme");
@@ -254,10 +173,10 @@ static void test_access_table(void **state)
     char *expired = it_token_forge(s, &ca, SC_ALL, now - 3600, now - 3600, now - 60);
 
     /* acme's data, and what it reads like before any refused call. */
-    json_decref(seed(port, "PUT", API "/people/101", ta, person_a));
-    json_decref(seed(port, "PUT", API "/break-definitions/201", ta, def_a));
-    json_decref(seed(port, "PUT", API "/breaks/301", ta, break_a));
-    json_t *hook = seed(port, "POST", API "/webhooks", ta, hook_a);
+    json_decref(it_api_expect(port, "PUT", API "/people/101", ta, HOST_A, IT_PERSON_A, 201));
+    json_decref(it_api_expect(port, "PUT", API "/break-definitions/201", ta, HOST_A, IT_DEF_A, 201));
+    json_decref(it_api_expect(port, "PUT", API "/breaks/301", ta, HOST_A, IT_BREAK_A, 201));
+    json_t *hook = it_api_expect(port, "POST", API "/webhooks", ta, HOST_A, hook_a, 201);
     const char *hid = json_string_value(json_object_get(hook, "id"));
     if (!hid || strlen(hid) != 36)
         fail_msg("the new webhook has no id");
@@ -268,8 +187,8 @@ static void test_access_table(void **state)
     enum { N_READS = sizeof(reads) / sizeof(reads[0]) };
     char *before[N_READS];
     for (size_t i = 0; i < N_READS; i++)
-        before[i] = get_body(port, reads[i], ta, HOST_A);
-    assert_int_equal(list_size(port, API "/webhooks", ta, HOST_A), 1);
+        before[i] = it_get_body(port, reads[i], ta, HOST_A);
+    assert_int_equal(it_list_size(port, API "/webhooks", ta, HOST_A), 1);
 
     for (size_t i = 0; i < N_ROUTES; i++) {
         const route_t *rt = &routes[i];
@@ -288,15 +207,15 @@ static void test_access_table(void **state)
     /* Nothing changed: acme's records, lists and webhook read exactly as before, and
      * beta got no webhook and no break from its refused calls. */
     for (size_t i = 0; i < N_READS; i++) {
-        char *after = get_body(port, reads[i], ta, HOST_A);
+        char *after = it_get_body(port, reads[i], ta, HOST_A);
         if (strcmp(after, before[i]) != 0)
             fail_msg("GET %s changed:\nbefore %s\nafter  %s", reads[i], before[i], after);
         free(after);
         free(before[i]);
     }
-    assert_int_equal(list_size(port, API "/webhooks", ta, HOST_A), 1);
-    assert_int_equal(list_size(port, API "/webhooks", tb, HOST_B), 0);
-    assert_int_equal(list_size(port, BREAKS_MARCH, tb, HOST_B), 0);
+    assert_int_equal(it_list_size(port, API "/webhooks", ta, HOST_A), 1);
+    assert_int_equal(it_list_size(port, API "/webhooks", tb, HOST_B), 0);
+    assert_int_equal(it_list_size(port, BREAKS_MARCH, tb, HOST_B), 0);
 
     json_decref(hook);
     char *all[] = { ta, tb, t_hooks, t_people, expired, hook_path };
@@ -307,7 +226,7 @@ static void test_access_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_access_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_table, it_srv_setup, it_srv_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,7 @@
 
 #include "auth/auth.h"
 #include "core/clock.h"
-#include "harness_auth.h"
+#include "harness_api.h"
 #include "store/store.h"
 
 #define API "/connector/protimeapi/api/v1"
@@ -43,50 +43,17 @@
 #define REVOKE_BOUND_MS 15000  /* a revoked client's token must fail within this (refresh is 200 ms; the rest is slack for a loaded machine) */
 #define POLL_MS 50
 
-typedef struct fixture {
-    it_server_t srv[2];
-    bool started[2];
-} fixture_t;
+typedef it_srvs_t fixture_t; /* servers 0 and 1 */
 
 /* ---- fixture ------------------------------------------------------------------------ */
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-/* Stops every server with SIGTERM and requires a clean exit (a crash, a sanitizer
- * report or a hang fails the test here). */
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = 0;
-    for (int i = 0; i < 2; i++) {
-        if (!f->started[i])
-            continue;
-        if (it_server_stop_clean(&f->srv[i]) != 0)
-            rc = -1;
-        it_server_cleanup(&f->srv[i]);
-    }
-    free(f);
-    return rc;
-}
 
 /* Starts server idx with extra arguments (NULL-terminated, may be NULL). */
 static it_server_t *start(void **state, int idx, const char *const *args)
 {
     fixture_t *f = *state;
     it_server_opts_t o = { .args = args };
-    if (it_server_start(&f->srv[idx], &o) != 0) {
-        f->started[idx] = f->srv[idx].dir[0] != '\0';
-        fail_msg("server did not start: %s", it_last_error());
-    }
-    f->started[idx] = true;
-    return &f->srv[idx];
+    it_srv_start(&f->srv[idx], &o);
+    return &f->srv[idx].s;
 }
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -269,11 +236,6 @@ static void assert_oauth_error(const it_response_t *r, int status, const char *e
     json_decref(j);
 }
 
-static char *get_token(int port, const it_client_t *c, const char *scope)
-{
-    return it_token_get(port, c, scope, NULL);
-}
-
 /* `key rotate`; returns the new key's kid (as the CLI prints it) in kid. */
 static void key_rotate(const it_server_t *s, char *kid, size_t n)
 {
@@ -295,7 +257,7 @@ static char *token_with_kid(int port, const it_client_t *c, const char *kid, uns
 {
     uint64_t t0 = it_now_ms();
     for (;;) {
-        char *t = get_token(port, c, NULL);
+        char *t = it_token_get(port, c, NULL, NULL);
         char *k = jwt_kid(t);
         bool same = strcmp(k, kid) == 0;
         free(k);
@@ -306,12 +268,6 @@ static char *token_with_kid(int port, const it_client_t *c, const char *kid, uns
             return NULL;
         it_sleep_ms(POLL_MS);
     }
-}
-
-static void api(int port, const char *method, const char *target, const char *token,
-                const char *body, it_response_t *r)
-{
-    it_api_request(port, method, target, token, NULL, body, r);
 }
 
 /* GET /token-info with token (and host) must be 401. */
@@ -471,7 +427,7 @@ static void test_token_endpoint(void **state)
     free(body);
 
     /* A subset of the client's scopes: exactly that scope, in the answer and the token. */
-    tok = get_token(port, &c, SC_PEOPLE_R);
+    tok = it_token_get(port, &c, SC_PEOPLE_R, NULL);
     info = expect_token_info_200(port, tok, NULL, &c);
     assert_string_equal(json_string_value(json_object_get(info, "scope")), SC_PEOPLE_R);
     json_decref(info);
@@ -649,7 +605,7 @@ static void test_token_info(void **state)
     it_tenant_create(s, "acme");
     it_client_t c;
     it_client_create(s, "acme", SC_BREAKS_R " " SC_DEFS_R, &c);
-    char *tok = get_token(port, &c, NULL);
+    char *tok = it_token_get(port, &c, NULL, NULL);
 
     /* A valid token: what it grants. */
     json_t *info = expect_token_info_200(port, tok, NULL, &c);
@@ -661,7 +617,7 @@ static void test_token_info(void **state)
 
     /* No Authorization: 401 with a plain Bearer challenge. */
     it_response_t r;
-    api(port, "GET", TOKEN_INFO, NULL, NULL, &r);
+    it_api_request(port, "GET", TOKEN_INFO, NULL, NULL, NULL, &r);
     it_assert_401(&r, false);
     it_response_free(&r);
 
@@ -744,7 +700,7 @@ static void test_token_info(void **state)
     it_tenant_create(s2, "acme");
     it_client_t c2;
     it_client_create(s2, "acme", SC_BREAKS_R, &c2);
-    char *tok2 = get_token(s2->port, &c2, NULL);
+    char *tok2 = it_token_get(s2->port, &c2, NULL, NULL);
     json_decref(expect_token_info_200(s2->port, tok2, NULL, &c2));
     expect_token_info_401(port, tok2, NULL, "a token of another server");
     expect_token_info_401(s2->port, tok, NULL, "a token of this server at another one");
@@ -761,7 +717,7 @@ static void expect_403(int port, const char *method, const char *target, const c
                        const char *body, const char *scope)
 {
     it_response_t r;
-    api(port, method, target, token, body, &r);
+    it_api_request(port, method, target, token, NULL, body, &r);
     if (r.status != 403)
         fail_msg("%s %s: expected 403, got %d: %s", method, target, r.status, r.body);
     it_assert_403(&r, scope);
@@ -776,8 +732,8 @@ static void test_scopes(void **state)
     it_client_t br, pr;
     it_client_create(s, "acme", SC_BREAKS_R, &br);
     it_client_create(s, "acme", SC_PEOPLE_R, &pr);
-    char *tb = get_token(port, &br, NULL);
-    char *tp = get_token(port, &pr, NULL);
+    char *tb = it_token_get(port, &br, NULL, NULL);
+    char *tp = it_token_get(port, &pr, NULL, NULL);
 
     static const char person[] = "{\"id\":1,\"externalReferences\":{\"@employee-number\":\"E-1\"}}";
     expect_403(port, "PUT", API "/people/1", tb, person, SC_PEOPLE_W);
@@ -790,11 +746,11 @@ static void test_scopes(void **state)
     /* The right scope gets past authentication and authorization: 404, no such
      * person (and the person was not written by the refused PUT). */
     it_response_t r;
-    api(port, "GET", API "/people/1", tp, NULL, &r);
+    it_api_request(port, "GET", API "/people/1", tp, NULL, NULL, &r);
     it_assert_error(&r, 404, "NotFound");
     it_response_free(&r);
     /* breaks.read reads breaks. */
-    api(port, "GET", API "/breaks/1", tb, NULL, &r);
+    it_api_request(port, "GET", API "/breaks/1", tb, NULL, NULL, &r);
     it_assert_error(&r, 404, "NotFound");
     it_response_free(&r);
     free(tb);
@@ -812,8 +768,8 @@ static void test_revocation(void **state)
     it_client_t c, other;
     it_client_create(s, "acme", SC_BREAKS_R, &c);
     it_client_create(s, "acme", SC_BREAKS_R, &other);
-    char *tok = get_token(port, &c, NULL);
-    char *tok_other = get_token(port, &other, NULL);
+    char *tok = it_token_get(port, &c, NULL, NULL);
+    char *tok_other = it_token_get(port, &other, NULL, NULL);
     json_decref(expect_token_info_200(port, tok, NULL, &c));
 
     client_revoke(s, &c);
@@ -821,7 +777,7 @@ static void test_revocation(void **state)
     int status = 0;
     for (;;) {
         it_response_t r;
-        api(port, "GET", TOKEN_INFO, tok, NULL, &r);
+        it_api_request(port, "GET", TOKEN_INFO, tok, NULL, NULL, &r);
         status = r.status;
         if (status == 401)
             it_assert_401(&r, true);
@@ -838,7 +794,7 @@ static void test_revocation(void **state)
     /* It stays refused, on data routes too, and gets no new token. */
     expect_token_info_401(port, tok, NULL, "revoked client, later");
     it_response_t r;
-    api(port, "GET", API "/breaks/1", tok, NULL, &r);
+    it_api_request(port, "GET", API "/breaks/1", tok, NULL, NULL, &r);
     it_assert_401(&r, true);
     it_response_free(&r);
     char *body = form_creds(&c, NULL);
@@ -872,12 +828,12 @@ static void test_key_rotation(void **state)
     it_tenant_create(s, "acme");
     it_client_t c;
     it_client_create(s, "acme", SC_BREAKS_R, &c);
-    char *a = get_token(port, &c, NULL);
+    char *a = it_token_get(port, &c, NULL, NULL);
     char *kid_a = jwt_kid(a);
     json_decref(expect_token_info_200(port, a, NULL, &c));
     /* A second token of the old key that the server sees only after the rotation,
      * so it is verified against the retired key, not answered from a cache. */
-    char *a2 = get_token(port, &c, NULL);
+    char *a2 = it_token_get(port, &c, NULL, NULL);
 
     char new_kid[64];
     key_rotate(s, new_kid, sizeof(new_kid));
@@ -944,8 +900,8 @@ static void test_rate_limit(void **state)
     it_client_t c1, c2;
     it_client_create(s, "acme", SC_BREAKS_R, &c1);
     it_client_create(s, "acme", SC_BREAKS_R, &c2);
-    char *t1 = get_token(port, &c1, NULL);
-    char *t2 = get_token(port, &c2, NULL);
+    char *t1 = it_token_get(port, &c1, NULL, NULL);
+    char *t2 = it_token_get(port, &c2, NULL, NULL);
 
     /* Rapid requests with one token on one connection: the burst passes, then 429. */
     it_conn_t conn;
@@ -1097,53 +1053,18 @@ static void test_domain(void **state)
 
 /* ---- tenant isolation ------------------------------------------------------------------------- */
 
-static const char person_a[] = "{\"id\":101,\"externalReferences\":{\"@employee-number\":\"E-101\"}}";
-static const char def_a[] =
-    "{\"id\":201,\"name\":{\"default\":\"Lunch\"},\"friendlyName\":{\"default\":\"Lunch break\"},"
-    "\"paidDurationInMinutes\":30,\"minimumDurationInMinutes\":15,\"maximumDurationInMinutes\":60,"
-    "\"ifNotClockedDurationInMinutes\":30,\"hasToBeTakenUninterrupted\":true}";
-static const char break_a[] =
-    "{\"id\":301,\"person\":{\"id\":101},\"breakDefinition\":{\"id\":201},\"date\":\"2024-03-05\","
-    "\"clockedDurationInMinutes\":25,\"startTimeInMinutes\":720,\"endTimeInMinutes\":780,"
-    "\"isBreakTaken\":true}";
-#define BREAKS_MARCH API "/breaks?filter=date%20ge%20%272024-03-01%27%20and%20date%20le%20%272024-03-31%27"
-
-/* GET target with token: 200; the body (malloc'd). */
-static char *get_body(int port, const char *target, const char *token)
-{
-    it_response_t r;
-    api(port, "GET", target, token, NULL, &r);
-    json_decref(it_assert_json(&r, 200));
-    char *b = strdup(r.body);
-    assert_non_null(b);
-    it_response_free(&r);
-    return b;
-}
+#define BREAKS_MARCH API IT_BREAKS_MARCH_PATH
 
 static void expect_status_code(int port, const char *method, const char *target,
                                const char *token, const char *body, int status,
                                const char *code)
 {
     it_response_t r;
-    api(port, method, target, token, body, &r);
+    it_api_request(port, method, target, token, NULL, body, &r);
     if (r.status != status)
         fail_msg("%s %s: expected %d, got %d: %s", method, target, status, r.status, r.body);
     it_assert_error(&r, status, code);
     it_response_free(&r);
-}
-
-static size_t list_size(int port, const char *target, const char *token)
-{
-    it_response_t r;
-    api(port, "GET", target, token, NULL, &r);
-    json_t *j = it_assert_json(&r, 200);
-    json_t *v = json_object_get(j, "value");
-    if (!json_is_array(v))
-        fail_msg("GET %s: no value list: %s", target, r.body);
-    size_t n = json_array_size(v);
-    json_decref(j);
-    it_response_free(&r);
-    return n;
 }
 
 /* The NDJSON report line of input line `line` of a $batch answer, parsed. */
@@ -1172,27 +1093,27 @@ static void test_tenant_isolation(void **state)
     it_client_t ca, cb;
     it_client_create(s, "acme", SC_ALL, &ca);
     it_client_create(s, "beta", SC_ALL, &cb);
-    char *ta = get_token(port, &ca, NULL);
-    char *tb = get_token(port, &cb, NULL);
+    char *ta = it_token_get(port, &ca, NULL, NULL);
+    char *tb = it_token_get(port, &cb, NULL, NULL);
 
     /* Tenant A writes a person, a definition and a break. */
     it_response_t r;
-    api(port, "PUT", API "/people/101", ta, person_a, &r);
+    it_api_request(port, "PUT", API "/people/101", ta, NULL, IT_PERSON_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    api(port, "PUT", API "/break-definitions/201", ta, def_a, &r);
+    it_api_request(port, "PUT", API "/break-definitions/201", ta, NULL, IT_DEF_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    api(port, "PUT", API "/breaks/301", ta, break_a, &r);
+    it_api_request(port, "PUT", API "/breaks/301", ta, NULL, IT_BREAK_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    char *pa = get_body(port, API "/people/101", ta);
-    char *da = get_body(port, API "/break-definitions/201", ta);
-    char *ba = get_body(port, API "/breaks/301", ta);
-    char *la = get_body(port, BREAKS_MARCH, ta);
-    char *lda = get_body(port, API "/break-definitions", ta);
-    assert_int_equal(list_size(port, BREAKS_MARCH, ta), 1);
-    assert_int_equal(list_size(port, API "/break-definitions", ta), 1);
+    char *pa = it_get_body(port, API "/people/101", ta, NULL);
+    char *da = it_get_body(port, API "/break-definitions/201", ta, NULL);
+    char *ba = it_get_body(port, API "/breaks/301", ta, NULL);
+    char *la = it_get_body(port, BREAKS_MARCH, ta, NULL);
+    char *lda = it_get_body(port, API "/break-definitions", ta, NULL);
+    assert_int_equal(it_list_size(port, BREAKS_MARCH, ta, NULL), 1);
+    assert_int_equal(it_list_size(port, API "/break-definitions", ta, NULL), 1);
 
     /* Tenant B sees none of it: 404 exactly like a missing id. */
     expect_status_code(port, "GET", API "/people/101", tb, NULL, 404, "NotFound");
@@ -1201,28 +1122,28 @@ static void test_tenant_isolation(void **state)
     expect_status_code(port, "DELETE", API "/breaks/301", tb, NULL, 404, "NotFound");
     expect_status_code(port, "DELETE", API "/break-definitions/201", tb, NULL, 404, "NotFound");
     expect_status_code(port, "DELETE", API "/people/101", tb, NULL, 404, "NotFound");
-    assert_int_equal(list_size(port, BREAKS_MARCH, tb), 0);
-    assert_int_equal(list_size(port, API "/break-definitions", tb), 0);
+    assert_int_equal(it_list_size(port, BREAKS_MARCH, tb, NULL), 0);
+    assert_int_equal(it_list_size(port, API "/break-definitions", tb, NULL), 0);
 
     /* B cannot reference A's person or definition. */
     static const char break_b_a_person[] =
         "{\"id\":302,\"person\":{\"id\":101},\"breakDefinition\":{\"id\":201},\"date\":"
         "\"2024-03-06\",\"clockedDurationInMinutes\":20,\"startTimeInMinutes\":720,"
         "\"endTimeInMinutes\":780,\"isBreakTaken\":true}";
-    api(port, "PUT", API "/breaks/302", tb, break_b_a_person, &r);
+    it_api_request(port, "PUT", API "/breaks/302", tb, NULL, break_b_a_person, &r);
     it_assert_error(&r, 400, "BadRequest");
     if (!strstr(r.body, "person"))
         fail_msg("the 400 does not say the person is missing: %s", r.body);
     it_response_free(&r);
     static const char person_b[] = "{\"id\":102}";
-    api(port, "PUT", API "/people/102", tb, person_b, &r);
+    it_api_request(port, "PUT", API "/people/102", tb, NULL, person_b, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
     static const char break_b_a_def[] =
         "{\"id\":302,\"person\":{\"id\":102},\"breakDefinition\":{\"id\":201},\"date\":"
         "\"2024-03-06\",\"clockedDurationInMinutes\":20,\"startTimeInMinutes\":720,"
         "\"endTimeInMinutes\":780,\"isBreakTaken\":true}";
-    api(port, "PUT", API "/breaks/302", tb, break_b_a_def, &r);
+    it_api_request(port, "PUT", API "/breaks/302", tb, NULL, break_b_a_def, &r);
     it_assert_error(&r, 400, "BadRequest");
     if (!strstr(r.body, "breakDefinition"))
         fail_msg("the 400 does not say the definition is missing: %s", r.body);
@@ -1258,11 +1179,11 @@ static void test_tenant_isolation(void **state)
     it_response_free(&r);
 
     /* A's data is exactly as it was. */
-    char *pa2 = get_body(port, API "/people/101", ta);
-    char *da2 = get_body(port, API "/break-definitions/201", ta);
-    char *ba2 = get_body(port, API "/breaks/301", ta);
-    char *la2 = get_body(port, BREAKS_MARCH, ta);
-    char *lda2 = get_body(port, API "/break-definitions", ta);
+    char *pa2 = it_get_body(port, API "/people/101", ta, NULL);
+    char *da2 = it_get_body(port, API "/break-definitions/201", ta, NULL);
+    char *ba2 = it_get_body(port, API "/breaks/301", ta, NULL);
+    char *la2 = it_get_body(port, BREAKS_MARCH, ta, NULL);
+    char *lda2 = it_get_body(port, API "/break-definitions", ta, NULL);
     assert_string_equal(pa2, pa);
     assert_string_equal(da2, da);
     assert_string_equal(ba2, ba);
@@ -1272,47 +1193,47 @@ static void test_tenant_isolation(void **state)
     /* Ids are per tenant: B may use the same ids for its own records, and A still
      * sees only its own. */
     static const char person_b101[] = "{\"id\":101}";
-    api(port, "PUT", API "/people/101", tb, person_b101, &r);
+    it_api_request(port, "PUT", API "/people/101", tb, NULL, person_b101, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
     static const char def_b201[] =
         "{\"id\":201,\"name\":{\"default\":\"Coffee\"},\"friendlyName\":{\"default\":\"Coffee\"},"
         "\"paidDurationInMinutes\":0,\"minimumDurationInMinutes\":5,\"maximumDurationInMinutes\":10,"
         "\"ifNotClockedDurationInMinutes\":5,\"hasToBeTakenUninterrupted\":false}";
-    api(port, "PUT", API "/break-definitions/201", tb, def_b201, &r);
+    it_api_request(port, "PUT", API "/break-definitions/201", tb, NULL, def_b201, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    api(port, "PUT", API "/breaks/301", tb,
+    it_api_request(port, "PUT", API "/breaks/301", tb, NULL,
         "{\"id\":301,\"person\":{\"id\":101},\"breakDefinition\":{\"id\":201},\"date\":"
         "\"2024-03-20\",\"clockedDurationInMinutes\":7,\"startTimeInMinutes\":600,"
         "\"endTimeInMinutes\":620,\"isBreakTaken\":true}",
         &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    assert_int_equal(list_size(port, BREAKS_MARCH, tb), 1);
-    char *pa3 = get_body(port, API "/people/101", ta);
-    char *ba3 = get_body(port, API "/breaks/301", ta);
-    char *da3 = get_body(port, API "/break-definitions/201", ta);
+    assert_int_equal(it_list_size(port, BREAKS_MARCH, tb, NULL), 1);
+    char *pa3 = it_get_body(port, API "/people/101", ta, NULL);
+    char *ba3 = it_get_body(port, API "/breaks/301", ta, NULL);
+    char *da3 = it_get_body(port, API "/break-definitions/201", ta, NULL);
     assert_string_equal(pa3, pa);
     assert_string_equal(ba3, ba);
     assert_string_equal(da3, da);
-    assert_int_equal(list_size(port, BREAKS_MARCH, ta), 1);
+    assert_int_equal(it_list_size(port, BREAKS_MARCH, ta, NULL), 1);
 
     /* B deleting its own records with those ids leaves A's alone. */
     it_response_t d;
-    api(port, "DELETE", API "/breaks/301", tb, NULL, &d);
+    it_api_request(port, "DELETE", API "/breaks/301", tb, NULL, NULL, &d);
     assert_int_equal(d.status, 204);
     it_response_free(&d);
-    api(port, "DELETE", API "/break-definitions/201", tb, NULL, &d);
+    it_api_request(port, "DELETE", API "/break-definitions/201", tb, NULL, NULL, &d);
     assert_int_equal(d.status, 204);
     it_response_free(&d);
-    api(port, "DELETE", API "/people/101", tb, NULL, &d);
+    it_api_request(port, "DELETE", API "/people/101", tb, NULL, NULL, &d);
     assert_int_equal(d.status, 204);
     it_response_free(&d);
     expect_status_code(port, "GET", API "/breaks/301", tb, NULL, 404, "NotFound");
-    char *pa4 = get_body(port, API "/people/101", ta);
-    char *ba4 = get_body(port, API "/breaks/301", ta);
-    char *da4 = get_body(port, API "/break-definitions/201", ta);
+    char *pa4 = it_get_body(port, API "/people/101", ta, NULL);
+    char *ba4 = it_get_body(port, API "/breaks/301", ta, NULL);
+    char *da4 = it_get_body(port, API "/break-definitions/201", ta, NULL);
     assert_string_equal(pa4, pa);
     assert_string_equal(ba4, ba);
     assert_string_equal(da4, da);
@@ -1406,7 +1327,7 @@ static void test_many_rotations_keep_tokens(void **state)
     it_tenant_create(s, "acme");
     it_client_t c;
     it_client_create(s, "acme", SC_BREAKS_R, &c);
-    char *a = get_token(s->port, &c, NULL);
+    char *a = it_token_get(s->port, &c, NULL, NULL);
     char kid[64] = "";
     for (int i = 0; i < 16; i++)
         key_rotate(s, kid, sizeof(kid));
@@ -1416,7 +1337,7 @@ static void test_many_rotations_keep_tokens(void **state)
         fail_msg("the server did not load the newest signing key %s", kid);
     free(b);
     it_response_t r;
-    api(s->port, "GET", TOKEN_INFO, a, NULL, &r);
+    it_api_request(s->port, "GET", TOKEN_INFO, a, NULL, NULL, &r);
     int status = r.status;
     char why[200];
     snprintf(why, sizeof(why), "%s", r.body);
@@ -1580,15 +1501,15 @@ static char *flood_setup(it_server_t *s, it_client_t *c)
 {
     it_tenant_create(s, "acme");
     it_client_create(s, "acme", SC_ALL, c);
-    char *t = get_token(s->port, c, NULL);
+    char *t = it_token_get(s->port, c, NULL, NULL);
     it_response_t r;
-    api(s->port, "PUT", API "/people/101", t, person_a, &r);
+    it_api_request(s->port, "PUT", API "/people/101", t, NULL, IT_PERSON_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    api(s->port, "PUT", API "/break-definitions/201", t, def_a, &r);
+    it_api_request(s->port, "PUT", API "/break-definitions/201", t, NULL, IT_DEF_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
-    api(s->port, "PUT", API "/breaks/301", t, break_a, &r);
+    it_api_request(s->port, "PUT", API "/breaks/301", t, NULL, IT_BREAK_A, &r);
     json_decref(it_assert_json(&r, 201));
     it_response_free(&r);
     return t;
@@ -1629,7 +1550,7 @@ static void test_token_flood_per_address(void **state)
     if (fr.gets < 1)
         fail_msg("no read was made during the flood");
     it_sleep_ms((unsigned)(fr.retry_after_s * 1000 + 200));
-    free(get_token(s->port, &c, NULL));
+    free(it_token_get(s->port, &c, NULL, NULL));
     free(t);
 }
 
@@ -1645,7 +1566,7 @@ static void test_token_flood_global(void **state)
     flood_run(s->port, 4, 10, API "/breaks/301", t, &fr);
     expect_flood_limited(&fr, 40, 1, 2, 1, "server");
     it_sleep_ms((unsigned)(fr.retry_after_s * 1000 + 200));
-    free(get_token(s->port, &c, NULL));
+    free(it_token_get(s->port, &c, NULL, NULL));
     free(t);
 }
 
@@ -1668,7 +1589,7 @@ static void test_token_flood_reads_answered(void **state)
     free(t);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, it_srvs_setup, it_srvs_teardown)
 
 int main(void)
 {

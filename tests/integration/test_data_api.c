@@ -5,7 +5,8 @@
  * Each test starts its own `breakhook serve --rate-limit 0` on 127.0.0.1 with a fresh
  * SQLite store, creates the tenant and an API client holding every data scope with
  * the CLI (on the same store), obtains a token from POST /tenants/acme/connect/token,
- * and then talks to the API over one keep-alive connection. Answers are checked the
+ * and then talks to the API over one keep-alive connection (all through
+ * harness_api.h). Answers are checked the
  * way a client would check them: status, headers (Location, Content-Type, Allow),
  * bodies parsed with jansson. The teardown stops the server with SIGTERM and
  * requires exit code 0, so a crash or a sanitizer report fails the test too.
@@ -28,14 +29,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "harness.h"
+#include "harness_api.h"
 
-#define BASE "/connector/protimeapi/api/v1"
-#define TENANT "acme"
-#define DATA_SCOPES                                                                              \
-    "connector-protimeapi-breaks.read connector-protimeapi-breaks.write "                        \
-    "connector-protimeapi-break-definitions.read connector-protimeapi-break-definitions.write " \
-    "connector-protimeapi-people.read connector-protimeapi-people.write"
+/* Every data scope, no webhook scope. */
+#define DATA_SCOPES SC_BREAKS_R " " SC_BREAKS_W " " SC_DEFS_R " " SC_DEFS_W " " SC_PEOPLE_R " " SC_PEOPLE_W
 #define JSON_CT "application/json"
 #define NDJSON_CT "application/x-ndjson"
 #define BIG_TIMEOUT_MS 60000 /* one large $batch answer under a sanitizer build */
@@ -43,64 +40,16 @@
 /* The filter of every January 2024 listing. */
 #define JAN_2024 "date ge '2024-01-01' and date le '2024-01-31'"
 
-typedef struct fixture {
-    it_server_t srv;
-    bool started;
-    it_conn_t conn; /* keep-alive connection of the tests' requests; fd < 0: none */
-    char auth[1024]; /* "Authorization: Bearer <token>\r\n" */
-} fixture_t;
+typedef it_srv_t fixture_t; /* one server; its keep-alive connection carries the tests' requests */
 
 /* ---- setup and teardown ------------------------------------------------------------ */
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    f->conn.fd = -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = 0;
-    it_conn_close(&f->conn);
-    if (f->started) {
-        if (it_server_stop_clean(&f->srv) != 0)
-            rc = -1;
-        it_server_cleanup(&f->srv);
-    }
-    free(f);
-    return rc;
-}
-
-/* Runs the CLI; requires exit 0; returns its stdout (malloc'd). */
-static char *cli(const fixture_t *f, const char *const *args)
-{
-    return it_cli_ok(f->srv.dir, args);
-}
-
-static void conn_ensure(fixture_t *f)
-{
-    it_conn_ensure(&f->conn, f->srv.port);
-}
 
 /* One request on the fixture's keep-alive connection, with the bearer token (unless
  * auth is false) and a Content-Type when ctype is not NULL. */
 static void call_ex(fixture_t *f, const char *method, const char *target, bool auth,
                     const char *ctype, const char *body, size_t len, it_response_t *r)
 {
-    conn_ensure(f);
-    char headers[1400];
-    snprintf(headers, sizeof(headers), "%s%s%s%s", auth ? f->auth : "",
-             ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "");
-    if (it_conn_request(&f->conn, method, target, headers, body, len, r) != 0)
-        fail_msg("%s %.200s: %s", method, target, it_last_error());
-    const char *conn = it_response_header(r, "connection");
-    if (conn && strcasecmp(conn, "close") == 0)
-        it_conn_close(&f->conn);
+    it_srv_call(f, auth ? f->auth : NULL, method, target, ctype, body, len, r);
 }
 
 static void call(fixture_t *f, const char *method, const char *target, it_response_t *r)
@@ -115,54 +64,12 @@ static void put_json(fixture_t *f, const char *target, const char *body, it_resp
 }
 
 /* Starts the server (with extra arguments, NULL-terminated, or NULL), creates tenant
- * and client with the CLI, obtains a token. */
+ * and a client holding every data scope, obtains a token. */
 static fixture_t *boot_with(void **state, const char *const *extra)
 {
     fixture_t *f = *state;
-    const char *args[16] = { "--rate-limit", "0" };
-    size_t na = 2;
-    for (size_t i = 0; extra && extra[i] && na < 15; i++)
-        args[na++] = extra[i];
-    args[na] = NULL;
-    it_server_opts_t o = { .args = args };
-    if (it_server_start(&f->srv, &o) != 0) {
-        f->started = f->srv.dir[0] != '\0';
-        fail_msg("server did not start: %s", it_last_error());
-    }
-    f->started = true;
-
-    char store[400];
-    snprintf(store, sizeof(store), "sqlite:%s", f->srv.db_path);
-    const char *const tenant[] = { "tenant", "create", TENANT, "--store", store, NULL };
-    free(cli(f, tenant));
-    const char *const client[] = { "client", "create", "--tenant", TENANT, "--name", "it",
-                                   "--json", "--scopes", DATA_SCOPES, "--store", store, NULL };
-    char *out = cli(f, client);
-    json_t *c = it_json_parse(out, strlen(out));
-    if (!c)
-        fail_msg("client create --json printed no JSON: %s", out);
-    free(out);
-    const char *id = json_string_value(json_object_get(c, "clientId"));
-    const char *secret = json_string_value(json_object_get(c, "clientSecret"));
-    assert_non_null(id);
-    assert_non_null(secret);
-    char *eid = it_urlenc(id), *esec = it_urlenc(secret);
-    char *form = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s", eid, esec);
-    free(eid);
-    free(esec);
-    json_decref(c);
-
-    it_response_t r;
-    call_ex(f, "POST", "/tenants/" TENANT "/connect/token", false,
-            "application/x-www-form-urlencoded", form, strlen(form), &r);
-    free(form);
-    json_t *t = it_assert_json(&r, 200);
-    const char *tok = json_string_value(json_object_get(t, "access_token"));
-    assert_non_null(tok);
-    assert_true(strlen(tok) < sizeof(f->auth) - 40);
-    snprintf(f->auth, sizeof(f->auth), "Authorization: Bearer %s\r\n", tok);
-    json_decref(t);
-    it_response_free(&r);
+    it_boot_opts_t o = { .args = extra, .scopes = DATA_SCOPES };
+    it_srv_boot(f, &o);
     return f;
 }
 
@@ -232,75 +139,13 @@ static void version_of(json_t *o, char out[21])
     memcpy(out, v, 21);
 }
 
-static int64_t jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v))
-        fail_msg("'%s' is not an integer", key);
-    return (int64_t)json_integer_value(v);
-}
-
 static int64_t jref_id(json_t *o, const char *key)
 {
     json_t *ref = json_object_get(o, key);
     if (!json_is_object(ref))
         fail_msg("'%s' is not an object", key);
-    return jint(ref, "id");
+    return it_jint(ref, "id");
 }
-
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    if (!s)
-        fail_msg("'%s' is not a string", key);
-    return s;
-}
-
-static void expect_location(const it_response_t *r, const char *path)
-{
-    const char *loc = it_response_header(r, "location");
-    if (!loc || strcmp(loc, path) != 0)
-        fail_msg("Location is '%s', expected '%s'", loc ? loc : "(none)", path);
-}
-
-/* The SPEC error body with code, and one reason containing every given fragment. */
-static void expect_error(const it_response_t *r, int status, const char *code, ...)
-{
-    it_assert_error(r, status, code);
-    json_t *j = it_json_parse(r->body, r->body_len);
-    json_t *reasons = json_object_get(json_object_get(j, "error"), "reasons");
-    va_list ap;
-    va_start(ap, code);
-    const char *frags[8];
-    size_t n = 0;
-    const char *s;
-    while (n < 8 && (s = va_arg(ap, const char *)) != NULL)
-        frags[n++] = s;
-    va_end(ap);
-    if (n > 0) {
-        bool found = false;
-        for (size_t i = 0; i < json_array_size(reasons) && !found; i++) {
-            const char *rs = json_string_value(json_array_get(reasons, i));
-            bool all = rs != NULL;
-            for (size_t k = 0; k < n && all; k++)
-                all = strstr(rs, frags[k]) != NULL;
-            found = all;
-        }
-        if (!found) {
-            char want[256] = "";
-            for (size_t k = 0; k < n; k++) {
-                strncat(want, frags[k], sizeof(want) - strlen(want) - 1);
-                strncat(want, " | ", sizeof(want) - strlen(want) - 1);
-            }
-            json_decref(j);
-            fail_msg("status %d: no reason contains all of [%s]; body: %.600s", status, want,
-                     r->body);
-        }
-    }
-    json_decref(j);
-}
-
-#define EXPECT_ERROR(r, status, code, ...) expect_error(r, status, code, __VA_ARGS__, NULL)
 
 /* GET target; requires status and returns the parsed body. */
 static json_t *get_json(fixture_t *f, const char *target, int status)
@@ -324,19 +169,11 @@ static void expect_status(fixture_t *f, const char *method, const char *target, 
     it_response_free(&r);
 }
 
-/* PUT target body; requires status; returns the parsed answer. */
+/* PUT target body; requires status (and Location exactly when it is 201); returns the
+ * parsed answer. */
 static json_t *put_expect(fixture_t *f, const char *target, const char *body, int status)
 {
-    it_response_t r;
-    put_json(f, target, body, &r);
-    json_t *j = it_assert_json(&r, status);
-    if (status == 201) {
-        expect_location(&r, target);
-    } else if (it_response_header(&r, "location")) {
-        fail_msg("PUT %s: status %d with a Location header", target, status);
-    }
-    it_response_free(&r);
-    return j;
+    return it_srv_expect(f, "PUT", target, body, status);
 }
 
 /* PUT and free the answer, requiring status. */
@@ -345,49 +182,16 @@ static void put_ok(fixture_t *f, const char *target, const char *body, int statu
     json_decref(put_expect(f, target, body, status));
 }
 
-/* Creates people 1..n (employee numbers E-i) and definitions. */
-static void seed_people(fixture_t *f, int n)
-{
-    for (int i = 1; i <= n; i++) {
-        char emp[32], path[96];
-        snprintf(emp, sizeof(emp), "E-%d", i);
-        snprintf(path, sizeof(path), BASE "/people/%d", i);
-        char *b = person_body(i, emp, NULL, NULL);
-        put_ok(f, path, b, 201);
-        free(b);
-    }
-}
-
+/* Break definition id named Lunch (with a Dutch translation), paid 15 minutes. */
 static void seed_definition(fixture_t *f, int64_t id, int minimum, int maximum, int if_not)
 {
-    char path[96];
-    snprintf(path, sizeof(path), BASE "/break-definitions/%lld", (long long)id);
-    char *b = def_body(id, "Lunch", minimum, maximum, if_not);
-    put_ok(f, path, b, 201);
-    free(b);
+    const it_definition_t d = { .id = id, .paid = 15, .minimum = minimum, .maximum = maximum,
+                                .if_not_clocked = if_not, .uninterrupted = true,
+                                .translated = true };
+    it_seed_definition(f, &d);
 }
 
 /* ---- NDJSON ------------------------------------------------------------------------------ */
-
-/* The lines of an NDJSON body, each parsed (a JSON array; fails on a line that is not
- * JSON). */
-static json_t *ndjson_lines(const char *body, size_t len)
-{
-    json_t *a = json_array();
-    const char *p = body, *end = body + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        if (le > p) {
-            json_t *j = it_json_parse(p, (size_t)(le - p));
-            if (!j)
-                fail_msg("answer line is not JSON: %.*s", (int)(le - p > 200 ? 200 : le - p), p);
-            json_array_append_new(a, j);
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return a;
-}
 
 typedef struct summary {
     int64_t lines, created, replaced, unchanged, deleted, failed;
@@ -402,15 +206,15 @@ static summary_t summary_of(json_t *lines)
     json_t *s = json_object_get(json_array_get(lines, n - 1), "summary");
     if (!json_is_object(s))
         fail_msg("the last line of the $batch answer is not a summary");
-    summary_t out = { jint(s, "lines"), jint(s, "created"), jint(s, "replaced"),
-                      jint(s, "unchanged"), jint(s, "deleted"), jint(s, "failed") };
+    summary_t out = { it_jint(s, "lines"), it_jint(s, "created"), it_jint(s, "replaced"),
+                      it_jint(s, "unchanged"), it_jint(s, "deleted"), it_jint(s, "failed") };
     return out;
 }
 
 static void post_batch(fixture_t *f, const char *ctype, const char *body, size_t len,
                        it_response_t *r)
 {
-    call_ex(f, "POST", BASE "/breaks/$batch", true, ctype, body, len, r);
+    call_ex(f, "POST", IT_BASE "/breaks/$batch", true, ctype, body, len, r);
 }
 
 /* ---- date helpers ---------------------------------------------------------------------------- */
@@ -434,23 +238,9 @@ static void day_2024(int k, char out[11])
 static char *breaks_url(const char *filter, const char *extra)
 {
     char *e = it_urlenc(filter);
-    char *u = it_fmt(BASE "/breaks?filter=%s%s%s", e, extra ? "&" : "", extra ? extra : "");
+    char *u = it_fmt(IT_BASE "/breaks?filter=%s%s%s", e, extra ? "&" : "", extra ? extra : "");
     free(e);
     return u;
-}
-
-/* The continuationToken value inside a nextLink (malloc'd). */
-static char *token_of(const char *link)
-{
-    const char *p = strstr(link, "continuationToken=");
-    if (!p)
-        fail_msg("nextLink without continuationToken: %s", link);
-    p += strlen("continuationToken=");
-    size_t n = strcspn(p, "&");
-    char *t = strndup(p, n);
-    assert_non_null(t);
-    assert_true(n > 0);
-    return t;
 }
 
 typedef struct listed {
@@ -486,7 +276,7 @@ static listed_t *list_all(fixture_t *f, const char *target, size_t *n_out, size_
                 items = realloc(items, cap * sizeof(*items));
                 assert_non_null(items);
             }
-            items[n].id = jint(it, "id");
+            items[n].id = it_jint(it, "id");
             const char *d = json_string_value(json_object_get(it, "date"));
             snprintf(items[n].date, sizeof(items[n].date), "%s", d ? d : "");
             const char *ver = json_string_value(json_object_get(it, "changeVersion"));
@@ -496,7 +286,7 @@ static listed_t *list_all(fixture_t *f, const char *target, size_t *n_out, size_
         json_t *nl = json_object_get(j, "nextLink");
         if (nl) {
             const char *s = json_string_value(nl);
-            if (!s || strncmp(s, BASE "/", strlen(BASE "/")) != 0)
+            if (!s || strncmp(s, IT_BASE "/", strlen(IT_BASE "/")) != 0)
                 fail_msg("nextLink is not a relative URL under the API base: %s",
                          s ? s : "(not a string)");
             if (json_array_size(v) == 0)
@@ -538,13 +328,13 @@ static void test_people(void **state)
     char v1[21], v2[21], v3[21];
 
     char *p1 = person_body(1, "E-1", "B-1", "H-1");
-    json_t *j = put_expect(f, BASE "/people/1", p1, 201);
+    json_t *j = put_expect(f, IT_BASE "/people/1", p1, 201);
     version_of(j, v1);
-    assert_int_equal(jint(j, "id"), 1);
+    assert_int_equal(it_jint(j, "id"), 1);
     json_decref(j);
 
     /* Same body again: 200, no new version. */
-    j = put_expect(f, BASE "/people/1", p1, 200);
+    j = put_expect(f, IT_BASE "/people/1", p1, 200);
     version_of(j, v2);
     assert_string_equal(v1, v2);
     json_decref(j);
@@ -552,7 +342,7 @@ static void test_people(void **state)
 
     /* Changed: 200 and a greater version. */
     p1 = person_body(1, "E-1", NULL, "H-1b");
-    j = put_expect(f, BASE "/people/1", p1, 200);
+    j = put_expect(f, IT_BASE "/people/1", p1, 200);
     version_of(j, v3);
     if (strcmp(v3, v2) <= 0)
         fail_msg("changeVersion %s after a change is not greater than %s", v3, v2);
@@ -560,67 +350,67 @@ static void test_people(void **state)
     free(p1);
 
     /* GET shows the replaced references, and nothing of the old badge number. */
-    j = get_json(f, BASE "/people/1", 200);
-    assert_int_equal(jint(j, "id"), 1);
+    j = get_json(f, IT_BASE "/people/1", 200);
+    assert_int_equal(it_jint(j, "id"), 1);
     version_of(j, v2);
     assert_string_equal(v2, v3);
     json_t *refs = json_object_get(j, "externalReferences");
     assert_true(json_is_object(refs));
     assert_int_equal(json_object_size(refs), 2);
-    assert_string_equal(jstr(refs, "@employee-number"), "E-1");
-    assert_string_equal(jstr(refs, "HRMID"), "H-1b");
+    assert_string_equal(it_jstr(refs, "@employee-number"), "E-1");
+    assert_string_equal(it_jstr(refs, "HRMID"), "H-1b");
     assert_null(json_object_get(refs, "@badge-number"));
     json_decref(j);
 
-    expect_status(f, "GET", BASE "/people/999", 404);
+    expect_status(f, "GET", IT_BASE "/people/999", 404);
 
     /* An external reference value used by another person: 409 naming the reference. */
     char *p2 = person_body(2, "E-1", NULL, NULL);
     it_response_t r;
-    put_json(f, BASE "/people/2", p2, &r);
-    EXPECT_ERROR(&r, 409, "Conflict", "@employee-number", "E-1");
+    put_json(f, IT_BASE "/people/2", p2, &r);
+    IT_EXPECT_ERROR(&r, 409, "Conflict", "@employee-number", "E-1");
     it_response_free(&r);
     free(p2);
-    expect_status(f, "GET", BASE "/people/2", 404);
+    expect_status(f, "GET", IT_BASE "/people/2", 404);
     /* The old badge value of person 1 is free again. */
     p2 = person_body(2, "E-2", "B-1", NULL);
-    put_ok(f, BASE "/people/2", p2, 201);
+    put_ok(f, IT_BASE "/people/2", p2, 201);
     free(p2);
 
     /* DELETE: 204, then 404 for GET and for a second DELETE. */
-    call(f, "DELETE", BASE "/people/2", &r);
+    call(f, "DELETE", IT_BASE "/people/2", &r);
     assert_int_equal(r.status, 204);
     assert_int_equal(r.body_len, 0);
     it_response_free(&r);
-    expect_status(f, "GET", BASE "/people/2", 404);
-    expect_status(f, "DELETE", BASE "/people/2", 404);
-    expect_status(f, "DELETE", BASE "/people/424242", 404);
+    expect_status(f, "GET", IT_BASE "/people/2", 404);
+    expect_status(f, "DELETE", IT_BASE "/people/2", 404);
+    expect_status(f, "DELETE", IT_BASE "/people/424242", 404);
     /* Its reference values are free again, and a PUT creates it anew. */
     char *p3 = person_body(3, "E-2", NULL, NULL);
-    put_ok(f, BASE "/people/3", p3, 201);
+    put_ok(f, IT_BASE "/people/3", p3, 201);
     free(p3);
 
     /* A person referenced by a break cannot be deleted. */
     seed_definition(f, 1, 10, 60, 30);
     char *b = break_body(1, 1, 1, "2024-01-10", -1, 30, 720, 780, true);
-    put_ok(f, BASE "/breaks/1", b, 201);
+    put_ok(f, IT_BASE "/breaks/1", b, 201);
     free(b);
-    call(f, "DELETE", BASE "/people/1", &r);
-    EXPECT_ERROR(&r, 409, "Conflict", "person 1");
+    call(f, "DELETE", IT_BASE "/people/1", &r);
+    IT_EXPECT_ERROR(&r, 409, "Conflict", "person 1");
     it_response_free(&r);
-    json_decref(get_json(f, BASE "/people/1", 200));
+    json_decref(get_json(f, IT_BASE "/people/1", 200));
 
     /* Validation: the body's id must be the path's; unknown properties are refused. */
-    put_json(f, BASE "/people/5", "{\"id\":6,\"externalReferences\":{}}", &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "id");
+    put_json(f, IT_BASE "/people/5", "{\"id\":6,\"externalReferences\":{}}", &r);
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "id");
     it_response_free(&r);
-    put_json(f, BASE "/people/5", "{\"id\":5,\"externalReferences\":{},\"name\":\"x\"}", &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "name");
+    put_json(f, IT_BASE "/people/5", "{\"id\":5,\"externalReferences\":{},\"name\":\"x\"}", &r);
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "name");
     it_response_free(&r);
-    put_json(f, BASE "/people/5", "{\"id\":5,\"externalReferences\":{\"@nope\":\"1\"}}", &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "@nope");
+    put_json(f, IT_BASE "/people/5", "{\"id\":5,\"externalReferences\":{\"@nope\":\"1\"}}", &r);
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "@nope");
     it_response_free(&r);
-    expect_status(f, "GET", BASE "/people/5", 404);
+    expect_status(f, "GET", IT_BASE "/people/5", 404);
 }
 
 /* ---- break definitions -------------------------------------------------------------------- */
@@ -630,57 +420,57 @@ static void test_definitions(void **state)
     fixture_t *f = boot(state);
     char v1[21], v2[21], v3[21];
     char *d = def_body(1, "Lunch", 15, 60, 30);
-    json_t *j = put_expect(f, BASE "/break-definitions/1", d, 201);
+    json_t *j = put_expect(f, IT_BASE "/break-definitions/1", d, 201);
     version_of(j, v1);
     json_decref(j);
-    j = put_expect(f, BASE "/break-definitions/1", d, 200);
+    j = put_expect(f, IT_BASE "/break-definitions/1", d, 200);
     version_of(j, v2);
     assert_string_equal(v1, v2);
     json_decref(j);
     free(d);
 
     d = def_body(1, "Dinner", 15, 60, 30);
-    j = put_expect(f, BASE "/break-definitions/1", d, 200);
+    j = put_expect(f, IT_BASE "/break-definitions/1", d, 200);
     version_of(j, v3);
     if (strcmp(v3, v1) <= 0)
         fail_msg("changeVersion %s after a change is not greater than %s", v3, v1);
     json_decref(j);
     free(d);
 
-    j = get_json(f, BASE "/break-definitions/1", 200);
+    j = get_json(f, IT_BASE "/break-definitions/1", 200);
     version_of(j, v2);
     assert_string_equal(v2, v3);
-    assert_int_equal(jint(j, "id"), 1);
+    assert_int_equal(it_jint(j, "id"), 1);
     json_t *name = json_object_get(j, "name");
-    assert_string_equal(jstr(name, "default"), "Dinner");
-    assert_string_equal(jstr(json_object_get(name, "translations"), "nl"), "Dinner-nl");
-    assert_string_equal(jstr(json_object_get(j, "friendlyName"), "default"), "Dinner break");
-    assert_int_equal(jint(j, "paidDurationInMinutes"), 15);
-    assert_int_equal(jint(j, "minimumDurationInMinutes"), 15);
-    assert_int_equal(jint(j, "maximumDurationInMinutes"), 60);
-    assert_int_equal(jint(j, "ifNotClockedDurationInMinutes"), 30);
+    assert_string_equal(it_jstr(name, "default"), "Dinner");
+    assert_string_equal(it_jstr(json_object_get(name, "translations"), "nl"), "Dinner-nl");
+    assert_string_equal(it_jstr(json_object_get(j, "friendlyName"), "default"), "Dinner break");
+    assert_int_equal(it_jint(j, "paidDurationInMinutes"), 15);
+    assert_int_equal(it_jint(j, "minimumDurationInMinutes"), 15);
+    assert_int_equal(it_jint(j, "maximumDurationInMinutes"), 60);
+    assert_int_equal(it_jint(j, "ifNotClockedDurationInMinutes"), 30);
     assert_true(json_is_true(json_object_get(j, "hasToBeTakenUninterrupted")));
     json_decref(j);
 
-    expect_status(f, "GET", BASE "/break-definitions/77", 404);
+    expect_status(f, "GET", IT_BASE "/break-definitions/77", 404);
 
     /* maximum < minimum is refused, naming the field. */
     it_response_t r;
     d = def_body(9, "Bad", 30, 20, 5);
-    put_json(f, BASE "/break-definitions/9", d, &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "maximumDurationInMinutes");
+    put_json(f, IT_BASE "/break-definitions/9", d, &r);
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "maximumDurationInMinutes");
     it_response_free(&r);
     free(d);
 
     /* Five definitions listed two per page: every one exactly once, in id order. */
     for (int i = 2; i <= 5; i++) {
         char path[96];
-        snprintf(path, sizeof(path), BASE "/break-definitions/%d", i);
+        snprintf(path, sizeof(path), IT_BASE "/break-definitions/%d", i);
         d = def_body(i, "Coffee", 5, 15, 10);
         put_ok(f, path, d, 201);
         free(d);
     }
-    json_t *all = get_json(f, BASE "/break-definitions", 200);
+    json_t *all = get_json(f, IT_BASE "/break-definitions", 200);
     assert_int_equal(json_array_size(json_object_get(all, "value")), 5);
     assert_null(json_object_get(all, "nextLink"));
     json_decref(all);
@@ -688,7 +478,7 @@ static void test_definitions(void **state)
     int seen[6] = { 0 };
     size_t pages = 0, total = 0;
     int64_t last = 0;
-    char *next = strdup(BASE "/break-definitions?pageSize=2");
+    char *next = strdup(IT_BASE "/break-definitions?pageSize=2");
     while (next) {
         j = get_json(f, next, 200);
         free(next);
@@ -700,7 +490,7 @@ static void test_definitions(void **state)
         size_t i;
         json_t *it;
         json_array_foreach(v, i, it) {
-            int64_t id = jint(it, "id");
+            int64_t id = it_jint(it, "id");
             assert_true(id >= 1 && id <= 5);
             assert_true(id > last);
             last = id;
@@ -709,7 +499,7 @@ static void test_definitions(void **state)
         }
         const char *nl = json_string_value(json_object_get(j, "nextLink"));
         if (nl) {
-            const char *prefix = BASE "/break-definitions?";
+            const char *prefix = IT_BASE "/break-definitions?";
             assert_true(strncmp(nl, prefix, strlen(prefix)) == 0);
             next = strdup(nl);
         }
@@ -722,36 +512,36 @@ static void test_definitions(void **state)
 
     /* A filter is not accepted on definitions. */
     char *e = it_urlenc("id eq 1");
-    char *u = it_fmt(BASE "/break-definitions?filter=%s", e);
+    char *u = it_fmt(IT_BASE "/break-definitions?filter=%s", e);
     call(f, "GET", u, &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "filter");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "filter");
     it_response_free(&r);
     free(u);
     free(e);
 
     /* DELETE: 204, then 404; a referenced one: 409. */
-    call(f, "DELETE", BASE "/break-definitions/5", &r);
+    call(f, "DELETE", IT_BASE "/break-definitions/5", &r);
     assert_int_equal(r.status, 204);
     it_response_free(&r);
-    expect_status(f, "GET", BASE "/break-definitions/5", 404);
-    expect_status(f, "DELETE", BASE "/break-definitions/5", 404);
+    expect_status(f, "GET", IT_BASE "/break-definitions/5", 404);
+    expect_status(f, "DELETE", IT_BASE "/break-definitions/5", 404);
 
-    seed_people(f, 1);
+    it_seed_people(f, 1, IT_REF_EMPLOYEE);
     char *b = break_body(1, 1, 2, "2024-03-01", -1, 10, 600, 660, true);
-    put_ok(f, BASE "/breaks/1", b, 201);
+    put_ok(f, IT_BASE "/breaks/1", b, 201);
     free(b);
-    call(f, "DELETE", BASE "/break-definitions/2", &r);
-    EXPECT_ERROR(&r, 409, "Conflict", "break definition 2");
+    call(f, "DELETE", IT_BASE "/break-definitions/2", &r);
+    IT_EXPECT_ERROR(&r, 409, "Conflict", "break definition 2");
     it_response_free(&r);
-    json_decref(get_json(f, BASE "/break-definitions/2", 200));
+    json_decref(get_json(f, IT_BASE "/break-definitions/2", 200));
     /* Once the break is gone, the definition can go. */
-    call(f, "DELETE", BASE "/breaks/1", &r);
+    call(f, "DELETE", IT_BASE "/breaks/1", &r);
     assert_int_equal(r.status, 204);
     it_response_free(&r);
-    call(f, "DELETE", BASE "/break-definitions/2", &r);
+    call(f, "DELETE", IT_BASE "/break-definitions/2", &r);
     assert_int_equal(r.status, 204);
     it_response_free(&r);
-    json_t *rest = get_json(f, BASE "/break-definitions", 200);
+    json_t *rest = get_json(f, IT_BASE "/break-definitions", 200);
     assert_int_equal(json_array_size(json_object_get(rest, "value")), 3);
     json_decref(rest);
 }
@@ -769,7 +559,7 @@ typedef struct dur_case {
 static void test_break_put_durations(void **state)
 {
     fixture_t *f = boot(state);
-    seed_people(f, 2);
+    it_seed_people(f, 2, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30); /* [15, 60], 30 when not taken */
 
     static const dur_case_t cases[] = {
@@ -786,27 +576,27 @@ static void test_break_put_durations(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const dur_case_t *c = &cases[i];
         char path[96];
-        snprintf(path, sizeof(path), BASE "/breaks/%lld", (long long)c->id);
+        snprintf(path, sizeof(path), IT_BASE "/breaks/%lld", (long long)c->id);
         char *b = break_body(c->id, 1 + (int64_t)(i % 2), 1, "2024-01-15", c->calc, c->clocked,
                              -60, 2880, c->taken);
         json_t *j = put_expect(f, path, b, 201);
         free(b);
         char v[21];
         version_of(j, v);
-        if (jint(j, "calculatedDurationInMinutes") != c->expect)
+        if (it_jint(j, "calculatedDurationInMinutes") != c->expect)
             fail_msg("break %lld: calculatedDurationInMinutes %lld, expected %d", (long long)c->id,
-                     (long long)jint(j, "calculatedDurationInMinutes"), c->expect);
+                     (long long)it_jint(j, "calculatedDurationInMinutes"), c->expect);
         json_decref(j);
 
         j = get_json(f, path, 200);
-        assert_int_equal(jint(j, "id"), c->id);
+        assert_int_equal(it_jint(j, "id"), c->id);
         assert_int_equal(jref_id(j, "person"), 1 + (int64_t)(i % 2));
         assert_int_equal(jref_id(j, "breakDefinition"), 1);
-        assert_string_equal(jstr(j, "date"), "2024-01-15");
-        assert_int_equal(jint(j, "calculatedDurationInMinutes"), c->expect);
-        assert_int_equal(jint(j, "clockedDurationInMinutes"), c->clocked);
-        assert_int_equal(jint(j, "startTimeInMinutes"), -60);
-        assert_int_equal(jint(j, "endTimeInMinutes"), 2880);
+        assert_string_equal(it_jstr(j, "date"), "2024-01-15");
+        assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), c->expect);
+        assert_int_equal(it_jint(j, "clockedDurationInMinutes"), c->clocked);
+        assert_int_equal(it_jint(j, "startTimeInMinutes"), -60);
+        assert_int_equal(it_jint(j, "endTimeInMinutes"), 2880);
         assert_true(json_is_boolean(json_object_get(j, "isBreakTaken")));
         assert_int_equal(json_is_true(json_object_get(j, "isBreakTaken")), c->taken);
         /* The person object has no externalReferences unless asked for. */
@@ -815,55 +605,55 @@ static void test_break_put_durations(void **state)
     }
 
     /* null for calculatedDurationInMinutes means "compute it" too. */
-    json_t *j = put_expect(f, BASE "/breaks/10",
+    json_t *j = put_expect(f, IT_BASE "/breaks/10",
                            "{\"id\":10,\"person\":{\"id\":1},\"breakDefinition\":{\"id\":1},"
                            "\"date\":\"2024-01-16\",\"calculatedDurationInMinutes\":null,"
                            "\"clockedDurationInMinutes\":5,\"startTimeInMinutes\":0,"
                            "\"endTimeInMinutes\":0,\"isBreakTaken\":true}",
                            201);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 15);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 15);
     json_decref(j);
 
     /* Replace: same body 200 with the same version; changed 200 with a greater one. */
     char v1[21], v2[21];
     char *b = break_body(2, 2, 1, "2024-01-15", -1, 45, -60, 2880, true);
-    j = put_expect(f, BASE "/breaks/2", b, 200);
+    j = put_expect(f, IT_BASE "/breaks/2", b, 200);
     version_of(j, v1);
     json_decref(j);
-    j = get_json(f, BASE "/breaks/2", 200);
+    j = get_json(f, IT_BASE "/breaks/2", 200);
     version_of(j, v2);
     assert_string_equal(v1, v2);
     json_decref(j);
     free(b);
     b = break_body(2, 2, 1, "2024-01-15", -1, 20, -60, 2880, true);
-    j = put_expect(f, BASE "/breaks/2", b, 200);
+    j = put_expect(f, IT_BASE "/breaks/2", b, 200);
     version_of(j, v2);
     if (strcmp(v2, v1) <= 0)
         fail_msg("changeVersion %s after a change is not greater than %s", v2, v1);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 20);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 20);
     json_decref(j);
     free(b);
 
     /* A full replace may move a break to another day, person and definition. */
     seed_definition(f, 2, 0, 20, 5);
     b = break_body(4, 2, 2, "2024-02-10", -1, 15, 30, 45, false);
-    j = put_expect(f, BASE "/breaks/4", b, 200);
+    j = put_expect(f, IT_BASE "/breaks/4", b, 200);
     free(b);
     json_decref(j);
-    j = get_json(f, BASE "/breaks/4", 200);
+    j = get_json(f, IT_BASE "/breaks/4", 200);
     assert_int_equal(jref_id(j, "person"), 2);
     assert_int_equal(jref_id(j, "breakDefinition"), 2);
-    assert_string_equal(jstr(j, "date"), "2024-02-10");
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 5);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 30);
-    assert_int_equal(jint(j, "endTimeInMinutes"), 45);
+    assert_string_equal(it_jstr(j, "date"), "2024-02-10");
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 5);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 30);
+    assert_int_equal(it_jint(j, "endTimeInMinutes"), 45);
     assert_false(json_is_true(json_object_get(j, "isBreakTaken")));
     json_decref(j);
     char *u = breaks_url("date eq '2024-02-10'", NULL);
     j = get_json(f, u, 200);
     free(u);
     assert_int_equal(json_array_size(json_object_get(j, "value")), 1);
-    assert_int_equal(jint(json_array_get(json_object_get(j, "value"), 0), "id"), 4);
+    assert_int_equal(it_jint(json_array_get(json_object_get(j, "value"), 0), "id"), 4);
     json_decref(j);
     u = breaks_url("date eq '2024-01-15' and person eq 2", NULL);
     j = get_json(f, u, 200);
@@ -871,20 +661,20 @@ static void test_break_put_durations(void **state)
     size_t i;
     json_t *it;
     json_array_foreach(json_object_get(j, "value"), i, it)
-        assert_true(jint(it, "id") != 4);
+        assert_true(it_jint(it, "id") != 4);
     json_decref(j);
 
-    expect_status(f, "GET", BASE "/breaks/12345", 404);
+    expect_status(f, "GET", IT_BASE "/breaks/12345", 404);
     /* DELETE: 204 then 404; a PUT afterwards creates it anew, with a newer version. */
     it_response_t r;
-    call(f, "DELETE", BASE "/breaks/3", &r);
+    call(f, "DELETE", IT_BASE "/breaks/3", &r);
     assert_int_equal(r.status, 204);
     assert_int_equal(r.body_len, 0);
     it_response_free(&r);
-    expect_status(f, "GET", BASE "/breaks/3", 404);
-    expect_status(f, "DELETE", BASE "/breaks/3", 404);
+    expect_status(f, "GET", IT_BASE "/breaks/3", 404);
+    expect_status(f, "DELETE", IT_BASE "/breaks/3", 404);
     b = break_body(3, 1, 1, "2024-01-15", -1, 90, -60, 2880, true);
-    j = put_expect(f, BASE "/breaks/3", b, 201);
+    j = put_expect(f, IT_BASE "/breaks/3", b, 201);
     free(b);
     char v3[21];
     version_of(j, v3);
@@ -907,7 +697,7 @@ typedef struct bad_case {
 static void test_break_validation(void **state)
 {
     fixture_t *f = boot(state);
-    seed_people(f, 1);
+    it_seed_people(f, 1, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
 
     static const bad_case_t cases[] = {
@@ -1010,49 +800,49 @@ static void test_break_validation(void **state)
     it_response_t r;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const bad_case_t *c = &cases[i];
-        put_json(f, BASE "/breaks/1", c->body, &r);
+        put_json(f, IT_BASE "/breaks/1", c->body, &r);
         if (r.status != 400)
             fail_msg("%s: status %d, expected 400; body: %.300s", c->what, r.status, r.body);
         if (c->field2)
-            expect_error(&r, 400, "BadRequest", c->field, c->field2, NULL);
+            it_expect_error(&r, 400, "BadRequest", c->field, c->field2, NULL);
         else
-            expect_error(&r, 400, "BadRequest", c->field, NULL);
+            it_expect_error(&r, 400, "BadRequest", c->field, NULL);
         it_response_free(&r);
     }
     /* Every problem of a body is reported, each naming its field. */
-    put_json(f, BASE "/breaks/1",
+    put_json(f, IT_BASE "/breaks/1",
              BRK_HEAD "\"date\":\"2023-02-30\",\"clockedDurationInMinutes\":-1,"
                       "\"startTimeInMinutes\":0,\"endTimeInMinutes\":10,\"isBreakTaken\":1}",
              &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "date");
-    EXPECT_ERROR(&r, 400, "BadRequest", "clockedDurationInMinutes");
-    EXPECT_ERROR(&r, 400, "BadRequest", "isBreakTaken");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "date");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "clockedDurationInMinutes");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "isBreakTaken");
     it_response_free(&r);
 
     /* Content types: text/plain and none are 415; a charset parameter is fine. */
     char *good = break_body(1, 1, 1, "2024-01-15", -1, 20, 0, 60, true);
-    call_ex(f, "PUT", BASE "/breaks/1", true, "text/plain", good, strlen(good), &r);
-    EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "Content-Type");
+    call_ex(f, "PUT", IT_BASE "/breaks/1", true, "text/plain", good, strlen(good), &r);
+    IT_EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "Content-Type");
     it_response_free(&r);
-    call_ex(f, "PUT", BASE "/breaks/1", true, NULL, good, strlen(good), &r);
+    call_ex(f, "PUT", IT_BASE "/breaks/1", true, NULL, good, strlen(good), &r);
     it_assert_error(&r, 415, "UnsupportedMediaType");
     it_response_free(&r);
     /* A path id that is not a positive integer. */
-    put_json(f, BASE "/breaks/abc", good, &r);
+    put_json(f, IT_BASE "/breaks/abc", good, &r);
     it_assert_error(&r, 400, "BadRequest");
     it_response_free(&r);
-    put_json(f, BASE "/breaks/0", good, &r);
+    put_json(f, IT_BASE "/breaks/0", good, &r);
     it_assert_error(&r, 400, "BadRequest");
     it_response_free(&r);
 
     /* Nothing of the refused bodies was stored. */
-    expect_status(f, "GET", BASE "/breaks/1", 404);
-    expect_status(f, "GET", BASE "/breaks/2", 404);
+    expect_status(f, "GET", IT_BASE "/breaks/1", 404);
+    expect_status(f, "GET", IT_BASE "/breaks/2", 404);
 
-    call_ex(f, "PUT", BASE "/breaks/1", true, "application/json; charset=utf-8", good,
+    call_ex(f, "PUT", IT_BASE "/breaks/1", true, "application/json; charset=utf-8", good,
             strlen(good), &r);
     json_t *j = it_assert_json(&r, 201);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 20);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 20);
     json_decref(j);
     it_response_free(&r);
     free(good);
@@ -1065,30 +855,30 @@ static void test_break_roundtrip_and_extrefs(void **state)
     fixture_t *f = boot(state);
     /* Person 1 has an employee number and an HRMID; person 2 only a badge number. */
     char *p = person_body(1, "E-4821", NULL, "H-77");
-    put_ok(f, BASE "/people/1", p, 201);
+    put_ok(f, IT_BASE "/people/1", p, 201);
     free(p);
     p = person_body(2, NULL, "B-9", NULL);
-    put_ok(f, BASE "/people/2", p, 201);
+    put_ok(f, IT_BASE "/people/2", p, 201);
     free(p);
     seed_definition(f, 1, 15, 60, 30);
     char *b = break_body(1, 1, 1, "2024-02-29", -1, 40, 700, 760, true);
-    put_ok(f, BASE "/breaks/1", b, 201);
+    put_ok(f, IT_BASE "/breaks/1", b, 201);
     free(b);
     b = break_body(2, 2, 1, "2024-02-29", 12, 40, 700, 760, true);
-    put_ok(f, BASE "/breaks/2", b, 201);
+    put_ok(f, IT_BASE "/breaks/2", b, 201);
     free(b);
 
     char *q = it_urlenc("(people,@employee-number)(people,HRMID)");
-    char *u1 = it_fmt(BASE "/breaks/1?externalReferences=%s", q);
-    char *u2 = it_fmt(BASE "/breaks/2?externalReferences=%s", q);
+    char *u1 = it_fmt(IT_BASE "/breaks/1?externalReferences=%s", q);
+    char *u2 = it_fmt(IT_BASE "/breaks/2?externalReferences=%s", q);
     json_t *j1 = get_json(f, u1, 200);
     json_t *refs = json_object_get(json_object_get(j1, "person"), "externalReferences");
     if (!json_is_object(refs))
         fail_msg("person.externalReferences missing: %s", json_dumps(j1, JSON_COMPACT));
     assert_int_equal(json_object_size(refs), 2);
-    assert_string_equal(jstr(refs, "@employee-number"), "E-4821");
-    assert_string_equal(jstr(refs, "HRMID"), "H-77");
-    assert_int_equal(jint(json_object_get(j1, "person"), "id"), 1);
+    assert_string_equal(it_jstr(refs, "@employee-number"), "E-4821");
+    assert_string_equal(it_jstr(refs, "HRMID"), "H-77");
+    assert_int_equal(it_jint(json_object_get(j1, "person"), "id"), 1);
 
     /* Person 2 has neither: an empty map, the badge number not included. */
     json_t *j2 = get_json(f, u2, 200);
@@ -1101,13 +891,13 @@ static void test_break_roundtrip_and_extrefs(void **state)
 
     /* Only what is asked: (people,@badge-number) on break 2. */
     char *qb = it_urlenc("(people,@badge-number)");
-    u2 = it_fmt(BASE "/breaks/2?externalReferences=%s", qb);
+    u2 = it_fmt(IT_BASE "/breaks/2?externalReferences=%s", qb);
     free(qb);
     j2 = get_json(f, u2, 200);
     refs = json_object_get(json_object_get(j2, "person"), "externalReferences");
     assert_true(json_is_object(refs));
     assert_int_equal(json_object_size(refs), 1);
-    assert_string_equal(jstr(refs, "@badge-number"), "B-9");
+    assert_string_equal(it_jstr(refs, "@badge-number"), "B-9");
     json_decref(j2);
     free(u2);
 
@@ -1116,36 +906,36 @@ static void test_break_roundtrip_and_extrefs(void **state)
     char v0[21], v1[21];
     version_of(j1, v0);
     char *same = json_dumps(j1, JSON_COMPACT);
-    json_t *j = put_expect(f, BASE "/breaks/1", same, 200);
+    json_t *j = put_expect(f, IT_BASE "/breaks/1", same, 200);
     version_of(j, v1);
     assert_string_equal(v0, v1); /* nothing changed: no new version */
     json_decref(j);
     free(same);
     json_object_set_new(j1, "clockedDurationInMinutes", json_integer(55));
     char *changed = json_dumps(j1, JSON_COMPACT);
-    j = put_expect(f, BASE "/breaks/1", changed, 200);
+    j = put_expect(f, IT_BASE "/breaks/1", changed, 200);
     version_of(j, v1);
     if (strcmp(v1, v0) <= 0)
         fail_msg("changeVersion %s after a change is not greater than %s", v1, v0);
-    assert_int_equal(jint(j, "clockedDurationInMinutes"), 55);
+    assert_int_equal(it_jint(j, "clockedDurationInMinutes"), 55);
     /* The GET body carries calculatedDurationInMinutes, so the writer gave it: kept. */
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 40);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 40);
     json_decref(j);
     free(changed);
     /* Without it, the server computes it again from the new clocked time. */
     char v2[21];
     json_object_del(j1, "calculatedDurationInMinutes");
     changed = json_dumps(j1, JSON_COMPACT);
-    j = put_expect(f, BASE "/breaks/1", changed, 200);
+    j = put_expect(f, IT_BASE "/breaks/1", changed, 200);
     version_of(j, v2);
     if (strcmp(v2, v1) <= 0)
         fail_msg("changeVersion %s after a change is not greater than %s", v2, v1);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 55);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 55);
     json_decref(j);
     free(changed);
     /* The references in the PUT body did not change person 1. */
-    json_t *pj = get_json(f, BASE "/people/1", 200);
-    assert_string_equal(jstr(json_object_get(pj, "externalReferences"), "HRMID"), "H-77");
+    json_t *pj = get_json(f, IT_BASE "/people/1", 200);
+    assert_string_equal(it_jstr(json_object_get(pj, "externalReferences"), "HRMID"), "H-77");
     json_decref(pj);
     json_decref(j1);
     free(u1);
@@ -1158,7 +948,7 @@ static void test_break_roundtrip_and_extrefs(void **state)
     assert_int_equal(json_array_size(v), 2);
     refs = json_object_get(json_object_get(json_array_get(v, 0), "person"), "externalReferences");
     assert_true(json_is_object(refs));
-    assert_string_equal(jstr(refs, "@employee-number"), "E-4821");
+    assert_string_equal(it_jstr(refs, "@employee-number"), "E-4821");
     json_decref(l);
     free(lu2);
     free(lu);
@@ -1170,7 +960,7 @@ static void test_break_roundtrip_and_extrefs(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *e = it_urlenc(bad[i]);
-        char *u = it_fmt(BASE "/breaks/1?externalReferences=%s", e);
+        char *u = it_fmt(IT_BASE "/breaks/1?externalReferences=%s", e);
         it_response_t r;
         call(f, "GET", u, &r);
         if (r.status != 400)
@@ -1240,18 +1030,18 @@ static void expect_list_error(fixture_t *f, const char *target, int status, cons
     if (r.status != status)
         fail_msg("GET %s: status %d, expected %d; body: %.300s", target, r.status, status,
                  r.body);
-    expect_error(&r, status, code, frag, frag2, NULL);
+    it_expect_error(&r, status, code, frag, frag2, NULL);
     it_response_free(&r);
 }
 
 static void test_breaks_list(void **state)
 {
     fixture_t *f = boot(state);
-    seed_people(f, 3);
+    it_seed_people(f, 3, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     for (int i = 1; i <= LIST_N; i++) {
         char path[96], date[11];
-        snprintf(path, sizeof(path), BASE "/breaks/%d", i);
+        snprintf(path, sizeof(path), IT_BASE "/breaks/%d", i);
         snprintf(date, sizeof(date), "2024-01-%02d", list_day(i));
         char *b = break_body(i, list_person(i), 1, date, -1, i, 0, 60, true);
         put_ok(f, path, b, 201);
@@ -1259,10 +1049,10 @@ static void test_breaks_list(void **state)
     }
     /* Outside the range: not listed. */
     char *b = break_body(100, 1, 1, "2024-02-01", -1, 1, 0, 60, true);
-    put_ok(f, BASE "/breaks/100", b, 201);
+    put_ok(f, IT_BASE "/breaks/100", b, 201);
     free(b);
     b = break_body(101, 1, 1, "2023-12-31", -1, 1, 0, 60, true);
-    put_ok(f, BASE "/breaks/101", b, 201);
+    put_ok(f, IT_BASE "/breaks/101", b, 201);
     free(b);
 
     expect_list(f, JAN_2024, NULL, 0xE);
@@ -1285,13 +1075,13 @@ static void test_breaks_list(void **state)
         assert_true(want > 0);
         assert_int_equal(json_array_size(json_object_get(j, "value")), want);
         json_array_foreach(json_object_get(j, "value"), i, it)
-            assert_string_equal(jstr(it, "date"), "2024-01-08");
+            assert_string_equal(it_jstr(it, "date"), "2024-01-08");
         json_decref(j);
         free(u);
     }
 
     /* A filter is required. */
-    expect_list_error(f, BASE "/breaks", 400, "BadRequest", "filter", NULL);
+    expect_list_error(f, IT_BASE "/breaks", 400, "BadRequest", "filter", NULL);
     char *u = breaks_url("person eq 1", NULL);
     expect_list_error(f, u, 400, "BadRequest", "date", NULL);
     free(u);
@@ -1353,7 +1143,7 @@ static void test_breaks_list(void **state)
     j = get_json(f, u, 200);
     const char *link = json_string_value(json_object_get(j, "nextLink"));
     assert_non_null(link);
-    char *tok = token_of(link);
+    char *tok = it_continuation_token(link);
     /* The link itself works. */
     json_t *p2 = get_json(f, link, 200);
     assert_int_equal(json_array_size(json_object_get(p2, "value")), 3);
@@ -1385,10 +1175,10 @@ static void test_breaks_list(void **state)
     free(other);
     /* A definitions token is not a breaks token. */
     seed_definition(f, 2, 0, 10, 0);
-    json_t *dl = get_json(f, BASE "/break-definitions?pageSize=1", 200);
+    json_t *dl = get_json(f, IT_BASE "/break-definitions?pageSize=1", 200);
     const char *dlink = json_string_value(json_object_get(dl, "nextLink"));
     assert_non_null(dlink);
-    char *dtok = token_of(dlink);
+    char *dtok = it_continuation_token(dlink);
     tu = it_fmt("%s&continuationToken=%s", u, dtok);
     expect_list_error(f, tu, 409, "Conflict", "continuationToken", NULL);
     free(tu);
@@ -1431,16 +1221,6 @@ typedef struct writer {
     uint64_t rng;
 } writer_t;
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x;
-}
-
 /* Runs on its own thread: no cmocka assertions here; problems are recorded. */
 static void *writer_main(void *arg)
 {
@@ -1457,16 +1237,16 @@ static void *writer_main(void *arg)
     while (!atomic_load(&w->stop) && atomic_load(&w->errors) == 0) {
         bool insert = k % 3 == 2;
         int64_t id = insert ? PAGING_NEW_BASE + (int64_t)k
-                            : 1 + (int64_t)(xorshift(&w->rng) % PAGING_N);
-        int day = insert ? (int)(xorshift(&w->rng) % 29) + 1 : (int)(id % 29) + 1;
-        int clocked = (int)(xorshift(&w->rng) % 120);
+                            : 1 + (int64_t)(it_xorshift(&w->rng) % PAGING_N);
+        int day = insert ? (int)(it_xorshift(&w->rng) % 29) + 1 : (int)(id % 29) + 1;
+        int clocked = (int)(it_xorshift(&w->rng) % 120);
         char body[512], target[96];
         snprintf(body, sizeof(body),
                  "{\"id\":%lld,\"person\":{\"id\":%lld},\"breakDefinition\":{\"id\":1},"
                  "\"date\":\"2024-02-%02d\",\"clockedDurationInMinutes\":%d,"
                  "\"startTimeInMinutes\":0,\"endTimeInMinutes\":120,\"isBreakTaken\":true}",
                  (long long)id, (long long)(id % 5 + 1), day, clocked);
-        snprintf(target, sizeof(target), BASE "/breaks/%lld", (long long)id);
+        snprintf(target, sizeof(target), IT_BASE "/breaks/%lld", (long long)id);
         it_response_t r;
         if (it_conn_request(&c, "PUT", target, headers, body, strlen(body), &r) != 0) {
             snprintf(w->bad, sizeof(w->bad), "writer: PUT %lld failed", (long long)id);
@@ -1507,7 +1287,7 @@ static bool wait_writes(writer_t *w, size_t from, size_t more)
 static void test_paging_with_concurrent_writes(void **state)
 {
     fixture_t *f = boot(state);
-    seed_people(f, 5);
+    it_seed_people(f, 5, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
 
     /* 1500 breaks over February 2024, through one $batch. */
@@ -1527,7 +1307,7 @@ static void test_paging_with_concurrent_writes(void **state)
     post_batch(f, NDJSON_CT, body, len, &r);
     free(body);
     assert_int_equal(r.status, 200);
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     summary_t s = summary_of(lines);
     assert_int_equal(s.created, PAGING_N);
     assert_int_equal(s.failed, 0);
@@ -1536,7 +1316,7 @@ static void test_paging_with_concurrent_writes(void **state)
 
     writer_t *w = calloc(1, sizeof(*w));
     assert_non_null(w);
-    w->port = f->srv.port;
+    w->port = f->s.port;
     w->auth = f->auth;
     w->rng = 0x9E3779B97F4A7C15ULL;
     atomic_init(&w->stop, false);
@@ -1557,7 +1337,7 @@ static void test_paging_with_concurrent_writes(void **state)
     char why[300] = "";
     while (next && !fail) {
         it_response_t pr;
-        conn_ensure(f);
+        it_conn_ensure(&f->conn, f->s.port);
         if (it_conn_request(&f->conn, "GET", next, f->auth, NULL, 0, &pr) != 0) {
             snprintf(why, sizeof(why), "GET page: %s", it_last_error());
             fail = why;
@@ -1681,25 +1461,25 @@ static int fan_expected(int i, int minimum)
 static void test_definition_fanout(void **state)
 {
     fixture_t *f = boot(state);
-    seed_people(f, 2);
+    it_seed_people(f, 2, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 10, 60, 20); /* D */
     seed_definition(f, 2, 10, 60, 20); /* another definition, not changed */
     char before[FAN_COMPUTED + FAN_GIVEN + 2][21];
     for (int i = 1; i <= FAN_COMPUTED + FAN_GIVEN; i++) {
         fan_break_t fb = fan_break(i);
         char path[96], date[11];
-        snprintf(path, sizeof(path), BASE "/breaks/%d", i);
+        snprintf(path, sizeof(path), IT_BASE "/breaks/%d", i);
         snprintf(date, sizeof(date), "2024-03-%02d", i);
         char *b = break_body(i, i % 2 + 1, 1, date, fb.given, fb.clocked, 0, 120, fb.taken);
         json_t *j = put_expect(f, path, b, 201);
         free(b);
         version_of(j, before[i]);
-        assert_int_equal(jint(j, "calculatedDurationInMinutes"), fan_expected(i, 10));
+        assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), fan_expected(i, 10));
         json_decref(j);
     }
     /* A break of the other definition with a low clocked time. */
     char *b = break_body(100, 1, 2, "2024-03-01", -1, 0, 0, 120, true);
-    json_t *j = put_expect(f, BASE "/breaks/100", b, 201);
+    json_t *j = put_expect(f, IT_BASE "/breaks/100", b, 201);
     free(b);
     char other_before[21];
     version_of(j, other_before);
@@ -1707,24 +1487,24 @@ static void test_definition_fanout(void **state)
 
     /* D's minimum 10 -> 30: the 12 computed breaks below 30 change. */
     char *d = def_body(1, "Lunch", 30, 60, 20);
-    j = put_expect(f, BASE "/break-definitions/1", d, 200);
+    j = put_expect(f, IT_BASE "/break-definitions/1", d, 200);
     free(d);
     char dver[21];
     version_of(j, dver);
-    assert_int_equal(jint(j, "minimumDurationInMinutes"), 30);
+    assert_int_equal(it_jint(j, "minimumDurationInMinutes"), 30);
     json_decref(j);
 
     char after[FAN_COMPUTED + FAN_GIVEN + 2][21];
     size_t changed = 0;
     for (int i = 1; i <= FAN_COMPUTED + FAN_GIVEN; i++) {
         char path[96];
-        snprintf(path, sizeof(path), BASE "/breaks/%d", i);
+        snprintf(path, sizeof(path), IT_BASE "/breaks/%d", i);
         j = get_json(f, path, 200);
         version_of(j, after[i]);
         int want = fan_expected(i, 30);
-        if (jint(j, "calculatedDurationInMinutes") != want)
+        if (it_jint(j, "calculatedDurationInMinutes") != want)
             fail_msg("break %d: calculatedDurationInMinutes %lld after the change, expected %d",
-                     i, (long long)jint(j, "calculatedDurationInMinutes"), want);
+                     i, (long long)it_jint(j, "calculatedDurationInMinutes"), want);
         bool should_change = fan_expected(i, 10) != want;
         if (should_change) {
             changed++;
@@ -1746,20 +1526,20 @@ static void test_definition_fanout(void **state)
         for (int c = a + 1; c <= FAN_COMPUTED + FAN_GIVEN; c++)
             if (strcmp(after[a], after[c]) == 0)
                 fail_msg("breaks %d and %d share changeVersion %s", a, c, after[a]);
-    j = get_json(f, BASE "/breaks/100", 200);
+    j = get_json(f, IT_BASE "/breaks/100", 200);
     char other_after[21];
     version_of(j, other_after);
     assert_string_equal(other_after, other_before);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 10);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 10);
     json_decref(j);
 
     /* A change of D's name only recomputes nothing. */
     d = def_body(1, "Lunch2", 30, 60, 20);
-    put_ok(f, BASE "/break-definitions/1", d, 200);
+    put_ok(f, IT_BASE "/break-definitions/1", d, 200);
     free(d);
     for (int i = 1; i <= FAN_COMPUTED + FAN_GIVEN; i++) {
         char path[96], v[21];
-        snprintf(path, sizeof(path), BASE "/breaks/%d", i);
+        snprintf(path, sizeof(path), IT_BASE "/breaks/%d", i);
         j = get_json(f, path, 200);
         version_of(j, v);
         if (strcmp(v, after[i]) != 0)
@@ -1787,10 +1567,10 @@ static json_t *report_for(json_t *lines, int64_t line)
 static void test_batch(void **state)
 {
     fixture_t *f = boot(state);
-    seed_people(f, 2);
+    it_seed_people(f, 2, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     char *b = break_body(50, 1, 1, "2024-04-01", -1, 30, 0, 60, true);
-    put_ok(f, BASE "/breaks/50", b, 201);
+    put_ok(f, IT_BASE "/breaks/50", b, 201);
     free(b);
 
     char *u1 = break_body(1, 1, 1, "2024-04-02", -1, 10, 0, 60, true);
@@ -1824,7 +1604,7 @@ static void test_batch(void **state)
     const char *ct = it_response_header(&r, "content-type");
     if (!ct || strncmp(ct, NDJSON_CT, strlen(NDJSON_CT)) != 0)
         fail_msg("$batch Content-Type '%s'", ct ? ct : "(none)");
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
 
     static const struct {
@@ -1845,14 +1625,14 @@ static void test_batch(void **state)
                  json_array_size(lines), nw);
     for (size_t i = 0; i < nw; i++) {
         json_t *rep = json_array_get(lines, i); /* in input order */
-        if (jint(rep, "line") != want[i].line)
-            fail_msg("report %zu is for line %lld, expected %d", i, (long long)jint(rep, "line"),
+        if (it_jint(rep, "line") != want[i].line)
+            fail_msg("report %zu is for line %lld, expected %d", i, (long long)it_jint(rep, "line"),
                      want[i].line);
-        if (jint(rep, "status") != want[i].status)
+        if (it_jint(rep, "status") != want[i].status)
             fail_msg("line %d: status %lld, expected %d", want[i].line,
-                     (long long)jint(rep, "status"), want[i].status);
+                     (long long)it_jint(rep, "status"), want[i].status);
         if (want[i].result) {
-            assert_string_equal(jstr(rep, "result"), want[i].result);
+            assert_string_equal(it_jstr(rep, "result"), want[i].result);
         } else {
             json_t *reasons = json_object_get(rep, "reasons");
             if (!json_is_array(reasons) || json_array_size(reasons) == 0)
@@ -1881,35 +1661,35 @@ static void test_batch(void **state)
     json_decref(lines);
 
     /* The good lines were applied, the bad ones not. */
-    json_t *j = get_json(f, BASE "/breaks/1", 200);
-    assert_int_equal(jint(j, "clockedDurationInMinutes"), 40);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 40);
+    json_t *j = get_json(f, IT_BASE "/breaks/1", 200);
+    assert_int_equal(it_jint(j, "clockedDurationInMinutes"), 40);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 40);
     char v[21];
     version_of(j, v);
     assert_string_equal(v, v1);
     json_decref(j);
-    j = get_json(f, BASE "/breaks/2", 200);
-    assert_int_equal(jint(j, "calculatedDurationInMinutes"), 25);
+    j = get_json(f, IT_BASE "/breaks/2", 200);
+    assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), 25);
     assert_int_equal(jref_id(j, "person"), 2);
     json_decref(j);
-    expect_status(f, "GET", BASE "/breaks/3", 404);
-    expect_status(f, "GET", BASE "/breaks/4", 404);
-    expect_status(f, "GET", BASE "/breaks/50", 404);
+    expect_status(f, "GET", IT_BASE "/breaks/3", 404);
+    expect_status(f, "GET", IT_BASE "/breaks/4", 404);
+    expect_status(f, "GET", IT_BASE "/breaks/50", 404);
 
     /* Wrong Content-Type: 415 and nothing applied. */
     const char *one = "{\"op\":\"delete\",\"id\":1}\n";
     post_batch(f, JSON_CT, one, strlen(one), &r);
-    EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "Content-Type");
+    IT_EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "Content-Type");
     it_response_free(&r);
     post_batch(f, "text/plain", one, strlen(one), &r);
     it_assert_error(&r, 415, "UnsupportedMediaType");
     it_response_free(&r);
-    json_decref(get_json(f, BASE "/breaks/1", 200));
+    json_decref(get_json(f, IT_BASE "/breaks/1", 200));
 
     /* A body of blank lines only (chunked and sized): just a summary. */
     post_batch(f, NDJSON_CT, "\n\r\n  \n", 6, &r);
     assert_int_equal(r.status, 200);
-    lines = ndjson_lines(r.body, r.body_len);
+    lines = it_ndjson_lines(r.body, r.body_len);
     assert_int_equal(json_array_size(lines), 1);
     s = summary_of(lines);
     assert_int_equal(s.lines, 0);
@@ -1922,11 +1702,11 @@ static void test_batch(void **state)
  * by first (more of the request, e.g. the last chunk "0\r\n\r\n"; "" for none). */
 static void batch_chunked_open(fixture_t *f, it_conn_t *c, const char *first)
 {
-    if (it_connect(c, f->srv.port) != 0)
+    if (it_connect(c, f->s.port) != 0)
         fail_msg("connect: %s", it_last_error());
     char head[1400];
     int hn = snprintf(head, sizeof(head),
-                      "POST " BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "POST " IT_BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
                       "Transfer-Encoding: chunked\r\n\r\n%s",
                       f->auth, first);
@@ -1955,7 +1735,7 @@ static void test_batch_empty_body(void **state)
     if (it_read_response(&c, &r, false, IT_IO_TIMEOUT_MS) != 0)
         fail_msg("empty chunked $batch: %s", it_last_error());
     assert_int_equal(r.status, 200);
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     assert_int_equal(json_array_size(lines), 1);
     assert_int_equal(summary_of(lines).lines, 0);
     json_decref(lines);
@@ -1963,10 +1743,10 @@ static void test_batch_empty_body(void **state)
     it_conn_close(&c);
 
     /* Content-Length: 0: must be answered the same way, and promptly. */
-    conn_ensure(f);
+    it_conn_ensure(&f->conn, f->s.port);
     char head[1400];
     int hn = snprintf(head, sizeof(head),
-                  "POST " BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  "POST " IT_BASE "/breaks/$batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                   "User-Agent: breakhook-it/1\r\n%sContent-Type: " NDJSON_CT "\r\n"
                   "Content-Length: 0\r\n\r\n",
                   f->auth);
@@ -1976,7 +1756,7 @@ static void test_batch_empty_body(void **state)
         fail_msg("POST $batch with Content-Length: 0 got no answer within 3 s (%s)",
                  it_last_error());
     assert_int_equal(r.status, 200);
-    lines = ndjson_lines(r.body, r.body_len);
+    lines = it_ndjson_lines(r.body, r.body_len);
     assert_int_equal(json_array_size(lines), 1);
     assert_int_equal(summary_of(lines).lines, 0);
     json_decref(lines);
@@ -2056,8 +1836,8 @@ static void check_big_reports(json_t *lines, const char *result, int status)
                  BIG_N);
     for (size_t i = 0; i < BIG_N; i++) {
         json_t *rep = json_array_get(lines, i);
-        if (jint(rep, "line") != (int64_t)i + 1 || jint(rep, "status") != status ||
-            strcmp(jstr(rep, "result"), result) != 0 || jint(rep, "id") != (int64_t)i + 1)
+        if (it_jint(rep, "line") != (int64_t)i + 1 || it_jint(rep, "status") != status ||
+            strcmp(it_jstr(rep, "result"), result) != 0 || it_jint(rep, "id") != (int64_t)i + 1)
             fail_msg("report %zu: %s", i, json_dumps(rep, JSON_COMPACT));
     }
 }
@@ -2065,7 +1845,7 @@ static void check_big_reports(json_t *lines, const char *result, int status)
 static void test_batch_big_chunked(void **state)
 {
     fixture_t *f = boot(state);
-    seed_people(f, 5);
+    it_seed_people(f, 5, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     seed_definition(f, 2, 0, 45, 10);
     size_t len;
@@ -2075,7 +1855,7 @@ static void test_batch_big_chunked(void **state)
     it_response_t r;
     post_chunked(f, body, len, 65000, &r);
     assert_int_equal(r.status, 200);
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
     summary_t s = summary_of(lines);
     assert_int_equal(s.lines, BIG_N);
@@ -2107,13 +1887,13 @@ static void test_batch_big_chunked(void **state)
     for (size_t k = 0; k < sizeof(probe) / sizeof(probe[0]); k++) {
         int i = probe[k];
         char path[96], date[11];
-        snprintf(path, sizeof(path), BASE "/breaks/%d", i);
+        snprintf(path, sizeof(path), IT_BASE "/breaks/%d", i);
         day_2024(i, date);
         json_t *j = get_json(f, path, 200);
-        assert_string_equal(jstr(j, "date"), date);
+        assert_string_equal(it_jstr(j, "date"), date);
         assert_int_equal(jref_id(j, "person"), i % 5 + 1);
         assert_int_equal(jref_id(j, "breakDefinition"), i % 2 + 1);
-        assert_int_equal(jint(j, "clockedDurationInMinutes"), i % 97);
+        assert_int_equal(it_jint(j, "clockedDurationInMinutes"), i % 97);
         int want;
         if (i % 7 == 0) {
             want = i % 50;
@@ -2124,15 +1904,15 @@ static void test_batch_big_chunked(void **state)
             int c = i % 97;
             want = !taken ? inc : c < mn ? mn : c > mx ? mx : c;
         }
-        assert_int_equal(jint(j, "calculatedDurationInMinutes"), want);
+        assert_int_equal(it_jint(j, "calculatedDurationInMinutes"), want);
         json_decref(j);
     }
 
     /* The same batch again: everything unchanged, no new versions. */
-    json_t *before = get_json(f, BASE "/breaks/12345", 200);
+    json_t *before = get_json(f, IT_BASE "/breaks/12345", 200);
     post_chunked(f, body, len, 100000, &r);
     assert_int_equal(r.status, 200);
-    lines = ndjson_lines(r.body, r.body_len);
+    lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
     s = summary_of(lines);
     assert_int_equal(s.lines, BIG_N);
@@ -2142,7 +1922,7 @@ static void test_batch_big_chunked(void **state)
     assert_int_equal(s.failed, 0);
     check_big_reports(lines, "unchanged", 200);
     json_decref(lines);
-    json_t *after = get_json(f, BASE "/breaks/12345", 200);
+    json_t *after = get_json(f, IT_BASE "/breaks/12345", 200);
     assert_true(json_equal(before, after));
     json_decref(before);
     json_decref(after);
@@ -2196,7 +1976,7 @@ static void test_batch_over_limit(void **state)
 {
     const char *const extra[] = { "--max-batch-body", "2098152", NULL };
     fixture_t *f = boot_with(state, extra);
-    seed_people(f, 5);
+    it_seed_people(f, 5, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     seed_definition(f, 2, 0, 45, 10);
     size_t len;
@@ -2229,28 +2009,28 @@ static void test_batch_over_limit(void **state)
         fail_msg("the connection is still open 20 s after the answer");
     it_conn_close(&c);
 
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
     size_t n = json_array_size(lines);
     if (n != want + 2)
         fail_msg("%zu answer lines, expected %zu reports, an error and a summary", n, want);
     for (size_t i = 0; i < want; i++) {
         json_t *rep = json_array_get(lines, i);
-        if (jint(rep, "line") != (int64_t)i + 1 || jint(rep, "status") != 201)
+        if (it_jint(rep, "line") != (int64_t)i + 1 || it_jint(rep, "status") != 201)
             fail_msg("report %zu: %s", i, json_dumps(rep, JSON_COMPACT));
     }
     json_t *err = json_object_get(json_array_get(lines, want), "error");
     assert_true(json_is_object(err));
-    assert_string_equal(jstr(err, "code"), "PayloadTooLarge");
+    assert_string_equal(it_jstr(err, "code"), "PayloadTooLarge");
     char expect[96];
     snprintf(expect, sizeof(expect), "lines after line %zu were not read and not applied", want);
     assert_string_equal(json_string_value(json_array_get(json_object_get(err, "reasons"), 0)),
                         expect);
     json_t *sum = json_object_get(json_array_get(lines, want + 1), "summary");
     assert_true(json_is_object(sum));
-    assert_int_equal(jint(sum, "lines"), (int64_t)want);
-    assert_int_equal(jint(sum, "created"), (int64_t)want);
-    assert_int_equal(jint(sum, "failed"), 0);
+    assert_int_equal(it_jint(sum, "lines"), (int64_t)want);
+    assert_int_equal(it_jint(sum, "created"), (int64_t)want);
+    assert_int_equal(it_jint(sum, "failed"), 0);
     assert_true(json_is_false(json_object_get(sum, "complete")));
     json_decref(lines);
 
@@ -2269,15 +2049,15 @@ static void test_batch_over_limit(void **state)
 static void test_head_and_405(void **state)
 {
     fixture_t *f = boot(state);
-    seed_people(f, 1);
+    it_seed_people(f, 1, IT_REF_EMPLOYEE);
     seed_definition(f, 1, 15, 60, 30);
     char *b = break_body(1, 1, 1, "2024-01-15", -1, 20, 0, 60, true);
-    put_ok(f, BASE "/breaks/1", b, 201);
+    put_ok(f, IT_BASE "/breaks/1", b, 201);
     free(b);
 
     char *list = breaks_url(JAN_2024, NULL);
-    const char *const targets[] = { BASE "/breaks/1", BASE "/people/1", BASE "/break-definitions/1",
-                                 BASE "/break-definitions", list };
+    const char *const targets[] = { IT_BASE "/breaks/1", IT_BASE "/people/1", IT_BASE "/break-definitions/1",
+                                 IT_BASE "/break-definitions", list };
     for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
         it_response_t rg, rh;
         call(f, "GET", targets[i], &rg);
@@ -2300,12 +2080,12 @@ static void test_head_and_405(void **state)
     }
     /* HEAD of a missing record: 404 without a body. */
     it_response_t r;
-    call(f, "HEAD", BASE "/breaks/999", &r);
+    call(f, "HEAD", IT_BASE "/breaks/999", &r);
     assert_int_equal(r.status, 404);
     assert_int_equal(r.body_len, 0);
     it_response_free(&r);
     /* The connection is still usable after all those HEADs. */
-    json_decref(get_json(f, BASE "/breaks/1", 200));
+    json_decref(get_json(f, IT_BASE "/breaks/1", 200));
 
     static const char *const one[] = { "GET", "HEAD", "PUT", "DELETE", NULL };
     static const char *const list_only[] = { "GET", "HEAD", NULL };
@@ -2313,15 +2093,15 @@ static void test_head_and_405(void **state)
         const char *method, *target;
         const char *const *allow;
     } cases[] = {
-        { "POST", BASE "/breaks/1", one },
-        { "PATCH", BASE "/breaks/1", one },
-        { "POST", BASE "/people/1", one },
-        { "PATCH", BASE "/people/1", one },
-        { "POST", BASE "/break-definitions/1", one },
-        { "DELETE", BASE "/break-definitions", list_only },
-        { "PUT", BASE "/break-definitions", list_only },
-        { "POST", BASE "/breaks", list_only },
-        { "DELETE", BASE "/breaks", list_only },
+        { "POST", IT_BASE "/breaks/1", one },
+        { "PATCH", IT_BASE "/breaks/1", one },
+        { "POST", IT_BASE "/people/1", one },
+        { "PATCH", IT_BASE "/people/1", one },
+        { "POST", IT_BASE "/break-definitions/1", one },
+        { "DELETE", IT_BASE "/break-definitions", list_only },
+        { "PUT", IT_BASE "/break-definitions", list_only },
+        { "POST", IT_BASE "/breaks", list_only },
+        { "DELETE", IT_BASE "/breaks", list_only },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         call_ex(f, cases[i].method, cases[i].target, true, JSON_CT, "{}", 2, &r);
@@ -2333,13 +2113,13 @@ static void test_head_and_405(void **state)
         it_response_free(&r);
     }
     /* Nothing was changed by the refused requests. */
-    json_t *j = get_json(f, BASE "/breaks/1", 200);
-    assert_int_equal(jint(j, "clockedDurationInMinutes"), 20);
+    json_t *j = get_json(f, IT_BASE "/breaks/1", 200);
+    assert_int_equal(it_jint(j, "clockedDurationInMinutes"), 20);
     json_decref(j);
     free(list);
 
     /* Without a token: 401 with WWW-Authenticate: Bearer. */
-    call_ex(f, "GET", BASE "/breaks/1", false, NULL, NULL, 0, &r);
+    call_ex(f, "GET", IT_BASE "/breaks/1", false, NULL, NULL, 0, &r);
     it_assert_error(&r, 401, "Unauthorized");
     const char *wa = it_response_header(&r, "www-authenticate");
     assert_non_null(wa);
@@ -2347,7 +2127,7 @@ static void test_head_and_405(void **state)
     it_response_free(&r);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, it_srv_setup, it_srv_teardown)
 
 /* ---- docs/API.md's examples, replayed ------------------------------------------------ */
 
@@ -2359,7 +2139,7 @@ static char *doc_target(const char *target)
 {
     const char *q = strchr(target, '?');
     size_t plen = q ? (size_t)(q - target) : strlen(target);
-    char *out = it_fmt("%s%.*s", BASE, (int)plen, target);
+    char *out = it_fmt("%s%.*s", IT_BASE, (int)plen, target);
     if (!q)
         return out;
     char *query = strdup(q + 1);
@@ -2408,15 +2188,15 @@ static char *def_window_body(int64_t id, int earliest, int latest)
 static void test_definition_window(void **state)
 {
     fixture_t *f = boot(state);
-    seed_people(f, 1);
+    it_seed_people(f, 1, IT_REF_EMPLOYEE);
     char *d = def_window_body(1, 600, 660);
-    json_t *j = put_expect(f, BASE "/break-definitions/1", d, 201);
+    json_t *j = put_expect(f, IT_BASE "/break-definitions/1", d, 201);
     free(d);
-    assert_int_equal(jint(j, "earliestStartTimeInMinutes"), 600);
-    assert_int_equal(jint(j, "latestEndTimeInMinutes"), 660);
+    assert_int_equal(it_jint(j, "earliestStartTimeInMinutes"), 600);
+    assert_int_equal(it_jint(j, "latestEndTimeInMinutes"), 660);
     json_decref(j);
     seed_definition(f, 2, 10, 60, 20); /* no window */
-    j = get_json(f, BASE "/break-definitions/2", 200);
+    j = get_json(f, IT_BASE "/break-definitions/2", 200);
     assert_null(json_object_get(j, "earliestStartTimeInMinutes"));
     assert_null(json_object_get(j, "latestEndTimeInMinutes"));
     json_decref(j);
@@ -2426,18 +2206,18 @@ static void test_definition_window(void **state)
     "{\"id\":%d,\"person\":{\"id\":1},\"breakDefinition\":{\"id\":%d},"                       \
     "\"date\":\"2024-03-01\",\"clockedDurationInMinutes\":15,\"isBreakTaken\":true}"
     char *b = it_fmt(TAKEN_BODY, 1, 1);
-    j = put_expect(f, BASE "/breaks/1", b, 201);
+    j = put_expect(f, IT_BASE "/breaks/1", b, 201);
     free(b);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 600);
-    assert_int_equal(jint(j, "endTimeInMinutes"), 660);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 600);
+    assert_int_equal(it_jint(j, "endTimeInMinutes"), 660);
     char before[21];
     version_of(j, before);
     json_decref(j);
     /* One that gives its own is left alone by the definition. */
     b = break_body(2, 1, 1, "2024-03-01", -1, 15, 0, 120, true);
-    put_ok(f, BASE "/breaks/2", b, 201);
+    put_ok(f, IT_BASE "/breaks/2", b, 201);
     free(b);
-    j = get_json(f, BASE "/breaks/2", 200);
+    j = get_json(f, IT_BASE "/breaks/2", 200);
     char given_before[21];
     version_of(j, given_before);
     json_decref(j);
@@ -2445,20 +2225,20 @@ static void test_definition_window(void **state)
     /* Without a window on the definition: 400 naming both fields. */
     it_response_t r;
     b = it_fmt(TAKEN_BODY, 3, 2);
-    put_json(f, BASE "/breaks/3", b, &r);
+    put_json(f, IT_BASE "/breaks/3", b, &r);
     free(b);
-    EXPECT_ERROR(&r, 400, "BadRequest",
+    IT_EXPECT_ERROR(&r, 400, "BadRequest",
                  "startTimeInMinutes, endTimeInMinutes: not given, and break definition 2 has "
                  "no earliestStartTimeInMinutes/latestEndTimeInMinutes");
     it_response_free(&r);
-    expect_status(f, "GET", BASE "/breaks/3", 404);
+    expect_status(f, "GET", IT_BASE "/breaks/3", 404);
     /* Only one of the pair: 400 naming the missing one. */
     b = it_fmt("{\"id\":3,\"person\":{\"id\":1},\"breakDefinition\":{\"id\":1},"
                "\"date\":\"2024-03-01\",\"clockedDurationInMinutes\":15,"
                "\"startTimeInMinutes\":600,\"isBreakTaken\":true}");
-    put_json(f, BASE "/breaks/3", b, &r);
+    put_json(f, IT_BASE "/breaks/3", b, &r);
     free(b);
-    EXPECT_ERROR(&r, 400, "BadRequest",
+    IT_EXPECT_ERROR(&r, 400, "BadRequest",
                  "endTimeInMinutes: is required when startTimeInMinutes is given");
     it_response_free(&r);
 
@@ -2471,40 +2251,40 @@ static void test_definition_window(void **state)
                         "\"clockedDurationInMinutes\":15,\"isBreakTaken\":true}}\n";
     post_batch(f, NDJSON_CT, lines, strlen(lines), &r);
     assert_int_equal(r.status, 200);
-    json_t *out = ndjson_lines(r.body, r.body_len);
+    json_t *out = it_ndjson_lines(r.body, r.body_len);
     summary_t sum = summary_of(out);
     assert_int_equal(sum.created, 1);
     assert_int_equal(sum.failed, 1);
     assert_non_null(strstr(r.body, "break definition 2 has no earliestStartTimeInMinutes"));
     json_decref(out);
     it_response_free(&r);
-    j = get_json(f, BASE "/breaks/4", 200);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 600);
+    j = get_json(f, IT_BASE "/breaks/4", 200);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 600);
     json_decref(j);
 
     /* The window moves: the breaks that took it follow, each with a new version. */
     d = def_window_body(1, 540, 600);
-    j = put_expect(f, BASE "/break-definitions/1", d, 200);
+    j = put_expect(f, IT_BASE "/break-definitions/1", d, 200);
     free(d);
     char dver[21];
     version_of(j, dver);
     json_decref(j);
-    j = get_json(f, BASE "/breaks/1", 200);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 540);
-    assert_int_equal(jint(j, "endTimeInMinutes"), 600);
+    j = get_json(f, IT_BASE "/breaks/1", 200);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 540);
+    assert_int_equal(it_jint(j, "endTimeInMinutes"), 600);
     char after[21];
     version_of(j, after);
     assert_true(strcmp(after, before) > 0);
     assert_true(strcmp(after, dver) > 0);
     json_decref(j);
-    j = get_json(f, BASE "/breaks/4", 200);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 540);
+    j = get_json(f, IT_BASE "/breaks/4", 200);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 540);
     json_decref(j);
-    j = get_json(f, BASE "/breaks/2", 200);
+    j = get_json(f, IT_BASE "/breaks/2", 200);
     char given_after[21];
     version_of(j, given_after);
     assert_string_equal(given_after, given_before);
-    assert_int_equal(jint(j, "startTimeInMinutes"), 0);
+    assert_int_equal(it_jint(j, "startTimeInMinutes"), 0);
     json_decref(j);
 }
 

@@ -2,14 +2,10 @@
  * test_delivery.c: the delivery engine (SPEC §7.2, §7.3) end to end: the real binary
  * writes, the real engine delivers, and a consumer inside this test receives.
  *
- * The consumer is a small threaded HTTP/1.1 server on 127.0.0.1:0 (plain sockets, or
- * TLS through libssl loaded at run time: CMake links the tests with libcrypto only).
- * It keeps connections alive, reads Content-Length bodies, verifies every delivery's
- * Standard Webhooks signature with sign_verify and the webhook's whsec_ key, records
- * what arrived (time, webhook-id, record, changeVersion, changeType, the answer it
- * gave) and behaves as each test programs it: answer a status, fail the first K
- * deliveries of each record (or of one record), 429/503 with Retry-After, 410, hang
- * until the client gives up, reset the connection in the middle of an answer, delay.
+ * The consumer is the shared in-process one of harness_consumer.h (plain or TLS,
+ * signature checks, programmable answers: fail the first K deliveries, 429/503 with
+ * Retry-After, 410, hang, reset, delay); servers, tokens and seed data come from
+ * harness_api.h.
  *
  * Each test starts its own `breakhook serve` with --allow-http-destinations
  * --allow-destination 127.0.0.1/32 --rate-limit 0 and a short --retry-schedule (unless
@@ -29,81 +25,26 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/ssl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "harness_consumer.h"
 #include "model/model.h"
 
-#include "core/crypto.h"
 #include "delivery/sign.h"
 
-#define BASE "/connector/protimeapi/api/v1"
-#define TENANT "acme"
 #define JSON_CT "application/json"
 #define NDJSON_CT "application/x-ndjson"
-#define ALL_SCOPES                                                                               \
-    "connector-protimeapi-breaks.read connector-protimeapi-breaks.write "                        \
-    "connector-protimeapi-break-definitions.read connector-protimeapi-break-definitions.write " \
-    "connector-protimeapi-people.read connector-protimeapi-people.write "                        \
-    "connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write"
 
 /* The options every delivery test runs with (plus its own). */
 #define LOOPBACK_OK "--allow-http-destinations", "--allow-destination", "127.0.0.1/32"
-
-#define MAX_REC 8192 /* record ids the consumer keeps per-record state for */
-/* Every "wait until" below stretches its deadline by this factor: the deadlines are
- * there to catch a server that never gets there, not to time it, and the suite runs
- * under ASan on a 2-core machine that may be busy with another build. */
-#define PATIENCE 4
-
-/* ---- small utilities --------------------------------------------------------------- */
-
-/* A changeVersion (20 upper-case hex digits) as a number; 0 when it is not one. */
-static uint64_t version_num(const char *s)
-{
-    uint64_t v;
-    return s && model_version_parse(s, strlen(s), &v) == 0 ? v : 0;
-}
-
-/* "2026-11-27T03:40:00.123+00:00" as Unix milliseconds; -1 when it is not that. */
-static int64_t iso_ms(const char *s)
-{
-    int y, mo, d, h, mi, se, ms, oh, om;
-    char sign;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c%2d:%2d", &y, &mo, &d, &h, &mi, &se, &ms,
-                     &sign, &oh, &om) != 10)
-        return -1;
-    struct tm tm = { 0 };
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    int64_t t = (int64_t)timegm(&tm) * 1000 + ms;
-    int64_t off = ((int64_t)oh * 60 + om) * 60000;
-    return sign == '-' ? t + off : t - off;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -120,789 +61,14 @@ static uint64_t percentile(const uint64_t *sorted, size_t n, unsigned q)
     return sorted[rank ? rank - 1 : 0];
 }
 
-/* A tiny xorshift generator (rand is banned and not thread-safe). */
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x;
-}
-
-/* ---- libssl, loaded at run time (the tests are linked with libcrypto only) ----------- */
-
-typedef struct ssl_api {
-    void *h;
-    __typeof__(&TLS_server_method) p_TLS_server_method;
-    __typeof__(&SSL_CTX_new) p_SSL_CTX_new;
-    __typeof__(&SSL_CTX_free) p_SSL_CTX_free;
-    __typeof__(&SSL_CTX_use_certificate_chain_file) p_SSL_CTX_use_certificate_chain_file;
-    __typeof__(&SSL_CTX_use_PrivateKey_file) p_SSL_CTX_use_PrivateKey_file;
-    __typeof__(&SSL_new) p_SSL_new;
-    __typeof__(&SSL_free) p_SSL_free;
-    __typeof__(&SSL_set_fd) p_SSL_set_fd;
-    __typeof__(&SSL_accept) p_SSL_accept;
-    __typeof__(&SSL_read) p_SSL_read;
-    __typeof__(&SSL_write) p_SSL_write;
-    __typeof__(&SSL_pending) p_SSL_pending;
-    __typeof__(&SSL_get_error) p_SSL_get_error;
-    __typeof__(&SSL_shutdown) p_SSL_shutdown;
-    __typeof__(&SSL_session_reused) p_SSL_session_reused;
-} ssl_api_t;
-
-static ssl_api_t S;
-
-static bool ssl_load(void)
-{
-    if (S.h)
-        return true;
-    void *h = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        h = dlopen("libssl.so", RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return false;
-#define SYM(n)                                                       \
-    do {                                                             \
-        S.p_##n = (__typeof__(S.p_##n))dlsym(h, #n);                 \
-        if (!S.p_##n)                                                \
-            return false;                                            \
-    } while (0)
-    SYM(TLS_server_method);
-    SYM(SSL_CTX_new);
-    SYM(SSL_CTX_free);
-    SYM(SSL_CTX_use_certificate_chain_file);
-    SYM(SSL_CTX_use_PrivateKey_file);
-    SYM(SSL_new);
-    SYM(SSL_free);
-    SYM(SSL_set_fd);
-    SYM(SSL_accept);
-    SYM(SSL_read);
-    SYM(SSL_write);
-    SYM(SSL_pending);
-    SYM(SSL_get_error);
-    SYM(SSL_shutdown);
-    SYM(SSL_session_reused);
-#undef SYM
-    S.h = h;
-    return true;
-}
-
-/* ---- the consumer ----------------------------------------------------------------------- */
-
-typedef enum { ACT_ANSWER, ACT_HANG, ACT_RESET } act_t;
-
-/* How the consumer answers. A delivery "fails" when the rule applies to its record
- * (only_record 0: every record) and it is among the first fail_first deliveries of that
- * record at this consumer (fail_first < 0: every one); a failing delivery gets
- * fail_act (ACT_ANSWER: fail_status, with Retry-After when retry_after >= 0), any other
- * one 200. delay_ms: wait this long before every answer. close_each: answer with
- * "Connection: close" and close, so every delivery needs a new connection. */
-typedef struct rule {
-    int64_t only_record;
-    int fail_first;
-    act_t fail_act;
-    int fail_status;
-    int retry_after;
-    int delay_ms;
-    int64_t slow_from, slow_to; /* records in [slow_from, slow_to] wait slow_ms instead */
-    int slow_ms;
-    bool close_each;
-    size_t body_bytes; /* > 0: every answer's body is this many bytes of big_body_byte() */
-} rule_t;
-
-#define RULE_OK ((rule_t){ 0, 0, ACT_ANSWER, 0, -1, 0, 0, 0, 0, false, 0 })
-
-typedef struct delivery {
-    uint64_t at_ms;        /* arrival, monotonic (it_now_ms) */
-    uint64_t answered_ms;  /* 0 until answered (or given up) */
-    int64_t wall_s;        /* wall clock at arrival */
-    char method[8];
-    char path[128];
-    char id[160];          /* webhook-id */
-    char ts_text[32];      /* webhook-timestamp */
-    int64_t ts;
-    int verify;            /* sign_verify's answer */
-    char ctype[96];
-    char ua[96];
-    bool chunked;
-    char change_type[24];
-    char version[24];
-    uint64_t v;
-    int64_t record;
-    int nth;               /* 1-based delivery of this record at this consumer */
-    bool failed_on_purpose;
-    int status;            /* answered; 0: hung or reset */
-    bool overlap;          /* another delivery of the record was in flight at arrival */
-    char *body;
-    size_t body_len;
-} delivery_t;
-
-typedef struct ack { /* a 2xx answer, in the order the consumer gave them */
-    int64_t record;
-    uint64_t v;
-    uint64_t ms;
-} ack_t;
-
-typedef struct consumer consumer_t;
-
-typedef struct cconn {
-    consumer_t *c;
-    int fd;
-    SSL *ssl;
-    pthread_t th;
-    struct cconn *next;
-} cconn_t;
-
-struct consumer {
-    int lfd, port;
-    SSL_CTX *ctx;                 /* TLS when set */
-    pthread_t acceptor;
-    bool acceptor_started;
-    atomic_bool stop;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    rule_t rule;
-    unsigned char key[SIGN_KEY_MAX];
-    size_t key_len;
-    delivery_t *d;
-    size_t n, cap;
-    ack_t *acks;                  /* 2xx answers, in the order they were given */
-    size_t n_acks, cap_acks;
-    int per_record[MAX_REC];
-    int inflight[MAX_REC];
-    uint64_t acked_max[MAX_REC];
-    uint64_t arrived_max[MAX_REC];
-    int inflight_all, inflight_max;
-    size_t connections, tls_failures, malformed, bad_signatures;
-    size_t tls_resumed;          /* TLS handshakes that resumed an earlier session */
-    cconn_t *conns;
-};
-
-static size_t rec_slot(int64_t record)
-{
-    return record > 0 && record < MAX_REC ? (size_t)record : 0;
-}
-
-/* Some bytes: > 0 read, 0 end of stream or error, -1 nothing within timeout_ms. */
-static ssize_t cc_read(cconn_t *cc, char *p, size_t n, int timeout_ms)
-{
-    if (cc->ssl && S.p_SSL_pending(cc->ssl) > 0) {
-        int r = S.p_SSL_read(cc->ssl, p, (int)n);
-        return r > 0 ? r : 0;
-    }
-    struct pollfd pfd = { cc->fd, POLLIN, 0 };
-    int pr = poll(&pfd, 1, timeout_ms);
-    if (pr == 0)
-        return -1;
-    if (pr < 0)
-        return errno == EINTR ? -1 : 0;
-    if (cc->ssl) {
-        int r = S.p_SSL_read(cc->ssl, p, (int)n);
-        if (r > 0)
-            return r;
-        int e = S.p_SSL_get_error(cc->ssl, r);
-        return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -1 : 0;
-    }
-    ssize_t r = recv(cc->fd, p, n, 0);
-    if (r > 0)
-        return r;
-    if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-        return -1;
-    return 0;
-}
-
-static bool cc_write(cconn_t *cc, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w;
-        if (cc->ssl) {
-            int r = S.p_SSL_write(cc->ssl, p, (int)n);
-            w = r > 0 ? r : -1;
-        } else {
-            w = send(cc->fd, p, n, MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR)
-                continue;
-        }
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* The value of header name in a request head (NUL-terminated lines "Name: value\r\n"),
- * trimmed, or an empty slice with p NULL. */
-static slice_t head_value(const char *head, const char *name)
-{
-    size_t nl = strlen(name);
-    const char *line = strstr(head, "\r\n");
-    while (line) {
-        line += 2;
-        const char *end = strstr(line, "\r\n");
-        if (!end || end == line)
-            break;
-        if ((size_t)(end - line) > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
-            const char *v = line + nl + 1;
-            while (v < end && (*v == ' ' || *v == '\t'))
-                v++;
-            const char *e = end;
-            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            return (slice_t){ v, (size_t)(e - v) };
-        }
-        line = end;
-    }
-    return (slice_t){ NULL, 0 };
-}
-
-static void slice_copy(char *out, size_t n, slice_t s)
-{
-    snprintf(out, n, "%.*s", s.p ? (int)s.n : 0, s.p ? s.p : "");
-}
-
-static void sleep_unless_stopped(consumer_t *c, int ms)
-{
-    uint64_t end = it_now_ms() + (uint64_t)ms;
-    while (!atomic_load(&c->stop) && it_now_ms() < end) {
-        uint64_t left = end - it_now_ms();
-        it_sleep_ms(left > 10 ? 10 : (unsigned)left);
-    }
-}
-
-/* Records the answer to delivery idx (status 0: none) and, for a 2xx, an ack: the
- * consumer processed that version, whether or not its answer still reached the sender
- * (a server killed meanwhile). */
-/* Byte i of a big answer body: a pattern, so a test can tell the first 4 KiB apart
- * from any other 4 KiB. */
-static char big_body_byte(size_t i)
-{
-    return (char)('a' + i % 26);
-}
-
-/* Sends n bytes of big_body_byte() in 64 KiB pieces; false when the peer stopped
- * reading (the client may close once it has read enough). */
-static bool cc_write_big_body(cconn_t *cc, size_t n)
-{
-    enum { PIECE = 26 * 2520 }; /* a multiple of the pattern's length, about 64 KiB */
-    char *buf = malloc(PIECE);
-    if (!buf)
-        return false;
-    for (size_t i = 0; i < PIECE; i++)
-        buf[i] = big_body_byte(i);
-    bool ok = true;
-    for (size_t sent = 0; ok && sent < n; sent += PIECE)
-        ok = cc_write(cc, buf, n - sent < PIECE ? n - sent : PIECE);
-    free(buf);
-    return ok;
-}
-
-static void consumer_answered(consumer_t *c, size_t idx, int status)
-{
-    pthread_mutex_lock(&c->mu);
-    delivery_t *d = &c->d[idx];
-    d->status = status;
-    d->answered_ms = it_now_ms();
-    size_t slot = rec_slot(d->record);
-    c->inflight[slot]--;
-    c->inflight_all--;
-    if (status >= 200 && status < 300) {
-        if (c->n_acks == c->cap_acks) {
-            size_t cap = c->cap_acks ? c->cap_acks * 2 : 256;
-            ack_t *p = realloc(c->acks, cap * sizeof(*p));
-            if (p) {
-                c->acks = p;
-                c->cap_acks = cap;
-            }
-        }
-        if (c->n_acks < c->cap_acks)
-            c->acks[c->n_acks++] = (ack_t){ d->record, d->v, d->answered_ms };
-        if (d->v > c->acked_max[slot])
-            c->acked_max[slot] = d->v;
-    }
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
-
-/* One request: records it, then answers as the rule says. Returns false when the
- * connection must end (hang, reset, write failure). */
-static bool consumer_handle(cconn_t *cc, const char *head, const char *body, size_t body_len)
-{
-    consumer_t *c = cc->c;
-    delivery_t d;
-    memset(&d, 0, sizeof(d));
-    d.at_ms = it_now_ms();
-    d.wall_s = (int64_t)time(NULL);
-    sscanf(head, "%7s %127s", d.method, d.path);
-    slice_t id = head_value(head, "webhook-id");
-    slice_t ts = head_value(head, "webhook-timestamp");
-    slice_t sig = head_value(head, "webhook-signature");
-    slice_copy(d.id, sizeof(d.id), id);
-    slice_copy(d.ts_text, sizeof(d.ts_text), ts);
-    d.ts = strtoll(d.ts_text, NULL, 10);
-    slice_copy(d.ctype, sizeof(d.ctype), head_value(head, "content-type"));
-    slice_copy(d.ua, sizeof(d.ua), head_value(head, "user-agent"));
-    d.chunked = head_value(head, "transfer-encoding").p != NULL;
-    d.body = malloc(body_len + 1);
-    if (d.body) {
-        memcpy(d.body, body, body_len);
-        d.body[body_len] = '\0';
-        d.body_len = body_len;
-    }
-    json_error_t jerr;
-    json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *data = json_object_get(j, "data");
-    snprintf(d.change_type, sizeof(d.change_type), "%s",
-             json_string_value(json_object_get(j, "changeType")) ? json_string_value(json_object_get(j, "changeType")) : "");
-    const char *ver = json_string_value(json_object_get(data, "changeVersion"));
-    snprintf(d.version, sizeof(d.version), "%s", ver ? ver : "");
-    d.v = version_num(ver);
-    json_t *rid = json_object_get(data, "id");
-    d.record = json_is_integer(rid) ? (int64_t)json_integer_value(rid) : -1;
-    json_decref(j);
-
-    pthread_mutex_lock(&c->mu);
-    sign_headers_t h = { id, ts, sig };
-    d.verify = c->key_len ? sign_verify(c->key, c->key_len, &h, body, body_len, d.wall_s,
-                                        SIGN_TOLERANCE_DEFAULT_S)
-                          : SIGN_ENO_MATCH;
-    if (d.verify)
-        c->bad_signatures++;
-    size_t slot = rec_slot(d.record);
-    d.nth = ++c->per_record[slot];
-    if (d.v > c->arrived_max[slot])
-        c->arrived_max[slot] = d.v;
-    if (++c->inflight[slot] > 1)
-        d.overlap = true;
-    if (++c->inflight_all > c->inflight_max)
-        c->inflight_max = c->inflight_all;
-    rule_t r = c->rule;
-    bool applies = r.only_record == 0 || r.only_record == d.record;
-    d.failed_on_purpose = applies && (r.fail_first < 0 || d.nth <= r.fail_first);
-    bool ok = true;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 256;
-        delivery_t *p = realloc(c->d, cap * sizeof(*p));
-        if (p) {
-            c->d = p;
-            c->cap = cap;
-        } else {
-            ok = false;
-        }
-    }
-    size_t idx = c->n;
-    if (ok)
-        c->d[c->n++] = d;
-    else
-        free(d.body);
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    if (!ok)
-        return false;
-
-    int delay = d.record >= r.slow_from && d.record <= r.slow_to && r.slow_to ? r.slow_ms
-                                                                           : r.delay_ms;
-    if (delay > 0)
-        sleep_unless_stopped(c, delay);
-    act_t act = d.failed_on_purpose ? r.fail_act : ACT_ANSWER;
-    if (act == ACT_HANG) {
-        /* Until the client gives up (or the consumer stops). */
-        char tmp[512];
-        while (!atomic_load(&c->stop) && cc_read(cc, tmp, sizeof(tmp), 50) != 0)
-            ;
-        consumer_answered(c, idx, 0);
-        return false;
-    }
-    if (act == ACT_RESET) {
-        static const char partial[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                                      "Content-Length: 100\r\n\r\npartial";
-        cc_write(cc, partial, sizeof(partial) - 1);
-        it_sleep_ms(20);
-        struct linger lg = { 1, 0 };
-        setsockopt(cc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        consumer_answered(c, idx, 0);
-        return false; /* the close sends RST */
-    }
-    int status = d.failed_on_purpose ? r.fail_status : 200;
-    char text[64], extra[64] = "", resp[512];
-    snprintf(text, sizeof(text), d.failed_on_purpose ? "failing on purpose %d" : "ok %d", d.nth);
-    if (d.failed_on_purpose && r.retry_after >= 0)
-        snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", r.retry_after);
-    if (r.close_each)
-        snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "Connection: close\r\n");
-    if (r.body_bytes) {
-        int n = snprintf(resp, sizeof(resp),
-                         "HTTP/1.1 %d Test\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-                         "%s\r\n",
-                         status, r.body_bytes, extra);
-        consumer_answered(c, idx, status);
-        return cc_write(cc, resp, (size_t)n) && cc_write_big_body(cc, r.body_bytes) &&
-               !r.close_each;
-    }
-    int n = snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 %d Test\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
-                     status, strlen(text), extra, text);
-    /* Recorded before it is sent: once sent, the record's next event may arrive on
-     * another connection at once. */
-    consumer_answered(c, idx, status);
-    return cc_write(cc, resp, (size_t)n) && !r.close_each;
-}
-
-static void *conn_main(void *arg)
-{
-    cconn_t *cc = arg;
-    consumer_t *c = cc->c;
-    int one = 1;
-    setsockopt(cc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct timeval tv = { 0, 200000 };
-    setsockopt(cc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (c->ctx) {
-        cc->ssl = S.p_SSL_new(c->ctx);
-        bool ok = cc->ssl && S.p_SSL_set_fd(cc->ssl, cc->fd) == 1;
-        uint64_t deadline = it_now_ms() + 5000 * PATIENCE;
-        int r = 0;
-        while (ok && !atomic_load(&c->stop) && it_now_ms() < deadline) {
-            r = S.p_SSL_accept(cc->ssl);
-            if (r == 1)
-                break;
-            int e = S.p_SSL_get_error(cc->ssl, r);
-            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-                ok = false;
-        }
-        if (!ok || r != 1) {
-            pthread_mutex_lock(&c->mu);
-            c->tls_failures++;
-            pthread_cond_broadcast(&c->cv);
-            pthread_mutex_unlock(&c->mu);
-            goto out;
-        }
-        if (S.p_SSL_session_reused(cc->ssl)) {
-            pthread_mutex_lock(&c->mu);
-            c->tls_resumed++;
-            pthread_mutex_unlock(&c->mu);
-        }
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf)
-        goto out;
-    for (;;) {
-        /* The head. */
-        char *he;
-        for (;;) {
-            buf[len] = '\0';
-            if ((he = memmem(buf, len, "\r\n\r\n", 4)) != NULL)
-                break;
-            if (len == cap || atomic_load(&c->stop))
-                goto done;
-            ssize_t r = cc_read(cc, buf + len, cap - len, 100);
-            if (r == 0)
-                goto done;
-            if (r > 0)
-                len += (size_t)r;
-        }
-        size_t head_len = (size_t)(he - buf) + 4;
-        char saved = buf[head_len];
-        buf[head_len] = '\0';
-        slice_t cl = head_value(buf, "content-length");
-        char cls[32];
-        slice_copy(cls, sizeof(cls), cl);
-        char *end;
-        long long body_len = strtoll(cls, &end, 10);
-        buf[head_len] = saved;
-        if (!cl.p || end == cls || body_len < 0 || (size_t)body_len > (1u << 20)) {
-            pthread_mutex_lock(&c->mu);
-            c->malformed++;
-            pthread_mutex_unlock(&c->mu);
-            goto done;
-        }
-        size_t need = head_len + (size_t)body_len;
-        if (need > cap) {
-            char *p = realloc(buf, need + 1);
-            if (!p)
-                goto done;
-            buf = p;
-            cap = need;
-        }
-        while (len < need) {
-            if (atomic_load(&c->stop))
-                goto done;
-            ssize_t r = cc_read(cc, buf + len, cap - len, 100);
-            if (r == 0)
-                goto done;
-            if (r > 0)
-                len += (size_t)r;
-        }
-        char *head = malloc(head_len + 1);
-        if (!head)
-            goto done;
-        memcpy(head, buf, head_len);
-        head[head_len] = '\0';
-        bool go_on = consumer_handle(cc, head, buf + head_len, (size_t)body_len);
-        free(head);
-        if (!go_on)
-            goto done;
-        memmove(buf, buf + need, len - need);
-        len -= need;
-    }
-done:
-    free(buf);
-out:
-    pthread_mutex_lock(&c->mu);
-    if (cc->ssl) {
-        S.p_SSL_free(cc->ssl);
-        cc->ssl = NULL;
-    }
-    close(cc->fd);
-    cc->fd = -1;
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
-}
-
-static void *acceptor_main(void *arg)
-{
-    consumer_t *c = arg;
-    while (!atomic_load(&c->stop)) {
-        struct pollfd pfd = { c->lfd, POLLIN, 0 };
-        if (poll(&pfd, 1, 50) <= 0)
-            continue;
-        int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            continue;
-        cconn_t *cc = calloc(1, sizeof(*cc));
-        if (!cc) {
-            close(fd);
-            continue;
-        }
-        cc->c = c;
-        cc->fd = fd;
-        pthread_mutex_lock(&c->mu);
-        c->connections++;
-        if (pthread_create(&cc->th, NULL, conn_main, cc) != 0) {
-            pthread_mutex_unlock(&c->mu);
-            close(fd);
-            free(cc);
-            continue;
-        }
-        cc->next = c->conns;
-        c->conns = cc;
-        pthread_mutex_unlock(&c->mu);
-    }
-    return NULL;
-}
-
-/* A consumer on 127.0.0.1:0; TLS when ctx is given (then owned by the consumer). */
-static consumer_t *consumer_new(rule_t rule, SSL_CTX *ctx)
-{
-    consumer_t *c = calloc(1, sizeof(*c));
-    assert_non_null(c);
-    c->rule = rule;
-    c->ctx = ctx;
-    c->lfd = -1;
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    c->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(c->lfd >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(c->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(c->lfd, 256), 0);
-    socklen_t al = sizeof(a);
-    assert_int_equal(getsockname(c->lfd, (struct sockaddr *)&a, &al), 0);
-    c->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&c->acceptor, NULL, acceptor_main, c), 0);
-    c->acceptor_started = true;
-    return c;
-}
-
-static void consumer_free(consumer_t *c)
-{
-    if (!c)
-        return;
-    atomic_store(&c->stop, true);
-    if (c->acceptor_started)
-        pthread_join(c->acceptor, NULL);
-    if (c->lfd >= 0)
-        close(c->lfd);
-    pthread_mutex_lock(&c->mu);
-    for (cconn_t *cc = c->conns; cc; cc = cc->next)
-        if (cc->fd >= 0)
-            shutdown(cc->fd, SHUT_RDWR);
-    pthread_mutex_unlock(&c->mu);
-    for (cconn_t *cc = c->conns; cc;) {
-        cconn_t *next = cc->next;
-        pthread_join(cc->th, NULL);
-        free(cc);
-        cc = next;
-    }
-    if (c->ctx)
-        S.p_SSL_CTX_free(c->ctx);
-    for (size_t i = 0; i < c->n; i++)
-        free(c->d[i].body);
-    free(c->d);
-    free(c->acks);
-    pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->mu);
-    free(c);
-}
-
-static void consumer_set_key(consumer_t *c, const char *whsec)
-{
-    unsigned char key[SIGN_KEY_MAX];
-    size_t len = 0;
-    if (crypto_whsec_parse(whsec, key, sizeof(key), &len) || len == 0)
-        fail_msg("the webhook key '%.12s…' does not parse as whsec_", whsec);
-    pthread_mutex_lock(&c->mu);
-    memcpy(c->key, key, len);
-    c->key_len = len;
-    pthread_mutex_unlock(&c->mu);
-}
-
-/* Waits (bounded) until pred holds, evaluated under the consumer's lock. */
-typedef bool (*cpred_t)(consumer_t *c, const void *arg);
-
-static bool consumer_wait(consumer_t *c, cpred_t pred, const void *arg, unsigned timeout_ms)
-{
-    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms * PATIENCE;
-    pthread_mutex_lock(&c->mu);
-    bool ok;
-    while (!(ok = pred(c, arg)) && it_now_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return ok;
-}
-
-static bool pred_acks_at_least(consumer_t *c, const void *arg)
-{
-    return c->n_acks >= *(const size_t *)arg;
-}
-
-static bool pred_deliveries_at_least(consumer_t *c, const void *arg)
-{
-    return c->n >= *(const size_t *)arg;
-}
-
-typedef struct rec_version {
-    int64_t record;
-    uint64_t v;
-} rec_version_t;
-
-static bool pred_arrived(consumer_t *c, const void *arg)
-{
-    const rec_version_t *rv = arg;
-    return c->arrived_max[rec_slot(rv->record)] >= rv->v;
-}
-
-static bool pred_acked(consumer_t *c, const void *arg)
-{
-    const rec_version_t *rv = arg;
-    return c->acked_max[rec_slot(rv->record)] >= rv->v;
-}
-
-/* Every record i in 1..n has its version final[i] (0: nothing expected) acknowledged. */
-typedef struct finals {
-    const uint64_t *v;
-    size_t n;
-} finals_t;
-
-static bool pred_finals(consumer_t *c, const void *arg)
-{
-    const finals_t *f = arg;
-    for (size_t i = 1; i <= f->n; i++)
-        if (f->v[i] && c->acked_max[rec_slot((int64_t)i)] < f->v[i])
-            return false;
-    return true;
-}
-
-static size_t consumer_count(consumer_t *c)
-{
-    pthread_mutex_lock(&c->mu);
-    size_t n = c->n;
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
-
-static size_t consumer_acks(consumer_t *c)
-{
-    pthread_mutex_lock(&c->mu);
-    size_t n = c->n_acks;
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
-
-/* A snapshot of the deliveries (bodies not copied: valid until consumer_free). */
-static delivery_t *consumer_snapshot(consumer_t *c, size_t *n)
-{
-    pthread_mutex_lock(&c->mu);
-    *n = c->n;
-    delivery_t *d = malloc((c->n ? c->n : 1) * sizeof(*d));
-    assert_non_null(d);
-    if (c->n)
-        memcpy(d, c->d, c->n * sizeof(*d));
-    pthread_mutex_unlock(&c->mu);
-    return d;
-}
-
-/* Every delivery's signature verified, and each was a POST of JSON, not chunked. */
-static void expect_all_signed(consumer_t *c, const char *what)
-{
-    size_t n;
-    delivery_t *d = consumer_snapshot(c, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (d[i].verify != 0)
-            fail_msg("%s: delivery %zu (webhook-id %s, record %lld) does not verify: %s", what, i,
-                     d[i].id, (long long)d[i].record, sign_strerror(d[i].verify));
-        if (strcmp(d[i].method, "POST") != 0)
-            fail_msg("%s: delivery %zu used method %s", what, i, d[i].method);
-        if (d[i].chunked)
-            fail_msg("%s: delivery %zu came chunked", what, i);
-        if (d[i].record <= 0 || !d[i].v)
-            fail_msg("%s: delivery %zu has no record id or changeVersion: %.300s", what, i,
-                     d[i].body ? d[i].body : "");
-    }
-    free(d);
-    pthread_mutex_lock(&c->mu);
-    size_t malformed = c->malformed;
-    pthread_mutex_unlock(&c->mu);
-    if (malformed)
-        fail_msg("%s: %zu malformed requests", what, malformed);
-}
-
 /* ---- the breakhook servers ---------------------------------------------------------------- */
 
-typedef struct srv {
-    it_server_t s;
-    bool started;
-    bool done;           /* stopped or killed by the test itself */
-    it_conn_t conn;      /* keep-alive connection; fd < 0: none */
-    char store[400];     /* sqlite:<db> */
-    char auth[1200];     /* "Authorization: Bearer …\r\n" */
-} srv_t;
-
-#define MAX_SRV 5
 #define MAX_CONS 4
 
 typedef struct fixture {
-    srv_t srv[MAX_SRV];
-    size_t n_srv;
-    consumer_t *cons[MAX_CONS];
+    it_srvs_t srvs;
+    it_consumer_t *cons[MAX_CONS];
     size_t n_cons;
-    char client_id[128];
-    char client_secret[256];
     char tmp[256];       /* TLS material; removed by the teardown */
     void *keep[8];       /* test allocations freed by the teardown (a failed assertion
                           * jumps past the test's own free) */
@@ -924,8 +90,6 @@ static int setup(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    for (size_t i = 0; i < MAX_SRV; i++)
-        f->srv[i].conn.fd = -1;
     *state = f;
     return 0;
 }
@@ -934,20 +98,10 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     int rc = 0;
-    /* Stop every server first: a later one may use an earlier one's store. */
-    for (size_t i = f->n_srv; i-- > 0;) {
-        srv_t *s = &f->srv[i];
-        it_conn_close(&s->conn);
-        if (!s->started || s->done)
-            continue;
-        if (it_server_stop_clean(&s->s) != 0)
-            rc = -1;
-    }
-    for (size_t i = f->n_srv; i-- > 0;)
-        if (f->srv[i].started)
-            it_server_cleanup(&f->srv[i].s);
+    if (it_srvs_finish(&f->srvs) != 0)
+        rc = -1;
     for (size_t i = 0; i < f->n_cons; i++)
-        consumer_free(f->cons[i]);
+        it_consumer_free(f->cons[i]);
     it_rmtree(f->tmp);
     for (size_t i = 0; i < f->n_keep; i++)
         free(f->keep[i]);
@@ -955,170 +109,34 @@ static int teardown(void **state)
     return rc;
 }
 
-static consumer_t *consumer_add(fixture_t *f, rule_t rule, SSL_CTX *ctx)
+static it_consumer_t *consumer_add(fixture_t *f, it_rule_t rule, SSL_CTX *ctx)
 {
     assert_true(f->n_cons < MAX_CONS);
-    consumer_t *c = consumer_new(rule, ctx);
+    it_consumer_t *c = it_consumer_new(rule, ctx);
     f->cons[f->n_cons++] = c;
     return c;
 }
 
-/* Runs the CLI against s's store; requires exit 0; returns its stdout (malloc'd). */
-static char *cli(const srv_t *s, const char *const *args)
+/* Starts the fixture's next server with --rate-limit 0 and LOOPBACK_OK-style extra
+ * arguments (NULL-terminated). With same_store, it runs on that server's store (a
+ * restart); else on a fresh one with tenant acme and an all-scope client. */
+static it_srv_t *boot(fixture_t *f, const char *const *extra, const it_srv_t *same_store)
 {
-    return it_cli_ok(s->s.dir, args);
-}
-
-static void conn_ensure(srv_t *s)
-{
-    it_conn_ensure(&s->conn, s->s.port);
-}
-
-/* One request on s's keep-alive connection; auth: send the bearer token. */
-static void call(srv_t *s, bool auth, const char *method, const char *target, const char *ctype,
-                 const char *body, size_t len, it_response_t *r)
-{
-    conn_ensure(s);
-    char *headers = it_fmt("%s%s%s%s", auth ? s->auth : "", ctype ? "Content-Type: " : "",
-                        ctype ? ctype : "", ctype ? "\r\n" : "");
-    int rc = it_conn_request(&s->conn, method, target, headers, body, len, r);
-    free(headers);
-    if (rc != 0) {
-        it_conn_close(&s->conn);
-        fail_msg("%s %.200s: %s (server running: %d)", method, target, it_last_error(),
-                 it_server_running(&s->s));
-    }
-    const char *c = it_response_header(r, "connection");
-    if (c && strcasecmp(c, "close") == 0)
-        it_conn_close(&s->conn);
-}
-
-/* A request whose answer must have status (any of 200/201 when status is 0); returns the
- * parsed JSON body (NULL for 204). */
-static json_t *api(srv_t *s, const char *method, const char *target, const char *body,
-                   int status)
-{
-    it_response_t r;
-    call(s, true, method, target, body ? JSON_CT : NULL, body, body ? strlen(body) : 0, &r);
-    bool ok = status ? r.status == status : (r.status == 200 || r.status == 201);
-    if (!ok)
-        fail_msg("%s %.200s: status %d, expected %d; body: %.600s", method, target, r.status,
-                 status, r.body);
-    json_t *j = NULL;
-    if (r.status != 204) {
-        j = it_json_parse(r.body, r.body_len);
-        if (!j)
-            fail_msg("%s %.200s: the answer is not JSON: %.300s", method, target, r.body);
-    }
-    it_response_free(&r);
-    return j;
-}
-
-static void get_token(fixture_t *f, srv_t *s)
-{
-    char *eid = it_urlenc(f->client_id), *esec = it_urlenc(f->client_secret);
-    char *form = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s", eid, esec);
-    free(eid);
-    free(esec);
-    it_response_t r;
-    call(s, false, "POST", "/tenants/" TENANT "/connect/token", "application/x-www-form-urlencoded",
-         form, strlen(form), &r);
-    free(form);
-    json_t *t = it_assert_json(&r, 200);
-    const char *tok = json_string_value(json_object_get(t, "access_token"));
-    assert_non_null(tok);
-    assert_true(strlen(tok) < sizeof(s->auth) - 40);
-    snprintf(s->auth, sizeof(s->auth), "Authorization: Bearer %s\r\n", tok);
-    json_decref(t);
-    it_response_free(&r);
-}
-
-/* Starts a server with --rate-limit 0 and extra (NULL-terminated). With same_store, it
- * runs on that server's store (a restart; the tenant and client exist); else on a fresh
- * one where tenant acme and an all-scope client are created. Then gets a token. */
-static srv_t *boot(fixture_t *f, const char *const *extra, const srv_t *same_store)
-{
-    assert_true(f->n_srv < MAX_SRV);
-    srv_t *s = &f->srv[f->n_srv++];
-    const char *args[40];
-    size_t n = 0;
-    args[n++] = "--rate-limit";
-    args[n++] = "0";
-    if (same_store) {
-        args[n++] = "--store"; /* the last --store wins over the harness's own */
-        args[n++] = same_store->store;
-    }
-    for (size_t i = 0; extra && extra[i]; i++) {
-        assert_true(n < 38);
-        args[n++] = extra[i];
-    }
-    args[n] = NULL;
-    it_server_opts_t o = { .args = args };
-    if (it_server_start(&s->s, &o) != 0) {
-        s->started = s->s.dir[0] != '\0';
-        s->done = true;
-        fail_msg("server did not start: %s", it_last_error());
-    }
-    s->started = true;
-    if (same_store) {
-        snprintf(s->store, sizeof(s->store), "%s", same_store->store);
-    } else {
-        char store[sizeof(s->store)];
-        snprintf(store, sizeof(store), "sqlite:%s", s->s.db_path);
-        memcpy(s->store, store, sizeof(store));
-        const char *const t[] = { "tenant", "create", TENANT, "--store", s->store, NULL };
-        free(cli(s, t));
-        const char *const c[] = { "client", "create", "--tenant", TENANT, "--name", "it", "--json",
-                                  "--scopes", ALL_SCOPES, "--store", s->store, NULL };
-        char *out = cli(s, c);
-        json_t *j = it_json_parse(out, strlen(out));
-        if (!j)
-            fail_msg("client create --json printed no JSON: %s", out);
-        free(out);
-        const char *id = json_string_value(json_object_get(j, "clientId"));
-        const char *secret = json_string_value(json_object_get(j, "clientSecret"));
-        assert_non_null(id);
-        assert_non_null(secret);
-        snprintf(f->client_id, sizeof(f->client_id), "%s", id);
-        snprintf(f->client_secret, sizeof(f->client_secret), "%s", secret);
-        json_decref(j);
-    }
-    get_token(f, s);
+    it_srv_t *s = it_srvs_next(&f->srvs);
+    it_boot_opts_t o = { .args = extra, .same_store = same_store };
+    it_srv_boot(s, &o);
     return s;
-}
-
-/* SIGTERM, requiring a clean exit. */
-static void srv_stop(srv_t *s)
-{
-    it_conn_close(&s->conn);
-    int st = it_server_stop(&s->s, 0);
-    s->done = true;
-    if (st != 0) {
-        it_server_dump(&s->s);
-        fail_msg("the server exited with status %d", st);
-    }
 }
 
 /* ---- data ------------------------------------------------------------------------------- */
 
 /* Break definition 1 and people 1..n_people (employee number E-i, HRMID H-i). */
-static void seed(srv_t *s, int n_people)
+static void seed(it_srv_t *s, int n_people)
 {
-    json_decref(api(s, "PUT", BASE "/break-definitions/1",
-                    "{\"id\":1,\"name\":{\"default\":\"Lunch\"},\"friendlyName\":{\"default\":"
-                    "\"Lunch break\"},\"paidDurationInMinutes\":15,\"minimumDurationInMinutes\":15,"
-                    "\"maximumDurationInMinutes\":60,\"ifNotClockedDurationInMinutes\":30,"
-                    "\"hasToBeTakenUninterrupted\":true}",
-                    0));
-    for (int i = 1; i <= n_people; i++) {
-        char path[96];
-        snprintf(path, sizeof(path), BASE "/people/%d", i);
-        char *b = it_fmt("{\"id\":%d,\"externalReferences\":{\"@employee-number\":\"E-%d\","
-                      "\"HRMID\":\"H-%d\"}}",
-                      i, i, i);
-        json_decref(api(s, "PUT", path, b, 0));
-        free(b);
-    }
+    const it_definition_t lunch = { .id = 1, .paid = 15, .minimum = 15, .maximum = 60,
+                                    .if_not_clocked = 30, .uninterrupted = true };
+    it_seed_definition(s, &lunch);
+    it_seed_people(s, n_people, IT_REF_EMPLOYEE | IT_REF_HRMID);
 }
 
 /* A break of person `person` (definition 1); each (clocked, start) pair is a distinct
@@ -1132,14 +150,14 @@ static char *break_body(int64_t id, int64_t person, int clocked, int start)
 }
 
 /* PUT /breaks/{id}; returns the new changeVersion. */
-static uint64_t put_break(srv_t *s, int64_t id, int64_t person, int clocked, int start)
+static uint64_t put_break(it_srv_t *s, int64_t id, int64_t person, int clocked, int start)
 {
     char path[96];
-    snprintf(path, sizeof(path), BASE "/breaks/%lld", (long long)id);
+    snprintf(path, sizeof(path), IT_BASE "/breaks/%lld", (long long)id);
     char *b = break_body(id, person, clocked, start);
-    json_t *j = api(s, "PUT", path, b, 0);
+    json_t *j = it_srv_expect(s, "PUT", path, b, 0);
     free(b);
-    uint64_t v = version_num(json_string_value(json_object_get(j, "changeVersion")));
+    uint64_t v = it_version_num(json_string_value(json_object_get(j, "changeVersion")));
     if (!v)
         fail_msg("PUT %s answered no changeVersion", path);
     json_decref(j);
@@ -1147,104 +165,67 @@ static uint64_t put_break(srv_t *s, int64_t id, int64_t person, int clocked, int
 }
 
 /* POST /breaks/$batch; every line must be applied; final[id] gets the version of each
- * record's last line (final has room for MAX_REC) and, when line_v is given,
+ * record's last line (final has room for IT_MAX_REC) and, when line_v is given,
  * line_v[k - 1] the version of line k (k <= n_line_v). */
-static void post_batch_lines(srv_t *s, const char *body, size_t len, uint64_t *final,
+static void post_batch_lines(it_srv_t *s, const char *body, size_t len, uint64_t *final,
                              uint64_t *line_v, size_t n_line_v)
 {
     it_response_t r;
-    call(s, true, "POST", BASE "/breaks/$batch", NDJSON_CT, body, len, &r);
+    it_srv_call(s, s->auth, "POST", IT_BASE "/breaks/$batch", NDJSON_CT, body, len, &r);
     if (r.status != 200)
         fail_msg("$batch: status %d: %.300s", r.status, r.body);
-    const char *p = r.body, *end = r.body + r.body_len;
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     bool summary = false;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        if (le > p) {
-            json_t *j = it_json_parse(p, (size_t)(le - p));
-            if (!j)
-                fail_msg("$batch answer line is not JSON: %.*s", (int)(le - p > 200 ? 200 : le - p), p);
-            if (json_object_get(j, "summary")) {
-                summary = true;
-                json_t *sm = json_object_get(j, "summary");
-                if (json_integer_value(json_object_get(sm, "failed")) != 0)
-                    fail_msg("$batch: lines failed: %.*s", (int)(le - p), p);
-            } else {
-                int64_t st = (int64_t)json_integer_value(json_object_get(j, "status"));
-                int64_t id = (int64_t)json_integer_value(json_object_get(j, "id"));
-                uint64_t v = version_num(json_string_value(json_object_get(j, "changeVersion")));
-                if ((st != 200 && st != 201 && st != 204) || !v || id <= 0 || id >= MAX_REC)
-                    fail_msg("$batch line not applied: %.*s", (int)(le - p), p);
-                if (final)
-                    final[id] = v;
-                int64_t line = (int64_t)json_integer_value(json_object_get(j, "line"));
-                if (line_v && line >= 1 && (size_t)line <= n_line_v)
-                    line_v[line - 1] = v;
-            }
-            json_decref(j);
+    for (size_t k = 0; k < json_array_size(lines); k++) {
+        json_t *j = json_array_get(lines, k);
+        json_t *sm = json_object_get(j, "summary");
+        if (sm) {
+            summary = true;
+            if (json_integer_value(json_object_get(sm, "failed")) != 0)
+                fail_msg("$batch: lines failed: %.300s", r.body);
+            continue;
         }
-        p = nl ? nl + 1 : end;
+        int64_t st = (int64_t)json_integer_value(json_object_get(j, "status"));
+        int64_t id = (int64_t)json_integer_value(json_object_get(j, "id"));
+        uint64_t v = it_version_num(json_string_value(json_object_get(j, "changeVersion")));
+        if ((st != 200 && st != 201 && st != 204) || !v || id <= 0 || id >= IT_MAX_REC) {
+            char *text = json_dumps(j, JSON_COMPACT);
+            fail_msg("$batch line not applied: %s", text ? text : "?");
+        }
+        if (final)
+            final[id] = v;
+        int64_t line = (int64_t)json_integer_value(json_object_get(j, "line"));
+        if (line_v && line >= 1 && (size_t)line <= n_line_v)
+            line_v[line - 1] = v;
     }
+    json_decref(lines);
     if (!summary)
         fail_msg("$batch answer without a summary");
     it_response_free(&r);
 }
 
-static void post_batch(srv_t *s, const char *body, size_t len, uint64_t *final)
+static void post_batch(it_srv_t *s, const char *body, size_t len, uint64_t *final)
 {
     post_batch_lines(s, body, len, final, NULL, 0);
 }
 
 /* ---- webhooks ----------------------------------------------------------------------------- */
 
-typedef struct webhook {
-    char id[64];
-    char url[128];
-} webhook_t;
-
-/* Creates a webhook to c (path /hook; https when c serves TLS) and gives c its key.
- * ext_refs: the externalReferences query value (unencoded) or NULL. */
-static void webhook_create(srv_t *s, consumer_t *c, const char *ext_refs, webhook_t *out)
+static json_t *webhook_get(it_srv_t *s, const it_webhook_t *w)
 {
-    snprintf(out->url, sizeof(out->url), "%s://127.0.0.1:%d/hook", c->ctx ? "https" : "http",
-             c->port);
-    char *target;
-    if (ext_refs) {
-        char *e = it_urlenc(ext_refs);
-        target = it_fmt(BASE "/webhooks?externalReferences=%s", e);
-        free(e);
-    } else {
-        target = it_fmt(BASE "/webhooks");
-    }
-    char *body = it_fmt("{\"destinationUrl\":\"%s\",\"collectionName\":\"breaks\"}", out->url);
-    json_t *j = api(s, "POST", target, body, 201);
-    free(target);
-    free(body);
-    const char *id = json_string_value(json_object_get(j, "id"));
-    const char *key = json_string_value(json_object_get(j, "key"));
-    if (!id || !key)
-        fail_msg("webhook create answered no id or key");
-    snprintf(out->id, sizeof(out->id), "%s", id);
-    consumer_set_key(c, key);
-    json_decref(j);
-}
-
-static json_t *webhook_get(srv_t *s, const webhook_t *w)
-{
-    char *t = it_fmt(BASE "/webhooks/%s", w->id);
-    json_t *j = api(s, "GET", t, NULL, 200);
+    char *t = it_fmt(IT_BASE "/webhooks/%s", w->id);
+    json_t *j = it_srv_expect(s, "GET", t, NULL, 200);
     free(t);
     return j;
 }
 
 /* The whole attempt log, newest first (every page). */
-static json_t *attempt_log(srv_t *s, const webhook_t *w)
+static json_t *attempt_log(it_srv_t *s, const it_webhook_t *w)
 {
     json_t *all = json_array();
-    char *target = it_fmt(BASE "/webhooks/%s/deliveries?pageSize=10000", w->id);
+    char *target = it_fmt(IT_BASE "/webhooks/%s/deliveries?pageSize=10000", w->id);
     for (int page = 0; target && page < 100; page++) {
-        json_t *j = api(s, "GET", target, NULL, 200);
+        json_t *j = it_srv_expect(s, "GET", target, NULL, 200);
         free(target);
         target = NULL;
         json_t *v = json_object_get(j, "value");
@@ -1260,17 +241,27 @@ static json_t *attempt_log(srv_t *s, const webhook_t *w)
     return all;
 }
 
-/* Polls the attempt log until it has at least n entries (bounded); returns it. */
-static json_t *attempt_log_wait(srv_t *s, const webhook_t *w, size_t n, unsigned timeout_ms)
+typedef struct log_wait {
+    it_srv_t *s;
+    const it_webhook_t *w;
+    size_t n;
+    json_t *log; /* the last one read */
+} log_wait_t;
+
+static bool log_has_n(void *arg)
 {
-    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms * PATIENCE;
-    for (;;) {
-        json_t *a = attempt_log(s, w);
-        if (json_array_size(a) >= n || it_now_ms() >= deadline)
-            return a;
-        json_decref(a);
-        it_sleep_ms(50);
-    }
+    log_wait_t *lw = arg;
+    json_decref(lw->log);
+    lw->log = attempt_log(lw->s, lw->w);
+    return json_array_size(lw->log) >= lw->n;
+}
+
+/* Polls the attempt log until it has at least n entries (bounded); returns it. */
+static json_t *attempt_log_wait(it_srv_t *s, const it_webhook_t *w, size_t n, unsigned timeout_ms)
+{
+    log_wait_t lw = { s, w, n, NULL };
+    it_wait_until(log_has_n, &lw, timeout_ms * IT_PATIENCE, 50);
+    return lw.log;
 }
 
 /* The attempts of one record, oldest first (the log is newest first). */
@@ -1294,17 +285,28 @@ static const char *jstr_or(json_t *o, const char *key, const char *dflt)
 /* Polls GET /webhooks/{id} until pred holds (bounded); returns the last answer. */
 typedef bool (*wpred_t)(json_t *w, const void *arg);
 
-static json_t *webhook_wait(srv_t *s, const webhook_t *w, wpred_t pred, const void *arg,
+typedef struct webhook_wait {
+    it_srv_t *s;
+    const it_webhook_t *w;
+    wpred_t pred;
+    const void *arg;
+    json_t *last;
+} webhook_wait_t;
+
+static bool webhook_holds(void *arg)
+{
+    webhook_wait_t *ww = arg;
+    json_decref(ww->last);
+    ww->last = webhook_get(ww->s, ww->w);
+    return ww->pred(ww->last, ww->arg);
+}
+
+static json_t *webhook_wait(it_srv_t *s, const it_webhook_t *w, wpred_t pred, const void *arg,
                             unsigned timeout_ms)
 {
-    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms * PATIENCE;
-    for (;;) {
-        json_t *j = webhook_get(s, w);
-        if (pred(j, arg) || it_now_ms() >= deadline)
-            return j;
-        json_decref(j);
-        it_sleep_ms(50);
-    }
+    webhook_wait_t ww = { s, w, pred, arg, NULL };
+    it_wait_until(webhook_holds, &ww, timeout_ms * IT_PATIENCE, 50);
+    return ww.last;
 }
 
 static bool wpred_disabled(json_t *w, const void *arg)
@@ -1316,11 +318,11 @@ static bool wpred_disabled(json_t *w, const void *arg)
 /* lastDeliveredChangeVersion reached *arg and nothing is pending. */
 static bool wpred_caught_up(json_t *w, const void *arg)
 {
-    uint64_t last = version_num(json_string_value(json_object_get(w, "lastDeliveredChangeVersion")));
+    uint64_t last = it_version_num(json_string_value(json_object_get(w, "lastDeliveredChangeVersion")));
     return last >= *(const uint64_t *)arg && json_integer_value(json_object_get(w, "pendingEvents")) == 0;
 }
 
-static void expect_caught_up(srv_t *s, const webhook_t *w, uint64_t last, unsigned timeout_ms)
+static void expect_caught_up(it_srv_t *s, const it_webhook_t *w, uint64_t last, unsigned timeout_ms)
 {
     json_t *j = webhook_wait(s, w, wpred_caught_up, &last, timeout_ms);
     if (!wpred_caught_up(j, &last)) {
@@ -1328,7 +330,7 @@ static void expect_caught_up(srv_t *s, const webhook_t *w, uint64_t last, unsign
         fail_msg("the webhook did not catch up to %020llX within %u ms: %s",
                  (unsigned long long)last, timeout_ms, t);
     }
-    uint64_t got = version_num(json_string_value(json_object_get(j, "lastDeliveredChangeVersion")));
+    uint64_t got = it_version_num(json_string_value(json_object_get(j, "lastDeliveredChangeVersion")));
     if (got != last)
         fail_msg("lastDeliveredChangeVersion %020llX, expected %020llX (the last change)",
                  (unsigned long long)got, (unsigned long long)last);
@@ -1337,7 +339,7 @@ static void expect_caught_up(srv_t *s, const webhook_t *w, uint64_t last, unsign
     json_decref(j);
 }
 
-static void expect_disabled(srv_t *s, const webhook_t *w, const char *reason)
+static void expect_disabled(it_srv_t *s, const it_webhook_t *w, const char *reason)
 {
     json_t *j = webhook_wait(s, w, wpred_disabled, NULL, 10000);
     const char *st = jstr_or(j, "status", "?"), *why = jstr_or(j, "disabledReason", "null");
@@ -1350,18 +352,18 @@ static void expect_disabled(srv_t *s, const webhook_t *w, const char *reason)
 }
 
 /* Wait for the consumer to have acknowledged (record, v), or fail. */
-static void expect_acked(consumer_t *c, int64_t record, uint64_t v, unsigned timeout_ms)
+static void expect_acked(it_consumer_t *c, int64_t record, uint64_t v, unsigned timeout_ms)
 {
-    rec_version_t rv = { record, v };
-    if (!consumer_wait(c, pred_acked, &rv, timeout_ms))
+    it_rec_version_t rv = { record, v };
+    if (!it_consumer_wait(c, it_pred_acked, &rv, timeout_ms))
         fail_msg("record %lld version %020llX was not delivered within %u ms (%zu deliveries)",
-                 (long long)record, (unsigned long long)v, timeout_ms, consumer_count(c));
+                 (long long)record, (unsigned long long)v, timeout_ms, it_consumer_count(c));
 }
 
 /* ---- what is delivered (SPEC §7.2) ----------------------------------------------------- */
 
 /* The deliveries of record in c, in arrival order, as (index into d). */
-static size_t deliveries_of(const delivery_t *d, size_t n, int64_t record, size_t *out, size_t max)
+static size_t deliveries_of(const it_delivery_t *d, size_t n, int64_t record, size_t *out, size_t max)
 {
     size_t k = 0;
     for (size_t i = 0; i < n && k < max; i++)
@@ -1371,7 +373,7 @@ static size_t deliveries_of(const delivery_t *d, size_t n, int64_t record, size_
 }
 
 /* The body of a delivery is exactly {"changeType":type,"data":data}. */
-static void expect_body(const delivery_t *d, const char *type, json_t *data)
+static void expect_body(const it_delivery_t *d, const char *type, json_t *data)
 {
     json_t *j = it_json_parse(d->body, d->body_len);
     if (!j || json_object_size(j) != 2)
@@ -1387,7 +389,7 @@ static void expect_body(const delivery_t *d, const char *type, json_t *data)
 }
 
 /* Checks the headers every delivery must have. */
-static void expect_headers(const delivery_t *d)
+static void expect_headers(const it_delivery_t *d)
 {
     if (strcmp(d->ctype, "application/json") != 0)
         fail_msg("Content-Type '%s', expected application/json", d->ctype);
@@ -1411,22 +413,22 @@ static void test_delivery_contents(void **state)
     fixture_t *f = *state;
     /* A: asks for the people references, and fails record 100's first delivery once
      * (to see the retry carry the same webhook-id); B: plain. */
-    rule_t ra = RULE_OK;
+    it_rule_t ra = IT_RULE_OK;
     ra.only_record = 100;
     ra.fail_first = 1;
     ra.fail_status = 500;
-    consumer_t *ca = consumer_add(f, ra, NULL);
-    consumer_t *cb = consumer_add(f, RULE_OK, NULL);
+    it_consumer_t *ca = consumer_add(f, ra, NULL);
+    it_consumer_t *cb = consumer_add(f, IT_RULE_OK, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "100ms,100ms,100ms", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 7);
-    webhook_t wa, wb;
+    it_webhook_t wa, wb;
     const char *refs = "(people,@employee-number)(people,HRMID)";
-    webhook_create(s, ca, refs, &wa);
-    webhook_create(s, cb, NULL, &wb);
+    it_consumer_webhook(s, ca, refs, &wa);
+    it_consumer_webhook(s, cb, NULL, &wb);
     char *eref = it_urlenc(refs);
-    char *get_plain = it_fmt(BASE "/breaks/100");
-    char *get_refs = it_fmt(BASE "/breaks/100?externalReferences=%s", eref);
+    char *get_plain = it_fmt(IT_BASE "/breaks/100");
+    char *get_refs = it_fmt(IT_BASE "/breaks/100?externalReferences=%s", eref);
     free(eref);
 
     /* Version 1, then version 2 once version 1 is in: each must arrive as GET shows it. */
@@ -1434,9 +436,9 @@ static void test_delivery_contents(void **state)
     uint64_t v[2];
     for (int k = 0; k < 2; k++) {
         v[k] = put_break(s, 100, 7, 40 + k, 700 + k);
-        plain[k] = api(s, "GET", get_plain, NULL, 200);
-        withrefs[k] = api(s, "GET", get_refs, NULL, 200);
-        assert_true(version_num(jstr_or(plain[k], "changeVersion", "")) == v[k]);
+        plain[k] = it_srv_expect(s, "GET", get_plain, NULL, 200);
+        withrefs[k] = it_srv_expect(s, "GET", get_refs, NULL, 200);
+        assert_true(it_version_num(jstr_or(plain[k], "changeVersion", "")) == v[k]);
         json_t *er = json_object_get(json_object_get(withrefs[k], "person"), "externalReferences");
         if (json_object_size(er) != 2)
             fail_msg("GET with references shows %zu references", json_object_size(er));
@@ -1444,19 +446,19 @@ static void test_delivery_contents(void **state)
         expect_acked(cb, 100, v[k], 10000);
     }
     /* A delete: {"changeType":"Delete","data":{"changeVersion","id"}}. */
-    json_decref(api(s, "DELETE", get_plain, NULL, 204));
+    json_decref(it_srv_expect(s, "DELETE", get_plain, NULL, 204));
     size_t three = 3;
-    if (!consumer_wait(ca, pred_acks_at_least, &three, 10000) ||
-        !consumer_wait(cb, pred_acks_at_least, &three, 10000))
-        fail_msg("the delete was not delivered to both webhooks (acks %zu, %zu)", consumer_acks(ca),
-                 consumer_acks(cb));
+    if (!it_consumer_wait(ca, it_pred_acks_at_least, &three, 10000) ||
+        !it_consumer_wait(cb, it_pred_acks_at_least, &three, 10000))
+        fail_msg("the delete was not delivered to both webhooks (acks %zu, %zu)", it_consumer_acks(ca),
+                 it_consumer_acks(cb));
     it_sleep_ms(400); /* nothing more may come */
 
-    consumer_t *cs[2] = { ca, cb };
+    it_consumer_t *cs[2] = { ca, cb };
     char ids[2][3][160];
     for (int w = 0; w < 2; w++) {
         size_t n;
-        delivery_t *d = consumer_snapshot(cs[w], &n);
+        it_delivery_t *d = it_consumer_snapshot(cs[w], &n);
         /* A: v1 twice (500, then 200), v2, delete; B: v1, v2, delete. */
         size_t want = w == 0 ? 4 : 3;
         if (n != want)
@@ -1492,7 +494,7 @@ static void test_delivery_contents(void **state)
             fail_msg("the delete delivery is not {changeType:Delete,data:{changeVersion,id}}: %.300s",
                      d[k].body);
         const char *dv = jstr_or(data, "changeVersion", "");
-        if (version_num(dv) <= v[1])
+        if (it_version_num(dv) <= v[1])
             fail_msg("the delete's changeVersion '%s' is not after %020llX", dv,
                      (unsigned long long)v[1]);
         json_decref(j);
@@ -1530,7 +532,7 @@ static void test_delivery_contents(void **state)
 #define CW_PER_THREAD 200
 
 typedef struct writer {
-    srv_t *s;
+    it_srv_t *s;
     uint64_t seed;
     atomic_int *counter;
     int failures;
@@ -1550,11 +552,11 @@ static void *writer_main(void *arg)
     char headers[1400];
     snprintf(headers, sizeof(headers), "%sContent-Type: " JSON_CT "\r\n", w->s->auth);
     for (int i = 0; i < CW_PER_THREAD; i++) {
-        int64_t id = (int64_t)(xorshift(&w->seed) % CW_RECORDS) + 1;
+        int64_t id = (int64_t)(it_xorshift(&w->seed) % CW_RECORDS) + 1;
         int k = atomic_fetch_add(w->counter, 1);
         char *b = break_body(id, 1, k, 0);
         char path[96];
-        snprintf(path, sizeof(path), BASE "/breaks/%lld", (long long)id);
+        snprintf(path, sizeof(path), IT_BASE "/breaks/%lld", (long long)id);
         it_response_t r;
         memset(&r, 0, sizeof(r));
         int rc = it_conn_request(&conn, "PUT", path, headers, b, strlen(b), &r);
@@ -1576,14 +578,14 @@ static void *writer_main(void *arg)
 static void test_order_under_concurrent_writes(void **state)
 {
     fixture_t *f = *state;
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.delay_ms = 2; /* keeps events in flight so that newer ones wait (and coalesce) */
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "100ms,200ms", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     /* The engine loads new webhooks once a second: wait until it delivers, so that the
      * writes below race with deliveries instead of being coalesced before any. */
     uint64_t warm = put_break(s, CW_RECORDS + 1, 1, 0, 0);
@@ -1612,21 +614,21 @@ static void test_order_under_concurrent_writes(void **state)
     uint64_t last = 0;
     for (int64_t id = 1; id <= CW_RECORDS; id++) {
         char path[96];
-        snprintf(path, sizeof(path), BASE "/breaks/%lld", (long long)id);
-        state_of[id] = api(s, "GET", path, NULL, 200);
-        final[id] = version_num(jstr_or(state_of[id], "changeVersion", ""));
+        snprintf(path, sizeof(path), IT_BASE "/breaks/%lld", (long long)id);
+        state_of[id] = it_srv_expect(s, "GET", path, NULL, 200);
+        final[id] = it_version_num(jstr_or(state_of[id], "changeVersion", ""));
         if (final[id] > last)
             last = final[id];
     }
-    finals_t fin = { final, CW_RECORDS };
-    if (!consumer_wait(c, pred_finals, &fin, 20000))
+    it_finals_t fin = { final, CW_RECORDS };
+    if (!it_consumer_wait(c, it_pred_finals, &fin, 20000))
         fail_msg("the final versions were not all delivered within 20 s");
     uint64_t t_done = it_now_ms();
     it_sleep_ms(300);
 
     size_t n;
-    delivery_t *d = consumer_snapshot(c, &n);
-    expect_all_signed(c, "concurrent writes");
+    it_delivery_t *d = it_consumer_snapshot(c, &n);
+    it_consumer_expect_signed(c, "concurrent writes");
     size_t per[CW_RECORDS + 1] = { 0 };
     for (int64_t id = 1; id <= CW_RECORDS; id++) {
         uint64_t prev = 0;
@@ -1682,16 +684,16 @@ static void test_retry_then_delivered(void **state)
 {
     enum { NR = 3 };
     fixture_t *f = *state;
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.fail_first = 3;
     rule.fail_status = 500;
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "200ms,200ms,200ms,200ms,200ms",
                                   NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     /* Three records at once: 9 failures in a row, below the circuit breaker's threshold
      * (10 consecutive failures pause the destination; see the breaker test). */
     uint64_t v[NR + 1] = { 0 }, last = 0;
@@ -1702,8 +704,8 @@ static void test_retry_then_delivered(void **state)
     it_sleep_ms(300);
 
     size_t n;
-    delivery_t *d = consumer_snapshot(c, &n);
-    expect_all_signed(c, "retries");
+    it_delivery_t *d = it_consumer_snapshot(c, &n);
+    it_consumer_expect_signed(c, "retries");
     for (int64_t id = 1; id <= NR; id++) {
         size_t idx[8];
         size_t k = deliveries_of(d, n, id, idx, 8);
@@ -1711,7 +713,7 @@ static void test_retry_then_delivered(void **state)
             fail_msg("record %lld: %zu deliveries, expected 4 (3 failures, then success)",
                      (long long)id, k);
         for (size_t i = 0; i < 4; i++) {
-            const delivery_t *x = &d[idx[i]];
+            const it_delivery_t *x = &d[idx[i]];
             if (x->status != (i < 3 ? 500 : 200) || x->v != v[id] || strcmp(x->id, d[idx[0]].id))
                 fail_msg("record %lld attempt %zu: status %d version %s id %s", (long long)id, i + 1,
                          x->status, x->version, x->id);
@@ -1736,7 +738,7 @@ static void test_retry_then_delivered(void **state)
             json_t *a = json_array_get(as, i);
             char *t = json_dumps(a, JSON_COMPACT);
             bool failed = i < 3;
-            int64_t at = iso_ms(jstr_or(a, "attemptedAt", ""));
+            int64_t at = it_iso_ms(jstr_or(a, "attemptedAt", ""));
             const char *next = json_string_value(json_object_get(a, "nextAttemptAt"));
             char body[64];
             snprintf(body, sizeof(body), failed ? "failing on purpose %zu" : "ok %zu", i + 1);
@@ -1744,7 +746,7 @@ static void test_retry_then_delivered(void **state)
                 strcmp(jstr_or(a, "status", ""), failed ? "Failed" : "Delivered") != 0 ||
                 json_integer_value(json_object_get(a, "httpStatus")) != (failed ? 500 : 200) ||
                 !json_is_null(json_object_get(a, "error")) ||
-                version_num(jstr_or(a, "changeVersion", "")) != v[id] ||
+                it_version_num(jstr_or(a, "changeVersion", "")) != v[id] ||
                 strcmp(jstr_or(a, "changeType", ""), "InsertOrUpdate") != 0 ||
                 strcmp(jstr_or(a, "eventId", ""), d[idx[i]].id) != 0 ||
                 strcmp(jstr_or(a, "responseBody", ""), body) != 0 || at < 0 ||
@@ -1752,7 +754,7 @@ static void test_retry_then_delivered(void **state)
                 json_integer_value(json_object_get(a, "durationMs")) < 0)
                 fail_msg("record %lld attempt %zu logged as %s", (long long)id, i + 1, t);
             if (failed) {
-                if (!next || iso_ms(next) < at + 150)
+                if (!next || it_iso_ms(next) < at + 150)
                     fail_msg("record %lld attempt %zu: nextAttemptAt missing or too early: %s",
                              (long long)id, i + 1, t);
             } else if (next) {
@@ -1781,23 +783,23 @@ static void test_big_answer_body(void **state)
 {
     enum { BIG = 2 << 20 };
     fixture_t *f = *state;
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.fail_first = 1;
     rule.fail_status = 500;
     rule.body_bytes = BIG;
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "200ms,200ms,200ms", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     uint64_t v = put_break(s, 1, 1, 10, 0);
     expect_acked(c, 1, v, 15000);
     expect_caught_up(s, &w, v, 10000);
 
     char first[4097];
     for (size_t i = 0; i < 4096; i++)
-        first[i] = big_body_byte(i);
+        first[i] = it_consumer_body_byte(i);
     first[4096] = '\0';
     json_t *log = attempt_log_wait(s, &w, 2, 5000);
     json_t *as = attempts_of(log, 1);
@@ -1823,9 +825,9 @@ static void test_big_answer_body(void **state)
 
     /* Delivered means done: no retry of the 200 follows (the schedule is 200 ms). */
     it_sleep_ms(1500);
-    if (consumer_count(c) != 2)
+    if (it_consumer_count(c) != 2)
         fail_msg("%zu deliveries, expected 2: the 200 with a big body was retried",
-                 consumer_count(c));
+                 it_consumer_count(c));
     json_t *j = webhook_get(s, &w);
     if (strcmp(jstr_or(j, "status", ""), "Enabled") != 0)
         fail_msg("the webhook is %s after a 2xx", jstr_or(j, "status", "?"));
@@ -1836,19 +838,19 @@ static void test_big_answer_body(void **state)
 static void test_failing_record_does_not_hold_up_others(void **state)
 {
     fixture_t *f = *state;
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.only_record = 77;
     rule.fail_first = -1;
     rule.fail_status = 500;
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "300ms,20s,20s", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     put_break(s, 77, 1, 10, 0);
     size_t one = 1;
-    if (!consumer_wait(c, pred_deliveries_at_least, &one, 10000))
+    if (!it_consumer_wait(c, it_pred_deliveries_at_least, &one, 10000))
         fail_msg("record 77 was never attempted");
     uint64_t wrote[11], v[11];
     for (int64_t id = 1; id <= 10; id++) {
@@ -1860,14 +862,14 @@ static void test_failing_record_does_not_hold_up_others(void **state)
     for (int64_t id = 1; id <= 10; id++) {
         expect_acked(c, id, v[id], 5000);
         size_t n;
-        delivery_t *d = consumer_snapshot(c, &n);
+        it_delivery_t *d = it_consumer_snapshot(c, &n);
         for (size_t i = 0; i < n; i++)
             if (d[i].record == id && d[i].at_ms - wrote[id] > worst)
                 worst = d[i].at_ms - wrote[id];
         free(d);
     }
     size_t n;
-    delivery_t *d = consumer_snapshot(c, &n);
+    it_delivery_t *d = it_consumer_snapshot(c, &n);
     size_t idx[16];
     size_t k77 = deliveries_of(d, n, 77, idx, 16);
     bool any_ok = false;
@@ -1881,7 +883,7 @@ static void test_failing_record_does_not_hold_up_others(void **state)
         fail_msg("record 77: %zu attempts, delivered %d (expected failing and retried)", k77, any_ok);
     if (worst > 1000)
         fail_msg("a healthy record waited %llu ms behind the failing one", (unsigned long long)worst);
-    expect_all_signed(c, "hold-up");
+    it_consumer_expect_signed(c, "hold-up");
     json_t *j = webhook_get(s, &w);
     if (json_integer_value(json_object_get(j, "pendingEvents")) < 1)
         fail_msg("record 77 is undelivered but pendingEvents is %lld",
@@ -1894,30 +896,30 @@ static void test_failing_record_does_not_hold_up_others(void **state)
 static void test_retry_after(void **state)
 {
     fixture_t *f = *state;
-    rule_t r429 = RULE_OK, r503 = RULE_OK;
+    it_rule_t r429 = IT_RULE_OK, r503 = IT_RULE_OK;
     r429.fail_first = r503.fail_first = 1;
     r429.fail_status = 429;
     r429.retry_after = 1;
     r503.fail_status = 503;
     r503.retry_after = 2;
-    consumer_t *c429 = consumer_add(f, r429, NULL);
-    consumer_t *c503 = consumer_add(f, r503, NULL);
+    it_consumer_t *c429 = consumer_add(f, r429, NULL);
+    it_consumer_t *c503 = consumer_add(f, r503, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "100ms,100ms,100ms", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w429, w503;
-    webhook_create(s, c429, NULL, &w429);
-    webhook_create(s, c503, NULL, &w503);
+    it_webhook_t w429, w503;
+    it_consumer_webhook(s, c429, NULL, &w429);
+    it_consumer_webhook(s, c503, NULL, &w503);
     uint64_t v = put_break(s, 1, 1, 10, 0);
     expect_acked(c429, 1, v, 10000);
     expect_acked(c503, 1, v, 10000);
 
-    consumer_t *cs[2] = { c429, c503 };
-    const webhook_t *ws[2] = { &w429, &w503 };
+    it_consumer_t *cs[2] = { c429, c503 };
+    const it_webhook_t *ws[2] = { &w429, &w503 };
     const int status[2] = { 429, 503 }, after_s[2] = { 1, 2 };
     for (int i = 0; i < 2; i++) {
         size_t n;
-        delivery_t *d = consumer_snapshot(cs[i], &n);
+        it_delivery_t *d = it_consumer_snapshot(cs[i], &n);
         if (n != 2 || d[0].status != status[i] || d[1].status != 200)
             fail_msg("%d: %zu deliveries (expected the %d, then a 200)", status[i], n, status[i]);
         uint64_t gap = d[1].at_ms - d[0].answered_ms;
@@ -1929,8 +931,8 @@ static void test_retry_after(void **state)
         free(d);
         json_t *log = attempt_log_wait(s, ws[i], 2, 5000);
         json_t *a = json_array_get(log, json_array_size(log) - 1);
-        int64_t at = iso_ms(jstr_or(a, "attemptedAt", ""));
-        int64_t next = iso_ms(jstr_or(a, "nextAttemptAt", ""));
+        int64_t at = it_iso_ms(jstr_or(a, "attemptedAt", ""));
+        int64_t next = it_iso_ms(jstr_or(a, "nextAttemptAt", ""));
         if (json_array_size(log) != 2 || json_integer_value(json_object_get(a, "httpStatus")) != status[i] ||
             next < at + after_s[i] * 1000)
             fail_msg("%d: the attempt log does not show the Retry-After delay (attempted %lld, next "
@@ -1944,18 +946,18 @@ static void test_retry_after(void **state)
 static void test_gone_disables(void **state)
 {
     fixture_t *f = *state;
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.fail_first = -1;
     rule.fail_status = 410;
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "100ms,100ms,100ms", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     put_break(s, 1, 1, 10, 0);
     size_t one = 1;
-    if (!consumer_wait(c, pred_deliveries_at_least, &one, 10000))
+    if (!it_consumer_wait(c, it_pred_deliveries_at_least, &one, 10000))
         fail_msg("nothing was delivered");
     expect_disabled(s, &w, "DestinationGone");
     json_t *log = attempt_log_wait(s, &w, 1, 5000);
@@ -1970,7 +972,7 @@ static void test_gone_disables(void **state)
     put_break(s, 2, 1, 10, 0);
     put_break(s, 1, 1, 11, 0);
     it_sleep_ms(2000);
-    size_t n = consumer_count(c);
+    size_t n = it_consumer_count(c);
     if (n != 1)
         fail_msg("%zu deliveries after the 410 (expected the one that got it)", n);
     expect_disabled(s, &w, "DestinationGone");
@@ -1980,19 +982,19 @@ static void test_gone_disables(void **state)
 static void test_retries_exhausted(void **state)
 {
     fixture_t *f = *state;
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.fail_first = -1;
     rule.fail_status = 500;
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "50ms,50ms", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     uint64_t v = put_break(s, 1, 1, 10, 0);
     size_t three = 3;
-    if (!consumer_wait(c, pred_deliveries_at_least, &three, 10000))
-        fail_msg("%zu attempts, expected 3 (the first and two retries)", consumer_count(c));
+    if (!it_consumer_wait(c, it_pred_deliveries_at_least, &three, 10000))
+        fail_msg("%zu attempts, expected 3 (the first and two retries)", it_consumer_count(c));
     expect_disabled(s, &w, "RetriesExhausted");
     json_t *log = attempt_log_wait(s, &w, 3, 5000);
     json_t *as = attempts_of(log, 1);
@@ -2004,7 +1006,7 @@ static void test_retries_exhausted(void **state)
         if (json_integer_value(json_object_get(a, "attempt")) != (json_int_t)(i + 1) ||
             strcmp(jstr_or(a, "status", ""), lastone ? "GaveUp" : "Failed") != 0 ||
             json_integer_value(json_object_get(a, "httpStatus")) != 500 ||
-            version_num(jstr_or(a, "changeVersion", "")) != v ||
+            it_version_num(jstr_or(a, "changeVersion", "")) != v ||
             json_is_null(json_object_get(a, "nextAttemptAt")) != lastone)
             fail_msg("attempt %zu: %s", i + 1, json_dumps(a, JSON_COMPACT));
     }
@@ -2013,8 +1015,8 @@ static void test_retries_exhausted(void **state)
     put_break(s, 2, 1, 10, 0);
     put_break(s, 1, 1, 11, 0);
     it_sleep_ms(1500);
-    if (consumer_count(c) != 3)
-        fail_msg("%zu deliveries after the webhook was disabled", consumer_count(c) - 3);
+    if (it_consumer_count(c) != 3)
+        fail_msg("%zu deliveries after the webhook was disabled", it_consumer_count(c) - 3);
 }
 
 /* A destination that hangs past --delivery-timeout, and one that resets the connection in
@@ -2022,25 +1024,25 @@ static void test_retries_exhausted(void **state)
 static void test_timeout_and_reset(void **state)
 {
     fixture_t *f = *state;
-    rule_t hang = RULE_OK, reset = RULE_OK;
+    it_rule_t hang = IT_RULE_OK, reset = IT_RULE_OK;
     hang.fail_first = reset.fail_first = 1;
-    hang.fail_act = ACT_HANG;
-    reset.fail_act = ACT_RESET;
-    consumer_t *ch = consumer_add(f, hang, NULL);
-    consumer_t *cr = consumer_add(f, reset, NULL);
+    hang.fail_act = IT_ACT_HANG;
+    reset.fail_act = IT_ACT_RESET;
+    it_consumer_t *ch = consumer_add(f, hang, NULL);
+    it_consumer_t *cr = consumer_add(f, reset, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "100ms,100ms,100ms",
                                   "--delivery-timeout", "1s", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t wh, wr;
-    webhook_create(s, ch, NULL, &wh);
-    webhook_create(s, cr, NULL, &wr);
+    it_webhook_t wh, wr;
+    it_consumer_webhook(s, ch, NULL, &wh);
+    it_consumer_webhook(s, cr, NULL, &wr);
     uint64_t v = put_break(s, 1, 1, 10, 0);
     expect_acked(ch, 1, v, 10000);
     expect_acked(cr, 1, v, 10000);
 
     size_t n;
-    delivery_t *d = consumer_snapshot(ch, &n);
+    it_delivery_t *d = it_consumer_snapshot(ch, &n);
     if (n != 2 || strcmp(d[0].id, d[1].id) != 0)
         fail_msg("hang: %zu deliveries (expected the hung one and its retry, same webhook-id)", n);
     uint64_t gap = d[1].at_ms - d[0].at_ms;
@@ -2061,7 +1063,7 @@ static void test_timeout_and_reset(void **state)
         fail_msg("hang: attempt log %s", json_dumps(log, JSON_COMPACT));
     json_decref(log);
 
-    d = consumer_snapshot(cr, &n);
+    d = it_consumer_snapshot(cr, &n);
     if (n != 2 || d[0].status != 0 || d[1].status != 200 || strcmp(d[0].id, d[1].id) != 0)
         fail_msg("reset: %zu deliveries (expected the reset one and its retry)", n);
     free(d);
@@ -2074,122 +1076,35 @@ static void test_timeout_and_reset(void **state)
         strcmp(jstr_or(json_array_get(log, 0), "status", ""), "Delivered") != 0)
         fail_msg("reset: attempt log %s", json_dumps(log, JSON_COMPACT));
     json_decref(log);
-    expect_all_signed(ch, "hang");
-    expect_all_signed(cr, "reset");
-}
-
-/* ---- HTTPS destinations ------------------------------------------------------------------- */
-
-/* Runs argv (PATH lookup) in dir with output to dir/cmd.log; bounded. True on exit 0. */
-static bool run_cmd(const char *dir, const char *const *argv)
-{
-    char logp[512];
-    snprintf(logp, sizeof(logp), "%s/cmd.log", dir);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0 || chdir(dir) < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    uint64_t deadline = it_now_ms() + 30000;
-    int st = 0;
-    for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            break;
-        if (r < 0 || it_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return false;
-        }
-        it_sleep_ms(10);
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        char *log = it_read_file(logp, NULL);
-        fprintf(stderr, "%s failed:\n%s\n", argv[0], log ? log : "");
-        free(log);
-        return false;
-    }
-    return true;
-}
-
-/* A test CA and a server certificate for IP 127.0.0.1 in f->tmp (ca.pem, srv.pem,
- * srv.key), made with the openssl command. */
-static void make_certs(fixture_t *f)
-{
-    assert_int_equal(it_tmpdir_new(f->tmp, sizeof(f->tmp)), 0);
-    const char *const ca[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                               "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key",
-                               "-out", "ca.pem", "-days", "2", "-subj", "/CN=breakhook-it test CA",
-                               "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
-                               "keyUsage=critical,keyCertSign,cRLSign", NULL };
-    const char *const csr[] = { "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
-                                "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "srv.key",
-                                "-out", "srv.csr", "-subj", "/CN=127.0.0.1", NULL };
-    const char *const sign[] = { "openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem",
-                                 "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days",
-                                 "2", "-extfile", "ext.cnf", NULL };
-    char extp[400];
-    snprintf(extp, sizeof(extp), "%s/ext.cnf", f->tmp);
-    FILE *e = fopen(extp, "w");
-    assert_non_null(e);
-    fputs("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-          "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-          e);
-    fclose(e);
-    if (!run_cmd(f->tmp, ca) || !run_cmd(f->tmp, csr) || !run_cmd(f->tmp, sign))
-        fail_msg("could not make the test certificates with the openssl command");
-}
-
-static SSL_CTX *tls_ctx(const fixture_t *f)
-{
-    SSL_CTX *ctx = S.p_SSL_CTX_new(S.p_TLS_server_method());
-    assert_non_null(ctx);
-    char cert[400], key[400];
-    snprintf(cert, sizeof(cert), "%s/srv.pem", f->tmp);
-    snprintf(key, sizeof(key), "%s/srv.key", f->tmp);
-    if (S.p_SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-        S.p_SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-        fail_msg("the test certificate does not load");
-    return ctx;
+    it_consumer_expect_signed(ch, "hang");
+    it_consumer_expect_signed(cr, "reset");
 }
 
 static void test_https(void **state)
 {
     fixture_t *f = *state;
-    if (!ssl_load())
-        fail_msg("libssl could not be loaded: %s", dlerror());
-    make_certs(f);
-    consumer_t *ct = consumer_add(f, RULE_OK, tls_ctx(f));
-    consumer_t *cu = consumer_add(f, RULE_OK, tls_ctx(f));
+    it_tls_certs_make(f->tmp, sizeof(f->tmp));
+    it_consumer_t *ct = consumer_add(f, IT_RULE_OK, it_consumer_tls_ctx(f->tmp));
+    it_consumer_t *cu = consumer_add(f, IT_RULE_OK, it_consumer_tls_ctx(f->tmp));
     char ca[400];
     snprintf(ca, sizeof(ca), "%s/ca.pem", f->tmp);
     /* Trusting the test CA: deliveries arrive over TLS. No plain http allowed. */
     const char *const extra[] = { "--allow-destination", "127.0.0.1/32", "--ca-file", ca,
                                   "--retry-schedule", "100ms,100ms,5s", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, ct, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, ct, NULL, &w);
     uint64_t v[4];
     for (int64_t id = 1; id <= 3; id++)
         v[id] = put_break(s, id, 1, 10, 0);
     for (int64_t id = 1; id <= 3; id++)
         expect_acked(ct, id, v[id], 10000);
-    expect_all_signed(ct, "https");
+    it_consumer_expect_signed(ct, "https");
     pthread_mutex_lock(&ct->mu);
     size_t conns = ct->connections, fails = ct->tls_failures;
     pthread_mutex_unlock(&ct->mu);
-    printf("  https with --ca-file: %zu deliveries over %zu TLS connections\n", consumer_count(ct),
+    printf("  https with --ca-file: %zu deliveries over %zu TLS connections\n", it_consumer_count(ct),
            conns);
     if (fails)
         fail_msg("%zu TLS handshakes failed with the CA trusted", fails);
@@ -2198,17 +1113,17 @@ static void test_https(void **state)
      * connection sees one full handshake, then resumed sessions, also on the second
      * transport (record 3 goes there while record 1 holds the first one's only
      * request: the pool picks the thread with the fewest requests in flight). */
-    rule_t closing = RULE_OK;
+    it_rule_t closing = IT_RULE_OK;
     closing.close_each = true;
     closing.slow_from = closing.slow_to = 1;
     closing.slow_ms = 1500;
-    consumer_t *cr = consumer_add(f, closing, tls_ctx(f));
+    it_consumer_t *cr = consumer_add(f, closing, it_consumer_tls_ctx(f->tmp));
     const char *const extra3[] = { "--allow-destination", "127.0.0.1/32", "--ca-file", ca,
                                    "--delivery-threads", "2", NULL };
-    srv_t *s3 = boot(f, extra3, NULL);
+    it_srv_t *s3 = boot(f, extra3, NULL);
     seed(s3, 1);
-    webhook_t w3;
-    webhook_create(s3, cr, NULL, &w3);
+    it_webhook_t w3;
+    it_consumer_webhook(s3, cr, NULL, &w3);
     expect_acked(cr, 2, put_break(s3, 2, 1, 10, 0), 10000);
     uint64_t v1 = put_break(s3, 1, 1, 10, 0);
     it_sleep_ms(300); /* record 1 is in flight, held by the consumer */
@@ -2228,10 +1143,10 @@ static void test_https(void **state)
     /* Without --ca-file the test CA is not trusted: a TLS error, nothing delivered. */
     const char *const extra2[] = { "--allow-destination", "127.0.0.1/32", "--retry-schedule",
                                    "100ms,5s", NULL };
-    srv_t *s2 = boot(f, extra2, NULL);
+    it_srv_t *s2 = boot(f, extra2, NULL);
     seed(s2, 1);
-    webhook_t w2;
-    webhook_create(s2, cu, NULL, &w2);
+    it_webhook_t w2;
+    it_consumer_webhook(s2, cu, NULL, &w2);
     put_break(s2, 1, 1, 10, 0);
     json_t *log = attempt_log_wait(s2, &w2, 1, 10000);
     json_t *a = json_array_get(log, json_array_size(log) - 1);
@@ -2241,9 +1156,9 @@ static void test_https(void **state)
         !strstr(err, "TLS") || !json_is_null(json_object_get(a, "httpStatus")))
         fail_msg("untrusted certificate: attempt log %s", json_dumps(log, JSON_COMPACT));
     json_decref(log);
-    if (consumer_count(cu) != 0)
+    if (it_consumer_count(cu) != 0)
         fail_msg("%zu deliveries reached a consumer whose certificate is not trusted",
-                 consumer_count(cu));
+                 it_consumer_count(cu));
 }
 
 /* ---- isolation: a hanging destination does not slow a healthy one ----------------------------- */
@@ -2256,19 +1171,19 @@ typedef struct write_mark {
 static void test_isolation(void **state)
 {
     fixture_t *f = *state;
-    rule_t hang = RULE_OK;
+    it_rule_t hang = IT_RULE_OK;
     hang.fail_first = -1;
-    hang.fail_act = ACT_HANG;
-    consumer_t *ch = consumer_add(f, hang, NULL);
-    consumer_t *cf = consumer_add(f, RULE_OK, NULL);
+    hang.fail_act = IT_ACT_HANG;
+    it_consumer_t *ch = consumer_add(f, hang, NULL);
+    it_consumer_t *cf = consumer_add(f, IT_RULE_OK, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--delivery-timeout", "2s", "--retry-schedule",
                                   "200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms",
                                   NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t wh, wf;
-    webhook_create(s, ch, NULL, &wh);
-    webhook_create(s, cf, NULL, &wf);
+    it_webhook_t wh, wf;
+    it_consumer_webhook(s, ch, NULL, &wh);
+    it_consumer_webhook(s, cf, NULL, &wf);
     /* Let the engine pick both webhooks up (it refreshes its list once a second), so the
      * figures measure delivery, not discovery. */
     put_break(s, 1000, 1, 1, 0);
@@ -2288,12 +1203,12 @@ static void test_isolation(void **state)
             it_sleep_ms((unsigned)(next - now));
     }
     uint64_t t_end = it_now_ms();
-    finals_t fin = { final, RECORDS };
-    if (!consumer_wait(cf, pred_finals, &fin, 10000))
+    it_finals_t fin = { final, RECORDS };
+    if (!it_consumer_wait(cf, it_pred_finals, &fin, 10000))
         fail_msg("the fast consumer did not get every record's final version within 10 s");
 
     size_t n;
-    delivery_t *d = consumer_snapshot(cf, &n);
+    it_delivery_t *d = it_consumer_snapshot(cf, &n);
     uint64_t *late = fx_calloc(f, n, sizeof(*late));
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -2306,13 +1221,13 @@ static void test_isolation(void **state)
     }
     free(d);
     qsort(late, k, sizeof(*late), cmp_u64);
-    size_t hung = consumer_count(ch);
+    size_t hung = it_consumer_count(ch);
     uint64_t p50 = percentile(late, k, 50), p99 = percentile(late, k, 99), mx = k ? late[k - 1] : 0;
     printf("  isolation: %d writes in %llu ms; fast consumer: %zu deliveries, lateness p50 %llu ms, "
            "p99 %llu ms, max %llu ms; hanging consumer: %zu attempts\n",
            N, (unsigned long long)(t_end - t0), k, (unsigned long long)p50,
            (unsigned long long)p99, (unsigned long long)mx, hung);
-    expect_all_signed(cf, "fast");
+    it_consumer_expect_signed(cf, "fast");
     if (k < RECORDS)
         fail_msg("only %zu deliveries to the fast consumer", k);
     if (hung == 0)
@@ -2327,21 +1242,21 @@ static void test_isolation(void **state)
 /* Per record, the acknowledged (2xx) versions in the order the consumer gave them: how
  * many went below one acknowledged before (the first described in first_bad, with its
  * time relative to t_kill, the first kill); *dups counts repeats of the highest. */
-static size_t count_backwards(consumer_t *c, uint64_t t_kill, size_t *dups, char *first_bad,
+static size_t count_backwards(it_consumer_t *c, uint64_t t_kill, size_t *dups, char *first_bad,
                               size_t bad_len)
 {
     pthread_mutex_lock(&c->mu);
     size_t n = c->n_acks;
-    ack_t *acks = malloc((n ? n : 1) * sizeof(*acks));
+    it_ack_t *acks = malloc((n ? n : 1) * sizeof(*acks));
     assert_non_null(acks);
     memcpy(acks, c->acks, n * sizeof(*acks));
     pthread_mutex_unlock(&c->mu);
-    uint64_t *hi = calloc(MAX_REC, sizeof(*hi));
+    uint64_t *hi = calloc(IT_MAX_REC, sizeof(*hi));
     assert_non_null(hi);
     size_t backwards = 0;
     *dups = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t slot = rec_slot(acks[i].record);
+        size_t slot = it_consumer_slot(acks[i].record);
         if (!slot)
             fail_msg("an ack of record %lld", (long long)acks[i].record);
         if (acks[i].v == hi[slot]) {
@@ -2368,17 +1283,17 @@ static size_t count_backwards(consumer_t *c, uint64_t t_kill, size_t *dups, char
 static void test_kill9_at_least_once_in_order(void **state)
 {
     fixture_t *f = *state;
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.delay_ms = 3; /* keeps deliveries going while the server is killed */
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "100ms,200ms,500ms,1s,1s,1s",
                                   NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 10);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
 
-    uint64_t *final = fx_calloc(f, MAX_REC, sizeof(*final));
+    uint64_t *final = fx_calloc(f, IT_MAX_REC, sizeof(*final));
     size_t cap = (size_t)K_RECORDS * 300;
     char *body = fx_calloc(f, cap, 1);
     /* Rounds 0..2 one after the other, each delivered before the next: every record has
@@ -2391,7 +1306,7 @@ static void test_kill9_at_least_once_in_order(void **state)
     size_t acks_before_burst = 0;
     for (int round = 0; round < K_ROUNDS; round++) {
         if (round == 3) {
-            acks_before_burst = consumer_acks(c);
+            acks_before_burst = it_consumer_acks(c);
             pthread_mutex_lock(&c->mu);
             c->rule.delay_ms = 20;
             pthread_mutex_unlock(&c->mu);
@@ -2407,8 +1322,8 @@ static void test_kill9_at_least_once_in_order(void **state)
         }
         post_batch(s, body, len, final);
         if (round < 3) {
-            finals_t fr = { final, K_RECORDS };
-            if (!consumer_wait(c, pred_finals, &fr, 20000))
+            it_finals_t fr = { final, K_RECORDS };
+            if (!it_consumer_wait(c, it_pred_finals, &fr, 20000))
                 fail_msg("round %d was not delivered within 20 s", round);
         } else {
             uint64_t next = t_round + 100, now = it_now_ms();
@@ -2423,24 +1338,24 @@ static void test_kill9_at_least_once_in_order(void **state)
             last = final[id];
     /* Let deliveries run a little, then crash the server in the middle of them. */
     size_t some = acks_before_burst + 100;
-    if (!consumer_wait(c, pred_acks_at_least, &some, 15000))
-        fail_msg("deliveries did not start (%zu)", consumer_acks(c));
-    finals_t fin = { final, K_RECORDS };
+    if (!it_consumer_wait(c, it_pred_acks_at_least, &some, 15000))
+        fail_msg("deliveries did not start (%zu)", it_consumer_acks(c));
+    it_finals_t fin = { final, K_RECORDS };
     pthread_mutex_lock(&c->mu);
-    bool complete_before = pred_finals(c, &fin);
+    bool complete_before = it_pred_finals(c, &fin);
     pthread_mutex_unlock(&c->mu);
     it_conn_close(&s->conn);
     it_server_kill9(&s->s);
     s->done = true;
     uint64_t t_kill = it_now_ms();
-    size_t before = consumer_acks(c);
+    size_t before = it_consumer_acks(c);
     if (complete_before)
         fail_msg("everything was delivered before the kill: the test proves nothing");
 
-    srv_t *s2 = boot(f, (const char *const[]){ LOOPBACK_OK, "--retry-schedule",
+    it_srv_t *s2 = boot(f, (const char *const[]){ LOOPBACK_OK, "--retry-schedule",
                                                "100ms,200ms,500ms,1s,1s,1s", NULL },
                      s);
-    if (!consumer_wait(c, pred_finals, &fin, 60000)) {
+    if (!it_consumer_wait(c, it_pred_finals, &fin, 60000)) {
         size_t missing = 0;
         pthread_mutex_lock(&c->mu);
         for (int id = 1; id <= K_RECORDS; id++)
@@ -2451,7 +1366,7 @@ static void test_kill9_at_least_once_in_order(void **state)
     uint64_t t_done = it_now_ms();
     it_sleep_ms(500);
 
-    size_t n_acks = consumer_acks(c), n_all = consumer_count(c), dups = 0;
+    size_t n_acks = it_consumer_acks(c), n_all = it_consumer_count(c), dups = 0;
     char first_bad[256] = "";
     size_t backwards = count_backwards(c, t_kill, &dups, first_bad, sizeof(first_bad));
     printf("  kill -9: %d changes written in %llu ms; %zu acknowledged before the kill, %zu after "
@@ -2459,7 +1374,7 @@ static void test_kill9_at_least_once_in_order(void **state)
            "%llu ms after the restart began\n",
            K_ROUNDS * K_RECORDS, (unsigned long long)(t_written - t0), before, n_acks - before,
            n_all, dups, backwards, (unsigned long long)(t_done - t_kill));
-    expect_all_signed(c, "kill -9");
+    it_consumer_expect_signed(c, "kill -9");
     if (backwards)
         fail_msg("(what test_kill9_never_older_after_newer shows): %zu acknowledged "
                  "versions went backwards after the restart; first: %s",
@@ -2478,23 +1393,23 @@ static void test_kill9_never_older_after_newer(void **state)
 {
     fixture_t *f = *state;
     enum { HOT = 8, FILLER_ID = 500, FILLERS = 600, TRIALS = 3 };
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.slow_from = 1;
     rule.slow_to = HOT;
     rule.slow_ms = 400; /* version A stays in flight while the rest is written */
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--retry-schedule", "100ms,200ms,500ms,1s,1s", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     uint64_t v0 = put_break(s, FILLER_ID, 1, 0, 0);
     expect_acked(c, FILLER_ID, v0, 10000);
 
-    uint64_t *va = fx_calloc(f, MAX_REC, sizeof(*va)), *vb = fx_calloc(f, MAX_REC, sizeof(*vb));
+    uint64_t *va = fx_calloc(f, IT_MAX_REC, sizeof(*va)), *vb = fx_calloc(f, IT_MAX_REC, sizeof(*vb));
     size_t cap = (size_t)(FILLERS + HOT) * 300;
     char *body = fx_calloc(f, cap, 1);
-    srv_t *cur = s;
+    it_srv_t *cur = s;
     uint64_t t_kill = 0, last = 0;
     for (int trial = 0; trial < TRIALS; trial++) {
         /* Version A of the hot records: in flight for 400 ms. */
@@ -2509,8 +1424,8 @@ static void test_kill9_never_older_after_newer(void **state)
         }
         post_batch(cur, body, len, va);
         for (int id = 1; id <= HOT; id++) {
-            rec_version_t rv = { id, va[id] };
-            if (!consumer_wait(c, pred_arrived, &rv, 10000))
+            it_rec_version_t rv = { id, va[id] };
+            if (!it_consumer_wait(c, it_pred_arrived, &rv, 10000))
                 fail_msg("trial %d: version A of record %d was not sent", trial, id);
         }
         /* 600 changes of one other record (delivered as one, coalesced), then B. */
@@ -2533,8 +1448,8 @@ static void test_kill9_never_older_after_newer(void **state)
         post_batch(cur, body, len, vb);
         /* A and B acknowledged (2xx sent back): kill now. */
         for (int id = 1; id <= HOT; id++) {
-            rec_version_t rv = { id, vb[id] };
-            if (!consumer_wait(c, pred_acked, &rv, 10000))
+            it_rec_version_t rv = { id, vb[id] };
+            if (!it_consumer_wait(c, it_pred_acked, &rv, 10000))
                 fail_msg("trial %d: version B of record %d was not delivered", trial, id);
         }
         it_sleep_ms(5); /* let the server read the answers */
@@ -2555,8 +1470,8 @@ static void test_kill9_never_older_after_newer(void **state)
     size_t backwards = count_backwards(c, t_kill, &dups, first_bad, sizeof(first_bad));
     printf("  kill -9 with A and B acknowledged together, %d times: %zu acks, %zu repeated, %zu "
            "older after newer%s%s\n",
-           TRIALS, consumer_acks(c), dups, backwards, backwards ? "; first: " : "", first_bad);
-    expect_all_signed(c, "kill -9 A/B");
+           TRIALS, it_consumer_acks(c), dups, backwards, backwards ? "; first: " : "", first_bad);
+    it_consumer_expect_signed(c, "kill -9 A/B");
     /* Was a bug: after a crash, the rescan sent a record's older version after a newer one the
      * consumer already acknowledged (SPEC §7.3 order per record; store.h "a record's
      * older state is never sent after a newer one was acknowledged"). */
@@ -2573,7 +1488,7 @@ static void test_kill9_never_older_after_newer(void **state)
 
 /* NC_CHANGES changes in one $batch, to records 1..NC_RECORDS in turn (change k is of
  * record k % NC_RECORDS + 1); v[k] gets change k's version. Returns the last one. */
-static uint64_t write_changes(fixture_t *f, srv_t *s, uint64_t *v)
+static uint64_t write_changes(fixture_t *f, it_srv_t *s, uint64_t *v)
 {
     size_t cap = (size_t)NC_CHANGES * 300;
     char *body = fx_calloc(f, cap, 1);
@@ -2595,17 +1510,17 @@ static uint64_t write_changes(fixture_t *f, srv_t *s, uint64_t *v)
 /* What --coalesce=false promises: every change of v (from write_changes) is delivered
  * to c, and no version's first delivery comes after the first delivery of a newer
  * version of the same record (a repeat of an older one would be allowed). */
-static void expect_every_change(consumer_t *c, const uint64_t *v, const char *what)
+static void expect_every_change(it_consumer_t *c, const uint64_t *v, const char *what)
 {
     uint64_t final[NC_RECORDS + 1] = { 0 };
     for (int k = 0; k < NC_CHANGES; k++)
         final[k % NC_RECORDS + 1] = v[k];
-    finals_t fin = { final, NC_RECORDS };
-    if (!consumer_wait(c, pred_finals, &fin, 30000))
+    it_finals_t fin = { final, NC_RECORDS };
+    if (!it_consumer_wait(c, it_pred_finals, &fin, 30000))
         fail_msg("%s: the newest versions were not all delivered within 30 s", what);
     it_sleep_ms(300); /* anything still coming */
     size_t n;
-    delivery_t *d = consumer_snapshot(c, &n);
+    it_delivery_t *d = it_consumer_snapshot(c, &n);
     bool seen[NC_CHANGES] = { false };
     int newest_seen[NC_RECORDS + 1]; /* per record: the highest k first delivered so far */
     for (int r = 0; r <= NC_RECORDS; r++)
@@ -2639,7 +1554,7 @@ static void expect_every_change(consumer_t *c, const uint64_t *v, const char *wh
     if (firsts != NC_CHANGES)
         fail_msg("%s: %zu of the %d changes were delivered, want every one", what, firsts,
                  NC_CHANGES);
-    expect_all_signed(c, what);
+    it_consumer_expect_signed(c, what);
 }
 
 /* --coalesce=false over a backlog at a restart: 200 changes to 10 records written with
@@ -2648,19 +1563,19 @@ static void expect_every_change(consumer_t *c, const uint64_t *v, const char *wh
 static void test_no_coalescing_backlog_after_restart(void **state)
 {
     fixture_t *f = *state;
-    consumer_t *c = consumer_add(f, RULE_OK, NULL);
+    it_consumer_t *c = consumer_add(f, IT_RULE_OK, NULL);
     const char *const off[] = { LOOPBACK_OK, "--delivery=false", NULL };
-    srv_t *s = boot(f, off, NULL);
+    it_srv_t *s = boot(f, off, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     uint64_t *v = fx_calloc(f, NC_CHANGES, sizeof(*v));
     uint64_t last = write_changes(f, s, v);
-    srv_stop(s);
-    if (consumer_count(c))
-        fail_msg("--delivery=false delivered %zu events", consumer_count(c));
+    it_srv_stop(s);
+    if (it_consumer_count(c))
+        fail_msg("--delivery=false delivered %zu events", it_consumer_count(c));
     const char *const on[] = { LOOPBACK_OK, "--coalesce=false", NULL };
-    srv_t *s2 = boot(f, on, s);
+    it_srv_t *s2 = boot(f, on, s);
     expect_every_change(c, v, "backlog after a restart");
     expect_caught_up(s2, &w, last, 10000);
 }
@@ -2671,12 +1586,12 @@ static void test_no_coalescing_backlog_after_restart(void **state)
 static void test_no_coalescing_new_webhook(void **state)
 {
     fixture_t *f = *state;
-    consumer_t *c = consumer_add(f, RULE_OK, NULL);
+    it_consumer_t *c = consumer_add(f, IT_RULE_OK, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--coalesce=false", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     uint64_t *v = fx_calloc(f, NC_CHANGES, sizeof(*v));
     uint64_t last = write_changes(f, s, v);
     expect_every_change(c, v, "written right after the webhook was created");
@@ -2688,18 +1603,18 @@ static void test_no_coalescing_new_webhook(void **state)
 static void test_ssrf_checked_at_connect(void **state)
 {
     fixture_t *f = *state;
-    consumer_t *c = consumer_add(f, RULE_OK, NULL);
+    it_consumer_t *c = consumer_add(f, IT_RULE_OK, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--delivery=false", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
-    srv_stop(s);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
+    it_srv_stop(s);
     /* The same store without the allow-list: 127.0.0.1 is loopback, refused. */
     const char *const extra2[] = { "--allow-http-destinations", "--retry-schedule",
                                    "200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms",
                                    NULL };
-    srv_t *s2 = boot(f, extra2, s);
+    it_srv_t *s2 = boot(f, extra2, s);
     put_break(s2, 1, 1, 10, 0);
     json_t *log = attempt_log_wait(s2, &w, 2, 10000);
     if (json_array_size(log) < 1)
@@ -2726,13 +1641,13 @@ static void test_ssrf_checked_at_connect(void **state)
 /* A consumer that answers 500 to everything, a server started with `flags` and a
  * retry schedule of 30 × 100 ms, one webhook, and twenty records written at once.
  * Returns once the first attempt arrived. */
-static consumer_t *breaker_setup(fixture_t *f, const char *const *flags, srv_t **out_s,
-                                 webhook_t *w)
+static it_consumer_t *breaker_setup(fixture_t *f, const char *const *flags, it_srv_t **out_s,
+                                 it_webhook_t *w)
 {
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.fail_first = -1;
     rule.fail_status = 500;
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     char *sched = fx_calloc(f, 1, 400);
     snprintf(sched, 400, "100ms");
     for (int i = 1; i < 30; i++) {
@@ -2744,9 +1659,9 @@ static consumer_t *breaker_setup(fixture_t *f, const char *const *flags, srv_t *
     for (size_t i = 0; flags && flags[i] && k < 15; i++)
         extra[k++] = flags[i];
     extra[k] = NULL;
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_create(s, c, NULL, w);
+    it_consumer_webhook(s, c, NULL, w);
     char *body = fx_calloc(f, 20, 300);
     size_t len = 0;
     for (int id = 1; id <= 20; id++) {
@@ -2756,16 +1671,16 @@ static consumer_t *breaker_setup(fixture_t *f, const char *const *flags, srv_t *
     }
     post_batch(s, body, len, NULL);
     size_t one = 1;
-    if (!consumer_wait(c, pred_deliveries_at_least, &one, 10000))
+    if (!it_consumer_wait(c, it_pred_deliveries_at_least, &one, 10000))
         fail_msg("nothing was attempted");
     *out_s = s;
     return c;
 }
 
 /* The consumer's attempt times, sorted (malloc'd; *n gets the count). */
-static uint64_t *attempt_times(consumer_t *c, size_t *n)
+static uint64_t *attempt_times(it_consumer_t *c, size_t *n)
 {
-    delivery_t *d = consumer_snapshot(c, n);
+    it_delivery_t *d = it_consumer_snapshot(c, n);
     uint64_t *t = calloc(*n ? *n : 1, sizeof(*t));
     assert_non_null(t);
     for (size_t i = 0; i < *n; i++) {
@@ -2809,9 +1724,9 @@ static size_t after_gap(const uint64_t *t, size_t n, size_t from, uint64_t gap_m
 static void test_breaker_pauses_failing_destination(void **state)
 {
     fixture_t *f = *state;
-    srv_t *s;
-    webhook_t w;
-    consumer_t *c = breaker_setup(f, NULL, &s, &w);
+    it_srv_t *s;
+    it_webhook_t w;
+    it_consumer_t *c = breaker_setup(f, NULL, &s, &w);
     size_t n = 0, probe = 0;
     uint64_t *t = NULL;
     uint64_t deadline = it_now_ms() + 60000;
@@ -2853,9 +1768,9 @@ static void test_breaker_flags(void **state)
     fixture_t *f = *state;
     const char *const flags[] = { "--breaker-threshold", "4", "--breaker-pause", "1s",
                                   "--max-inflight-per-destination", "1", NULL };
-    srv_t *s;
-    webhook_t w;
-    consumer_t *c = breaker_setup(f, flags, &s, &w);
+    it_srv_t *s;
+    it_webhook_t w;
+    it_consumer_t *c = breaker_setup(f, flags, &s, &w);
     size_t n = 0;
     uint64_t *t = NULL;
     uint64_t deadline = it_now_ms() + 60000;
@@ -2889,14 +1804,14 @@ static void test_breaker_flags(void **state)
 static void test_inflight_cap(void **state)
 {
     fixture_t *f = *state;
-    rule_t rule = RULE_OK;
+    it_rule_t rule = IT_RULE_OK;
     rule.delay_ms = 300;
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--max-inflight-per-destination", "4", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     char *body = fx_calloc(f, 20, 300);
     size_t len = 0;
     uint64_t final[21] = { 0 };
@@ -2905,12 +1820,12 @@ static void test_inflight_cap(void **state)
         len += (size_t)snprintf(body + len, 20 * 300 - len, "{\"op\":\"upsert\",\"data\":%s}\n", b);
         free(b);
     }
-    uint64_t *fin_all = fx_calloc(f, MAX_REC, sizeof(*fin_all));
+    uint64_t *fin_all = fx_calloc(f, IT_MAX_REC, sizeof(*fin_all));
     post_batch(s, body, len, fin_all);
     for (int id = 1; id <= 20; id++)
         final[id] = fin_all[id];
-    finals_t fin = { final, 20 };
-    if (!consumer_wait(c, pred_finals, &fin, 15000))
+    it_finals_t fin = { final, 20 };
+    if (!it_consumer_wait(c, it_pred_finals, &fin, 15000))
         fail_msg("not everything was delivered");
     pthread_mutex_lock(&c->mu);
     int mx = c->inflight_max;
@@ -2962,13 +1877,13 @@ int main(void)
 static void test_throughput(void **state)
 {
     fixture_t *f = *state;
-    rule_t rule = RULE_OK;
-    consumer_t *c = consumer_add(f, rule, NULL);
+    it_rule_t rule = IT_RULE_OK;
+    it_consumer_t *c = consumer_add(f, rule, NULL);
     const char *const extra[] = { LOOPBACK_OK, "--access-log=false", NULL };
-    srv_t *s = boot(f, extra, NULL);
+    it_srv_t *s = boot(f, extra, NULL);
     seed(s, 1);
-    webhook_t w;
-    webhook_create(s, c, NULL, &w);
+    it_webhook_t w;
+    it_consumer_webhook(s, c, NULL, &w);
     put_break(s, 1, 1, 1, 0);
     expect_acked(c, 1, 1, 10000);
     enum { N = 4000 };
@@ -2979,12 +1894,12 @@ static void test_throughput(void **state)
         len += (size_t)snprintf(body + len, cap - len, "{\"op\":\"upsert\",\"data\":%s}\n", b);
         free(b);
     }
-    uint64_t *final = fx_calloc(f, MAX_REC, sizeof(*final));
+    uint64_t *final = fx_calloc(f, IT_MAX_REC, sizeof(*final));
     uint64_t t0 = it_now_ms();
     post_batch(s, body, len, final);
     uint64_t t_written = it_now_ms();
-    finals_t fin = { final, N };
-    bool all = consumer_wait(c, pred_finals, &fin, 180000);
+    it_finals_t fin = { final, N };
+    bool all = it_consumer_wait(c, it_pred_finals, &fin, 180000);
     uint64_t t_done = it_now_ms();
     pthread_mutex_lock(&c->mu);
     int mx = c->inflight_max;

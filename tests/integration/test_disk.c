@@ -28,22 +28,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "harness.h"
+#include "harness_api.h"
 
-#define BASE "/connector/protimeapi/api/v1"
-#define TENANT "acme"
-#define SCOPES "connector-protimeapi-people.read connector-protimeapi-people.write"
+#define SCOPES SC_PEOPLE_R " " SC_PEOPLE_W
 #define MAX_WRITES 5000         /* writes tried before the capped file must be full */
 #define FILL_DEADLINE_MS 180000 /* ... and the time they may take on a loaded machine */
 #define READY_DEADLINE_MS 60000 /* probes run at most every 5 s */
 #define RESERVE_ARG "1048576"   /* --disk-reserve: 1 MiB */
 
 typedef struct fixture {
-    it_server_t srv;
-    bool started;
+    it_srv_t srv;
     char limit_dir[256];
     char limit_path[320];
-    char auth[1024];
 } fixture_t;
 
 static int setup(void **state)
@@ -58,12 +54,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    int rc = 0;
-    if (f->started) {
-        if (it_server_stop_clean(&f->srv) != 0)
-            rc = -1;
-        it_server_cleanup(&f->srv);
-    }
+    int rc = it_srv_finish(&f->srv);
     it_rmtree(f->limit_dir);
     free(f);
     return rc;
@@ -77,11 +68,6 @@ static void set_page_limit(const fixture_t *f, const char *pages)
     assert_int_equal(fclose(fp), 0);
 }
 
-static void store_arg(const fixture_t *f, char *out, size_t n)
-{
-    snprintf(out, n, "sqlite:%s", f->srv.db_path);
-}
-
 /* Starts the server with the page-limit file (no limit yet), creates the tenant and
  * a client with the CLI, obtains a token. */
 static fixture_t *boot(void **state)
@@ -92,45 +78,10 @@ static fixture_t *boot(void **state)
     set_page_limit(f, "0"); /* 0: no limit */
     char *env_var = it_fmt("BREAKHOOK_TEST_MAX_PAGE_COUNT_FILE=%s", f->limit_path);
     const char *const env[] = { env_var, NULL };
-    const char *const args[] = { "--rate-limit", "0", "--disk-reserve", RESERVE_ARG, NULL };
-    it_server_opts_t o = { .args = args, .env = env };
-    int rc = it_server_start(&f->srv, &o);
+    const char *const args[] = { "--disk-reserve", RESERVE_ARG, NULL };
+    it_boot_opts_t o = { .args = args, .env = env, .scopes = SCOPES };
+    it_srv_boot(&f->srv, &o);
     free(env_var);
-    f->started = f->srv.dir[0] != '\0';
-    if (rc != 0)
-        fail_msg("server did not start: %s", it_last_error());
-
-    char store[400];
-    store_arg(f, store, sizeof(store));
-    const char *const tenant[] = { "tenant", "create", TENANT, "--store", store, NULL };
-    free(it_cli_ok(f->srv.dir, tenant));
-    const char *const client[] = { "client", "create", "--tenant", TENANT, "--name", "it",
-                                   "--json", "--scopes", SCOPES, "--store", store, NULL };
-    char *out = it_cli_ok(f->srv.dir, client);
-    json_t *c = it_json_parse(out, strlen(out));
-    if (!c)
-        fail_msg("client create --json printed no JSON: %s", out);
-    free(out);
-    char *id = it_urlenc(json_string_value(json_object_get(c, "clientId")));
-    char *sec = it_urlenc(json_string_value(json_object_get(c, "clientSecret")));
-    char *form = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s", id, sec);
-    free(id);
-    free(sec);
-    json_decref(c);
-
-    it_response_t r;
-    if (it_request(f->srv.port, "POST", "/tenants/" TENANT "/connect/token",
-                   "Content-Type: application/x-www-form-urlencoded\r\n", form, strlen(form),
-                   &r) != 0)
-        fail_msg("token: %s", it_last_error());
-    free(form);
-    json_t *t = it_assert_json(&r, 200);
-    const char *tok = json_string_value(json_object_get(t, "access_token"));
-    assert_non_null(tok);
-    assert_true(strlen(tok) < sizeof(f->auth) - 40);
-    snprintf(f->auth, sizeof(f->auth), "Authorization: Bearer %s\r\n", tok);
-    json_decref(t);
-    it_response_free(&r);
     return f;
 }
 
@@ -138,25 +89,27 @@ static fixture_t *boot(void **state)
  * bytes), so that the rows fill pages quickly. */
 static void put_person(const fixture_t *f, int id, it_response_t *r)
 {
-    char target[128], headers[1200], badge[101];
-    snprintf(target, sizeof(target), BASE "/people/%d", id);
-    snprintf(headers, sizeof(headers), "%sContent-Type: application/json\r\n", f->auth);
+    char target[128], badge[101];
+    snprintf(target, sizeof(target), IT_BASE "/people/%d", id);
+    char *headers = it_fmt("%sContent-Type: application/json\r\n", f->srv.auth);
     memset(badge, 'b', sizeof(badge) - 1);
     badge[sizeof(badge) - 1] = '\0';
     char *body = it_fmt("{\"id\":%d,\"externalReferences\":{\"@badge-number\":\"%d-%s\","
                         "\"HRMID\":\"h%d-%s\"}}",
                         id, id, badge, id, badge);
-    if (it_request(f->srv.port, "PUT", target, headers, body, strlen(body), r) != 0)
-        fail_msg("PUT %s: %s", target, it_last_error());
+    int rc = it_request(f->srv.s.port, "PUT", target, headers, body, strlen(body), r);
+    free(headers);
     free(body);
+    if (rc != 0)
+        fail_msg("PUT %s: %s", target, it_last_error());
 }
 
 static int get_person_status(const fixture_t *f, int id)
 {
     char target[128];
-    snprintf(target, sizeof(target), BASE "/people/%d", id);
+    snprintf(target, sizeof(target), IT_BASE "/people/%d", id);
     it_response_t r;
-    if (it_request(f->srv.port, "GET", target, f->auth, NULL, 0, &r) != 0)
+    if (it_request(f->srv.s.port, "GET", target, f->srv.auth, NULL, 0, &r) != 0)
         fail_msg("GET %s: %s", target, it_last_error());
     int status = r.status;
     it_response_free(&r);
@@ -167,7 +120,7 @@ static int get_person_status(const fixture_t *f, int id)
 static void assert_not_ready_disk_full(const fixture_t *f)
 {
     it_response_t r;
-    if (it_request(f->srv.port, "GET", "/readyz", NULL, NULL, 0, &r) != 0)
+    if (it_request(f->srv.s.port, "GET", "/readyz", NULL, NULL, 0, &r) != 0)
         fail_msg("GET /readyz: %s", it_last_error());
     it_assert_error(&r, 503, "ServiceUnavailable");
     if (!strstr(r.body, "disk is full"))
@@ -177,10 +130,11 @@ static void assert_not_ready_disk_full(const fixture_t *f)
 
 /* True when the disk reserve next to the store holds at least its size in allocated
  * blocks (not a sparse file). */
-static bool reserve_held(const fixture_t *f)
+static bool reserve_held(void *arg)
 {
+    const fixture_t *f = arg;
     char path[400];
-    snprintf(path, sizeof(path), "%s-reserve", f->srv.db_path);
+    snprintf(path, sizeof(path), "%s-reserve", f->srv.s.db_path);
     struct stat st;
     return stat(path, &st) == 0 && st.st_size >= strtoll(RESERVE_ARG, NULL, 10) &&
            (long long)st.st_blocks * 512 >= strtoll(RESERVE_ARG, NULL, 10);
@@ -201,7 +155,7 @@ static void test_full_disk_not_ready_and_recovers(void **state)
     put_person(f, 1, &r);
     assert_int_equal(r.status, 201);
     it_response_free(&r);
-    assert_int_equal(it_get_status(f->srv.port, "/readyz"), 200);
+    assert_int_equal(it_get_status(f->srv.s.port, "/readyz"), 200);
 
     /* Cap the file at its size, then write until a write no longer fits. */
     set_page_limit(f, "1");
@@ -238,24 +192,19 @@ static void test_full_disk_not_ready_and_recovers(void **state)
     /* Space is back: the store probes by itself (no /readyz, no client write) and
      * takes its reserve again, then says ready. */
     set_page_limit(f, "1000000000");
-    deadline = it_now_ms() + READY_DEADLINE_MS;
-    while (!reserve_held(f) && it_now_ms() < deadline)
-        it_sleep_ms(250);
-    if (!reserve_held(f))
+    if (!it_wait_until(reserve_held, f, READY_DEADLINE_MS, 250))
         fail_msg("the store did not recover and retake its disk reserve within %d s",
                  READY_DEADLINE_MS / 1000);
-    assert_int_equal(it_get_status(f->srv.port, "/readyz"), 200);
+    assert_int_equal(it_get_status(f->srv.s.port, "/readyz"), 200);
 
     put_person(f, failed, &r);
     assert_int_equal(r.status, 201);
     it_response_free(&r);
     assert_int_equal(get_person_status(f, failed), 200);
 
-    char store[400];
-    store_arg(f, store, sizeof(store));
-    const char *const client[] = { "client", "create", "--tenant", TENANT, "--name", "after",
-                                   "--scopes", SCOPES, "--store", store, NULL };
-    free(it_cli_ok(f->srv.dir, client));
+    const char *const client[] = { "client", "create", "--tenant", IT_TENANT, "--name", "after",
+                                   "--scopes", SCOPES, "--store", f->srv.store, NULL };
+    free(it_cli_ok(f->srv.s.dir, client));
 }
 
 int main(void)

@@ -25,42 +25,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "harness_api.h"
 
 #define HEALTH_BODY "{\"status\":\"ok\"}"
 #define READY_BODY "{\"status\":\"ready\"}"
 #define CLOSE_WAIT_MS 15000 /* a connection the server must close: within this */
 
-typedef struct fixture {
-    it_server_t srv;
-    bool started;
-    bool stopped_by_test; /* the test stopped or killed the server itself */
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-/* Stops the server and requires a clean exit: a crash, a sanitizer report or a
- * server that ignores SIGTERM fails the test here even when its assertions passed. */
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = 0;
-    if (f->started && !f->stopped_by_test) {
-        if (it_server_stop_clean(&f->srv) != 0)
-            rc = -1;
-    }
-    if (f->started)
-        it_server_cleanup(&f->srv);
-    free(f);
-    return rc;
-}
+typedef it_srv_t fixture_t; /* one server; done: the test stopped or killed it itself */
 
 /* Starts a server for this test with extra arguments (NULL-terminated, may be NULL). */
 static it_server_t *start_with(void **state, const char *const *args, const char *const *env,
@@ -68,12 +39,8 @@ static it_server_t *start_with(void **state, const char *const *args, const char
 {
     fixture_t *f = *state;
     it_server_opts_t o = { .args = args, .env = env, .no_listen = no_listen };
-    if (it_server_start(&f->srv, &o) != 0) {
-        f->started = f->srv.dir[0] != '\0';
-        fail_msg("server did not start: %s", it_last_error());
-    }
-    f->started = true;
-    return &f->srv;
+    it_srv_start(f, &o);
+    return &f->s;
 }
 
 static it_server_t *start(void **state, const char *const *args)
@@ -1471,7 +1438,7 @@ static void test_access_log(void **state)
     it_conn_close(&c);
 
     assert_int_equal(it_server_stop(s, 0), 0);
-    f->stopped_by_test = true;
+    f->done = true;
     json_t *lines = access_lines(s);
     assert_int_equal(json_array_size(lines), sizeof(reqs) / sizeof(reqs[0]) + 1);
     for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
@@ -1497,7 +1464,7 @@ static void test_access_log_off(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(it_get_status(s->port, "/healthz"), 200);
     assert_int_equal(it_server_stop(s, 0), 0);
-    f->stopped_by_test = true;
+    f->done = true;
     json_t *lines = access_lines(s);
     assert_int_equal(json_array_size(lines), 0);
     json_decref(lines);
@@ -1622,7 +1589,7 @@ static void test_access_log_after_error_on_reused_connection(void **state)
     assert_alive(s->port);
 
     assert_int_equal(it_server_stop(s, 0), 0);
-    f->stopped_by_test = true;
+    f->done = true;
     json_t *lines = access_lines(s);
     json_t *l = line_with_rid(lines, rid);
     json_t *path = json_object_get(l, "path");
@@ -1653,7 +1620,7 @@ static void test_sigterm_exits_cleanly(void **state)
     it_response_free(&r);
     uint64_t t0 = it_now_ms();
     int st = it_server_stop(s, 30000);
-    f->stopped_by_test = true;
+    f->done = true;
     if (st != 0) {
         it_server_dump(s);
         fail_msg("exit status %d after SIGTERM", st);
@@ -1690,7 +1657,7 @@ static void test_sigterm_with_stuck_client(void **state)
     it_sleep_ms(50);
     uint64_t t0 = it_now_ms();
     int st = it_server_stop(s, 30000);
-    f->stopped_by_test = true;
+    f->done = true;
     uint64_t took = it_now_ms() - t0;
     if (st != 0) {
         it_server_dump(s);
@@ -1898,7 +1865,7 @@ static void test_env_max_connections(void **state)
     it_conn_close(&c1);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, it_srv_setup, it_srv_teardown)
 
 int main(void)
 {

@@ -30,33 +30,12 @@
 #include <string.h>
 
 #include "core/base64.h"
-#include "harness_auth.h"
+#include "harness_api.h"
 #include "store/store.h"
 
 #define API "/connector/protimeapi/api/v1"
 
-typedef struct fixture {
-    it_server_t srv;
-    bool started;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    if (f->started)
-        it_server_cleanup(&f->srv);
-    free(f);
-    return 0;
-}
+typedef it_srv_t fixture_t; /* one server */
 
 /* Fails the test when needle (n bytes, n >= 8) occurs in the text named what. */
 static void assert_absent(const char *hay, size_t hay_len, const char *what, const char *needle,
@@ -98,15 +77,12 @@ static void test_no_secret_in_logs(void **state)
                                         "127.0.0.1/32", "--retry-schedule", "100ms,100ms,100ms",
                                         "--revocation-refresh", "200ms", NULL };
     it_server_opts_t o = { .args = args };
-    int rc = it_server_start(&f->srv, &o);
-    f->started = f->srv.dir[0] != '\0';
-    if (rc != 0)
-        fail_msg("server did not start: %s", it_last_error());
-    int port = f->srv.port;
+    it_srv_start(f, &o);
+    int port = f->s.port;
 
-    it_tenant_create(&f->srv, "acme");
+    it_tenant_create(&f->s, "acme");
     it_client_t c;
-    it_client_create(&f->srv, "acme", SC_ALL, &c);
+    it_client_create(&f->s, "acme", SC_ALL, &c);
 
     /* Tokens: secret in the form, then in HTTP Basic; wrong secrets too. */
     char *tok = it_token_get(port, &c, NULL, NULL);
@@ -162,14 +138,13 @@ static void test_no_secret_in_logs(void **state)
     /* A signing key rotated, reloaded by the server. */
     const char *const rotate[] = { "key", "rotate", NULL };
     it_run_result_t rr;
-    it_cli_store(&f->srv, rotate, &rr);
+    it_cli_store(&f->s, rotate, &rr);
     it_run_result_free(&rr);
     it_sleep_ms(1500); /* retries ran, the new key was loaded */
-    assert_int_equal(it_server_stop(&f->srv, 0), 0);
+    it_srv_stop(f);
 
     /* Every signing key the store holds, as the secret bytes they are. */
-    char url[400];
-    snprintf(url, sizeof(url), "sqlite:%s", f->srv.db_path);
+    const char *url = f->store;
     store_t *st = NULL;
     const char *msg = NULL;
     store_options_t so = { 0 };
@@ -181,7 +156,7 @@ static void test_no_secret_in_logs(void **state)
     store_close(st);
     assert_true(nk >= 2);
 
-    const char *files[] = { f->srv.log_path, f->srv.output_path };
+    const char *files[] = { f->s.log_path, f->s.output_path };
     size_t lines = 0;
     for (size_t fi = 0; fi < 2; fi++) {
         size_t n = 0;
@@ -231,7 +206,7 @@ static void test_no_secret_in_logs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_no_secret_in_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_secret_in_logs, it_srv_setup, it_srv_teardown),
     };
     return cmocka_run_group_tests_name("integration/log_secrets", tests, NULL, NULL);
 }

@@ -23,14 +23,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,50 +64,6 @@ static bool find_in_path(const char *name, char *out, size_t n)
         path += len + (colon ? 1 : 0);
     }
     return false;
-}
-
-/* Runs argv in cwd with stdout and stderr to log_path, waiting at most timeout_ms (then
- * SIGKILL). Returns the exit status, 128+signal, or -1 on timeout or failure to run. */
-static int run_bounded(const char *const *argv, const char *cwd, const char *log_path,
-                       unsigned timeout_ms)
-{
-    fflush(NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        /* Its own process group, so a timeout kills npm's children too. */
-        setpgid(0, 0);
-        int out = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (out < 0 || in < 0 || chdir(cwd) < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    uint64_t deadline = it_now_ms() + timeout_ms;
-    for (;;) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (it_now_ms() >= deadline) {
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            return -1;
-        }
-        it_sleep_ms(20);
-    }
 }
 
 static void write_file(const char *path, const char *text, size_t n)
@@ -176,7 +128,7 @@ static void npm_prepare(const char *npm, char *dir, size_t n)
     copy_file(src_lock, lock);
     const char *argv[] = { npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", NULL };
     uint64_t t0 = it_now_ms();
-    int st = run_bounded(argv, dir, log, NPM_TIMEOUT_MS);
+    int st = it_cmd_run(argv, dir, log, NPM_TIMEOUT_MS);
     if (st != 0 || access(marker, R_OK) != 0) {
         char *text = it_read_file(log, NULL);
         fprintf(stderr, "---- npm ci output (%s) ----\n%s\n", log, text ? text : "");
@@ -350,7 +302,7 @@ static void test_node_standardwebhooks_agrees(void **state)
     free(json);
 
     const char *argv[] = { node, js, cases_path, NULL };
-    int st = run_bounded(argv, dir, out_path, NODE_TIMEOUT_MS);
+    int st = it_cmd_run(argv, dir, out_path, NODE_TIMEOUT_MS);
     char *out = it_read_file(out_path, NULL);
     if (st != 0)
         fail_msg("node verify.js exited with %d:\n%s", st, out ? out : "");

@@ -5,7 +5,7 @@
  * Each test starts its own `breakhook serve --rate-limit 0` (plus the options it is
  * about) on 127.0.0.1 with a fresh SQLite store, creates the tenant and an
  * API client holding every scope with the CLI, and obtains tokens (all scopes, or a
- * chosen subset) from POST /tenants/{tenant}/connect/token.
+ * chosen subset) from POST /tenants/{tenant}/connect/token, through harness_api.h.
  *
  * No destination is ever contacted (there is no delivery engine yet), and the server
  * is never made to resolve a real name: destinations are hosts under .invalid
@@ -31,79 +31,19 @@
 #include <strings.h>
 #include <time.h>
 
-#include "harness.h"
+#include "harness_api.h"
 
-#define BASE "/connector/protimeapi/api/v1"
-#define WH BASE "/webhooks"
-#define TENANT "acme"
+#define WH IT_BASE "/webhooks"
 #define TENANT_B "beta"
 #define JSON_CT "application/json"
 #define NDJSON_CT "application/x-ndjson"
-
-#define S_BREAKS_R "connector-protimeapi-breaks.read"
-#define S_BREAKS_W "connector-protimeapi-breaks.write"
-#define S_DEFS_R "connector-protimeapi-break-definitions.read"
-#define S_DEFS_W "connector-protimeapi-break-definitions.write"
-#define S_PEOPLE_R "connector-protimeapi-people.read"
-#define S_PEOPLE_W "connector-protimeapi-people.write"
-#define S_WH_R "connector-protimeapi-webhooks.read"
-#define S_WH_W "connector-protimeapi-webhooks.write"
-#define ALL_SCOPES                                                                           \
-    S_BREAKS_R " " S_BREAKS_W " " S_DEFS_R " " S_DEFS_W " " S_PEOPLE_R " " S_PEOPLE_W " " \
-        S_WH_R " " S_WH_W
 
 #define DAY_MS 86400000LL
 #define MASTER_KEY "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 /* ---- fixture ------------------------------------------------------------------------- */
 
-typedef struct srv {
-    it_server_t s;
-    bool started;
-    bool stopped;        /* stopped by the test itself (which checked the exit status) */
-    it_conn_t conn;      /* keep-alive connection; fd < 0: none */
-    char store[400];     /* sqlite:<db> for the CLI */
-    char client_id[128]; /* the tenant acme client holding ALL_SCOPES */
-    char client_secret[256];
-    char auth[1200];     /* "Authorization: Bearer <token with ALL_SCOPES>\r\n" */
-} srv_t;
-
-#define MAX_SRV 3
-
-typedef struct fixture {
-    srv_t srv[MAX_SRV];
-    size_t n;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    for (size_t i = 0; i < MAX_SRV; i++)
-        f->srv[i].conn.fd = -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int rc = 0;
-    for (size_t i = 0; i < f->n; i++) {
-        srv_t *s = &f->srv[i];
-        it_conn_close(&s->conn);
-        if (!s->started)
-            continue;
-        if (!s->stopped) {
-            if (it_server_stop_clean(&s->s) != 0)
-                rc = -1;
-        }
-        it_server_cleanup(&s->s);
-    }
-    free(f);
-    return rc;
-}
+typedef it_srvs_t fixture_t;
 
 /* Wall-clock milliseconds (what validUntil is written in). */
 static int64_t wall_ms(void)
@@ -113,193 +53,36 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Runs the CLI against s's store; requires exit 0; returns its stdout (malloc'd). */
-static char *cli(const srv_t *s, const char *const *args)
-{
-    return it_cli_ok(s->s.dir, args);
-}
-
-static void conn_ensure(srv_t *s)
-{
-    it_conn_ensure(&s->conn, s->s.port);
-}
-
 /* One request on s's keep-alive connection. auth: a header line ("Authorization:
  * ...\r\n") or NULL for none; ctype: a Content-Type or NULL. */
-static void call(srv_t *s, const char *auth, const char *method, const char *target,
+static void call(it_srv_t *s, const char *auth, const char *method, const char *target,
                  const char *ctype, const char *body, size_t len, it_response_t *r)
 {
-    conn_ensure(s);
-    char *headers = it_fmt("%s%s%s%s", auth ? auth : "", ctype ? "Content-Type: " : "",
-                        ctype ? ctype : "", ctype ? "\r\n" : "");
-    int rc = it_conn_request(&s->conn, method, target, headers, body, len, r);
-    free(headers);
-    if (rc != 0) {
-        it_conn_close(&s->conn);
-        fail_msg("%s %.200s: %s (did the server die? running: %d)", method, target,
-                 it_last_error(), it_server_running(&s->s));
-    }
-    const char *c = it_response_header(r, "connection");
-    if (c && strcasecmp(c, "close") == 0)
-        it_conn_close(&s->conn);
+    it_srv_call(s, auth, method, target, ctype, body, len, r);
 }
 
-/* Creates a tenant (unless it exists: pass create_tenant false) and a client with
- * scopes; id and secret out. */
-static void make_client(srv_t *s, const char *tenant, bool create_tenant, const char *scopes,
-                        char *id_out, size_t id_len, char *secret_out, size_t secret_len)
+/* A token of tenant acme's all-scope client for scope, as a header line (malloc'd). */
+static char *token_for(it_srv_t *s, const char *scope)
 {
-    if (create_tenant) {
-        const char *const t[] = { "tenant", "create", tenant, "--store", s->store, NULL };
-        free(cli(s, t));
-    }
-    const char *const c[] = { "client", "create", "--tenant", tenant, "--name", "it", "--json",
-                              "--scopes", scopes, "--store", s->store, NULL };
-    char *out = cli(s, c);
-    json_t *j = it_json_parse(out, strlen(out));
-    if (!j)
-        fail_msg("client create --json printed no JSON: %s", out);
-    free(out);
-    const char *id = json_string_value(json_object_get(j, "clientId"));
-    const char *secret = json_string_value(json_object_get(j, "clientSecret"));
-    assert_non_null(id);
-    assert_non_null(secret);
-    assert_true(strlen(id) < id_len && strlen(secret) < secret_len);
-    snprintf(id_out, id_len, "%s", id);
-    snprintf(secret_out, secret_len, "%s", secret);
-    json_decref(j);
-}
-
-/* A token of (tenant, id, secret) for scope (space separated; NULL: every scope of the
- * client), as an Authorization header line (malloc'd). */
-static char *token_header(srv_t *s, const char *tenant, const char *id, const char *secret,
-                          const char *scope)
-{
-    char *eid = it_urlenc(id), *esec = it_urlenc(secret);
-    char *esc = scope ? it_urlenc(scope) : NULL;
-    char *form = it_fmt("grant_type=client_credentials&client_id=%s&client_secret=%s%s%s", eid,
-                     esec, esc ? "&scope=" : "", esc ? esc : "");
-    free(eid);
-    free(esec);
-    free(esc);
-    char *target = it_fmt("/tenants/%s/connect/token", tenant);
-    it_response_t r;
-    call(s, NULL, "POST", target, "application/x-www-form-urlencoded", form, strlen(form), &r);
-    free(target);
-    free(form);
-    json_t *t = it_assert_json(&r, 200);
-    const char *tok = json_string_value(json_object_get(t, "access_token"));
-    assert_non_null(tok);
-    char *h = it_fmt("Authorization: Bearer %s\r\n", tok);
-    json_decref(t);
-    it_response_free(&r);
-    return h;
-}
-
-/* A token of tenant acme's all-scope client for scope. */
-static char *token_for(srv_t *s, const char *scope)
-{
-    return token_header(s, TENANT, s->client_id, s->client_secret, scope);
+    return it_token_header(s->s.port, &s->client, scope);
 }
 
 /* Starts a server with extra args and env, creates tenant acme and its client. */
-static srv_t *boot_ex(void **state, const char *const *extra, const char *const *env)
+static it_srv_t *boot_ex(void **state, const char *const *extra, const char *const *env)
 {
     fixture_t *f = *state;
-    assert_true(f->n < MAX_SRV);
-    srv_t *s = &f->srv[f->n++];
-    const char *args[32];
-    size_t n = 0;
-    args[n++] = "--rate-limit";
-    args[n++] = "0";
-    for (size_t i = 0; extra && extra[i]; i++) {
-        assert_true(n < 30);
-        args[n++] = extra[i];
-    }
-    args[n] = NULL;
-    it_server_opts_t o = { .args = args, .env = env };
-    if (it_server_start(&s->s, &o) != 0) {
-        s->started = s->s.dir[0] != '\0';
-        fail_msg("server did not start: %s", it_last_error());
-    }
-    s->started = true;
-    char store[sizeof(s->store)];
-    snprintf(store, sizeof(store), "sqlite:%s", s->s.db_path);
-    memcpy(s->store, store, sizeof(store));
-    make_client(s, TENANT, true, ALL_SCOPES, s->client_id, sizeof(s->client_id),
-                s->client_secret, sizeof(s->client_secret));
-    char *h = token_for(s, NULL);
-    assert_true(strlen(h) < sizeof(s->auth));
-    snprintf(s->auth, sizeof(s->auth), "%s", h);
-    free(h);
+    it_srv_t *s = it_srvs_next(f);
+    it_boot_opts_t o = { .args = extra, .env = env };
+    it_srv_boot(s, &o);
     return s;
 }
 
-static srv_t *boot(void **state)
+static it_srv_t *boot(void **state)
 {
     return boot_ex(state, NULL, NULL);
 }
 
 /* ---- JSON and checks -------------------------------------------------------------------- */
-
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    if (!s)
-        fail_msg("'%s' is not a string in %.600s", key, json_dumps(o, JSON_COMPACT));
-    return s;
-}
-
-static int64_t jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v))
-        fail_msg("'%s' is not an integer", key);
-    return (int64_t)json_integer_value(v);
-}
-
-/* The SPEC error body with code, and (when fragments are given) one reason containing
- * every fragment. */
-static void expect_error(const it_response_t *r, int status, const char *code, ...)
-{
-    if (r->status != status)
-        fail_msg("status %d, expected %d; body: %.600s", r->status, status, r->body);
-    it_assert_error(r, status, code);
-    json_t *j = it_json_parse(r->body, r->body_len);
-    json_t *reasons = json_object_get(json_object_get(j, "error"), "reasons");
-    va_list ap;
-    va_start(ap, code);
-    const char *frags[8];
-    size_t n = 0;
-    const char *s;
-    while (n < 8 && (s = va_arg(ap, const char *)) != NULL)
-        frags[n++] = s;
-    va_end(ap);
-    if (n > 0) {
-        bool found = false;
-        for (size_t i = 0; i < json_array_size(reasons) && !found; i++) {
-            const char *rs = json_string_value(json_array_get(reasons, i));
-            bool all = rs != NULL;
-            for (size_t k = 0; k < n && all; k++)
-                all = strstr(rs, frags[k]) != NULL;
-            found = all;
-        }
-        if (!found) {
-            json_decref(j);
-            fail_msg("status %d: no reason contains all of [%s%s%s%s%s]; body: %.600s", status,
-                     frags[0], n > 1 ? " | " : "", n > 1 ? frags[1] : "", n > 2 ? " | " : "",
-                     n > 2 ? frags[2] : "", r->body);
-        }
-    } else if (json_array_size(reasons) == 0 ||
-               !json_string_value(json_array_get(reasons, 0)) ||
-               !json_string_value(json_array_get(reasons, 0))[0]) {
-        json_decref(j);
-        fail_msg("status %d without a reason: %.600s", status, r->body);
-    }
-    json_decref(j);
-}
-
-#define EXPECT_ERROR(r, status, code, ...) expect_error(r, status, code, __VA_ARGS__, NULL)
 
 /* A lower-case RFC 4122 version-4 UUID. */
 static void assert_uuid4(const char *id)
@@ -367,46 +150,6 @@ static void key_bytes(const char *key, unsigned char out[32])
     memcpy(out, buf, 32);
 }
 
-/* ISO 8601 "YYYY-MM-DDTHH:MM:SS[.fff]+HH:MM" (an explicit numeric offset) to epoch ms. */
-static int64_t iso_ms(const char *t)
-{
-    int Y, M, D, h, m, sec, oh, om, used = 0;
-    char sign;
-    if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &used) != 6 || used != 19)
-        fail_msg("'%s' is not an ISO 8601 date-time", t);
-    const char *p = t + 19;
-    int64_t frac = 0;
-    if (*p == '.') {
-        p++;
-        int digits = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (digits < 3)
-                frac = frac * 10 + (*p - '0');
-            digits++;
-            p++;
-        }
-        if (digits == 0)
-            fail_msg("'%s': empty fraction", t);
-        for (; digits < 3; digits++)
-            frac *= 10;
-    }
-    if (sscanf(p, "%c%2d:%2d%n", &sign, &oh, &om, &used) != 3 || used != 6 || p[6] ||
-        (sign != '+' && sign != '-'))
-        fail_msg("'%s' does not end in a numeric offset (+HH:MM)", t);
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    int64_t secs = (int64_t)timegm(&tm);
-    int64_t off = (int64_t)(oh * 60 + om) * 60;
-    secs -= sign == '+' ? off : -off;
-    return secs * 1000 + frac;
-}
-
 /* ---- webhook requests ---------------------------------------------------------------------- */
 
 /* {"destinationUrl":url,"collectionName":coll} (malloc'd). */
@@ -421,7 +164,7 @@ static char *wh_body(const char *url, const char *coll)
 }
 
 /* POST /webhooks[?query] with body (JSON content type). */
-static void wh_post_raw(srv_t *s, const char *auth, const char *query, const char *ctype,
+static void wh_post_raw(it_srv_t *s, const char *auth, const char *query, const char *ctype,
                         const char *body, it_response_t *r)
 {
     char *target = it_fmt(WH "%s%s", query ? "?" : "", query ? query : "");
@@ -429,7 +172,7 @@ static void wh_post_raw(srv_t *s, const char *auth, const char *query, const cha
     free(target);
 }
 
-static void wh_post(srv_t *s, const char *auth, const char *url, const char *coll,
+static void wh_post(it_srv_t *s, const char *auth, const char *url, const char *coll,
                     const char *query, it_response_t *r)
 {
     char *b = wh_body(url, coll);
@@ -439,7 +182,7 @@ static void wh_post(srv_t *s, const char *auth, const char *url, const char *col
 
 /* Creates a webhook; requires 201, the Location of its id, and a well-formed key;
  * returns the answer (with key). */
-static json_t *wh_create_as(srv_t *s, const char *auth, const char *url, const char *coll,
+static json_t *wh_create_as(it_srv_t *s, const char *auth, const char *url, const char *coll,
                             const char *query)
 {
     it_response_t r;
@@ -448,7 +191,7 @@ static json_t *wh_create_as(srv_t *s, const char *auth, const char *url, const c
         fail_msg("POST /webhooks %s (%s): status %d, expected 201; body: %.600s", url, coll,
                  r.status, r.body);
     json_t *j = it_assert_json(&r, 201);
-    const char *id = jstr(j, "id");
+    const char *id = it_jstr(j, "id");
     assert_uuid4(id);
     char *loc = it_fmt(WH "/%s", id);
     const char *got = it_response_header(&r, "location");
@@ -456,12 +199,12 @@ static json_t *wh_create_as(srv_t *s, const char *auth, const char *url, const c
         fail_msg("Location is '%s', expected '%s'", got ? got : "(none)", loc);
     free(loc);
     unsigned char k[32];
-    key_bytes(jstr(j, "key"), k);
+    key_bytes(it_jstr(j, "key"), k);
     it_response_free(&r);
     return j;
 }
 
-static json_t *wh_create(srv_t *s, const char *url, const char *coll, const char *query)
+static json_t *wh_create(it_srv_t *s, const char *url, const char *coll, const char *query)
 {
     return wh_create_as(s, s->auth, url, coll, query);
 }
@@ -469,13 +212,13 @@ static json_t *wh_create(srv_t *s, const char *url, const char *coll, const char
 /* The id of a created webhook, copied. */
 static void id_of(json_t *w, char out[37])
 {
-    const char *id = jstr(w, "id");
+    const char *id = it_jstr(w, "id");
     assert_int_equal(strlen(id), 36);
     memcpy(out, id, 37);
 }
 
 /* Creates a webhook and returns only its id. */
-static void wh_new(srv_t *s, const char *url, const char *coll, char out[37])
+static void wh_new(it_srv_t *s, const char *url, const char *coll, char out[37])
 {
     json_t *j = wh_create(s, url, coll, NULL);
     id_of(j, out);
@@ -490,12 +233,12 @@ static void wh_new(srv_t *s, const char *url, const char *coll, char out[37])
         if (r_.status != (status_))                                                      \
             fail_msg("POST /webhooks %.120s: status %d, expected %d; body: %.400s", (url_), \
                      r_.status, (status_), r_.body);                                     \
-        EXPECT_ERROR(&r_, (status_), (code_), __VA_ARGS__);                              \
+        IT_EXPECT_ERROR(&r_, (status_), (code_), __VA_ARGS__);                              \
         it_response_free(&r_);                                                           \
     } while (0)
 
 /* GET /webhooks/{id}; requires status; returns the body (an error body for errors). */
-static json_t *wh_get_as(srv_t *s, const char *auth, const char *id, int status)
+static json_t *wh_get_as(it_srv_t *s, const char *auth, const char *id, int status)
 {
     char *target = it_fmt(WH "/%s", id);
     it_response_t r;
@@ -513,12 +256,12 @@ static json_t *wh_get_as(srv_t *s, const char *auth, const char *id, int status)
     return j;
 }
 
-static json_t *wh_get(srv_t *s, const char *id)
+static json_t *wh_get(it_srv_t *s, const char *id)
 {
     return wh_get_as(s, s->auth, id, 200);
 }
 
-static void wh_delete_as(srv_t *s, const char *auth, const char *id, int status)
+static void wh_delete_as(it_srv_t *s, const char *auth, const char *id, int status)
 {
     char *target = it_fmt(WH "/%s", id);
     it_response_t r;
@@ -537,24 +280,24 @@ static void wh_delete_as(srv_t *s, const char *auth, const char *id, int status)
 /* The webhook's status and disabledReason (NULL: JSON null). */
 static void expect_status(json_t *w, const char *status, const char *reason)
 {
-    const char *st = jstr(w, "status");
+    const char *st = it_jstr(w, "status");
     json_t *rv = json_object_get(w, "disabledReason");
     if (!rv)
         fail_msg("no disabledReason in %.400s", json_dumps(w, JSON_COMPACT));
     if (strcmp(st, status) != 0)
-        fail_msg("webhook %s: status %s, expected %s", jstr(w, "id"), st, status);
+        fail_msg("webhook %s: status %s, expected %s", it_jstr(w, "id"), st, status);
     if (reason) {
         if (!json_is_string(rv) || strcmp(json_string_value(rv), reason) != 0)
-            fail_msg("webhook %s: disabledReason %s, expected %s", jstr(w, "id"),
+            fail_msg("webhook %s: disabledReason %s, expected %s", it_jstr(w, "id"),
                      json_is_string(rv) ? json_string_value(rv) : "(not a string)", reason);
     } else if (!json_is_null(rv)) {
-        fail_msg("webhook %s: disabledReason %s, expected null", jstr(w, "id"),
+        fail_msg("webhook %s: disabledReason %s, expected null", it_jstr(w, "id"),
                  json_is_string(rv) ? json_string_value(rv) : "(not a string)");
     }
 }
 
 /* GET the webhook and check pendingEvents and oldestPendingChangeVersion (NULL: null). */
-static void expect_pending_as(srv_t *s, const char *auth, const char *id, int64_t count,
+static void expect_pending_as(it_srv_t *s, const char *auth, const char *id, int64_t count,
                               const char *oldest, const char *what)
 {
     json_t *w = wh_get_as(s, auth, id, 200);
@@ -577,29 +320,15 @@ static void expect_pending_as(srv_t *s, const char *auth, const char *id, int64_
     json_decref(w);
 }
 
-static void expect_pending(srv_t *s, const char *id, int64_t count, const char *oldest,
+static void expect_pending(it_srv_t *s, const char *id, int64_t count, const char *oldest,
                            const char *what)
 {
     expect_pending_as(s, s->auth, id, count, oldest, what);
 }
 
-/* The continuationToken value inside a nextLink (malloc'd). */
-static char *token_of(const char *link)
-{
-    const char *p = strstr(link, "continuationToken=");
-    if (!p)
-        fail_msg("nextLink without continuationToken: %s", link);
-    p += strlen("continuationToken=");
-    size_t n = strcspn(p, "&");
-    assert_true(n > 0);
-    char *t = strndup(p, n);
-    assert_non_null(t);
-    return t;
-}
-
 /* Follows the nextLink chain of GET /webhooks[?query]; returns every item (a new JSON
  * array), each id at most once, pages of at most max_page items when max_page > 0. */
-static json_t *wh_list_as(srv_t *s, const char *auth, const char *query, size_t max_page,
+static json_t *wh_list_as(it_srv_t *s, const char *auth, const char *query, size_t max_page,
                           size_t *pages_out)
 {
     json_t *all = json_array();
@@ -625,11 +354,11 @@ static json_t *wh_list_as(srv_t *s, const char *auth, const char *query, size_t 
         json_array_foreach(v, i, it) {
             if (json_object_get(it, "key"))
                 fail_msg("a listed webhook shows its key");
-            const char *id = jstr(it, "id");
+            const char *id = it_jstr(it, "id");
             size_t k;
             json_t *seen;
             json_array_foreach(all, k, seen) {
-                if (strcmp(jstr(seen, "id"), id) == 0)
+                if (strcmp(it_jstr(seen, "id"), id) == 0)
                     fail_msg("webhook %s listed twice", id);
             }
             json_array_append(all, it);
@@ -650,7 +379,7 @@ static json_t *wh_list_as(srv_t *s, const char *auth, const char *query, size_t 
     return all;
 }
 
-static json_t *wh_list(srv_t *s, const char *filter)
+static json_t *wh_list(it_srv_t *s, const char *filter)
 {
     char *q = NULL;
     if (filter) {
@@ -668,14 +397,14 @@ static bool list_has(json_t *list, const char *id)
     size_t i;
     json_t *it;
     json_array_foreach(list, i, it) {
-        if (strcmp(jstr(it, "id"), id) == 0)
+        if (strcmp(it_jstr(it, "id"), id) == 0)
             return true;
     }
     return false;
 }
 
 /* The list under filter holds exactly the given ids (NULL-terminated), in any order. */
-static void expect_list(srv_t *s, const char *filter, const char *const *ids)
+static void expect_list(it_srv_t *s, const char *filter, const char *const *ids)
 {
     json_t *l = wh_list(s, filter);
     size_t n = 0;
@@ -693,42 +422,37 @@ static void expect_list(srv_t *s, const char *filter, const char *const *ids)
 
 static void copy_version(json_t *o, char out[21])
 {
-    const char *v = jstr(o, "changeVersion");
+    const char *v = it_jstr(o, "changeVersion");
     if (strlen(v) != 20)
         fail_msg("changeVersion '%s' is not 20 characters", v);
     memcpy(out, v, 21);
 }
 
-/* PUT target body; requires status; the record's changeVersion into ver (may be NULL). */
-static void put_ok(srv_t *s, const char *auth, const char *target, const char *body, int status,
+/* PUT target body with auth; requires status; the record's changeVersion into ver (may
+ * be NULL). */
+static void put_ok(it_srv_t *s, const char *auth, const char *target, const char *body, int status,
                    char ver[21])
 {
-    it_response_t r;
-    call(s, auth, "PUT", target, JSON_CT, body, strlen(body), &r);
-    if (r.status != status)
-        fail_msg("PUT %s: status %d, expected %d; body: %.400s", target, r.status, status,
-                 r.body);
-    json_t *j = it_assert_json(&r, status);
+    json_t *j = it_srv_expect_as(s, auth, "PUT", target, body, status);
     if (ver)
         copy_version(j, ver);
     json_decref(j);
-    it_response_free(&r);
 }
 
-static void put_person(srv_t *s, const char *auth, int id, const char *emp, int status,
+static void put_person(it_srv_t *s, const char *auth, int id, const char *emp, int status,
                        char ver[21])
 {
-    char *t = it_fmt(BASE "/people/%d", id);
+    char *t = it_fmt(IT_BASE "/people/%d", id);
     char *b = it_fmt("{\"id\":%d,\"externalReferences\":{\"@employee-number\":\"%s\"}}", id, emp);
     put_ok(s, auth, t, b, status, ver);
     free(t);
     free(b);
 }
 
-static void put_def(srv_t *s, const char *auth, int id, const char *name, int minimum, int maximum,
+static void put_def(it_srv_t *s, const char *auth, int id, const char *name, int minimum, int maximum,
                     int if_not, int status, char ver[21])
 {
-    char *t = it_fmt(BASE "/break-definitions/%d", id);
+    char *t = it_fmt(IT_BASE "/break-definitions/%d", id);
     char *b = it_fmt("{\"id\":%d,\"name\":{\"default\":\"%s\"},\"friendlyName\":{\"default\":\"%s\"},"
                   "\"paidDurationInMinutes\":0,\"minimumDurationInMinutes\":%d,"
                   "\"maximumDurationInMinutes\":%d,\"ifNotClockedDurationInMinutes\":%d,"
@@ -751,10 +475,10 @@ static char *break_json(int id, int person, int def, int day, int calc, int cloc
                id, person, def, day % 28 + 1, c, clocked);
 }
 
-static void put_break(srv_t *s, const char *auth, int id, int person, int def, int calc,
+static void put_break(it_srv_t *s, const char *auth, int id, int person, int def, int calc,
                       int clocked, int status, char ver[21])
 {
-    char *t = it_fmt(BASE "/breaks/%d", id);
+    char *t = it_fmt(IT_BASE "/breaks/%d", id);
     char *b = break_json(id, person, def, id, calc, clocked);
     put_ok(s, auth, t, b, status, ver);
     free(t);
@@ -762,9 +486,9 @@ static void put_break(srv_t *s, const char *auth, int id, int person, int def, i
 }
 
 /* The changeVersion of a break as GET shows it. */
-static void break_version(srv_t *s, int id, char out[21])
+static void break_version(it_srv_t *s, int id, char out[21])
 {
-    char *t = it_fmt(BASE "/breaks/%d", id);
+    char *t = it_fmt(IT_BASE "/breaks/%d", id);
     it_response_t r;
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     free(t);
@@ -774,11 +498,13 @@ static void break_version(srv_t *s, int id, char out[21])
     it_response_free(&r);
 }
 
-/* A person, a definition and a break in tenant acme of s: the data a webhook reports on. */
-static void seed_basics(srv_t *s)
+/* A person and a definition in tenant acme of s: the data a webhook reports on. */
+static void seed_basics(it_srv_t *s)
 {
-    put_person(s, s->auth, 1, "E-1", 201, NULL);
-    put_def(s, s->auth, 1, "Lunch", 30, 60, 20, 201, NULL);
+    it_seed_people(s, 1, IT_REF_EMPLOYEE);
+    const it_definition_t lunch = { .id = 1, .minimum = 30, .maximum = 60, .if_not_clocked = 20,
+                                    .uninterrupted = true };
+    it_seed_definition(s, &lunch);
 }
 
 /* ---- keys at rest helpers ------------------------------------------------------------------------ */
@@ -801,7 +527,7 @@ static bool file_contains(const char *path, const void *p, size_t n)
 
 static void test_create(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     const char *url = "https://hooks.example.invalid/protime/breaks?x=1";
     char *q = it_urlenc("(people,@employee-number)");
     char *query = it_fmt("externalReferences=%s", q);
@@ -817,7 +543,7 @@ static void test_create(void **state)
     if (!cc || !strstr(cc, "no-store"))
         fail_msg("the answer with the key has Cache-Control '%s', expected no-store",
                  cc ? cc : "(none)");
-    const char *id = jstr(a, "id");
+    const char *id = it_jstr(a, "id");
     assert_uuid4(id);
     char *loc = it_fmt(WH "/%s", id);
     const char *got = it_response_header(&r, "location");
@@ -827,21 +553,21 @@ static void test_create(void **state)
     it_response_free(&r);
 
     unsigned char k1[32];
-    const char *key = jstr(a, "key");
+    const char *key = it_jstr(a, "key");
     assert_int_equal(strlen(key), 6 + 44);
     key_bytes(key, k1);
 
     /* validUntil: creation + 30 days (the default), with an explicit offset. */
-    int64_t vu = iso_ms(jstr(a, "validUntil"));
+    int64_t vu = it_iso_ms(it_jstr(a, "validUntil"));
     if (vu < before + 30 * DAY_MS - 1000 || vu > after + 30 * DAY_MS + 1000)
         fail_msg("validUntil %s is not creation + 30 days (created between %lld and %lld ms)",
-                 jstr(a, "validUntil"), (long long)before, (long long)after);
-    int64_t ca = iso_ms(jstr(a, "createdAt"));
+                 it_jstr(a, "validUntil"), (long long)before, (long long)after);
+    int64_t ca = it_iso_ms(it_jstr(a, "createdAt"));
     if (ca < before - 1000 || ca > after + 1000)
-        fail_msg("createdAt %s is not now", jstr(a, "createdAt"));
+        fail_msg("createdAt %s is not now", it_jstr(a, "createdAt"));
     expect_status(a, "Enabled", NULL);
-    assert_string_equal(jstr(a, "destinationUrl"), url);
-    assert_string_equal(jstr(a, "collectionName"), "breaks");
+    assert_string_equal(it_jstr(a, "destinationUrl"), url);
+    assert_string_equal(it_jstr(a, "collectionName"), "breaks");
     json_t *want_refs = json_loads("[{\"collection\":\"people\",\"name\":\"@employee-number\"}]",
                                    0, NULL);
     if (!json_equal(json_object_get(a, "externalReferences"), want_refs))
@@ -849,7 +575,7 @@ static void test_create(void **state)
                  json_dumps(json_object_get(a, "externalReferences"), JSON_COMPACT),
                  json_dumps(want_refs, JSON_COMPACT));
     json_decref(want_refs);
-    assert_int_equal(jint(a, "pendingEvents"), 0);
+    assert_int_equal(it_jint(a, "pendingEvents"), 0);
     assert_true(json_is_null(json_object_get(a, "oldestPendingChangeVersion")));
     assert_true(json_is_null(json_object_get(a, "lastDeliveredChangeVersion")));
 
@@ -866,13 +592,13 @@ static void test_create(void **state)
     /* A second webhook: another id, another key; no references: an empty array. */
     json_t *b = wh_create(s, "https://hooks.example.invalid/protime/defs", "break-definitions",
                           NULL);
-    if (strcmp(jstr(a, "id"), jstr(b, "id")) == 0)
-        fail_msg("two webhooks with the same id %s", jstr(a, "id"));
+    if (strcmp(it_jstr(a, "id"), it_jstr(b, "id")) == 0)
+        fail_msg("two webhooks with the same id %s", it_jstr(a, "id"));
     unsigned char k2[32];
-    key_bytes(jstr(b, "key"), k2);
+    key_bytes(it_jstr(b, "key"), k2);
     if (memcmp(k1, k2, 32) == 0)
         fail_msg("two webhooks with the same key");
-    assert_string_equal(jstr(b, "collectionName"), "break-definitions");
+    assert_string_equal(it_jstr(b, "collectionName"), "break-definitions");
     json_t *refs = json_object_get(b, "externalReferences");
     assert_true(json_is_array(refs));
     assert_int_equal(json_array_size(refs), 0);
@@ -892,7 +618,7 @@ static void test_create(void **state)
     json_decref(want_refs);
 
     /* The list shows all three, no keys. */
-    const char *ids[] = { jstr(a, "id"), jstr(b, "id"), jstr(c, "id"), NULL };
+    const char *ids[] = { it_jstr(a, "id"), it_jstr(b, "id"), it_jstr(c, "id"), NULL };
     expect_list(s, NULL, ids);
     json_decref(a);
     json_decref(b);
@@ -905,43 +631,43 @@ static void test_create(void **state)
 
 static void expect_403(const it_response_t *r, const char *scope)
 {
-    EXPECT_ERROR(r, 403, "Forbidden", scope);
+    IT_EXPECT_ERROR(r, 403, "Forbidden", scope);
 }
 
 static void test_scopes(void **state)
 {
-    srv_t *s = boot(state);
-    char *t_read = token_for(s, S_WH_R);
-    char *t_write = token_for(s, S_WH_W);
-    char *t_write_breaks = token_for(s, S_WH_W " " S_BREAKS_R);
-    char *t_write_defs = token_for(s, S_WH_W " " S_DEFS_R);
-    char *t_data = token_for(s, S_BREAKS_R " " S_DEFS_R " " S_BREAKS_W);
+    it_srv_t *s = boot(state);
+    char *t_read = token_for(s, SC_HOOKS_R);
+    char *t_write = token_for(s, SC_HOOKS_W);
+    char *t_write_breaks = token_for(s, SC_HOOKS_W " " SC_BREAKS_R);
+    char *t_write_defs = token_for(s, SC_HOOKS_W " " SC_DEFS_R);
+    char *t_data = token_for(s, SC_BREAKS_R " " SC_DEFS_R " " SC_BREAKS_W);
     const char *url = "https://hooks.example.invalid/x";
     it_response_t r;
 
     /* Creating needs webhooks.write. */
     wh_post(s, t_read, url, "breaks", NULL, &r);
-    expect_403(&r, S_WH_W);
+    expect_403(&r, SC_HOOKS_W);
     const char *wa = it_response_header(&r, "www-authenticate");
     if (!wa || !strstr(wa, "insufficient_scope"))
         fail_msg("403 without WWW-Authenticate insufficient_scope: %s", wa ? wa : "(none)");
     it_response_free(&r);
     wh_post(s, t_data, url, "breaks", NULL, &r);
-    expect_403(&r, S_WH_W);
+    expect_403(&r, SC_HOOKS_W);
     it_response_free(&r);
 
     /* ... and the read scope of the collection. */
     wh_post(s, t_write, url, "breaks", NULL, &r);
-    expect_403(&r, S_BREAKS_R);
+    expect_403(&r, SC_BREAKS_R);
     it_response_free(&r);
     wh_post(s, t_write, url, "break-definitions", NULL, &r);
-    expect_403(&r, S_DEFS_R);
+    expect_403(&r, SC_DEFS_R);
     it_response_free(&r);
     wh_post(s, t_write_defs, url, "breaks", NULL, &r);
-    expect_403(&r, S_BREAKS_R);
+    expect_403(&r, SC_BREAKS_R);
     it_response_free(&r);
     wh_post(s, t_write_breaks, url, "break-definitions", NULL, &r);
-    expect_403(&r, S_DEFS_R);
+    expect_403(&r, SC_DEFS_R);
     it_response_free(&r);
 
     /* Without a token: 401. */
@@ -968,10 +694,10 @@ static void test_scopes(void **state)
     const char *const no_read[] = { t_write_breaks, t_write, t_data };
     for (size_t i = 0; i < 3; i++) {
         call(s, no_read[i], "GET", target, NULL, NULL, 0, &r);
-        expect_403(&r, S_WH_R);
+        expect_403(&r, SC_HOOKS_R);
         it_response_free(&r);
         call(s, no_read[i], "GET", WH, NULL, NULL, 0, &r);
-        expect_403(&r, S_WH_R);
+        expect_403(&r, SC_HOOKS_R);
         it_response_free(&r);
     }
     json_decref(wh_get_as(s, t_read, idb, 200));
@@ -984,10 +710,10 @@ static void test_scopes(void **state)
 
     /* Deleting needs webhooks.write; a refused delete changes nothing. */
     call(s, t_read, "DELETE", target, NULL, NULL, 0, &r);
-    expect_403(&r, S_WH_W);
+    expect_403(&r, SC_HOOKS_W);
     it_response_free(&r);
     call(s, t_data, "DELETE", target, NULL, NULL, 0, &r);
-    expect_403(&r, S_WH_W);
+    expect_403(&r, SC_HOOKS_W);
     it_response_free(&r);
     json_t *g = wh_get_as(s, t_read, idb, 200);
     expect_status(g, "Enabled", NULL);
@@ -1009,7 +735,7 @@ static void test_scopes(void **state)
 /* body validation                                                                             */
 /* =========================================================================================== */
 
-static void bad_body(srv_t *s, const char *query, const char *body, const char *frag)
+static void bad_body(it_srv_t *s, const char *query, const char *body, const char *frag)
 {
     it_response_t r;
     wh_post_raw(s, s->auth, query, JSON_CT, body, &r);
@@ -1017,15 +743,15 @@ static void bad_body(srv_t *s, const char *query, const char *body, const char *
         fail_msg("POST /webhooks %s: status %d, expected 400; body: %.400s", body, r.status,
                  r.body);
     if (frag)
-        EXPECT_ERROR(&r, 400, "BadRequest", frag);
+        IT_EXPECT_ERROR(&r, 400, "BadRequest", frag);
     else
-        expect_error(&r, 400, "BadRequest", NULL);
+        it_expect_error(&r, 400, "BadRequest", NULL);
     it_response_free(&r);
 }
 
 static void test_body_validation(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     const char *u = "\"destinationUrl\":\"https://hooks.example.invalid/x\"";
 
     /* Missing fields. */
@@ -1111,7 +837,7 @@ static void test_body_validation(void **state)
     /* Content-Type other than JSON: 415 (with a body that would otherwise be fine). */
     it_response_t r;
     wh_post_raw(s, s->auth, NULL, "text/plain", b, &r);
-    EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "application/json");
+    IT_EXPECT_ERROR(&r, 415, "UnsupportedMediaType", "application/json");
     it_response_free(&r);
     wh_post_raw(s, s->auth, NULL, "application/x-www-form-urlencoded", b, &r);
     it_assert_error(&r, 415, "UnsupportedMediaType");
@@ -1146,14 +872,14 @@ static void test_body_validation(void **state)
  */
 static void test_body_many_problems(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     it_response_t r;
     wh_post_raw(s, s->auth, NULL, JSON_CT,
                 "{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"resumeAfter\":\"x\"}", &r);
-    EXPECT_ERROR(&r, 400, "BadRequest", "destinationUrl");
-    EXPECT_ERROR(&r, 400, "BadRequest", "collectionName");
-    EXPECT_ERROR(&r, 400, "BadRequest", "resumeAfter");
-    EXPECT_ERROR(&r, 400, "BadRequest", "'a'");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "destinationUrl");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "collectionName");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "resumeAfter");
+    IT_EXPECT_ERROR(&r, 400, "BadRequest", "'a'");
     it_response_free(&r);
     /* Still serving. */
     json_decref(wh_create(s, "https://hooks.example.invalid/x", "breaks", NULL));
@@ -1181,7 +907,7 @@ static char *url_of_len(size_t len)
 
 static void test_destinations_default(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     const char *br = "breaks";
 
     /* Plain http and other schemes are refused by default. */
@@ -1251,12 +977,12 @@ static void test_destinations_default(void **state)
      * path and query; a name in upper case. */
     char *u2048 = url_of_len(2048);
     json_t *w = wh_create(s, u2048, br, NULL);
-    assert_string_equal(jstr(w, "destinationUrl"), u2048);
+    assert_string_equal(it_jstr(w, "destinationUrl"), u2048);
     char id[37];
     id_of(w, id);
     json_decref(w);
     w = wh_get(s, id);
-    assert_string_equal(jstr(w, "destinationUrl"), u2048);
+    assert_string_equal(it_jstr(w, "destinationUrl"), u2048);
     json_decref(w);
     free(u2048);
     json_decref(wh_create(s, "https://nothing-resolves-here.invalid/hook", br, NULL));
@@ -1270,9 +996,9 @@ static void test_destinations_default(void **state)
 static void test_destinations_allow_http(void **state)
 {
     const char *const args[] = { "--allow-http-destinations", NULL };
-    srv_t *s = boot_ex(state, args, NULL);
+    it_srv_t *s = boot_ex(state, args, NULL);
     json_t *w = wh_create(s, "http://hooks.example.invalid/x", "breaks", NULL);
-    assert_string_equal(jstr(w, "destinationUrl"), "http://hooks.example.invalid/x");
+    assert_string_equal(it_jstr(w, "destinationUrl"), "http://hooks.example.invalid/x");
     json_decref(w);
     json_decref(wh_create(s, "https://hooks.example.invalid/x", "breaks", NULL));
     /* http does not open the address rules. */
@@ -1287,9 +1013,9 @@ static void test_destinations_allow_list(void **state)
 {
     const char *const args[] = { "--allow-http-destinations", "--allow-destination", "127.0.0.0/8",
                                  "--allow-destination", "169.254.0.0/16", NULL };
-    srv_t *s = boot_ex(state, args, NULL);
+    it_srv_t *s = boot_ex(state, args, NULL);
     json_t *w = wh_create(s, "http://127.0.0.1:9/x", "breaks", NULL);
-    assert_string_equal(jstr(w, "destinationUrl"), "http://127.0.0.1:9/x");
+    assert_string_equal(it_jstr(w, "destinationUrl"), "http://127.0.0.1:9/x");
     json_decref(w);
     json_decref(wh_create(s, "https://127.0.0.1/x", "breaks", NULL));
     json_decref(wh_create(s, "https://127.9.9.9:8443/x", "break-definitions", NULL));
@@ -1311,7 +1037,7 @@ static void test_destinations_allow_list(void **state)
 /* list                                                                                        */
 /* =========================================================================================== */
 
-static void bad_filter(srv_t *s, const char *filter)
+static void bad_filter(it_srv_t *s, const char *filter)
 {
     char *e = it_urlenc(filter);
     char *t = it_fmt(WH "?filter=%s", e);
@@ -1320,14 +1046,14 @@ static void bad_filter(srv_t *s, const char *filter)
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     if (r.status != 400)
         fail_msg("filter [%s]: status %d, expected 400; body %.300s", filter, r.status, r.body);
-    expect_error(&r, 400, "BadRequest", NULL);
+    it_expect_error(&r, 400, "BadRequest", NULL);
     it_response_free(&r);
     free(t);
 }
 
 static void test_list(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     char b1[37], b2[37], b3[37], d1[37], d2[37];
     wh_new(s, "https://b1.example.invalid/x", "breaks", b1);
     wh_new(s, "https://b2.example.invalid/x", "breaks", b2);
@@ -1384,7 +1110,7 @@ static void test_list(void **state)
         if (!list_has(l, all[i]))
             fail_msg("paging lost webhook %s", all[i]);
     for (size_t i = 1; i < json_array_size(l); i++)
-        if (strcmp(jstr(json_array_get(l, i - 1), "id"), jstr(json_array_get(l, i), "id")) >= 0)
+        if (strcmp(it_jstr(json_array_get(l, i - 1), "id"), it_jstr(json_array_get(l, i), "id")) >= 0)
             fail_msg("the list is not in id order at %zu", i);
     json_decref(l);
     /* Paging with a filter: 4 enabled in 2 pages. */
@@ -1403,8 +1129,8 @@ static void test_list(void **state)
     free(t);
     json_t *p1 = it_assert_json(&r, 200);
     it_response_free(&r);
-    const char *link = jstr(p1, "nextLink");
-    char *tok = token_of(link);
+    const char *link = it_jstr(p1, "nextLink");
+    char *tok = it_continuation_token(link);
     /* The untampered link works. */
     call(s, s->auth, "GET", link, NULL, NULL, 0, &r);
     json_decref(it_assert_json(&r, 200));
@@ -1415,17 +1141,17 @@ static void test_list(void **state)
     bad[tl / 2] = bad[tl / 2] == 'A' ? 'B' : 'A';
     t = it_fmt(WH "?%s&continuationToken=%s", q, bad);
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
-    expect_error(&r, 409, "Conflict", NULL);
+    it_expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(t);
     t = it_fmt(WH "?%s&continuationToken=%s", q, "garbage");
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
-    expect_error(&r, 409, "Conflict", NULL);
+    it_expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(t);
     t = it_fmt(WH "?pageSize=2&continuationToken=%s", tok);
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
-    expect_error(&r, 409, "Conflict", NULL);
+    it_expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(t);
     free(bad);
@@ -1438,10 +1164,9 @@ static void test_list(void **state)
 /* delete                                                                                      */
 /* =========================================================================================== */
 
-
 static void test_delete(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     seed_basics(s);
     char id[37], other[37], v1[21], v2[21];
     wh_new(s, "https://hooks.example.invalid/x", "breaks", id);
@@ -1453,7 +1178,7 @@ static void test_delete(void **state)
     wh_delete_as(s, s->auth, id, 204);
     json_t *g = wh_get(s, id);
     expect_status(g, "Disabled", "Deleted");
-    assert_int_equal(jint(g, "pendingEvents"), 0);
+    assert_int_equal(it_jint(g, "pendingEvents"), 0);
     assert_true(json_is_null(json_object_get(g, "oldestPendingChangeVersion")));
     /* Everything else stays as it was. */
     static const char *const same[] = { "id", "validUntil", "destinationUrl", "collectionName",
@@ -1500,7 +1225,7 @@ static void test_delete(void **state)
 static void test_cap(void **state)
 {
     const char *const args[] = { "--max-webhooks", "2", NULL };
-    srv_t *s = boot_ex(state, args, NULL);
+    it_srv_t *s = boot_ex(state, args, NULL);
     const char *url = "https://hooks.example.invalid/x";
     char a[37], b[37], c[37];
     wh_new(s, url, "breaks", a);
@@ -1519,14 +1244,15 @@ static void test_cap(void **state)
     expect_list(s, "status eq 'Enabled'", en);
 
     /* The cap is per tenant. */
-    char bid[128], bsec[256];
-    make_client(s, TENANT_B, true, ALL_SCOPES, bid, sizeof(bid), bsec, sizeof(bsec));
-    char *tb = token_header(s, TENANT_B, bid, bsec, NULL);
+    it_client_t cb;
+    it_tenant_create(&s->s, TENANT_B);
+    it_client_create(&s->s, TENANT_B, IT_ALL_SCOPES, &cb);
+    char *tb = it_token_header(s->s.port, &cb, NULL);
     json_decref(wh_create_as(s, tb, url, "breaks", NULL));
     json_decref(wh_create_as(s, tb, url, "breaks", NULL));
     it_response_t r;
     wh_post(s, tb, url, "breaks", NULL, &r);
-    expect_error(&r, 409, "Conflict", NULL);
+    it_expect_error(&r, 409, "Conflict", NULL);
     it_response_free(&r);
     free(tb);
 }
@@ -1547,14 +1273,14 @@ static void still_before(int64_t deadline, const char *what)
 
 /* Polls GET until the webhook shows Disabled (bounded 5 s past validUntil); checks that
  * it is Enabled before validUntil and Disabled/Expired from validUntil on. */
-static void wait_expired(srv_t *s, const char *id, int64_t vu)
+static void wait_expired(it_srv_t *s, const char *id, int64_t vu)
 {
     int64_t start = wall_ms();
     for (;;) {
         int64_t t_send = wall_ms();
         json_t *w = wh_get(s, id);
         int64_t t_recv = wall_ms();
-        const char *st = jstr(w, "status");
+        const char *st = it_jstr(w, "status");
         if (strcmp(st, "Enabled") == 0) {
             if (t_send > vu + 5)
                 fail_msg("webhook %s still Enabled %lld ms after validUntil", id,
@@ -1565,7 +1291,7 @@ static void wait_expired(srv_t *s, const char *id, int64_t vu)
                 fail_msg("webhook %s Disabled %lld ms before validUntil", id,
                          (long long)(vu - t_recv));
             expect_status(w, "Disabled", "Expired");
-            assert_int_equal(jint(w, "pendingEvents"), 0);
+            assert_int_equal(it_jint(w, "pendingEvents"), 0);
             assert_true(json_is_null(json_object_get(w, "oldestPendingChangeVersion")));
             json_decref(w);
             return;
@@ -1580,22 +1306,22 @@ static void wait_expired(srv_t *s, const char *id, int64_t vu)
 static void test_expiry(void **state)
 {
     const char *const args[] = { "--webhook-validity", "2s", "--max-webhooks", "2", NULL };
-    srv_t *s = boot_ex(state, args, NULL);
+    it_srv_t *s = boot_ex(state, args, NULL);
     seed_basics(s);
     const char *url = "https://hooks.example.invalid/x";
 
     int64_t before = wall_ms();
     json_t *w1 = wh_create(s, url, "breaks", NULL);
     int64_t after = wall_ms();
-    int64_t vu1 = iso_ms(jstr(w1, "validUntil"));
+    int64_t vu1 = it_iso_ms(it_jstr(w1, "validUntil"));
     if (vu1 < before + VALIDITY_MS - 20 || vu1 > after + VALIDITY_MS + 20)
         fail_msg("validUntil %s is not creation + 2 s (created between %lld and %lld)",
-                 jstr(w1, "validUntil"), (long long)before, (long long)after);
+                 it_jstr(w1, "validUntil"), (long long)before, (long long)after);
     char e1[37], e2[37];
     id_of(w1, e1);
     json_decref(w1);
     json_t *w2 = wh_create(s, url, "break-definitions", NULL);
-    int64_t vu2 = iso_ms(jstr(w2, "validUntil"));
+    int64_t vu2 = it_iso_ms(it_jstr(w2, "validUntil"));
     id_of(w2, e2);
     json_decref(w2);
 
@@ -1690,28 +1416,9 @@ static int64_t versions_after(const versions_t *vs, const char *floor, char olde
     return n;
 }
 
-/* The lines of an NDJSON body, each parsed. */
-static json_t *ndjson_lines(const char *body, size_t len)
-{
-    json_t *a = json_array();
-    const char *p = body, *end = body + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        if (le > p) {
-            json_t *j = it_json_parse(p, (size_t)(le - p));
-            if (!j)
-                fail_msg("answer line is not JSON: %.*s", (int)(le - p > 200 ? 200 : le - p), p);
-            json_array_append_new(a, j);
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return a;
-}
-
 /* Re-reads breaks 1..N_BREAKS (except deleted ones); each whose changeVersion moved past
  * last[] is a change (definition fan-out): added to vs. Returns how many. */
-static int refresh_breaks(srv_t *s, char last[][21], const bool *deleted, versions_t *vs)
+static int refresh_breaks(it_srv_t *s, char last[][21], const bool *deleted, versions_t *vs)
 {
     int changed = 0;
     for (int i = 1; i <= N_BREAKS; i++) {
@@ -1733,7 +1440,7 @@ static int refresh_breaks(srv_t *s, char last[][21], const bool *deleted, versio
 
 static void test_outbox(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     for (int p = 1; p <= 3; p++) {
         char emp[16];
         snprintf(emp, sizeof(emp), "E-%d", p);
@@ -1810,19 +1517,19 @@ static void test_outbox(void **state)
     fprintf(m, "{\"op\":\"delete\",\"id\":3}\n");
     fclose(m);
     it_response_t r;
-    call(s, s->auth, "POST", BASE "/breaks/$batch", NDJSON_CT, nd, ndlen, &r);
+    call(s, s->auth, "POST", IT_BASE "/breaks/$batch", NDJSON_CT, nd, ndlen, &r);
     free(nd);
     if (r.status != 200)
         fail_msg("$batch: status %d; body %.400s", r.status, r.body);
-    json_t *lines = ndjson_lines(r.body, r.body_len);
+    json_t *lines = it_ndjson_lines(r.body, r.body_len);
     it_response_free(&r);
     assert_int_equal(json_array_size(lines), 14);
     for (int l = 0; l < 13; l++) {
         json_t *line = json_array_get(lines, (size_t)l);
         int want = l < 12 ? 201 : 204;
-        if (jint(line, "status") != want)
+        if (it_jint(line, "status") != want)
             fail_msg("$batch line %d: %s", l + 1, json_dumps(line, JSON_COMPACT));
-        int id = (int)jint(line, "id");
+        int id = (int)it_jint(line, "id");
         assert_true(id >= 1 && id <= N_BREAKS);
         copy_version(line, last[id]);
         versions_add(&bv, last[id]);
@@ -1831,9 +1538,9 @@ static void test_outbox(void **state)
     deleted[3] = true;
     json_t *sum = json_object_get(json_array_get(lines, 13), "summary");
     assert_non_null(sum);
-    assert_int_equal(jint(sum, "created"), 12);
-    assert_int_equal(jint(sum, "deleted"), 1);
-    assert_int_equal(jint(sum, "failed"), 0);
+    assert_int_equal(it_jint(sum, "created"), 12);
+    assert_int_equal(it_jint(sum, "deleted"), 1);
+    assert_int_equal(it_jint(sum, "failed"), 0);
     json_decref(lines);
     assert_int_equal(writes, 25);
 
@@ -1874,14 +1581,14 @@ static void test_outbox(void **state)
     size_t i;
     json_t *it;
     json_array_foreach(all, i, it) {
-        const char *id = jstr(it, "id");
+        const char *id = it_jstr(it, "id");
         int64_t want = strcmp(id, wd) == 0 ? nd_count
                        : strcmp(id, wx) == 0 ? 0
                        : strcmp(id, w4) == 0 ? n4
                                              : n;
-        if (jint(it, "pendingEvents") != want)
+        if (it_jint(it, "pendingEvents") != want)
             fail_msg("listed webhook %s: pendingEvents %lld, expected %lld", id,
-                     (long long)jint(it, "pendingEvents"), (long long)want);
+                     (long long)it_jint(it, "pendingEvents"), (long long)want);
     }
     assert_int_equal(json_array_size(all), K_HOOKS + 3);
     json_decref(all);
@@ -1893,10 +1600,11 @@ static void test_outbox(void **state)
 
 static void test_tenant_isolation(void **state)
 {
-    srv_t *s = boot(state);
-    char bid[128], bsec[256];
-    make_client(s, TENANT_B, true, ALL_SCOPES, bid, sizeof(bid), bsec, sizeof(bsec));
-    char *tb = token_header(s, TENANT_B, bid, bsec, NULL);
+    it_srv_t *s = boot(state);
+    it_client_t cb;
+    it_tenant_create(&s->s, TENANT_B);
+    it_client_create(&s->s, TENANT_B, IT_ALL_SCOPES, &cb);
+    char *tb = it_token_header(s->s.port, &cb, NULL);
 
     seed_basics(s);
     char wa[37], va[21];
@@ -1934,7 +1642,7 @@ static void test_tenant_isolation(void **state)
     expect_list(s, NULL, only_a);
     lb = wh_list_as(s, tb, NULL, 0, NULL);
     assert_int_equal(json_array_size(lb), 1);
-    assert_string_equal(jstr(json_array_get(lb, 0), "id"), wb);
+    assert_string_equal(it_jstr(json_array_get(lb, 0), "id"), wb);
     json_decref(lb);
     free(tb);
 }
@@ -1947,7 +1655,7 @@ static void keys_case(void **state, bool master)
 {
     const char *const env_master[] = { "BREAKHOOK_MASTER_KEY=" MASTER_KEY, NULL };
     const char *const args[] = { "--log-level", "debug", NULL };
-    srv_t *s = boot_ex(state, args, master ? env_master : NULL);
+    it_srv_t *s = boot_ex(state, args, master ? env_master : NULL);
     seed_basics(s);
 
     /* Two webhooks, read, listed, one deleted: every path that could log. */
@@ -1955,14 +1663,14 @@ static void keys_case(void **state, bool master)
     json_t *w2 = wh_create(s, "https://b.example.invalid/x", "break-definitions", NULL);
     unsigned char k[2][32];
     char whsec[2][64];
-    key_bytes(jstr(w1, "key"), k[0]);
-    key_bytes(jstr(w2, "key"), k[1]);
-    snprintf(whsec[0], sizeof(whsec[0]), "%s", jstr(w1, "key"));
-    snprintf(whsec[1], sizeof(whsec[1]), "%s", jstr(w2, "key"));
-    json_decref(wh_get(s, jstr(w1, "id")));
+    key_bytes(it_jstr(w1, "key"), k[0]);
+    key_bytes(it_jstr(w2, "key"), k[1]);
+    snprintf(whsec[0], sizeof(whsec[0]), "%s", it_jstr(w1, "key"));
+    snprintf(whsec[1], sizeof(whsec[1]), "%s", it_jstr(w2, "key"));
+    json_decref(wh_get(s, it_jstr(w1, "id")));
     json_decref(wh_list(s, NULL));
     put_break(s, s->auth, 1, 1, 1, -1, 40, 201, NULL);
-    wh_delete_as(s, s->auth, jstr(w2, "id"), 204);
+    wh_delete_as(s, s->auth, it_jstr(w2, "id"), 204);
     json_decref(w1);
     json_decref(w2);
 
@@ -1974,13 +1682,7 @@ static void keys_case(void **state, bool master)
             fail_msg("with a master key, key %d's bytes are in the running server's store",
                      i + 1);
 
-    it_conn_close(&s->conn);
-    int st = it_server_stop(&s->s, 0);
-    s->stopped = true;
-    if (st != 0) {
-        it_server_dump(&s->s);
-        fail_msg("the server exited with status %d", st);
-    }
+    it_srv_stop(s);
 
     size_t dblen = 0;
     char *db = it_read_file(s->s.db_path, &dblen);
@@ -2054,7 +1756,7 @@ static void test_keys_at_rest_plain(void **state)
  */
 static void test_extrefs_at_the_limit(void **state)
 {
-    srv_t *s = boot(state);
+    it_srv_t *s = boot(state);
     seed_basics(s);
     put_break(s, s->auth, 1, 1, 1, -1, 40, 201, NULL);
     char param[16 * 80] = "";
@@ -2071,7 +1773,7 @@ static void test_extrefs_at_the_limit(void **state)
     char *e = it_urlenc(param);
     char *q = it_fmt("externalReferences=%s", e);
     free(e);
-    char *t = it_fmt(BASE "/breaks/1?%s", q);
+    char *t = it_fmt(IT_BASE "/breaks/1?%s", q);
     it_response_t r;
     call(s, s->auth, "GET", t, NULL, NULL, 0, &r);
     free(t);
@@ -2090,7 +1792,7 @@ static void test_extrefs_at_the_limit(void **state)
     free(q);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, it_srvs_setup, it_srvs_teardown)
 
 int main(void)
 {
