@@ -388,15 +388,29 @@ int store__delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_
                                      m.partitions, partition, m.version, &r, &n_r);
     if (rc == 0 && n_r)
         rc = s->ops->acks_above(s, tenant_id, webhook_id, partition, m.version, &a, &n_a);
+    /* A give-up after the failure ends the record's retries too (store.h): its newest
+     * attempt did not fail to be tried again. */
+    store_retrying_t *g = NULL;
+    size_t n_g = 0;
+    if (rc == 0 && n_r)
+        rc = s->ops->attempts_newest(s, tenant_id, webhook_id, STORE_ATTEMPT_GAVE_UP,
+                                     m.partitions, partition, m.version, &g, &n_g);
     size_t kept = 0;
-    for (size_t i = 0, j = 0; rc == 0 && i < n_r; i++) {
+    for (size_t i = 0, j = 0, k = 0; rc == 0 && i < n_r; i++) {
         while (j < n_a && a[j].record_id < r[i].record_id)
             j++;
         if (j < n_a && a[j].record_id == r[i].record_id && a[j].version >= r[i].version)
             continue;
+        while (k < n_g && g[k].record_id < r[i].record_id)
+            k++;
+        if (k < n_g && g[k].record_id == r[i].record_id &&
+            (g[k].version > r[i].version ||
+             (g[k].version == r[i].version && g[k].attempt > r[i].attempt)))
+            continue;
         r[kept++] = r[i];
     }
     free(a);
+    free(g);
     if (rc != 0 || kept == 0) {
         free(r);
         return rc;

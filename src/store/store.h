@@ -20,8 +20,9 @@
  * Results come back through out-parameters the caller owns; arrays returned
  * through `**out` are malloc'd and freed with free().
  *
- * Invariants every back-end keeps (tests/unit/test_store_contract.c checks them
- * through this header only, against any store URL):
+ * Invariants every back-end keeps (the contract suite in tests/store/ checks them,
+ * and every function here, through this header only, against any store URL;
+ * test_contract_order.c the commit order):
  *
  *  - Commit order. Each tenant's changeVersions are 1, 2, 3, … with no gap, and
  *    version order is commit order: a reader never sees changeVersion v+1 committed
@@ -125,8 +126,10 @@ void store_unsubscribe(store_t *s, store_commit_fn fn, void *arg);
 
 /* Appends the store's families in the Prometheus text format:
  * breakhook_events_created_total{collection}, breakhook_store_call_duration_seconds{op},
- * breakhook_store_group_commit_size, breakhook_store_ready. Reads counters only (and
- * the back-end's stats under its lock); any thread. 0 or BH_ENOMEM when out is full. */
+ * breakhook_store_group_commit_size, breakhook_store_ready,
+ * breakhook_webhooks_disabled_total{reason}. Reads counters only (and the back-end's
+ * stats under its lock); any thread. 0; BH_ETOOBIG when out would pass its maximum
+ * (buf.h), BH_ENOMEM when memory runs out. */
 BH_MUST_USE int store_metrics_write(store_t *s, buf_t *out);
 
 /* ---- tenants ------------------------------------------------------------- */
@@ -236,7 +239,9 @@ typedef struct store_write_result {
 } store_write_result_t;
 
 /* Each call is one write job (one savepoint in a group commit). The returned int is
- * 0 when the job ran (its own outcome is in *res), or BH_EIO/BH_ESHUTDOWN. */
+ * 0 when the job ran (its own outcome is in *res); BH_ENOTFOUND when the tenant does
+ * not exist (nothing written); or a store failure (BH_EIO, BH_ENOSPC, BH_EDISKIO,
+ * BH_ENOMEM) or BH_ESHUTDOWN. */
 BH_MUST_USE int store_person_put(store_t *s, int64_t tenant_id, const model_person_t *p,
                                  store_write_result_t *res);
 BH_MUST_USE int store_person_delete(store_t *s, int64_t tenant_id, int64_t id,
@@ -486,8 +491,9 @@ typedef struct store_retrying {
 } store_retrying_t;
 
 /* The partition's records whose newest failed attempt above the partition's
- * watermark is not followed by an acknowledgement of that version or a newer one,
- * by record id. BH_ENOTFOUND when the webhook does not exist in the tenant or has no
+ * watermark is followed neither by an acknowledgement of that version or a newer one
+ * nor by a give-up (a newer version given up, or the same version's later attempt):
+ * those whose newest attempt failed and waits for its retry, by record id. BH_ENOTFOUND when the webhook does not exist in the tenant or has no
  * such partition. */
 BH_MUST_USE int store_delivery_retrying(store_t *s, int64_t tenant_id, const char *webhook_id,
                                         uint32_t partition, store_retrying_t **out,

@@ -537,7 +537,7 @@ struct store {
     /* Test hook, set by store_open from BREAKHOOK_TEST_VERSIONS_OUTSIDE_LOCK=1: a single
      * write takes its version from a sequence before it reaches the writer, the way a
      * back-end that used a database sequence would, so that versions no longer commit
-     * in order. test_store_contract proves its commit-order check catches that. Never
+     * in order. tests/store/test_contract_order.c proves its commit-order check catches that. Never
      * set in production. */
     bool test_versions_outside_lock;
 };
