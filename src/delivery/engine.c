@@ -1,15 +1,20 @@
 /*
- * engine.c: lanes, scheduling, retries, the circuit breaker and batched commits.
+ * engine.c: the delivery engine's I/O glue: scans, turns, attempts, batched commits.
+ * The states of a record's lane and of a webhook's breaker are lane.c's and
+ * breaker.c's; this file carries out what their transitions ask.
  *
  * Everything here runs on the engine thread's loop except the jobs handed to the
  * worker pool (store reads and commits), whose results come back to the loop.
  *
  *   refresh (every refresh_ms)  store_webhooks_active -> add new webhooks, drop gone
- *   scan (on wake / poll)       store_changes_after -> lanes (coalescing)
- *   dispatch (tick)             ready lanes -> signed POST (per-destination cap,
- *                               breaker) -> hc_send
+ *   scan (a commit of the       store_changes_after -> lanes (coalescing); only the
+ *     webhook's tenant; poll)   committing tenant's webhooks (by_tenant, to_scan)
+ *   dispatch (completion, tick) per host with free slots, its webhooks with a ready
+ *                               lane in turn, one attempt each, if the webhook's
+ *                               breaker admits -> signed POST -> hc_send
  *   done                        2xx: ack; 410: disable; else retry later or give up
- *   flush (tick)                attempts, acks, watermarks -> store_delivery_commit
+ *   flush (tick)                the touched webhooks' attempts, acks, watermarks ->
+ *                               store_delivery_commit
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "delivery/engine.h"
