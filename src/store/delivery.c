@@ -41,6 +41,14 @@ typedef struct {
     uint64_t from_version; /* out */
 } create_arg_t;
 
+/* The commit notification says the tenant's webhooks changed (store.h): the engine
+ * reloads its list at once instead of at its next full refresh. */
+static int note_webhooks(store__tx_t *tx, const store__ops_t *ops, int64_t tenant_id)
+{
+    store__commit_t note = { .tenant_id = tenant_id, .first = 1, .last = 0, .webhooks = true };
+    return ops->tx_note(tx, &note);
+}
+
 /*
  * The cap check, the read of the tenant's counter and the insert in one write: the
  * counter read takes the tenant's write lock, so no other create slips in between
@@ -76,6 +84,8 @@ static int job_webhook_create(store__tx_t *tx, void *arg)
     if (rc == 0)
         rc = ops->marks_write(tx, marks, a->partitions);
     free(marks);
+    if (rc == 0)
+        rc = note_webhooks(tx, ops, a->tenant_id);
     if (rc == 0)
         a->from_version = version;
     return rc;
@@ -136,6 +146,8 @@ static int job_webhook_disable(store__tx_t *tx, void *arg)
         rc = ops->webhooks_set_disabled(tx, &row, 1);
         if (rc == 0 && row.changed)
             a->applied = row.reason;
+        if (rc == 0 && row.changed)
+            rc = note_webhooks(tx, ops, a->tenant_id);
     }
     free(w);
     return rc;

@@ -304,37 +304,49 @@ void store_unsubscribe(store_t *s, store_commit_fn fn, void *arg)
     pthread_mutex_unlock(&subs->lock);
 }
 
-static void notify(store_t *s, int64_t tenant_id, uint64_t version)
+static void notify(store_t *s, int64_t tenant_id, uint64_t version, unsigned what)
 {
     store__subs_t *subs = s->subs;
     if (!subs)
         return;
     pthread_mutex_lock(&subs->lock);
     for (size_t i = 0; i < subs->n; i++)
-        subs->v[i].fn(subs->v[i].arg, tenant_id, version);
+        subs->v[i].fn(subs->v[i].arg, tenant_id, version, what);
     pthread_mutex_unlock(&subs->lock);
 }
 
 void store__committed(store_t *s, const store__commit_t *commits, size_t n, size_t jobs)
 {
     store__metrics_committed(s, commits, n, jobs);
-    /* Once per tenant, with its last version: a group holds each tenant's jobs in
-     * version order, so the last note of a tenant carries its highest version. */
+    /* Once per tenant, at its last note, with its last version: a group holds each
+     * tenant's jobs in version order, so the last note with versions carries the
+     * highest one. */
     for (size_t i = 0; i < n; i++) {
-        if (commits[i].first > commits[i].last)
-            continue;
         bool later = false;
         for (size_t k = i + 1; k < n && !later; k++)
-            later = commits[k].tenant_id == commits[i].tenant_id &&
-                    commits[k].first <= commits[k].last;
-        if (!later)
-            notify(s, commits[i].tenant_id, commits[i].last);
+            later = commits[k].tenant_id == commits[i].tenant_id;
+        if (later)
+            continue;
+        unsigned what = 0;
+        uint64_t version = 0;
+        for (size_t k = 0; k <= i; k++) {
+            if (commits[k].tenant_id != commits[i].tenant_id)
+                continue;
+            if (commits[k].first <= commits[k].last) {
+                what |= STORE_COMMIT_CHANGES;
+                version = commits[k].last;
+            }
+            if (commits[k].webhooks)
+                what |= STORE_COMMIT_WEBHOOKS;
+        }
+        if (what)
+            notify(s, commits[i].tenant_id, version, what);
     }
 }
 
 void store__external_commit(store_t *s)
 {
-    notify(s, 0, 0);
+    notify(s, 0, 0, STORE_COMMIT_CHANGES | STORE_COMMIT_WEBHOOKS);
 }
 
 int store_ping(store_t *s)

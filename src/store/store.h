@@ -105,20 +105,25 @@ void store_commit_times(store_t *s, int64_t tenant_id, const uint64_t *versions,
  *
  * Whoever delivers or serves changes (the delivery engine; later delta long-polls)
  * learns of new ones from the store, not from the code that wrote them: fn(arg,
- * tenant_id, version) is called after every COMMIT that took versions, once per
- * tenant, with the tenant's last committed version; so a write through the API, the
- * CLI's import into the same process's store, or anything else that goes through
- * the store wakes it. Commits made by another process on the same database (the
- * `breakhook import` CLI beside a running server) are noticed within
- * STORE_EXTERNAL_POLL_MS and reported with tenant_id 0 and version 0: "something
- * changed, look everywhere".
+ * tenant_id, version, what) is called after every COMMIT that took versions or
+ * created or disabled webhooks, once per tenant: what has STORE_COMMIT_CHANGES when
+ * the tenant got new versions (version is then its last committed one, else 0) and
+ * STORE_COMMIT_WEBHOOKS when one of its webhooks was created or disabled (not when
+ * one merely expires: its validUntil is known in advance). So a write through the
+ * API, the CLI's import into the same process's store, or anything else that goes
+ * through the store wakes it. Commits made by another process on the same database
+ * (the `breakhook import` CLI beside a running server) are noticed within
+ * STORE_EXTERNAL_POLL_MS and reported with tenant_id 0, version 0 and both bits:
+ * "something changed, look everywhere".
  *
  * fn runs on a store thread (the writer) with no store lock held: it must not
  * block or call the store; it should only hand the news to its own thread (a
  * uv_async_send). At most STORE_MAX_SUBSCRIBERS at once. */
 #define STORE_MAX_SUBSCRIBERS 8
 #define STORE_EXTERNAL_POLL_MS 100
-typedef void (*store_commit_fn)(void *arg, int64_t tenant_id, uint64_t version);
+#define STORE_COMMIT_CHANGES 1u
+#define STORE_COMMIT_WEBHOOKS 2u
+typedef void (*store_commit_fn)(void *arg, int64_t tenant_id, uint64_t version, unsigned what);
 /* BH_ERANGE when STORE_MAX_SUBSCRIBERS are already subscribed. Any thread. */
 BH_MUST_USE int store_subscribe(store_t *s, store_commit_fn fn, void *arg);
 /* After it returns, fn(arg, ...) is not running and will not be called again. */

@@ -83,11 +83,13 @@ typedef struct store__metrics store__metrics_t;
 typedef struct store__subs store__subs_t;
 
 /* One tenant's part of a committed transaction: versions first..last (first > last
- * when it took none) and the change-log entries it appended per collection. */
+ * when it took none), the change-log entries it appended per collection, and whether
+ * it created or disabled one of the tenant's webhooks. */
 typedef struct store__commit {
     int64_t tenant_id;
     uint64_t first, last;
     uint32_t created[4];      /* indexed by store_collection_t */
+    bool webhooks;
 } store__commit_t;
 
 BH_MUST_USE int store__metrics_new(store__metrics_t **out);

@@ -672,9 +672,10 @@ typedef struct heard {
     uint64_t highest[2]; /* the highest version heard per tenant */
 } heard_t;
 
-static void on_commit(void *arg, int64_t tenant_id, uint64_t version)
+static void on_commit(void *arg, int64_t tenant_id, uint64_t version, unsigned what)
 {
     heard_t *h = arg;
+    (void)what;
     pthread_mutex_lock(&h->lock);
     if (h->tail - h->head < NOTE_MAX)
         h->q[h->tail++ % NOTE_MAX] = (note_t){ tenant_id, version };

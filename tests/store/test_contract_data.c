@@ -1666,15 +1666,17 @@ typedef struct heard {
     int calls;
     int64_t tenant;
     uint64_t version;
+    unsigned what;
 } heard_t;
 
-static void on_commit(void *arg, int64_t tenant_id, uint64_t version)
+static void on_commit(void *arg, int64_t tenant_id, uint64_t version, unsigned what)
 {
     heard_t *h = arg;
     pthread_mutex_lock(&h->lock);
     h->calls++;
     h->tenant = tenant_id;
     h->version = version;
+    h->what = what;
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -1701,6 +1703,7 @@ static void test_commit_notifications(void **state)
     assert_int_equal(got.calls, 1);
     assert_int_equal(got.tenant, f->ta);
     assert_int_equal(got.version, r.version);
+    assert_int_equal(got.what, STORE_COMMIT_CHANGES);
     model_break_t orphan = mk_break(50, 77, 1, DAY0, 30, true, -1);
     store_write_result_t ro;
     assert_int_equal(store_break_put(f->fx.s, f->ta, &orphan, &ro), 0);
@@ -1726,6 +1729,7 @@ static void test_commit_notifications(void **state)
     }
     assert_int_equal(got.tenant, 0);
     assert_int_equal(got.version, 0);
+    assert_int_equal(got.what, STORE_COMMIT_CHANGES | STORE_COMMIT_WEBHOOKS);
     store_close(other);
 
     store_unsubscribe(f->fx.s, on_commit, &h);

@@ -657,6 +657,64 @@ static void test_disable(void **state)
     assert_int_equal(get(f, f->ta, 4).reason, STORE_WH_DELETED);
 }
 
+typedef struct heard {
+    pthread_mutex_t lock;
+    int calls;                 /* of the tenant under test */
+    unsigned what;             /* or'ed over its calls */
+} heard_t;
+
+typedef struct listener {
+    heard_t h;
+    int64_t tenant;
+} listener_t;
+
+static void on_commit(void *arg, int64_t tenant_id, uint64_t version, unsigned what)
+{
+    listener_t *l = arg;
+    (void)version;
+    if (tenant_id != l->tenant)
+        return; /* a shared store: other tests' tenants */
+    pthread_mutex_lock(&l->h.lock);
+    l->h.calls++;
+    l->h.what |= what;
+    pthread_mutex_unlock(&l->h.lock);
+}
+
+static heard_t heard_take(listener_t *l)
+{
+    pthread_mutex_lock(&l->h.lock);
+    heard_t got = l->h;
+    l->h.calls = 0;
+    l->h.what = 0;
+    pthread_mutex_unlock(&l->h.lock);
+    return got;
+}
+
+/* Creating a webhook and disabling an Enabled one are announced to the commit
+ * subscribers as STORE_COMMIT_WEBHOOKS of its tenant (the delivery engine reloads its
+ * list then, not on a timer); disabling one already Disabled, or a refused create,
+ * changes nothing and is not. */
+static void test_webhook_changes_notified(void **state)
+{
+    fixture_t *f = *state;
+    listener_t l = { .h = { .lock = PTHREAD_MUTEX_INITIALIZER }, .tenant = f->ta };
+    assert_int_equal(store_subscribe(f->fx.s, on_commit, &l), 0);
+    create(f, f->ta, 1, STORE_COLL_BREAKS);
+    heard_t got = heard_take(&l);
+    assert_int_equal(got.calls, 1);
+    assert_int_equal(got.what, STORE_COMMIT_WEBHOOKS);
+    store_webhook_t dup = mk_webhook(1, STORE_COLL_BREAKS);
+    assert_int_equal(store_webhook_create(f->fx.s, f->ta, &dup, CAP), BH_EEXIST);
+    assert_int_equal(heard_take(&l).calls, 0);
+    assert_int_equal(disable(f, f->ta, 1, STORE_WH_DELETED, T0_MS + 100), 0);
+    got = heard_take(&l);
+    assert_int_equal(got.calls, 1);
+    assert_int_equal(got.what, STORE_COMMIT_WEBHOOKS);
+    assert_int_equal(disable(f, f->ta, 1, STORE_WH_DELETED, T0_MS + 200), 0);
+    assert_int_equal(heard_take(&l).calls, 0);
+    store_unsubscribe(f->fx.s, on_commit, &l);
+}
+
 static void test_expire_sweep(void **state)
 {
     fixture_t *f = *state;
@@ -1219,6 +1277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhook_changes_notified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expire_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_window, setup, teardown),

@@ -949,6 +949,27 @@ static void test_host_slots_taken_in_turns(void **state)
         fail_msg("B's only event was request %d of 21, want one of the first four", b_at + 1);
 }
 
+/* A webhook created or disabled while the engine runs is picked up at once, from the
+ * store's commit notification (STORE_COMMIT_WEBHOOKS), not from a timer: here the
+ * full refresh and the poll are a year apart and the fake clock does not move. */
+static void test_webhook_changes_picked_up_at_once(void **state)
+{
+    fx_t *f = *state;
+    f->eo.refresh_ms = 365 * DAY;
+    f->eo.poll_ms = 365 * DAY;
+    start_engine(f);
+    sleep_ms(100); /* the engine's first refresh: no webhook yet */
+    make_webhook(f, 30 * DAY);
+    uint64_t v = put_break(f, 7, 25);
+    expect_requests(f, 1, WAIT_MS, "a change for a webhook made after the engine started");
+    assert_int_equal(consumer_get(&f->cons, 0).version, v);
+    assert_int_equal(
+        store_webhook_disable(f->s, f->tenant, f->wh, STORE_WH_DELETED, fake_now(f)), 0);
+    sleep_ms(200);
+    put_break(f, 8, 25);
+    expect_quiet(f, 500, "a change after the webhook was deleted");
+}
+
 /* 429/503 with Retry-After: honoured when longer than the step, capped at 24 h,
  * the step when shorter; ignored on a 500. */
 static void test_retry_after(void **state)
@@ -1498,6 +1519,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_start_failure_does_not_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_breaker_belongs_to_the_webhook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_slots_taken_in_turns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhook_changes_picked_up_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_exhausted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
