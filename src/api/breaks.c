@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "api/handlers.h"
 #include "core/date.h"
+#include "delivery/event.h"
 #include "filter/extref.h"
 #include "filter/filter.h"
 
@@ -37,61 +38,14 @@ static bool read_extrefs(http_request_t *req, extref_list_t *out, bool *asked)
     return true;
 }
 
-static int cmp_person(const void *a, const void *b)
-{
-    int64_t x = ((const model_person_t *)a)->id, y = ((const model_person_t *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Encodes breaks as a comma-separated list of objects, embedding the asked
- * references. Runs on the worker. */
+ * references (delivery/event.c: the same code builds what webhooks deliver). Runs on
+ * the worker. */
 static int encode_breaks(store_t *s, int64_t tenant_id, const model_break_t *bs, size_t n,
                          const extref_list_t *refs, bool asked, buf_t *b)
 {
-    model_person_t *people = NULL;
-    size_t n_people = 0;
-    int rc = 0;
-    if (asked && n > 0) {
-        int64_t *ids = malloc(n * sizeof(*ids));
-        if (!ids)
-            return BH_ENOMEM;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            ids[k++] = bs[i].person_id;
-        qsort(ids, k, sizeof(*ids), cmp_id);
-        size_t u = 0;
-        for (size_t i = 0; i < k; i++)
-            if (u == 0 || ids[u - 1] != ids[i])
-                ids[u++] = ids[i];
-        rc = store_people_get_many(s, tenant_id, ids, u, &people, &n_people);
-        free(ids);
-        if (rc)
-            return rc;
-        qsort(people, n_people, sizeof(*people), cmp_person);
-    }
-    for (size_t i = 0; i < n && !rc; i++) {
-        model_ref_t embed_refs[EXTREF_MAX_PAIRS];
-        model_embed_t embed = { .refs = embed_refs, .n = 0, .asked = asked };
-        if (asked) {
-            model_person_t key = { .id = bs[i].person_id };
-            const model_person_t *p = bsearch(&key, people, n_people, sizeof(*people), cmp_person);
-            for (size_t r = 0; p && r < refs->n && embed.n < EXTREF_MAX_PAIRS; r++)
-                for (size_t q = 0; q < p->n_refs; q++)
-                    if (!strcmp(p->refs[q].name, refs->items[r].name))
-                        embed_refs[embed.n++] = p->refs[q];
-        }
-        if (i)
-            rc = buf_append_char(b, ',');
-        rc = rc ? rc : model_break_json(b, &bs[i], &embed);
-    }
-    free(people);
-    return rc;
+    event_refs_t er = { .refs = refs, .asked = asked };
+    return event_breaks_json(s, tenant_id, bs, n, &er, b);
 }
 
 /* ---- one break -------------------------------------------------------- */

@@ -35,6 +35,7 @@
 #include "core/metrics.h"
 #include "core/workpool.h"
 #include "delivery/breaker.h"
+#include "delivery/event.h"
 #include "delivery/lane.h"
 #include "delivery/sign.h"
 #include "model/model.h"
@@ -161,7 +162,11 @@ struct wh {
     bool scanning, more, dirty, dead, seen;
     int64_t last_success_ms, last_failure_ms;
     bool touched;              /* has results to commit */
-    json_t *ext_refs;          /* names to embed, or NULL */
+    /* The external references its deliveries embed (its externalReferences, in
+     * order; n = 0: none), names malloc'd; read-only once loaded, so scan jobs share
+     * them. */
+    extref_t *ref_items;
+    extref_list_t refs;
     size_t in_flight;
     /* Lanes waiting for a retry time, and the earliest of those times: wake_due looks
      * at these only, and only once that time has come (walking every lane on every
@@ -710,7 +715,9 @@ static void wh_free(engine_t *e, wh_t *w)
     imap_deinit(&w->retrying);
     free(w->retry_v);
     free(w->delayed);
-    json_decref(w->ext_refs);
+    for (size_t i = 0; i < w->refs.n; i++)
+        free((char *)w->ref_items[i].name);
+    free(w->ref_items);
     OPENSSL_cleanse(w->key, sizeof(w->key));
     free(w);
 }
@@ -1273,8 +1280,9 @@ typedef struct scan_job {
     uv_work_t work;
     engine_t *e;
     wh_t *w;
-    store_webhook_t row;      /* a copy: the worker does not touch w */
-    json_t *ext_refs;         /* borrowed; read-only on the worker */
+    int64_t tenant_id;        /* copies: the worker does not touch w */
+    store_collection_t collection;
+    const extref_list_t *refs; /* the webhook's, read-only on the worker */
     uint64_t after;
     store_change_t *changes;
     size_t n;
@@ -1285,63 +1293,11 @@ typedef struct scan_job {
 } scan_job_t;
 
 /* The person's references the webhook asked for, embedded into a break's data. */
-static char *embed_refs(const char *body, const json_t *names, const model_person_t *p)
-{
-    model_break_t b;
-    model_errors_t errs;
-    if (model_break_parse(body, strlen(body), 0, &b, &errs))
-        return NULL;
-    json_error_t jerr;
-    json_t *o = json_loads(body, 0, &jerr);
-    const char *v = json_string_value(json_object_get(o, "changeVersion"));
-    if (!v || model_version_parse(v, strlen(v), &b.version)) {
-        json_decref(o);
-        return NULL;
-    }
-    json_decref(o);
-    b.calculated_given = true; /* keep the stored value as it is */
-    model_ref_t refs[16];
-    model_embed_t em = { refs, 0, true };
-    size_t i;
-    json_t *item;
-    json_array_foreach(names, i, item)
-    {
-        const char *name = json_string_value(json_object_get(item, "name"));
-        for (size_t k = 0; p && name && k < p->n_refs && em.n < 16; k++)
-            if (!strcmp(p->refs[k].name, name))
-                refs[em.n++] = p->refs[k];
-    }
-    buf_t out;
-    buf_init(&out, 1 << 20);
-    if (model_break_json(&out, &b, &em)) {
-        buf_deinit(&out);
-        return NULL;
-    }
-    return out.p;
-}
-
-/* {"changeType":"…","data":<data>}: a few hundred bytes per event, built with two
- * copies (it was vasprintf, visible in the delivery profile). */
-static char *delivery_body(store_change_type_t type, const char *data)
-{
-    const char *head = type == STORE_CHANGE_DELETE ? "{\"changeType\":\"Delete\",\"data\":"
-                                                   : "{\"changeType\":\"InsertOrUpdate\",\"data\":";
-    size_t hl = strlen(head), dl = strlen(data);
-    char *b = malloc(hl + dl + 2);
-    if (!b)
-        return NULL;
-    memcpy(b, head, hl);
-    memcpy(b + hl, data, dl);
-    b[hl + dl] = '}';
-    b[hl + dl + 1] = '\0';
-    return b;
-}
-
 static void scan_work(uv_work_t *wk)
 {
     scan_job_t *j = wk->data;
     store_t *s = j->e->o.store;
-    j->rc = store_changes_after(s, j->row.tenant_id, j->row.collection, j->after, SCAN_BATCH,
+    j->rc = store_changes_after(s, j->tenant_id, j->collection, j->after, SCAN_BATCH,
                                 &j->changes, &j->n);
     if (j->rc || !j->n)
         return;
@@ -1358,51 +1314,15 @@ static void scan_work(uv_work_t *wk)
      * taken when its transaction started. */
     for (size_t i = 0; i < j->n; i++)
         versions[i] = j->changes[i].version;
-    store_commit_times(s, j->row.tenant_id, versions, j->n, j->committed_us);
+    store_commit_times(s, j->tenant_id, versions, j->n, j->committed_us);
     free(versions);
     for (size_t i = 0; i < j->n; i++)
         if (!j->committed_us[i])
             j->committed_us[i] = j->changes[i].committed_at_ms * 1000;
-    if (j->n == SCAN_BATCH && store_tenant_version(s, j->row.tenant_id, &j->head))
+    if (j->n == SCAN_BATCH && store_tenant_version(s, j->tenant_id, &j->head))
         j->head = 0;
-    model_person_t *people = NULL;
-    size_t n_people = 0;
-    bool embed = j->ext_refs && json_array_size(j->ext_refs) > 0;
-    if (embed) {
-        int64_t *ids = calloc(j->n, sizeof(*ids));
-        size_t k = 0;
-        for (size_t i = 0; ids && i < j->n; i++) {
-            if (j->changes[i].type != STORE_CHANGE_UPSERT)
-                continue;
-            json_error_t err;
-            json_t *o = json_loads(j->changes[i].body, 0, &err);
-            json_t *pid = json_object_get(json_object_get(o, "person"), "id");
-            if (json_is_integer(pid))
-                ids[k++] = (int64_t)json_integer_value(pid);
-            json_decref(o);
-        }
-        if (ids && k && store_people_get_many(s, j->row.tenant_id, ids, k, &people, &n_people))
-            n_people = 0;
-        free(ids);
-    }
-    for (size_t i = 0; i < j->n; i++) {
-        const store_change_t *c = &j->changes[i];
-        char *data = NULL;
-        if (embed && c->type == STORE_CHANGE_UPSERT) {
-            json_error_t err;
-            json_t *o = json_loads(c->body, 0, &err);
-            json_t *pid = json_object_get(json_object_get(o, "person"), "id");
-            const model_person_t *p = NULL;
-            for (size_t k = 0; json_is_integer(pid) && k < n_people; k++)
-                if (people[k].id == (int64_t)json_integer_value(pid))
-                    p = &people[k];
-            json_decref(o);
-            data = embed_refs(c->body, j->ext_refs, p);
-        }
-        j->bodies[i] = delivery_body(c->type, data ? data : c->body);
-        free(data);
-    }
-    free(people);
+    event_refs_t refs = { .refs = j->refs, .asked = false };
+    j->rc = event_bodies(s, j->tenant_id, j->collection, j->changes, j->n, &refs, j->bodies);
 }
 
 static void scan_done(uv_work_t *wk, int status)
@@ -1461,7 +1381,6 @@ static void scan_done(uv_work_t *wk, int status)
     free(j->bodies);
     free(j->committed_us);
     store_changes_free(j->changes, j->n);
-    json_decref(j->ext_refs);
     free(j);
     if (!e->stopping) {
         dispatch(e);
@@ -1483,15 +1402,15 @@ static void scan(engine_t *e, wh_t *w)
     j->work.data = j;
     j->e = e;
     j->w = w;
-    j->row = w->row;
-    j->ext_refs = w->ext_refs ? json_deep_copy(w->ext_refs) : NULL;
+    j->tenant_id = w->row.tenant_id;
+    j->collection = w->row.collection;
+    j->refs = &w->refs;
     j->after = w->scan_cursor;
     w->scanning = true;
     w->dirty = false;
     if (uv_queue_work(&e->loop, &j->work, scan_work, scan_done) < 0) {
         w->scanning = false;
-        json_decref(j->ext_refs);
-        free(j);
+            free(j);
     }
 }
 
@@ -1608,6 +1527,40 @@ static void refresh_work(uv_work_t *wk)
     }
 }
 
+/* The webhook's externalReferences (a JSON array of {"collection","name"} as the
+ * API stored it) as the list its deliveries embed. */
+static int wh_refs_load(wh_t *w)
+{
+    json_error_t err;
+    json_t *a = json_loads(w->row.ext_refs[0] ? w->row.ext_refs : "[]", 0, &err);
+    size_t n = json_array_size(a);
+    w->ref_items = n ? calloc(n, sizeof(*w->ref_items)) : NULL;
+    if (n && !w->ref_items) {
+        json_decref(a);
+        return BH_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(a, i), "name"));
+        if (!name)
+            continue; /* the API stored none such */
+        char *copy = strdup(name);
+        if (!copy) {
+            for (size_t q = 0; q < k; q++)
+                free((char *)w->ref_items[q].name);
+            free(w->ref_items);
+            w->ref_items = NULL;
+            json_decref(a);
+            return BH_ENOMEM;
+        }
+        w->ref_items[k++] = (extref_t){ .collection = "people", .name = copy,
+                                        .name_len = strlen(copy), .predefined = copy[0] == '@' };
+    }
+    json_decref(a);
+    w->refs = (extref_list_t){ .items = w->ref_items, .n = k };
+    return 0;
+}
+
 static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t *acked,
                    size_t n_acked, const latest_list_t *latest, store_retrying_t *retrying,
                    size_t n_retrying)
@@ -1630,8 +1583,9 @@ static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t 
         return;
     }
     w->dest = dest_get(e, row->destination_url);
-    if (!w->dest) {
+    if (!w->dest || wh_refs_load(w)) {
         free(retrying);
+        OPENSSL_cleanse(w->key, sizeof(w->key));
         free(w);
         return;
     }
@@ -1654,8 +1608,6 @@ static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t 
     w->watermark = row->last_delivered_version > row->from_version ? row->last_delivered_version
                                                                     : row->from_version;
     w->scan_cursor = w->watermark;
-    json_error_t err;
-    w->ext_refs = json_loads(row->ext_refs[0] ? row->ext_refs : "[]", 0, &err);
     if (wh_index(e, w)) {
         wh_free(e, w);
         return;
