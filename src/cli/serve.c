@@ -173,8 +173,8 @@ static const config_option_t serve_options[] = {
         "deliveries in flight to one host:port at most, shared in turns by the webhooks "
         "that have events for it (default 16)", 1, 10000),
     OPT("max-pending-in-memory", CONFIG_INT, max_pending_in_memory, "N",
-        "records (with --coalesce=false: events) pending in memory per webhook; the rest "
-        "waits on disk (default 20000)", 16, 10000000),
+        "pending events held in memory, all webhooks together, shared between those with work "
+        "(each may always hold 64); the rest waits on disk (default 20000)", 16, 10000000),
     OPT("delivery-threads", CONFIG_INT, delivery_threads, "N",
         "threads that send deliveries, beside the engine's own; 0 sends on the engine's thread "
         "(default: one per CPU, at most 4)", 0, 16),
@@ -602,7 +602,7 @@ int cli_serve(int argc, char **argv)
     eopt.connect_timeout_ms = cfg.connect_timeout;
     eopt.ca_file = cfg.ca_file && *cfg.ca_file ? cfg.ca_file : NULL;
     eopt.max_inflight_per_dest = (size_t)cfg.max_inflight_per_destination;
-    eopt.max_lanes_per_webhook = (size_t)cfg.max_pending_in_memory;
+    eopt.max_pending = (size_t)cfg.max_pending_in_memory;
     eopt.allow_http = cfg.allow_http_destinations;
     eopt.breaker_threshold = (int)cfg.breaker_threshold;
     eopt.breaker_pause_ms = cfg.breaker_pause;

@@ -120,6 +120,7 @@ typedef struct tenant_pending {
 typedef struct engine_snapshot {
     uint64_t enabled, expiring_1d, expiring_7d, paused;
     uint64_t pending;
+    uint64_t in_memory;          /* events held in memory (the budget's use) */
     int64_t oldest_us;
     tenant_pending_t top[TOP_TENANTS];
     size_t n_top;
@@ -174,7 +175,8 @@ struct wh {
     lane_t **delayed;
     size_t n_delayed, cap_delayed;
     int64_t next_due_ms;
-    size_t n_waiting;          /* events waiting in lanes (bounds memory without coalescing) */
+    size_t n_waiting;          /* events waiting in lanes; with in_flight, what it holds
+                                  of the memory budget (wh_held) */
     uint64_t head;             /* the tenant's last version when a scan last filled up */
     /* The lowest version pending in any lane (UINT64_MAX: none), kept while lanes are
      * only added (a new change's version is above everything already in lanes) and
@@ -214,6 +216,12 @@ struct engine {
     bool all_dirty;
     bool webhooks_changed;     /* a webhook was created or disabled: refresh now */
     bool refresh_wanted;       /* the loop's copy, until a refresh starts */
+    /* The memory budget (o.max_pending): the events all webhooks hold (waiting or in
+     * flight), and the share one may read up to, recomputed every SNAPSHOT_MS from
+     * the number of webhooks with work. */
+    size_t held;
+    size_t reserved;           /* the limits of the scans in flight (read, not yet held) */
+    size_t share;
     /* The acks' webhooks, parallel to acks (alive until the flush: touched). */
     wh_t **ack_whs;
     bool stopping, refreshing, flushing;
@@ -264,7 +272,7 @@ void engine_options_default(engine_options_t *o)
     o->timeout_ms = 10000;
     o->connect_timeout_ms = 5000;
     o->max_inflight_per_dest = 16;
-    o->max_lanes_per_webhook = 20000;
+    o->max_pending = 20000;
     /* A safety net only: commits wake the engine (store_subscribe), per tenant, and
      * the store notices another process's commits itself. Reading every webhook's
      * change log four times a second cost thousands of idle webhooks their scans. */
@@ -569,6 +577,7 @@ static void lane_free(lane_t *l)
 static void lane_apply(engine_t *e, wh_t *w, lane_t *l, lane_step_t st, size_t waiting_before)
 {
     w->n_waiting = w->n_waiting + l->n_waiting - waiting_before;
+    e->held = e->held + l->n_waiting - waiting_before;
     if (st.released)
         w->min_known = false; /* the lane's lowest version may have risen */
     switch (st.action) {
@@ -628,11 +637,12 @@ static void lane_add_event(engine_t *e, wh_t *w, int64_t record_id, event_t *ev)
 }
 
 /* READY -> INFLIGHT: the event to send (NULL when the lane is not READY). */
-static event_t *lane_take(wh_t *w, lane_t *l, int64_t now)
+static event_t *lane_take(engine_t *e, wh_t *w, lane_t *l, int64_t now)
 {
     size_t before = l->n_waiting;
     event_t *ev = lane_start(l, now);
     w->n_waiting -= before - l->n_waiting;
+    e->held -= before - l->n_waiting;
     return ev;
 }
 
@@ -672,7 +682,7 @@ static void free_lane_cb(int64_t key, void *value, void *arg)
     lane_free(l);
 }
 
-static void wh_drop_lanes(wh_t *w)
+static void wh_drop_lanes(engine_t *e, wh_t *w)
 {
     for (size_t i = 0; i < w->n_delayed; i++)
         w->delayed[i]->delayed_ix = 0;
@@ -682,6 +692,7 @@ static void wh_drop_lanes(wh_t *w)
     imap_deinit(&w->lanes);
     imap_init(&w->lanes);
     w->ready_head = w->ready_tail = NULL;
+    e->held -= w->n_waiting;
     w->n_waiting = 0;
     w->min_known = false;
 }
@@ -698,7 +709,7 @@ static void wh_kill(engine_t *e, wh_t *w)
     mark_touched(e, w);
     w->dead = true;
     scan_list_remove(e, w);
-    wh_drop_lanes(w);
+    wh_drop_lanes(e, w);
 }
 
 static void wh_free(engine_t *e, wh_t *w)
@@ -709,7 +720,7 @@ static void wh_free(engine_t *e, wh_t *w)
     if (w->flush_listed)
         TAILQ_REMOVE(&e->touched, w, touched_link);
     wh_unindex(e, w);
-    wh_drop_lanes(w);
+    wh_drop_lanes(e, w);
     imap_deinit(&w->acked);
     imap_deinit(&w->latest);
     imap_deinit(&w->retrying);
@@ -1033,6 +1044,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
     metrics_hist_observe(&e->m.attempt, (uint64_t)(res->duration_us > 0 ? res->duration_us : 0) *
                                             1000u);
     w->in_flight--;
+    e->held--;
     w->dest->inflight--;
     int64_t now = now_ms(e);
     if (l->owner == NULL || w->dead) {
@@ -1154,6 +1166,7 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l, event_t *ev, bool prob
     a->req.done = on_attempt_done;
     a->req.data = e;
     w->in_flight++;
+    e->held++;
     w->dest->inflight++;
     int rc = hc_pool_send(e->http, &a->req);
     if (rc) {
@@ -1237,7 +1250,7 @@ static void dispatch_once(engine_t *e)
             }
             bool probe = w->breaker.state == BREAKER_HALF_OPEN;
             lane_t *l = ready_pop(w);
-            event_t *ev = lane_take(w, l, now);
+            event_t *ev = lane_take(e, w, l, now);
             int rc = ev ? start_attempt(e, w, l, ev, probe) : 0;
             if ((!ev || rc) && probe)
                 breaker_abandon(&w->breaker, now);
@@ -1284,6 +1297,7 @@ typedef struct scan_job {
     store_collection_t collection;
     const extref_list_t *refs; /* the webhook's, read-only on the worker */
     uint64_t after;
+    size_t limit;             /* changes to read at most: the room left in w's share */
     store_change_t *changes;
     size_t n;
     char **bodies;            /* delivery bodies, one per change */
@@ -1297,7 +1311,7 @@ static void scan_work(uv_work_t *wk)
 {
     scan_job_t *j = wk->data;
     store_t *s = j->e->o.store;
-    j->rc = store_changes_after(s, j->tenant_id, j->collection, j->after, SCAN_BATCH,
+    j->rc = store_changes_after(s, j->tenant_id, j->collection, j->after, j->limit,
                                 &j->changes, &j->n);
     if (j->rc || !j->n)
         return;
@@ -1319,7 +1333,7 @@ static void scan_work(uv_work_t *wk)
     for (size_t i = 0; i < j->n; i++)
         if (!j->committed_us[i])
             j->committed_us[i] = j->changes[i].committed_at_ms * 1000;
-    if (j->n == SCAN_BATCH && store_tenant_version(s, j->tenant_id, &j->head))
+    if (j->n == j->limit && store_tenant_version(s, j->tenant_id, &j->head))
         j->head = 0;
     event_refs_t refs = { .refs = j->refs, .asked = false };
     j->rc = event_bodies(s, j->tenant_id, j->collection, j->changes, j->n, &refs, j->bodies);
@@ -1332,6 +1346,7 @@ static void scan_done(uv_work_t *wk, int status)
     wh_t *w = j->w;
     (void)status;
     w->scanning = false;
+    e->reserved -= j->limit; /* what it read is held by its lanes from here on */
     if (j->rc) {
         log_warn("change-log scan failed", LOG_STR("webhook", w->row.id),
                  LOG_STR("error", err_str(j->rc)));
@@ -1363,7 +1378,7 @@ static void scan_done(uv_work_t *wk, int status)
             j->bodies[i] = NULL;
             lane_add_event(e, w, c->record_id, ev);
         }
-        w->more = j->n == SCAN_BATCH;
+        w->more = j->n == j->limit;
         if (j->head > w->head)
             w->head = j->head;
         if (w->scan_cursor >= w->recovery_head && (w->latest.n || w->retrying.n)) {
@@ -1391,10 +1406,33 @@ static void scan_done(uv_work_t *wk, int status)
     }
 }
 
+/* What w holds of the memory budget: events waiting in its lanes or in flight. */
+static size_t wh_held(const wh_t *w)
+{
+    return w->n_waiting + w->in_flight;
+}
+
+/* How many more events w may read into memory now (engine.h): up to its share while
+ * the process is under its budget, and in any case up to ENGINE_SHARE_MIN, so that
+ * every webhook with work makes progress whatever the others hold. Memory stays
+ * under the budget plus ENGINE_SHARE_MIN per webhook with work. */
+static size_t wh_room(const engine_t *e, const wh_t *w)
+{
+    size_t held = wh_held(w), used = e->held + e->reserved, room = 0;
+    if (held < e->share && used < e->o.max_pending) {
+        room = e->share - held;
+        if (room > e->o.max_pending - used)
+            room = e->o.max_pending - used;
+    }
+    if (held < ENGINE_SHARE_MIN && room < ENGINE_SHARE_MIN - held)
+        room = ENGINE_SHARE_MIN - held;
+    return room < SCAN_BATCH ? room : SCAN_BATCH;
+}
+
 static void scan(engine_t *e, wh_t *w)
 {
-    if (w->scanning || w->dead || w->lanes.n >= e->o.max_lanes_per_webhook ||
-        w->n_waiting >= e->o.max_lanes_per_webhook)
+    size_t room = w->scanning || w->dead ? 0 : wh_room(e, w);
+    if (room == 0)
         return;
     scan_job_t *j = calloc(1, sizeof(*j));
     if (!j)
@@ -1406,11 +1444,14 @@ static void scan(engine_t *e, wh_t *w)
     j->collection = w->row.collection;
     j->refs = &w->refs;
     j->after = w->scan_cursor;
+    j->limit = room;
+    e->reserved += room;
     w->scanning = true;
     w->dirty = false;
     if (uv_queue_work(&e->loop, &j->work, scan_work, scan_done) < 0) {
         w->scanning = false;
-            free(j);
+        e->reserved -= room;
+        free(j);
     }
 }
 
@@ -1746,6 +1787,7 @@ static void snapshot(engine_t *e)
     memset(&sn, 0, sizeof(sn));
     int64_t now = now_ms(e);
     int64_t mono = mono_ms(e);
+    size_t busy = 0;             /* webhooks with work: the budget's sharers */
 
     imap_t ix;                   /* tenant id -> index + 1 into per */
     imap_init(&ix);
@@ -1761,7 +1803,8 @@ static void snapshot(engine_t *e)
             sn.expiring_1d++;
         if (w->row.valid_until_ms - now < 7 * 24 * 3600 * 1000LL)
             sn.expiring_7d++;
-        uint64_t pending = w->n_waiting + w->in_flight;
+        uint64_t pending = wh_held(w);
+        busy += pending > 0 || w->more;
         if (w->more && w->head > w->scan_cursor)
             pending += w->head - w->scan_cursor;
         oldest_arg_t o = { 0 };
@@ -1814,6 +1857,9 @@ static void snapshot(engine_t *e)
     }
     free(per);
     imap_deinit(&ix);
+    size_t share = e->o.max_pending / (busy ? busy : 1);
+    e->share = share > ENGINE_SHARE_MIN ? share : ENGINE_SHARE_MIN;
+    sn.in_memory = e->held;
     pthread_mutex_lock(&e->snap_lock);
     e->snap = sn;
     pthread_mutex_unlock(&e->snap_lock);
@@ -1996,6 +2042,7 @@ int engine_start(const engine_options_t *o, engine_t **out)
     pthread_mutex_init(&e->snap_lock, NULL);
     pthread_mutex_init(&e->wake_lock, NULL);
     imap_init(&e->tenant_names);
+    e->share = e->o.max_pending > ENGINE_SHARE_MIN ? e->o.max_pending : ENGINE_SHARE_MIN;
     TAILQ_INIT(&e->busy);
     TAILQ_INIT(&e->timed);
     TAILQ_INIT(&e->to_scan);
@@ -2138,6 +2185,11 @@ int engine_metrics_write(engine_t *e, buf_t *out)
     rc = rc ? rc
             : metrics_write_single(out, "breakhook_pending_events", "gauge",
                                    "Events not delivered yet, all webhooks.", sn.pending);
+    rc = rc ? rc
+            : metrics_write_single(out, "breakhook_pending_events_in_memory", "gauge",
+                                   "Pending events held in memory (the --max-pending-in-memory "
+                                   "budget's use); the rest waits on disk.",
+                                   sn.in_memory);
     rc = rc ? rc
             : metrics_write_family(out, "breakhook_oldest_pending_age_seconds", "gauge",
                                    "Age of the oldest event not delivered yet (0: none).");

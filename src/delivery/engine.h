@@ -11,8 +11,14 @@
  * caps requests in flight per destination. Results are committed to the store in
  * batches; see store.h "delivery state" for what survives a crash.
  *
- * Memory is bounded by max_lanes_per_webhook, not by the backlog: what does not fit
- * stays in the change log on disk and is read when lanes drain.
+ * Memory is bounded by max_pending (one budget for the process), not by the backlog:
+ * what does not fit stays in the change log on disk and is read when lanes drain.
+ * The budget is shared: a webhook reads more only while it holds less than its share
+ * (the budget divided by the webhooks with work, recomputed every second) and the
+ * process less than the budget; and a webhook holding fewer than ENGINE_SHARE_MIN
+ * events may always read up to that many, so one whose destination hangs cannot keep
+ * the others from progressing. Events in memory stay under the budget plus
+ * ENGINE_SHARE_MIN per webhook with work.
  */
 #ifndef BREAKHOOK_DELIVERY_ENGINE_H
 #define BREAKHOOK_DELIVERY_ENGINE_H
@@ -42,7 +48,7 @@ typedef struct engine_options {
     int64_t timeout_ms;              /* whole attempt; SPEC: 10 s */
     int64_t connect_timeout_ms;      /* SPEC: 5 s */
     size_t max_inflight_per_dest;    /* SPEC: 16 */
-    size_t max_lanes_per_webhook;    /* records with pending events held in memory */
+    size_t max_pending;              /* events held in memory, all webhooks together */
     int64_t poll_ms;                 /* look for new changes at least this often */
     int64_t refresh_ms;              /* reload the list of webhooks this often */
     int breaker_threshold;           /* consecutive failures that pause a destination */
@@ -56,6 +62,9 @@ typedef struct engine_options {
      * is sent, as when memory runs out while preparing one. */
     unsigned test_fail_starts;
 } engine_options_t;
+
+/* The least share of the budget a webhook with work may hold (events). */
+#define ENGINE_SHARE_MIN 64
 
 /* Fills the SPEC defaults (store, clock, rand, master, allow left NULL). */
 void engine_options_default(engine_options_t *o);

@@ -132,6 +132,7 @@ typedef struct consumer {
                                  target, and 204 for the others */
     /* recorded (under mu) */
     int n_requests;
+    int n_other;              /* requests to a target other than fail_path (when set) */
     int n_bad;                /* requests that could not be parsed */
     received_t rec[MAX_RECORDED];
     conn_t conns[MAX_CONNS];  /* consumer thread only */
@@ -250,6 +251,7 @@ static bool consumer_serve(consumer_t *c, conn_t *k)
         if (c->n_requests < MAX_RECORDED)
             c->rec[c->n_requests] = r;
         c->n_requests++;
+        c->n_other += !programmed;
         pthread_mutex_unlock(&c->mu);
 
         size_t used = hlen + (size_t)body_len;
@@ -970,6 +972,82 @@ static void test_webhook_changes_picked_up_at_once(void **state)
     expect_quiet(f, 500, "a change after the webhook was deleted");
 }
 
+/* The events the engine holds in memory, from its /metrics gauge (read after the fake
+ * clock moved past a snapshot). */
+static double in_memory_gauge(fx_t *f)
+{
+    clock_fake_advance(&f->clock, 1100);
+    sleep_ms(200);
+    buf_t out;
+    buf_init(&out, 1 << 20);
+    assert_int_equal(engine_metrics_write(f->e, &out), 0);
+    const char *k = "\nbreakhook_pending_events_in_memory ";
+    const char *p = strstr(buf_cstr(&out), k);
+    assert_non_null(p);
+    double v = strtod(p + strlen(k), NULL);
+    buf_deinit(&out);
+    return v;
+}
+
+/* One memory budget for the process (engine.h): five webhooks whose destination hangs,
+ * each with a backlog of 300, hold no more than the budget (200) plus 64 per webhook
+ * with work; and a sixth webhook, on another host, still gets all of its 150 events
+ * delivered meanwhile. Was: a limit per webhook, so memory grew with the number of
+ * webhooks (5 x 200 here) and nothing bounded the process. */
+static void test_memory_budget_shared(void **state)
+{
+    fx_t *f = *state;
+    f->eo.max_pending = 200;
+    pthread_mutex_lock(&f->cons.mu);
+    snprintf(f->cons.fail_path, sizeof(f->cons.fail_path), "/hung");
+    pthread_mutex_unlock(&f->cons.mu);
+    consumer_program(&f->cons, 0, 0, -1, true);
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    for (int i = 0; i < 5; i++)
+        make_webhook_at(f, f->tenant, "/hung", 30 * DAY, id);
+    int64_t tb;
+    assert_int_equal(seed_tenant(f, "tenant-b", &tb), 0);
+    store_webhook_t w;
+    memset(&w, 0, sizeof(w));
+    make_webhook_at(f, tb, "/ok", 30 * DAY, id);
+    /* Another host for B (localhost, not 127.0.0.1): the hung ones' in-flight cap is
+     * theirs. */
+    assert_int_equal(store_webhook_disable(f->s, tb, id, STORE_WH_DELETED, fake_now(f)), 0);
+    assert_int_equal(crypto_uuid4(&f->trand, w.id), 0);
+    w.collection = STORE_COLL_BREAKS;
+    snprintf(w.destination_url, sizeof(w.destination_url), "http://localhost:%u/ok",
+             (unsigned)f->cons.port);
+    snprintf(w.ext_refs, sizeof(w.ext_refs), "[]");
+    unsigned char key[CRYPTO_WEBHOOK_KEY_LEN];
+    assert_int_equal(rand_bytes(&f->trand, key, sizeof(key)), 0);
+    assert_int_equal(
+        crypto_key_seal(&f->master, &f->trand, tb, w.id, key, w.key_blob, &w.key_blob_len), 0);
+    w.created_at_ms = fake_now(f);
+    w.valid_until_ms = fake_now(f) + 30 * DAY;
+    assert_int_equal(store_webhook_create(f->s, tb, &w, 100), 0);
+    for (int64_t r = 1; r <= 300; r++)
+        put_break_in(f, f->tenant, r, 20);
+    start_engine(f);
+    for (int64_t r = 1; r <= 150; r++)
+        put_break_in(f, tb, 1000 + r, 20);
+    int64_t end = real_ms() + WAIT_MS;
+    for (;;) {
+        pthread_mutex_lock(&f->cons.mu);
+        int ok = f->cons.n_other;
+        pthread_mutex_unlock(&f->cons.mu);
+        if (ok >= 150)
+            break;
+        if (real_ms() >= end)
+            fail_msg("B got %d of its 150 events while the hung webhooks held memory", ok);
+        sleep_ms(20);
+    }
+    double held = in_memory_gauge(f);
+    if (held > 200 + 6 * 64 || held < 16)
+        fail_msg("%.0f events held in memory; want at least the 16 in flight and at most "
+                 "the budget 200 + 64 x 6 webhooks",
+                 held);
+}
+
 /* 429/503 with Retry-After: honoured when longer than the step, capped at 24 h,
  * the step when shorter; ignored on a 500. */
 static void test_retry_after(void **state)
@@ -1520,6 +1598,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_breaker_belongs_to_the_webhook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_slots_taken_in_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_changes_picked_up_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_budget_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_exhausted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
