@@ -20,6 +20,7 @@
 #include "delivery/engine.h"
 
 #include <jansson.h>
+#include <malloc.h> /* malloc_trim (glibc) */
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -126,8 +127,19 @@ typedef struct engine_snapshot {
     size_t n_top;
 } engine_snapshot_t;
 
+/* What the engine keeps of a webhook's row: not the 4.6 KB store_webhook_t (its
+ * sealed key is opened into wh_t.key, its externalReferences parsed into refs). */
+typedef struct wh_row {
+    char id[STORE_WEBHOOK_ID_LEN + 1];
+    int64_t tenant_id;
+    store_collection_t collection;
+    char *destination_url;     /* malloc'd */
+    uint64_t until_version;    /* 0 while Enabled */
+    int64_t valid_until_ms;
+} wh_row_t;
+
 struct wh {
-    store_webhook_t row;
+    wh_row_t row;
     unsigned char key[CRYPTO_WEBHOOK_KEY_LEN];
     dest_t *dest;
     breaker_t breaker;         /* this webhook's URL's (delivery/breaker.h) */
@@ -729,6 +741,7 @@ static void wh_free(engine_t *e, wh_t *w)
     for (size_t i = 0; i < w->refs.n; i++)
         free((char *)w->ref_items[i].name);
     free(w->ref_items);
+    free(w->row.destination_url);
     OPENSSL_cleanse(w->key, sizeof(w->key));
     free(w);
 }
@@ -1570,10 +1583,10 @@ static void refresh_work(uv_work_t *wk)
 
 /* The webhook's externalReferences (a JSON array of {"collection","name"} as the
  * API stored it) as the list its deliveries embed. */
-static int wh_refs_load(wh_t *w)
+static int wh_refs_load(wh_t *w, const store_webhook_t *row)
 {
     json_error_t err;
-    json_t *a = json_loads(w->row.ext_refs[0] ? w->row.ext_refs : "[]", 0, &err);
+    json_t *a = json_loads(row->ext_refs[0] ? row->ext_refs : "[]", 0, &err);
     size_t n = json_array_size(a);
     w->ref_items = n ? calloc(n, sizeof(*w->ref_items)) : NULL;
     if (n && !w->ref_items) {
@@ -1612,20 +1625,24 @@ static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t 
         free(retrying);
         return;
     }
-    w->row = *row;
-    int rc = crypto_key_open(e->o.master, row->tenant_id, row->id, row->key_blob,
-                             row->key_blob_len, w->key);
-    if (rc) {
+    memcpy(w->row.id, row->id, sizeof(w->row.id));
+    w->row.tenant_id = row->tenant_id;
+    w->row.collection = row->collection;
+    w->row.until_version = row->until_version;
+    w->row.valid_until_ms = row->valid_until_ms;
+    w->row.destination_url = strdup(row->destination_url);
+    int rc = w->row.destination_url ? crypto_key_open(e->o.master, row->tenant_id, row->id,
+                                                      row->key_blob, row->key_blob_len, w->key)
+                                    : BH_ENOMEM;
+    if (rc && rc != BH_ENOMEM)
         log_error(rc == BH_EINVAL ? "webhook key is encrypted and BREAKHOOK_MASTER_KEY is not set"
                                   : "webhook key does not open with this BREAKHOOK_MASTER_KEY",
                   LOG_STR("webhook", row->id));
+    if (rc == 0 && (!(w->dest = dest_get(e, row->destination_url)) || wh_refs_load(w, row)))
+        rc = BH_ENOMEM;
+    if (rc) {
         free(retrying);
-        free(w);
-        return;
-    }
-    w->dest = dest_get(e, row->destination_url);
-    if (!w->dest || wh_refs_load(w)) {
-        free(retrying);
+        free(w->row.destination_url);
         OPENSSL_cleanse(w->key, sizeof(w->key));
         free(w);
         return;
@@ -1717,6 +1734,10 @@ static void refresh_done(uv_work_t *wk, int status)
     free(j->known);
     free(j->rows);
     free(j);
+    /* The rows (4.6 KB per webhook) were read on a worker thread, into its malloc
+     * arena, which keeps the freed pages otherwise: with thousands of webhooks, tens
+     * of MiB per worker. A refresh is rare now (a webhook created or disabled). */
+    malloc_trim(0);
 }
 
 static void refresh(engine_t *e)
