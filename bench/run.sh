@@ -40,6 +40,8 @@ if [ $SMOKE = 1 ]; then
   IMPORT_BREAKS=100    # import: new breaks written by the CLI beside the server
   IDLE_TENANTS=5       # idle: tenants with idle webhooks (bench/fleet.py)
   IDLE_PER=2           # idle: webhooks per such tenant
+  IDLE_BUSY=2          # idle (b): of those tenants, how many get writes (x IDLE_PER webhooks)
+  IDLE_BUSY_BREAKS=20  # idle (b): new breaks per such tenant
   WAIT_MAX=60          # the longest wait for deliveries in any one step (s)
 else
   BATCH_FILES=40
@@ -52,6 +54,8 @@ else
   IMPORT_BREAKS=1000
   IDLE_TENANTS=1000
   IDLE_PER=10
+  IDLE_BUSY=10
+  IDLE_BUSY_BREAKS=1000
   WAIT_MAX=240
 fi
 LINES=10000
@@ -680,7 +684,7 @@ sec_idle() {
     unlimited=(--token-rate-per-address 0 --token-rate-global 0)
   start_delivery_server --max-webhooks $((IDLE_PER + 10)) "${unlimited[@]}" || return 1
   if ! fleet=$(timeout 900 python3 bench/fleet.py "$BIN" "$STORE" "$PORT" "$IDLE_TENANTS" \
-      "$IDLE_PER" "http://127.0.0.1:$sport/idle" 2>&1); then
+      "$IDLE_PER" "http://127.0.0.1:$sport/hook" "$IDLE_BUSY" "$WORK/fleet.tokens" 2>&1); then
     note "idle: fleet setup failed: $(printf '%s' "$fleet" | tail -n 1 | head -c 300)"
     return 1
   fi
@@ -718,6 +722,43 @@ sec_idle() {
   record "idle: server CPU per delivered event" \
     "$(calc 'sprintf("%.1f", (b - a) * 1000000 / hz / n)' a="$ticks0" b="$ticks1" hz="$(getconf CLK_TCK)" n="$n")" "us"
   record "idle: server RSS" "$(proc_mib "$SERVER_PID" VmRSS)" "MiB"
+  # (b) Many busy webhooks spread over tenants, beside the idle ones: the first
+  # IDLE_BUSY fleet tenants each get IDLE_BUSY_BREAKS new breaks through \$batch, all
+  # tenants at once; each of their IDLE_PER webhooks delivers every one.
+  local busy_n=$((IDLE_BUSY * IDLE_PER * IDLE_BUSY_BREAKS)) base
+  base=$(sink_count "$sport")
+  local t=0
+  while read -r tname ttoken; do
+    t=$((t + 1))
+    gen_breaks "$WORK/busy-$t.ndjson" $((9000000 + t * 100000)) "$IDLE_BUSY_BREAKS" 1 2026-06 0
+    sed -i 's/"person":{"id":[0-9]*}/"person":{"id":1}/' "$WORK/busy-$t.ndjson"
+    printf '%s %s\n' "$ttoken" "$WORK/busy-$t.ndjson"
+  done <"$WORK/fleet.tokens" >"$WORK/busy.list"
+  scrape "$WORK/busy.before.prom"
+  ticks0=$(proc_ticks "$SERVER_PID")
+  t0=$(now_ms)
+  local posts=()
+  while read -r ttoken f; do
+    curl -s -o "$f.out" -A bench -H "Authorization: Bearer $ttoken" --max-time 120 \
+      -H 'Content-Type: application/x-ndjson' --data-binary @"$f" "$API/breaks/\$batch" &
+    posts+=($!)
+  done <"$WORK/busy.list"
+  for p in "${posts[@]}"; do wait "$p" || note "idle (b): a \$batch post failed"; done
+  if ! wait_deliveries "$sport" $((base + busy_n)) 180 15; then
+    note "idle (b): only $((GOT - base)) of $busy_n deliveries within the wait; no figure; a \$batch answer: $(tail -c 300 "$WORK/busy-1.ndjson.out" 2>/dev/null)"
+  else
+    read -r n _ last < <(sink_stats "$sport")
+    ticks1=$(proc_ticks "$SERVER_PID")
+    scrape "$WORK/busy.after.prom"
+    record "idle (b): $((IDLE_BUSY * IDLE_PER)) busy webhooks of $IDLE_BUSY tenants beside the idle ones" \
+      "$(calc 'sprintf("%.0f", n * 1000 / (b - a))' n="$busy_n" a="$t0" b="$last")" "events/s"
+    hist_quantiles breakhook_delivery_latency_seconds "$WORK/busy.before.prom" "$WORK/busy.after.prom"
+    [ -n "$HQ99" ] && record "idle (b): commit -> 2xx p99 (inside, /metrics)" "$HQ99" "ms"
+    record "idle (b): server CPU per delivered event" \
+      "$(calc 'sprintf("%.1f", (b - a) * 1000000 / hz / n)' a="$ticks0" b="$ticks1" hz="$(getconf CLK_TCK)" n="$busy_n")" "us"
+    record "idle (b): server RSS" "$(proc_mib "$SERVER_PID" VmRSS)" "MiB"
+  fi
+  n=$(sink_count "$sport")
   stop_server
   gen_breaks "$WORK/idle-restart.ndjson" 8900001 1 1 2026-05 0
   timeout 60 "$BIN" import --tenant bench --store "$STORE" --quiet "$WORK/idle-restart.ndjson" \

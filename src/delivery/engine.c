@@ -153,6 +153,7 @@ struct wh {
     bool flush_listed;         /* in the engine's touched list */
     TAILQ_ENTRY(wh) touched_link;
     wh_t *tenant_next;         /* the engine's webhooks of the same tenant */
+    uint64_t poll_hash;        /* its id's hash: which step of the poll reads it */
     wh_t *id_next;             /* the same id hash (the engine's by_id) */
     imap_t lanes;              /* record id -> lane_t* */
     imap_t acked;              /* record id -> acked version (cast), above the watermark */
@@ -1670,6 +1671,7 @@ static void wh_add(engine_t *e, const store_webhook_t *row, const store_acked_t 
         wh_free(e, w);
         return;
     }
+    w->poll_hash = (uint64_t)str_key(w->row.id);
     w->seen = true;
     w->next = e->whs;
     e->whs = w;
@@ -1912,12 +1914,18 @@ static void on_tick(uv_timer_t *t)
         expire(e);
         snapshot(e);
     }
-    bool poll = now - e->last_poll_ms >= e->o.poll_ms;
-    if (poll)
+    /* The safety-net poll, spread out: every step the webhooks of one slot (by their
+     * id's hash) are read again, so each is polled once per poll_ms and thousands of
+     * idle webhooks never all scan in the same tick. */
+    int64_t step = e->o.poll_ms < 1000 ? e->o.poll_ms : 1000;
+    if (step > 0 && now - e->last_poll_ms >= step) {
         e->last_poll_ms = now;
-    if (poll)
+        uint64_t slots = (uint64_t)(e->o.poll_ms / step);
+        uint64_t slot = (uint64_t)(now / step) % slots;
         for (wh_t *w = e->whs; w; w = w->next)
-            mark_dirty(e, w);
+            if (w->poll_hash % slots == slot)
+                mark_dirty(e, w);
+    }
     wh_t *next;
     for (wh_t *w = TAILQ_FIRST(&e->to_scan); w; w = next) {
         next = TAILQ_NEXT(w, scan_link);

@@ -49,7 +49,9 @@ typedef struct engine_options {
     int64_t connect_timeout_ms;      /* SPEC: 5 s */
     size_t max_inflight_per_dest;    /* SPEC: 16 */
     size_t max_pending;              /* events held in memory, all webhooks together */
-    int64_t poll_ms;                 /* look for new changes at least this often */
+    int64_t poll_ms;                 /* a safety net beside the store's commit notifications:
+                                      * each webhook reads its change log again at least
+                                      * this often, the webhooks spread over the interval */
     int64_t refresh_ms;              /* reload the list of webhooks this often */
     int breaker_threshold;           /* consecutive failures that pause a destination */
     int64_t breaker_pause_ms;        /* first pause; doubles while probes fail, max 5 min */
