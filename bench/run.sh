@@ -662,6 +662,61 @@ sec_import() {
   rm -f "$WORK/import.ndjson"
 }
 
+# End-to-end over TLS (issue #15): the same load as e2e1 (E2E_FILES $batch files of
+# new breaks, one webhook) to an https destination. stunnel4 terminates TLS in front
+# of bench_sink, with a certificate for IP 127.0.0.1 from a CA made here with openssl;
+# the server trusts that CA through --ca-file. Reported: events/s, as a ratio of e2e1
+# (plain http, same run), and the TLS handshakes stunnel accepted per 1,000 events,
+# full ("new session negotiated") and resumed ("previous session reused"): keep-alive
+# and session reuse keep both near zero. The figure includes stunnel's own relaying.
+sec_tls() {
+  command -v stunnel4 >/dev/null || { note "tls: stunnel4 missing (scripts/install-deps.sh); skipped"; return 0; }
+  local d="$WORK/tls" sport tport lines=0 t0 n first last
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 \
+    -subj "/CN=breakhook bench CA" 2>"$d/openssl.err" &&
+  openssl req -newkey rsa:2048 -nodes -keyout "$d/srv.key" -out "$d/srv.csr" \
+    -subj "/CN=127.0.0.1" 2>>"$d/openssl.err" &&
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf" &&
+  openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+    -out "$d/srv.pem" -days 2 -extfile "$d/ext.cnf" 2>>"$d/openssl.err" ||
+    { note "tls: openssl failed: $(head -c 300 "$d/openssl.err")"; return 1; }
+  sink_start tls || return 1
+  sport=$SINK_PORT
+  tport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  printf 'foreground = yes\npid =\ndebug = 6\noutput = %s\n[sink]\naccept = 127.0.0.1:%s\nconnect = 127.0.0.1:%s\ncert = %s\nkey = %s\n' \
+    "$d/stunnel.log" "$tport" "$sport" "$d/srv.pem" "$d/srv.key" >"$d/stunnel.conf"
+  stunnel4 "$d/stunnel.conf" 2>>"$d/stunnel.err" &
+  SINK_PIDS+=($!) # stopped with the sinks
+  for _ in $(seq 50); do grep -q "Accepting new connections" "$d/stunnel.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "Accepting new connections" "$d/stunnel.log" 2>/dev/null ||
+    { note "tls: stunnel4 did not start: $(tail -c 300 "$d/stunnel.log" 2>/dev/null)"; return 1; }
+  start_delivery_server --ca-file "$d/ca.pem" || return 1
+  webhook_create "https://127.0.0.1:$tport/hook" || return 1
+  wait_engine_pickup
+  for f in $(seq 0 $((E2E_FILES - 1))); do
+    gen_breaks "$WORK/tls-$f.ndjson" $((9500000 + f * LINES + 1)) "$LINES" 1 2026-07 0
+    lines=$((lines + LINES))
+  done
+  t0=$(now_ms)
+  for f in "$WORK"/tls-*.ndjson; do post_batch "$f" >/dev/null; done
+  if ! wait_deliveries "$sport" "$lines" 120 15; then
+    note "tls: only $GOT of $lines deliveries within the wait; no figure"
+    return 1
+  fi
+  read -r n first last < <(sink_stats "$sport")
+  record "end-to-end over TLS (stunnel in front of the sink), 1 webhook" \
+    "$(calc 'sprintf("%.0f", n * 1000 / (b - a))' n="$n" a="$t0" b="$last")" "events/s"
+  [ -n "$E2E_ONE" ] && record "end-to-end over TLS as a ratio of plain http (e2e1)" \
+    "$(calc 'sprintf("%.2f", n * 1000 / (b - a) / e)' n="$n" a="$t0" b="$last" e="$E2E_ONE")" "ratio"
+  local full resumed
+  full=$(grep -c "TLS accepted: new session negotiated" "$d/stunnel.log" || true)
+  resumed=$(grep -c "TLS accepted: previous session reused" "$d/stunnel.log" || true)
+  record "TLS full handshakes per 1,000 events" "$(calc 'sprintf("%.2f", h * 1000 / n)' h="$full" n="$n")" "handshakes"
+  record "TLS resumed handshakes per 1,000 events" "$(calc 'sprintf("%.2f", h * 1000 / n)' h="$resumed" n="$n")" "handshakes"
+  rm -f "$WORK"/tls-*.ndjson
+}
+
 # CPU time (user + system, in clock ticks) of process PID so far.
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -957,6 +1012,7 @@ if [ -x "$SINK" ]; then
   run_section ceiling "delivery ceiling" sec_ceiling
   run_section e2e1 "end-to-end, 1 webhook" sec_e2e_one
   run_section e2e100 "end-to-end, 100 webhooks" sec_e2e_hundred
+  run_section tls "end-to-end over TLS" sec_tls
   run_section latency "latency at 1,000 writes/s" sec_latency
   run_section import "import beside a running server" sec_import
   run_section idle "one busy webhook beside idle ones" sec_idle
