@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "core/hash.h"
 
 typedef struct page_token {
     uint64_t query_hash;
@@ -24,14 +25,13 @@ typedef struct page_token {
 static uint64_t query_hash(http_request_t *req)
 {
     static const char *const keys[] = { "filter", "externalReferences", "pageSize" };
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = HASH_FNV_OFFSET;
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
         const char *v;
         if (!http_request_query(req, keys[k], &v))
             v = "\x01";
-        for (const char *p = v; *p; p++)
-            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-        h = (h ^ 0xff) * 1099511628211ULL;
+        h = hash_fnv(h, v, strlen(v));
+        h = hash_fnv(h, "\xff", 1);
     }
     return h;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "core/hash.h"
 
 #define RL_MAX_ENTRIES 4096
 
@@ -53,14 +54,6 @@ void auth_ratelimit_free(auth_ratelimit_t *rl)
         return;
     free(rl->entries);
     free(rl);
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
 }
 
 static void refill(auth_ratelimit_t *rl, rl_entry_t *e, int64_t now_ms)

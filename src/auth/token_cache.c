@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "core/hash.h"
 
 #define CACHE_SLOTS 1024 /* a power of two */
 
@@ -38,21 +39,13 @@ void auth_token_cache_free(auth_token_cache_t *c)
     free(c);
 }
 
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
-}
-
 auth_token_status_t auth_token_cache_verify(auth_token_cache_t *c, auth_keyring_t *k,
                                             const char *token, size_t len, int64_t now_ms,
                                             int64_t max_ttl_s, auth_claims_t *out)
 {
     if (!c)
         return auth_token_verify(k, token, len, now_ms, max_ttl_s, out);
-    slot_t *s = &c->slots[hash_bytes(token, len) & (CACHE_SLOTS - 1)];
+    slot_t *s = &c->slots[hash_fnv(HASH_FNV_OFFSET, token, len) & (CACHE_SLOTS - 1)];
     if (s->token && s->len == len && memcmp(s->token, token, len) == 0) {
         int64_t now_s = now_ms / 1000;
         /* The same checks auth_token_verify makes on time, against now. */

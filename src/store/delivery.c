@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "store/store_int.h"
 
 /* Delivery batches with more rows than this run solo (a transaction of their own,
@@ -452,10 +453,8 @@ typedef struct commit {
 
 static uint64_t key_hash(int64_t tenant_id, const char *id, uint32_t part)
 {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)tenant_id;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return (h ^ part) * 1099511628211ull;
+    uint64_t h = hash_fnv(HASH_FNV_OFFSET ^ (uint64_t)tenant_id, id, strlen(id));
+    return (h ^ part) * HASH_FNV_PRIME;
 }
 
 /* The index of key (tenant_id, id, part) in c->marks, added when new. */
