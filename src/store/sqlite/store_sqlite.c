@@ -2239,6 +2239,23 @@ static int sq_changes_append(store__tx_t *c, int64_t tenant_id, const store__cha
 
 /* ---- write primitives: people -------------------------------------------------------- */
 
+/* Each of ids[0..n) of the tenant through statement id (bound to tenant and id) and
+ * decode, into out[i] (elements of size bytes); found[i] tells whether it exists. */
+static int rows_read(store__tx_t *c, int id, row_fn decode, int64_t tenant_id,
+                     const int64_t *ids, size_t n, void *out, size_t size, bool *found)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_stmt *st = stmt_tenant_id(c, id, tenant_id, ids[i], &rc);
+        if (st)
+            rc = query_one(c, st, id, decode, (char *)out + i * size);
+        found[i] = rc == 0;
+        if (rc == BH_ENOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
+
 static int sq_people_read(store__tx_t *c, int64_t tenant_id, const int64_t *ids, size_t n,
                           model_person_t *out, bool *found)
 {
@@ -2348,16 +2365,8 @@ static int sq_uses_count(store__tx_t *c, int64_t tenant_id, store__uses_t kind,
 static int sq_definitions_read(store__tx_t *c, int64_t tenant_id, const int64_t *ids, size_t n,
                                model_definition_t *out, bool *found)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        sqlite3_stmt *st = stmt_tenant_id(c, ST_DEF_GET, tenant_id, ids[i], &rc);
-        if (st)
-            rc = query_one(c, st, ST_DEF_GET, decode_definition, &out[i]);
-        found[i] = rc == 0;
-        if (rc == BH_ENOTFOUND)
-            rc = 0;
-    }
-    return rc;
+    return rows_read(c, ST_DEF_GET, decode_definition, tenant_id, ids, n, out, sizeof(*out),
+                     found);
 }
 
 static int sq_definition_calcs_read(store__tx_t *c, int64_t tenant_id, const int64_t *ids,
@@ -2481,16 +2490,7 @@ static int sq_breaks_probe(store__tx_t *c, int64_t tenant_id, store__break_probe
 static int sq_breaks_read(store__tx_t *c, int64_t tenant_id, const int64_t *ids, size_t n,
                           model_break_t *out, bool *found)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        sqlite3_stmt *st = stmt_tenant_id(c, ST_BREAK_GET, tenant_id, ids[i], &rc);
-        if (st)
-            rc = query_one(c, st, ST_BREAK_GET, decode_break, &out[i]);
-        found[i] = rc == 0;
-        if (rc == BH_ENOTFOUND)
-            rc = 0;
-    }
-    return rc;
+    return rows_read(c, ST_BREAK_GET, decode_break, tenant_id, ids, n, out, sizeof(*out), found);
 }
 
 /* An update that leaves every indexed column alone takes ST_BREAK_UPDATE_VALUES:
