@@ -31,6 +31,7 @@
 
 #include "client/hc_pool.h"
 #include "core/buf.h"
+#include "core/hash.h"
 #include "core/imap.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -150,7 +151,6 @@ struct wh {
     TAILQ_ENTRY(wh) timed_link;
     bool listed;               /* in the engine's scan list (dirty or more) */
     TAILQ_ENTRY(wh) scan_link;
-    bool flush_listed;         /* in the engine's touched list */
     TAILQ_ENTRY(wh) touched_link;
     wh_t *tenant_next;         /* the engine's webhooks of the same tenant */
     uint64_t poll_hash;        /* its id's hash: which step of the poll reads it */
@@ -175,7 +175,7 @@ struct wh {
     uint64_t watermark;        /* last persisted last_delivered_version */
     bool scanning, more, dirty, dead, seen;
     int64_t last_success_ms, last_failure_ms;
-    bool touched;              /* has results to commit */
+    bool touched;              /* has results to commit: in the engine's touched list */
     /* The external references its deliveries embed (its externalReferences, in
      * order; n = 0: none), names malloc'd; read-only once loaded, so scan jobs share
      * them. */
@@ -328,15 +328,10 @@ static void event_id(const wh_t *w, uint64_t version, char out[64])
 
 /* ---- destinations and the breaker ---------------------------------------- */
 
-/* FNV-1a of a NUL-terminated string, as an imap key. */
+/* A string's hash as an imap key. */
 static int64_t str_key(const char *str)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return (int64_t)h;
+    return (int64_t)hash_str(str);
 }
 
 static dest_t *dest_get(engine_t *e, const char *url)
@@ -400,11 +395,10 @@ static void mark_dirty(engine_t *e, wh_t *w)
 /* w has results (attempts, acks, a watermark) for the next flush. */
 static void mark_touched(engine_t *e, wh_t *w)
 {
-    w->touched = true;
-    if (w->flush_listed)
+    if (w->touched)
         return;
     TAILQ_INSERT_TAIL(&e->touched, w, touched_link);
-    w->flush_listed = true;
+    w->touched = true;
 }
 
 static int wh_index(engine_t *e, wh_t *w)
@@ -730,7 +724,7 @@ static void wh_free(engine_t *e, wh_t *w)
     run_remove(w);
     timed_remove(e, w);
     scan_list_remove(e, w);
-    if (w->flush_listed)
+    if (w->touched)
         TAILQ_REMOVE(&e->touched, w, touched_link);
     wh_unindex(e, w);
     wh_drop_lanes(e, w);
@@ -873,7 +867,7 @@ static flush_job_t *flush_take(engine_t *e)
     size_t k = 0;
     while ((w = TAILQ_FIRST(&e->touched)) != NULL) {
         TAILQ_REMOVE(&e->touched, w, touched_link);
-        w->flush_listed = false;
+        w->touched = false;
         /* A webhook whose lanes were dropped undelivered (disabled, expired) keeps
          * the watermark it had: it must never claim events it did not deliver. */
         uint64_t wm = w->dead ? w->watermark : wh_watermark(w);
@@ -883,7 +877,6 @@ static flush_job_t *flush_take(engine_t *e)
         /* Partition 0, the only one (see refresh_work). */
         marks[k++] = (struct store_watermark){ w->row.tenant_id, w->row.id, wm,
                                                w->last_success_ms, w->last_failure_ms, 0 };
-        w->touched = false;
     }
     /* An ack at or below its webhook's new watermark says nothing the watermark does
      * not: with a healthy destination that is nearly all of them, and dropping them
