@@ -41,30 +41,17 @@
 #define DAY0 20454            /* 2026-01-01 in days since the epoch */
 #define NO_TENANT INT64_MAX   /* a tenant id no store hands out */
 
-typedef struct fixture {
-    fx_store_t fx;  /* the store, its directory and fake clock (fixture_store.h) */
-    int64_t ta, tb; /* two tenants */
-} fixture_t;
+/* The store and two tenants, ta and tb (fixture_store.h). */
+typedef fx_two_t fixture_t;
 
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    fx_store_new(&f->fx, "data", T0_MS, true);
-    fx_store_open(&f->fx);
-    f->ta = fx_store_tenant(&f->fx, "data-a", NULL);
-    f->tb = fx_store_tenant(&f->fx, "data-b", NULL);
-    *state = f;
-    return 0;
+    return fx_two_setup(state, "data", T0_MS);
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    fx_store_free(&f->fx);
-    free(f);
-    return 0;
+    return fx_two_teardown(state);
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */

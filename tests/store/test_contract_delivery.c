@@ -39,39 +39,20 @@
 #define DAY_MS 86400000LL
 #define CAP 100
 
-typedef struct fixture {
-    fx_store_t fx;  /* the store, its directory and fake clock (fixture_store.h) */
-    int64_t ta, tb; /* two tenants */
-} fixture_t;
+/* The store and two tenants, ta and tb (fixture_store.h). */
+typedef fx_two_t fixture_t;
 
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    fx_store_new(&f->fx, "dlv", T0_MS, true);
-    fx_store_open(&f->fx);
-    f->ta = fx_store_tenant(&f->fx, "dlv-a", NULL);
-    f->tb = fx_store_tenant(&f->fx, "dlv-b", NULL);
-    *state = f;
-    return 0;
+    return fx_two_setup(state, "dlv", T0_MS);
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    fx_store_free(&f->fx);
-    free(f);
-    return 0;
+    return fx_two_teardown(state);
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
-
-/* A UUID-shaped id whose string order is n's order. */
-static void wh_id(char out[STORE_WEBHOOK_ID_LEN + 1], int n)
-{
-    snprintf(out, STORE_WEBHOOK_ID_LEN + 1, "00000000-0000-4000-8000-%012d", n);
-}
 
 static int id_num(const char *id)
 {
@@ -84,7 +65,7 @@ static void create(fixture_t *f, int64_t tenant, int n, int64_t valid_ms)
 {
     store_webhook_t w;
     memset(&w, 0, sizeof(w));
-    wh_id(w.id, n);
+    fx_webhook_id(w.id, n);
     w.collection = STORE_COLL_BREAKS;
     snprintf(w.destination_url, sizeof(w.destination_url), "https://hooks.example.com/%d", n);
     snprintf(w.ext_refs, sizeof(w.ext_refs), "[]");
@@ -99,7 +80,7 @@ static void create(fixture_t *f, int64_t tenant, int n, int64_t valid_ms)
 static store_webhook_t get(fixture_t *f, int64_t tenant, int n)
 {
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, n);
+    fx_webhook_id(id, n);
     store_webhook_t w;
     assert_int_equal(store_webhook_get(f->fx.s, tenant, id, &w), 0);
     return w;
@@ -111,7 +92,7 @@ static void mk_attempt(store_attempt_t *a, int64_t tenant, int n, int i)
 {
     memset(a, 0, sizeof(*a));
     a->tenant_id = tenant;
-    wh_id(a->webhook_id, n);
+    fx_webhook_id(a->webhook_id, n);
     snprintf(a->event_id, sizeof(a->event_id), "evt_%d_%d_%s", n, i,
              "0123456789abcdef0123456789abcdef");
     a->record_id = 1000 + i;
@@ -268,9 +249,9 @@ static void test_active(void **state)
     create(f, f->tb, 5, 2 * DAY_MS);  /* expires, swept */
     create(f, f->tb, 6, 30 * DAY_MS);
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 2);
+    fx_webhook_id(id, 2);
     assert_int_equal(store_webhook_disable(f->fx.s, f->ta, id, STORE_WH_DELETED, T0_MS + 5), 0);
-    wh_id(id, 6);
+    fx_webhook_id(id, 6);
     assert_int_equal(store_webhook_disable(f->fx.s, f->tb, id, STORE_WH_RETRIES_EXHAUSTED,
                                            T0_MS + 5),
                      0);
@@ -341,7 +322,7 @@ static void test_attempts_roundtrip(void **state)
     assert_int_equal(commit_attempts(f, in + 10, N - 10), 0);
 
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
+    fx_webhook_id(id, 1);
     store_attempt_t *rows = NULL;
     int64_t *seqs = NULL;
     size_t n = list(f, f->ta, id, -1, 0, 100, &rows, &seqs);
@@ -359,7 +340,7 @@ static void test_attempts_roundtrip(void **state)
     free(rows);
     free(seqs);
 
-    wh_id(id, 2);
+    fx_webhook_id(id, 2);
     n = list(f, f->ta, id, -1, 0, 100, &rows, &seqs);
     assert_int_equal(n, 1);
     assert_attempt_equal(&rows[0], &other);
@@ -393,7 +374,7 @@ static void test_attempts_paging(void **state)
     for (int i = 0; i < N; i += 9)
         assert_int_equal(commit_attempts(f, in + i, (size_t)(N - i < 9 ? N - i : 9)), 0);
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
+    fx_webhook_id(id, 1);
 
     for (int status = -1; status <= 2; status++) {
         for (size_t page = 1; page <= 8; page += 3) {
@@ -453,7 +434,7 @@ static void test_commit_invalid(void **state)
     fixture_t *f = *state;
     create(f, f->ta, 1, 30 * DAY_MS);
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
+    fx_webhook_id(id, 1);
     store_attempt_t a[2];
     mk_attempt(&a[0], f->ta, 1, 1);
     mk_attempt(&a[1], f->ta, 1, 2);
@@ -530,8 +511,8 @@ static void test_acks_watermark(void **state)
     create(f, f->ta, 1, 30 * DAY_MS);
     create(f, f->ta, 2, 30 * DAY_MS);
     char id[STORE_WEBHOOK_ID_LEN + 1], id2[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
-    wh_id(id2, 2);
+    fx_webhook_id(id, 1);
+    fx_webhook_id(id2, 2);
 
     store_acked_t *a = NULL;
     assert_int_equal(acked(f, f->ta, id, &a), 0);
@@ -660,7 +641,7 @@ static void test_retrying(void **state)
     fixture_t *f = *state;
     create(f, f->ta, 1, DAY_MS);
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
+    fx_webhook_id(id, 1);
     store_retrying_t *r = NULL;
     size_t n = 99;
     assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, 0, &r, &n), 0);
@@ -693,7 +674,7 @@ static void test_retrying(void **state)
     r = NULL;
     assert_int_equal(store_delivery_retrying(f->fx.s, f->tb, id, 0, &r, &n), BH_ENOTFOUND);
     assert_null(r);
-    wh_id(id, 2);
+    fx_webhook_id(id, 2);
     assert_int_equal(store_delivery_retrying(f->fx.s, f->ta, id, 0, &r, &n), BH_ENOTFOUND);
 }
 
@@ -705,7 +686,7 @@ static void test_retrying_newest_attempt(void **state)
     fixture_t *f = *state;
     create(f, f->ta, 1, DAY_MS);
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
+    fx_webhook_id(id, 1);
     store_attempt_t a[] = {
         retry_row(f, 21, 100, STORE_ATTEMPT_FAILED, 3),  /* record 21: v100 failing, ... */
         retry_row(f, 21, 110, STORE_ATTEMPT_FAILED, 1),  /* ... then v110 failing */
@@ -735,7 +716,7 @@ static void test_retrying_after_give_up(void **state)
     fixture_t *f = *state;
     create(f, f->ta, 1, DAY_MS);
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
+    fx_webhook_id(id, 1);
     store_attempt_t a[] = {
         retry_row(f, 20, 100, STORE_ATTEMPT_FAILED, 1),
         retry_row(f, 20, 100, STORE_ATTEMPT_GAVE_UP, 2),
@@ -754,8 +735,8 @@ static void test_tenant_isolation(void **state)
     create(f, f->ta, 1, 30 * DAY_MS);
     create(f, f->tb, 2, 30 * DAY_MS);
     char id[STORE_WEBHOOK_ID_LEN + 1], idb[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
-    wh_id(idb, 2);
+    fx_webhook_id(id, 1);
+    fx_webhook_id(idb, 2);
     store_attempt_t at;
     mk_attempt(&at, f->ta, 1, 0);
     struct store_ack k = ACK(f->ta, id, 5, 9);
@@ -776,7 +757,7 @@ static void test_tenant_isolation(void **state)
     assert_int_equal(store_attempts_list(f->fx.s, f->tb, id, &q, &rows, &seqs, &n), BH_ENOTFOUND);
     q.limit = 10;
     char missing[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(missing, 3);
+    fx_webhook_id(missing, 3);
     assert_int_equal(store_attempts_list(f->fx.s, f->ta, missing, &q, &rows, &seqs, &n),
                      BH_ENOTFOUND);
     assert_int_equal(store_attempts_list(f->fx.s, f->ta, "nope", &q, &rows, &seqs, &n),
@@ -825,8 +806,8 @@ static void test_deleted_listable(void **state)
     mk_attempt(&at[2], f->ta, 2, 2);
     assert_int_equal(commit_attempts(f, at, 3), 0);
     char id[STORE_WEBHOOK_ID_LEN + 1], id2[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
-    wh_id(id2, 2);
+    fx_webhook_id(id, 1);
+    fx_webhook_id(id2, 2);
     assert_int_equal(store_webhook_disable(f->fx.s, f->ta, id, STORE_WH_DELETED, T0_MS + 5), 0);
     size_t swept = 0;
     assert_int_equal(store_webhooks_expire(f->fx.s, T0_MS + 2 * DAY_MS, &swept), 0);
@@ -873,8 +854,8 @@ static void test_prune(void **state)
         assert_int_equal(commit_attempts(f, at + i, k), 0);
     }
     char id[STORE_WEBHOOK_ID_LEN + 1], id2[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
-    wh_id(id2, 2);
+    fx_webhook_id(id, 1);
+    fx_webhook_id(id2, 2);
     /* Nothing older than the oldest. */
     size_t n = 99;
     assert_int_equal(store_attempts_prune(f->fx.s, T0_MS, &n), 0);
@@ -936,7 +917,7 @@ static void test_large_commit(void **state)
     assert_non_null(k);
     assert_non_null(ids);
     for (int i = 0; i < WH; i++)
-        wh_id(ids[i], i + 1);
+        fx_webhook_id(ids[i], i + 1);
     for (int i = 0; i < N; i++) {
         int w = i % WH;
         int64_t tenant = w % 2 ? f->tb : f->ta;
@@ -1011,7 +992,7 @@ static void *worker(void *p)
     worker_arg_t *w = p;
     fixture_t *f = w->f;
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
+    fx_webhook_id(id, 1);
     for (int r = 0; r < ROUNDS; r++) {
         int i = w->thread * ROUNDS + r;
         store_attempt_t at;
@@ -1046,7 +1027,7 @@ static void test_concurrent(void **state)
     assert_int_equal(w.last_delivered_version, 5 + last);
     assert_int_equal(w.last_success_at_ms, T0_MS + last);
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
+    fx_webhook_id(id, 1);
     assert_int_equal(attempts_count(f, f->ta, id), THREADS * ROUNDS);
     /* Every ack left is above the final watermark, and every one above it is left. */
     store_acked_t *a = NULL;

@@ -43,45 +43,26 @@
 #define CAP 100               /* max_enabled where the test is not about the cap */
 #define NO_TENANT INT64_MAX   /* a tenant id no store hands out */
 
-typedef struct fixture {
-    fx_store_t fx;  /* the store, its directory and fake clock (fixture_store.h) */
-    int64_t ta, tb; /* two tenants */
-} fixture_t;
+/* The store and two tenants, ta and tb (fixture_store.h). */
+typedef fx_two_t fixture_t;
 
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    fx_store_new(&f->fx, "wh", T0_MS, true);
-    fx_store_open(&f->fx);
-    f->ta = fx_store_tenant(&f->fx, "wh-a", NULL);
-    f->tb = fx_store_tenant(&f->fx, "wh-b", NULL);
-    *state = f;
-    return 0;
+    return fx_two_setup(state, "wh", T0_MS);
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    fx_store_free(&f->fx);
-    free(f);
-    return 0;
+    return fx_two_teardown(state);
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
-
-/* A UUID-shaped id whose string order is n's order. */
-static void wh_id(char out[STORE_WEBHOOK_ID_LEN + 1], int n)
-{
-    snprintf(out, STORE_WEBHOOK_ID_LEN + 1, "00000000-0000-4000-8000-%012d", n);
-}
 
 /* Raises webhook n's watermark to version, as the delivery engine does. */
 static void mark_delivered(fixture_t *f, int64_t tenant, int n, uint64_t version)
 {
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, n);
+    fx_webhook_id(id, n);
     struct store_watermark m = { .tenant_id = tenant, .webhook_id = id, .version = version };
     store_delivery_batch_t b = { .marks = &m, .n_marks = 1 };
     assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
@@ -92,7 +73,7 @@ static store_webhook_t mk_webhook(int n, store_collection_t coll)
 {
     store_webhook_t w;
     memset(&w, 0, sizeof(w));
-    wh_id(w.id, n);
+    fx_webhook_id(w.id, n);
     w.collection = coll;
     snprintf(w.destination_url, sizeof(w.destination_url), "https://hooks.example.com/%d", n);
     snprintf(w.ext_refs, sizeof(w.ext_refs), "[\"@employee-number\"]");
@@ -120,7 +101,7 @@ static store_webhook_t create(fixture_t *f, int64_t tenant, int n, store_collect
 static store_webhook_t get(fixture_t *f, int64_t tenant, int n)
 {
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, n);
+    fx_webhook_id(id, n);
     store_webhook_t w;
     assert_int_equal(store_webhook_get(f->fx.s, tenant, id, &w), 0);
     return w;
@@ -130,7 +111,7 @@ static int disable(fixture_t *f, int64_t tenant, int n, store_webhook_reason_t r
                    int64_t now_ms)
 {
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, n);
+    fx_webhook_id(id, n);
     return store_webhook_disable(f->fx.s, tenant, id, reason, now_ms);
 }
 
@@ -138,7 +119,7 @@ static int disable(fixture_t *f, int64_t tenant, int n, store_webhook_reason_t r
 static uint64_t pending(fixture_t *f, int64_t tenant, int n, int64_t now_ms, uint64_t *oldest)
 {
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, n);
+    fx_webhook_id(id, n);
     uint64_t count = 99999, old = 99999;
     assert_int_equal(store_webhook_pending(f->fx.s, tenant, id, now_ms, &count, &old), 0);
     if (oldest)
@@ -295,7 +276,7 @@ static void test_create_get(void **state)
 
     /* Missing, malformed, other tenant's. */
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 3);
+    fx_webhook_id(id, 3);
     store_webhook_t out;
     assert_int_equal(store_webhook_get(f->fx.s, f->ta, id, &out), BH_ENOTFOUND);
     assert_int_equal(store_webhook_get(f->fx.s, f->ta, "short", &out), BH_ENOTFOUND);
@@ -415,7 +396,7 @@ static void test_cap(void **state)
 
     /* A refused create wrote nothing. */
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 6);
+    fx_webhook_id(id, 6);
     store_webhook_t out;
     assert_int_equal(store_webhook_get(f->fx.s, f->ta, id, &out), BH_ENOTFOUND);
     /* max_enabled 0 allows none. */
@@ -540,7 +521,7 @@ static void test_list(void **state)
                 total += k;
                 if (k < page)
                     break;
-                wh_id(after, pg[k - 1]);
+                fx_webhook_id(after, pg[k - 1]);
             }
             assert_ids(got, total, cases[c].want, cases[c].n);
         }
@@ -875,7 +856,7 @@ static void test_outbox(void **state)
 
     /* Missing webhook. */
     char id[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 99);
+    fx_webhook_id(id, 99);
     uint64_t count;
     assert_int_equal(store_webhook_pending(f->fx.s, f->ta, id, T0_MS, &count, &oldest),
                      BH_ENOTFOUND);
@@ -1189,7 +1170,7 @@ static void *lw_observer(void *p)
     for (unsigned i = (unsigned)a->idx; atomic_load(&a->run->writers_left) > 0; i++) {
         int k = (int)(i % (2 * LW_HOOKS));
         char id[STORE_WEBHOOK_ID_LEN + 1];
-        wh_id(id, lw_num(k));
+        fx_webhook_id(id, lw_num(k));
         uint64_t v = 0, v_after = 0;
         store_webhook_t w;
         if (store_tenant_version(f->fx.s, f->ta, &v) != 0) {

@@ -92,3 +92,32 @@ int64_t fx_store_tenant(fx_store_t *fx, const char *label, char *name_out)
         snprintf(name_out, STORE_NAME_MAX, "%s", name);
     return t.id;
 }
+
+int fx_two_setup(void **state, const char *label, int64_t t0_ms)
+{
+    fx_two_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    char name[32];
+    fx_store_new(&f->fx, label, t0_ms, true);
+    fx_store_open(&f->fx);
+    snprintf(name, sizeof(name), "%s-a", label);
+    f->ta = fx_store_tenant(&f->fx, name, NULL);
+    snprintf(name, sizeof(name), "%s-b", label);
+    f->tb = fx_store_tenant(&f->fx, name, NULL);
+    *state = f;
+    return 0;
+}
+
+int fx_two_teardown(void **state)
+{
+    fx_two_t *f = *state;
+    fx_store_free(&f->fx);
+    free(f);
+    return 0;
+}
+
+void fx_webhook_id(char out[STORE_WEBHOOK_ID_LEN + 1], int n)
+{
+    snprintf(out, STORE_WEBHOOK_ID_LEN + 1, "00000000-0000-4000-8000-%012d", n);
+}

@@ -47,4 +47,17 @@ void fx_store_assert_count(const fx_store_t *fx, size_t n, size_t want);
  * receives the name. Fails the test when the store refuses. */
 int64_t fx_store_tenant(fx_store_t *fx, const char *label, char *name_out);
 
+/* The fixture of the contract tests: the store (fx_store_new with from_env) with two
+ * tenants "<label>-a" and "<label>-b". setup allocates it into *state; teardown frees
+ * it. cmocka setup/teardown shapes. */
+typedef struct fx_two {
+    fx_store_t fx;
+    int64_t ta, tb;
+} fx_two_t;
+int fx_two_setup(void **state, const char *label, int64_t t0_ms);
+int fx_two_teardown(void **state);
+
+/* A UUID-shaped webhook id whose string order is n's order. */
+void fx_webhook_id(char out[STORE_WEBHOOK_ID_LEN + 1], int n);
+
 #endif

@@ -97,16 +97,10 @@ static int teardown(void **state)
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-/* A UUID-shaped id for n. */
-static void wh_id(char out[STORE_WEBHOOK_ID_LEN + 1], int n)
-{
-    snprintf(out, STORE_WEBHOOK_ID_LEN + 1, "00000000-0000-4000-8000-%012d", n);
-}
-
 static void mk_webhook(store_webhook_t *w, int n)
 {
     memset(w, 0, sizeof(*w));
-    wh_id(w->id, n);
+    fx_webhook_id(w->id, n);
     w->collection = STORE_COLL_BREAKS;
     snprintf(w->destination_url, sizeof(w->destination_url), "https://hooks.example.com/%d", n);
     snprintf(w->ext_refs, sizeof(w->ext_refs), "[]");
@@ -571,8 +565,8 @@ static void test_migration_keeps_state(void **state)
     assert_int_equal(v, (int)sqlite__n_migrations);
     f->tenant = 1;
     char id[STORE_WEBHOOK_ID_LEN + 1], id2[STORE_WEBHOOK_ID_LEN + 1];
-    wh_id(id, 1);
-    wh_id(id2, 2);
+    fx_webhook_id(id, 1);
+    fx_webhook_id(id2, 2);
 
     store_webhook_t w = get(f, id);
     assert_int_equal(w.partitions, 1);
