@@ -18,6 +18,7 @@ const char *err_str(int code)
     case BH_EINTERNAL: return "internal error";
     case BH_ENOSPC: return "the disk is full";
     case BH_EDISKIO: return "disk I/O error";
+    case BH_EGONE: return "gone";
     }
     return "unknown error";
 }

@@ -23,6 +23,7 @@ enum {
     BH_EINTERNAL = -12, /* a bug: an invariant did not hold */
     BH_ENOSPC = -13,    /* the store's disk is full (SQLITE_FULL) */
     BH_EDISKIO = -14,   /* the store's disk failed a read or write (SQLITE_IOERR) */
+    BH_EGONE = -15,     /* existed once, no longer: expired, replaced or pruned */
 };
 
 /* A static, never-NULL message for a BH_E* code (or "unknown error"). */

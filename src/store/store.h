@@ -311,11 +311,20 @@ typedef struct store_change {
     store_change_type_t type;
     int64_t record_id;
     int32_t date;             /* breaks: the break's date (also for deletes) */
+    /* Breaks: the break's date just before this change (an update that moved it, a
+     * definition fan-out, a delete: the date it had); has_prev_date false for an
+     * insert and for other collections. A delta follow-up reports a break that left
+     * its date range once, by this. */
+    bool has_prev_date;
+    int32_t prev_date;
     int64_t committed_at_ms;
     char *body;               /* canonical JSON of the record, or the tombstone */
 } store_change_t;
 
-/* Changes of one collection with version > after, in version order, at most limit. */
+/* Changes of one collection with version > after, in version order, at most limit.
+ * BH_EGONE when some of them may be gone: after is below the tenant's prune horizon
+ * (store_changes_prune deleted versions above it), judged in the same snapshot as
+ * the rows read. */
 BH_MUST_USE int store_changes_after(store_t *s, int64_t tenant_id, store_collection_t coll,
                                     uint64_t after, size_t limit, store_change_t **out,
                                     size_t *n_out);
@@ -323,6 +332,59 @@ BH_MUST_USE int store_changes_after(store_t *s, int64_t tenant_id, store_collect
 void store_changes_free(store_change_t *c, size_t n);
 /* The tenant's last assigned changeVersion (0 before the first change). */
 BH_MUST_USE int store_tenant_version(store_t *s, int64_t tenant_id, uint64_t *out);
+
+/* ---- deltas (tenant-scoped) ------------------------------------------------ *
+ *
+ * A delta (SPEC §6) follows one collection's changes for one API client. Its cursor
+ * lives in the token the client hands back (sealed by the API); the store keeps, per
+ * (tenant, client, collection), the one active delta: its id (tokens name it, so a
+ * token of a replaced delta is told apart), its range, the version it started at,
+ * when it was last used (for --delta-ttl) and its floor, the cursor of the last
+ * follow-up served. The change-log prune keeps every change above the floor of every
+ * delta in the table (store_changes_prune); store_deltas_prune drops the expired
+ * ones, after which their changes may go.
+ */
+
+#define STORE_DELTA_ID_LEN 32      /* 16 random bytes in hex */
+
+typedef struct store_delta {
+    char id[STORE_DELTA_ID_LEN + 1];
+    int64_t tenant_id;
+    char client_id[64];
+    store_collection_t collection;      /* STORE_COLL_BREAKS or STORE_COLL_DEFINITIONS */
+    int32_t date_from, date_to;         /* breaks: inclusive range, days since the epoch;
+                                           definitions: 0, 0 */
+    uint64_t start_version;             /* set by store_delta_start */
+    uint64_t floor_version;             /* the cursor of the last follow-up served */
+    int64_t created_at_ms;
+    int64_t last_used_at_ms;
+} store_delta_t;
+
+/* Starts d (id, client_id, collection, date range and created_at_ms given by the
+ * caller) as the client's active delta on the collection, replacing the one it had,
+ * in one write: start_version = floor_version = the tenant's last changeVersion, read
+ * in the writer's transaction like a webhook's from_version (written back into *d),
+ * last_used_at_ms = created_at_ms. Every change committed after it is above
+ * start_version. BH_ENOTFOUND for a missing tenant; BH_EINVAL unless id has
+ * STORE_DELTA_ID_LEN characters, client_id is non-empty, collection is breaks or
+ * definitions, date_from <= date_to and created_at_ms > 0. */
+BH_MUST_USE int store_delta_start(store_t *s, int64_t tenant_id, store_delta_t *d);
+/* The client's active delta on coll. BH_ENOTFOUND when none. */
+BH_MUST_USE int store_delta_get(store_t *s, int64_t tenant_id, const char *client_id,
+                                store_collection_t coll, store_delta_t *out);
+/* A follow-up of delta id is about to be served from cursor floor: when the client's
+ * active delta on coll is id and was last used after now_ms - ttl_ms, sets its
+ * last_used_at_ms to now_ms and floor_version to floor, in one write, and copies the
+ * row into *out (may be NULL). Else changes nothing and answers BH_ECONFLICT when
+ * the active delta is another one (a newer delta replaced id), BH_EGONE when id
+ * expired (last used at or before now_ms - ttl_ms), BH_ENOTFOUND when the client has
+ * no delta on coll (it expired and was pruned). ttl_ms > 0, now_ms > 0. */
+BH_MUST_USE int store_delta_touch(store_t *s, int64_t tenant_id, const char *client_id,
+                                  store_collection_t coll, const char *id, uint64_t floor,
+                                  int64_t now_ms, int64_t ttl_ms, store_delta_t *out);
+/* Deletes every delta of every tenant last used before before_ms, in bounded chunks;
+ * *n_out how many. */
+BH_MUST_USE int store_deltas_prune(store_t *s, int64_t before_ms, size_t *n_out);
 
 /* ---- webhooks (tenant-scoped) ---------------------------------------------- *
  *
@@ -375,6 +437,11 @@ typedef struct store_webhook {
     store_webhook_reason_t reason;
     int64_t disabled_at_ms;              /* 0 while enabled */
     uint64_t from_version;               /* set by store_webhook_create */
+    /* Input of store_webhook_create (rollover, SPEC §7.1 resumeAfter): when resume is
+     * true the window starts after resume_after instead of the tenant's last
+     * version. Ignored elsewhere; reads set both to 0. */
+    bool resume;
+    uint64_t resume_after;
     uint64_t until_version;              /* 0 while enabled */
     /* How many partitions its delivery state is split into (store_record_partition),
      * >= 1; set by the store (1 until the multi-node issue raises it). */
@@ -392,7 +459,10 @@ typedef struct store_webhook {
  * valid_until_ms given by the caller) as Enabled with from_version = the tenant's
  * last changeVersion, read in the writer's transaction (written back into *w), one
  * partition (w->partitions is ignored and written back as 1) and a watermark of 0.
- * BH_ECONFLICT when the tenant already has max_enabled Enabled webhooks (expired
+ * With w->resume, from_version = w->resume_after instead, so the webhook first gets
+ * every change after it: BH_ERANGE when resume_after is above the tenant's last
+ * changeVersion, BH_EGONE when it is below the tenant's prune horizon (changes
+ * after it were pruned), both judged in the same transaction. BH_ECONFLICT when the tenant already has max_enabled Enabled webhooks (expired
  * ones are not counted, whether or not the sweep has marked them yet: now_ms is
  * w->created_at_ms); BH_EEXIST for a duplicate id; BH_ENOTFOUND for a missing
  * tenant. BH_EINVAL unless: id has STORE_WEBHOOK_ID_LEN characters, collection is
@@ -573,7 +643,11 @@ BH_MUST_USE int store_attempts_list(store_t *s, int64_t tenant_id, const char *w
                                     int64_t **seq_out, size_t *n_out);
 /* Deletes change-log rows committed before before_ms that every Enabled webhook of
  * their tenant has already passed (at or below the lowest watermark of its
- * partitions): a delivered event is pruned, a pending one never is. In bounded chunks; *n_out how many. */
+ * partitions) and every delta of the tenant still in the table too (at or below its
+ * floor_version): a delivered event is pruned, a pending one never is. Raises the
+ * tenant's prune horizon to the highest version it deleted, in the same transaction
+ * (store_changes_after, store_webhook_create's resume). In bounded chunks; *n_out
+ * how many. */
 BH_MUST_USE int store_changes_prune(store_t *s, int64_t before_ms, size_t *n_out);
 /* Deletes attempts older than before_ms, in bounded chunks; *n_out how many. */
 BH_MUST_USE int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_out);
