@@ -38,13 +38,11 @@ static void job_done(uv_work_t *w, int status)
     done(req, arg);
 }
 
-void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
+int api_run_job(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
 {
     api_job_t *j = malloc(sizeof(*j));
-    if (!j) {
-        http_respond_error(req, 503, "the server is out of memory", NULL, 0);
-        return;
-    }
+    if (!j)
+        return BH_ENOMEM;
     j->work.data = j;
     j->req = req;
     j->fn = work;
@@ -54,8 +52,18 @@ void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
     if (uv_queue_work(api_ctx(req)->loop, &j->work, job_work, job_done) < 0) {
         atomic_fetch_sub_explicit(&jobs_waiting, 1, memory_order_relaxed);
         free(j);
-        http_respond_error(req, 503, "the server is busy", NULL, 0);
+        return BH_EAGAIN;
     }
+    return 0;
+}
+
+void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
+{
+    int rc = api_run_job(req, work, done, arg);
+    if (rc)
+        http_respond_error(req, 503,
+                           rc == BH_ENOMEM ? "the server is out of memory" : "the server is busy",
+                           NULL, 0);
 }
 
 void api_run_write(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
@@ -153,6 +161,10 @@ int api_register_routes(http_router_t *r, api_ctx_t *ctx)
     rc = rc ? rc : http_router_add(r, HTTP_M_POST, API_BASE "/breaks/$batch", api_breaks_batch,
                                    &batch);
     rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/breaks", api_breaks_list, &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/delta/breaks", api_delta_breaks,
+                                   &api);
+    rc = rc ? rc : http_router_add(r, HTTP_M_GET, API_BASE "/delta/break-definitions",
+                                   api_delta_definitions, &api);
     rc = rc ? rc : http_router_add(r, HTTP_M_PUT | HTTP_M_GET | HTTP_M_DELETE,
                                    API_BASE "/breaks/{id}", api_break_route, &api);
     rc = rc ? rc : http_router_add(r, HTTP_M_POST | HTTP_M_GET, API_BASE "/webhooks",

@@ -41,6 +41,9 @@ typedef struct api_ctx {
     int64_t webhook_validity_ms;     /* --webhook-validity */
     size_t max_webhooks;             /* --max-webhooks (Enabled, per tenant) */
     size_t max_batch_body;           /* --max-batch-body; 0: API_BATCH_MAX_BODY */
+    struct api_deltas *deltas;       /* delta follow-ups in progress and held (delta.c);
+                                        NULL: no long polling, no 409 on a busy delta */
+    int64_t delta_ttl_ms;            /* --delta-ttl: a delta unused this long is gone */
     const char *domain;       /* when set, Host must be <tenant>.<domain> */
     int64_t token_ttl_s;      /* lifetime of issued access tokens */
     int pbkdf2_iterations;    /* unused at verification: the hash names its own cost */
@@ -59,6 +62,10 @@ BH_MUST_USE int api_register_routes(http_router_t *r, api_ctx_t *ctx);
  * Fails (and answers 503) only when the job cannot be queued. */
 typedef void (*api_work_fn)(http_request_t *req, void *arg);
 void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg);
+/* As api_run, but answers nothing when the job cannot be queued: returns BH_ENOMEM or
+ * BH_EAGAIN, and the caller answers. */
+BH_MUST_USE int api_run_job(http_request_t *req, api_work_fn work, api_work_fn done,
+                            void *arg);
 /* As api_run for work that writes to the store: it waits for its group commit on a
  * thread of the context's write pool, not on one of libuv's, which the reads need
  * (without a write pool, api_run). A full write queue is answered 503 with
@@ -196,6 +203,58 @@ BH_MUST_USE int api_list_close(http_request_t *req, const char *collection,
                                const api_cursor_t *next, buf_t *out);
 /* An api_work_fn for done: answers 200 with the list, or the store error. */
 void api_list_done(http_request_t *req, void *arg);
+/* As api_next_link, and the query's own extra parameter (when extra is given) is
+ * dropped too and appended again as "&<extra>=<extra_value>" (a delta's nextLink
+ * carries its deltaToken). */
+BH_MUST_USE int api_next_link_with(http_request_t *req, const char *collection,
+                                   const api_cursor_t *cur, const char *extra,
+                                   const char *extra_value, buf_t *b);
+
+/* ---- delta (delta.c, SPEC §6) ------------------------------------------------ */
+
+#define API_DELTA_PAGE_MAX 1000     /* records in one follow-up page at most */
+#define API_DELTA_EXTREFS_MAX 512   /* bytes of externalReferences a delta keeps */
+#define API_DELTA_WAIT_MAX_S 60     /* Prefer: wait=N is honoured up to this */
+
+/* What a deltaToken carries, sealed with auth_seal for the purpose "delta": whose it
+ * is (tenant, client, collection, the delta's id in the store), its date range and
+ * externalReferences (as the client wrote them), and its cursor: every change of the
+ * collection up to cursor has been answered. */
+typedef struct api_delta_token {
+    int64_t tenant_id;
+    store_collection_t collection;
+    char client_id[64];
+    char delta_id[STORE_DELTA_ID_LEN + 1];
+    int32_t date_from, date_to;
+    uint64_t cursor;
+    char extrefs[API_DELTA_EXTREFS_MAX + 1];
+} api_delta_token_t;
+
+/* Seals t into a token (malloc'd). BH_EINVAL when a field is out of its bounds. */
+BH_MUST_USE int api_delta_token_seal(auth_keyring_t *k, const api_delta_token_t *t, char **tok);
+/* Opens a deltaToken: NULL with *t filled, or the reason it is refused ("the
+ * deltaToken is not valid": tampered, truncated, sealed for another purpose or with a
+ * key no longer in the keyring, or its fields out of bounds). Also the fuzz target's
+ * entry (fuzz/fuzz_delta_token.c). */
+const char *api_delta_token_open(auth_keyring_t *k, const char *tok, size_t n,
+                                 api_delta_token_t *t);
+
+/* The state of delta follow-ups on one loop: which deltas have a request running
+ * (a second one gets 409) and the long polls held (Prefer: wait=N), woken by the
+ * store's commit notifications. New, stop and free on the loop's thread. */
+typedef struct api_deltas api_deltas_t;
+/* max_held: held long polls in all; max_held_per_client: per API client. */
+BH_MUST_USE int api_deltas_new(uv_loop_t *loop, store_t *store, size_t max_held,
+                               size_t max_held_per_client, api_deltas_t **out);
+/* ctx is the context the routes run with: held requests are answered with it. */
+void api_deltas_attach(api_deltas_t *d, api_ctx_t *ctx);
+/* SIGTERM: answers every held request at once (an empty page and its deltaLink),
+ * holds no more, and stops listening to the store. Idempotent. */
+void api_deltas_stop(api_deltas_t *d);
+/* Requests held now (for tests and metrics). */
+size_t api_deltas_held(const api_deltas_t *d);
+/* After the loop has closed its handles (uv_walk + uv_run) or never ran: frees. */
+void api_deltas_free(api_deltas_t *d);
 
 /* The api_ctx_t a route was registered with. */
 static inline api_ctx_t *api_ctx(const http_request_t *req)

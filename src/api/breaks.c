@@ -125,25 +125,36 @@ typedef struct list_job {
     embed_ask_t ask;
 } list_job_t;
 
+int api_breaks_page(store_t *s, int64_t tenant_id, const store_breaks_query_t *q,
+                    const extref_list_t *refs, bool asked, buf_t *out, bool *more,
+                    api_cursor_t *next)
+{
+    model_break_t *bs = NULL;
+    size_t n = 0;
+    store_breaks_query_t one_more = *q; /* one more tells whether there is a next page */
+    one_more.limit = q->limit + 1;
+    int rc = store_breaks_list(s, tenant_id, &one_more, &bs, &n);
+    if (rc)
+        return rc;
+    *more = n > q->limit;
+    if (*more)
+        n = q->limit;
+    *next = (api_cursor_t){ .a = *more ? bs[n - 1].date : 0, .b = *more ? bs[n - 1].id : 0 };
+    rc = buf_append_str(out, "{\"value\":[");
+    rc = rc ? rc : encode_breaks(s, tenant_id, bs, n, refs, asked, out);
+    free(bs);
+    return rc;
+}
+
 static void list_work(http_request_t *req, void *arg)
 {
     list_job_t *j = arg;
-    store_t *s = api_ctx(req)->store;
-    model_break_t *bs = NULL;
-    size_t n = 0, limit = j->q.limit;
-    j->q.limit = limit + 1; /* one more tells whether there is a next page */
+    bool more;
+    api_cursor_t next;
     buf_t *out = &j->list.out;
-    j->list.rc = store_breaks_list(s, j->tenant_id, &j->q, &bs, &n);
-    if (j->list.rc)
-        return;
-    bool more = n > limit;
-    if (more)
-        n = limit;
-    api_cursor_t next = { .a = more ? bs[n - 1].date : 0, .b = more ? bs[n - 1].id : 0 };
-    int rc = buf_append_str(out, "{\"value\":[");
-    rc = rc ? rc : encode_breaks(s, j->tenant_id, bs, n, &j->ask.refs, j->ask.asked, out);
+    int rc = api_breaks_page(api_ctx(req)->store, j->tenant_id, &j->q, &j->ask.refs,
+                             j->ask.asked, out, &more, &next);
     rc = rc ? rc : api_list_close(req, "breaks", more ? &next : NULL, out);
-    free(bs);
     j->list.rc = rc;
 }
 
@@ -161,11 +172,7 @@ void api_breaks_list(http_request_t *req)
     memset(j, 0, sizeof(*j));
     j->tenant_id = c->tenant_id;
     const char *expr, *delta;
-    if (http_request_query(req, "delta", &delta)) {
-        const char *reasons[] = { "delta: delta queries are not available on this server yet" };
-        http_respond_error(req, 400, "unsupported query parameter", reasons, 1);
-        return;
-    }
+    bool is_delta = http_request_query(req, "delta", &delta);
     if (!http_request_query(req, "filter", &expr)) {
         const char *reasons[] = {
             "filter: a date range is required, e.g. filter=date ge '2024-01-01' and date le "
@@ -177,7 +184,7 @@ void api_breaks_list(http_request_t *req)
     filter_breaks_t f;
     char err[FILTER_ERR_MAX];
     int32_t today = date_from_ms(clock_now_ms(ctx->clock));
-    if (filter_breaks_compile(expr, strlen(expr), false, today, &req->arena, &f, err,
+    if (filter_breaks_compile(expr, strlen(expr), is_delta, today, &req->arena, &f, err,
                               sizeof(err))) {
         const char *reasons[] = { err };
         http_respond_error(req, 400, "invalid filter", reasons, 1);
@@ -185,6 +192,10 @@ void api_breaks_list(http_request_t *req)
     }
     if (!read_extrefs(req, &j->ask.refs, &j->ask.asked))
         return;
+    if (is_delta) {
+        api_delta_initial(req, c, STORE_COLL_BREAKS, f.date_from, f.date_to);
+        return;
+    }
     if (!(j->q.limit = api_page_size(req)))
         return;
     api_cursor_t cur;

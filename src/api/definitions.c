@@ -66,29 +66,38 @@ typedef struct list_job {
     size_t limit;
 } list_job_t;
 
-static void list_work(http_request_t *req, void *arg)
+int api_definitions_page(store_t *s, int64_t tenant_id, int64_t after_id, size_t limit,
+                         buf_t *out, bool *more, api_cursor_t *next)
 {
-    list_job_t *j = arg;
     model_definition_t *defs = NULL;
     size_t n = 0;
     /* One more than a page tells whether a next page exists. */
-    buf_t *out = &j->list.out;
-    j->list.rc = store_definitions_list(api_ctx(req)->store, j->tenant_id, j->cur.a,
-                                        j->limit + 1, &defs, &n);
-    if (j->list.rc)
-        return;
-    bool more = n > j->limit;
-    if (more)
-        n = j->limit;
-    api_cursor_t next = { .a = more ? defs[n - 1].id : 0, .b = 0 };
-    int rc = buf_append_str(out, "{\"value\":[");
+    int rc = store_definitions_list(s, tenant_id, after_id, limit + 1, &defs, &n);
+    if (rc)
+        return rc;
+    *more = n > limit;
+    if (*more)
+        n = limit;
+    *next = (api_cursor_t){ .a = *more ? defs[n - 1].id : 0, .b = 0 };
+    rc = buf_append_str(out, "{\"value\":[");
     for (size_t i = 0; i < n && !rc; i++) {
         if (i)
             rc = buf_append_char(out, ',');
         rc = rc ? rc : model_definition_json(out, &defs[i]);
     }
-    rc = rc ? rc : api_list_close(req, "break-definitions", more ? &next : NULL, out);
     free(defs);
+    return rc;
+}
+
+static void list_work(http_request_t *req, void *arg)
+{
+    list_job_t *j = arg;
+    bool more;
+    api_cursor_t next;
+    buf_t *out = &j->list.out;
+    int rc = api_definitions_page(api_ctx(req)->store, j->tenant_id, j->cur.a, j->limit, out,
+                                  &more, &next);
+    rc = rc ? rc : api_list_close(req, "break-definitions", more ? &next : NULL, out);
     j->list.rc = rc;
 }
 
@@ -108,6 +117,11 @@ void api_definitions_list(http_request_t *req)
     if (http_request_query(req, "filter", &filter)) {
         const char *reasons[] = { "filter: break-definitions take no filter" };
         http_respond_error(req, 400, "invalid filter", reasons, 1);
+        return;
+    }
+    const char *delta;
+    if (http_request_query(req, "delta", &delta)) {
+        api_delta_initial(req, c, STORE_COLL_DEFINITIONS, 0, 0);
         return;
     }
     if (!(j->limit = api_page_size(req)))

@@ -5,8 +5,10 @@
 #ifndef BREAKHOOK_API_HANDLERS_H
 #define BREAKHOOK_API_HANDLERS_H
 
+#include "api/api.h"
 #include "core/buf.h"
 #include "core/slice.h"
+#include "filter/extref.h"
 #include "http/http.h"
 #include "model/model.h"
 #include "store/store.h"
@@ -32,6 +34,23 @@ void api_break_delete(http_request_t *req);
 void api_breaks_list(http_request_t *req);
 void api_breaks_batch(http_request_t *req);
 
+/* One page of a list answer, without its closing ']' (breaks.c, definitions.c; the
+ * delta's initial load uses them too): {"value":[ and the records, *more when a next
+ * page exists, which starts after *next. */
+BH_MUST_USE int api_breaks_page(store_t *s, int64_t tenant_id, const store_breaks_query_t *q,
+                                const extref_list_t *refs, bool asked, buf_t *out, bool *more,
+                                api_cursor_t *next);
+BH_MUST_USE int api_definitions_page(store_t *s, int64_t tenant_id, int64_t after_id,
+                                     size_t limit, buf_t *out, bool *more, api_cursor_t *next);
+
+/* Delta (delta.c): the initial load, reached from GET /breaks?…&delta and GET
+ * /break-definitions?delta once the list handler has checked the scope and the filter
+ * (breaks: date_from..date_to, a delta's range); and the follow-ups. */
+void api_delta_initial(http_request_t *req, const auth_claims_t *c, store_collection_t coll,
+                       int32_t date_from, int32_t date_to);
+void api_delta_breaks(http_request_t *req);
+void api_delta_definitions(http_request_t *req);
+
 void api_webhook_create(http_request_t *req);
 void api_webhooks_list(http_request_t *req);
 void api_webhook_get(http_request_t *req);
@@ -51,6 +70,8 @@ typedef struct api_webhook_body {
     store_collection_t collection;
     const char *url;
     size_t url_len;
+    bool resume;              /* resumeAfter was given: */
+    uint64_t resume_after;    /* its changeVersion */
 } api_webhook_body_t;
 BH_MUST_USE int api_webhook_body_parse(const char *p, size_t n, arena_t *arena,
                                        api_webhook_body_t *out, const char **reasons,

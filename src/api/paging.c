@@ -133,6 +133,19 @@ int api_cursor_read(http_request_t *req, const char *collection, api_cursor_t *c
 
 int api_next_link(http_request_t *req, const char *collection, const api_cursor_t *cur, buf_t *b)
 {
+    return api_next_link_with(req, collection, cur, NULL, NULL, b);
+}
+
+/* Whether the query parameter p..pe is name=…. */
+static bool param_is(const char *p, const char *pe, const char *name)
+{
+    size_t n = strlen(name);
+    return (size_t)(pe - p) > n && !memcmp(p, name, n) && p[n] == '=';
+}
+
+int api_next_link_with(http_request_t *req, const char *collection, const api_cursor_t *cur,
+                       const char *extra, const char *extra_value, buf_t *b)
+{
     api_ctx_t *ctx = api_ctx(req);
     char *tok = NULL;
     int rc = api_page_token_seal(ctx->keyring, collection, query_hash(req),
@@ -148,7 +161,7 @@ int api_next_link(http_request_t *req, const char *collection, const api_cursor_
     while (!rc && p && p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp ? amp : end;
-        bool drop = (size_t)(pe - p) >= 18 && !memcmp(p, "continuationToken=", 18);
+        bool drop = param_is(p, pe, "continuationToken") || (extra && param_is(p, pe, extra));
         bool unsafe = memchr(p, '"', (size_t)(pe - p)) || memchr(p, '\\', (size_t)(pe - p));
         if (!drop && !unsafe && pe > p) {
             rc = buf_append(b, p, (size_t)(pe - p));
@@ -156,7 +169,10 @@ int api_next_link(http_request_t *req, const char *collection, const api_cursor_
         }
         p = amp ? amp + 1 : end;
     }
-    rc = rc ? rc : buf_printf(b, "continuationToken=%s\"", tok);
+    rc = rc ? rc : buf_printf(b, "continuationToken=%s", tok);
+    if (extra)
+        rc = rc ? rc : buf_printf(b, "&%s=%s", extra, extra_value);
+    rc = rc ? rc : buf_append_char(b, '"');
     free(tok);
     return rc;
 }

@@ -160,6 +160,19 @@ static void create_work(http_request_t *req, void *arg)
                  ctx->max_webhooks);
         j->status = 409;
         j->rc = 0;
+    } else if (j->rc == BH_ERANGE || j->rc == BH_EGONE) {
+        char v[MODEL_VERSION_LEN + 1];
+        model_version_format(j->w.resume_after, v);
+        if (j->rc == BH_ERANGE)
+            snprintf(j->why, sizeof(j->why),
+                     "resumeAfter: %s is newer than this tenant's last change", v);
+        else
+            snprintf(j->why, sizeof(j->why),
+                     "resumeAfter: the changes after %s are no longer retained; a full sync is "
+                     "needed (a delta's initial load, or GET /breaks)",
+                     v);
+        j->status = j->rc == BH_ERANGE ? 400 : 410;
+        j->rc = 0;
     }
 }
 
@@ -169,9 +182,13 @@ static void create_done(http_request_t *req, void *arg)
     if (j->status) {
         /* An address refusal also names the operator option that lifts it. */
         const char *reasons[] = { j->why, HINT_ALLOW_DESTINATION };
+        bool url = j->status == 400 && strncmp(j->why, "resumeAfter", 11) != 0;
         http_respond_error(req, j->status,
-                           j->status == 409 ? "too many webhooks" : "invalid destinationUrl",
-                           reasons, j->status == 409 ? 1 : 2);
+                           j->status == 409   ? "too many webhooks"
+                           : j->status == 410 ? "a full sync is needed"
+                           : url              ? "invalid destinationUrl"
+                                              : "invalid resumeAfter",
+                           reasons, url ? 2 : 1);
         goto out;
     }
     if (j->rc) {
@@ -241,8 +258,15 @@ int api_webhook_body_parse(const char *p, size_t n, arena_t *arena, api_webhook_
     } else {
         reasons[k++] = arena_printf(arena, "collectionName: unknown collection '%.64s'", coll);
     }
-    if (json_object_get(o, "resumeAfter"))
-        reasons[k++] = "resumeAfter: not available on this server yet";
+    json_t *resume = json_object_get(o, "resumeAfter");
+    if (resume) {
+        const char *v = json_string_value(resume);
+        if (!v || model_version_parse(v, json_string_length(resume), &out->resume_after))
+            reasons[k++] = "resumeAfter: must be a changeVersion as the API writes it (20 hex "
+                           "digits), the last one the consumer applied";
+        else
+            out->resume = true;
+    }
     if (k)
         goto bad;
     /* destinationUrl may hold a NUL (JSON allows \u0000): its length is the string's. */
@@ -278,6 +302,8 @@ static bool read_create_body(http_request_t *req, create_job_t *j, const char **
         return false;
     }
     j->w.collection = b.collection;
+    j->w.resume = b.resume;
+    j->w.resume_after = b.resume_after;
     *url_out = b.url;
     *url_len = b.url_len;
     return true;

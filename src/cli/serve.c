@@ -66,6 +66,9 @@ typedef struct serve_config {
     int64_t max_inflight_per_destination;
     int64_t max_pending_in_memory;
     int64_t retention;
+    int64_t delta_ttl;
+    int64_t long_poll_max;
+    int64_t long_poll_per_client;
     int64_t disk_reserve;
     int64_t delivery_threads;
     int64_t breaker_threshold;
@@ -192,6 +195,14 @@ static const config_option_t serve_options[] = {
         "delivery attempt logs, delivered changes and disabled webhooks are kept this long "
         "(default 7d)", 60000,
         3650LL * 86400000),
+    OPT("delta-ttl", CONFIG_DURATION, delta_ttl, "DURATION",
+        "a delta not used for this long is gone: its links answer 410 (default 72h)", 60000,
+        3650LL * 86400000),
+    OPT("long-poll-max", CONFIG_INT, long_poll_max, "N",
+        "delta follow-ups held at once with Prefer: wait (long polls); more get 503 "
+        "(default 1000)", 0, 1000000),
+    OPT("long-poll-per-client", CONFIG_INT, long_poll_per_client, "N",
+        "long polls held at once per API client; more get 429 (default 10)", 0, 1000000),
     OPT("disk-reserve", CONFIG_INT, disk_reserve, "BYTES",
         "disk space held in <store file>-reserve and given back when the disk fills, so the "
         "store can checkpoint and recover; 0 for none (default 33554432, 32 MiB)",
@@ -208,7 +219,9 @@ typedef struct serve_state {
     uv_work_t expiry_work;
     bool expiry_busy;
     int64_t retention_ms;
+    int64_t delta_ttl_ms;
     int64_t last_prune_ms;
+    api_deltas_t *deltas;
     store_t *store;
     auth_keyring_t keyring;
     auth_revoked_t revoked;
@@ -378,6 +391,8 @@ static void on_signal(uv_signal_t *h, int signum)
     st->stopping = true;
     log_info("shutting down", LOG_INT("signal", signum));
     uv_timer_start(&st->shutdown_timer, on_shutdown_timeout, (uint64_t)st->shutdown_timeout, 0);
+    /* Held long polls are answered now (an empty page), so the server can close. */
+    api_deltas_stop(st->deltas);
     if (st->metrics_server)
         http_server_shutdown(st->metrics_server, on_metrics_server_freed, st);
     http_server_shutdown(st->server, on_server_done, st);
@@ -477,6 +492,11 @@ static void expiry_work(uv_work_t *w)
             log_warn("attempt log pruning failed");
         else if (n)
             log_info("delivery attempts pruned", LOG_INT("count", n));
+        /* Expired deltas first: the changes only they held go in the same round. */
+        if (store_deltas_prune(st->store, now - st->delta_ttl_ms, &n))
+            log_warn("delta pruning failed");
+        else if (n)
+            log_info("expired deltas pruned", LOG_INT("count", n));
         if (store_changes_prune(st->store, now - st->retention_ms, &n))
             log_warn("change log pruning failed");
         else if (n)
@@ -564,6 +584,9 @@ int cli_serve(int argc, char **argv)
         .max_inflight_per_destination = 16,
         .max_pending_in_memory = 20000,
         .retention = 7LL * 86400000,
+        .delta_ttl = 72LL * 3600000,
+        .long_poll_max = 1000,
+        .long_poll_per_client = 10,
         .disk_reserve = 32LL << 20,
         .delivery_threads = -1,
         .breaker_threshold = 10,
@@ -652,6 +675,7 @@ int cli_serve(int argc, char **argv)
     st.store = store;
     st.token_ttl_ms = cfg.token_ttl;
     st.retention_ms = cfg.retention;
+    st.delta_ttl_ms = cfg.delta_ttl;
     auth_keyring_init(&st.keyring);
     auth_revoked_init(&st.revoked);
     rc = init_auth_state(&st);
@@ -701,6 +725,11 @@ int cli_serve(int argc, char **argv)
         goto out_loop;
     }
     st.write_pool = write_pool;
+    if (api_deltas_new(&st.loop, store, (size_t)cfg.long_poll_max,
+                       (size_t)cfg.long_poll_per_client, &st.deltas)) {
+        cli_fail(CLI_FAIL, "serve: out of memory");
+        goto out_loop;
+    }
     api_ctx_t ctx = { .loop = &st.loop, .store = store, .clock = clock_system(),
                       .rand = rand_system(), .keyring = &st.keyring, .revoked = &st.revoked,
                       .ratelimit = ratelimit, .token_rate_addr = token_rate_addr,
@@ -711,7 +740,9 @@ int cli_serve(int argc, char **argv)
                       .allow = &allow, .allow_http = cfg.allow_http_destinations,
                       .webhook_validity_ms = cfg.webhook_validity,
                       .max_webhooks = (size_t)cfg.max_webhooks,
-                      .max_batch_body = (size_t)cfg.max_batch_body };
+                      .max_batch_body = (size_t)cfg.max_batch_body,
+                      .deltas = st.deltas, .delta_ttl_ms = cfg.delta_ttl };
+    api_deltas_attach(st.deltas, &ctx);
     router = http_router_new();
     if (!router || !ratelimit || !token_cache || !token_rate_addr || !token_rate_global ||
         api_register_routes(router, &ctx)) {
@@ -792,6 +823,7 @@ int cli_serve(int argc, char **argv)
 out_loop:
     /* The engine first: it commits what it delivered before the store closes. */
     engine_stop(engine);
+    api_deltas_stop(st.deltas);
     st.engine = NULL; /* a last scrape must not read it */
     /* Every request was answered (or the timeout exited): the token threads are idle. */
     api_pool_free(token_pool);
@@ -808,6 +840,7 @@ out_loop:
     uv_walk(&st.loop, close_walk, NULL);
     uv_run(&st.loop, UV_RUN_DEFAULT);
     uv_loop_close(&st.loop);
+    api_deltas_free(st.deltas);
     http_router_free(router);
     http_router_free(st.metrics_router);
     auth_ratelimit_free(ratelimit);

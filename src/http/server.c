@@ -1210,9 +1210,12 @@ static void on_handle_closed(uv_handle_t *h)
             http_respond_end(&c->req);
         return;
     }
-    /* A handler still holding the request frees the connection when it answers. */
-    if (c->state == CONN_HANDLING && !c->req.responded)
+    /* A handler still holding the request frees the connection when it answers; it
+     * may look at aborted to answer early (a held long poll does). */
+    if (c->state == CONN_HANDLING && !c->req.responded) {
+        c->req.aborted = true;
         return;
+    }
     free_conn(c);
 }
 
