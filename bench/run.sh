@@ -42,6 +42,8 @@ if [ $SMOKE = 1 ]; then
   IDLE_PER=2           # idle: webhooks per such tenant
   IDLE_BUSY=2          # idle (b): of those tenants, how many get writes (x IDLE_PER webhooks)
   IDLE_BUSY_BREAKS=20  # idle (b): new breaks per such tenant
+  DELTA_CHANGES=500    # delta: changes the follow-ups serve (bench/delta.py)
+  DELTA_POLLS=5        # delta: long polls woken by a write
   WAIT_MAX=60          # the longest wait for deliveries in any one step (s)
 else
   BATCH_FILES=40
@@ -56,6 +58,8 @@ else
   IDLE_PER=10
   IDLE_BUSY=10
   IDLE_BUSY_BREAKS=1000
+  DELTA_CHANGES=100000
+  DELTA_POLLS=200
   WAIT_MAX=240
 fi
 LINES=10000
@@ -717,6 +721,26 @@ sec_tls() {
   rm -f "$WORK"/tls-*.ndjson
 }
 
+# Delta (issue #16, bench/delta.py): follow-ups over DELTA_CHANGES new breaks (delta
+# items served per second), then DELTA_POLLS long polls each woken by one write
+# (commit -> answer, p50 and p99).
+sec_delta() {
+  command -v python3 >/dev/null || { note "delta: python3 missing; skipped"; return 0; }
+  flag_supported --delta-ttl || { note "delta: this build has no delta API"; return 0; }
+  start_server --access-log=false || return 1
+  local out
+  if ! out=$(timeout 900 python3 bench/delta.py "$PORT" "$TOKEN" "$DELTA_CHANGES" "$DELTA_POLLS" 2>&1); then
+    note "delta: $(printf '%s' "$out" | tail -n 1)"
+    return 1
+  fi
+  field() { printf '%s' "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  record "delta follow-ups: items served" "$(field items_per_s)" "items/s"
+  record "long poll wake-up, write answered -> poll answered, p50" "$(field p50_ms)" "ms"
+  record "long poll wake-up, write answered -> poll answered, p99" "$(field p99_ms)" "ms"
+  record "long poll wake-up, write sent -> poll answered, p50" "$(field send_p50_ms)" "ms"
+  record "long poll wake-up, write sent -> poll answered, p99" "$(field send_p99_ms)" "ms"
+}
+
 # CPU time (user + system, in clock ticks) of process PID so far.
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -1008,6 +1032,7 @@ seed_data || { echo "bench: the server does not start" >&2; exit 1; }
 run_section http "HTTP and tokens" sec_http
 run_section breaks "breaks data" sec_breaks
 run_section mixed "reads beside writes" sec_mixed
+run_section delta "delta sync" sec_delta
 if [ -x "$SINK" ]; then
   run_section ceiling "delivery ceiling" sec_ceiling
   run_section e2e1 "end-to-end, 1 webhook" sec_e2e_one

@@ -80,7 +80,8 @@ int api_delta_token_seal(auth_keyring_t *k, const api_delta_token_t *t, char **t
     size_t cl = strnlen(t->client_id, sizeof(t->client_id));
     size_t el = strnlen(t->extrefs, sizeof(t->extrefs));
     if (cl == 0 || cl >= sizeof(t->client_id) || el > API_DELTA_EXTREFS_MAX ||
-        strnlen(t->delta_id, sizeof(t->delta_id)) != STORE_DELTA_ID_LEN ||
+        t->tenant_id <= 0 || strnlen(t->delta_id, sizeof(t->delta_id)) != STORE_DELTA_ID_LEN ||
+        !hex_id(t->delta_id, STORE_DELTA_ID_LEN) ||
         (t->collection != STORE_COLL_BREAKS && t->collection != STORE_COLL_DEFINITIONS) ||
         t->date_from > t->date_to)
         return BH_EINVAL;

@@ -193,10 +193,10 @@ static const config_option_t serve_options[] = {
         "delivers every change)", 0, 0),
     OPT("retention", CONFIG_DURATION, retention, "DURATION",
         "delivery attempt logs, delivered changes and disabled webhooks are kept this long "
-        "(default 7d)", 60000,
+        "(default 7d); pruned once a minute, or once per retention when shorter", 1000,
         3650LL * 86400000),
     OPT("delta-ttl", CONFIG_DURATION, delta_ttl, "DURATION",
-        "a delta not used for this long is gone: its links answer 410 (default 72h)", 60000,
+        "a delta not used for this long is gone: its links answer 410 (default 72h)", 1000,
         3650LL * 86400000),
     OPT("long-poll-max", CONFIG_INT, long_poll_max, "N",
         "delta follow-ups held at once with Prefer: wait (long polls); more get 503 "
@@ -486,7 +486,7 @@ static void expiry_work(uv_work_t *w)
         log_info("webhooks expired", LOG_INT("count", n));
     /* The attempt log, delivered changes and webhooks disabled longer than the
      * retention are pruned once a minute (SPEC §7.3 retention). */
-    if (now - st->last_prune_ms >= 60000) {
+    if (now - st->last_prune_ms >= (st->retention_ms < 60000 ? st->retention_ms : 60000)) {
         st->last_prune_ms = now;
         if (store_attempts_prune(st->store, now - st->retention_ms, &n))
             log_warn("attempt log pruning failed");
