@@ -678,7 +678,8 @@ typedef struct {
 
 /*
  * One chunk of one tenant. What holds the tenant back is read here, under the
- * tenant's write lock (the writer's transaction): every Enabled webhook at
+ * tenant's write lock (counter_get: the single writer, or PostgreSQL's row lock,
+ * which a webhook create and a delta start take too): every Enabled webhook at
  * max(from_version, the partition's watermark), one row per partition so the lowest
  * wins, and every delta still in the table at its floor_version. A webhook created
  * or resumed, or a delta started or moved back, before this job is seen by it; one
@@ -692,7 +693,10 @@ static int job_changes_prune(store__tx_t *tx, void *arg)
     store__floor_t *floors = NULL;
     size_t m = 0;
     a->n = 0;
-    int rc = ops->floors_read(tx, a->tenant_id, &floors, &m);
+    uint64_t counter = 0;
+    int rc = ops->counter_get(tx, a->tenant_id, &counter);
+    if (rc == 0)
+        rc = ops->floors_read(tx, a->tenant_id, &floors, &m);
     uint64_t upto = a->newest;
     for (size_t k = 0; rc == 0 && k < m; k++) {
         const store__floor_t *f = &floors[k];

@@ -327,8 +327,8 @@ typedef struct store__ops {
                        model_break_t **out, size_t *n_out);
     /* changes_after: the rows (prev_date included) and, read in the same snapshot
      * (one read transaction; PostgreSQL: REPEATABLE READ), the tenant's prune
-     * horizon into *horizon (0 for a missing tenant): store.c's domain part judges
-     * BH_EGONE from it. */
+     * horizon into *horizon (0 for a missing tenant): delivery.c judges BH_EGONE
+     * from it (store__changes_after). */
     int (*changes_after)(store_t *s, int64_t tenant_id, store_collection_t coll,
                          uint64_t after, size_t limit, store_change_t **out, size_t *n_out,
                          uint64_t *horizon);
@@ -481,7 +481,8 @@ typedef struct store__ops {
     /* The prune horizon: per tenant, the highest version the change-log prune has
      * deleted (0: none), a column of the tenant's counter row. horizon_get reads it
      * (BH_ENOTFOUND for a missing tenant); horizon_raise sets each row's tenant's to
-     * the greater of the stored and the given version. floors_read: what holds the
+     * the greater of the stored and the given version (PostgreSQL: GREATEST on the
+     * tenant's row, which the caller locked with counter_get). floors_read: what holds the
      * tenant's change log back, one store__floor_t per partition of each of its
      * Enabled webhooks (status Enabled in the table, expired or not; watermark 0 for
      * a partition without a mark) and one per delta in the table, in no order, into
@@ -492,7 +493,9 @@ typedef struct store__ops {
                        size_t *n_out);
 
     /* Deltas. deltas_read: for each d[i] (tenant_id, client_id, collection in),
-     * found[i] and the stored row into d[i]. deltas_write: upserts each row,
+     * found[i] and the stored row into d[i], locked until commit so that a check
+     * made on it holds when the row is written back (SQLite: the single writer;
+     * PostgreSQL: SELECT ... FOR UPDATE). deltas_write: upserts each row,
      * replacing the one of its (tenant_id, client_id, collection) as a whole. */
     int (*deltas_read)(store__tx_t *tx, store_delta_t *d, bool *found, size_t n);
     int (*deltas_write)(store__tx_t *tx, const store_delta_t *d, size_t n);
