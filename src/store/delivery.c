@@ -56,13 +56,28 @@ static int note_webhooks(store__tx_t *tx, const store__ops_t *ops, int64_t tenan
  * the count and the insert, and from_version is the version of the last change
  * committed before the webhook exists, so every later change is in its window. Its
  * partitions get their marks at version 0 in the same write.
+ *
+ * A resumed webhook (rollover) starts its window at resume_after instead, judged
+ * under the same lock: above the counter it names a change that does not exist
+ * (BH_ERANGE); below the prune horizon some change after it is gone (BH_EGONE). The
+ * prune reads what holds a tenant back under that lock too (job_changes_prune), so
+ * once this commits nothing after resume_after is pruned until the webhook passes
+ * it, and a prune that committed first raised the horizon this reads.
  */
 static int job_webhook_create(store__tx_t *tx, void *arg)
 {
     create_arg_t *a = arg;
     const store__ops_t *ops = a->s->ops;
-    uint64_t version = 0, enabled = 0;
+    uint64_t version = 0, enabled = 0, horizon = 0;
     int rc = ops->counter_get(tx, a->tenant_id, &version);
+    if (rc == 0 && a->w->resume) {
+        if (a->w->resume_after > version)
+            return BH_ERANGE;
+        rc = ops->horizon_get(tx, a->tenant_id, &horizon);
+        if (rc == 0 && a->w->resume_after < horizon)
+            return BH_EGONE;
+        version = a->w->resume_after;
+    }
     if (rc == 0)
         rc = ops->webhooks_enabled_count(tx, a->tenant_id, a->w->created_at_ms, &enabled);
     if (rc != 0)
@@ -634,61 +649,94 @@ int store__delivery_commit(store_t *s, const store_delivery_batch_t *b)
     return s->ops->run_write(s, job_delivery_commit, &a, rows > DELIVERY_SOLO_ROWS);
 }
 
+/* ---- the change log ----------------------------------------------------------------- */
+
+/* The rows and the horizon come from one snapshot, so a prune that commits between
+ * them cannot make a gap look like an empty answer. */
+int store__changes_after(store_t *s, int64_t tenant_id, store_collection_t coll,
+                         uint64_t after, size_t limit, store_change_t **out, size_t *n_out)
+{
+    uint64_t horizon = 0;
+    int rc = s->ops->changes_after(s, tenant_id, coll, after, limit, out, n_out, &horizon);
+    if (rc == 0 && after < horizon) {
+        store_changes_free(*out, *n_out);
+        *out = NULL;
+        *n_out = 0;
+        rc = BH_EGONE;
+    }
+    return rc;
+}
+
 /* ---- change-log pruning ------------------------------------------------------------- */
 
 typedef struct {
     store_t *s;
     int64_t tenant_id;
-    uint64_t upto;
-    size_t n; /* out */
+    uint64_t newest; /* the newest version committed before before_ms */
+    size_t n;        /* out: deleted by this chunk */
 } prune_arg_t;
 
+/*
+ * One chunk of one tenant. What holds the tenant back is read here, under the
+ * tenant's write lock (counter_get: the single writer, or PostgreSQL's row lock,
+ * which a webhook create and a delta start take too): every Enabled webhook at
+ * max(from_version, the partition's watermark), one row per partition so the lowest
+ * wins, and every delta still in the table at its floor_version. A webhook created
+ * or resumed, or a delta started or moved back, before this job is seen by it; one
+ * after it sees the horizon this job raises, in the same transaction as the delete,
+ * to the highest version it deleted.
+ */
 static int job_changes_prune(store__tx_t *tx, void *arg)
 {
     prune_arg_t *a = arg;
-    return a->s->ops->changes_delete_upto(tx, a->tenant_id, a->upto, PRUNE_CHUNK, &a->n);
+    const store__ops_t *ops = a->s->ops;
+    store__floor_t *floors = NULL;
+    size_t m = 0;
+    a->n = 0;
+    uint64_t counter = 0;
+    int rc = ops->counter_get(tx, a->tenant_id, &counter);
+    if (rc == 0)
+        rc = ops->floors_read(tx, a->tenant_id, &floors, &m);
+    uint64_t upto = a->newest;
+    for (size_t k = 0; rc == 0 && k < m; k++) {
+        const store__floor_t *f = &floors[k];
+        uint64_t passed = f->from_version > f->watermark ? f->from_version : f->watermark;
+        if (passed < upto)
+            upto = passed;
+    }
+    free(floors);
+    uint64_t deleted = 0;
+    if (rc == 0 && upto > 0)
+        rc = ops->changes_delete_upto(tx, a->tenant_id, upto, PRUNE_CHUNK, &a->n, &deleted);
+    if (rc == 0 && deleted > 0) {
+        store__tenant_version_t h = { .tenant_id = a->tenant_id, .version = deleted };
+        rc = ops->horizon_raise(tx, &h, 1);
+    }
+    return rc;
 }
 
 /*
- * A change committed before before_ms goes once every Enabled webhook of its tenant
- * has passed it in every partition (at or below max(from_version, the partition's
- * watermark); floors has one row per partition, so the lowest wins): a delivered
- * event is pruned, a pending one never is. The newest versions are read before the webhooks:
- * a webhook created in between starts its window at or above every version read,
- * one disabled no longer waits, and a watermark only rises, so the later read never
- * lets a pending event go. The deletes go by version range in chunks, each a solo
- * job of its own, so a week of rows never holds the writer in one long transaction;
- * *n_out counts what committed, also when a later chunk fails.
+ * A change committed before before_ms goes once nothing of its tenant needs it (a
+ * delivered event is pruned, a pending one never is; a live delta's changes above
+ * its floor stay). The newest versions are read first, on a read connection, to
+ * know which tenants have anything old enough; the rest is decided per chunk in the
+ * deleting transaction (job_changes_prune). The deletes go by version range in
+ * chunks, each a solo job of its own, so a week of rows never holds the writer in
+ * one long transaction; *n_out counts what committed, also when a later chunk fails.
  */
 int store__changes_prune(store_t *s, int64_t before_ms, size_t *n_out)
 {
     store__tenant_version_t *newest = NULL;
-    store__floor_t *floors = NULL;
-    size_t n = 0, m = 0;
+    size_t n = 0;
     int rc = s->ops->changes_newest(s, before_ms, &newest, &n);
-    if (rc == 0)
-        rc = s->ops->webhook_floors(s, &floors, &m);
-    size_t k = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        uint64_t upto = newest[i].version;
-        while (k < m && floors[k].tenant_id < newest[i].tenant_id)
-            k++;
-        for (; k < m && floors[k].tenant_id == newest[i].tenant_id; k++) {
-            const store__floor_t *f = &floors[k];
-            uint64_t passed = f->from_version > f->watermark ? f->from_version
-                                                             : f->watermark;
-            if (passed < upto)
-                upto = passed;
-        }
-        for (prune_arg_t a = { s, newest[i].tenant_id, upto, PRUNE_CHUNK };
-             rc == 0 && upto > 0 && a.n == PRUNE_CHUNK;) {
-            a.n = 0;
+        for (prune_arg_t a = { s, newest[i].tenant_id, newest[i].version, PRUNE_CHUNK };
+             rc == 0 && a.newest > 0 && a.n == PRUNE_CHUNK;) {
             rc = s->ops->run_write(s, job_changes_prune, &a, true);
             if (rc == 0)
                 *n_out += a.n;
         }
     }
     free(newest);
-    free(floors);
     return rc;
 }

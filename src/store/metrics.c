@@ -63,6 +63,10 @@ static const char *op_names[STORE__OP_COUNT] = {
     [STORE__OP_CHANGES_PRUNE] = "changes_prune",
     [STORE__OP_ATTEMPTS_PRUNE] = "attempts_prune",
     [STORE__OP_WEBHOOKS_PRUNE] = "webhooks_prune",
+    [STORE__OP_DELTA_START] = "delta_start",
+    [STORE__OP_DELTA_GET] = "delta_get",
+    [STORE__OP_DELTA_TOUCH] = "delta_touch",
+    [STORE__OP_DELTAS_PRUNE] = "deltas_prune",
 };
 
 /* 10 µs … 5 s, in nanoseconds: a cached read takes tens of microseconds. */

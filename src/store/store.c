@@ -735,7 +735,7 @@ int store_changes_after(store_t *s, int64_t tenant_id, store_collection_t coll,
     if (tenant_id <= 0 || limit == 0 || after >= (uint64_t)INT64_MAX)
         return 0;
     uint64_t t0 = metrics_now_ns();
-    return store__timed(s, STORE__OP_CHANGES_AFTER, t0, s->ops->changes_after(s, tenant_id, coll, after, limit, out, n_out));
+    return store__timed(s, STORE__OP_CHANGES_AFTER, t0, store__changes_after(s, tenant_id, coll, after, limit, out, n_out));
 }
 
 void store_changes_free(store_change_t *c, size_t n)
@@ -756,6 +756,66 @@ int store_tenant_version(store_t *s, int64_t tenant_id, uint64_t *out)
         return BH_ENOTFOUND;
     uint64_t t0 = metrics_now_ns();
     return store__timed(s, STORE__OP_TENANT_VERSION, t0, s->ops->tenant_version(s, tenant_id, out));
+}
+
+/* ---- deltas ----------------------------------------------------------------------- */
+
+static bool delta_coll_ok(store_collection_t coll)
+{
+    return coll == STORE_COLL_BREAKS || coll == STORE_COLL_DEFINITIONS;
+}
+
+static bool delta_id_ok(const char *id)
+{
+    return id && strnlen(id, STORE_DELTA_ID_LEN + 1) == STORE_DELTA_ID_LEN;
+}
+
+int store_delta_start(store_t *s, int64_t tenant_id, store_delta_t *d)
+{
+    if (!s || !d || !delta_id_ok(d->id) || !field_ok(d->client_id, CLIENT_ID_CAP, false) ||
+        !delta_coll_ok(d->collection) || d->date_from > d->date_to || d->created_at_ms <= 0)
+        return BH_EINVAL;
+    if (tenant_id <= 0)
+        return BH_ENOTFOUND;
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DELTA_START, t0, store__delta_start(s, tenant_id, d));
+}
+
+/* client_id comes from the caller's authenticated token: an empty or overlong one
+ * has no delta, like another tenant's. */
+int store_delta_get(store_t *s, int64_t tenant_id, const char *client_id,
+                    store_collection_t coll, store_delta_t *out)
+{
+    if (!s || !client_id || !out || !delta_coll_ok(coll))
+        return BH_EINVAL;
+    if (tenant_id <= 0 || !field_ok(client_id, CLIENT_ID_CAP, false))
+        return BH_ENOTFOUND;
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DELTA_GET, t0, s->ops->delta_get(s, tenant_id, client_id, coll, out));
+}
+
+/* The delta id comes out of a token the API sealed itself, so one of another
+ * length is a caller bug (BH_EINVAL), not a delta that does not exist. */
+int store_delta_touch(store_t *s, int64_t tenant_id, const char *client_id,
+                      store_collection_t coll, const char *id, uint64_t floor, int64_t now_ms,
+                      int64_t ttl_ms, store_delta_t *out)
+{
+    if (!s || !field_ok(client_id, CLIENT_ID_CAP, false) || !delta_coll_ok(coll) ||
+        !delta_id_ok(id) || floor > (uint64_t)INT64_MAX || now_ms <= 0 || ttl_ms <= 0)
+        return BH_EINVAL;
+    if (tenant_id <= 0)
+        return BH_ENOTFOUND;
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DELTA_TOUCH, t0, store__delta_touch(s, tenant_id, client_id, coll, id, floor, now_ms, ttl_ms, out));
+}
+
+int store_deltas_prune(store_t *s, int64_t before_ms, size_t *n_out)
+{
+    if (!s || !n_out || before_ms <= 0)
+        return BH_EINVAL;
+    *n_out = 0;
+    uint64_t t0 = metrics_now_ns();
+    return store__timed(s, STORE__OP_DELTAS_PRUNE, t0, s->ops->deltas_prune(s, before_ms, n_out));
 }
 
 /* ---- webhooks --------------------------------------------------------------------- */

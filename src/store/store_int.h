@@ -7,8 +7,9 @@
  *                 calls the domain layer or, for plain reads, the back-end;
  *   writes.c      the rules of breaks data: versions, unchanged detection, computed
  *   delivery.c    durations and the definition fan-out, reasons, change-log records
- *                 and tombstones (writes.c); the webhook version window and the
- *                 delivery bookkeeping (delivery.c). Written once, for every back-end;
+ *   deltas.c      and tombstones (writes.c); the webhook version window, the delivery
+ *                 bookkeeping, the change-log prune and its horizon (delivery.c);
+ *                 the delta rules (deltas.c). Written once, for every back-end;
  *   back-ends     SQL, statements, connections, transactions: the ops table below.
  *
  * A back-end allocates its own struct with a store_t as its first member and fills
@@ -76,6 +77,10 @@ typedef enum store__op {
     STORE__OP_CHANGES_PRUNE,
     STORE__OP_ATTEMPTS_PRUNE,
     STORE__OP_WEBHOOKS_PRUNE,
+    STORE__OP_DELTA_START,
+    STORE__OP_DELTA_GET,
+    STORE__OP_DELTA_TOUCH,
+    STORE__OP_DELTAS_PRUNE,
     STORE__OP_COUNT
 } store__op_t;
 
@@ -115,7 +120,7 @@ void store__webhooks_disabled(store_t *s, store_webhook_reason_t reason, size_t 
 
 /* ---- write transactions and primitives ------------------------------------------ *
  *
- * The domain layer (writes.c, delivery.c) runs a write as a function called inside a
+ * The domain layer (writes.c, delivery.c, deltas.c) runs a write as a function called inside a
  * transaction the back-end owns, on a thread the back-end owns: SQLite's writer
  * (group commit, one savepoint per job unless the job runs solo), for PostgreSQL a
  * blocking libpq connection on a store-owned thread. The function reads and writes
@@ -149,7 +154,8 @@ typedef struct store__tx store__tx_t;
 typedef int (*store__tx_fn)(store__tx_t *tx, void *arg);
 
 /* A change-log row. body (n bytes, not NUL-terminated) is the canonical JSON of the
- * record at version, or its tombstone; has_date false stores no date. */
+ * record at version, or its tombstone; has_date false stores no date, has_prev_date
+ * false no previous date (store_change_t.prev_date: writes.c decides it). */
 typedef struct store__change_row {
     uint64_t version;
     store_collection_t collection;
@@ -157,6 +163,8 @@ typedef struct store__change_row {
     int64_t record_id;
     bool has_date;
     int32_t date;
+    bool has_prev_date;
+    int32_t prev_date;
     int64_t committed_at_ms;
     const char *body;
     size_t body_len;
@@ -267,7 +275,10 @@ typedef struct store__tenant_version {
     uint64_t version;
 } store__tenant_version_t;
 
-/* One partition of an Enabled webhook, for the change-log prune. */
+/* What holds a tenant's change log back, for the change-log prune: one partition of
+ * an Enabled webhook (its window start and the partition's watermark), or one delta
+ * (from_version and watermark both its floor_version). Nothing at or below
+ * max(from_version, watermark) is needed any more by it. */
 typedef struct store__floor {
     int64_t tenant_id;
     uint64_t from_version, watermark;
@@ -314,8 +325,13 @@ typedef struct store__ops {
     int (*break_get)(store_t *s, int64_t tenant_id, int64_t id, model_break_t *out);
     int (*breaks_list)(store_t *s, int64_t tenant_id, const store_breaks_query_t *q,
                        model_break_t **out, size_t *n_out);
+    /* changes_after: the rows (prev_date included) and, read in the same snapshot
+     * (one read transaction; PostgreSQL: REPEATABLE READ), the tenant's prune
+     * horizon into *horizon (0 for a missing tenant): delivery.c judges BH_EGONE
+     * from it (store__changes_after). */
     int (*changes_after)(store_t *s, int64_t tenant_id, store_collection_t coll,
-                         uint64_t after, size_t limit, store_change_t **out, size_t *n_out);
+                         uint64_t after, size_t limit, store_change_t **out, size_t *n_out,
+                         uint64_t *horizon);
     int (*tenant_version)(store_t *s, int64_t tenant_id, uint64_t *out);
 
     /* Webhook reads. The front end has checked that ids are 36 characters and times
@@ -357,15 +373,21 @@ typedef struct store__ops {
     int (*attempts_prune)(store_t *s, int64_t before_ms, size_t *n_out);
     /* Change-log pruning, read on a read connection (delivery.c holds the rule).
      * newest: per tenant, by id, the newest version committed before before_ms (0:
-     * none). floors: one row per partition of every Enabled webhook (status Enabled
-     * in the table, expired or not), by tenant, with the webhook's window start and
-     * the partition's watermark (0 for a partition without a mark). webhooks_prune:
+     * none); what holds each tenant back is read in the deleting transaction
+     * (floors_read below). webhooks_prune:
      * deletes the webhooks disabled before before_ms with their marks, acks and
      * attempts, in chunks (store.h). */
     int (*changes_newest)(store_t *s, int64_t before_ms, store__tenant_version_t **out,
                           size_t *n_out);
-    int (*webhook_floors)(store_t *s, store__floor_t **out, size_t *n_out);
     int (*webhooks_prune)(store_t *s, int64_t before_ms, size_t *n_out);
+
+    /* Deltas, keyed (tenant_id, client_id, collection). delta_get: the row, or
+     * BH_ENOTFOUND. deltas_prune: deletes the deltas of every tenant with
+     * last_used_at_ms < before_ms, in chunks each committed on its own (like
+     * attempts_prune); *n_out how many. */
+    int (*delta_get)(store_t *s, int64_t tenant_id, const char *client_id,
+                     store_collection_t coll, store_delta_t *out);
+    int (*deltas_prune)(store_t *s, int64_t before_ms, size_t *n_out);
 
     /* ---- write transactions (see "write transactions and primitives") ---- */
 
@@ -452,9 +474,31 @@ typedef struct store__ops {
     int (*webhooks_expiring)(store__tx_t *tx, int64_t now_ms, store__disable_row_t **out,
                              size_t *n_out);
     /* Deletes the tenant's change-log rows with version <= upto, the oldest first, at
-     * most limit; *n_out how many. */
+     * most limit; *n_out how many, *max_out the highest version deleted (0: none).
+     * PostgreSQL: DELETE ... RETURNING version. */
     int (*changes_delete_upto)(store__tx_t *tx, int64_t tenant_id, uint64_t upto, size_t limit,
-                               size_t *n_out);
+                               size_t *n_out, uint64_t *max_out);
+    /* The prune horizon: per tenant, the highest version the change-log prune has
+     * deleted (0: none), a column of the tenant's counter row. horizon_get reads it
+     * (BH_ENOTFOUND for a missing tenant); horizon_raise sets each row's tenant's to
+     * the greater of the stored and the given version (PostgreSQL: GREATEST on the
+     * tenant's row, which the caller locked with counter_get). floors_read: what holds the
+     * tenant's change log back, one store__floor_t per partition of each of its
+     * Enabled webhooks (status Enabled in the table, expired or not; watermark 0 for
+     * a partition without a mark) and one per delta in the table, in no order, into
+     * a malloc'd *out. */
+    int (*horizon_get)(store__tx_t *tx, int64_t tenant_id, uint64_t *out);
+    int (*horizon_raise)(store__tx_t *tx, const store__tenant_version_t *rows, size_t n);
+    int (*floors_read)(store__tx_t *tx, int64_t tenant_id, store__floor_t **out,
+                       size_t *n_out);
+
+    /* Deltas. deltas_read: for each d[i] (tenant_id, client_id, collection in),
+     * found[i] and the stored row into d[i], locked until commit so that a check
+     * made on it holds when the row is written back (SQLite: the single writer;
+     * PostgreSQL: SELECT ... FOR UPDATE). deltas_write: upserts each row,
+     * replacing the one of its (tenant_id, client_id, collection) as a whole. */
+    int (*deltas_read)(store__tx_t *tx, store_delta_t *d, bool *found, size_t n);
+    int (*deltas_write)(store__tx_t *tx, const store_delta_t *d, size_t n);
 
     /* Delivery state, keyed by (tenant, webhook, part). attempts_append: appends n
      * attempts. marks_read: for each mark (tenant_id, webhook_id, part in), fills
@@ -520,6 +564,17 @@ BH_MUST_USE int store__delivery_retrying(store_t *s, int64_t tenant_id, const ch
                                          size_t *n_out);
 BH_MUST_USE int store__delivery_commit(store_t *s, const store_delivery_batch_t *b);
 BH_MUST_USE int store__changes_prune(store_t *s, int64_t before_ms, size_t *n_out);
+/* The back-end's rows and horizon, then BH_EGONE (rows freed) when after is below
+ * the horizon. */
+BH_MUST_USE int store__changes_after(store_t *s, int64_t tenant_id, store_collection_t coll,
+                                     uint64_t after, size_t limit, store_change_t **out,
+                                     size_t *n_out);
+
+/* deltas.c */
+BH_MUST_USE int store__delta_start(store_t *s, int64_t tenant_id, store_delta_t *d);
+BH_MUST_USE int store__delta_touch(store_t *s, int64_t tenant_id, const char *client_id,
+                                   store_collection_t coll, const char *id, uint64_t floor,
+                                   int64_t now_ms, int64_t ttl_ms, store_delta_t *out);
 
 /* The stored form of a definition's translations (texts.c), the same for every
  * back-end: a JSON array of [lang, text] pairs in the record's order, so decoding

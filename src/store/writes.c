@@ -16,7 +16,7 @@
  *     change to the breaks that took either from it;
  *   - the reasons of refused writes, word for word;
  *   - the change-log records: the canonical JSON of the record at its version, or
- *     its tombstone.
+ *     its tombstone, and a break's date before the change (prev_date).
  *
  * A refused write (res->rc set) is returned as the job's error so that the back-end
  * undoes it, and flagged so that the caller can tell it from a store failure.
@@ -283,6 +283,9 @@ static int definition_fanout(wctx_t *x, const model_definition_t *d, size_t *cou
             ends[m] = x->body.len;
             changes[m] = change_row(x, b->version, STORE_COLL_BREAKS, STORE_CHANGE_UPSERT,
                                     b->id, true, b->date);
+            /* A fan-out never moves a break: its date before is the one it keeps. */
+            changes[m].has_prev_date = true;
+            changes[m].prev_date = b->date;
             m++;
         }
         /* The bodies share one buffer: point each row at its slice once it holds
@@ -572,6 +575,10 @@ static int decide_upsert(wctx_t *x, const model_break_t *in, bool person, bool *
     out->has_change = true;
     out->change = change_row(x, b.version, STORE_COLL_BREAKS, STORE_CHANGE_UPSERT, b.id, true,
                              b.date);
+    /* An update carries the date the break had (a delta reports a break that moved
+     * out of its range by it); an insert had none. */
+    out->change.has_prev_date = *exists;
+    out->change.prev_date = *exists ? cur->date : 0;
     x->version = b.version;
     x->created[STORE_COLL_BREAKS]++;
     res->outcome = *exists ? STORE_OUT_REPLACED : STORE_OUT_CREATED;
@@ -598,6 +605,8 @@ static int decide_delete(wctx_t *x, int64_t id, bool *exists, model_break_t *cur
     out->row = (store__break_row_t){ .kind = STORE__BREAK_DELETE, .b = *cur };
     out->has_change = true;
     out->change = change_row(x, v, STORE_COLL_BREAKS, STORE_CHANGE_DELETE, id, true, cur->date);
+    out->change.has_prev_date = true;
+    out->change.prev_date = cur->date;
     x->version = v;
     x->created[STORE_COLL_BREAKS]++;
     res->outcome = STORE_OUT_DELETED;

@@ -68,13 +68,27 @@ static uint64_t put_person(fx_t *f, int64_t id)
     return r.version;
 }
 
-static size_t count_changes(fx_t *f)
+/* The tenant's people changes after `after`, which must not be below the prune
+ * horizon: then every one of them is still there. */
+static size_t count_changes(fx_t *f, uint64_t after)
 {
     store_change_t *c = NULL;
     size_t n = 0;
-    assert_int_equal(store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, 0, 1000, &c, &n), 0);
+    assert_int_equal(
+        store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, after, 1000, &c, &n), 0);
     store_changes_free(c, n);
     return n;
+}
+
+/* Reading from below the horizon answers BH_EGONE and nothing. */
+static void assert_gone(fx_t *f, int64_t tenant, uint64_t after)
+{
+    store_change_t *c = NULL;
+    size_t n = 7;
+    assert_int_equal(store_changes_after(f->fx.s, tenant, STORE_COLL_PEOPLE, after, 1000, &c, &n),
+                     BH_EGONE);
+    assert_null(c);
+    assert_int_equal(n, 0);
 }
 
 static void test_prune_by_age(void **state)
@@ -88,11 +102,14 @@ static void test_prune_by_age(void **state)
     size_t n = 0;
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 2 * HOUR, &n), 0);
     fx_store_assert_count(&f->fx, n, 2);
-    assert_int_equal(count_changes(f), 3);
+    /* The horizon is version 2: a reader from before it may have missed changes. */
+    assert_gone(f, f->tenant, 0);
+    assert_gone(f, f->tenant, 1);
+    assert_int_equal(count_changes(f, 2), 3);
     /* Again: nothing more. */
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 2 * HOUR, &n), 0);
     fx_store_assert_count(&f->fx, n, 0);
-    assert_int_equal(count_changes(f), 3);
+    assert_int_equal(count_changes(f, 2), 3);
 }
 
 /* Creates a webhook now (the fake clock), valid until valid_until_ms, with a random
@@ -129,7 +146,7 @@ static void test_pending_events_are_kept(void **state)
     size_t n = 0;
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
     fx_store_assert_count(&f->fx, n, 0);
-    assert_int_equal(count_changes(f), 5);
+    assert_int_equal(count_changes(f, 0), 5);
     /* It delivers up to the third change: those three may go, the rest stays. */
     struct store_watermark m = { .tenant_id = f->tenant, .webhook_id = w.id, .version = v[2],
                                  .last_success_at_ms = T0 };
@@ -137,11 +154,12 @@ static void test_pending_events_are_kept(void **state)
     assert_int_equal(store_delivery_commit(f->fx.s, &b), 0);
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
     fx_store_assert_count(&f->fx, n, 3);
-    assert_int_equal(count_changes(f), 2);
+    assert_gone(f, f->tenant, 0);
+    assert_int_equal(count_changes(f, v[2]), 2);
     store_change_t *c = NULL;
     size_t nc = 0;
-    assert_int_equal(store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, 0, 10, &c, &nc),
-                     0);
+    assert_int_equal(
+        store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, v[2], 10, &c, &nc), 0);
     assert_int_equal(nc, 2);
     assert_int_equal(c[0].version, v[3]); /* the undelivered ones, from the oldest */
     store_changes_free(c, nc);
@@ -150,7 +168,8 @@ static void test_pending_events_are_kept(void **state)
                      0);
     assert_int_equal(store_changes_prune(f->fx.s, T0 + 100 * HOUR, &n), 0);
     fx_store_assert_count(&f->fx, n, 2);
-    assert_int_equal(count_changes(f), 0);
+    assert_gone(f, f->tenant, v[3]);
+    assert_int_equal(count_changes(f, v[4]), 0);
 }
 
 /* One attempt and one acknowledgement of w at at_ms: what a delivery leaves. */
@@ -336,13 +355,16 @@ static void test_window_start_and_tenant(void **state)
     fx_store_assert_count(&f->fx, n, 3 + 1);
     store_change_t *c = NULL;
     size_t nc = 0;
-    assert_int_equal(store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, 0, 10, &c, &nc),
-                     0);
+    assert_gone(f, f->tenant, 0);
+    assert_int_equal(
+        store_changes_after(f->fx.s, f->tenant, STORE_COLL_PEOPLE, v[2], 10, &c, &nc), 0);
     assert_int_equal(nc, 3);
     for (size_t i = 0; i < nc; i++)
         assert_int_equal(c[i].version, v[3 + i]);
     store_changes_free(c, nc);
-    assert_int_equal(store_changes_after(f->fx.s, other, STORE_COLL_PEOPLE, 0, 10, &c, &nc), 0);
+    /* Each tenant has its own horizon: the other one pruned its version 1. */
+    assert_gone(f, other, 0);
+    assert_int_equal(store_changes_after(f->fx.s, other, STORE_COLL_PEOPLE, 1, 10, &c, &nc), 0);
     assert_int_equal(nc, 0);
     store_changes_free(c, nc);
     /* Versions go on from where they were: pruning is not a reset. */

@@ -586,10 +586,13 @@ static void test_signing_keys_sealed_at_open(void **state)
     char *tok = issue_token(s);
     store_close(s);
 
-    /* Back to schema 4, as an older breakhook left it (migrations 6 and 7 undone too). */
+    /* Back to schema 4, as an older breakhook left it (migrations 6 to 8 undone too). */
     sqlite3 *db = raw_open(f);
     char *sql = sqlite3_mprintf(
         "DELETE FROM schema_migrations WHERE version >= 5;"
+        "DROP TABLE deltas;"
+        "ALTER TABLE changes DROP COLUMN prev_date;"
+        "ALTER TABLE tenants DROP COLUMN pruned_upto;"
         "DROP TABLE delivery_marks;"
         "ALTER TABLE webhooks DROP COLUMN partitions;"
         "ALTER TABLE webhooks ADD COLUMN last_delivered_version INTEGER NOT NULL DEFAULT 0;"
@@ -895,6 +898,64 @@ static void test_migration_delivery(void **state)
     store_close(s);
 }
 
+/* A database at schema 7 with changes, a webhook and its mark migrates to 8
+ * keeping them: the old changes read back without a previous date, nothing is gone
+ * (the horizon starts at 0), versions go on, the webhook still holds its backlog,
+ * and deltas and prev_date work on the migrated file. */
+static void test_migration_deltas(void **state)
+{
+    fixture_t *f = *state;
+    assert_true(sqlite__n_migrations >= 8);
+    make_old_file(f, 7,
+                  "INSERT INTO tenants (id, name, created_at_ms, last_version)"
+                  " VALUES (1, 'old', 0, 3);"
+                  "INSERT INTO changes VALUES (1, 1, 3, 0, 1, 20454, 5, '{}'),"
+                  " (1, 2, 2, 0, 1, NULL, 6, '{}'), (1, 3, 3, 0, 2, 20455, 7, '{}');"
+                  "INSERT INTO webhooks (tenant_id, id, collection,"
+                  " destination_url, ext_refs, key_blob, created_at_ms,"
+                  " valid_until_ms, status, reason, from_version) VALUES (1,"
+                  " '" WH1 "', 3, 'https://x/', '[]', x'01', 0, 9999999999999, 0, 0, 0);"
+                  "INSERT INTO delivery_marks VALUES (1, '" WH1 "', 0, 1, 5, NULL);");
+    store_t *s = open_store(f, 0, 0);
+    int v = 0;
+    assert_int_equal(store_schema_version(s, &v), 0);
+    assert_int_equal(v, (int)sqlite__n_migrations);
+    store_change_t *c = NULL;
+    size_t n = 0;
+    assert_int_equal(store_changes_after(s, 1, STORE_COLL_BREAKS, 0, 10, &c, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(c[0].version, 1);
+    assert_int_equal(c[0].date, 20454);
+    assert_false(c[0].has_prev_date);
+    assert_int_equal(c[1].version, 3);
+    assert_false(c[1].has_prev_date);
+    store_changes_free(c, n);
+    uint64_t count = 0, oldest = 0;
+    assert_int_equal(store_webhook_pending(s, 1, WH1, T0_MS, &count, &oldest), 0);
+    assert_int_equal(count, 1); /* above its watermark 1: version 3 */
+    assert_int_equal(oldest, 3);
+    uint64_t tv = 0;
+    assert_int_equal(store_tenant_version(s, 1, &tv), 0);
+    assert_int_equal(tv, 3);
+
+    store_delta_t d;
+    memset(&d, 0, sizeof(d));
+    memset(d.id, 'a', STORE_DELTA_ID_LEN);
+    snprintf(d.client_id, sizeof(d.client_id), "client");
+    d.collection = STORE_COLL_BREAKS;
+    d.date_from = 20000;
+    d.date_to = 21000;
+    d.created_at_ms = T0_MS;
+    assert_int_equal(store_delta_start(s, 1, &d), 0);
+    assert_int_equal(d.start_version, 3);
+    store_delta_t got;
+    assert_int_equal(store_delta_get(s, 1, "client", STORE_COLL_BREAKS, &got), 0);
+    assert_string_equal(got.id, d.id);
+    assert_int_equal(got.floor_version, 3);
+    assert_int_equal(raw_int_at(f, "SELECT pruned_upto FROM tenants WHERE id = 1"), 0);
+    store_close(s);
+}
+
 /* ---- throughput (printed, not asserted) ------------------------------------------- */
 
 static double now_s(void)
@@ -990,6 +1051,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acks_leave_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_webhooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_deltas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_throughput, setup, teardown),
     };
     /* BH_TEST_FILTER=test_batch_throughput runs one test (e.g. to time it alone). */

@@ -302,6 +302,34 @@ const char *const sqlite__migrations[] = {
     "ALTER TABLE webhooks DROP COLUMN last_delivered_version;\n"
     "ALTER TABLE webhooks DROP COLUMN last_success_at_ms;\n"
     "ALTER TABLE webhooks DROP COLUMN last_failure_at_ms;\n",
+
+    /* 8: delta sync and webhook rollover (#16). changes.prev_date is a break's date
+     * just before the change (NULL for an insert and for other collections), so a
+     * delta follow-up tells a break that left its range without parsing bodies.
+     * tenants.pruned_upto is the prune horizon: the highest version the change-log
+     * prune deleted, raised in the deleting transaction, read by changes_after in the
+     * same snapshot as the rows and by a resumed webhook's create under the writer.
+     * deltas holds each client's one active delta per collection, replaced as a
+     * whole by a new start; its floor_version holds the change log back like a
+     * webhook's watermark. Rows of existing changes keep prev_date NULL: their
+     * previous dates are not known, and no delta started before this migration. */
+    "ALTER TABLE changes ADD COLUMN prev_date INTEGER;\n"
+    "ALTER TABLE tenants ADD COLUMN pruned_upto INTEGER NOT NULL DEFAULT 0;\n"
+    "CREATE TABLE deltas (\n"
+    "  tenant_id       INTEGER NOT NULL REFERENCES tenants(id),\n"
+    "  client_id       TEXT    NOT NULL,\n"
+    "  collection      INTEGER NOT NULL,\n"
+    "  id              TEXT    NOT NULL CHECK (length(id) = 32),\n"
+    "  date_from       INTEGER NOT NULL,\n"
+    "  date_to         INTEGER NOT NULL,\n"
+    "  start_version   INTEGER NOT NULL,\n"
+    "  floor_version   INTEGER NOT NULL,\n"
+    "  created_at_ms   INTEGER NOT NULL,\n"
+    "  last_used_at_ms INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (tenant_id, client_id, collection)\n"
+    ") WITHOUT ROWID;\n"
+    /* store_deltas_prune over every tenant, the longest unused first. */
+    "CREATE INDEX deltas_by_use ON deltas (last_used_at_ms);\n",
 };
 
 const size_t sqlite__n_migrations = sizeof(sqlite__migrations) / sizeof(sqlite__migrations[0]);

@@ -133,8 +133,16 @@ enum {
     ST_ATTEMPTS_LIST_STATUS,
     ST_ATTEMPTS_PRUNE,
     ST_CHANGES_NEWEST,
-    ST_WH_FLOORS,
+    ST_FLOORS,
     ST_CHANGES_PRUNE,
+    ST_HORIZON_GET,
+    ST_HORIZON_RAISE,
+    ST_READ_BEGIN,
+    ST_READ_END,
+    /* deltas */
+    ST_DELTA_GET,
+    ST_DELTA_UPSERT,
+    ST_DELTAS_PRUNE,
     ST_WH_PRUNE_ACKS,
     ST_WH_PRUNE_MARKS,
     ST_WH_PRUNE_ATTEMPTS,
@@ -170,6 +178,9 @@ enum {
 /* The webhooks of tenant ?1 in webhooks_by_status order within one status. */
 #define WH_BY_STATUS "SELECT " WH_COLS " FROM webhooks INDEXED BY webhooks_by_status" \
                      " WHERE tenant_id = ?1 AND status = "
+/* The column list row_delta decodes, in its order. */
+#define DELTA_COLS "tenant_id, client_id, collection, id, date_from, date_to, start_version," \
+                   " floor_version, created_at_ms, last_used_at_ms"
 /* The column list row_attempt decodes, in its order. */
 #define ATTEMPT_COLS "seq, tenant_id, webhook_id, event_id, record_id, version, change_type," \
                      " attempt, attempted_at_ms, duration_ms, http_status, error," \
@@ -218,12 +229,13 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_VERSION_GET] = "SELECT last_version FROM tenants WHERE id = ?1",
     [ST_VERSION_SET] = "UPDATE tenants SET last_version = ?2 WHERE id = ?1",
     [ST_CHANGE_INSERT] = "INSERT INTO changes (tenant_id, version, collection, type, record_id,"
-                         " date, committed_at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         " date, committed_at_ms, body, prev_date)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     /* Without statistics the planner would walk the primary key and skip the other
      * collections' rows one by one (every break change, for a definitions delta);
      * the INDEXED BY here and below pins the plan the schema was designed for. */
     [ST_CHANGES_AFTER] = "SELECT version, collection, type, record_id, date, committed_at_ms,"
-                         " body FROM changes INDEXED BY changes_by_collection"
+                         " body, prev_date FROM changes INDEXED BY changes_by_collection"
                          " WHERE tenant_id = ?1 AND collection = ?2"
                          " AND version > ?3 ORDER BY version LIMIT ?4",
     [ST_PERSON_GET] = PERSON_SELECT " WHERE p.tenant_id = ?1 AND p.id = ?2 ORDER BY r.name",
@@ -402,17 +414,42 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_CHANGES_NEWEST] = "SELECT t.id, COALESCE((SELECT MAX(c.version) FROM changes c"
                           " WHERE c.tenant_id = t.id AND c.committed_at_ms < ?1), 0)"
                           " FROM tenants t ORDER BY t.id",
-    /* Every Enabled webhook's window start with each partition's watermark, from the
-     * partial index of Enabled webhooks and one range of delivery_marks' primary key
-     * per webhook (LEFT JOIN: a webhook without marks still holds its window back,
-     * as a watermark of 0). */
-    [ST_WH_FLOORS] = "SELECT w.tenant_id, w.from_version, m.version FROM webhooks w"
-                     " INDEXED BY webhooks_expiry LEFT JOIN delivery_marks m"
-                     " ON m.tenant_id = w.tenant_id AND m.webhook_id = w.id"
-                     " WHERE w.status = 0 ORDER BY w.tenant_id",
+    /* What holds tenant ?1's change log back: each Enabled webhook's window start with
+     * each partition's watermark, from the Enabled range of webhooks_by_status and
+     * one range of delivery_marks' primary key per webhook (LEFT JOIN: a webhook
+     * without marks still holds its window back, as a watermark of 0), and each
+     * delta's floor, one range of the deltas' primary key. */
+    [ST_FLOORS] = "SELECT w.tenant_id, w.from_version, m.version FROM webhooks w"
+                  " INDEXED BY webhooks_by_status LEFT JOIN delivery_marks m"
+                  " ON m.tenant_id = w.tenant_id AND m.webhook_id = w.id"
+                  " WHERE w.tenant_id = ?1 AND w.status = 0"
+                  " UNION ALL SELECT tenant_id, floor_version, floor_version FROM deltas"
+                  " WHERE tenant_id = ?1",
+    /* Deletes and answers the versions it deleted (the horizon is their highest). */
     [ST_CHANGES_PRUNE] = "DELETE FROM changes WHERE tenant_id = ?1 AND version IN (SELECT version"
                          " FROM changes WHERE tenant_id = ?1 AND version <= ?2 ORDER BY version"
-                         " LIMIT ?3)",
+                         " LIMIT ?3) RETURNING version",
+    [ST_HORIZON_GET] = "SELECT pruned_upto FROM tenants WHERE id = ?1",
+    [ST_HORIZON_RAISE] = "UPDATE tenants SET pruned_upto = ?2 WHERE id = ?1 AND pruned_upto < ?2",
+    /* A read transaction on a pooled connection: its statements share one snapshot
+     * (WAL: from the first read until the end). */
+    [ST_READ_BEGIN] = "BEGIN DEFERRED",
+    [ST_READ_END] = "COMMIT",
+    [ST_DELTA_GET] = "SELECT " DELTA_COLS " FROM deltas WHERE tenant_id = ?1 AND client_id = ?2"
+                     " AND collection = ?3",
+    /* A new start replaces the client's delta on the collection as a whole. */
+    [ST_DELTA_UPSERT] = "INSERT INTO deltas (" DELTA_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+                        " ?7, ?8, ?9, ?10) ON CONFLICT (tenant_id, client_id, collection)"
+                        " DO UPDATE SET id = excluded.id, date_from = excluded.date_from,"
+                        " date_to = excluded.date_to, start_version = excluded.start_version,"
+                        " floor_version = excluded.floor_version,"
+                        " created_at_ms = excluded.created_at_ms,"
+                        " last_used_at_ms = excluded.last_used_at_ms",
+    /* At most ?2 deltas unused since before ?1, found by deltas_by_use. */
+    [ST_DELTAS_PRUNE] = "DELETE FROM deltas WHERE (tenant_id, client_id, collection) IN"
+                        " (SELECT tenant_id, client_id, collection FROM deltas"
+                        " INDEXED BY deltas_by_use WHERE last_used_at_ms < ?1"
+                        " ORDER BY last_used_at_ms LIMIT ?2)",
     [ST_ATTEMPTS_PRUNE] = "DELETE FROM delivery_attempts WHERE seq IN (SELECT seq"
                           " FROM delivery_attempts INDEXED BY delivery_attempts_by_time"
                           " WHERE attempted_at_ms < ?1 ORDER BY attempted_at_ms LIMIT ?2)",
@@ -2068,16 +2105,38 @@ static int sq_breaks_list(store_t *base, int64_t tenant_id, const store_breaks_q
     return rc;
 }
 
-/* Not query_all: each row owns a malloc'd body, freed with the array on error. */
+/* The tenant's prune horizon (0 for a missing tenant), on any connection. */
+static int horizon_read(sqlite__conn_t *c, int64_t tenant_id, uint64_t *out, bool *found)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_HORIZON_GET, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, tenant_id);
+    int64_t v = 0;
+    rc = step_int(c, st, ST_HORIZON_GET, &v, found);
+    *out = (uint64_t)v;
+    return rc;
+}
+
+/* Not query_all: each row owns a malloc'd body, freed with the array on error. The
+ * horizon and the rows are read in one read transaction, one snapshot. */
 static int sq_changes_after(store_t *base, int64_t tenant_id, store_collection_t coll,
-                            uint64_t after, size_t limit, store_change_t **out, size_t *n_out)
+                            uint64_t after, size_t limit, store_change_t **out, size_t *n_out,
+                            uint64_t *horizon)
 {
     sqlite__store_t *s = from_base(base);
     sqlite__conn_t *c;
     int rc = reader_take(s, &c);
     if (rc != 0)
         return rc;
-    sqlite3_stmt *st = stmt_tenant_id(c, ST_CHANGES_AFTER, tenant_id, (int64_t)coll, &rc);
+    rc = stmt_exec(c, ST_READ_BEGIN);
+    bool in_tx = rc == 0, found = false;
+    if (rc == 0)
+        rc = horizon_read(c, tenant_id, horizon, &found);
+    sqlite3_stmt *st = rc == 0 ? stmt_tenant_id(c, ST_CHANGES_AFTER, tenant_id, (int64_t)coll,
+                                                &rc)
+                               : NULL;
     store_change_t *arr = NULL;
     size_t n = 0, cap = 0;
     if (st) {
@@ -2108,6 +2167,8 @@ static int sq_changes_after(store_t *base, int64_t tenant_id, store_collection_t
             ch->record_id = sqlite3_column_int64(st, 3);
             ch->date = sqlite3_column_int(st, 4); /* NULL reads as 0 */
             ch->committed_at_ms = sqlite3_column_int64(st, 5);
+            ch->has_prev_date = sqlite3_column_type(st, 7) != SQLITE_NULL;
+            ch->prev_date = sqlite3_column_int(st, 7); /* NULL reads as 0 */
             const unsigned char *body = sqlite3_column_text(st, 6);
             size_t len = (size_t)sqlite3_column_bytes(st, 6);
             ch->body = body ? malloc(len + 1) : NULL;
@@ -2120,6 +2181,12 @@ static int sq_changes_after(store_t *base, int64_t tenant_id, store_collection_t
             n++;
         }
         stmt_done(st);
+    }
+    /* A read transaction has nothing to keep: ending it only releases the snapshot. */
+    if (in_tx) {
+        int end = stmt_exec(c, ST_READ_END);
+        if (rc == 0)
+            rc = end;
     }
     reader_put(s, c);
     if (rc != 0) {
@@ -2232,6 +2299,10 @@ static int sq_changes_append(store__tx_t *c, int64_t tenant_id, const store__cha
             sqlite3_bind_null(st, 6);
         sqlite3_bind_int64(st, 7, r->committed_at_ms);
         sqlite3_bind_text(st, 8, r->body, (int)r->body_len, SQLITE_STATIC);
+        if (r->has_prev_date)
+            sqlite3_bind_int(st, 9, r->prev_date);
+        else
+            sqlite3_bind_null(st, 9);
         rc = step_done(c, st, ST_CHANGE_INSERT);
     }
     return rc;
@@ -2980,22 +3051,161 @@ static int sq_changes_newest(store_t *base, int64_t before_ms, store__tenant_ver
                     (void **)out, n_out);
 }
 
-static int sq_webhook_floors(store_t *base, store__floor_t **out, size_t *n_out)
+static int sq_floors_read(store__tx_t *c, int64_t tenant_id, store__floor_t **out,
+                          size_t *n_out)
 {
-    return read_all(base, ST_WH_FLOORS, NULL, decode_floor, sizeof(**out), (void **)out, n_out);
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_FLOORS, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, tenant_id);
+    return query_all(c, st, ST_FLOORS, decode_floor, sizeof(**out), (void **)out, n_out);
 }
 
 static int sq_changes_delete_upto(store__tx_t *c, int64_t tenant_id, uint64_t upto,
-                                  size_t limit, size_t *n_out)
+                                  size_t limit, size_t *n_out, uint64_t *max_out)
 {
     int rc = 0;
     sqlite3_stmt *st = stmt_tenant_id(c, ST_CHANGES_PRUNE, tenant_id, (int64_t)upto, &rc);
     if (!st)
         return rc;
     sqlite3_bind_int64(st, 3, limit_arg(limit));
-    rc = step_done(c, st, ST_CHANGES_PRUNE);
+    size_t n = 0;
+    uint64_t max = 0;
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = map_error(c->db, src, stmt_sql[ST_CHANGES_PRUNE]);
+            break;
+        }
+        uint64_t v = (uint64_t)sqlite3_column_int64(st, 0);
+        if (v > max)
+            max = v;
+        n++;
+    }
+    stmt_done(st);
+    if (rc == 0) {
+        *n_out = n;
+        *max_out = max;
+    }
+    return rc;
+}
+
+static int sq_horizon_get(store__tx_t *c, int64_t tenant_id, uint64_t *out)
+{
+    bool found = false;
+    int rc = horizon_read(c, tenant_id, out, &found);
+    return rc == 0 && !found ? BH_ENOTFOUND : rc;
+}
+
+static int sq_horizon_raise(store__tx_t *c, const store__tenant_version_t *rows, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_stmt *st = stmt_tenant_id(c, ST_HORIZON_RAISE, rows[i].tenant_id,
+                                          (int64_t)rows[i].version, &rc);
+        if (st)
+            rc = step_done(c, st, ST_HORIZON_RAISE);
+    }
+    return rc;
+}
+
+/* ---- deltas ------------------------------------------------------------------------ */
+
+/* A delta from DELTA_COLS. */
+static int row_delta(sqlite3_stmt *st, store_delta_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->tenant_id = sqlite3_column_int64(st, 0);
+    d->collection = (store_collection_t)sqlite3_column_int(st, 2);
+    d->date_from = sqlite3_column_int(st, 4);
+    d->date_to = sqlite3_column_int(st, 5);
+    d->start_version = (uint64_t)sqlite3_column_int64(st, 6);
+    d->floor_version = (uint64_t)sqlite3_column_int64(st, 7);
+    d->created_at_ms = sqlite3_column_int64(st, 8);
+    d->last_used_at_ms = sqlite3_column_int64(st, 9);
+    int rc = col_text(st, 1, d->client_id, sizeof(d->client_id));
     if (rc == 0)
-        *n_out = (size_t)sqlite3_changes64(c->db);
+        rc = col_text(st, 3, d->id, sizeof(d->id));
+    return rc;
+}
+
+static int decode_delta(sqlite3_stmt *st, void *out)
+{
+    return row_delta(st, out);
+}
+
+/* ST_DELTA_GET bound to one key, on any connection. */
+static sqlite3_stmt *stmt_delta_key(sqlite__conn_t *c, int64_t tenant_id, const char *client_id,
+                                    store_collection_t coll, int *rc)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_DELTA_GET, rc);
+    if (st) {
+        sqlite3_bind_int64(st, 1, tenant_id);
+        sqlite3_bind_text(st, 2, client_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, (int)coll);
+    }
+    return st;
+}
+
+static int sq_delta_get(store_t *base, int64_t tenant_id, const char *client_id,
+                        store_collection_t coll, store_delta_t *out)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = stmt_delta_key(c, tenant_id, client_id, coll, &rc);
+    if (st)
+        rc = query_one(c, st, ST_DELTA_GET, decode_delta, out);
+    reader_put(s, c);
+    return rc;
+}
+
+static int sq_deltas_prune(store_t *base, int64_t before_ms, size_t *n_out)
+{
+    static const int stmts[] = { ST_DELTAS_PRUNE };
+    return prune_chunks(from_base(base), stmts, 1, before_ms, -1, n_out);
+}
+
+/* The key fields of d[i] are copied before the read overwrites d[i]. */
+static int sq_deltas_read(store__tx_t *c, store_delta_t *d, bool *found, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        store_delta_t key = d[i];
+        sqlite3_stmt *st = stmt_delta_key(c, key.tenant_id, key.client_id, key.collection, &rc);
+        if (st)
+            rc = query_one(c, st, ST_DELTA_GET, decode_delta, &d[i]);
+        found[i] = rc == 0;
+        if (rc == BH_ENOTFOUND) {
+            d[i] = key;
+            rc = 0;
+        }
+    }
+    return rc;
+}
+
+static int sq_deltas_write(store__tx_t *c, const store_delta_t *d, size_t n)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_DELTA_UPSERT, &rc);
+    for (size_t i = 0; st && rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, d[i].tenant_id);
+        sqlite3_bind_text(st, 2, d[i].client_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, (int)d[i].collection);
+        sqlite3_bind_text(st, 4, d[i].id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, d[i].date_from);
+        sqlite3_bind_int(st, 6, d[i].date_to);
+        sqlite3_bind_int64(st, 7, (int64_t)d[i].start_version);
+        sqlite3_bind_int64(st, 8, (int64_t)d[i].floor_version);
+        sqlite3_bind_int64(st, 9, d[i].created_at_ms);
+        sqlite3_bind_int64(st, 10, d[i].last_used_at_ms);
+        rc = step_done(c, st, ST_DELTA_UPSERT);
+    }
     return rc;
 }
 
@@ -3321,9 +3531,10 @@ static const store__ops_t sqlite_ops = {
     .attempts_list = sq_attempts_list,
     .attempts_prune = sq_attempts_prune,
     .changes_newest = sq_changes_newest,
-    .webhook_floors = sq_webhook_floors,
     .changes_delete_upto = sq_changes_delete_upto,
     .webhooks_prune = sq_webhooks_prune,
+    .delta_get = sq_delta_get,
+    .deltas_prune = sq_deltas_prune,
 
     .run_write = sq_run_write,
     .tx_note = sq_tx_note,
@@ -3354,6 +3565,11 @@ static const store__ops_t sqlite_ops = {
     .acks_raise = sq_acks_raise,
     .marks_write = sq_marks_write,
     .acks_drop = sq_acks_drop,
+    .horizon_get = sq_horizon_get,
+    .horizon_raise = sq_horizon_raise,
+    .floors_read = sq_floors_read,
+    .deltas_read = sq_deltas_read,
+    .deltas_write = sq_deltas_write,
 };
 
 /* Creates the database file readable by its owner only before SQLite opens it: it
