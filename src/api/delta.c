@@ -933,9 +933,10 @@ void api_delta_initial(http_request_t *req, const auth_claims_t *c, store_collec
         j->busy = j->d != NULL;
         j->has_cur = true;
     } else {
-        const char *refs = "";
-        if (http_request_query(req, "externalReferences", &refs) &&
-            strlen(refs) > API_DELTA_EXTREFS_MAX) {
+        const char *refs = NULL;
+        if (!http_request_query(req, "externalReferences", &refs))
+            refs = "";
+        if (strlen(refs) > API_DELTA_EXTREFS_MAX) {
             char reason[128];
             snprintf(reason, sizeof(reason),
                      "externalReferences: a delta keeps at most %d bytes of it",
