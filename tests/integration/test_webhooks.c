@@ -808,9 +808,13 @@ static void test_body_validation(void **state)
     bad_body(s, NULL, b, "collectionName");
     free(b);
 
-    /* resumeAfter is not available yet. */
+    /* resumeAfter: not a changeVersion, or newer than anything this tenant wrote
+     * (test_delta.c covers the rollover itself). */
+    b = it_fmt("{%s,\"collectionName\":\"breaks\",\"resumeAfter\":\"1\"}", u);
+    bad_body(s, NULL, b, "changeVersion");
+    free(b);
     b = it_fmt("{%s,\"collectionName\":\"breaks\",\"resumeAfter\":\"00000000000000000001\"}", u);
-    bad_body(s, NULL, b, "resumeAfter");
+    bad_body(s, NULL, b, "newer than");
     free(b);
 
     /* externalReferences: none for break-definitions; unknown names and collections. */
