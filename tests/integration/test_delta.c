@@ -80,9 +80,9 @@ static int this_year(void)
 }
 
 /* "YYYY-MM-DD" of this year: month 1..6 is inside the range, 7..12 outside. */
-static void day(int month, int d, char out[11])
+static void day(int month, int d, char out[32])
 {
-    snprintf(out, 11, "%04d-%02d-%02d", this_year(), month, d);
+    snprintf(out, 32, "%04d-%02d-%02d", this_year(), month, d);
 }
 
 static bool in_range(const char *date)
@@ -116,7 +116,7 @@ static char *list_target(void)
 /* PUT a break of person 1 + id % 3 on date (month, d); returns its changeVersion. */
 static uint64_t put_break(it_srv_t *s, int64_t id, int month, int d, int clocked)
 {
-    char date[11];
+    char date[32];
     day(month, d, date);
     char *path = it_fmt(IT_BASE "/breaks/%lld", (long long)id);
     char *body = it_fmt("{\"id\":%lld,\"person\":{\"id\":%lld},\"breakDefinition\":{\"id\":1},"
@@ -469,7 +469,7 @@ static void *bg_write(void *arg)
     for (int i = 0; i < w->ops; i++) {
         int64_t id = 1 + (int64_t)(it_xorshift(&w->rng) % 60);
         unsigned r = (unsigned)(it_xorshift(&w->rng) % 100);
-        char date[11];
+        char date[32];
         day(1 + (int)(it_xorshift(&w->rng) % 12), 1 + (int)(it_xorshift(&w->rng) % 28), date);
         char *path = it_fmt(IT_BASE "/breaks/%lld", (long long)id);
         char *body = it_fmt("{\"id\":%lld,\"person\":{\"id\":%lld},\"breakDefinition\":{\"id\":1},"
