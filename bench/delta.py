@@ -73,7 +73,7 @@ def main():
         link, delta = page.get("nextLink"), page.get("deltaLink", delta)
 
     # 1. Follow-up rate over CHANGES new breaks.
-    base = 8_000_000
+    base = 10_000_000 + int(time.time() * 1000) % 1_000_000 * 1000  # new ids each run
     for start in range(0, changes, 5000):
         lines = "\n".join(json.dumps({"op": "upsert", "data": break_json(base + i, year)})
                           for i in range(start, min(changes, start + 5000))) + "\n"
@@ -114,8 +114,8 @@ def main():
         t.start()
         time.sleep(0.05)
         sent = time.monotonic()
-        status, body, _ = call(writer, "PUT", f"{API}/breaks/{9_000_000 + k}", token,
-                               json.dumps(break_json(9_000_000 + k, year)))
+        status, body, _ = call(writer, "PUT", f"{API}/breaks/{base - 1 - k}", token,
+                               json.dumps(break_json(base - 1 - k, year)))
         answered = time.monotonic()
         if status not in (200, 201):
             sys.exit(f"delta: PUT: {status} {body[:200]!r}")
