@@ -31,7 +31,7 @@
 #include "harness_api.h"
 #include "harness_consumer.h"
 
-#define MAX_ID 200
+#define MAX_ID 2000
 #define LOOPBACK "--allow-http-destinations", "--allow-destination", "127.0.0.0/8"
 
 typedef struct fixture {
@@ -415,6 +415,78 @@ static void test_definitions_delta(void **state)
     free(wrong);
     free(link);
     (void)c;
+}
+
+static void expect_status(it_srv_t *s, const char *auth, const char *target, int status,
+                          const char *code, const char *fragment);
+
+/* A backlog larger than a page is cut at the page cap; the deltaLink goes on. */
+static void test_follow_up_page_cap(void **state)
+{
+    fixture_t *f = *state;
+    it_srv_t *s = boot(f, NULL);
+    copy_t c = { 0 };
+    char *start = delta_start_target("");
+    char *link = initial_load(s, start, &c, NULL, NULL);
+    size_t len = 0, cap = 1 << 20;
+    char *nd = malloc(cap);
+    assert_non_null(nd);
+    char date[32];
+    day(5, 5, date);
+    for (int id = 1; id <= 1500; id++)
+        len += (size_t)snprintf(nd + len, cap - len,
+                                "{\"op\":\"upsert\",\"data\":{\"id\":%d,\"person\":{\"id\":1},"
+                                "\"breakDefinition\":{\"id\":1},\"date\":\"%s\","
+                                "\"clockedDurationInMinutes\":10,\"startTimeInMinutes\":600,"
+                                "\"endTimeInMinutes\":700,\"isBreakTaken\":true}}\n",
+                                id, date);
+    it_response_t r;
+    it_srv_call(s, s->auth, "POST", IT_BASE "/breaks/$batch", "application/x-ndjson", nd, len,
+                &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"created\":1500"));
+    it_response_free(&r);
+    free(nd);
+    size_t n1 = 0, n2 = 0, n3 = 0;
+    char *l2 = follow(s, link, &c, &n1);
+    char *l3 = follow(s, l2, &c, &n2);
+    char *l4 = follow(s, l3, &c, &n3);
+    assert_int_equal(n1, 1000);
+    assert_int_equal(n2, 500);
+    assert_int_equal(n3, 0);
+    expect_same(s, &c);
+    free(l2);
+    free(l3);
+    free(l4);
+    free(link);
+    free(start);
+}
+
+/* A delta lives in the store: a restart keeps it, and the link goes on. */
+static void test_delta_survives_restart(void **state)
+{
+    fixture_t *f = *state;
+    it_srv_t *s = boot(f, NULL);
+    copy_t c = { 0 };
+    char *start = delta_start_target("");
+    char *link = initial_load(s, start, &c, NULL, NULL);
+    put_break(s, 70, 2, 2, 10);
+    it_srv_stop(s);
+    it_srv_t *s2 = it_srvs_next(&f->srvs);
+    it_boot_opts_t o = { .same_store = s };
+    it_srv_boot(s2, &o);
+    size_t n = 0;
+    char *next = follow(s2, link, &c, &n);
+    assert_int_equal(n, 1);
+    assert_true(c.have[70]);
+    /* Replaced after the restart too: a new delta of the client ends this one. */
+    copy_t c2 = { 0 };
+    char *other = initial_load(s2, start, &c2, NULL, NULL);
+    expect_status(s2, s2->auth, next, 410, "Gone", "replaced");
+    free(other);
+    free(next);
+    free(link);
+    free(start);
 }
 
 /* ---- a writer and a consumer at random ---------------------------------------------- */
@@ -928,6 +1000,8 @@ int main(void)
         T(test_initial_load_then_follow_ups),
         T(test_item_is_the_delivered_body),
         T(test_definitions_delta),
+        T(test_delta_survives_restart),
+        T(test_follow_up_page_cap),
         T(test_random_writes_copy_equals_server),
         T(test_tokens),
         T(test_long_poll),
