@@ -340,6 +340,41 @@ static int spawn_listening(it_server_t *s, const char *const *argv, const char *
     return -1;
 }
 
+int it_store_url_make(it_server_t *s)
+{
+    const char *pg = getenv("BREAKHOOK_TEST_PG_URL");
+    if (!pg || !*pg) {
+        snprintf(s->store_url, sizeof(s->store_url), "sqlite:%s", s->db_path);
+        return 0;
+    }
+    /* postgres://user@host:port/db?params -> the same with db replaced. */
+    const char *auth = strstr(pg, "://");
+    const char *slash = auth ? strchr(auth + 3, '/') : NULL;
+    const char *q = strchr(pg, '?');
+    if (!slash || (q && q < slash)) {
+        set_error("BREAKHOOK_TEST_PG_URL '%s' names no database (postgres://…/DB)", pg);
+        return -1;
+    }
+    const char *base = strrchr(s->dir, '/');
+    char db[64];
+    snprintf(db, sizeof(db), "it_%.40s", base ? base + 1 : s->dir);
+    for (char *c = db; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
+            *c = '_';
+    char sql[128], log[400];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    snprintf(log, sizeof(log), "%s/createdb.log", s->dir);
+    const char *const argv[] = { "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg, "-c", sql,
+                                 NULL };
+    if (it_cmd_run(argv, s->dir, log, 30000) != 0) {
+        set_error("psql could not create database %s in %s (see %s)", db, pg, log);
+        return -1;
+    }
+    snprintf(s->store_url, sizeof(s->store_url), "%.*s/%s%s", (int)(slash - pg), pg, db,
+             q ? q : "");
+    return 0;
+}
+
 int it_server_start(it_server_t *s, const it_server_opts_t *opts)
 {
     static const it_server_opts_t none = { 0 };
@@ -353,8 +388,9 @@ int it_server_start(it_server_t *s, const it_server_opts_t *opts)
     snprintf(s->log_path, sizeof(s->log_path), "%s/server.log", s->dir);
     snprintf(s->output_path, sizeof(s->output_path), "%s/output.log", s->dir);
     snprintf(s->metrics_port_path, sizeof(s->metrics_port_path), "%s/metrics-port", s->dir);
-    char store[340];
-    snprintf(store, sizeof(store), "sqlite:%s", s->db_path);
+    if (it_store_url_make(s))
+        return -1;
+    const char *store = s->store_url;
 
     const char *argv[MAX_ARGS];
     size_t n = 0;

@@ -76,7 +76,11 @@ typedef struct it_server {
     int status;             /* once it has exited: as it_server_stop returns it */
     char dir[256];          /* the temporary directory; removed by it_server_cleanup */
     char port_path[320];
-    char db_path[320];      /* the SQLite file; --store sqlite:<db_path> */
+    char db_path[320];      /* the SQLite file; --store sqlite:<db_path> (unless PG) */
+    /* The --store of this server and of CLI runs on its data: "sqlite:<db_path>", or,
+     * when the test runs with BREAKHOOK_TEST_PG_URL (a PostgreSQL cluster's URL), a
+     * database of its own made in that cluster (it_store_url_make). */
+    char store_url[400];
     char log_path[320];     /* --log-file (the server's structured log) */
     char output_path[320];  /* the child's stdout and stderr (sanitizer reports land here) */
     char metrics_port_path[320];
@@ -98,6 +102,10 @@ typedef struct it_server_opts {
  * NULL. On failure the child is killed, its output printed, and -1 returned; the
  * directory is kept until it_server_cleanup. The child dies with the test process. */
 int it_server_start(it_server_t *s, const it_server_opts_t *opts);
+/* Fills s->store_url for s->dir and s->db_path (it_server_start does): sqlite:<db_path>,
+ * or with BREAKHOOK_TEST_PG_URL set, a new database "it_<dir's name>" made in that
+ * cluster with psql and the same URL naming it. 0, or -1 (reason in it_last_error). */
+int it_store_url_make(it_server_t *s);
 /* Starts `BREAKHOOK_BIN sink --listen 127.0.0.1:0 --port-file DIR/port [args...]` in
  * dir (a restart keeps its files) or, with dir NULL, a new temporary directory, with
  * BREAKHOOK_* variables removed; stdout goes to DIR/stdout.log (output_path), stderr

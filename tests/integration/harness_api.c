@@ -30,7 +30,7 @@ void it_srv_start(it_srv_t *s, const it_server_opts_t *o)
         fail_msg("server did not start: %s", it_last_error());
     }
     s->started = true;
-    snprintf(s->store, sizeof(s->store), "sqlite:%s", s->s.db_path);
+    snprintf(s->store, sizeof(s->store), "%s", s->s.store_url);
 }
 
 void it_srv_boot(it_srv_t *s, const it_boot_opts_t *o)

@@ -31,13 +31,12 @@ void it_run_dump(const it_run_result_t *r)
     fprintf(stderr, "exit %d\n--- stdout\n%s--- stderr\n%s---\n", r->status, r->out, r->err);
 }
 
-/* Runs `breakhook <args...> --store sqlite:<the server's file>` and requires exit 0. */
+/* Runs `breakhook <args...> --store <the server's store>` and requires exit 0. */
 void it_cli_store(const it_server_t *s, const char *const *args, it_run_result_t *r)
 {
     const char *argv[32];
     size_t n = 0;
-    char url[400];
-    snprintf(url, sizeof(url), "sqlite:%s", s->db_path);
+    const char *url = s->store_url;
     for (; args[n]; n++) {
         assert_true(n + 3 < sizeof(argv) / sizeof(argv[0]));
         argv[n] = args[n];
@@ -186,8 +185,7 @@ char *it_token_header(int port, const it_client_t *c, const char *scope)
 char *it_token_forge(const it_server_t *s, const it_client_t *c, const char *scope, int64_t iat,
                      int64_t nbf, int64_t exp)
 {
-    char url[400];
-    snprintf(url, sizeof(url), "sqlite:%s", s->db_path);
+    const char *url = s->store_url;
     store_t *st = NULL;
     const char *msg = NULL;
     store_options_t so = { 0 };
