@@ -15,6 +15,7 @@ static const struct {
     { "tenant", cli_tenant, "create and list tenants" },
     { "client", cli_client, "create, list and revoke API clients of a tenant" },
     { "import", cli_import, "load people, break definitions or breaks from NDJSON or CSV" },
+    { "migrate", cli_migrate, "copy a whole store into an empty one (SQLite to PostgreSQL)" },
     { "key", cli_key, "rotate the access-token signing key" },
     { "sink", cli_sink, "a reference webhook consumer: verify, de-duplicate, record" },
     { "verify", cli_verify, "verify the signature of one captured delivery" },

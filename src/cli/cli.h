@@ -20,6 +20,7 @@ int cli_serve(int argc, char **argv);
 int cli_tenant(int argc, char **argv);
 int cli_client(int argc, char **argv);
 int cli_import(int argc, char **argv);
+int cli_migrate(int argc, char **argv);
 int cli_key(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_sink(int argc, char **argv);

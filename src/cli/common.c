@@ -27,7 +27,9 @@ int cli_store_open(const char *cmd, const char *url, int64_t disk_reserve, crypt
     if (crypto_master_parse(getenv("BREAKHOOK_MASTER_KEY"), &m))
         return cli_fail(CLI_USAGE,
                         "%s: BREAKHOOK_MASTER_KEY must be 64 hex digits or base64 of 32 bytes", cmd);
-    store_options_t sopt = { .master = &m, .disk_reserve = disk_reserve };
+    /* serve marks the store as served, so that `migrate` refuses to copy it. */
+    store_options_t sopt = { .master = &m, .disk_reserve = disk_reserve,
+                             .serving = strcmp(cmd, "serve") == 0 };
     const char *msg = NULL;
     int rc = store_open(url, &sopt, out, &msg);
     if (master)

@@ -134,6 +134,7 @@ static int config_from_options(const store_options_t *opt, store__config_t *cfg,
         return BH_EINVAL;
     }
     cfg->disk_reserve = o.disk_reserve;
+    cfg->serving = o.serving;
     cfg->clock = o.clock ? o.clock : clock_system();
     cfg->read_connections = o.read_connections ? o.read_connections
                                                : STORE__DEFAULT_READ_CONNECTIONS;
@@ -1067,4 +1068,20 @@ int store_webhooks_prune(store_t *s, int64_t before_ms, size_t *n_out)
     *n_out = 0;
     uint64_t t0 = metrics_now_ns();
     return store__timed(s, STORE__OP_WEBHOOKS_PRUNE, t0, s->ops->webhooks_prune(s, before_ms, n_out));
+}
+
+int store_in_use(store_t *s, bool *in_use)
+{
+    if (!s || !in_use)
+        return BH_EINVAL;
+    *in_use = false;
+    return s->ops->in_use(s, in_use);
+}
+
+int store_copy(store_t *from, store_t *to, store_copy_progress_fn fn, void *arg,
+               store_copy_count_t counts[STORE_COPY_TABLES])
+{
+    if (!from || !to || from == to || !counts)
+        return BH_EINVAL;
+    return store__copy(from, to, fn, arg, counts);
 }

@@ -66,6 +66,10 @@ typedef struct store_options {
      * with a full disk, so that the store can checkpoint and recover (serve's
      * --disk-reserve). 0: no reserve (the CLI's short-lived commands). */
     int64_t disk_reserve;
+    /* serve sets it: the store is marked as used by a server until it closes, which
+     * store_in_use sees from any other process (SQLite: a lock on "<file>-serve.lock";
+     * the kernel drops it when the process dies, also by kill -9). */
+    bool serving;
 } store_options_t;
 
 /* Opens (creating if needed) the store named by url and applies every pending schema
@@ -655,5 +659,38 @@ BH_MUST_USE int store_attempts_prune(store_t *s, int64_t before_ms, size_t *n_ou
  * delivery state and attempt log: it answers BH_ENOTFOUND from then on. In bounded
  * chunks; *n_out how many webhooks. */
 BH_MUST_USE int store_webhooks_prune(store_t *s, int64_t before_ms, size_t *n_out);
+
+/* ---- copying a store (breakhook migrate) ------------------------------------ */
+
+/* Whether a server holds the store (store_options_t.serving), this process or
+ * another. PostgreSQL: always false (several nodes share one database by design). */
+BH_MUST_USE int store_in_use(store_t *s, bool *in_use);
+
+#define STORE_COPY_TABLES 13
+
+/* One table of a copy: its rows in the source, and in the target after the copy. */
+typedef struct store_copy_count {
+    const char *table;
+    uint64_t source;
+    uint64_t target;
+} store_copy_count_t;
+
+/* Called as rows of a table are copied (done of total), and once with done == total
+ * at its end. */
+typedef void (*store_copy_progress_fn)(void *arg, const char *table, uint64_t done,
+                                       uint64_t total);
+
+/* Copies every row of every table of from into to, as stored: tenants, clients,
+ * signing keys (sealed as they are: the target needs the same master key), people,
+ * break definitions, breaks, the change log with its versions, the tenants' version
+ * counters and prune horizons, webhooks with their windows, keys and delivery state,
+ * the attempt log and deltas. Then counts every table again in both into
+ * counts[0..STORE_COPY_TABLES). to must hold no row in any of them: BH_ECONFLICT
+ * otherwise, before anything is written. Each table goes in chunks, each chunk one
+ * write transaction of to; on a failure the copy stops with that error and to is
+ * left partly filled (start again on an empty target). from must not change while it
+ * runs (the caller checks store_in_use). fn may be NULL. */
+BH_MUST_USE int store_copy(store_t *from, store_t *to, store_copy_progress_fn fn, void *arg,
+                           store_copy_count_t counts[STORE_COPY_TABLES]);
 
 #endif

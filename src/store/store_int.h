@@ -284,6 +284,35 @@ typedef struct store__floor {
     uint64_t from_version, watermark;
 } store__floor_t;
 
+/* ---- copying (store/copy.c) ------------------------------------------------------- *
+ * breakhook migrate copies tables row by row between back-ends that keep the same
+ * logical schema: the same table and column names, integers, text and blobs. A
+ * table is named with its columns (in order) and the columns that order it. */
+
+typedef enum store__vtype {
+    STORE__V_NULL,
+    STORE__V_INT,
+    STORE__V_TEXT,
+    STORE__V_BLOB,
+} store__vtype_t;
+
+typedef struct store__value {
+    store__vtype_t type;
+    int64_t i;                     /* INT */
+    const void *p;                 /* TEXT (not NUL-terminated) and BLOB */
+    size_t n;
+} store__value_t;
+
+typedef struct store__table {
+    const char *name;
+    const char *const *cols;
+    size_t n_cols;
+    const char *order_by;          /* columns, comma-separated */
+} store__table_t;
+
+/* Receives n_rows rows of n_cols values each (row-major), valid during the call. */
+typedef int (*store__rows_fn)(void *arg, const store__value_t *vals, size_t n_rows);
+
 typedef struct store__ops {
     const char *name; /* "sqlite", "postgres": for logs */
 
@@ -515,6 +544,21 @@ typedef struct store__ops {
     int (*acks_raise)(store__tx_t *tx, const store__ack_row_t *acks, size_t n);
     int (*marks_write)(store__tx_t *tx, const store__mark_t *marks, size_t n);
     int (*acks_drop)(store__tx_t *tx, const store__mark_t *marks, size_t n);
+
+    /* Copying (store/copy.c). table_count: the rows of t. table_scan: every row of t
+     * in order_by's order, in one read snapshot, handed to fn batch rows at a time
+     * (fn's error stops the scan and is returned). table_insert: appends the rows as
+     * given (every column, keys included) inside a write transaction. copy_finish:
+     * after every table went in, whatever the back-end keeps beside the rows follows
+     * them (PostgreSQL: sequences past the highest copied id; SQLite: nothing).
+     * in_use: store_in_use. */
+    int (*table_count)(store_t *s, const store__table_t *t, uint64_t *out);
+    int (*table_scan)(store_t *s, const store__table_t *t, size_t batch, store__rows_fn fn,
+                      void *arg);
+    int (*table_insert)(store__tx_t *tx, const store__table_t *t, const store__value_t *vals,
+                        size_t n_rows);
+    int (*copy_finish)(store__tx_t *tx);
+    int (*in_use)(store_t *s, bool *in_use);
 } store__ops_t;
 
 /* ---- the domain layer ------------------------------------------------------------ *
@@ -564,6 +608,9 @@ BH_MUST_USE int store__delivery_retrying(store_t *s, int64_t tenant_id, const ch
                                          size_t *n_out);
 BH_MUST_USE int store__delivery_commit(store_t *s, const store_delivery_batch_t *b);
 BH_MUST_USE int store__changes_prune(store_t *s, int64_t before_ms, size_t *n_out);
+/* store_copy (copy.c). */
+BH_MUST_USE int store__copy(store_t *from, store_t *to, store_copy_progress_fn fn, void *arg,
+                            store_copy_count_t counts[STORE_COPY_TABLES]);
 /* The back-end's rows and horizon, then BH_EGONE (rows freed) when after is below
  * the horizon. */
 BH_MUST_USE int store__changes_after(store_t *s, int64_t tenant_id, store_collection_t coll,
@@ -606,6 +653,7 @@ typedef struct store__config {
     int max_group;
     crypto_master_t master; /* unset: signing keys in the clear */
     int64_t disk_reserve;   /* bytes kept in "<store>-reserve"; 0: no reserve */
+    bool serving;           /* store_options_t.serving */
     store__metrics_t *metrics; /* for the back-end's store_t.metrics */
     store__subs_t *subs;       /* for the back-end's store_t.subs */
 } store__config_t;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1037,6 +1038,47 @@ static void test_batch_throughput(void **state)
     store_close(s);
 }
 
+/* serve's store is "in use" for every other process (migrate refuses to copy it)
+ * while the server holds it, and no longer once the server is gone, however it
+ * ended: the lock is the kernel's. */
+static void test_in_use_while_served(void **state)
+{
+    fixture_t *f = *state;
+    fx_store_open(&f->fx);
+    bool busy = true;
+    assert_int_equal(store_in_use(f->fx.s, &busy), 0);
+    assert_false(busy);
+    int ready[2], go[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(go[1]); /* or reading go[0] would never end */
+        close(ready[0]);
+        store_options_t o = { .serving = true };
+        store_t *s = NULL;
+        const char *msg = NULL;
+        char c = store_open(f->fx.url, &o, &s, &msg) == 0 ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) < 0)
+            _exit(1);
+        _exit(0); /* without store_close: as if killed */
+    }
+    char c = 0;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_int_equal(c, 'y');
+    assert_int_equal(store_in_use(f->fx.s, &busy), 0);
+    assert_true(busy);
+    close(go[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(store_in_use(f->fx.s, &busy), 0);
+    assert_false(busy);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1053,6 +1095,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_deltas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_throughput, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_use_while_served, setup, teardown),
     };
     /* BH_TEST_FILTER=test_batch_throughput runs one test (e.g. to time it alone). */
     const char *filter = getenv("BH_TEST_FILTER");

@@ -550,6 +550,11 @@ typedef struct sqlite__store {
     char *reserve_path;
     bool reserve_held, reserve_wanted;
 
+    /* "<file>-serve.lock", and its descriptor holding a shared lock while this
+     * process serves the store (store_options_t.serving); -1 otherwise. */
+    char *serve_lock_path;
+    int serve_lock_fd;
+
     /* Test hook (BREAKHOOK_TEST_MAX_PAGE_COUNT_FILE): a file holding a page count the
      * writer applies as PRAGMA max_page_count before each group. NULL normally. */
     char *page_limit_file;
@@ -3474,6 +3479,224 @@ static void sq_shutdown(store_t *base)
 /* Frees a store at any stage of sqlite__open: connections that never opened have a
  * NULL db and are skipped. The readers close first so that the writer's close is the
  * last one, which checkpoints the WAL into the database file. */
+/* ---- copying (store/copy.c) ------------------------------------------------------- */
+
+/* "SELECT "a","b" FROM "t" ORDER BY …", "INSERT INTO "t" ("a","b") VALUES (?,?)",
+ * "SELECT count(*) FROM "t"": names come from copy.c's table list, never from input. */
+static int table_sql(buf_t *b, const store__table_t *t, int kind)
+{
+    int rc = 0;
+    if (kind == 0)
+        return buf_printf(b, "SELECT count(*) FROM \"%s\"", t->name);
+    rc = buf_append_str(b, kind == 1 ? "SELECT " : "INSERT INTO \"");
+    if (kind == 2)
+        rc = rc ? rc : buf_printf(b, "%s\" (", t->name);
+    for (size_t i = 0; !rc && i < t->n_cols; i++)
+        rc = buf_printf(b, "%s\"%s\"", i ? "," : "", t->cols[i]);
+    if (kind == 1)
+        return rc ? rc : buf_printf(b, " FROM \"%s\" ORDER BY %s", t->name, t->order_by);
+    rc = rc ? rc : buf_append_str(b, ") VALUES (");
+    for (size_t i = 0; !rc && i < t->n_cols; i++)
+        rc = buf_append_str(b, i ? ",?" : "?");
+    return rc ? rc : buf_append_char(b, ')');
+}
+
+static sqlite3_stmt *table_stmt(sqlite3 *db, const store__table_t *t, int kind, int *rc)
+{
+    buf_t sql;
+    buf_init(&sql, 1 << 16);
+    sqlite3_stmt *st = NULL;
+    *rc = table_sql(&sql, t, kind);
+    if (*rc == 0) {
+        int src = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
+        if (src != SQLITE_OK)
+            *rc = map_error(db, src, buf_cstr(&sql));
+    }
+    buf_deinit(&sql);
+    return st;
+}
+
+static int sq_table_count(store_t *base, const store__table_t *t, uint64_t *out)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = table_stmt(c->db, t, 0, &rc);
+    if (st) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            *out = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            rc = map_error(c->db, src, t->name);
+        sqlite3_finalize(st);
+    }
+    reader_put(s, c);
+    return rc;
+}
+
+/* The values of one batch of rows: text and blobs copied, since a column's bytes
+ * last only until the next step. */
+typedef struct scan_batch {
+    store__value_t *vals;
+    void **owned;
+    size_t n_owned;
+} scan_batch_t;
+
+static void scan_batch_clear(scan_batch_t *b)
+{
+    for (size_t i = 0; i < b->n_owned; i++)
+        free(b->owned[i]);
+    b->n_owned = 0;
+}
+
+static int scan_value(sqlite3_stmt *st, int col, store__value_t *v, scan_batch_t *b)
+{
+    memset(v, 0, sizeof(*v));
+    switch (sqlite3_column_type(st, col)) {
+    case SQLITE_NULL:
+        v->type = STORE__V_NULL;
+        return 0;
+    case SQLITE_INTEGER:
+        v->type = STORE__V_INT;
+        v->i = sqlite3_column_int64(st, col);
+        return 0;
+    case SQLITE_BLOB:
+        v->type = STORE__V_BLOB;
+        v->p = sqlite3_column_blob(st, col);
+        break;
+    default: /* text (the schema has no floats) */
+        v->type = STORE__V_TEXT;
+        v->p = sqlite3_column_text(st, col);
+        break;
+    }
+    v->n = (size_t)sqlite3_column_bytes(st, col);
+    void *copy = malloc(v->n ? v->n : 1);
+    if (!copy)
+        return BH_ENOMEM;
+    if (v->n)
+        memcpy(copy, v->p, v->n);
+    v->p = copy;
+    b->owned[b->n_owned++] = copy;
+    return 0;
+}
+
+static int sq_table_scan(store_t *base, const store__table_t *t, size_t batch, store__rows_fn fn,
+                         void *arg)
+{
+    sqlite__store_t *s = from_base(base);
+    sqlite__conn_t *c;
+    int rc = reader_take(s, &c);
+    if (rc != 0)
+        return rc;
+    rc = stmt_exec(c, ST_READ_BEGIN);
+    bool in_tx = rc == 0;
+    sqlite3_stmt *st = rc == 0 ? table_stmt(c->db, t, 1, &rc) : NULL;
+    scan_batch_t b = { calloc(batch * t->n_cols, sizeof(*b.vals)),
+                       calloc(batch * t->n_cols, sizeof(*b.owned)), 0 };
+    if (rc == 0 && (!b.vals || !b.owned))
+        rc = BH_ENOMEM;
+    size_t rows = 0;
+    while (st && rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            for (size_t i = 0; rc == 0 && i < t->n_cols; i++)
+                rc = scan_value(st, (int)i, &b.vals[rows * t->n_cols + i], &b);
+            if (rc == 0 && ++rows == batch) {
+                rc = fn(arg, b.vals, rows);
+                scan_batch_clear(&b);
+                rows = 0;
+            }
+        } else if (src == SQLITE_DONE) {
+            if (rows)
+                rc = fn(arg, b.vals, rows);
+            break;
+        } else {
+            rc = map_error(c->db, src, t->name);
+        }
+    }
+    scan_batch_clear(&b);
+    free(b.vals);
+    free(b.owned);
+    sqlite3_finalize(st);
+    if (in_tx) {
+        int end = stmt_exec(c, ST_READ_END);
+        if (rc == 0)
+            rc = end;
+    }
+    reader_put(s, c);
+    return rc;
+}
+
+static int sq_table_insert(store__tx_t *tx, const store__table_t *t, const store__value_t *vals,
+                           size_t n_rows)
+{
+    int rc = 0;
+    sqlite3_stmt *st = table_stmt(tx->db, t, 2, &rc);
+    for (size_t r = 0; st && rc == 0 && r < n_rows; r++) {
+        for (size_t i = 0; i < t->n_cols; i++) {
+            const store__value_t *v = &vals[r * t->n_cols + i];
+            int col = (int)i + 1;
+            if (v->type == STORE__V_INT)
+                sqlite3_bind_int64(st, col, v->i);
+            else if (v->type == STORE__V_TEXT)
+                sqlite3_bind_text(st, col, v->p, (int)v->n, SQLITE_STATIC);
+            else if (v->type == STORE__V_BLOB)
+                sqlite3_bind_blob(st, col, v->p, (int)v->n, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(st, col);
+        }
+        int src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = map_error(tx->db, src, t->name);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* AUTOINCREMENT follows the highest seq inserted by itself. */
+static int sq_copy_finish(store__tx_t *tx)
+{
+    (void)tx;
+    return 0;
+}
+
+/* A server holds a shared lock on "<file>-serve.lock" (store_options_t.serving);
+ * another process asks whether it could take an exclusive one. */
+static int sq_in_use(store_t *base, bool *in_use)
+{
+    sqlite__store_t *s = from_base(base);
+    *in_use = s->serve_lock_fd >= 0;
+    if (*in_use || !s->serve_lock_path)
+        return 0;
+    int fd = open(s->serve_lock_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* no server ever made it */
+    struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    int rc = fcntl(fd, F_GETLK, &l) == 0 ? 0 : BH_EIO;
+    close(fd);
+    *in_use = rc == 0 && l.l_type != F_UNLCK;
+    return rc;
+}
+
+/* serve: the shared lock that tells other processes a server uses this file. */
+static int serve_lock_take(sqlite__store_t *s, const char **err_msg)
+{
+    int fd = open(s->serve_lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct flock l = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+    if (fd < 0 || fcntl(fd, F_SETLK, &l) != 0) {
+        if (fd >= 0)
+            close(fd);
+        *err_msg = "cannot lock the store's -serve.lock file";
+        return BH_EIO;
+    }
+    s->serve_lock_fd = fd;
+    return 0;
+}
+
 static void sq_destroy(store_t *base)
 {
     sqlite__store_t *s = from_base(base);
@@ -3492,11 +3715,19 @@ static void sq_destroy(store_t *base)
     explicit_bzero(&s->cfg.master, sizeof(s->cfg.master));
     free(s->page_limit_file);
     free(s->reserve_path);
+    if (s->serve_lock_fd >= 0)
+        close(s->serve_lock_fd); /* drops the lock */
+    free(s->serve_lock_path);
     free(s);
 }
 
 static const store__ops_t sqlite_ops = {
     .name = "sqlite",
+    .table_count = sq_table_count,
+    .table_scan = sq_table_scan,
+    .table_insert = sq_table_insert,
+    .copy_finish = sq_copy_finish,
+    .in_use = sq_in_use,
     .shutdown = sq_shutdown,
     .destroy = sq_destroy,
     .ping = sq_ping,
@@ -3664,6 +3895,7 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
     if (!s)
         return BH_ENOMEM;
     s->base.ops = &sqlite_ops;
+    s->serve_lock_fd = -1;
     s->base.metrics = cfg->metrics;
     s->base.subs = cfg->subs;
     s->base.clock = cfg->clock;
@@ -3683,6 +3915,16 @@ int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
             goto out_destroy;
         }
     }
+
+    size_t lock_n = strlen(path) + sizeof("-serve.lock");
+    s->serve_lock_path = malloc(lock_n);
+    if (!s->serve_lock_path) {
+        rc = BH_ENOMEM;
+        goto out_destroy;
+    }
+    snprintf(s->serve_lock_path, lock_n, "%s-serve.lock", path);
+    if (cfg->serving && (rc = serve_lock_take(s, err_msg)) != 0)
+        goto out_destroy;
 
     if (cfg->disk_reserve > 0) {
         size_t n = strlen(path) + sizeof("-reserve");
