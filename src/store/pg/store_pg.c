@@ -507,21 +507,37 @@ static int map_result(pg__conn_t *c, const PGresult *r, const char *op)
     return BH_EIO;
 }
 
+static void stmt_name(int id, char name[16])
+{
+    snprintf(name, 16, "bh%d", id);
+}
+
+/* Prepares statement id on c unless it is already. */
+static int stmt_prepare(pg__conn_t *c, int id)
+{
+    if (c->prepared[id])
+        return 0;
+    char name[16];
+    stmt_name(id, name);
+    PGresult *r = PQprepare(c->db, name, stmt_sql[id], 0, NULL);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = map_result(c, r, stmt_sql[id]);
+    PQclear(r);
+    c->prepared[id] = rc == 0;
+    return rc;
+}
+
 /* Runs cached statement id with p, preparing it on first use. The result (rows or
  * none), or NULL with *rc set. */
 static PGresult *run(pg__conn_t *c, int id, const params_t *p, int *rc)
 {
     char name[16];
-    snprintf(name, sizeof(name), "bh%d", id);
-    if (!c->prepared[id]) {
-        PGresult *r = PQprepare(c->db, name, stmt_sql[id], 0, NULL);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            *rc = map_result(c, r, stmt_sql[id]);
-            PQclear(r);
-            return NULL;
-        }
-        PQclear(r);
-        c->prepared[id] = true;
+    stmt_name(id, name);
+    int prc = stmt_prepare(c, id);
+    if (prc != 0) {
+        *rc = prc;
+        return NULL;
     }
     PGresult *r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL,
                                  p ? p->len : NULL, p ? p->fmt : NULL, 0);
@@ -557,6 +573,116 @@ static int exec_plain(pg__conn_t *c, const char *sql)
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = map_result(c, r, sql);
     PQclear(r);
+    return rc;
+}
+
+/* Statements one pipelined group sends before it reads their results: few enough
+ * that the answers of a group fit the socket buffers, since a blocking connection
+ * does not read while it sends. */
+#define PG__PIPELINE_GROUP 128
+
+/* What run_each asks per row: fill sets row i's parameters and returns its
+ * statement; take (NULL: nothing to take) gets its result, rows or none. */
+typedef int (*fill_fn)(void *ctx, size_t i, params_t *p);
+typedef int (*take_fn)(void *ctx, size_t i, const PGresult *r);
+
+/* A connection whose protocol state is no longer known (a pipeline broken halfway):
+ * closed, so that the next conn_take opens it again. */
+static void conn_poison(pg__conn_t *c)
+{
+    PQfinish(c->db);
+    c->db = NULL;
+    memset(c->prepared, 0, sizeof(c->prepared));
+}
+
+/*
+ * Runs n statements in order, in pipeline mode (libpq 14+): a group of
+ * PG__PIPELINE_GROUP statements costs one round trip instead of one each. This is
+ * how a set primitive is one store round trip while keeping the exact row-by-row
+ * semantics of the loop it replaces (rows applied in order, later ones seeing
+ * earlier ones). The first failure is the answer; PostgreSQL aborts the rest of the
+ * pipeline and, inside a write transaction, the transaction. A single row runs
+ * without the pipeline.
+ */
+static int run_each(pg__conn_t *c, size_t n, fill_fn fill, take_fn take, void *ctx)
+{
+    int rc = 0;
+    if (n == 1) {
+        params_t p = { 0 };
+        int id = fill(ctx, 0, &p);
+        PGresult *r = run(c, id, &p, &rc);
+        if (!r)
+            return rc;
+        rc = take ? take(ctx, 0, r) : 0;
+        PQclear(r);
+        return rc;
+    }
+    /* Statements are prepared outside the pipeline, where a failure is simple. */
+    bool need[ST__COUNT] = { false };
+    for (size_t i = 0; i < n; i++) {
+        params_t p = { 0 };
+        need[fill(ctx, i, &p)] = true;
+    }
+    for (int id = 0; rc == 0 && id < ST__COUNT; id++)
+        if (need[id])
+            rc = stmt_prepare(c, id);
+    if (rc != 0 || n == 0)
+        return rc;
+    if (PQenterPipelineMode(c->db) != 1)
+        return map_result(c, NULL, "pipeline");
+    for (size_t start = 0; start < n; start += PG__PIPELINE_GROUP) {
+        size_t end = n - start < PG__PIPELINE_GROUP ? n : start + PG__PIPELINE_GROUP;
+        for (size_t i = start; i < end; i++) {
+            params_t p = { 0 };
+            int id = fill(ctx, i, &p);
+            char name[16];
+            stmt_name(id, name);
+            if (!PQsendQueryPrepared(c->db, name, p.n, p.v, p.len, p.fmt, 0)) {
+                log_error("store: postgres pipeline send failed",
+                          LOG_STR("error", PQerrorMessage(c->db)));
+                conn_poison(c);
+                return BH_EIO;
+            }
+        }
+        if (!PQpipelineSync(c->db)) {
+            log_error("store: postgres pipeline sync failed",
+                      LOG_STR("error", PQerrorMessage(c->db)));
+            conn_poison(c);
+            return BH_EIO;
+        }
+        /* Each statement's result is followed by NULL; the group ends with its sync. */
+        size_t i = start;
+        for (;;) {
+            PGresult *r = PQgetResult(c->db);
+            if (!r) {
+                if (PQstatus(c->db) != CONNECTION_OK || ++i > end) {
+                    log_error("store: postgres pipeline ended early",
+                              LOG_STR("error", PQerrorMessage(c->db)));
+                    conn_poison(c);
+                    return BH_EIO;
+                }
+                continue;
+            }
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_PIPELINE_SYNC) {
+                PQclear(r);
+                break;
+            }
+            if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+                if (rc == 0 && take)
+                    rc = take(ctx, i, r);
+            } else if (st != PGRES_PIPELINE_ABORTED && rc == 0) {
+                rc = map_result(c, r, "pipelined statement");
+            }
+            PQclear(r);
+        }
+        if (rc != 0)
+            break;
+    }
+    if (PQexitPipelineMode(c->db) != 1) {
+        conn_poison(c);
+        return rc ? rc : BH_EIO;
+    }
     return rc;
 }
 
@@ -769,6 +895,47 @@ static int read_all(store_t *base, int id, const int64_t *param, row_fn decode,
     return rc;
 }
 
+/* The context of the set primitives' run_each: the tenant, the input rows, and
+ * where the answers go. */
+typedef struct each {
+    int64_t tenant_id;
+    const void *in;
+    void *out;
+    bool *found;
+    int id;         /* the statement, for those that run one */
+    row_fn decode;  /* rows_read */
+    size_t size;    /* rows_read: the size of an out element */
+} each_t;
+
+/* (tenant, ids[i]) for statement x->id. */
+static int fill_tenant_id(void *ctx, size_t i, params_t *p)
+{
+    const each_t *x = ctx;
+    p_i64(p, x->tenant_id);
+    p_i64(p, ((const int64_t *)x->in)[i]);
+    return x->id;
+}
+
+static int take_row(void *ctx, size_t i, const PGresult *r)
+{
+    each_t *x = ctx;
+    x->found[i] = PQntuples(r) > 0;
+    return x->found[i] ? x->decode(r, 0, (char *)x->out + i * x->size) : 0;
+}
+
+/* out[i] (if set): the first column of row i's answer, 0 without a row; found[i]
+ * (if set): whether it had one. */
+static int take_int(void *ctx, size_t i, const PGresult *r)
+{
+    each_t *x = ctx;
+    bool found = PQntuples(r) > 0;
+    if (x->out)
+        ((int64_t *)x->out)[i] = found ? col_i64(r, 0, 0) : 0;
+    if (x->found)
+        x->found[i] = found;
+    return 0;
+}
+
 /* ---- write transactions ----------------------------------------------------------- */
 
 /* Runs fn inside one transaction on a pooled connection and commits it; then tells
@@ -874,31 +1041,33 @@ static int pg_counter_set(store__tx_t *tx, int64_t tenant_id, uint64_t version)
 
 /* The body goes in binary format: text's binary form is its bytes, so the slice
  * needs no NUL and no copy (the server still checks the encoding). */
+static int fill_change(void *ctx, size_t i, params_t *p)
+{
+    const each_t *x = ctx;
+    const store__change_row_t *r = &((const store__change_row_t *)x->in)[i];
+    p_i64(p, x->tenant_id);
+    p_i64(p, (int64_t)r->version);
+    p_i64(p, (int64_t)r->collection);
+    p_i64(p, (int64_t)r->type);
+    p_i64(p, r->record_id);
+    if (r->has_date)
+        p_i64(p, r->date);
+    else
+        p_null(p);
+    p_i64(p, r->committed_at_ms);
+    p_bytes(p, r->body, r->body_len);
+    if (r->has_prev_date)
+        p_i64(p, r->prev_date);
+    else
+        p_null(p);
+    return ST_CHANGE_INSERT;
+}
+
 static int pg_changes_append(store__tx_t *tx, int64_t tenant_id, const store__change_row_t *rows,
                              size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const store__change_row_t *r = &rows[i];
-        params_t p = { 0 };
-        p_i64(&p, tenant_id);
-        p_i64(&p, (int64_t)r->version);
-        p_i64(&p, (int64_t)r->collection);
-        p_i64(&p, (int64_t)r->type);
-        p_i64(&p, r->record_id);
-        if (r->has_date)
-            p_i64(&p, r->date);
-        else
-            p_null(&p);
-        p_i64(&p, r->committed_at_ms);
-        p_bytes(&p, r->body, r->body_len);
-        if (r->has_prev_date)
-            p_i64(&p, r->prev_date);
-        else
-            p_null(&p);
-        rc = run_done(tx->c, ST_CHANGE_INSERT, &p, NULL);
-    }
-    return rc;
+    each_t x = { .tenant_id = tenant_id, .in = rows };
+    return run_each(tx->c, n, fill_change, NULL, &x);
 }
 
 /* ---- row decoding ----------------------------------------------------------------- */
@@ -1642,17 +1811,9 @@ static int pg_tenant_version(store_t *base, int64_t tenant_id, uint64_t *out)
 static int rows_read(store__tx_t *tx, int id, row_fn decode, int64_t tenant_id,
                      const int64_t *ids, size_t n, void *out, size_t size, bool *found)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, tenant_id);
-        p_i64(&p, ids[i]);
-        rc = q_one(tx->c, id, &p, decode, (char *)out + i * size);
-        found[i] = rc == 0;
-        if (rc == BH_ENOTFOUND)
-            rc = 0;
-    }
-    return rc;
+    each_t x = { .tenant_id = tenant_id, .in = ids, .out = out, .found = found, .id = id,
+                 .decode = decode, .size = size };
+    return run_each(tx->c, n, fill_tenant_id, take_row, &x);
 }
 
 static int pg_people_read(store__tx_t *tx, int64_t tenant_id, const int64_t *ids, size_t n,
@@ -1673,20 +1834,8 @@ static int pg_people_read(store__tx_t *tx, int64_t tenant_id, const int64_t *ids
 static int ints_per_id(store__tx_t *tx, int id, int64_t tenant_id, const int64_t *ids,
                        size_t n, int64_t *out, bool *found)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, tenant_id);
-        p_i64(&p, ids[i]);
-        int64_t v = 0;
-        bool f = false;
-        rc = q_int(tx->c, id, &p, &v, &f);
-        if (out)
-            out[i] = v;
-        if (found)
-            found[i] = f;
-    }
-    return rc;
+    each_t x = { .tenant_id = tenant_id, .in = ids, .out = out, .found = found, .id = id };
+    return run_each(tx->c, n, fill_tenant_id, take_int, &x);
 }
 
 static int pg_people_exist(store__tx_t *tx, int64_t tenant_id, const int64_t *ids, size_t n,
@@ -1695,56 +1844,71 @@ static int pg_people_exist(store__tx_t *tx, int64_t tenant_id, const int64_t *id
     return ints_per_id(tx, ST_PERSON_EXISTS, tenant_id, ids, n, NULL, found);
 }
 
+static int fill_ref_owner(void *ctx, size_t i, params_t *p)
+{
+    const each_t *x = ctx;
+    const model_ref_t *ref = &((const model_ref_t *)x->in)[i];
+    p_i64(p, x->tenant_id);
+    p_text(p, ref->name);
+    p_text(p, ref->value);
+    return ST_REF_OWNER;
+}
+
 static int pg_ref_owners(store__tx_t *tx, int64_t tenant_id, const model_ref_t *refs, size_t n,
                          int64_t *owner)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, tenant_id);
-        p_text(&p, refs[i].name);
-        p_text(&p, refs[i].value);
-        bool found = false;
-        owner[i] = 0;
-        rc = q_int(tx->c, ST_REF_OWNER, &p, &owner[i], &found);
-        if (!found)
-            owner[i] = 0;
-    }
-    return rc;
+    each_t x = { .tenant_id = tenant_id, .in = refs, .out = owner };
+    return run_each(tx->c, n, fill_ref_owner, take_int, &x);
 }
 
 static int exec_per_id(store__tx_t *tx, int id, int64_t tenant_id, const int64_t *ids, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, tenant_id);
-        p_i64(&p, ids[i]);
-        rc = run_done(tx->c, id, &p, NULL);
+    each_t x = { .tenant_id = tenant_id, .in = ids, .id = id };
+    return run_each(tx->c, n, fill_tenant_id, NULL, &x);
+}
+
+/* people_write as one list of statements: per person its upsert, the delete of its
+ * references, then one insert per reference (step[k] = (person, -2 | -1 | ref)). */
+typedef struct people_ctx {
+    int64_t tenant_id;
+    const model_person_t *p;
+    size_t (*step)[2];
+} people_ctx_t;
+
+static int fill_people(void *ctx, size_t i, params_t *p)
+{
+    const people_ctx_t *x = ctx;
+    const model_person_t *pp = &x->p[x->step[i][0]];
+    size_t what = x->step[i][1];
+    p_i64(p, x->tenant_id);
+    p_i64(p, pp->id);
+    if (what == 0) {
+        p_i64(p, (int64_t)pp->version);
+        return ST_PERSON_UPSERT;
     }
-    return rc;
+    if (what == 1)
+        return ST_REFS_DELETE;
+    p_text(p, pp->refs[what - 2].name);
+    p_text(p, pp->refs[what - 2].value);
+    return ST_REF_INSERT;
 }
 
 static int pg_people_write(store__tx_t *tx, int64_t tenant_id, const model_person_t *pp, size_t n)
 {
-    int rc = 0;
-    for (size_t k = 0; rc == 0 && k < n; k++) {
-        params_t p = { 0 };
-        p_i64(&p, tenant_id);
-        p_i64(&p, pp[k].id);
-        p_i64(&p, (int64_t)pp[k].version);
-        rc = run_done(tx->c, ST_PERSON_UPSERT, &p, NULL);
-        if (rc == 0)
-            rc = exec_per_id(tx, ST_REFS_DELETE, tenant_id, &pp[k].id, 1);
-        for (size_t i = 0; rc == 0 && i < pp[k].n_refs; i++) {
-            params_t q = { 0 };
-            p_i64(&q, tenant_id);
-            p_i64(&q, pp[k].id);
-            p_text(&q, pp[k].refs[i].name);
-            p_text(&q, pp[k].refs[i].value);
-            rc = run_done(tx->c, ST_REF_INSERT, &q, NULL);
+    size_t total = 0;
+    for (size_t k = 0; k < n; k++)
+        total += 2 + pp[k].n_refs;
+    people_ctx_t x = { tenant_id, pp, total ? malloc(total * sizeof(*x.step)) : NULL };
+    if (total && !x.step)
+        return BH_ENOMEM;
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++)
+        for (size_t what = 0; what < 2 + pp[k].n_refs; what++) {
+            x.step[m][0] = k;
+            x.step[m++][1] = what;
         }
-    }
+    int rc = run_each(tx->c, total, fill_people, NULL, &x);
+    free(x.step);
     return rc;
 }
 
@@ -1770,66 +1934,67 @@ static int pg_definitions_read(store__tx_t *tx, int64_t tenant_id, const int64_t
                      found);
 }
 
+static int take_calc(void *ctx, size_t i, const PGresult *r)
+{
+    each_t *x = ctx;
+    store__def_calc_t *e = &((store__def_calc_t *)x->out)[i];
+    if (PQntuples(r) > 0) {
+        e->exists = true;
+        e->paid = col_i32(r, 0, 0);
+        e->minimum = col_i32(r, 0, 1);
+        e->maximum = col_i32(r, 0, 2);
+        e->if_not_clocked = col_i32(r, 0, 3);
+        e->uninterrupted = col_i64(r, 0, 4) != 0;
+        e->has_earliest = !col_null(r, 0, 5);
+        e->earliest = col_i32(r, 0, 5);
+        e->has_latest = !col_null(r, 0, 6);
+        e->latest = col_i32(r, 0, 6);
+    }
+    return 0;
+}
+
 static int pg_definition_calcs_read(store__tx_t *tx, int64_t tenant_id, const int64_t *ids,
                                     size_t n, store__def_calc_t *out)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, tenant_id);
-        p_i64(&p, ids[i]);
-        PGresult *r = run(tx->c, ST_DEF_CALC, &p, &rc);
-        if (!r)
-            break;
-        store__def_calc_t *e = &out[i];
-        *e = (store__def_calc_t){ .id = ids[i] };
-        if (PQntuples(r) > 0) {
-            e->exists = true;
-            e->paid = col_i32(r, 0, 0);
-            e->minimum = col_i32(r, 0, 1);
-            e->maximum = col_i32(r, 0, 2);
-            e->if_not_clocked = col_i32(r, 0, 3);
-            e->uninterrupted = col_i64(r, 0, 4) != 0;
-            e->has_earliest = !col_null(r, 0, 5);
-            e->earliest = col_i32(r, 0, 5);
-            e->has_latest = !col_null(r, 0, 6);
-            e->latest = col_i32(r, 0, 6);
-        }
-        PQclear(r);
-    }
-    return rc;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (store__def_calc_t){ .id = ids[i] };
+    each_t x = { .tenant_id = tenant_id, .in = ids, .out = out, .id = ST_DEF_CALC };
+    return run_each(tx->c, n, fill_tenant_id, take_calc, &x);
+}
+
+static int fill_definition(void *ctx, size_t i, params_t *p)
+{
+    const each_t *x = ctx;
+    const store__definition_row_t *row = &((const store__definition_row_t *)x->in)[i];
+    const model_definition_t *d = row->d;
+    p_i64(p, x->tenant_id);
+    p_i64(p, d->id);
+    p_i64(p, (int64_t)d->version);
+    p_i64(p, d->paid);
+    p_i64(p, d->minimum);
+    p_i64(p, d->maximum);
+    p_i64(p, d->if_not_clocked);
+    p_i64(p, d->uninterrupted);
+    p_text(p, d->name.def);
+    p_text(p, row->name_tr);
+    p_text(p, d->friendly_name.def);
+    p_text(p, row->friendly_tr);
+    if (d->has_earliest)
+        p_i64(p, d->earliest);
+    else
+        p_null(p);
+    if (d->has_latest)
+        p_i64(p, d->latest);
+    else
+        p_null(p);
+    return ST_DEF_UPSERT;
 }
 
 static int pg_definitions_write(store__tx_t *tx, int64_t tenant_id,
                                 const store__definition_row_t *rows, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const model_definition_t *d = rows[i].d;
-        params_t p = { 0 };
-        p_i64(&p, tenant_id);
-        p_i64(&p, d->id);
-        p_i64(&p, (int64_t)d->version);
-        p_i64(&p, d->paid);
-        p_i64(&p, d->minimum);
-        p_i64(&p, d->maximum);
-        p_i64(&p, d->if_not_clocked);
-        p_i64(&p, d->uninterrupted);
-        p_text(&p, d->name.def);
-        p_text(&p, rows[i].name_tr);
-        p_text(&p, d->friendly_name.def);
-        p_text(&p, rows[i].friendly_tr);
-        if (d->has_earliest)
-            p_i64(&p, d->earliest);
-        else
-            p_null(&p);
-        if (d->has_latest)
-            p_i64(&p, d->latest);
-        else
-            p_null(&p);
-        rc = run_done(tx->c, ST_DEF_UPSERT, &p, NULL);
-    }
-    return rc;
+    each_t x = { .tenant_id = tenant_id, .in = rows };
+    return run_each(tx->c, n, fill_definition, NULL, &x);
 }
 
 static int pg_definitions_delete(store__tx_t *tx, int64_t tenant_id, const int64_t *ids,
@@ -1861,29 +2026,34 @@ static int pg_breaks_computed(store__tx_t *tx, int64_t tenant_id, int64_t def_id
 
 /* ---- write primitives: breaks ----------------------------------------------------- */
 
+static int fill_probe(void *ctx, size_t i, params_t *p)
+{
+    const each_t *x = ctx;
+    const store__break_probe_t *pr = &((const store__break_probe_t *)x->in)[i];
+    p_i64(p, x->tenant_id);
+    p_i64(p, pr->id);
+    p_i64(p, pr->person_id);
+    return ST_BREAK_PROBE;
+}
+
+static int take_probe(void *ctx, size_t i, const PGresult *r)
+{
+    each_t *x = ctx;
+    store__break_probe_t *pr = &((store__break_probe_t *)x->out)[i];
+    pr->person_exists = pr->exists = false;
+    if (PQntuples(r) == 0)
+        return BH_EIO; /* the statement answers exactly one row */
+    pr->person_exists = col_bool(r, 0, 0);
+    pr->exists = !col_null(r, 0, 1);
+    if (pr->exists)
+        row_break(r, 0, 1, &pr->cur);
+    return 0;
+}
+
 static int pg_breaks_probe(store__tx_t *tx, int64_t tenant_id, store__break_probe_t *pr, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, tenant_id);
-        p_i64(&p, pr[i].id);
-        p_i64(&p, pr[i].person_id);
-        PGresult *r = run(tx->c, ST_BREAK_PROBE, &p, &rc);
-        if (!r)
-            break;
-        pr[i].person_exists = pr[i].exists = false;
-        if (PQntuples(r) > 0) {
-            pr[i].person_exists = col_bool(r, 0, 0);
-            pr[i].exists = !col_null(r, 0, 1);
-            if (pr[i].exists)
-                row_break(r, 0, 1, &pr[i].cur);
-        } else {
-            rc = BH_EIO;
-        }
-        PQclear(r);
-    }
-    return rc;
+    each_t x = { .tenant_id = tenant_id, .in = pr, .out = pr };
+    return run_each(tx->c, n, fill_probe, take_probe, &x);
 }
 
 static int pg_breaks_read(store__tx_t *tx, int64_t tenant_id, const int64_t *ids, size_t n,
@@ -1892,45 +2062,43 @@ static int pg_breaks_read(store__tx_t *tx, int64_t tenant_id, const int64_t *ids
     return rows_read(tx, ST_BREAK_GET, decode_break, tenant_id, ids, n, out, sizeof(*out), found);
 }
 
+static int fill_break_write(void *ctx, size_t i, params_t *p)
+{
+    const each_t *x = ctx;
+    const store__break_row_t *row = &((const store__break_row_t *)x->in)[i];
+    const model_break_t *b = &row->b;
+    switch (row->kind) {
+    case STORE__BREAK_INSERT:
+    case STORE__BREAK_UPDATE:
+        params_break(p, x->tenant_id, b);
+        return row->kind == STORE__BREAK_INSERT ? ST_BREAK_INSERT : ST_BREAK_UPDATE;
+    case STORE__BREAK_SET_DERIVED:
+        p_i64(p, x->tenant_id);
+        p_i64(p, b->id);
+        p_i64(p, b->calculated);
+        p_i64(p, (int64_t)b->version);
+        p_i64(p, b->start);
+        p_i64(p, b->end);
+        return ST_BREAK_SET_DERIVED;
+    case STORE__BREAK_SET_GIVEN:
+        p_i64(p, x->tenant_id);
+        p_i64(p, b->id);
+        p_i64(p, b->calculated_given);
+        p_i64(p, !b->window_taken);
+        return ST_BREAK_SET_GIVEN;
+    default:
+        p_i64(p, x->tenant_id);
+        p_i64(p, b->id);
+        return ST_BREAK_DELETE;
+    }
+}
+
+/* Rows in order, so a break written twice in one window ends as its last row says. */
 static int pg_breaks_write(store__tx_t *tx, int64_t tenant_id, const store__break_row_t *rows,
                            size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const model_break_t *b = &rows[i].b;
-        params_t p = { 0 };
-        int id;
-        switch (rows[i].kind) {
-        case STORE__BREAK_INSERT:
-        case STORE__BREAK_UPDATE:
-            id = rows[i].kind == STORE__BREAK_INSERT ? ST_BREAK_INSERT : ST_BREAK_UPDATE;
-            params_break(&p, tenant_id, b);
-            break;
-        case STORE__BREAK_SET_DERIVED:
-            id = ST_BREAK_SET_DERIVED;
-            p_i64(&p, tenant_id);
-            p_i64(&p, b->id);
-            p_i64(&p, b->calculated);
-            p_i64(&p, (int64_t)b->version);
-            p_i64(&p, b->start);
-            p_i64(&p, b->end);
-            break;
-        case STORE__BREAK_SET_GIVEN:
-            id = ST_BREAK_SET_GIVEN;
-            p_i64(&p, tenant_id);
-            p_i64(&p, b->id);
-            p_i64(&p, b->calculated_given);
-            p_i64(&p, !b->window_taken);
-            break;
-        default:
-            id = ST_BREAK_DELETE;
-            p_i64(&p, tenant_id);
-            p_i64(&p, b->id);
-            break;
-        }
-        rc = run_done(tx->c, id, &p, NULL);
-    }
-    return rc;
+    each_t x = { .tenant_id = tenant_id, .in = rows };
+    return run_each(tx->c, n, fill_break_write, NULL, &x);
 }
 
 /* ---- webhooks --------------------------------------------------------------------- */
@@ -2027,31 +2195,35 @@ static int decode_acked(const PGresult *r, int row, void *out)
 }
 
 /* Each mark through ST_WH_MARK_GET on connection c. */
+static int fill_mark_get(void *ctx, size_t i, params_t *p)
+{
+    const store__mark_t *m = &((const store__mark_t *)((const each_t *)ctx)->in)[i];
+    p_i64(p, m->tenant_id);
+    p_text(p, m->webhook_id);
+    p_i64(p, m->part);
+    return ST_WH_MARK_GET;
+}
+
+static int take_mark(void *ctx, size_t i, const PGresult *r)
+{
+    store__mark_t *m = &((store__mark_t *)((each_t *)ctx)->out)[i];
+    m->partitions = 0;
+    m->version = 0;
+    m->last_success_at_ms = m->last_failure_at_ms = 0;
+    if (PQntuples(r) > 0) {
+        m->partitions = (uint32_t)col_i64(r, 0, 0);
+        m->version = (uint64_t)col_i64(r, 0, 1);
+        m->last_success_at_ms = col_i64(r, 0, 2);
+        m->last_failure_at_ms = col_i64(r, 0, 3);
+    }
+    m->found = m->part < m->partitions;
+    return 0;
+}
+
 static int marks_read(pg__conn_t *c, store__mark_t *marks, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        store__mark_t *m = &marks[i];
-        params_t p = { 0 };
-        p_i64(&p, m->tenant_id);
-        p_text(&p, m->webhook_id);
-        p_i64(&p, m->part);
-        PGresult *r = run(c, ST_WH_MARK_GET, &p, &rc);
-        if (!r)
-            break;
-        m->partitions = 0;
-        m->version = 0;
-        m->last_success_at_ms = m->last_failure_at_ms = 0;
-        if (PQntuples(r) > 0) {
-            m->partitions = (uint32_t)col_i64(r, 0, 0);
-            m->version = (uint64_t)col_i64(r, 0, 1);
-            m->last_success_at_ms = col_i64(r, 0, 2);
-            m->last_failure_at_ms = col_i64(r, 0, 3);
-        }
-        m->found = m->part < m->partitions;
-        PQclear(r);
-    }
-    return rc;
+    each_t x = { .in = marks, .out = marks };
+    return run_each(c, n, fill_mark_get, take_mark, &x);
 }
 
 static int pg_marks_get(store_t *base, store__mark_t *marks, size_t n)
@@ -2345,16 +2517,18 @@ static int pg_horizon_get(store__tx_t *tx, int64_t tenant_id, uint64_t *out)
     return rc == 0 && !found ? BH_ENOTFOUND : rc;
 }
 
+static int fill_horizon(void *ctx, size_t i, params_t *p)
+{
+    const store__tenant_version_t *t = &((const store__tenant_version_t *)((const each_t *)ctx)->in)[i];
+    p_i64(p, t->tenant_id);
+    p_i64(p, (int64_t)t->version);
+    return ST_HORIZON_RAISE;
+}
+
 static int pg_horizon_raise(store__tx_t *tx, const store__tenant_version_t *rows, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, rows[i].tenant_id);
-        p_i64(&p, (int64_t)rows[i].version);
-        rc = run_done(tx->c, ST_HORIZON_RAISE, &p, NULL);
-    }
-    return rc;
+    each_t x = { .in = rows };
+    return run_each(tx->c, n, fill_horizon, NULL, &x);
 }
 
 /* ---- deltas ----------------------------------------------------------------------- */
@@ -2417,22 +2591,24 @@ static int pg_deltas_read(store__tx_t *tx, store_delta_t *d, bool *found, size_t
     return rc;
 }
 
+static int fill_delta(void *ctx, size_t i, params_t *p)
+{
+    const store_delta_t *d = &((const store_delta_t *)((const each_t *)ctx)->in)[i];
+    params_delta_key(p, d->tenant_id, d->client_id, d->collection);
+    p_text(p, d->id);
+    p_i64(p, d->date_from);
+    p_i64(p, d->date_to);
+    p_i64(p, (int64_t)d->start_version);
+    p_i64(p, (int64_t)d->floor_version);
+    p_i64(p, d->created_at_ms);
+    p_i64(p, d->last_used_at_ms);
+    return ST_DELTA_UPSERT;
+}
+
 static int pg_deltas_write(store__tx_t *tx, const store_delta_t *d, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        params_delta_key(&p, d[i].tenant_id, d[i].client_id, d[i].collection);
-        p_text(&p, d[i].id);
-        p_i64(&p, d[i].date_from);
-        p_i64(&p, d[i].date_to);
-        p_i64(&p, (int64_t)d[i].start_version);
-        p_i64(&p, (int64_t)d[i].floor_version);
-        p_i64(&p, d[i].created_at_ms);
-        p_i64(&p, d[i].last_used_at_ms);
-        rc = run_done(tx->c, ST_DELTA_UPSERT, &p, NULL);
-    }
-    return rc;
+    each_t x = { .in = d };
+    return run_each(tx->c, n, fill_delta, NULL, &x);
 }
 
 /* ---- write primitives: webhooks and delivery state -------------------------------- */
@@ -2475,22 +2651,30 @@ static int pg_webhook_read(store__tx_t *tx, int64_t tenant_id, const char *id,
     return q_one(tx->c, ST_WH_GET, &p, decode_webhook, out);
 }
 
+static int fill_disable(void *ctx, size_t i, params_t *p)
+{
+    const store__disable_row_t *r = &((const store__disable_row_t *)((const each_t *)ctx)->in)[i];
+    p_i64(p, r->tenant_id);
+    p_text(p, r->webhook_id);
+    p_i64(p, (int64_t)r->reason);
+    p_i64(p, r->disabled_at_ms);
+    p_i64(p, (int64_t)r->until_version);
+    return ST_WH_SET_DISABLED;
+}
+
+static int take_disable(void *ctx, size_t i, const PGresult *r)
+{
+    store__disable_row_t *d = &((store__disable_row_t *)((each_t *)ctx)->out)[i];
+    d->changed = strtoull(PQcmdTuples((PGresult *)r), NULL, 10) > 0;
+    return 0;
+}
+
 static int pg_webhooks_set_disabled(store__tx_t *tx, store__disable_row_t *rows, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        store__disable_row_t *r = &rows[i];
-        params_t p = { 0 };
-        p_i64(&p, r->tenant_id);
-        p_text(&p, r->webhook_id);
-        p_i64(&p, (int64_t)r->reason);
-        p_i64(&p, r->disabled_at_ms);
-        p_i64(&p, (int64_t)r->until_version);
-        uint64_t changed = 0;
-        rc = run_done(tx->c, ST_WH_SET_DISABLED, &p, &changed);
-        r->changed = rc == 0 && changed > 0;
-    }
-    return rc;
+    for (size_t i = 0; i < n; i++)
+        rows[i].changed = false;
+    each_t x = { .in = rows, .out = rows };
+    return run_each(tx->c, n, fill_disable, take_disable, &x);
 }
 
 static int decode_expiring(const PGresult *r, int row, void *out)
@@ -2511,32 +2695,34 @@ static int pg_webhooks_expiring(store__tx_t *tx, int64_t now_ms, store__disable_
                  n_out);
 }
 
+static int fill_attempt(void *ctx, size_t i, params_t *p)
+{
+    const store_attempt_t *a = &((const store_attempt_t *)((const each_t *)ctx)->in)[i];
+    p_i64(p, a->tenant_id);
+    p_text(p, a->webhook_id);
+    p_text(p, a->event_id);
+    p_i64(p, a->record_id);
+    p_i64(p, (int64_t)a->version);
+    p_i64(p, (int64_t)a->change_type);
+    p_i64(p, a->attempt);
+    p_i64(p, a->attempted_at_ms);
+    p_i64(p, a->duration_ms);
+    p_i64_or_null(p, a->http_status);
+    if (a->error[0])
+        p_text(p, a->error);
+    else
+        p_null(p);
+    p_i64_or_null(p, a->next_attempt_at_ms);
+    p_i64(p, (int64_t)a->status);
+    p_text(p, a->excerpt);
+    return ST_ATTEMPT_INSERT;
+}
+
+/* In order: seq, the log's order, follows the batch's. */
 static int pg_attempts_append(store__tx_t *tx, const store_attempt_t *attempts, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const store_attempt_t *a = &attempts[i];
-        params_t p = { 0 };
-        p_i64(&p, a->tenant_id);
-        p_text(&p, a->webhook_id);
-        p_text(&p, a->event_id);
-        p_i64(&p, a->record_id);
-        p_i64(&p, (int64_t)a->version);
-        p_i64(&p, (int64_t)a->change_type);
-        p_i64(&p, a->attempt);
-        p_i64(&p, a->attempted_at_ms);
-        p_i64(&p, a->duration_ms);
-        p_i64_or_null(&p, a->http_status);
-        if (a->error[0])
-            p_text(&p, a->error);
-        else
-            p_null(&p);
-        p_i64_or_null(&p, a->next_attempt_at_ms);
-        p_i64(&p, (int64_t)a->status);
-        p_text(&p, a->excerpt);
-        rc = run_done(tx->c, ST_ATTEMPT_INSERT, &p, NULL);
-    }
-    return rc;
+    each_t x = { .in = attempts };
+    return run_each(tx->c, n, fill_attempt, NULL, &x);
 }
 
 static int pg_marks_read(store__tx_t *tx, store__mark_t *marks, size_t n)
@@ -2544,49 +2730,55 @@ static int pg_marks_read(store__tx_t *tx, store__mark_t *marks, size_t n)
     return marks_read(tx->c, marks, n);
 }
 
+static int fill_ack(void *ctx, size_t i, params_t *p)
+{
+    const store__ack_row_t *a = &((const store__ack_row_t *)((const each_t *)ctx)->in)[i];
+    p_i64(p, a->tenant_id);
+    p_text(p, a->webhook_id);
+    p_i64(p, a->part);
+    p_i64(p, a->record_id);
+    p_i64(p, (int64_t)a->version);
+    return ST_ACK_RAISE;
+}
+
 static int pg_acks_raise(store__tx_t *tx, const store__ack_row_t *acks, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, acks[i].tenant_id);
-        p_text(&p, acks[i].webhook_id);
-        p_i64(&p, acks[i].part);
-        p_i64(&p, acks[i].record_id);
-        p_i64(&p, (int64_t)acks[i].version);
-        rc = run_done(tx->c, ST_ACK_RAISE, &p, NULL);
-    }
-    return rc;
+    each_t x = { .in = acks };
+    return run_each(tx->c, n, fill_ack, NULL, &x);
+}
+
+static int fill_mark_set(void *ctx, size_t i, params_t *p)
+{
+    const store__mark_t *m = &((const store__mark_t *)((const each_t *)ctx)->in)[i];
+    p_i64(p, m->tenant_id);
+    p_text(p, m->webhook_id);
+    p_i64(p, m->part);
+    p_i64(p, (int64_t)m->version);
+    p_i64_or_null(p, m->last_success_at_ms);
+    p_i64_or_null(p, m->last_failure_at_ms);
+    return ST_MARK_SET;
 }
 
 static int pg_marks_write(store__tx_t *tx, const store__mark_t *marks, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, marks[i].tenant_id);
-        p_text(&p, marks[i].webhook_id);
-        p_i64(&p, marks[i].part);
-        p_i64(&p, (int64_t)marks[i].version);
-        p_i64_or_null(&p, marks[i].last_success_at_ms);
-        p_i64_or_null(&p, marks[i].last_failure_at_ms);
-        rc = run_done(tx->c, ST_MARK_SET, &p, NULL);
-    }
-    return rc;
+    each_t x = { .in = marks };
+    return run_each(tx->c, n, fill_mark_set, NULL, &x);
+}
+
+static int fill_acks_drop(void *ctx, size_t i, params_t *p)
+{
+    const store__mark_t *m = &((const store__mark_t *)((const each_t *)ctx)->in)[i];
+    p_i64(p, m->tenant_id);
+    p_text(p, m->webhook_id);
+    p_i64(p, m->part);
+    p_i64(p, (int64_t)m->version);
+    return ST_ACKS_DROP;
 }
 
 static int pg_acks_drop(store__tx_t *tx, const store__mark_t *marks, size_t n)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        params_t p = { 0 };
-        p_i64(&p, marks[i].tenant_id);
-        p_text(&p, marks[i].webhook_id);
-        p_i64(&p, marks[i].part);
-        p_i64(&p, (int64_t)marks[i].version);
-        rc = run_done(tx->c, ST_ACKS_DROP, &p, NULL);
-    }
-    return rc;
+    each_t x = { .in = marks };
+    return run_each(tx->c, n, fill_acks_drop, NULL, &x);
 }
 
 /* ---- lifetime --------------------------------------------------------------------- */
