@@ -20,9 +20,9 @@
  * lock sees what the previous holder committed.
  *
  * What is stored and why is not decided here: the rules live in the domain layer,
- * which reaches the tables only through the primitives below. Set-shaped primitives
- * loop over a prepared statement inside the one transaction (correctness first; one
- * statement over unnest() arrays per primitive is the next step for round trips).
+ * which reaches the tables only through the primitives below. A set-shaped
+ * primitive sends its rows' statements as one libpq pipeline (run_each): one round
+ * trip per group of rows, with the semantics of a loop.
  *
  * Commit notifications: after each COMMIT in this process, store__committed with
  * the notes the job took. TODO(#17): commits of other processes on the same
