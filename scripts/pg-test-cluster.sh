@@ -113,7 +113,8 @@ exec)
   db=$1
   shift
   [[ "$db" =~ ^[a-z_][a-z0-9_]*$ ]] || die "database name $db: use [a-z0-9_]"
-  psql_admin -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  psql_admin -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" \
+    -c "CREATE DATABASE $db"
   BREAKHOOK_TEST_STORE_URL=$(url_of "$db")
   export BREAKHOOK_TEST_STORE_URL
   exec "$@"
