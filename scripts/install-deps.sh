@@ -6,11 +6,13 @@ set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
       libuv1-dev node-llhttp libcurl4-openssl-dev libssl-dev libjansson-dev
-      libjwt-dev libsqlite3-dev sqlite3 libpq-dev libcmocka-dev curl wrk openssl
-      prometheus python3 python3-yaml stunnel4)
+      libjwt-dev libsqlite3-dev sqlite3 libpq-dev postgresql-15 libcmocka-dev curl wrk
+      openssl prometheus python3 python3-yaml stunnel4)
 # prometheus: its promtool checks the metrics and the alert rules (make
 # check-contrib); python3 and python3-yaml run the rest of scripts/check-contrib.sh.
 # stunnel4: bench/run.sh's tls section puts TLS in front of the bench sink.
+# postgresql-15: the store contract's PostgreSQL run starts a throwaway cluster of its
+# own (scripts/pg-test-cluster.sh); the package's default cluster is not used.
 
 # tests/integration/test_sign_interop.c checks our signatures with the Standard
 # Webhooks library for Node.js, so node and npm must be there. Only added when one is

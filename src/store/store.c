@@ -167,16 +167,15 @@ int store_open(const char *url, const store_options_t *opt, store_t **out,
     if (rc != 0)
         return rc;
 
-    if (starts_with(url, "postgres://") || starts_with(url, "postgresql://")) {
-        *err_msg = "the PostgreSQL back-end is not built yet";
-        return BH_EINVAL;
-    }
+    bool postgres = starts_with(url, "postgres://") || starts_with(url, "postgresql://");
 
     /* "sqlite:PATH", "sqlite://PATH" (so "sqlite:///abs/path" is absolute), or a
      * bare path. Anything else that starts like a URL ("mysql:x", "postgress://")
      * is a typo, not a file name: a file named "mysql:x" would be created silently. */
     const char *path = url;
-    if (starts_with(url, "sqlite:")) {
+    if (postgres) {
+        path = NULL;
+    } else if (starts_with(url, "sqlite:")) {
         path = url + strlen("sqlite:");
         if (starts_with(path, "//"))
             path += 2;
@@ -186,18 +185,18 @@ int store_open(const char *url, const store_options_t *opt, store_t **out,
                                          "colon is written sqlite:NAME)", url);
         return BH_EINVAL;
     }
-    if (!*path) {
+    if (path && !*path) {
         *err_msg = "the sqlite store URL has no file path";
         return BH_EINVAL;
     }
-    if (strcmp(path, ":memory:") == 0) {
+    if (path && strcmp(path, ":memory:") == 0) {
         /* Each connection would get its own private database: the read pool would
          * never see what the writer wrote. */
         *err_msg = "an in-memory SQLite store is not supported; give a file path";
         return BH_EINVAL;
     }
 
-    rc = make_parent_dirs(path, err_msg);
+    rc = path ? make_parent_dirs(path, err_msg) : 0;
     if (rc != 0) {
         if (!*err_msg)
             *err_msg = err_str(rc);
@@ -210,7 +209,7 @@ int store_open(const char *url, const store_options_t *opt, store_t **out,
         *err_msg = err_str(rc);
         return rc;
     }
-    rc = sqlite__open(path, &cfg, out, err_msg);
+    rc = path ? sqlite__open(path, &cfg, out, err_msg) : pg__open(url, &cfg, out, err_msg);
     if (rc != 0) {
         store__metrics_free(cfg.metrics);
         store__subs_free(cfg.subs);

@@ -687,5 +687,10 @@ void store__shutdown(store_t *s);
  * store__set_open_error. */
 BH_MUST_USE int sqlite__open(const char *path, const store__config_t *cfg, store_t **out,
                              const char **err_msg);
+/* The PostgreSQL back-end (store/pg/store_pg.c). url is a libpq connection URI
+ * ("postgres://..." or "postgresql://..."), passed to libpq as given. On error
+ * *err_msg points to a message from store__set_open_error. */
+BH_MUST_USE int pg__open(const char *url, const store__config_t *cfg, store_t **out,
+                         const char **err_msg);
 
 #endif

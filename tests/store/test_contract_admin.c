@@ -637,7 +637,12 @@ static void test_group_commit(void **state)
             (unsigned long long)commits);
     assert_int_equal(writes, GC_THREADS * GC_PER_THREAD);
     assert_true(commits >= 1);
-    assert_true(commits < writes);
+    assert_true(commits <= writes);
+    /* Grouping writes into fewer commits is SQLite's single writer's doing; on
+     * PostgreSQL each write is a transaction of its own and the server groups the WAL
+     * flushes of concurrent commits, which the client does not see. */
+    if (strncmp(f->fx.url, "postgres", 8) != 0)
+        assert_true(commits < writes);
 
     store_tenant_t *list = NULL;
     size_t n = 0, ours = 0;

@@ -121,3 +121,33 @@ void fx_webhook_id(char out[STORE_WEBHOOK_ID_LEN + 1], int n)
 {
     snprintf(out, STORE_WEBHOOK_ID_LEN + 1, "00000000-0000-4000-8000-%012d", n);
 }
+
+/* True when name is one of the comma-separated names in list. */
+static bool name_listed(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && strncmp(p, name, n) == 0)
+            return true;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return false;
+}
+
+int fx_run_tests(const char *group, struct CMUnitTest *tests, size_t n)
+{
+    const char *exclude = getenv("BH_TEST_EXCLUDE");
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (exclude && name_listed(exclude, tests[i].name)) {
+            fprintf(stderr, "[ EXCLUDED ] %s (BH_TEST_EXCLUDE)\n", tests[i].name);
+            continue;
+        }
+        tests[kept++] = tests[i];
+    }
+    return _cmocka_run_group_tests(group, tests, kept, NULL, NULL);
+}

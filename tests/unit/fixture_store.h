@@ -57,6 +57,13 @@ typedef struct fx_two {
 int fx_two_setup(void **state, const char *label, int64_t t0_ms);
 int fx_two_teardown(void **state);
 
+/* Runs a group of cmocka tests like cmocka_run_group_tests, leaving out those named
+ * (exactly, comma-separated) in $BH_TEST_EXCLUDE: the CTest registration of a
+ * back-end that does not do something yet names the tests of it there, in
+ * CMakeLists.txt, where it shows. tests is modified. */
+struct CMUnitTest;
+int fx_run_tests(const char *group, struct CMUnitTest *tests, size_t n);
+
 /* A UUID-shaped webhook id whose string order is n's order. */
 void fx_webhook_id(char out[STORE_WEBHOOK_ID_LEN + 1], int n);
 

@@ -145,12 +145,14 @@ static void test_open_urls(void **state)
     store_t *s = (store_t *)0x1;
     const char *msg = NULL;
 
-    assert_int_equal(store_open("postgres://u@localhost/db", &opt, &s, &msg), BH_EINVAL);
+    /* Both PostgreSQL spellings reach the PostgreSQL back-end; nothing listens on
+     * port 1, so the open fails with libpq's reason. */
+    assert_int_equal(store_open("postgres://u@127.0.0.1:1/db", &opt, &s, &msg), BH_EIO);
     assert_null(s);
-    assert_string_equal(msg, "the PostgreSQL back-end is not built yet");
+    assert_non_null(strstr(msg, "cannot connect to PostgreSQL"));
     msg = NULL;
-    assert_int_equal(store_open("postgresql://localhost/db", &opt, &s, &msg), BH_EINVAL);
-    assert_string_equal(msg, "the PostgreSQL back-end is not built yet");
+    assert_int_equal(store_open("postgresql://127.0.0.1:1/db", &opt, &s, &msg), BH_EIO);
+    assert_non_null(strstr(msg, "cannot connect to PostgreSQL"));
 
     msg = NULL;
     assert_int_equal(store_open("mysql://localhost/db", &opt, &s, &msg), BH_EINVAL);
