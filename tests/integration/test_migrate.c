@@ -94,9 +94,19 @@ static void test_move_and_go_on(void **state)
 {
     fixture_t *f = *state;
     const char *const args[] = { LOOPBACK, NULL };
+    /* The source is always the embedded file: the server that starts on it must not
+     * get a PostgreSQL database of its own from the harness. */
+    const char *pg = getenv("BREAKHOOK_TEST_PG_URL");
+    char *pg_url = pg ? strdup(pg) : NULL;
+    unsetenv("BREAKHOOK_TEST_PG_URL");
     it_srv_t *a = it_srvs_next(&f->srvs);
     it_boot_opts_t o = { .args = args };
     it_srv_boot(a, &o);
+    if (pg_url) {
+        setenv("BREAKHOOK_TEST_PG_URL", pg_url, 1);
+        free(pg_url);
+    }
+    assert_non_null(strstr(a->store, "sqlite:"));
     const it_definition_t lunch = { .id = 1, .paid = 15, .minimum = 15, .maximum = 60,
                                     .if_not_clocked = 30 };
     it_seed_definition(a, &lunch);

@@ -2809,8 +2809,207 @@ static void pg_destroy(store_t *base)
     free(s);
 }
 
+/* ---- copying (store/copy.c) ------------------------------------------------------- */
+
+/* Appends the quoted column list of t. */
+static int cols_list(buf_t *b, const store__table_t *t)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < t->n_cols; i++)
+        rc = buf_printf(b, "%s\"%s\"", i ? ", " : "", t->cols[i]);
+    return rc;
+}
+
+static int pg_table_count(store_t *base, const store__table_t *t, uint64_t *out)
+{
+    pg__store_t *s = from_base(base);
+    pg__conn_t *c;
+    int rc = conn_take(s, &c);
+    if (rc != 0)
+        return rc;
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", t->name);
+    PGresult *r = PQexec(c->db, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        *out = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        rc = map_result(c, r, sql);
+    PQclear(r);
+    conn_put(s, c);
+    return rc;
+}
+
+/* One fetched batch as values; bytea is unescaped into owned buffers. */
+static int scan_rows(const PGresult *r, const store__table_t *t, store__value_t *vals,
+                     unsigned char **owned, size_t *n_owned)
+{
+    int rows = PQntuples(r);
+    for (int row = 0; row < rows; row++) {
+        for (size_t i = 0; i < t->n_cols; i++) {
+            store__value_t *v = &vals[(size_t)row * t->n_cols + i];
+            memset(v, 0, sizeof(*v));
+            int col = (int)i;
+            Oid type = PQftype(r, col);
+            if (PQgetisnull(r, row, col)) {
+                v->type = STORE__V_NULL;
+            } else if (type == 20 || type == 21 || type == 23) { /* int8, int2, int4 */
+                v->type = STORE__V_INT;
+                v->i = strtoll(PQgetvalue(r, row, col), NULL, 10);
+            } else if (type == 17) { /* bytea */
+                size_t n = 0;
+                unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col),
+                                                   &n);
+                if (!b)
+                    return BH_ENOMEM;
+                owned[(*n_owned)++] = b;
+                v->type = STORE__V_BLOB;
+                v->p = b;
+                v->n = n;
+            } else {
+                v->type = STORE__V_TEXT;
+                v->p = PQgetvalue(r, row, col);
+                v->n = (size_t)PQgetlength(r, row, col);
+            }
+        }
+    }
+    return 0;
+}
+
+static int pg_table_scan(store_t *base, const store__table_t *t, size_t batch, store__rows_fn fn,
+                         void *arg)
+{
+    pg__store_t *s = from_base(base);
+    pg__conn_t *c;
+    int rc = conn_take(s, &c);
+    if (rc != 0)
+        return rc;
+    buf_t sql;
+    buf_init(&sql, 1 << 16);
+    rc = buf_append_str(&sql, "DECLARE bh_copy NO SCROLL CURSOR FOR SELECT ");
+    rc = rc ? rc : cols_list(&sql, t);
+    rc = rc ? rc : buf_printf(&sql, " FROM \"%s\" ORDER BY %s", t->name, t->order_by);
+    store__value_t *vals = calloc(batch * t->n_cols, sizeof(*vals));
+    unsigned char **owned = calloc(batch * t->n_cols, sizeof(*owned));
+    if (rc == 0 && (!vals || !owned))
+        rc = BH_ENOMEM;
+    /* One snapshot for the whole table: a cursor inside one transaction. */
+    rc = rc ? rc : exec_plain(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    rc = rc ? rc : exec_plain(c, buf_cstr(&sql));
+    char fetch[64];
+    snprintf(fetch, sizeof(fetch), "FETCH FORWARD %zu FROM bh_copy", batch);
+    while (rc == 0) {
+        PGresult *r = PQexec(c->db, fetch);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = map_result(c, r, fetch);
+            PQclear(r);
+            break;
+        }
+        size_t rows = (size_t)PQntuples(r), n_owned = 0;
+        if (rows)
+            rc = scan_rows(r, t, vals, owned, &n_owned);
+        if (rc == 0 && rows)
+            rc = fn(arg, vals, rows);
+        for (size_t i = 0; i < n_owned; i++)
+            PQfreemem(owned[i]);
+        PQclear(r);
+        if (rows < batch)
+            break;
+    }
+    if (rc == 0)
+        rc = exec_plain(c, "COMMIT");
+    free(vals);
+    free(owned);
+    buf_deinit(&sql);
+    conn_put(s, c); /* rolls back a scan that failed */
+    return rc;
+}
+
+/* The rows in one multi-row INSERT (n_rows * n_cols parameters; copy.c's batches
+ * stay under PostgreSQL's 65535). Integers go as text, text and blobs in binary
+ * (their bytes); the target columns give every parameter its type. Identity columns
+ * (delivery_attempts.seq) take the copied values: OVERRIDING SYSTEM VALUE. */
+static int pg_table_insert(store__tx_t *tx, const store__table_t *t, const store__value_t *vals,
+                           size_t n_rows)
+{
+    size_t n = n_rows * t->n_cols;
+    if (n == 0)
+        return 0;
+    if (n > 65535)
+        return BH_EINVAL;
+    buf_t sql;
+    buf_init(&sql, 16 << 20);
+    int rc = buf_printf(&sql, "INSERT INTO \"%s\" (", t->name);
+    rc = rc ? rc : cols_list(&sql, t);
+    rc = rc ? rc : buf_append_str(&sql, ") OVERRIDING SYSTEM VALUE VALUES ");
+    for (size_t r = 0; !rc && r < n_rows; r++) {
+        rc = buf_append_str(&sql, r ? ",(" : "(");
+        for (size_t i = 0; !rc && i < t->n_cols; i++)
+            rc = buf_printf(&sql, "%s$%zu", i ? "," : "", r * t->n_cols + i + 1);
+        rc = rc ? rc : buf_append_char(&sql, ')');
+    }
+    const char **pv = calloc(n, sizeof(*pv));
+    int *plen = calloc(n, sizeof(*plen)), *pfmt = calloc(n, sizeof(*pfmt));
+    char (*num)[24] = calloc(n, sizeof(*num));
+    if (rc == 0 && (!pv || !plen || !pfmt || !num))
+        rc = BH_ENOMEM;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        const store__value_t *v = &vals[k];
+        if (v->type == STORE__V_INT) {
+            snprintf(num[k], sizeof(num[k]), "%lld", (long long)v->i);
+            pv[k] = num[k];
+        } else if (v->type != STORE__V_NULL) {
+            pv[k] = v->n ? v->p : "";
+            plen[k] = (int)v->n;
+            pfmt[k] = 1;
+        }
+    }
+    if (rc == 0) {
+        PGresult *r = PQexecParams(tx->c->db, buf_cstr(&sql), (int)n, NULL, pv, plen, pfmt, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = map_result(tx->c, r, t->name);
+        PQclear(r);
+    }
+    free(pv);
+    free(plen);
+    free(pfmt);
+    free(num);
+    buf_deinit(&sql);
+    return rc;
+}
+
+/* The identity sequences go past the highest copied value, so that the next tenant
+ * or attempt gets a fresh id. */
+static int pg_copy_finish(store__tx_t *tx)
+{
+    static const char *const sql[] = {
+        "SELECT setval(pg_get_serial_sequence('tenants', 'id'),"
+        " GREATEST((SELECT COALESCE(MAX(id), 0) FROM tenants), 1),"
+        " (SELECT COUNT(*) > 0 FROM tenants))",
+        "SELECT setval(pg_get_serial_sequence('delivery_attempts', 'seq'),"
+        " GREATEST((SELECT COALESCE(MAX(seq), 0) FROM delivery_attempts), 1),"
+        " (SELECT COUNT(*) > 0 FROM delivery_attempts))",
+    };
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof(sql) / sizeof(sql[0]); i++)
+        rc = exec_plain(tx->c, sql[i]);
+    return rc;
+}
+
+/* Several nodes share one database by design: nothing marks it as one server's. */
+static int pg_in_use(store_t *base, bool *in_use)
+{
+    (void)base;
+    *in_use = false;
+    return 0;
+}
+
 static const store__ops_t pg_ops = {
     .name = "postgres",
+    .table_count = pg_table_count,
+    .table_scan = pg_table_scan,
+    .table_insert = pg_table_insert,
+    .copy_finish = pg_copy_finish,
+    .in_use = pg_in_use,
     .shutdown = pg_shutdown,
     .destroy = pg_destroy,
     .ping = pg_ping,
