@@ -39,6 +39,9 @@ run: build
 # webhook to `breakhook sink`); debug build + all tests; the same under ASan+UBSan;
 # a short fuzzing run of every fuzz target; the benchmark script in smoke mode
 # (proves it works on this machine; it asserts no speed).
+# The debug pass runs the integration suite twice, on SQLite and on a throwaway
+# PostgreSQL cluster (label pg-integration); the ASan pass runs it on SQLite only,
+# beside the store contract on both.
 test: deps check-src check-contrib first-run test-debug test-asan fuzz bench-smoke
 
 first-run: deps
@@ -53,7 +56,8 @@ test-asan:
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan -j $(JOBS)
 	cd $(BUILD)/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) \
+	  -LE pg-integration
 
 test-tsan:
 	cmake --preset tsan >/dev/null

@@ -340,6 +340,12 @@ static int spawn_listening(it_server_t *s, const char *const *argv, const char *
     return -1;
 }
 
+bool it_store_pg(void)
+{
+    const char *pg = getenv("BREAKHOOK_TEST_PG_URL");
+    return pg && *pg;
+}
+
 int it_store_url_make(it_server_t *s)
 {
     const char *pg = getenv("BREAKHOOK_TEST_PG_URL");

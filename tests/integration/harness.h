@@ -106,6 +106,9 @@ int it_server_start(it_server_t *s, const it_server_opts_t *opts);
  * or with BREAKHOOK_TEST_PG_URL set, a new database "it_<dir's name>" made in that
  * cluster with psql and the same URL naming it. 0, or -1 (reason in it_last_error). */
 int it_store_url_make(it_server_t *s);
+/* True when the test runs with BREAKHOOK_TEST_PG_URL (every server on PostgreSQL). A
+ * test that reads or fills the SQLite file itself skips then (cmocka skip()). */
+bool it_store_pg(void);
 /* Starts `BREAKHOOK_BIN sink --listen 127.0.0.1:0 --port-file DIR/port [args...]` in
  * dir (a restart keeps its files) or, with dir NULL, a new temporary directory, with
  * BREAKHOOK_* variables removed; stdout goes to DIR/stdout.log (output_path), stderr

@@ -868,6 +868,16 @@ static void consumer_state(it_consumer_t *k, uint64_t *v, size_t n)
     pthread_mutex_unlock(&k->mu);
 }
 
+/* it_consumer_wait's predicate: a Delete of break 7 arrived (mu is held). */
+static bool delete_of_7_arrived(it_consumer_t *c, const void *arg)
+{
+    (void)arg;
+    for (size_t k = 0; k < c->n; k++)
+        if (c->d[k].record == 7 && !strcmp(c->d[k].change_type, "Delete"))
+            return true;
+    return false;
+}
+
 static void test_rollover_resume_after(void **state)
 {
     fixture_t *f = *state;
@@ -935,13 +945,7 @@ static void test_rollover_resume_after(void **state)
                      (unsigned long long)v, (unsigned long long)now[id]);
     }
     json_decref(page);
-    it_rec_version_t gone7 = { 7, 0 };
-    pthread_mutex_lock(&f->cons->mu);
-    for (size_t k = 0; k < f->cons->n; k++)
-        if (f->cons->d[k].record == 7 && !strcmp(f->cons->d[k].change_type, "Delete"))
-            gone7.v = f->cons->d[k].v;
-    pthread_mutex_unlock(&f->cons->mu);
-    if (gone7.v <= applied[7])
+    if (!it_consumer_wait(f->cons, delete_of_7_arrived, NULL, 15000))
         fail_msg("the delete of break 7 was not delivered to B");
     it_consumer_expect_signed(f->cons, "rollover");
 

@@ -1739,13 +1739,19 @@ static void keys_case(void **state, bool master)
     free(out);
 }
 
+/* Both read the SQLite file itself; the PostgreSQL back-end stores the same blobs
+ * (tests/store: the key blob round trip). */
 static void test_keys_at_rest_sealed(void **state)
 {
+    if (it_store_pg())
+        skip();
     keys_case(state, true);
 }
 
 static void test_keys_at_rest_plain(void **state)
 {
+    if (it_store_pg())
+        skip();
     keys_case(state, false);
 }
 
