@@ -15,6 +15,8 @@
  * tenant's lock (store/writes.c), as a back-end using a database sequence would;
  * test_commit_order_check_can_fail runs the same check on such a store and requires
  * it to report the broken order: that is how we know the check can fail.
+ * test_commit_order_two_processes runs half the writers in a second process with a
+ * store handle of its own (this binary again, `--write URL TENANT`): two nodes.
  */
 
 #include <setjmp.h>
@@ -25,11 +27,13 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -148,29 +152,99 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+/* The other process of a two-process run: this binary again, as
+ * `test_contract_order --write URL TENANT`, putting WRITES_PER_WRITER people from each
+ * of WRITERS / 2 threads into the tenant on its own store handle (its own connections,
+ * its own writer), with ids apart from the parent's. */
+typedef struct child {
+    pid_t pid;
+    run_t *r;
+    int status;
+} child_t;
+
+static void *child_wait(void *arg)
+{
+    child_t *c = arg;
+    int st = 0;
+    if (waitpid(c->pid, &st, 0) != c->pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_run(c->r, "the second process's writers failed (status %d)", st);
+    atomic_fetch_sub(&c->r->writers_left, WRITERS / 2);
+    return NULL;
+}
+
+static int child_main(const char *url, const char *tenant)
+{
+    store_options_t o = { 0 };
+    store_t *s = NULL;
+    const char *msg = NULL;
+    if (store_open(url, &o, &s, &msg) != 0) {
+        fprintf(stderr, "child: store_open %s: %s\n", url, msg ? msg : "?");
+        return 1;
+    }
+    fixture_t f = { .tenant = strtoll(tenant, NULL, 10) };
+    f.fx.s = s;
+    run_t r = { .f = &f, .why_lock = PTHREAD_MUTEX_INITIALIZER };
+    atomic_init(&r.writers_left, WRITERS / 2);
+    atomic_init(&r.failures, 0);
+    pthread_t wt[WRITERS / 2];
+    worker_t ww[WRITERS / 2];
+    for (int i = 0; i < WRITERS / 2; i++) {
+        ww[i] = (worker_t){ &r, WRITERS + i }; /* ids apart from the parent's writers */
+        if (pthread_create(&wt[i], NULL, writer_main, &ww[i]) != 0)
+            return 1;
+    }
+    for (int i = 0; i < WRITERS / 2; i++)
+        pthread_join(wt[i], NULL);
+    store_close(s);
+    if (atomic_load(&r.failures))
+        fprintf(stderr, "child: %s\n", r.why);
+    return atomic_load(&r.failures) ? 1 : 0;
+}
+
 /* Runs the writers and readers on f; returns the number of failures seen, with the
- * first one's description in why. */
-static int commit_order_run(fixture_t *f, char *why, size_t why_len)
+ * first one's description in why. With two_processes, half the writers run in another
+ * process on a store handle of its own (another node, for PostgreSQL). */
+static int commit_order_run_ex(fixture_t *f, bool two_processes, char *why, size_t why_len)
 {
     run_t r = { .f = f, .why_lock = PTHREAD_MUTEX_INITIALIZER };
     atomic_init(&r.writers_left, WRITERS);
     atomic_init(&r.failures, 0);
+    child_t child = { .pid = -1, .r = &r };
+    pthread_t waiter;
+    if (two_processes) {
+        char tenant[32];
+        snprintf(tenant, sizeof(tenant), "%lld", (long long)f->tenant);
+        char *const argv[] = { (char *)"/proc/self/exe", (char *)"--write", f->fx.url, tenant,
+                               NULL };
+        extern char **environ;
+        assert_int_equal(posix_spawn(&child.pid, "/proc/self/exe", NULL, NULL, argv, environ),
+                         0);
+        assert_int_equal(pthread_create(&waiter, NULL, child_wait, &child), 0);
+    }
     pthread_t wt[WRITERS], rt[READERS];
     worker_t ww[WRITERS], rw[READERS];
     for (int i = 0; i < READERS; i++) {
         rw[i] = (worker_t){ &r, i };
         assert_int_equal(pthread_create(&rt[i], NULL, reader_main, &rw[i]), 0);
     }
-    for (int i = 0; i < WRITERS; i++) {
+    int here = two_processes ? WRITERS / 2 : WRITERS;
+    for (int i = 0; i < here; i++) {
         ww[i] = (worker_t){ &r, i };
         assert_int_equal(pthread_create(&wt[i], NULL, writer_main, &ww[i]), 0);
     }
-    for (int i = 0; i < WRITERS; i++)
+    for (int i = 0; i < here; i++)
         pthread_join(wt[i], NULL);
+    if (two_processes)
+        pthread_join(waiter, NULL);
     for (int i = 0; i < READERS; i++)
         pthread_join(rt[i], NULL);
     snprintf(why, why_len, "%s", r.why);
     return atomic_load(&r.failures);
+}
+
+static int commit_order_run(fixture_t *f, char *why, size_t why_len)
+{
+    return commit_order_run_ex(f, false, why, why_len);
 }
 
 static void test_commit_order(void **state)
@@ -179,6 +253,19 @@ static void test_commit_order(void **state)
     char why[256];
     if (commit_order_run(f, why, sizeof(why)))
         fail_msg("commit order broken: %s", why);
+    uint64_t last = 0;
+    assert_int_equal(store_tenant_version(f->fx.s, f->tenant, &last), 0);
+    assert_int_equal(last, (uint64_t)WRITERS * WRITES_PER_WRITER);
+}
+
+/* Writers in two processes, each with its own store handle (two nodes on one
+ * PostgreSQL database; two processes on one SQLite file). */
+static void test_commit_order_two_processes(void **state)
+{
+    fixture_t *f = *state;
+    char why[256];
+    if (commit_order_run_ex(f, true, why, sizeof(why)))
+        fail_msg("commit order broken with two processes: %s", why);
     uint64_t last = 0;
     assert_int_equal(store_tenant_version(f->fx.s, f->tenant, &last), 0);
     assert_int_equal(last, (uint64_t)WRITERS * WRITES_PER_WRITER);
@@ -200,10 +287,13 @@ static void test_commit_order_check_can_fail(void **state)
     fprintf(stderr, "as it must, the check caught it: %s\n", why);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--write") == 0)
+        return child_main(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commit_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_order_two_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_order_check_can_fail, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
