@@ -419,23 +419,28 @@ static int write_port_file(const char *path, int port)
 /* Loads the signing keys and the revoked clients into memory. Blocks: runs at start
  * and then on a worker thread. */
 /* How long a retired key must keep verifying: what it signed lives at most the
- * longer of an access token and a continuation token, plus an hour for nodes that
- * signed with it until their next refresh. */
-static int64_t key_keep_ms(int64_t token_ttl_ms)
+ * longest of an access token, a continuation token and an unused delta token
+ * (--delta-ttl: each follow-up seals a fresh one with the newest key), plus an hour
+ * for nodes that signed with it until their next refresh. */
+static int64_t key_keep_ms(int64_t token_ttl_ms, int64_t delta_ttl_ms)
 {
-    int64_t page_ms = (int64_t)API_PAGE_TOKEN_TTL_S * 1000;
-    return (token_ttl_ms > page_ms ? token_ttl_ms : page_ms) + 3600000;
+    int64_t keep = (int64_t)API_PAGE_TOKEN_TTL_S * 1000;
+    if (token_ttl_ms > keep)
+        keep = token_ttl_ms;
+    if (delta_ttl_ms > keep)
+        keep = delta_ttl_ms;
+    return keep + 3600000;
 }
 
 static int load_auth_state(store_t *store, auth_keyring_t *k, auth_revoked_t *r,
-                           int64_t token_ttl_ms)
+                           int64_t token_ttl_ms, int64_t delta_ttl_ms)
 {
     store_signing_key_t *keys = NULL;
     store_client_t *revoked = NULL;
     size_t nk = 0, nr = 0;
     int rc = store_signing_key_list(store, &keys, &nk);
     if (!rc)
-        nk = auth_keys_prune(keys, nk, clock_now_ms(clock_system()), key_keep_ms(token_ttl_ms));
+        nk = auth_keys_prune(keys, nk, clock_now_ms(clock_system()), key_keep_ms(token_ttl_ms, delta_ttl_ms));
     if (!rc && nk)
         auth_keyring_set(k, keys, nk);
     free(keys);
@@ -450,7 +455,8 @@ static int load_auth_state(store_t *store, auth_keyring_t *k, auth_revoked_t *r,
 static void refresh_work(uv_work_t *w)
 {
     serve_state_t *st = w->data;
-    if (load_auth_state(st->store, &st->keyring, &st->revoked, st->token_ttl_ms))
+    if (load_auth_state(st->store, &st->keyring, &st->revoked, st->token_ttl_ms,
+                        st->delta_ttl_ms))
         log_warn("could not reload signing keys and revocations; keeping the previous ones");
 }
 
@@ -533,7 +539,8 @@ static int init_auth_state(serve_state_t *st)
     store_signing_key_t candidate, active;
     int rc = auth_signing_key_new(rand_system(), clock_now_ms(clock_system()), &candidate);
     rc = rc ? rc : store_signing_key_ensure(st->store, &candidate, &active);
-    return rc ? rc : load_auth_state(st->store, &st->keyring, &st->revoked, st->token_ttl_ms);
+    return rc ? rc : load_auth_state(st->store, &st->keyring, &st->revoked, st->token_ttl_ms,
+                        st->delta_ttl_ms);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
