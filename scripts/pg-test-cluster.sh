@@ -5,6 +5,10 @@
 #                                      port, print the postgres:// URL of its
 #                                      "postgres" database
 #   pg-test-cluster.sh stop DIR        stop it (immediate) and remove DIR/data
+#   pg-test-cluster.sh restart DIR     pg_ctl restart -m fast (clients are cut off, the
+#                                      server comes back on the same port)
+#   pg-test-cluster.sh down DIR        pg_ctl stop -m fast, keeping the data and the port
+#   pg-test-cluster.sh up DIR          start it again after down, on the same port
 #   pg-test-cluster.sh url DIR [DB]    print the URL of database DB (default postgres)
 #   pg-test-cluster.sh exec DIR DB CMD [ARG...]
 #                                      (re)create database DB, then run CMD with
@@ -16,7 +20,8 @@
 # postgresql-15, which scripts/install-deps.sh installs). Trust authentication is
 # safe only because the server listens on 127.0.0.1 and a socket in DIR/data.
 # fsync is off: the store contract does not test durability, and the cluster is
-# thrown away after the run.
+# thrown away after the run. PG_TEST_DURABLE=1 keeps PostgreSQL's durable defaults
+# (fsync, synchronous_commit) for a test that restarts the server.
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -87,13 +92,15 @@ start)
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
   # A port is free when we look and may be taken before the server binds it: try a
   # few.
+  fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_TEST_DURABLE:-0}" = 1 ] && fast=""
   for attempt in 1 2 3 4 5; do
     port=$(free_port)
-    if as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-         -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    opts="-p $port -k $data -c listen_addresses=127.0.0.1 $fast -c max_connections=200"
+    if as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 -o "$opts" \
          start >/dev/null; then
       echo "$port" >"$dir/port"
+      echo "$opts" >"$dir/opts"
       url_of postgres
       exit 0
     fi
@@ -103,6 +110,22 @@ start)
   ;;
 stop)
   stop_cluster
+  ;;
+restart)
+  need_bin
+  port_of >/dev/null
+  as_owner "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 restart >/dev/null
+  ;;
+down)
+  need_bin
+  port_of >/dev/null
+  as_owner "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null
+  ;;
+up)
+  need_bin
+  port_of >/dev/null
+  as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 -o "$(cat "$dir/opts")" \
+    start >/dev/null
   ;;
 url)
   url_of "${1:-postgres}"
@@ -120,6 +143,6 @@ exec)
   exec "$@"
   ;;
 *)
-  die "unknown command $cmd (start, stop, url, exec)"
+  die "unknown command $cmd (start, stop, restart, down, up, url, exec)"
   ;;
 esac
