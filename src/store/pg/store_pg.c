@@ -403,6 +403,10 @@ typedef struct pg__store {
     pg__conn_t *conns;
     int n_conns;
     pg__conn_t *free_conns;
+
+    /* Other processes on the database: what this one commits goes to them, what
+     * they commit comes to this one's subscribers (notify.c). */
+    pg__notify_t *notify;
 } pg__store_t;
 
 /* A write transaction: its connection and the notes its job took (store__committed
@@ -982,8 +986,10 @@ static int pg_run_write(store_t *base, store__tx_fn fn, void *arg, bool solo)
             while (s->next_notify != mine)
                 pthread_cond_wait(&s->cond, &s->lock);
             pthread_mutex_unlock(&s->lock);
-            if (committed)
+            if (committed) {
                 store__committed(base, tx.notes, tx.n_notes, 1);
+                pg__notify_commit(s->notify, tx.notes, tx.n_notes);
+            }
             pthread_mutex_lock(&s->lock);
             s->next_notify++;
             pthread_cond_broadcast(&s->cond);
@@ -2783,6 +2789,8 @@ static int pg_acks_drop(store__tx_t *tx, const store__mark_t *marks, size_t n)
 
 /* ---- lifetime --------------------------------------------------------------------- */
 
+/* After the last write committed, its notification goes out (the CLI's import is
+ * heard by the servers before store_close returns); then the listener stops. */
 static void pg_shutdown(store_t *base)
 {
     pg__store_t *s = from_base(base);
@@ -2791,11 +2799,13 @@ static void pg_shutdown(store_t *base)
     while (s->inflight > 0)
         pthread_cond_wait(&s->cond, &s->lock);
     pthread_mutex_unlock(&s->lock);
+    pg__notify_stop(s->notify);
 }
 
 static void pg_destroy(store_t *base)
 {
     pg__store_t *s = from_base(base);
+    pg__notify_free(s->notify);
     for (int i = 0; s->conns && i < s->n_conns; i++)
         if (s->conns[i].db)
             PQfinish(s->conns[i].db);
@@ -2995,6 +3005,13 @@ static int pg_copy_finish(store__tx_t *tx)
     return rc;
 }
 
+/* The first subscriber starts the listener: a command that never subscribes (an
+ * import, a migrate) opens no connection for it. */
+static void pg_subscribed(store_t *base)
+{
+    pg__notify_listen(from_base(base)->notify);
+}
+
 /* Several nodes share one database by design: nothing marks it as one server's. */
 static int pg_in_use(store_t *base, bool *in_use)
 {
@@ -3012,6 +3029,7 @@ static const store__ops_t pg_ops = {
     .in_use = pg_in_use,
     .shutdown = pg_shutdown,
     .destroy = pg_destroy,
+    .subscribed = pg_subscribed,
     .ping = pg_ping,
     .schema_version = pg_schema_version,
     .get_stats = pg_get_stats,
@@ -3213,6 +3231,9 @@ int pg__open(const char *url, const store__config_t *cfg, store_t **out, const c
     s->n_conns = cfg->read_connections + PG__WRITE_CONNECTIONS;
     s->conns = calloc((size_t)s->n_conns, sizeof(*s->conns));
     if (!s->url || !s->conns)
+        goto out_destroy;
+    rc = pg__notify_new(&s->base, s->url, &s->notify);
+    if (rc != 0)
         goto out_destroy;
     for (int i = s->n_conns - 1; i >= 0; i--) {
         s->conns[i].next_free = s->free_conns;
