@@ -319,9 +319,10 @@ int pg__notify_parse(const char *payload, const char *self, pg__notify_item_fn f
     }
     /* Every item is checked before any is reported: a payload half understood is not
      * understood (the caller then reports "look everywhere"). */
+    if (p == end)
+        return BH_EINVAL;
     for (int pass = 0; pass < 2; pass++) {
-        const char *q = p;
-        while (q < end) {
+        for (const char *q = p;;) {
             const char *item_end = memchr(q, ' ', (size_t)(end - q));
             if (!item_end)
                 item_end = end;
@@ -333,10 +334,12 @@ int pg__notify_parse(const char *payload, const char *self, pg__notify_item_fn f
                 return BH_EINVAL;
             if (pass == 1)
                 fn(arg, (int64_t)t, v, (unsigned)w);
-            q = item_end < end ? item_end + 1 : end;
+            if (item_end == end)
+                break;
+            q = item_end + 1; /* an item after every space: "a " is refused */
         }
     }
-    return p < end ? 0 : BH_EINVAL;
+    return 0;
 }
 
 static void tell_subscribers(void *arg, int64_t tenant_id, uint64_t version, unsigned what)
