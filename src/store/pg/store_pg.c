@@ -25,11 +25,15 @@
  * trip per group of rows, with the semantics of a loop.
  *
  * Commit notifications: after each COMMIT in this process, store__committed with
- * the notes the job took. TODO(#17): commits of other processes on the same
- * database (LISTEN/NOTIFY, sent after commit and coalesced per node, with a scan
- * from the last known version after a reconnect) are not reported yet: a second
- * node's writes reach this node's subscribers only through their own periodic
- * refresh.
+ * the notes the job took, in ticket order (pg__store_t), and the same notes to the
+ * notifier (notify.c), which sends them to the other processes on the database
+ * after the commit, coalesced per node: one pg_notify at most every
+ * PG__NOTIFY_INTERVAL_MS on a connection of its own, never a NOTIFY inside a write
+ * transaction (that would take PostgreSQL's cluster-wide notify lock at every
+ * COMMIT). Their commits come back the other way: the first store_subscribe starts
+ * the listener (LISTEN on a connection of its own), which tells this process's
+ * subscribers per tenant, and "look everywhere" after each (re)connect. Shutdown
+ * sends what is still pending before it returns.
  *
  * Lifetime: every call counts itself in flight while it holds a connection.
  * Shutdown refuses new calls (BH_ESHUTDOWN) and waits for those in flight.
