@@ -286,6 +286,8 @@ int store_subscribe(store_t *s, store_commit_fn fn, void *arg)
         rc = 0;
     }
     pthread_mutex_unlock(&subs->lock);
+    if (rc == 0 && s->ops->subscribed)
+        s->ops->subscribed(s);
     return rc;
 }
 
@@ -347,6 +349,14 @@ void store__committed(store_t *s, const store__commit_t *commits, size_t n, size
 void store__external_commit(store_t *s)
 {
     notify(s, 0, 0, STORE_COMMIT_CHANGES | STORE_COMMIT_WEBHOOKS);
+}
+
+void store__external_tenant(store_t *s, int64_t tenant_id, uint64_t version, unsigned what)
+{
+    what &= STORE_COMMIT_CHANGES | STORE_COMMIT_WEBHOOKS;
+    if (tenant_id <= 0 || !what)
+        return;
+    notify(s, tenant_id, (what & STORE_COMMIT_CHANGES) ? version : 0, what);
 }
 
 int store_ping(store_t *s)

@@ -116,19 +116,31 @@ void store_commit_times(store_t *s, int64_t tenant_id, const uint64_t *versions,
  * one merely expires: its validUntil is known in advance). So a write through the
  * API, the CLI's import into the same process's store, or anything else that goes
  * through the store wakes it. Commits made by another process on the same database
- * (the `breakhook import` CLI beside a running server) are noticed within
- * STORE_EXTERNAL_POLL_MS and reported with tenant_id 0, version 0 and both bits:
- * "something changed, look everywhere".
+ * (the `breakhook import` CLI beside a running server, another node) are reported
+ * too, by a back-end-specific route:
+ *  - SQLite notices them within STORE_EXTERNAL_POLL_MS and cannot say where: tenant_id
+ *    0, version 0 and both bits, "something changed, look everywhere".
+ *  - PostgreSQL hears them through LISTEN/NOTIFY, per tenant as above (the other
+ *    process's last version and bits), usually within tens of milliseconds; the
+ *    other process sends them after its COMMIT and at the latest when it closes its
+ *    store. It listens from the first store_subscribe on, and says "look everywhere"
+ *    whenever it (re)starts listening: what committed while nobody listened was not
+ *    heard, so a subscriber then scans from its last known version.
+ * "Look everywhere" may thus come at any time, also with no commit behind it. A
+ * process never hears its own commits twice.
  *
- * fn runs on a store thread (the writer) with no store lock held: it must not
- * block or call the store; it should only hand the news to its own thread (a
- * uv_async_send). At most STORE_MAX_SUBSCRIBERS at once. */
+ * fn runs on a store thread (SQLite: the writer; PostgreSQL: the committing thread
+ * or the listener) with no store lock held: it must not block or call the store; it
+ * should only hand the news to its own thread (a uv_async_send). At most
+ * STORE_MAX_SUBSCRIBERS at once. */
 #define STORE_MAX_SUBSCRIBERS 8
 #define STORE_EXTERNAL_POLL_MS 100
 #define STORE_COMMIT_CHANGES 1u
 #define STORE_COMMIT_WEBHOOKS 2u
 typedef void (*store_commit_fn)(void *arg, int64_t tenant_id, uint64_t version, unsigned what);
-/* BH_ERANGE when STORE_MAX_SUBSCRIBERS are already subscribed. Any thread. */
+/* BH_ERANGE when STORE_MAX_SUBSCRIBERS are already subscribed. Any thread; on
+ * PostgreSQL the first call starts the listening thread (it connects in the
+ * background). */
 BH_MUST_USE int store_subscribe(store_t *s, store_commit_fn fn, void *arg);
 /* After it returns, fn(arg, ...) is not running and will not be called again. */
 void store_unsubscribe(store_t *s, store_commit_fn fn, void *arg);

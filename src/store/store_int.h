@@ -109,8 +109,15 @@ void store__committed(store_t *s, const store__commit_t *commits, size_t n, size
 /* The metrics part of store__committed. */
 void store__metrics_committed(store_t *s, const store__commit_t *commits, size_t n,
                               size_t jobs);
-/* Another process committed to the same database: tells the subscribers (tenant 0). */
+/* Another process committed to the same database: tells the subscribers (tenant 0,
+ * "look everywhere"). A back-end calls it when it cannot say which tenants (SQLite's
+ * data_version) or may have missed some (PostgreSQL, after its listening connection
+ * (re)connected). */
 void store__external_commit(store_t *s);
+/* Another process committed to the same database and said what, per tenant: tells
+ * the subscribers (tenant_id > 0; version its last committed one or 0; what as in
+ * store.h). Not counted in this process's metrics or commit times. */
+void store__external_tenant(store_t *s, int64_t tenant_id, uint64_t version, unsigned what);
 
 BH_MUST_USE int store__subs_new(store__subs_t **out);
 void store__subs_free(store__subs_t *subs);
@@ -322,6 +329,11 @@ typedef struct store__ops {
     void (*shutdown)(store_t *s);
     /* Frees everything; shutdown has already run. */
     void (*destroy)(store_t *s);
+
+    /* Optional (NULL: nothing to do). Called by store_subscribe after it added a
+     * subscriber, outside its lock: a back-end that must start something to hear
+     * other processes' commits (PostgreSQL's listener) starts it here. Idempotent. */
+    void (*subscribed)(store_t *s);
 
     int (*ping)(store_t *s);
     int (*schema_version)(store_t *s, int *out);

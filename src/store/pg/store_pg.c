@@ -25,11 +25,15 @@
  * trip per group of rows, with the semantics of a loop.
  *
  * Commit notifications: after each COMMIT in this process, store__committed with
- * the notes the job took. TODO(#17): commits of other processes on the same
- * database (LISTEN/NOTIFY, sent after commit and coalesced per node, with a scan
- * from the last known version after a reconnect) are not reported yet: a second
- * node's writes reach this node's subscribers only through their own periodic
- * refresh.
+ * the notes the job took, in ticket order (pg__store_t), and the same notes to the
+ * notifier (notify.c), which sends them to the other processes on the database
+ * after the commit, coalesced per node: one pg_notify at most every
+ * PG__NOTIFY_INTERVAL_MS on a connection of its own, never a NOTIFY inside a write
+ * transaction (that would take PostgreSQL's cluster-wide notify lock at every
+ * COMMIT). Their commits come back the other way: the first store_subscribe starts
+ * the listener (LISTEN on a connection of its own), which tells this process's
+ * subscribers per tenant, and "look everywhere" after each (re)connect. Shutdown
+ * sends what is still pending before it returns.
  *
  * Lifetime: every call counts itself in flight while it holds a connection.
  * Shutdown refuses new calls (BH_ESHUTDOWN) and waits for those in flight.
@@ -403,6 +407,10 @@ typedef struct pg__store {
     pg__conn_t *conns;
     int n_conns;
     pg__conn_t *free_conns;
+
+    /* Other processes on the database: what this one commits goes to them, what
+     * they commit comes to this one's subscribers (notify.c). */
+    pg__notify_t *notify;
 } pg__store_t;
 
 /* A write transaction: its connection and the notes its job took (store__committed
@@ -982,8 +990,10 @@ static int pg_run_write(store_t *base, store__tx_fn fn, void *arg, bool solo)
             while (s->next_notify != mine)
                 pthread_cond_wait(&s->cond, &s->lock);
             pthread_mutex_unlock(&s->lock);
-            if (committed)
+            if (committed) {
                 store__committed(base, tx.notes, tx.n_notes, 1);
+                pg__notify_commit(s->notify, tx.notes, tx.n_notes);
+            }
             pthread_mutex_lock(&s->lock);
             s->next_notify++;
             pthread_cond_broadcast(&s->cond);
@@ -2783,6 +2793,8 @@ static int pg_acks_drop(store__tx_t *tx, const store__mark_t *marks, size_t n)
 
 /* ---- lifetime --------------------------------------------------------------------- */
 
+/* After the last write committed, its notification goes out (the CLI's import is
+ * heard by the servers before store_close returns); then the listener stops. */
 static void pg_shutdown(store_t *base)
 {
     pg__store_t *s = from_base(base);
@@ -2791,11 +2803,13 @@ static void pg_shutdown(store_t *base)
     while (s->inflight > 0)
         pthread_cond_wait(&s->cond, &s->lock);
     pthread_mutex_unlock(&s->lock);
+    pg__notify_stop(s->notify);
 }
 
 static void pg_destroy(store_t *base)
 {
     pg__store_t *s = from_base(base);
+    pg__notify_free(s->notify);
     for (int i = 0; s->conns && i < s->n_conns; i++)
         if (s->conns[i].db)
             PQfinish(s->conns[i].db);
@@ -2995,6 +3009,13 @@ static int pg_copy_finish(store__tx_t *tx)
     return rc;
 }
 
+/* The first subscriber starts the listener: a command that never subscribes (an
+ * import, a migrate) opens no connection for it. */
+static void pg_subscribed(store_t *base)
+{
+    pg__notify_listen(from_base(base)->notify);
+}
+
 /* Several nodes share one database by design: nothing marks it as one server's. */
 static int pg_in_use(store_t *base, bool *in_use)
 {
@@ -3012,6 +3033,7 @@ static const store__ops_t pg_ops = {
     .in_use = pg_in_use,
     .shutdown = pg_shutdown,
     .destroy = pg_destroy,
+    .subscribed = pg_subscribed,
     .ping = pg_ping,
     .schema_version = pg_schema_version,
     .get_stats = pg_get_stats,
@@ -3213,6 +3235,9 @@ int pg__open(const char *url, const store__config_t *cfg, store_t **out, const c
     s->n_conns = cfg->read_connections + PG__WRITE_CONNECTIONS;
     s->conns = calloc((size_t)s->n_conns, sizeof(*s->conns));
     if (!s->url || !s->conns)
+        goto out_destroy;
+    rc = pg__notify_new(&s->base, s->url, &s->notify);
+    if (rc != 0)
         goto out_destroy;
     for (int i = s->n_conns - 1; i >= 0; i--) {
         s->conns[i].next_free = s->free_conns;
