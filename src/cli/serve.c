@@ -535,10 +535,10 @@ static bool serve_trusted_proxy(const struct sockaddr *sa, void *arg)
  * such block freed so far (up to 32 MiB), after which big short-lived buffers ($batch
  * windows, scan results, the engine's result arrays) come from the heaps of the ~20
  * threads' arenas and stay there as free but resident memory. With 10,000 webhooks
- * under load that held the server at 194-245 MiB; with a fixed threshold it stays at
- * 98-145 MiB, at no CPU per event we could measure (bench/README.md, "One busy
- * webhook beside idle ones"). A fixed threshold also stops the trim threshold from
- * rising with it. */
+ * under load that held the server at 194-245 MiB; with a fixed threshold it stayed
+ * at 102-127 MiB in five rounds, at no CPU per event we could measure (bench/README.md,
+ * "One busy webhook beside idle ones"). A fixed threshold also stops the trim
+ * threshold from rising with it. */
 #define SERVE_MMAP_THRESHOLD (128 << 10)
 
 int cli_serve(int argc, char **argv)
