@@ -6,7 +6,8 @@
 # Environment: BIN (default build/release/breakhook; bench_sink and bench_load are
 # taken from the same directory), DURATION (seconds per wrk run, default 10; smoke 2),
 # CONNECTIONS (64), E2E_INFLIGHT (--max-inflight-per-destination, 16), E2E_INFLIGHT_HIGH
-# (the second end-to-end run with one webhook, 64),
+# (the second end-to-end run with one webhook, 64), DELIVERY_ARGS (extra `serve` options
+# for every server that delivers, e.g. "--delivery-threads 1"; default none),
 # SECTIONS (only these, e.g. "breaks latency"; names as in the run_section lines at
 # the end), BENCH_KEEP=1 (keep the work directory: store, logs, send/receipt files).
 #
@@ -47,7 +48,7 @@ if [ $SMOKE = 1 ]; then
   WAIT_MAX=60          # the longest wait for deliveries in any one step (s)
 else
   BATCH_FILES=40
-  E2E_FILES=10
+  E2E_FILES=${E2E_FILES:-10}
   E2E100_WRITES=3000
   LAT_SECONDS=12
   ISO_SECONDS=10
@@ -173,8 +174,9 @@ stop_server() {
 
 # The server with the delivery engine allowed to reach the sinks on 127.0.0.1.
 start_delivery_server() {
+  # shellcheck disable=SC2086 # DELIVERY_ARGS: extra serve options, split on spaces
   start_server --access-log=false --allow-http-destinations --allow-destination 127.0.0.1/32 \
-    --max-inflight-per-destination "$E2E_INFLIGHT" "$@"
+    --max-inflight-per-destination "$E2E_INFLIGHT" ${DELIVERY_ARGS:-} "$@"
 }
 
 # webhook_create URL: a webhook on breaks; its id is kept for webhooks_delete.
@@ -279,6 +281,8 @@ wrk_lat() {
     sub(/[a-z]+$/, "", v); print (u == "us" ? v / 1000 : u == "s" ? v * 1000 : v)}')
 }
 
+# CPU time (user + system, in clock ticks) of process PID so far.
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # proc_mib PID FIELD: VmRSS/VmHWM of a process in MiB.
 proc_mib() { awk -v f="$2:" '$1 == f {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 store_mib() { du -cb "$WORK"/bench.db* | awk 'END {printf "%.1f", $1 / 1048576}'; }
@@ -536,7 +540,7 @@ end_to_end() {
   local name=$1 webhooks=$2; shift 2
   E2E=""
   sink_start "$name" || return 1
-  local sport=$SINK_PORT lines=0 t0 first last
+  local sport=$SINK_PORT lines=0 t0 first last ticks0 ticks1
   start_delivery_server --max-webhooks $((webhooks + 10)) || return 1
   if [ "$webhooks" = 1 ]; then
     webhook_create "http://127.0.0.1:$sport/hook" || return 1
@@ -547,6 +551,7 @@ end_to_end() {
   for f in "$@"; do lines=$((lines + $(wc -l <"$f"))); done
   local n=$((lines * webhooks))
   scrape "$WORK/$name.before.prom"
+  ticks0=$(proc_ticks "$SERVER_PID")
   t0=$(now_ms)
   for f in "$@"; do post_batch "$f" >/dev/null; done
   if ! wait_deliveries "$sport" "$n" 120 15; then
@@ -554,8 +559,13 @@ end_to_end() {
     return 1
   fi
   read -r _ first last < <(sink_stats "$sport")
+  ticks1=$(proc_ticks "$SERVER_PID")
   scrape "$WORK/$name.after.prom"
   E2E=$(calc 'sprintf("%.0f", n * 1000 / (b - a))' n="$GOT" a="$t0" b="$last")
+  # The server's user + system CPU per delivered event (the $batch writes included):
+  # less sensitive to other load on the machine than the rate.
+  E2E_CPU=$(calc 'sprintf("%.1f", (b - a) * 1000000 / hz / n)' a="$ticks0" b="$ticks1" \
+    hz="$(getconf CLK_TCK)" n="$GOT")
 }
 
 sec_e2e_one() {
@@ -565,6 +575,7 @@ sec_e2e_one() {
   end_to_end e2e1 1 "$WORK"/e2e1-*.ndjson || return 1
   E2E_ONE=$E2E
   record "end-to-end: \$batch write -> signed POST -> 2xx (1 webhook)" "$E2E" "events/s"
+  record "end-to-end, 1 webhook: server CPU per event" "$E2E_CPU" "us"
   # At saturation (\$batch takes writes faster than they are delivered) the p99 is
   # the queue's length, not a delivery's: sec_idle reports the same figure beside
   # 10,000 idle webhooks.
@@ -584,6 +595,7 @@ sec_e2e_one() {
   end_to_end e2e1h 1 "$WORK"/e2e1h-*.ndjson || { E2E_INFLIGHT=$cap; return 1; }
   E2E_INFLIGHT=$cap
   record "end-to-end, 1 webhook, $E2E_INFLIGHT_HIGH in flight per destination" "$E2E" "events/s"
+  record "end-to-end, 1 webhook, $E2E_INFLIGHT_HIGH in flight: server CPU per event" "$E2E_CPU" "us"
   [ -n "$CEIL" ] && record "end-to-end, $E2E_INFLIGHT_HIGH in flight, as a ratio of the ceiling" "$(calc 'sprintf("%.2f", a / b)' a="$E2E" b="$CEIL")" "ratio"
   return 0
 }
@@ -741,8 +753,6 @@ sec_delta() {
   record "long poll wake-up, write sent -> poll answered, p99" "$(field send_p99_ms)" "ms"
 }
 
-# CPU time (user + system, in clock ticks) of process PID so far.
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # One busy webhook beside many idle ones (issue #15): IDLE_TENANTS other tenants with
 # IDLE_PER webhooks each on breaks (bench/fleet.py: the CLI makes the tenants and

@@ -1,32 +1,106 @@
 /*
  * hc_pool.c: transport threads for outbound POSTs (see hc_pool.h).
  *
- * Hand-over both ways is a mutex-protected singly linked list plus a uv_async_t:
+ * Hand-over both ways is a mutex-protected singly linked list plus a wake-up
+ * (wake_t below):
  *
- *   owner loop  hc_pool_send -> transport inbox -> wake (async)
- *   transport   on_wake: hc_send each; when done: pool done list -> done_async
- *   owner loop  on_done_async: the caller's done callback
+ *   owner loop  hc_pool_send -> transport inbox -> wake
+ *   transport   on_wake: hc_send each; when done: pool done list -> done wake
+ *   owner loop  on_done: the caller's done callback
  *
  * A request belongs to exactly one thread at a time: the owner until it is queued,
- * the transport until it is queued back, the owner again after. uv_async_send
- * coalesces wake-ups, so a busy pool pays for one hand-over per batch, not per
- * request.
+ * the transport until it is queued back, the owner again after. A wake-up already
+ * on its way is not sent again, so a busy pool pays for one hand-over per batch, not
+ * per request.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "client/hc_pool.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* A wake-up of a loop from another thread: an eventfd the loop watches and a flag
+ * that says one is on its way, so senders write at most once per drain. The
+ * receiver clears the flag after reading the eventfd and before it takes its queue,
+ * so an item queued after the take always brings a new wake-up.
+ *
+ * Not uv_async_t: in libuv 1.44 a loop woken while a sender is between the two
+ * steps of uv_async_send busy-waits for it, 997 spins and then sched_yield until
+ * the sender is done, and it does so for every async handle of the loop. The engine
+ * sends a request (or a transport hands one back) thousands of times a second; with
+ * more busy threads than the two cores, a sender preempted inside uv_async_send cost
+ * the receiver whole time slices (strace of a transport thread in the end-to-end
+ * bench: 441 sched_yield calls in 2 s, a fifth of its system time). Here a sender
+ * only does an atomic exchange and, for the first item, one write(2); nobody waits
+ * for anybody. */
+typedef struct wake {
+    uv_poll_t poll;
+    int fd;
+    atomic_int pending;
+    void (*cb)(struct wake *w);
+    void *data;
+} wake_t;
+
+static void on_wake_readable(uv_poll_t *h, int status, int events)
+{
+    wake_t *w = h->data;
+    uint64_t n;
+    (void)status, (void)events;
+    while (read(w->fd, &n, sizeof(n)) < 0 && errno == EINTR)
+        ;
+    atomic_store(&w->pending, 0);
+    w->cb(w);
+}
+
+static int wake_init(uv_loop_t *loop, wake_t *w, void (*cb)(wake_t *w), void *data)
+{
+    w->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->fd < 0)
+        return BH_EIO;
+    atomic_init(&w->pending, 0);
+    w->cb = cb;
+    w->data = data;
+    if (uv_poll_init(loop, &w->poll, w->fd) < 0) {
+        close(w->fd);
+        return BH_EIO;
+    }
+    w->poll.data = w;
+    /* Cannot fail with a valid handle and events (libuv only queues the watcher;
+     * epoll_ctl runs at the next poll). */
+    (void)uv_poll_start(&w->poll, UV_READABLE, on_wake_readable);
+    return 0;
+}
+
+/* Any thread. */
+static void wake_send(wake_t *w)
+{
+    if (atomic_exchange(&w->pending, 1))
+        return;
+    uint64_t one = 1;
+    while (write(w->fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+/* On the loop's thread; close_cb as for uv_close (the poll handle's data is w). */
+static void wake_close(wake_t *w, uv_close_cb close_cb)
+{
+    uv_close((uv_handle_t *)&w->poll, close_cb); /* stops watching the fd at once */
+    close(w->fd);
+}
 
 typedef struct transport {
     hc_pool_t *pool;
     unsigned slot;
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_async_t wake;
+    wake_t wake;
     hc_t *hc;
     uv_sem_t started;
     int start_rc;
@@ -46,7 +120,7 @@ struct hc_pool {
     hc_t *direct;               /* 0 threads: one client on the owner's loop */
     transport_t *t;
     unsigned n;
-    uv_async_t done_async;
+    wake_t done;
     pthread_mutex_t lock;       /* guards the done list */
     hc_request_t *done_head, *done_tail;
 };
@@ -71,7 +145,7 @@ static void transport_done(hc_request_t *r, const hc_result_t *res)
     pthread_mutex_lock(&p->lock);
     list_push(&p->done_head, &p->done_tail, r);
     pthread_mutex_unlock(&p->lock);
-    uv_async_send(&p->done_async);
+    wake_send(&p->done);
 }
 
 static void fail_request(hc_request_t *r, const char *why)
@@ -86,9 +160,9 @@ static void on_closed(uv_handle_t *h)
     (void)h;
 }
 
-static void on_wake(uv_async_t *a)
+static void on_wake(wake_t *w)
 {
-    transport_t *t = a->data;
+    transport_t *t = w->data;
     pthread_mutex_lock(&t->lock);
     hc_request_t *r = t->in_head;
     t->in_head = t->in_tail = NULL;
@@ -105,7 +179,7 @@ static void on_wake(uv_async_t *a)
     if (stop && t->hc) {
         hc_free(t->hc); /* aborts what is in flight: each comes back through transport_done */
         t->hc = NULL;
-        uv_close((uv_handle_t *)&t->wake, on_closed);
+        wake_close(&t->wake, on_closed);
     }
 }
 
@@ -118,12 +192,11 @@ static void transport_main(void *arg)
     t->start_rc = uv_loop_init(&t->loop) < 0 ? BH_EIO : 0;
     if (!t->start_rc)
         t->start_rc = hc_new(&t->loop, &t->pool->opt, &t->hc);
-    if (!t->start_rc && uv_async_init(&t->loop, &t->wake, on_wake) < 0) {
+    if (!t->start_rc && wake_init(&t->loop, &t->wake, on_wake, t)) {
         hc_free(t->hc);
         t->hc = NULL;
         t->start_rc = BH_EIO;
     }
-    t->wake.data = t;
     uv_sem_post(&t->started);
     if (!t->start_rc)
         uv_run(&t->loop, UV_RUN_DEFAULT);
@@ -133,9 +206,9 @@ static void transport_main(void *arg)
 
 /* ---- owner loop ------------------------------------------------------------------ */
 
-static void on_done_async(uv_async_t *a)
+static void on_done(wake_t *w)
 {
-    hc_pool_t *p = a->data;
+    hc_pool_t *p = w->data;
     pthread_mutex_lock(&p->lock);
     hc_request_t *r = p->done_head;
     p->done_head = p->done_tail = NULL;
@@ -158,7 +231,7 @@ static void stop_threads(hc_pool_t *p, unsigned started)
         t->stop = true;
         pthread_mutex_unlock(&t->lock);
         if (!t->start_rc)
-            uv_async_send(&t->wake);
+            wake_send(&t->wake);
     }
     for (unsigned i = 0; i < started; i++) {
         uv_thread_join(&p->t[i].thread);
@@ -210,7 +283,8 @@ static void share_free(hc_pool_t *p)
 
 static void pool_free_mem(uv_handle_t *h)
 {
-    hc_pool_t *p = h->data;
+    wake_t *w = h->data;
+    hc_pool_t *p = w->data;
     share_free(p);
     pthread_mutex_destroy(&p->lock);
     free(p->t);
@@ -236,14 +310,13 @@ int hc_pool_new(uv_loop_t *loop, const hc_options_t *opt, unsigned threads, hc_p
         return 0;
     }
     p->t = calloc(threads, sizeof(*p->t));
-    if (!p->t || share_new(p) || uv_async_init(loop, &p->done_async, on_done_async) < 0) {
+    if (!p->t || share_new(p) || wake_init(loop, &p->done, on_done, p)) {
         share_free(p);
         free(p->t);
         free(p);
         return BH_ENOMEM;
     }
     pthread_mutex_init(&p->lock, NULL);
-    p->done_async.data = p;
     unsigned started = 0;
     int rc = 0;
     for (; started < threads; started++) {
@@ -267,7 +340,7 @@ int hc_pool_new(uv_loop_t *loop, const hc_options_t *opt, unsigned threads, hc_p
     }
     if (rc) {
         stop_threads(p, started);
-        uv_close((uv_handle_t *)&p->done_async, pool_free_mem);
+        wake_close(&p->done, pool_free_mem);
         return rc;
     }
     p->n = threads;
@@ -296,7 +369,7 @@ int hc_pool_send(hc_pool_t *p, hc_request_t *r)
     pthread_mutex_lock(&t->lock);
     list_push(&t->in_head, &t->in_tail, r);
     pthread_mutex_unlock(&t->lock);
-    uv_async_send(&t->wake);
+    wake_send(&t->wake);
     return 0;
 }
 
@@ -310,6 +383,6 @@ void hc_pool_free(hc_pool_t *p)
         return;
     }
     stop_threads(p, p->n);
-    on_done_async(&p->done_async); /* the aborted ones, on this thread, now */
-    uv_close((uv_handle_t *)&p->done_async, pool_free_mem);
+    on_done(&p->done); /* the aborted ones, on this thread, now */
+    wake_close(&p->done, pool_free_mem);
 }

@@ -22,6 +22,11 @@
 
 #include "core/log.h"
 
+_Static_assert(sizeof(hc_hdr_node_t) == sizeof(struct curl_slist) &&
+                   offsetof(hc_hdr_node_t, data) == offsetof(struct curl_slist, data) &&
+                   offsetof(hc_hdr_node_t, next) == offsetof(struct curl_slist, next),
+               "hc_hdr_node_t is laid out as libcurl's struct curl_slist");
+
 /* The answer body is read up to this many bytes, then the transfer ends there (and
  * the connection with it). SPEC §7.2: the body does not decide the outcome, so a
  * longer answer counts by its status like any other; only the excerpt is kept. */
@@ -270,9 +275,7 @@ static void finish(hc_t *c, hc_request_t *r, CURLcode code)
     } else {
         curl_easy_cleanup(e);
     }
-    curl_slist_free_all(r->hlist);
     r->easy = NULL;
-    r->hlist = NULL;
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -453,6 +456,20 @@ int hc_send(hc_t *c, hc_request_t *r)
         hc_result_reset(&r->res);
         return BH_ENOTFOUND;
     }
+    /* The header list lives in the request: libcurl reads it (and copies what it
+     * sends) during the transfer and never frees it. No "Expect: 100-continue" round
+     * trip: curl 7.88 adds it above 1 KiB. */
+    static char expect[] = "Expect:";
+    size_t n = 0;
+    r->hnodes[n++].data = expect;
+    for (size_t i = 0; r->headers && r->headers[i]; i++) {
+        if (n > HC_HEADERS_MAX)
+            return BH_EINVAL;
+        r->hnodes[n++].data = (char *)r->headers[i];
+    }
+    for (size_t i = 0; i + 1 < n; i++)
+        r->hnodes[i].next = &r->hnodes[i + 1];
+    r->hnodes[n - 1].next = NULL;
     CURL *e = c->n_pool ? c->pool[--c->n_pool] : easy_new(c);
     if (!e)
         return BH_ENOMEM;
@@ -460,26 +477,11 @@ int hc_send(hc_t *c, hc_request_t *r)
     r->client = c;
     r->body_seen = 0;
     r->body_capped = false;
-    /* No "Expect: 100-continue" round trip: curl 7.88 adds it above 1 KiB. */
-    r->hlist = curl_slist_append(NULL, "Expect:");
-    if (!r->hlist) {
-        curl_easy_cleanup(e);
-        return BH_ENOMEM;
-    }
-    for (size_t i = 0; r->headers && r->headers[i]; i++) {
-        struct curl_slist *l = curl_slist_append(r->hlist, r->headers[i]);
-        if (!l) {
-            curl_slist_free_all(r->hlist);
-            curl_easy_cleanup(e);
-            return BH_ENOMEM;
-        }
-        r->hlist = l;
-    }
     curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hlist);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)(void *)r->hnodes);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
@@ -488,7 +490,6 @@ int hc_send(hc_t *c, hc_request_t *r)
     r->easy = e;
     r->start_ns = uv_hrtime();
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
-        curl_slist_free_all(r->hlist);
         curl_easy_cleanup(e);
         r->easy = NULL;
         return BH_EIO;

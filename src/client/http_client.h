@@ -22,6 +22,16 @@
 #include "core/err.h"
 
 #define HC_EXCERPT_MAX 4096
+/* Header lines a request may carry (hc_request_t.headers). */
+#define HC_HEADERS_MAX 8
+
+/* One header line in the list handed to libcurl: the layout of libcurl's public
+ * struct curl_slist (http_client.c checks it), kept in the request so that sending
+ * allocates nothing for headers. */
+typedef struct hc_hdr_node {
+    char *data;
+    struct hc_hdr_node *next;
+} hc_hdr_node_t;
 
 typedef struct hc hc_t;
 typedef struct hc_request hc_request_t;
@@ -40,7 +50,8 @@ typedef struct hc_result {
 struct hc_request {
     /* set by the caller; borrowed until done runs */
     const char *url;
-    const char *const *headers;   /* "Name: value", NULL-terminated */
+    const char *const *headers;   /* "Name: value", NULL-terminated, HC_HEADERS_MAX at
+                                     most; borrowed until done runs */
     const char *body;
     size_t body_len;
     int64_t timeout_ms;
@@ -54,7 +65,7 @@ struct hc_request {
     hc_result_t res;
     size_t body_seen;
     bool body_capped;             /* the answer went past the read cap: reading stopped */
-    struct curl_slist *hlist;
+    hc_hdr_node_t hnodes[HC_HEADERS_MAX + 1]; /* "Expect:" and the caller's headers */
     hc_request_t *prev, *next;    /* the client's in-flight list */
     /* private to hc_pool: the caller's callback and the queues between threads */
     void (*pool_done)(hc_request_t *r, const hc_result_t *res);
@@ -84,7 +95,8 @@ void hc_request_init(hc_request_t *r);
 BH_MUST_USE int hc_new(uv_loop_t *loop, const hc_options_t *opt, hc_t **out);
 /* Aborts transfers in progress (their done callbacks run with an error), then frees. */
 void hc_free(hc_t *c);
-/* Starts a POST; done runs later on the loop (never from inside hc_send).
+/* Starts a POST; done runs later on the loop (never from inside hc_send). BH_EINVAL
+ * (nothing started) for more than HC_HEADERS_MAX headers.
  * BH_ENOTFOUND at once for a host under .invalid (never resolves, RFC 6761). */
 BH_MUST_USE int hc_send(hc_t *c, hc_request_t *r);
 size_t hc_in_flight(const hc_t *c);

@@ -54,6 +54,11 @@
 #define TOP_TENANTS 10           /* tenants with a pending series of their own */
 #define FAIL_LOG_WINDOW_MS 10000 /* failed-attempt lines: at most FAIL_LOG_BURST per */
 #define FAIL_LOG_BURST 10        /* destination per window; the rest are counted */
+/* Finished attempts kept for the next ones: an attempt is ~4.6 KB (its result holds
+ * the answer's excerpt), above malloc's per-thread caches, and allocating one per
+ * delivery showed in the delivery profile. At least the default in-flight cap twice
+ * over, so a busy destination reuses its own. */
+#define ATTEMPT_SPARE_MAX 64
 
 typedef struct wh wh_t;
 typedef struct dest dest_t;
@@ -95,6 +100,7 @@ typedef struct attempt {
     char hbuf[64 + 80 + 48 + SIGN_V1_LEN + 32]; /* the header lines headers[] point into */
     int number;
     int64_t started_ms;
+    struct attempt *spare_next; /* the engine's spare list, while unused */
 } attempt_t;
 
 /* Counters and histograms: the engine thread adds, a scrape reads (atomics). */
@@ -142,6 +148,8 @@ typedef struct wh_row {
 struct wh {
     wh_row_t row;
     unsigned char key[CRYPTO_WEBHOOK_KEY_LEN];
+    sign_key_t *signer;        /* the key prepared for signing, made at the first
+                                  attempt (idle webhooks never pay for it) */
     dest_t *dest;
     breaker_t breaker;         /* this webhook's URL's (delivery/breaker.h) */
     bool runnable;             /* in dest->run */
@@ -250,6 +258,8 @@ struct engine {
     struct store_ack *acks;
     size_t n_acks, cap_acks;
     engine_metrics_t m;
+    attempt_t *spare_attempts; /* ATTEMPT_SPARE_MAX at most (n_spare_attempts) */
+    size_t n_spare_attempts;
     imap_t tenant_names;       /* tenant id -> name (malloc'd), for metric labels */
     bool want_names;           /* a tenant without a name: the next refresh reads them */
     int64_t last_snapshot_ms;
@@ -313,17 +323,37 @@ static int64_t mono_ms(engine_t *e)
 }
 
 /* The webhook-id header: unique per webhook and change, the same on every retry and
- * after a restart. */
-static void event_id(const wh_t *w, uint64_t version, char out[64])
+ * after a restart: "evt_<version>_<webhook id without dashes>". Returns its length. */
+static size_t event_id(const wh_t *w, uint64_t version, char out[64])
 {
-    char v[MODEL_VERSION_LEN + 1], hex[33];
+    memcpy(out, "evt_", 4);
+    char v[MODEL_VERSION_LEN + 1];
     model_version_format(version, v);
-    size_t k = 0;
-    for (const char *p = w->row.id; *p && k < 32; p++)
-        if (*p != '-')
-            hex[k++] = *p;
-    hex[k] = '\0';
-    snprintf(out, 64, "evt_%s_%s", v, hex);
+    memcpy(out + 4, v, MODEL_VERSION_LEN);
+    size_t k = 4 + MODEL_VERSION_LEN;
+    out[k++] = '_';
+    size_t hex = 0;
+    for (const char *p = w->row.id; *p && hex < 32; p++)
+        if (*p != '-') {
+            out[k++] = *p;
+            hex++;
+        }
+    out[k] = '\0';
+    return k;
+}
+
+/* Decimal digits of v into out (no NUL); returns how many (at most 20). */
+static size_t fmt_u64(uint64_t v, char out[24])
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
 }
 
 /* ---- destinations and the breaker ---------------------------------------- */
@@ -737,11 +767,15 @@ static void wh_free(engine_t *e, wh_t *w)
         free((char *)w->ref_items[i].name);
     free(w->ref_items);
     free(w->row.destination_url);
+    sign_key_free(w->signer);
     OPENSSL_cleanse(w->key, sizeof(w->key));
     free(w);
 }
 
 /* ---- results to commit --------------------------------------------------- */
+
+_Static_assert(sizeof(((wh_row_t *)0)->id) == sizeof(((store_attempt_t *)0)->webhook_id),
+               "a webhook id is copied whole into the attempt log's row");
 
 static void record_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_result_t *res,
                            store_attempt_status_t status, int64_t next_at_ms)
@@ -757,7 +791,7 @@ static void record_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_re
     /* Every field is set below; no memset of the 4 KiB excerpt per attempt. */
     store_attempt_t *t = &e->attempts[e->n_attempts++];
     t->tenant_id = w->row.tenant_id;
-    snprintf(t->webhook_id, sizeof(t->webhook_id), "%s", w->row.id);
+    memcpy(t->webhook_id, w->row.id, sizeof(t->webhook_id)); /* both STORE_WEBHOOK_ID_LEN + 1 */
     memcpy(t->event_id, a->id, sizeof(t->event_id));
     t->record_id = a->lane ? a->lane->record_id : 0;
     t->version = a->ev->version;
@@ -766,7 +800,9 @@ static void record_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_re
     t->attempted_at_ms = a->started_ms;
     t->duration_ms = res->duration_ms;
     t->http_status = res->http_status;
-    snprintf(t->error, sizeof(t->error), "%.127s", res->error);
+    size_t elen = strnlen(res->error, sizeof(t->error) - 1);
+    memcpy(t->error, res->error, elen);
+    t->error[elen] = '\0';
     t->next_attempt_at_ms = next_at_ms;
     t->status = status;
     memcpy(t->excerpt, res->excerpt, res->excerpt_len);
@@ -1033,9 +1069,38 @@ static void log_attempt(engine_t *e, wh_t *w, const attempt_t *a, const hc_resul
              LOG_STR("destination", d->key), LOG_INT("suppressed", suppressed));
 }
 
-static void attempt_free(attempt_t *a)
+static attempt_t *attempt_new(engine_t *e)
 {
-    free(a);
+    attempt_t *a = e->spare_attempts;
+    if (a) {
+        e->spare_attempts = a->spare_next;
+        e->n_spare_attempts--;
+        return a;
+    }
+    /* Not calloc: the request's result holds a 4 KiB excerpt buffer that hc resets
+     * by its length; start_attempt sets the request's own fields. */
+    return malloc(sizeof(*a));
+}
+
+static void attempt_free(engine_t *e, attempt_t *a)
+{
+    if (e->n_spare_attempts >= ATTEMPT_SPARE_MAX) {
+        free(a);
+        return;
+    }
+    a->spare_next = e->spare_attempts;
+    e->spare_attempts = a;
+    e->n_spare_attempts++;
+}
+
+static void attempts_spare_free(engine_t *e)
+{
+    while (e->spare_attempts) {
+        attempt_t *a = e->spare_attempts;
+        e->spare_attempts = a->spare_next;
+        free(a);
+    }
+    e->n_spare_attempts = 0;
 }
 
 static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
@@ -1064,7 +1129,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         l->inflight = NULL;
         lane_free(l);
         event_free(ev);
-        attempt_free(a);
+        attempt_free(e, a);
         return;
     }
     size_t before = l->n_waiting;
@@ -1072,7 +1137,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
         /* Aborted by the stop: not acknowledged, so it stays pending (and holds the
          * watermark below it) and is sent again after a restart. */
         lane_apply(e, w, l, lane_unsent(l, e->o.coalesce), before);
-        attempt_free(a);
+        attempt_free(e, a);
         return;
     }
     wh_breaker_result(e, w, ok || res->http_status == 410);
@@ -1114,7 +1179,7 @@ static void on_attempt_done(hc_request_t *r, const hc_result_t *res)
             lane_apply(e, w, l, lane_failed(l, e->o.coalesce, now + delay), before);
         }
     }
-    attempt_free(a);
+    attempt_free(e, a);
     wh_poke(e, w); /* a probe's success lets the webhook's ready lanes go again */
     if (e->n_attempts >= FLUSH_MAX)
         flush(e);
@@ -1131,32 +1196,47 @@ static int start_attempt(engine_t *e, wh_t *w, lane_t *l, event_t *ev, bool prob
         e->o.test_fail_starts--;
         return BH_ENOMEM;
     }
-    /* Not calloc: the request's result holds a 4 KiB excerpt buffer that hc resets
-     * by its length; the request's own fields are all set below. */
-    attempt_t *a = malloc(sizeof(*a));
+    attempt_t *a = attempt_new(e);
     if (!a)
         return BH_ENOMEM;
     hc_request_init(&a->req);
     int64_t ts = now_ms(e) / 1000;
     char sig[SIGN_V1_LEN + 1];
     const char *id = a->id;
-    event_id(w, ev->version, a->id);
-    if (sign_v1(w->key, sizeof(w->key), id, ts, ev->body, ev->len, sig)) {
-        free(a);
+    size_t id_len = event_id(w, ev->version, a->id);
+    if (!w->signer && sign_key_new(w->key, sizeof(w->key), &w->signer))
+        w->signer = NULL; /* signed the slower way below, and prepared again next time */
+    if (w->signer ? sign_v1_key(w->signer, id, ts, ev->body, ev->len, sig)
+                  : sign_v1(w->key, sizeof(w->key), id, ts, ev->body, ev->len, sig)) {
+        attempt_free(e, a);
         return BH_EINTERNAL;
     }
-    /* Four NUL-separated lines in one buffer: no allocation per header. */
-    int n = snprintf(a->hbuf, sizeof(a->hbuf),
-                     "Content-Type: application/json%cwebhook-id: %s%cwebhook-timestamp: %lld%c"
-                     "webhook-signature: %s",
-                     0, id, 0, (long long)ts, 0, sig);
-    if (n < 0 || (size_t)n >= sizeof(a->hbuf)) {
-        attempt_free(a);
-        return BH_EINTERNAL;
+    /* Four NUL-separated lines in one buffer: no allocation per header, and no
+     * printf (it showed in the delivery profile). */
+    char tsbuf[24];
+    size_t ts_len = fmt_u64((uint64_t)ts, tsbuf);
+    char *end = a->hbuf + sizeof(a->hbuf), *q = a->hbuf;
+    const struct {
+        const char *name, *value;
+        size_t name_len, value_len;
+    } lines[4] = {
+        { "Content-Type: ", "application/json", 14, 16 },
+        { "webhook-id: ", id, 12, id_len },
+        { "webhook-timestamp: ", tsbuf, 19, ts_len },
+        { "webhook-signature: ", sig, 19, SIGN_V1_LEN },
+    };
+    for (int i = 0; i < 4; i++) {
+        if ((size_t)(end - q) < lines[i].name_len + lines[i].value_len + 1) {
+            attempt_free(e, a);
+            return BH_EINTERNAL;
+        }
+        a->headers[i] = q;
+        memcpy(q, lines[i].name, lines[i].name_len);
+        q += lines[i].name_len;
+        memcpy(q, lines[i].value, lines[i].value_len);
+        q += lines[i].value_len;
+        *q++ = '\0';
     }
-    const char *line = a->hbuf;
-    for (int i = 0; i < 4; i++, line += strlen(line) + 1)
-        a->headers[i] = line;
     a->headers[4] = NULL;
     a->wh = w;
     a->lane = l;
@@ -2028,6 +2108,7 @@ static void engine_main(void *arg)
         flush_free(j);
     }
     uv_run(&e->loop, UV_RUN_DEFAULT); /* drain jobs still coming back */
+    attempts_spare_free(e);
     log_buffer_end();
     uv_loop_close(&e->loop);
 }

@@ -88,6 +88,45 @@ static void test_openssl_vectors(void **state)
     assert_int_equal(verify(&k, "evt_1", "0", EMPTY_SIG, "", 0, 300), 0);
 }
 
+/* A prepared key signs exactly as sign_v1, message after message (each call starts
+ * a new message with the same key), and refuses what sign_v1 refuses. */
+static void test_prepared_key(void **state)
+{
+    (void)state;
+    tkey_t k = key_of(K32), off = key_of(OFF_KEY);
+    sign_key_t *sk = NULL, *so = NULL;
+    assert_int_equal(sign_key_new(k.b, k.n, &sk), 0);
+    assert_int_equal(sign_key_new(off.b, off.n, &so), 0);
+    char sig[SIGN_V1_LEN + 1], want[SIGN_V1_LEN + 1];
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(sign_v1_key(sk, UUID, TS2, DEL_BODY, strlen(DEL_BODY), sig), 0);
+        assert_string_equal(sig, DEL_SIG);
+        assert_int_equal(sign_v1_key(sk, UUID, TS2, UTF8_BODY, strlen(UTF8_BODY), sig), 0);
+        assert_string_equal(sig, UTF8_SIG);
+        assert_int_equal(sign_v1_key(sk, "evt_1", 0, NULL, 0, sig), 0);
+        assert_string_equal(sig, EMPTY_SIG);
+        assert_int_equal(sign_v1_key(so, OFF_ID, OFF_TS, OFF_BODY, strlen(OFF_BODY), sig), 0);
+        assert_string_equal(sig, OFF_SIG);
+    }
+    /* Timestamps of every length, against the unprepared path. */
+    const int64_t stamps[] = { 0, 9, 10, 99, 1614265330, INT64_MAX };
+    for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++) {
+        assert_int_equal(sign_v1(k.b, k.n, UUID, stamps[i], "x", 1, want), 0);
+        assert_int_equal(sign_v1_key(sk, UUID, stamps[i], "x", 1, sig), 0);
+        assert_string_equal(sig, want);
+    }
+    assert_int_equal(sign_v1_key(sk, "", 1, "", 0, sig), BH_EINVAL);
+    assert_int_equal(sign_v1_key(sk, "a.b", 1, "", 0, sig), BH_EINVAL);
+    assert_int_equal(sign_v1_key(sk, "id", -1, "", 0, sig), BH_EINVAL);
+    assert_int_equal(sign_v1_key(NULL, "id", 1, "", 0, sig), BH_EINVAL);
+    sign_key_free(sk);
+    sign_key_free(so);
+    sign_key_free(NULL);
+    assert_int_equal(sign_key_new(k.b, 0, &sk), BH_EINVAL);
+    assert_null(sk);
+    assert_int_equal(sign_key_new(k.b, SIGN_KEY_MAX + 1, &sk), BH_EINVAL);
+}
+
 static void test_sign_rejects_bad_arguments(void **state)
 {
     (void)state;
@@ -291,6 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_official_vector),
         cmocka_unit_test(test_openssl_vectors),
+        cmocka_unit_test(test_prepared_key),
         cmocka_unit_test(test_sign_rejects_bad_arguments),
         cmocka_unit_test(test_multiple_signatures),
         cmocka_unit_test(test_tolerance_edges),
