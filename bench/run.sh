@@ -44,6 +44,7 @@ if [ $SMOKE = 1 ]; then
   IDLE_BUSY=2          # idle (b): of those tenants, how many get writes (x IDLE_PER webhooks)
   IDLE_BUSY_BREAKS=20  # idle (b): new breaks per such tenant
   DELTA_CHANGES=500    # delta: changes the follow-ups serve (bench/delta.py)
+  PG_FILES=1           # pg: \$batch files of LINES new breaks per back-end
   DELTA_POLLS=5        # delta: long polls woken by a write
   WAIT_MAX=60          # the longest wait for deliveries in any one step (s)
 else
@@ -60,6 +61,7 @@ else
   IDLE_BUSY=10
   IDLE_BUSY_BREAKS=1000
   DELTA_CHANGES=100000
+  PG_FILES=10
   DELTA_POLLS=200
   WAIT_MAX=240
 fi
@@ -733,6 +735,107 @@ sec_tls() {
   rm -f "$WORK"/tls-*.ndjson
 }
 
+# store_calls FILE [SKIP_OP]: store.h calls a scrape counted so far (the _count of
+# breakhook_store_call_duration_seconds, every op but SKIP_OP).
+store_calls() {
+  awk -v skip="op=\"${2:-none}\"" 'index($0, "breakhook_store_call_duration_seconds_count{") == 1 &&
+    index($0, skip) == 0 { n += $NF } END { printf "%.0f", n }' "$1"
+}
+
+# pg_statements URL: statements PostgreSQL executed so far in the database (every
+# statement of a pipeline counts once), from pg_stat_statements.
+pg_statements() {
+  psql -X -q -A -t -d "$1" -c "SELECT COALESCE(SUM(calls), 0) FROM pg_stat_statements
+    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND query NOT ILIKE '%pg_stat_statements%'" 2>/dev/null || echo ""
+}
+
+# pg_phase LABEL STORE_URL: on a fresh store, tenant bench and a client, a definition
+# and 100 people; then PG_FILES $batch files of new breaks (upserts/s, store calls per
+# write), then the e2e1 load with one webhook (events/s, store calls per delivered
+# event: every op but the $batch writes').
+pg_phase() {
+  local label=$1 url=$2 json t0 t1 b0 b1 lines=$((PG_FILES * LINES)) s0="" s1=""
+  "$BIN" tenant create bench --store "$url" >/dev/null 2>&1 ||
+    { note "pg: tenant create on $label failed"; return 1; }
+  json=$("$BIN" client create --tenant bench --name bench --json --store "$url" \
+    --scopes "connector-protimeapi-breaks.read connector-protimeapi-breaks.write connector-protimeapi-people.write connector-protimeapi-break-definitions.write connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write" | tail -n 1)
+  CLIENT_ID=$(echo "$json" | sed 's/.*"clientId":"\([^"]*\)".*/\1/')
+  CLIENT_SECRET=$(echo "$json" | sed 's/.*"clientSecret":"\([^"]*\)".*/\1/')
+  STORE=$url
+  start_server --access-log=false || return 1
+  curl -s -o /dev/null "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/break-definitions/1" \
+    -d '{"id":1,"name":{"default":"Lunch"},"friendlyName":{"default":"Lunch"},"paidDurationInMinutes":0,"minimumDurationInMinutes":30,"maximumDurationInMinutes":60,"ifNotClockedDurationInMinutes":30,"hasToBeTakenUninterrupted":true}'
+  for p in $(seq 1 100); do
+    curl -s -o /dev/null "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/people/$p" -d "{\"id\":$p}"
+  done
+  for f in $(seq 0 $((PG_FILES - 1))); do
+    gen_breaks "$WORK/pgb-$f.ndjson" $((f * LINES + 1)) "$LINES" 1 2026-03 0
+  done
+  scrape "$WORK/pgb.before.prom"
+  [ "$label" = postgres ] && s0=$(pg_statements "$url")
+  t0=$(date +%s.%N)
+  for f in "$WORK"/pgb-*.ndjson; do post_batch "$f" >/dev/null; done
+  t1=$(date +%s.%N)
+  scrape "$WORK/pgb.after.prom"
+  [ "$label" = postgres ] && s1=$(pg_statements "$url")
+  record "$label: \$batch upserts (new breaks, durable)" \
+    "$(calc 'sprintf("%.0f", n / (b - a))' n="$lines" a="$t0" b="$t1")" "upserts/s"
+  b0=$(store_calls "$WORK/pgb.before.prom"); b1=$(store_calls "$WORK/pgb.after.prom")
+  record "$label: store calls per \$batch write" "$(calc 'sprintf("%.4f", (b - a) / n)' a="$b0" b="$b1" n="$lines")" "calls"
+  [ -n "$s0" ] && [ -n "$s1" ] && record "$label: PostgreSQL statements per \$batch write" \
+    "$(calc 'sprintf("%.4f", (b - a) / n)' a="$s0" b="$s1" n="$lines")" "statements"
+  rm -f "$WORK"/pgb-*.ndjson
+  stop_server
+  for f in $(seq 0 $((E2E_FILES - 1))); do
+    gen_breaks "$WORK/pge-$f.ndjson" $((5000000 + f * LINES + 1)) "$LINES" 1 2026-04 0
+  done
+  [ "$label" = postgres ] && s0=$(pg_statements "$url")
+  end_to_end "pg-$label" 1 "$WORK"/pge-*.ndjson || return 1
+  [ "$label" = postgres ] && s1=$(pg_statements "$url")
+  record "$label: end-to-end, 1 webhook" "$E2E" "events/s"
+  record "$label: end-to-end, 1 webhook: server CPU per event" "$E2E_CPU" "us"
+  b0=$(store_calls "$WORK/pg-$label.before.prom" breaks_apply)
+  b1=$(store_calls "$WORK/pg-$label.after.prom" breaks_apply)
+  record "$label: store calls per delivered event (writes' excluded)" \
+    "$(calc 'sprintf("%.4f", (b - a) / n)' a="$b0" b="$b1" n="$GOT")" "calls"
+  [ -n "$s0" ] && [ -n "$s1" ] && record "$label: PostgreSQL statements per delivered event (its write's included)" \
+    "$(calc 'sprintf("%.2f", (b - a) / n)' a="$s0" b="$s1" n="$GOT")" "statements"
+  rm -f "$WORK"/pge-*.ndjson
+  webhooks_delete
+  stop_server
+}
+
+# PostgreSQL next to SQLite (issue #17): the same load (pg_phase) on a fresh SQLite
+# file and on a throwaway PostgreSQL 15 cluster on 127.0.0.1 with its durable defaults
+# (scripts/pg-test-cluster.sh, PG_TEST_DURABLE=1; fsync and synchronous_commit on, as
+# SQLite runs with synchronous=FULL), in the same run.
+sec_pg() {
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || { note "pg: PostgreSQL 15 is not installed"; return 1; }
+  local saved_store=$STORE saved_id=$CLIENT_ID saved_secret=$CLIENT_SECRET rc=0 url pgc
+  pg_phase sqlite "sqlite:$WORK/pg-compare.db" || rc=1
+  # Not under $WORK (mode 0700): the cluster runs as an unprivileged user, which must
+  # reach its directory.
+  pgc=$(mktemp -d /tmp/breakhook-bench-pg.XXXXXX)
+  if PG_TEST_DURABLE=1 PG_TEST_EXTRA="-c shared_preload_libraries=pg_stat_statements" \
+       scripts/pg-test-cluster.sh start "$pgc" >"$WORK/pgc.url" 2>"$WORK/pgc.err"; then
+    url=$(tail -n 1 "$WORK/pgc.url")
+    psql -X -q -d "$url" -c "CREATE DATABASE bench" >/dev/null 2>&1
+    url=${url%/postgres}/bench
+    psql -X -q -d "$url" -c "CREATE EXTENSION pg_stat_statements" >/dev/null 2>&1 ||
+      note "pg: no pg_stat_statements; no statement counts"
+    pg_phase postgres "$url" || rc=1
+    [ -n "$SERVER_PID" ] && { webhooks_delete; stop_server; }
+    scripts/pg-test-cluster.sh stop "$pgc" >/dev/null 2>&1 || true
+  else
+    note "pg: the PostgreSQL cluster did not start: $(tail -n 2 "$WORK/pgc.err" | tr '\n' ' ')"
+    rc=1
+  fi
+  rm -rf "$pgc"
+  STORE=$saved_store CLIENT_ID=$saved_id CLIENT_SECRET=$saved_secret
+  return $rc
+}
+
 # Delta (issue #16, bench/delta.py): follow-ups over DELTA_CHANGES new breaks (delta
 # items served per second), then DELTA_POLLS long polls each woken by one write
 # (commit -> answer, p50 and p99).
@@ -1054,6 +1157,7 @@ if [ -x "$SINK" ]; then
   run_section isolation "isolation from a hung destination" sec_isolation
   run_section backlog-on "backlog, coalescing on" sec_backlog on
   run_section backlog-off "backlog, coalescing off" sec_backlog off
+  run_section pg "PostgreSQL next to SQLite" sec_pg
 else
   note "$SINK missing: no delivery figures"
   STOPPED=$((STOPPED + 1))

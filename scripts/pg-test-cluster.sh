@@ -21,7 +21,8 @@
 # safe only because the server listens on 127.0.0.1 and a socket in DIR/data.
 # fsync is off: the store contract does not test durability, and the cluster is
 # thrown away after the run. PG_TEST_DURABLE=1 keeps PostgreSQL's durable defaults
-# (fsync, synchronous_commit) for a test that restarts the server.
+# (fsync, synchronous_commit) for a test that restarts the server. PG_TEST_EXTRA adds
+# server options ("-c shared_preload_libraries=pg_stat_statements" for the bench).
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -94,6 +95,7 @@ start)
   # few.
   fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   [ "${PG_TEST_DURABLE:-0}" = 1 ] && fast=""
+  fast="$fast ${PG_TEST_EXTRA:-}"
   for attempt in 1 2 3 4 5; do
     port=$(free_port)
     opts="-p $port -k $data -c listen_addresses=127.0.0.1 $fast -c max_connections=200"
