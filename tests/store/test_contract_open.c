@@ -121,7 +121,7 @@ static void test_nodes_open_a_fresh_store_together(void **state)
                                      "schema_migrations", dup, sizeof(dup)), 0);
         assert_string_equal(dup, "0");
         assert_int_equal(pg_one(url, "SELECT count(*) FROM schema_migrations", n, sizeof(n)), 0);
-        assert_int_equal(atoi(n), nodes[0].version);
+        assert_int_equal(strtol(n, NULL, 10), nodes[0].version);
         char sql[128];
         snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
         assert_int_equal(pg_one(env, sql, NULL, 0), 0);
