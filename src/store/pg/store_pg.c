@@ -7,9 +7,10 @@
  * read_connections + PG__WRITE_CONNECTIONS, and reopened when the server dropped
  * one. Statements are prepared once per connection on first use.
  *
- * Writes. run_write runs the domain layer's function (store/writes.c, delivery.c,
- * deltas.c) inside one READ COMMITTED transaction on a pooled connection and
- * commits it; there is no group commit here, PostgreSQL groups commits itself
+ * Writes. run_write hands the domain layer's function (store/writes.c, delivery.c,
+ * deltas.c) to one of the store's PG__WRITE_CONNECTIONS writer threads, which runs it
+ * inside one READ COMMITTED transaction on a pooled connection and commits it, while
+ * the caller waits; there is no group commit here, PostgreSQL groups commits itself
  * (commit_delay, synchronous_commit). The tenant's write lock is the row lock of its
  * counter row: counter_get is SELECT ... FOR NO KEY UPDATE on tenants, held to
  * COMMIT, so two writers of one tenant run one after another and version order is
@@ -386,8 +387,24 @@ typedef struct pg__conn {
     struct pg__conn *next_free;
 } pg__conn_t;
 
+/* A write waiting for a writer thread (pg_run_write), on its caller's stack. */
+typedef struct pg__job {
+    store__tx_fn fn;
+    void *arg;
+    int rc;
+    bool done;
+    struct pg__job *next;
+} pg__job_t;
+
 typedef struct pg__store {
     store_t base; /* first: the handle callers hold */
+    /* The writer threads and their queue, guarded by lock: jcond wakes a writer,
+     * jdone the callers whose job finished. */
+    pthread_t writers[PG__WRITE_CONNECTIONS];
+    int n_writers;
+    pg__job_t *jhead, *jtail;
+    pthread_cond_t jcond, jdone;
+    bool jstop;
     store__config_t cfg;
     char *url;
 
@@ -951,9 +968,9 @@ static int take_int(void *ctx, size_t i, const PGresult *r)
  * failed and fn went on) is rolled back, not committed: PostgreSQL would answer the
  * COMMIT with ROLLBACK. solo changes nothing here: every write is a transaction of
  * its own. */
-static int pg_run_write(store_t *base, store__tx_fn fn, void *arg, bool solo)
+/* One write transaction on the calling thread (a writer thread of the store). */
+static int write_here(store_t *base, store__tx_fn fn, void *arg)
 {
-    (void)solo;
     pg__store_t *s = from_base(base);
     pg__conn_t *c;
     int rc = conn_take(s, &c);
@@ -1011,6 +1028,87 @@ static int pg_run_write(store_t *base, store__tx_fn fn, void *arg, bool solo)
     conn_put(s, c); /* rolls back what did not commit */
     free(tx.notes);
     return rc;
+}
+
+/* The store's writer threads: every write transaction runs on one of them, with a
+ * connection of the pool, while its caller waits (as the SQLite back-end's writer
+ * thread does). PG__WRITE_CONNECTIONS of them, so that writes of different tenants
+ * run side by side while one waits for a tenant's row lock. */
+static void *writer_main(void *arg)
+{
+    pg__store_t *s = arg;
+    pthread_setname_np(pthread_self(), "bh-pg-writer");
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->jhead && !s->jstop)
+            pthread_cond_wait(&s->jcond, &s->lock);
+        pg__job_t *j = s->jhead;
+        if (!j)
+            break; /* stopping, and nothing is left */
+        s->jhead = j->next;
+        if (!s->jhead)
+            s->jtail = NULL;
+        pthread_mutex_unlock(&s->lock);
+        int rc = write_here(&s->base, j->fn, j->arg);
+        pthread_mutex_lock(&s->lock);
+        j->rc = rc;
+        j->done = true;
+        pthread_cond_broadcast(&s->jdone);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Hands fn to a writer thread and waits for its commit. The wait counts as a call in
+ * flight, so shutdown waits for it; a job still queued at shutdown fails with
+ * BH_ESHUTDOWN (conn_take refuses it). */
+static int pg_run_write(store_t *base, store__tx_fn fn, void *arg, bool solo)
+{
+    (void)solo; /* every write is a transaction of its own here */
+    pg__store_t *s = from_base(base);
+    pg__job_t j = { .fn = fn, .arg = arg };
+    pthread_mutex_lock(&s->lock);
+    if (s->closing || s->n_writers == 0) {
+        pthread_mutex_unlock(&s->lock);
+        return BH_ESHUTDOWN;
+    }
+    s->inflight++;
+    if (s->jtail)
+        s->jtail->next = &j;
+    else
+        s->jhead = &j;
+    s->jtail = &j;
+    pthread_cond_signal(&s->jcond);
+    while (!j.done)
+        pthread_cond_wait(&s->jdone, &s->lock);
+    s->inflight--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    return j.rc;
+}
+
+static void writers_stop(pg__store_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->jstop = true;
+    pthread_cond_broadcast(&s->jcond);
+    int n = s->n_writers;
+    s->n_writers = 0;
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < n; i++)
+        pthread_join(s->writers[i], NULL);
+}
+
+static int writers_start(pg__store_t *s)
+{
+    for (int i = 0; i < PG__WRITE_CONNECTIONS; i++) {
+        if (pthread_create(&s->writers[i], NULL, writer_main, s) != 0)
+            return BH_ENOMEM;
+        pthread_mutex_lock(&s->lock);
+        s->n_writers++;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return 0;
 }
 
 static int pg_tx_note(store__tx_t *tx, const store__commit_t *note)
@@ -2803,18 +2901,22 @@ static void pg_shutdown(store_t *base)
     while (s->inflight > 0)
         pthread_cond_wait(&s->cond, &s->lock);
     pthread_mutex_unlock(&s->lock);
+    writers_stop(s);
     pg__notify_stop(s->notify);
 }
 
 static void pg_destroy(store_t *base)
 {
     pg__store_t *s = from_base(base);
+    writers_stop(s); /* an open that failed after starting them */
     pg__notify_free(s->notify);
     for (int i = 0; s->conns && i < s->n_conns; i++)
         if (s->conns[i].db)
             PQfinish(s->conns[i].db);
     free(s->conns);
     pthread_cond_destroy(&s->cond);
+    pthread_cond_destroy(&s->jcond);
+    pthread_cond_destroy(&s->jdone);
     pthread_mutex_destroy(&s->lock);
     explicit_bzero(&s->cfg.master, sizeof(s->cfg.master));
     if (s->url)
@@ -3230,6 +3332,8 @@ int pg__open(const char *url, const store__config_t *cfg, store_t **out, const c
     s->cfg = *cfg;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
+    pthread_cond_init(&s->jcond, NULL);
+    pthread_cond_init(&s->jdone, NULL);
     int rc = BH_ENOMEM;
     s->url = strdup(url);
     s->n_conns = cfg->read_connections + PG__WRITE_CONNECTIONS;
@@ -3250,6 +3354,8 @@ int pg__open(const char *url, const store__config_t *cfg, store_t **out, const c
         rc = migrate(s, c, err_msg);
     if (rc == 0)
         rc = keys_seal(s, c, err_msg);
+    if (rc == 0 && (rc = writers_start(s)) != 0)
+        *err_msg = "could not start the store's writer threads";
     if (rc != 0)
         goto out_destroy;
     *out = &s->base;
