@@ -361,12 +361,16 @@ int it_store_url_make(it_server_t *s)
         set_error("BREAKHOOK_TEST_PG_URL '%s' names no database (postgres://…/DB)", pg);
         return -1;
     }
+    /* The directory's random suffix, in hex: unique like the directory, and a valid
+     * lower-case name (mapping its letters instead made names collide). */
     const char *base = strrchr(s->dir, '/');
-    char db[64];
-    snprintf(db, sizeof(db), "it_%.40s", base ? base + 1 : s->dir);
-    for (char *c = db; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
-            *c = '_';
+    base = base ? base + 1 : s->dir;
+    const char *dash = strrchr(base, '-');
+    const char *suffix = dash ? dash + 1 : base;
+    char db[64] = "it_";
+    size_t o = 3;
+    for (const char *c = suffix; *c && o + 2 < sizeof(db); c++)
+        o += (size_t)snprintf(db + o, sizeof(db) - o, "%02x", (unsigned char)*c);
     char sql[128], log[400];
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
     snprintf(log, sizeof(log), "%s/createdb.log", s->dir);
