@@ -19,12 +19,10 @@
 int auth_client_credentials_new(bh_rand_t *r, char client_id[32],
                                 char secret[AUTH_SECRET_LEN + 1])
 {
-    unsigned char id[10], sec[32];
-    if (rand_bytes(r, id, sizeof(id)) || rand_bytes(r, sec, sizeof(sec)))
+    unsigned char sec[32];
+    memcpy(client_id, "bh_", 3);
+    if (rand_hex(r, client_id + 3, 10) || rand_bytes(r, sec, sizeof(sec)))
         return BH_EIO;
-    int off = snprintf(client_id, 32, "bh_");
-    for (size_t i = 0; i < sizeof(id); i++)
-        off += snprintf(client_id + off, 32 - (size_t)off, "%02x", id[i]);
     base64_encode(sec, sizeof(sec), secret, true);
     OPENSSL_cleanse(sec, sizeof(sec));
     return 0;

@@ -177,6 +177,20 @@ void rand_fake_init(bh_rand_t *r, uint64_t seed)
     r->fake_state = seed;
 }
 
+int rand_hex(bh_rand_t *r, char *out, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char b[64];
+    if (n > sizeof(b) || rand_bytes(r, b, n))
+        return BH_EIO;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return 0;
+}
+
 double rand_unit(bh_rand_t *r)
 {
     uint64_t v = 0;

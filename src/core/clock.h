@@ -55,6 +55,10 @@ static inline BH_MUST_USE int rand_bytes(bh_rand_t *r, void *p, size_t n)
     return r->bytes(r, p, n);
 }
 
+/* n random bytes from r as 2n lower-case hex digits and a NUL into out (room for
+ * 2n + 1): the ids of deltas, store nodes and API clients. */
+BH_MUST_USE int rand_hex(bh_rand_t *r, char *out, size_t n);
+
 /* A uniformly distributed double in [0, 1) from r, for jitter. */
 double rand_unit(bh_rand_t *r);
 

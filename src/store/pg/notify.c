@@ -454,13 +454,10 @@ int pg__notify_new(store_t *base, const char *url, pg__notify_t **out)
     pg__notify_t *n = calloc(1, sizeof(*n));
     if (!n)
         return BH_ENOMEM;
-    unsigned char id[PG__NODE_ID_BYTES];
-    if (rand_bytes(rand_system(), id, sizeof(id)) != 0) {
+    if (rand_hex(rand_system(), n->node, PG__NODE_ID_BYTES) != 0) {
         free(n);
         return BH_EIO;
     }
-    for (size_t i = 0; i < sizeof(id); i++)
-        snprintf(n->node + 2 * i, 3, "%02x", id[i]);
     n->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (n->wake_fd < 0) {
         free(n);
