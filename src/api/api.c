@@ -57,31 +57,37 @@ int api_run_job(http_request_t *req, api_work_fn work, api_work_fn done, void *a
     return 0;
 }
 
+void api_respond_unqueued(http_request_t *req, int rc, bool write)
+{
+    if (write && rc == BH_EAGAIN) {
+        http_response_header(req, "Retry-After", "1");
+        http_respond_error(req, 503, "too many writes are waiting for the store; try again",
+                           NULL, 0);
+        return;
+    }
+    http_respond_error(req, 503,
+                       rc == BH_ENOMEM ? "the server is out of memory" : "the server is busy",
+                       NULL, 0);
+}
+
 void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
 {
     int rc = api_run_job(req, work, done, arg);
     if (rc)
-        http_respond_error(req, 503,
-                           rc == BH_ENOMEM ? "the server is out of memory" : "the server is busy",
-                           NULL, 0);
+        api_respond_unqueued(req, rc, false);
+}
+
+int api_run_write_job(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
+{
+    api_pool_t *pool = api_ctx(req)->write_pool;
+    return pool ? api_pool_run(pool, req, work, done, arg) : api_run_job(req, work, done, arg);
 }
 
 void api_run_write(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
 {
-    api_pool_t *pool = api_ctx(req)->write_pool;
-    if (!pool) {
-        api_run(req, work, done, arg);
-        return;
-    }
-    int rc = api_pool_run(pool, req, work, done, arg);
-    if (rc == 0)
-        return;
-    if (rc == BH_EAGAIN)
-        http_response_header(req, "Retry-After", "1");
-    http_respond_error(req, 503,
-                       rc == BH_EAGAIN ? "too many writes are waiting for the store; try again"
-                                       : "the server is busy",
-                       NULL, 0);
+    int rc = api_run_write_job(req, work, done, arg);
+    if (rc)
+        api_respond_unqueued(req, rc, api_ctx(req)->write_pool != NULL);
 }
 
 /* One route per path: the method picks the handler. */

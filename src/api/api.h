@@ -62,10 +62,16 @@ BH_MUST_USE int api_register_routes(http_router_t *r, api_ctx_t *ctx);
  * Fails (and answers 503) only when the job cannot be queued. */
 typedef void (*api_work_fn)(http_request_t *req, void *arg);
 void api_run(http_request_t *req, api_work_fn work, api_work_fn done, void *arg);
-/* As api_run, but answers nothing when the job cannot be queued: returns BH_ENOMEM or
- * BH_EAGAIN, and the caller answers. */
+/* As api_run and api_run_write, but answers nothing when the job cannot be queued:
+ * they return BH_ENOMEM, BH_EAGAIN (the write pool's queue is full) or BH_ESHUTDOWN,
+ * and the caller answers, with api_respond_unqueued once it has undone its own state. */
 BH_MUST_USE int api_run_job(http_request_t *req, api_work_fn work, api_work_fn done,
                             void *arg);
+BH_MUST_USE int api_run_write_job(http_request_t *req, api_work_fn work, api_work_fn done,
+                                  void *arg);
+/* The 503 of a job that could not be queued (rc from the two above; write: it was for
+ * the write pool, whose full queue gets Retry-After). */
+void api_respond_unqueued(http_request_t *req, int rc, bool write);
 /* As api_run for work that writes to the store: it waits for its group commit on a
  * thread of the context's write pool, not on one of libuv's, which the reads need
  * (without a write pool, api_run). A full write queue is answered 503 with
@@ -251,8 +257,6 @@ void api_deltas_attach(api_deltas_t *d, api_ctx_t *ctx);
 /* SIGTERM: answers every held request at once (an empty page and its deltaLink),
  * holds no more, and stops listening to the store. Idempotent. */
 void api_deltas_stop(api_deltas_t *d);
-/* Requests held now (for tests and metrics). */
-size_t api_deltas_held(const api_deltas_t *d);
 /* After the loop has closed its handles (uv_walk + uv_run) or never ran: frees. */
 void api_deltas_free(api_deltas_t *d);
 

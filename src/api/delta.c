@@ -244,11 +244,6 @@ void api_deltas_attach(api_deltas_t *d, api_ctx_t *ctx)
         log_warn("delta long polls will not wake on commits: no store subscription left");
 }
 
-size_t api_deltas_held(const api_deltas_t *d)
-{
-    return d ? d->n_held : 0;
-}
-
 void api_deltas_free(api_deltas_t *d)
 {
     if (!d)
@@ -432,14 +427,6 @@ static const char *coll_path(store_collection_t coll)
     return coll == STORE_COLL_BREAKS ? "breaks" : "break-definitions";
 }
 
-/* api_run_write for a job whose failure to queue the caller answers itself:
- * BH_EAGAIN, BH_ENOMEM or BH_ESHUTDOWN. */
-static int run_write(http_request_t *req, api_work_fn work, api_work_fn done, void *arg)
-{
-    api_pool_t *pool = api_ctx(req)->write_pool;
-    return pool ? api_pool_run(pool, req, work, done, arg) : api_run_job(req, work, done, arg);
-}
-
 static const char *delta_path(store_collection_t coll)
 {
     return coll == STORE_COLL_BREAKS ? API_BASE "/delta/breaks"
@@ -457,23 +444,41 @@ static int append_delta_link(api_ctx_t *ctx, const api_delta_token_t *t, buf_t *
     return rc;
 }
 
-static void release(follow_t *f)
+/* Takes a held f off the held list (the tick stops with the last one). */
+static void unhold(follow_t *f)
 {
     api_deltas_t *d = f->d;
-    if (!d)
+    TAILQ_REMOVE(&d->held, f, link);
+    f->held = false;
+    d->n_held--;
+    (void)count_add(&d->held_by_client, client_key(f->tok.tenant_id, f->tok.client_id), -1);
+    if (!d->n_held)
+        uv_timer_stop(&d->tick);
+}
+
+/* The request on t's delta has ended (take_busy's counterpart). */
+static void drop_busy(api_deltas_t *d, const api_delta_token_t *t)
+{
+    (void)count_add(&d->busy, id_key(t->delta_id), -1);
+}
+
+static void release(follow_t *f)
+{
+    if (!f->d)
         return;
-    if (f->held) {
-        TAILQ_REMOVE(&d->held, f, link);
-        f->held = false;
-        d->n_held--;
-        (void)count_add(&d->held_by_client, client_key(f->tok.tenant_id, f->tok.client_id), -1);
-        if (!d->n_held)
-            uv_timer_stop(&d->tick);
-    }
+    if (f->held)
+        unhold(f);
     if (f->busy) {
-        (void)count_add(&d->busy, id_key(f->tok.delta_id), -1);
+        drop_busy(f->d, &f->tok);
         f->busy = false;
     }
+}
+
+/* 410 with reason (a touch_gone or gone_pruned text). */
+static void respond_gone(http_request_t *req, const char *reason)
+{
+    const char *reasons[] = { reason };
+    http_respond_error(req, 410, "this delta is gone", reasons, 1);
 }
 
 /* Answers the page read last (maybe empty) and its deltaLink. */
@@ -510,14 +515,12 @@ static void launch(follow_t *f)
 {
     if (f->d)
         f->seq = f->d->seq;
-    int rc = f->touch ? run_write(f->req, follow_work, follow_done, f)
+    int rc = f->touch ? api_run_write_job(f->req, follow_work, follow_done, f)
                       : api_run_job(f->req, follow_work, follow_done, f);
     if (rc) {
         release(f);
         buf_deinit(&f->items);
-        if (rc == BH_EAGAIN)
-            http_response_header(f->req, "Retry-After", "1");
-        http_respond_error(f->req, 503, "the server is busy; try again", NULL, 0);
+        api_respond_unqueued(f->req, rc, f->touch);
     }
 }
 
@@ -546,12 +549,10 @@ static void follow_done(http_request_t *req, void *arg)
     if (f->gone || f->rc) {
         release(f);
         buf_deinit(&f->items);
-        if (f->gone) {
-            const char *reasons[] = { f->gone };
-            http_respond_error(req, 410, "this delta is gone", reasons, 1);
-        } else {
+        if (f->gone)
+            respond_gone(req, f->gone);
+        else
             api_respond_store_error(req, f->rc);
-        }
         return;
     }
     api_deltas_t *d = f->d;
@@ -583,14 +584,9 @@ static void wake(api_deltas_t *d, bool all, const int64_t *tenants, size_t n)
         next = TAILQ_NEXT(f, link);
         if (!woken_since(f))
             continue;
-        TAILQ_REMOVE(&d->held, f, link);
-        f->held = false;
-        d->n_held--;
-        (void)count_add(&d->held_by_client, client_key(f->tok.tenant_id, f->tok.client_id), -1);
+        unhold(f);
         launch(f);
     }
-    if (!d->n_held)
-        uv_timer_stop(&d->tick);
 }
 
 static void on_async(uv_async_t *a)
@@ -862,10 +858,9 @@ static void initial_done(http_request_t *req, void *arg)
     initial_t *j = arg;
     api_ctx_t *ctx = api_ctx(req);
     if (j->busy)
-        (void)count_add(&j->d->busy, id_key(j->tok.delta_id), -1);
+        drop_busy(j->d, &j->tok);
     if (j->gone) {
-        const char *reasons[] = { j->gone };
-        http_respond_error(req, 410, "this delta is gone", reasons, 1);
+        respond_gone(req, j->gone);
         buf_deinit(&j->out);
         return;
     }
@@ -944,13 +939,10 @@ void api_delta_initial(http_request_t *req, const auth_claims_t *c, store_collec
             respond_400(req, "invalid externalReferences", reason);
             return;
         }
-        unsigned char id[STORE_DELTA_ID_LEN / 2];
-        if (rand_bytes(ctx->rand, id, sizeof(id))) {
+        if (rand_hex(ctx->rand, j->tok.delta_id, STORE_DELTA_ID_LEN / 2)) {
             http_respond_error(req, 503, "the server could not make a random id", NULL, 0);
             return;
         }
-        for (size_t i = 0; i < sizeof(id); i++)
-            snprintf(j->tok.delta_id + 2 * i, 3, "%02x", id[i]);
         j->tok.tenant_id = c->tenant_id;
         j->tok.collection = coll;
         snprintf(j->tok.client_id, sizeof(j->tok.client_id), "%s", c->client_id);
@@ -963,13 +955,11 @@ void api_delta_initial(http_request_t *req, const auth_claims_t *c, store_collec
         j->start = true;
     }
     buf_init(&j->out, 256 << 20);
-    int rc = run_write(req, initial_work, initial_done, j);
+    int rc = api_run_write_job(req, initial_work, initial_done, j);
     if (rc) {
         if (j->busy)
-            (void)count_add(&j->d->busy, id_key(j->tok.delta_id), -1);
+            drop_busy(j->d, &j->tok);
         buf_deinit(&j->out);
-        if (rc == BH_EAGAIN)
-            http_response_header(req, "Retry-After", "1");
-        http_respond_error(req, 503, "the server is busy; try again", NULL, 0);
+        api_respond_unqueued(req, rc, true);
     }
 }
