@@ -963,12 +963,10 @@ static int take_int(void *ctx, size_t i, const PGresult *r)
 
 /* ---- write transactions ----------------------------------------------------------- */
 
-/* Runs fn inside one transaction on a pooled connection and commits it; then tells
- * store__committed what it took. A transaction that ended in error (a statement
- * failed and fn went on) is rolled back, not committed: PostgreSQL would answer the
- * COMMIT with ROLLBACK. solo changes nothing here: every write is a transaction of
- * its own. */
-/* One write transaction on the calling thread (a writer thread of the store). */
+/* Runs fn inside one transaction on a pooled connection, on the calling thread (one of
+ * the store's writer threads, below), and commits it; then tells store__committed
+ * what it took. A transaction that ended in error (a statement failed and fn went on)
+ * is rolled back, not committed: PostgreSQL would answer the COMMIT with ROLLBACK. */
 static int write_here(store_t *base, store__tx_fn fn, void *arg)
 {
     pg__store_t *s = from_base(base);
