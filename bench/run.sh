@@ -383,14 +383,31 @@ hist_quantiles() {
   return 0
 }
 
-# A break definition and 100 people: every section writes breaks for them.
-seed_data() {
-  start_server --access-log=false || return 1
+# bench_tenant STORE_URL: tenant bench and an API client with every scope the bench
+# needs in that store; sets CLIENT_ID and CLIENT_SECRET.
+bench_tenant() {
+  local json
+  "$BIN" tenant create bench --store "$1" >/dev/null 2>"$WORK/cli.log" || return 1
+  json=$("$BIN" client create --tenant bench --name bench --json --store "$1" \
+    --scopes "connector-protimeapi-breaks.read connector-protimeapi-breaks.write connector-protimeapi-people.write connector-protimeapi-break-definitions.write connector-protimeapi-break-definitions.read connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write" \
+    2>>"$WORK/cli.log" | tail -n 1)
+  CLIENT_ID=$(echo "$json" | sed 's/.*"clientId":"\([^"]*\)".*/\1/')
+  CLIENT_SECRET=$(echo "$json" | sed 's/.*"clientSecret":"\([^"]*\)".*/\1/')
+}
+
+# seed_records: on the running server, a break definition and 100 people: every
+# section writes breaks for them.
+seed_records() {
   curl -s -o /dev/null "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/break-definitions/1" \
     -d '{"id":1,"name":{"default":"Lunch"},"friendlyName":{"default":"Lunch"},"paidDurationInMinutes":0,"minimumDurationInMinutes":30,"maximumDurationInMinutes":60,"ifNotClockedDurationInMinutes":30,"hasToBeTakenUninterrupted":true}'
   for p in $(seq 1 100); do
     curl -s -o /dev/null "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/people/$p" -d "{\"id\":$p}"
   done
+}
+
+seed_data() {
+  start_server --access-log=false || return 1
+  seed_records
   stop_server
 }
 
@@ -755,20 +772,11 @@ pg_statements() {
 # write), then the e2e1 load with one webhook (events/s, store calls per delivered
 # event: every op but the $batch writes').
 pg_phase() {
-  local label=$1 url=$2 json t0 t1 b0 b1 lines=$((PG_FILES * LINES)) s0="" s1=""
-  "$BIN" tenant create bench --store "$url" >/dev/null 2>&1 ||
-    { note "pg: tenant create on $label failed"; return 1; }
-  json=$("$BIN" client create --tenant bench --name bench --json --store "$url" \
-    --scopes "connector-protimeapi-breaks.read connector-protimeapi-breaks.write connector-protimeapi-people.write connector-protimeapi-break-definitions.write connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write" | tail -n 1)
-  CLIENT_ID=$(echo "$json" | sed 's/.*"clientId":"\([^"]*\)".*/\1/')
-  CLIENT_SECRET=$(echo "$json" | sed 's/.*"clientSecret":"\([^"]*\)".*/\1/')
+  local label=$1 url=$2 t0 t1 b0 b1 lines=$((PG_FILES * LINES)) s0="" s1=""
+  bench_tenant "$url" || { note "pg: tenant and client on $label: $(tail -n 1 "$WORK/cli.log")"; return 1; }
   STORE=$url
   start_server --access-log=false || return 1
-  curl -s -o /dev/null "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/break-definitions/1" \
-    -d '{"id":1,"name":{"default":"Lunch"},"friendlyName":{"default":"Lunch"},"paidDurationInMinutes":0,"minimumDurationInMinutes":30,"maximumDurationInMinutes":60,"ifNotClockedDurationInMinutes":30,"hasToBeTakenUninterrupted":true}'
-  for p in $(seq 1 100); do
-    curl -s -o /dev/null "${AUTH[@]}" -H 'Content-Type: application/json' -X PUT "$API/people/$p" -d "{\"id\":$p}"
-  done
+  seed_records
   for f in $(seq 0 $((PG_FILES - 1))); do
     gen_breaks "$WORK/pgb-$f.ndjson" $((f * LINES + 1)) "$LINES" 1 2026-03 0
   done
@@ -1130,12 +1138,7 @@ COMPILER=$("${CC_PATH:-cc}" --version 2>/dev/null | head -n 1 || echo unknown)
 VERSION=$("$BIN" version)
 START=$SECONDS
 
-"$BIN" tenant create bench --store "$STORE" >/dev/null 2>"$WORK/cli.log" ||
-  { cat "$WORK/cli.log" >&2; exit 1; }
-CLIENT_JSON=$("$BIN" client create --tenant bench --name bench --json --store "$STORE" \
-  --scopes "connector-protimeapi-breaks.read connector-protimeapi-breaks.write connector-protimeapi-people.write connector-protimeapi-break-definitions.write connector-protimeapi-break-definitions.read connector-protimeapi-webhooks.read connector-protimeapi-webhooks.write")
-CLIENT_ID=$(echo "$CLIENT_JSON" | sed 's/.*"clientId":"\([^"]*\)".*/\1/')
-CLIENT_SECRET=$(echo "$CLIENT_JSON" | sed 's/.*"clientSecret":"\([^"]*\)".*/\1/')
+bench_tenant "$STORE" || { cat "$WORK/cli.log" >&2; exit 1; }
 
 echo "machine: $CPU | $CORES cores | $MEM_GIB GiB | Linux $KERNEL | $OS"
 echo "build: $VERSION, $BUILD_TYPE ($BIN_DIR), $COMPILER; wrk -t1 -c$CONNECTIONS -d${DURATION}s$([ $SMOKE = 1 ] && echo '; SMOKE run: tiny counts, the figures mean nothing')"
