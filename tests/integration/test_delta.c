@@ -756,6 +756,18 @@ static size_t lp_items(const lp_t *l)
     return n;
 }
 
+/* A long poll on link that a cap refuses at once with status (429 or 503). */
+static void expect_long_poll_refused(it_srv_t *s, const char *auth, const char *link,
+                                     int status, const char *code)
+{
+    it_response_t r;
+    char *hdrs = it_fmt("%sPrefer: wait=5\r\n", auth);
+    assert_int_equal(it_request(s->s.port, "GET", link, hdrs, NULL, 0, &r), 0);
+    IT_EXPECT_ERROR(&r, status, code, "long polls");
+    it_response_free(&r);
+    free(hdrs);
+}
+
 static void test_long_poll(void **state)
 {
     fixture_t *f = *state;
@@ -801,12 +813,7 @@ static void test_long_poll(void **state)
     lp_free(l);
     l = lp_start(s, s->auth, link, 30);
     it_sleep_ms(300);
-    it_response_t r;
-    char *hdrs = it_fmt("%sPrefer: wait=5\r\n", s->auth);
-    assert_int_equal(it_request(s->s.port, "GET", dlink, hdrs, NULL, 0, &r), 0);
-    IT_EXPECT_ERROR(&r, 429, "TooManyRequests", "long polls");
-    it_response_free(&r);
-    free(hdrs);
+    expect_long_poll_refused(s, s->auth, dlink, 429, "TooManyRequests");
 
     /* SIGTERM answers the held request at once: an empty page and its deltaLink. */
     uint64_t t0 = it_now_ms();
@@ -838,17 +845,12 @@ static void test_long_poll_total_cap(void **state)
     json_t *p = it_srv_expect_as(s, auth2, "GET", start, NULL, 200);
     char *link2 = link_of(p, "deltaLink");
     json_decref(p);
-    it_response_t r;
-    char *hdrs = it_fmt("%sPrefer: wait=5\r\n", auth2);
-    assert_int_equal(it_request(s->s.port, "GET", link2, hdrs, NULL, 0, &r), 0);
-    IT_EXPECT_ERROR(&r, 503, "ServiceUnavailable", "long polls");
-    it_response_free(&r);
+    expect_long_poll_refused(s, auth2, link2, 503, "ServiceUnavailable");
     put_break(s, 60, 1, 1, 10);
     lp_join(l);
     assert_int_equal(l->status, 200);
     assert_int_equal(lp_items(l), 1);
     lp_free(l);
-    free(hdrs);
     free(auth2);
     free(link2);
     free(start);
